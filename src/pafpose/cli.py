@@ -1,0 +1,43 @@
+"""pafpose command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pafpose import __version__
+from pafpose.errors import PafposeError
+from pafpose.skeleton import SKELETONS, get_skeleton
+
+
+def _skeleton(args: argparse.Namespace) -> None:
+    sk = get_skeleton(args.name)
+    print(f"{sk.name}: {sk.num_keypoints} keypoints, {len(sk.limbs)} limbs")
+    for i, name in enumerate(sk.keypoints):
+        print(f"  {i:2d} {name}")
+    for i, (a, b) in enumerate(sk.limbs):
+        print(f"  limb {i:2d}: {a} -> {b}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pafpose", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pafpose {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("skeleton", help="print a keypoint set and its limbs")
+    p.add_argument("name", choices=sorted(SKELETONS))
+    p.set_defaults(func=_skeleton)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except PafposeError as err:
+        print(f"pafpose: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""Heatmaps + Part Affinity Fields -> people.
+
+Three steps, the mirror of :mod:`pafpose.encoder`:
+
+1. :func:`find_peaks`: keypoint candidates by 3x3 non-maximum suppression, a threshold, and
+   sub-pixel refinement on the field itself (no upsampling of the maps).
+2. :func:`score_limbs`: for every limb, the PAF line integral of all candidate pairs at
+   once (bilinear sampling), the original's criteria, and greedy one-to-one matching.
+3. :func:`assemble`: people grown from limb connections in limb order, merging partial
+   people that share no keypoint type; redundant limbs (those closing a cycle, such as
+   COCO-18's shoulder-ear) only confirm or extend people, never start one.
+
+Inputs are numpy arrays or torch tensors, ``(C, H, W)`` or batched ``(B, C, H, W)``. For
+tensors, peak finding runs on the tensor's device (the ``O(B K H W)`` step); the PAFs
+are then copied to host memory once, since limb scoring is ``O(pairs)`` and its inputs
+are a few hundred kilobytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from pafpose.errors import PafposeError
+from pafpose.fields import FieldSpec
+from pafpose.pose import Pose, Poses
+
+Refine = Literal["gaussian", "quadratic", "centroid", "none", "upsample"]
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Every threshold of the decoder; defaults chosen by measurement (see BENCHMARKS.md).
+
+    Attributes:
+        peak_threshold: heatmap value a peak must exceed (OpenPose: 0.1).
+        refine: sub-pixel refinement of peaks on the field: ``"gaussian"`` (parabola through
+            the log of the 3 values per axis: exact for a Gaussian blob), ``"quadratic"``
+            (parabola through the values), ``"centroid"`` (3x3 weighted mean), ``"none"``,
+            or ``"upsample"`` (the anchors' way: bicubic upsampling by ``upsample_factor``,
+            then integer peaks; slow, kept for comparison).
+        upsample_factor: map upsampling for ``refine="upsample"``.
+        max_peaks_per_part: candidates kept per keypoint type (the strongest); bounds the
+            time on pathological maps. ``Poses.truncated`` says when it bit.
+        paf_samples: points sampled on each candidate limb (OpenPose: 10); with
+            ``paf_samples_per_cell > 0``, the maximum.
+        paf_samples_per_cell: if positive, sample ``ceil(length * this) + 1`` points (at
+            least 3, at most ``paf_samples``) for a limb ``length`` cells long.
+        paf_threshold: a sample counts as supporting the limb above this PAF projection.
+        paf_min_fraction: fraction of samples that must support a limb (strictly more).
+        distance_prior: OpenPose's penalty ``min(distance_prior * H / length - 1, 0)`` on
+            limbs longer than this fraction of the map height ``H``; 0 disables it.
+        min_keypoints: people with fewer keypoints are dropped.
+        min_score: people with a lower score (mean of keypoint and limb scores) are dropped.
+    """
+
+    peak_threshold: float = 0.1
+    refine: Refine = "gaussian"
+    upsample_factor: int = 8
+    max_peaks_per_part: int = 100
+    paf_samples: int = 10
+    paf_samples_per_cell: float = 0.0
+    paf_threshold: float = 0.05
+    paf_min_fraction: float = 0.8
+    distance_prior: float = 0.5
+    min_keypoints: int = 3
+    min_score: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.refine not in ("gaussian", "quadratic", "centroid", "none", "upsample"):
+            raise PafposeError(f"unknown refine {self.refine!r}: use gaussian, quadratic, centroid, none or upsample")
+        if self.max_peaks_per_part < 1 or self.paf_samples < 2 or self.upsample_factor < 1:
+            raise PafposeError("max_peaks_per_part >= 1, paf_samples >= 2 and upsample_factor >= 1 are required")
+        if not 0 <= self.paf_min_fraction < 1:
+            raise PafposeError(f"paf_min_fraction must be in [0, 1), got {self.paf_min_fraction}")
+
+
+@dataclass
+class Peaks:
+    """Keypoint candidates of one image, sorted by keypoint type.
+
+    Attributes:
+        part: ``(P,)`` keypoint index of each peak.
+        xy: ``(P, 2)`` sub-pixel position in field cells.
+        score: ``(P,)`` heatmap value at the peak.
+        truncated: True if some type had more than ``max_peaks_per_part`` candidates.
+    """
+
+    part: np.ndarray
+    xy: np.ndarray
+    score: np.ndarray
+    truncated: bool = False
+
+
+@dataclass
+class Connections:
+    """Matched limbs of one image: peak ``a[i]`` joins peak ``b[i]`` by limb ``limb[i]``."""
+
+    limb: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+
+
+# ----------------------------------------------------------------------------- peaks
+
+_NEIGHBOURS = ((0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _offsets(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parabola vertex along one axis from the values before, at and after the peak.
+
+    ``other`` is the curvature found on the other axis. On a map border one neighbour is
+    missing (NaN); there the blob is taken as isotropic and the other axis' curvature
+    completes the fit, so peaks in the outermost cells are refined too.
+
+    Returns:
+        the offset in ``[-0.5, 0.5]`` cells, and this axis' curvature (NaN if unknown).
+    """
+    both = np.isfinite(lo) & np.isfinite(hi)
+    curv = np.where(both, lo - 2.0 * c + hi, np.nan)
+    a2 = np.where(both, curv, other)
+    near = np.where(np.isfinite(hi), hi, lo)
+    sign = np.where(np.isfinite(hi), 1.0, -1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off = np.where(both, 0.5 * (lo - hi) / a2, -sign * (near - c - a2 / 2.0) / a2)
+    off = np.where((a2 < 0) & np.isfinite(off), off, 0.0)
+    return np.clip(off, -0.5, 0.5), curv
+
+
+def _refine(values: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (dx, dy) from a (P, 3, 3) window of values (NaN outside the map)."""
+    if mode == "none" or len(values) == 0:
+        z = np.zeros(len(values))
+        return z, z
+    if mode == "centroid":
+        w = np.nan_to_num(np.maximum(values, 0.0))
+        tot = w.sum(axis=(1, 2))
+        tot[tot <= 0] = 1.0
+        dx = (w[:, :, 2].sum(1) - w[:, :, 0].sum(1)) / tot
+        dy = (w[:, 2, :].sum(1) - w[:, 0, :].sum(1)) / tot
+        return dx, dy
+    if mode == "gaussian":
+        values = np.log(np.maximum(values, 1e-10))  # NaN stays NaN
+    c = values[:, 1, 1]
+    xl, xr, yl, yr = values[:, 1, 0], values[:, 1, 2], values[:, 0, 1], values[:, 2, 1]
+    nan = np.full(len(c), np.nan)
+    _, cx = _offsets(c, xl, xr, nan)
+    dy, cy = _offsets(c, yl, yr, cx)
+    dx, _ = _offsets(c, xl, xr, cy)
+    return dx, dy
+
+
+def _cap(part: np.ndarray, score: np.ndarray, k: int, cap: int) -> tuple[np.ndarray, bool]:
+    """Indices (sorted by part) of at most ``cap`` strongest peaks per part."""
+    counts = np.bincount(part, minlength=k)
+    if counts.max(initial=0) <= cap:
+        return np.arange(len(part)), False
+    order = np.lexsort((-score, part))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    rank = np.arange(len(part)) - starts[part[order]]
+    return np.sort(order[rank < cap]), True
+
+
+def _peaks_numpy(hm: np.ndarray, cfg: DecoderConfig) -> Peaks:
+    k, h, w = hm.shape
+    pad = np.full((k, h + 2, w + 2), np.nan, dtype=np.float32)
+    pad[:, 1:-1, 1:-1] = hm
+    kk, yy, xx = np.nonzero(hm > cfg.peak_threshold)
+    yy, xx = yy + 1, xx + 1
+    val = pad[kk, yy, xx]
+    keep = np.ones(len(kk), dtype=bool)
+    # 3x3 NMS; ties broken in raster order so a plateau yields one peak, not hundreds.
+    for i, (dy, dx) in enumerate(_NEIGHBOURS):
+        nb = pad[kk, yy + dy, xx + dx]
+        nb = np.where(np.isnan(nb), -np.inf, nb)
+        keep &= (val > nb) if i < 4 else (val >= nb)
+    kk, yy, xx, val = kk[keep], yy[keep], xx[keep], val[keep]
+    sel, truncated = _cap(kk, val, k, cfg.max_peaks_per_part)
+    kk, yy, xx, val = kk[sel], yy[sel], xx[sel], val[sel]
+    win = pad[kk[:, None, None], yy[:, None, None] + np.arange(-1, 2)[None, :, None],
+              xx[:, None, None] + np.arange(-1, 2)[None, None, :]]
+    dx, dy = _refine(win.astype(np.float64), cfg.refine)
+    xy = np.stack([xx - 1 + dx, yy - 1 + dy], axis=1).astype(np.float64)
+    return Peaks(kk.astype(np.int64), xy, val.astype(np.float64), truncated)
+
+
+def _peaks_upsampled(hm: np.ndarray, cfg: DecoderConfig) -> Peaks:
+    import cv2
+
+    f = cfg.upsample_factor
+    k, h, w = hm.shape
+    up = np.stack(
+        [cv2.resize(hm[i:i + 1].transpose(1, 2, 0), (w * f, h * f), interpolation=cv2.INTER_CUBIC)
+         for i in range(k)]
+    ) if k else np.zeros((0, h * f, w * f), np.float32)
+    peaks = _peaks_numpy(up.reshape(k, h * f, w * f), DecoderConfig(
+        peak_threshold=cfg.peak_threshold, refine="none", max_peaks_per_part=cfg.max_peaks_per_part))
+    # cv2.resize maps pixel centres: src = (dst + 0.5) / f - 0.5.
+    peaks.xy = (peaks.xy + 0.5) / f - 0.5
+    return peaks
+
+
+def _peaks_torch(hm: Any, cfg: DecoderConfig) -> list[Peaks]:
+    """Batched peak finding on the tensor's device; returns host-side peaks per image."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    b, k, h, w = hm.shape
+    hm = torch.nan_to_num(hm.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    pad = F.pad(hm, (1, 1, 1, 1), value=float("-inf"))
+    keep = (hm > cfg.peak_threshold) & (hm >= F.max_pool2d(pad, 3, stride=1))
+    for dy, dx in _NEIGHBOURS[:4]:  # strict against earlier neighbours (raster tie-break)
+        keep &= hm > pad[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+    bb, kk, yy, xx = keep.nonzero(as_tuple=True)
+    nan_pad = F.pad(hm, (1, 1, 1, 1), value=float("nan"))
+    r = torch.arange(-1, 2, device=hm.device)
+    win = nan_pad[bb[:, None, None], kk[:, None, None], yy[:, None, None] + 1 + r[None, :, None],
+                  xx[:, None, None] + 1 + r[None, None, :]]
+    bb, kk, yy, xx = (t.cpu().numpy() for t in (bb, kk, yy, xx))
+    win = win.double().cpu().numpy()
+    out = []
+    for i in range(b):
+        m = bb == i
+        k_i, val, win_i = kk[m], win[m, 1, 1], win[m]
+        sel, truncated = _cap(k_i, val, k, cfg.max_peaks_per_part)
+        dx, dy = _refine(win_i[sel], cfg.refine)
+        xy = np.stack([xx[m][sel] + dx, yy[m][sel] + dy], axis=1).astype(np.float64)
+        out.append(Peaks(k_i[sel].astype(np.int64), xy, val[sel], truncated))
+    return out
+
+
+def find_peaks(heatmaps: np.ndarray, config: DecoderConfig | None = None) -> Peaks:
+    """Keypoint candidates of one image from ``(K, H, W)`` heatmaps (no background channel).
+
+    Non-finite values count as zero.
+    """
+    cfg = config or DecoderConfig()
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    if not np.isfinite(hm).all():
+        hm = np.nan_to_num(hm, nan=0.0, posinf=0.0, neginf=0.0)
+    if cfg.refine == "upsample":
+        return _peaks_upsampled(hm, cfg)
+    return _peaks_numpy(hm, cfg)
+
+
+# ----------------------------------------------------------------------------- limbs
+
+def _bilinear(
+    paf: np.ndarray, cx: np.ndarray, cy: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear samples of channels ``cx``/``cy`` of ``paf`` (C, H, W) at (x, y); border-clamped."""
+    _, h, w = paf.shape
+    flat = paf.reshape(-1)
+    x = np.clip(x, 0.0, w - 1.0)
+    y = np.clip(y, 0.0, h - 1.0)
+    x0 = np.minimum(x.astype(np.int64), w - 2) if w > 1 else np.zeros_like(x, dtype=np.int64)
+    y0 = np.minimum(y.astype(np.int64), h - 2) if h > 1 else np.zeros_like(y, dtype=np.int64)
+    fx, fy = x - x0, y - y0
+    i00 = y0 * w + x0
+    dx1 = 1 if w > 1 else 0
+    dy1 = w if h > 1 else 0
+    base_x, base_y = cx * (h * w), cy * (h * w)
+    out = []
+    for base in (base_x, base_y):
+        i = base + i00
+        top = flat[i] * (1 - fx) + flat[i + dx1] * fx
+        bot = flat[i + dy1] * (1 - fx) + flat[i + dy1 + dx1] * fx
+        out.append(top * (1 - fy) + bot * fy)
+    return out[0], out[1]
+
+
+def _pairs(peaks: Peaks, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    starts = np.searchsorted(peaks.part, np.arange(spec.num_keypoints + 1))
+    limbs, a_idx, b_idx = [], [], []
+    for li, (ka, kb) in enumerate(spec.limb_index):
+        a0, a1, b0, b1 = starts[ka], starts[ka + 1], starts[kb], starts[kb + 1]
+        na, nb = a1 - a0, b1 - b0
+        if na == 0 or nb == 0:
+            continue
+        a_idx.append(np.repeat(np.arange(a0, a1), nb))
+        b_idx.append(np.tile(np.arange(b0, b1), na))
+        limbs.append(np.full(na * nb, li))
+    if not limbs:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    return np.concatenate(limbs), np.concatenate(a_idx), np.concatenate(b_idx)
+
+
+def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: DecoderConfig | None = None) -> Connections:
+    """Score every candidate pair of every limb by its PAF line integral, then match greedily.
+
+    A pair is kept when strictly more than ``paf_min_fraction`` of its samples project above
+    ``paf_threshold`` and its mean projection plus the distance prior is positive. Pairs are
+    then taken by descending score, each peak used at most once per limb.
+    """
+    cfg = config or DecoderConfig()
+    pafs = np.asarray(pafs, dtype=np.float32)
+    if not np.isfinite(pafs).all():
+        pafs = np.nan_to_num(pafs, nan=0.0, posinf=0.0, neginf=0.0)
+    limb, ia, ib = _pairs(peaks, spec)
+    pa = peaks.xy[ia]
+    d = peaks.xy[ib] - pa
+    length = np.hypot(d[:, 0], d[:, 1])
+    ok = length > 1e-6  # two peaks at one spot give no direction to test
+    limb, ia, ib, pa, d, length = limb[ok], ia[ok], ib[ok], pa[ok], d[ok], length[ok]
+    u = d / length[:, None] if len(length) else d
+    cx, cy = spec.paf_index[limb, 0], spec.paf_index[limb, 1]
+
+    def project(t: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """PAF . u at fractions ``t`` ((n, S) or (S,)) along the pairs ``sel``."""
+        tt = t if t.ndim == 2 else t[None, :]
+        x = pa[sel, 0, None] + tt * d[sel, 0, None]
+        y = pa[sel, 1, None] + tt * d[sel, 1, None]
+        vx, vy = _bilinear(pafs, cx[sel, None], cy[sel, None], x, y)
+        return vx * u[sel, 0, None] + vy * u[sel, 1, None]
+
+    n_max = cfg.paf_samples
+    sel = np.arange(len(limb))
+    if cfg.paf_samples_per_cell > 0:
+        n = np.clip(np.ceil(length * cfg.paf_samples_per_cell).astype(np.int64) + 1, 3, n_max)
+        j = np.arange(n_max)[None, :]
+        valid = j < n[:, None]
+        t = np.where(valid, j / np.maximum(n[:, None] - 1, 1), 0.0)
+        s = project(t, sel)
+        hits = ((s > cfg.paf_threshold) & valid).sum(axis=1)
+        mean = np.where(valid, s, 0.0).sum(axis=1) / n
+        need = np.floor(cfg.paf_min_fraction * n).astype(np.int64) + 1
+    else:
+        t = np.linspace(0.0, 1.0, n_max)
+        need_n = math.floor(cfg.paf_min_fraction * n_max) + 1
+        misses = n_max - need_n
+        if 0 < misses + 1 < n_max // 2:
+            # Exact early rejection: a pair whose first (misses + 1) checked samples all
+            # fail can't reach the required count, so most cross-person pairs cost 2 samples.
+            probe = np.unique(np.round(np.linspace(0, n_max - 1, misses + 3)[1:-1]).astype(np.int64))
+            probe = probe[: misses + 1]
+            alive = (project(t[probe], sel) > cfg.paf_threshold).any(axis=1)
+            sel = sel[alive]
+        s = project(t, sel)
+        hits = (s > cfg.paf_threshold).sum(axis=1)
+        mean = s.mean(axis=1)
+        need = need_n
+    h = pafs.shape[1]
+    score = mean
+    if cfg.distance_prior > 0:
+        score = mean + np.minimum(cfg.distance_prior * h / length[sel] - 1.0, 0.0)
+    good = (hits >= need) & (score > 0)
+    sel, score = sel[good], score[good]
+    return _match(limb[sel], ia[sel], ib[sel], score, len(peaks.part))
+
+
+def _match(limb: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray, n_peaks: int) -> Connections:
+    """Greedy one-to-one matching per limb, by descending score."""
+    order = np.lexsort((-score, limb))
+    limb_l, a_l, b_l = limb[order].tolist(), a[order].tolist(), b[order].tolist()
+    used: set[tuple[int, int]] = set()
+    keep = []
+    for i, (li, ai, bi) in enumerate(zip(limb_l, a_l, b_l, strict=False)):
+        ka, kb = (li, ai), (li, bi)
+        if ka in used or kb in used:
+            continue
+        used.add(ka)
+        used.add(kb)
+        keep.append(i)
+    k = order[np.array(keep, dtype=np.int64)]
+    return Connections(limb[k], a[k], b[k], score[k])
+
+
+# ----------------------------------------------------------------------------- people
+
+def _redundant_limbs(spec: FieldSpec) -> list[bool]:
+    """Limbs whose ends are already joined by earlier limbs (union-find in limb order)."""
+    parent = list(range(spec.num_keypoints))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    out = []
+    for ka, kb in spec.limb_index.tolist():
+        ra, rb = root(ka), root(kb)
+        out.append(ra == rb)
+        parent[ra] = rb
+    return out
+
+
+def assemble(peaks: Peaks, conns: Connections, spec: FieldSpec, config: DecoderConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Group connections into people.
+
+    Returns:
+        ``members`` ``(M, K)`` peak index per keypoint (-1 where missing) and ``score``
+        ``(M,)``, the mean of the person's keypoint and limb scores; filtered by
+        ``min_keypoints`` and ``min_score``.
+    """
+    cfg = config or DecoderConfig()
+    k = spec.num_keypoints
+    redundant = _redundant_limbs(spec)
+    limb_parts = spec.limb_index.tolist()
+    part = peaks.part.tolist()
+    owner = [-1] * len(part)
+    people: list[list[int]] = []
+    limb_sum: list[float] = []
+    limb_n: list[int] = []
+    order = np.argsort(conns.limb, kind="stable")
+    for li, a, b, s in zip(conns.limb[order].tolist(), conns.a[order].tolist(),
+                           conns.b[order].tolist(), conns.score[order].tolist(), strict=False):
+        ka, kb = limb_parts[li]
+        pa, pb = owner[a], owner[b]
+        if pa < 0 and pb < 0:
+            if redundant[li]:
+                continue
+            person = [-1] * k
+            person[ka], person[kb] = a, b
+            owner[a] = owner[b] = len(people)
+            people.append(person)
+            limb_sum.append(s)
+            limb_n.append(1)
+            continue
+        if pa >= 0 and pb >= 0:
+            if pa != pb:
+                pp, pq = people[pa], people[pb]
+                if any(x >= 0 and y >= 0 for x, y in zip(pp, pq, strict=False)):
+                    continue  # both hold some keypoint type: they are different people
+                for j, y in enumerate(pq):
+                    if y >= 0:
+                        pp[j] = y
+                        owner[y] = pa
+                people[pb] = [-1] * k
+                limb_sum[pa] += limb_sum[pb]
+                limb_n[pa] += limb_n[pb]
+                limb_sum[pb], limb_n[pb] = 0.0, 0
+            limb_sum[pa] += s
+            limb_n[pa] += 1
+            continue
+        host, new, knew = (pa, b, kb) if pa >= 0 else (pb, a, ka)
+        if people[host][knew] >= 0:
+            continue  # slot taken by another candidate: leave this one free
+        people[host][knew] = new
+        owner[new] = host
+        limb_sum[host] += s
+        limb_n[host] += 1
+    if not people:
+        return np.zeros((0, k), dtype=np.int64), np.zeros(0)
+    members = np.array(people, dtype=np.int64)
+    has = members >= 0
+    n_kp = has.sum(axis=1)
+    kp_sum = np.where(has, peaks.score[np.maximum(members, 0)], 0.0).sum(axis=1)
+    score = (kp_sum + np.array(limb_sum)) / np.maximum(n_kp + np.array(limb_n), 1)
+    keep = (n_kp >= max(cfg.min_keypoints, 1)) & (score >= cfg.min_score)
+    return members[keep], score[keep]
+
+
+# ----------------------------------------------------------------------------- API
+
+def _check(heatmaps: Any, pafs: Any, spec: FieldSpec) -> None:
+    hs, ps = tuple(heatmaps.shape), tuple(pafs.shape)
+    if len(hs) != len(ps) or len(hs) not in (3, 4):
+        raise PafposeError(f"heatmaps and PAFs must both be (C, H, W) or (B, C, H, W); got {hs} and {ps}")
+    if hs[-2:] != ps[-2:] or hs[:-3] != ps[:-3]:
+        raise PafposeError(f"heatmaps {hs} and PAFs {ps} differ in batch or spatial size")
+    if hs[-3] not in (spec.num_keypoints, spec.num_keypoints + 1):
+        raise PafposeError(f"expected {spec.num_keypoints} (+1 background) heatmap channels, got {hs[-3]}")
+    if ps[-3] != spec.num_pafs:
+        raise PafposeError(f"expected {spec.num_pafs} PAF channels, got {ps[-3]}")
+
+
+class Decoder:
+    """Heatmaps + PAFs -> :class:`Poses` (keypoints in network-input pixels).
+
+    Example:
+        >>> from pafpose.fields import OPENPOSE_COCO18
+        >>> poses = Decoder(OPENPOSE_COCO18).decode(heatmaps, pafs)  # (19, H, W), (38, H, W)
+    """
+
+    def __init__(self, spec: FieldSpec, config: DecoderConfig | None = None) -> None:
+        self.spec = spec
+        self.config = config or DecoderConfig()
+
+    def decode(self, heatmaps: Any, pafs: Any) -> Poses | list[Poses]:
+        """Decode one image (3-D inputs, returns :class:`Poses`) or a batch (4-D, a list)."""
+        _check(heatmaps, pafs, self.spec)
+        batched = len(heatmaps.shape) == 4
+        k = self.spec.num_keypoints
+        if _is_tensor(heatmaps) and self.config.refine != "upsample":
+            hm = heatmaps if batched else heatmaps[None]
+            peaks = _peaks_torch(hm[:, :k], self.config)
+        else:
+            hm = _to_numpy(heatmaps)
+            hm = hm if batched else hm[None]
+            peaks = [find_peaks(x[:k], self.config) for x in hm]
+        pf = _to_numpy(pafs)
+        pf = pf if batched else pf[None]
+        out = [self._people(p, f) for p, f in zip(peaks, pf, strict=False)]
+        return out if batched else out[0]
+
+    def _people(self, peaks: Peaks, pafs: np.ndarray) -> Poses:
+        conns = score_limbs(pafs, peaks, self.spec, self.config)
+        members, scores = assemble(peaks, conns, self.spec, self.config)
+        s, off = self.spec.stride, self.spec.offset
+        out = Poses()
+        out.truncated = peaks.truncated
+        for mem, score in zip(members, scores, strict=False):
+            kps = np.zeros((len(mem), 3))
+            kps[:, :2] = np.nan
+            has = mem >= 0
+            idx = mem[has]
+            kps[has, :2] = peaks.xy[idx] * s + off
+            kps[has, 2] = peaks.score[idx]
+            out.append(Pose(kps, float(score), self.spec.skeleton))
+        out.sort(key=lambda p: -p.score)
+        return out
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if _is_tensor(x):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def decode(heatmaps: Any, pafs: Any, spec: FieldSpec, config: DecoderConfig | None = None) -> Poses | list[Poses]:
+    """Functional form of :meth:`Decoder.decode`."""
+    return Decoder(spec, config).decode(heatmaps, pafs)

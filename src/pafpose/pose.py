@@ -1,0 +1,79 @@
+"""The result type: one detected person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pafpose.skeleton import COCO17, Skeleton, convert_keypoints, get_skeleton
+
+
+@dataclass
+class Pose:
+    """One person.
+
+    Attributes:
+        keypoints: ``(K, 3)`` float array of ``(x, y, score)`` in input-image pixels. A
+            missing keypoint has ``x = y = NaN`` and ``score = 0``, never a fake ``(0, 0)``.
+        score: person confidence in ``[0, 1]`` (mean confidence of its keypoints and limbs).
+        skeleton: the keypoint layout of ``keypoints``.
+    """
+
+    keypoints: np.ndarray
+    score: float
+    skeleton: Skeleton = field(repr=False)
+
+    def __post_init__(self) -> None:
+        self.skeleton = get_skeleton(self.skeleton)
+        self.keypoints = np.asarray(self.keypoints, dtype=np.float64)
+        if self.keypoints.shape != (self.skeleton.num_keypoints, 3):
+            raise ValueError(
+                f"keypoints must be ({self.skeleton.num_keypoints}, 3) for {self.skeleton.name}, "
+                f"got {self.keypoints.shape}"
+            )
+
+    @property
+    def present(self) -> np.ndarray:
+        """``(K,)`` bool: which keypoints were found."""
+        return np.isfinite(self.keypoints[:, 0]) & np.isfinite(self.keypoints[:, 1])
+
+    @property
+    def num_keypoints(self) -> int:
+        """How many keypoints were found."""
+        return int(self.present.sum())
+
+    def to_array(self) -> np.ndarray:
+        """A copy of ``keypoints`` (for vectorised code)."""
+        return self.keypoints.copy()
+
+    def to_coco17(self) -> Pose:
+        """The same person in COCO-17 order (OpenPose's neck is dropped)."""
+        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17)
+
+    def to_coco_keypoints(self) -> list[float]:
+        """COCO results ``keypoints``: flat ``[x, y, v] * 17``; missing ones are ``0, 0, 0``."""
+        kps = self.to_coco17().keypoints
+        out = np.zeros_like(kps)
+        ok = np.isfinite(kps[:, 0])
+        out[ok, :2] = kps[ok, :2]
+        out[ok, 2] = 1.0
+        return [float(v) for v in out.ravel()]
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` of the found keypoints (NaNs when none)."""
+        pts = self.keypoints[self.present, :2]
+        if len(pts) == 0:
+            return (np.nan,) * 4
+        return (*pts.min(axis=0).tolist(), *pts.max(axis=0).tolist())
+
+
+class Poses(list):
+    """The people decoded from one image: a plain ``list`` of :class:`Pose`.
+
+    Attributes:
+        truncated: True when some keypoint type had more candidate peaks than
+            ``DecoderConfig.max_peaks_per_part`` and only the strongest were kept.
+    """
+
+    truncated: bool = False
