@@ -186,3 +186,15 @@ def test_bad_inputs_raise_user_errors():
         dec.decode(np.zeros((19, 4)), np.zeros((38, 4)))
     with pytest.raises(PafposeError, match="refine"):
         DecoderConfig(refine="magic")
+
+
+def test_two_parts_in_one_spot_still_connect():
+    # a tiny person: nose and eyes 2 px apart, in one cell, so refine="none" puts them in one spot
+    p = np.zeros((1, 18, 3))
+    pts = {"neck": (100, 140), "nose": (100, 101), "right_eye": (97, 97), "left_eye": (102, 97),
+           "right_shoulder": (80, 140)}
+    for name, (x, y) in pts.items():
+        p[0, COCO18.index(name)] = (x, y, 2)
+    t = Encoder(SPEC)(p, (30, 30))
+    poses = Decoder(SPEC, DecoderConfig(refine="none")).decode(t.heatmaps, t.pafs)
+    assert len(poses) == 1 and poses[0].num_keypoints == 5

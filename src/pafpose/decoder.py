@@ -317,11 +317,16 @@ def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: Decoder
     pa = z[ia]
     d = z[ib] - pa
     length = np.abs(d)
-    ok = length > 1e-6  # two peaks at one spot give no direction to test
-    limb, ia, ib, pa, d, length = limb[ok], ia[ok], ib[ok], pa[ok], d[ok], length[ok]
-    u = d / length
     h, w = pafs.shape[1:]
     table = (pafs[spec.paf_index[:, 0]] + 1j * pafs[spec.paf_index[:, 1]]).astype(np.complex64).reshape(-1)
+    u = d / np.maximum(length, 1e-6)
+    same = length <= 1e-6
+    if same.any():
+        # Two peaks in one spot (a tiny person's nose and eye in one cell): every direction
+        # fits, so the limb is scored by the field's own strength there.
+        v = _bilinear(table, h, w, limb[same], pa[same].real, pa[same].imag)
+        u[same] = np.where(np.abs(v) > 0, v / np.maximum(np.abs(v), 1e-12), 1.0)
+        length = np.maximum(length, 1e-6)
 
     def project(t: np.ndarray, sel: np.ndarray) -> np.ndarray:
         """PAF . u at fractions ``t`` ((n, S) or (S,)) along the pairs ``sel``."""

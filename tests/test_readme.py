@@ -1,0 +1,19 @@
+"""README examples run as written."""
+
+import re
+
+from conftest import REPO
+
+
+def test_readme_python_blocks_run():
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+
+
+def test_readme_opens_with_the_test_command():
+    text = (REPO / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+    assert first_block.strip().startswith("make test")
