@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from pafpose import COCO18, OPENPOSE_COCO18, Decoder, DecoderConfig, Encoder, EncoderConfig, Pose, Poses, Targets
-from pafpose.synthetic import Scene, components, oks, random_scene
+from pafpose import OPENPOSE_COCO18, Decoder, DecoderConfig, Encoder, EncoderConfig, Pose, Poses, Targets
+from pafpose.synthetic import Recovery, Scene, components, keypoint_distances, random_scene
 
 IMAGE_SIZE = (368, 656)
 SPEC = OPENPOSE_COCO18
@@ -191,20 +191,6 @@ def peak_memory(decoder: Decoder, fields: Targets) -> int:
         tracemalloc.stop()
 
 
-def pose_array(poses: Sequence[Pose]) -> np.ndarray:
-    """``(P, K, 2)`` keypoint coordinates of decoded poses (NaN where missing)."""
-    if not poses:
-        return np.zeros((0, SPEC.num_keypoints, 2))
-    return np.stack([p.keypoints[:, :2] for p in poses])
-
-
-def keypoint_distances(gt_person: np.ndarray, poses: Sequence[Pose]) -> np.ndarray:
-    """``(P, K)`` pixel distance from each GT keypoint to the same keypoint of each pose (NaN if either lacks it)."""
-    d = np.hypot(*(pose_array(poses) - gt_person[None, :, :2]).transpose(2, 0, 1))
-    d[:, ~(gt_person[:, 2] > 0)] = np.nan
-    return d
-
-
 def match_by_shared_keypoints(gt_person: np.ndarray, poses: Sequence[Pose], radius: float) -> int:
     """Index of the pose with the most keypoints within ``radius`` of ``gt_person``'s, or -1 if none."""
     if not poses:
@@ -212,90 +198,6 @@ def match_by_shared_keypoints(gt_person: np.ndarray, poses: Sequence[Pose], radi
     close = (keypoint_distances(gt_person, poses) <= radius).sum(axis=1)
     best = int(np.argmax(close))
     return best if close[best] > 0 else -1
-
-
-def match_by_oks(
-    people: np.ndarray, heights: np.ndarray, poses: Sequence[Pose], threshold: float = OKS_THRESHOLD
-) -> list[tuple[int, int, float]]:
-    """Greedy one-to-one matching of GT people to poses, highest OKS first.
-
-    OKS uses the area ``height ** 2 * 0.5`` and COCO sigmas. Returns ``(gt, pose, oks)``
-    triples with ``oks >= threshold``.
-    """
-    if len(people) == 0 or not poses:
-        return []
-    sim = np.array([[oks(p.keypoints, gt, area=h**2 * 0.5, sigmas=COCO18.sigmas) for p in poses]
-                    for gt, h in zip(people, heights, strict=True)])
-    order = np.argsort(-sim, axis=None, kind="stable")
-    used_gt: set[int] = set()
-    used_pose: set[int] = set()
-    out = []
-    for flat in order.tolist():
-        g, p = divmod(flat, len(poses))
-        if sim[g, p] < threshold:
-            break
-        if g in used_gt or p in used_pose:
-            continue
-        used_gt.add(g)
-        used_pose.add(p)
-        out.append((g, p, float(sim[g, p])))
-    return out
-
-
-@dataclass
-class Recovery:
-    """Person and keypoint recovery accumulated over images (see :meth:`add`)."""
-
-    gt_people: int = 0
-    matched_people: int = 0
-    poses: int = 0
-    matched_poses: int = 0
-    gt_keypoints: int = 0
-    found_keypoints: int = 0
-    oks_sum: float = 0.0
-
-    def add(self, scene: Scene, poses: Sequence[Pose], radius: float = KEYPOINT_RADIUS) -> None:
-        """Count one image.
-
-        GT people with fewer than ``MIN_GT_KEYPOINTS`` visible keypoints take part in the
-        matching but are ignored: they are not counted as misses, and a pose matched to one
-        is counted neither as a hit nor as a false positive (COCO's "ignore" rule).
-        """
-        n_vis = (scene.people[:, :, 2] > 0).sum(axis=1)
-        eligible = n_vis >= MIN_GT_KEYPOINTS
-        matches = match_by_oks(scene.people, scene.heights, poses)
-        ignored_poses = sum(1 for g, _, _ in matches if not eligible[g])
-        self.gt_people += int(eligible.sum())
-        self.poses += len(poses) - ignored_poses
-        for g, p, sim in matches:
-            if not eligible[g]:
-                continue
-            self.matched_people += 1
-            self.matched_poses += 1
-            self.oks_sum += sim
-            d = keypoint_distances(scene.people[g], [poses[p]])[0]
-            self.gt_keypoints += int(n_vis[g])
-            self.found_keypoints += int((d <= radius).sum())
-
-    @property
-    def person_recall(self) -> float:
-        return self.matched_people / max(self.gt_people, 1)
-
-    @property
-    def precision(self) -> float:
-        return self.matched_poses / max(self.poses, 1)
-
-    @property
-    def keypoint_recall(self) -> float:
-        return self.found_keypoints / max(self.gt_keypoints, 1)
-
-    @property
-    def mean_oks(self) -> float:
-        return self.oks_sum / max(self.matched_people, 1)
-
-    def summary(self) -> dict[str, float]:
-        return {**asdict(self), "person_recall": self.person_recall, "precision": self.precision,
-                "keypoint_recall": self.keypoint_recall, "mean_oks": self.mean_oks}
 
 
 def localisation_errors(

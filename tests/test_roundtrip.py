@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pafpose import COCO18, OPENPOSE_COCO18, Decoder, Encoder, FieldSpec
-from pafpose.synthetic import components, fits, oks, random_scene
+from pafpose.synthetic import Recovery, components, fits, random_scene
 
 SIZES = [(184, 328), (368, 656), (480, 650), (736, 1312)]
 # Tolerances, as fractions of the stride. Inside the map the log-parabola fit is exact for
@@ -65,32 +65,6 @@ def test_recovery_does_not_depend_on_the_paf_channel_layout(scene):
     check_exact_recovery(scene, FieldSpec.sequential(COCO18))
 
 
-def recovery(scenes, spec=OPENPOSE_COCO18, config=None):
-    """(person recall, precision, keypoint recall) over scenes, people matched by OKS >= 0.5."""
-    found = total = decoded = matched_pred = kp_ok = kp_total = 0
-    for scene in scenes:
-        t = Encoder(spec)(scene.people, spec.field_size(*scene.size))
-        poses = Decoder(spec, config).decode(t.heatmaps, t.pafs)
-        gts = [i for i, p in enumerate(scene.people) if (p[:, 2] > 0).sum() >= 3]
-        pairs = sorted(((oks(p.keypoints, scene.people[g], scene.heights[g] ** 2 * 0.5, COCO18.sigmas), g, j)
-                        for g in gts for j, p in enumerate(poses)), reverse=True)
-        used_g, used_p = set(), set()
-        for o, g, j in pairs:
-            if o < 0.5 or g in used_g or j in used_p:
-                continue
-            used_g.add(g)
-            used_p.add(j)
-            vis = scene.people[g][:, 2] > 0
-            err = np.hypot(*(poses[j].keypoints[vis, :2] - scene.people[g][vis, :2]).T)
-            kp_ok += int(np.sum(err <= spec.stride / 2))  # NaN (missing) compares False
-            kp_total += int(vis.sum())
-        found += len(used_g)
-        total += len(gts)
-        decoded += len(poses)
-        matched_pred += len(used_p)
-    return found / total, matched_pred / max(decoded, 1), kp_ok / max(kp_total, 1)
-
-
 def test_overlapping_people_recovery_rate():
     """Crossing limbs and overlapping people: the rate, with a floor below what we measure.
 
@@ -100,7 +74,10 @@ def test_overlapping_people_recovery_rate():
     """
     rng = np.random.default_rng(2024)
     scenes = [random_scene(rng, int(rng.integers(2, 9)), (368, 656), separated=False) for _ in range(40)]
-    person_recall, precision, kp_recall = recovery(scenes)
-    assert person_recall >= 0.85, person_recall
-    assert precision >= 0.85, precision
-    assert kp_recall >= 0.9, kp_recall
+    rec = Recovery()
+    for scene in scenes:
+        t = Encoder(OPENPOSE_COCO18)(scene.people, OPENPOSE_COCO18.field_size(*scene.size))
+        rec.add(scene, Decoder(OPENPOSE_COCO18).decode(t.heatmaps, t.pafs))
+    assert rec.person_recall >= 0.85, rec.summary()
+    assert rec.precision >= 0.85, rec.summary()
+    assert rec.keypoint_recall >= 0.9, rec.summary()
