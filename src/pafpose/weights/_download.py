@@ -1,0 +1,112 @@
+"""Finding weight files: local path -> cache -> mirror folders -> download (verified, atomic)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pafpose.errors import PafposeError
+from pafpose.weights._zoo import PretrainedCfg, WeightFile
+
+log = logging.getLogger(__name__)
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """``$PAFPOSE_HOME`` or ``~/.cache/pafpose``."""
+    return Path(os.environ.get("PAFPOSE_HOME") or Path.home() / ".cache" / "pafpose")
+
+
+def mirror_dirs() -> list[Path]:
+    """Folders in ``$PAFPOSE_WEIGHTS_PATH`` (os.pathsep-separated), searched recursively."""
+    raw = os.environ.get("PAFPOSE_WEIGHTS_PATH", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def sha256sum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _matches(path: Path, wf: WeightFile) -> bool:
+    if wf.size is not None and path.stat().st_size != wf.size:
+        return False
+    return wf.sha256 is None or sha256sum(path) == wf.sha256
+
+
+def _find_in_mirrors(wf: WeightFile) -> Path | None:
+    for root in mirror_dirs():
+        for cand in sorted(root.rglob(wf.name)) if root.is_dir() else []:
+            if cand.is_file() and _matches(cand, wf):
+                return cand
+    return None
+
+
+def download(url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar; verify; rename into place.
+
+    The data goes to a temporary file in ``dest``'s folder and is renamed only after the
+    size and hash check, so an interrupted or corrupt download never leaves a file that
+    looks complete.
+    """
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or size
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar:
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    bar.update(len(chunk))
+        got = tmp.stat().st_size
+        if size is not None and got != size:
+            raise PafposeError(f"download of {url} has {got} bytes, expected {size}")
+        if sha256 is not None and h.hexdigest() != sha256:
+            raise PafposeError(f"download of {url} has sha256 {h.hexdigest()}, expected {sha256}")
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
+    """Where file ``wf`` of ``cfg`` is, fetching it if needed.
+
+    Order: the cache (``$PAFPOSE_HOME/<model>/<file>``), then mirror folders in
+    ``$PAFPOSE_WEIGHTS_PATH``, then the official URLs (not with ``PAFPOSE_OFFLINE=1``).
+    """
+    cached = cache_dir() / cfg.name / wf.name
+    if cached.is_file():
+        if _matches(cached, wf):
+            return cached
+        log.warning("cached %s fails its size/sha256 check; fetching it again", cached)
+    found = _find_in_mirrors(wf)
+    if found is not None:
+        return found
+    offline = os.environ.get("PAFPOSE_OFFLINE", "") not in ("", "0")
+    where = f"put {wf.name} in {cached.parent} or in a folder listed in PAFPOSE_WEIGHTS_PATH"
+    if not wf.urls:
+        raise PafposeError(f"{cfg.name}: no download address is known for {wf.name}; {where}")
+    if offline:
+        raise PafposeError(f"{cfg.name}: {wf.name} is not cached and PAFPOSE_OFFLINE is set; "
+                           f"download {wf.urls[0]} and {where}")
+    errors = []
+    for url in wf.urls:
+        try:
+            return download(url, cached, wf.sha256, wf.size)
+        except (urllib.error.URLError, OSError, PafposeError) as err:
+            errors.append(f"{url}: {err}")
+    raise PafposeError(f"{cfg.name}: could not download {wf.name} ({'; '.join(errors)}); {where}")

@@ -1,0 +1,202 @@
+"""The model zoo: every known pretrained weight set, as data.
+
+Names are ``architecture.tag``; the tag picks the weight set. Lookups return the frozen
+entries themselves (immutable), so callers can't change the zoo.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from pafpose.errors import PafposeError
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file of a weight set: where it comes from and how to recognise it."""
+
+    name: str
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """A pretrained weight set.
+
+    Attributes:
+        name: ``architecture.tag``.
+        architecture: registered architecture it loads into.
+        arch_kwargs: constructor arguments of the architecture for these weights.
+        file_format: importer (``openvino-ir``, ``tf-graphdef``, ``tflite``, ``caffe``,
+            ``torch-openpose``, ``torch-lightweight``).
+        files: the files, first the one a user names.
+        input_size: ``(width, height)`` the authors ran it at.
+        license: license of the weights; ``commercial`` False for non-commercial ones.
+        origin_url: the authors' page.
+        accuracy: published accuracy, as published.
+        available: False for known weights whose files can't be fetched automatically.
+    """
+
+    name: str
+    architecture: str
+    file_format: str
+    files: tuple[WeightFile, ...]
+    input_size: tuple[int, int]
+    license: str
+    origin_url: str
+    accuracy: str = ""
+    commercial: bool = True
+    available: bool = True
+    arch_kwargs: tuple[tuple[str, object], ...] = field(default=())
+
+    @property
+    def kwargs(self) -> dict[str, object]:
+        return dict(self.arch_kwargs)
+
+
+_OMZ = "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2022.1/models_bin/3/human-pose-estimation-0001"
+_TFPOSE = "https://github.com/ildoonet/tf-pose-estimation/raw/master/models/graph"
+_CMU = "http://posefs1.perception.cs.cmu.edu/OpenPose/models/pose"
+_CMU_LICENSE = "CMU OpenPose academic license (non-commercial)"
+
+ZOO: dict[str, PretrainedCfg] = {}
+
+
+def _add(cfg: PretrainedCfg) -> None:
+    ZOO[cfg.name] = cfg
+
+
+_add(PretrainedCfg(
+    name="human-pose-estimation-0001.int8",
+    architecture="human-pose-estimation-0001",
+    file_format="openvino-ir",
+    files=(
+        WeightFile("human-pose-estimation-0001.xml", (f"{_OMZ}/FP16-INT8/human-pose-estimation-0001.xml",),
+                   "c3a47de94906e6b3256eb16af7274141b2fc9f6c7889a02d96ef430b9bc321d3", 435357),
+        WeightFile("human-pose-estimation-0001.bin", (f"{_OMZ}/FP16-INT8/human-pose-estimation-0001.bin",),
+                   "fc7e9dde0f4a34876cfbbd266388a59526a8c8c1bc9394ce4827b7a007d20f82", 4170036),
+    ),
+    input_size=(456, 256),
+    license="Apache-2.0",
+    origin_url="https://docs.openvino.ai/2022.3/omz_models_model_human_pose_estimation_0001.html",
+    accuracy="AP 42.8 % on a COCO val subset (Open Model Zoo)",
+))
+for _precision in ("FP32", "FP16"):
+    _add(PretrainedCfg(
+        name=f"human-pose-estimation-0001.{_precision.lower()}",
+        architecture="human-pose-estimation-0001",
+        file_format="openvino-ir",
+        files=(
+            WeightFile("human-pose-estimation-0001.xml", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.xml",)),
+            WeightFile("human-pose-estimation-0001.bin", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.bin",)),
+        ),
+        input_size=(456, 256),
+        license="Apache-2.0",
+        origin_url="https://docs.openvino.ai/2022.3/omz_models_model_human_pose_estimation_0001.html",
+        accuracy="AP 42.8 % on a COCO val subset (Open Model Zoo)",
+    ))
+_add(PretrainedCfg(
+    name="tf-pose-mobilenet-v2.small",
+    architecture="tf-pose-mobilenet-v2",
+    file_format="tf-graphdef",
+    files=(WeightFile("graph_opt.pb", (f"{_TFPOSE}/mobilenet_v2_small/graph_opt.pb",),
+                      "428a9d6e7bfc0319e1ce4de8c0191a9111cd281bea6ae2b496fd42c92d574160", 2096019),),
+    input_size=(432, 368),
+    license="Apache-2.0",
+    origin_url="https://github.com/ildoonet/tf-pose-estimation",
+    arch_kwargs=(("variant", "small"),),
+))
+for _dm, _sha, _size in (
+    ("05", "675e862f911f980af495ecfb1feb3cff9598d4a04252dce8f6932f0a54e283b4", 632040),
+    ("07", "e9041ac26a9d9ba67036f840a8360cb7403a48ed165f20c7f0ed0f4ef31dc83b", 1150864),
+    ("10", "d6c2cd7a13b5e996c2be18c15ba3a67cd0a53abe1d64c163295679d5f8895061", 1756032),
+    ("14", "44ca354020f47ae9976fefbc2febd6410000aa8a059ca750300b2cbbb6d2b7d7", 2350144),
+):
+    _add(PretrainedCfg(
+        name=f"tf-pose-mobilenet-v2.dm{_dm}",
+        architecture="tf-pose-mobilenet-v2",
+        file_format="tflite",
+        # Third-party retraining (MIT); no stable public download address is known.
+        files=(WeightFile(f"mobilenet_v2_pose_dm{_dm}_368_432_weight_quant.tflite", (), _sha, _size),),
+        input_size=(432, 368),
+        license="MIT",
+        origin_url="https://github.com/ildoonet/tf-pose-estimation (training code)",
+        available=False,
+        arch_kwargs=(("variant", f"dm{_dm}"),),
+    ))
+_add(PretrainedCfg(
+    name="openpose-coco.cmu",
+    architecture="openpose-coco",
+    file_format="caffe",
+    files=(WeightFile("pose_iter_440000.caffemodel", (f"{_CMU}/coco/pose_iter_440000.caffemodel",)),),
+    input_size=(656, 368),
+    license=_CMU_LICENSE,
+    commercial=False,
+    origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
+    accuracy="AP 58.4 % COCO test-dev 2016, multi-scale (Cao et al. 2017)",
+))
+_add(PretrainedCfg(
+    name="openpose-body25.cmu",
+    architecture="openpose-body25",
+    file_format="caffe",
+    files=(WeightFile("pose_iter_584000.caffemodel", (f"{_CMU}/body_25/pose_iter_584000.caffemodel",)),),
+    input_size=(656, 368),
+    license=_CMU_LICENSE,
+    commercial=False,
+    origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
+    accuracy="AP 64.2 % COCO val 2017, multi-scale (Cao et al. 2019)",
+))
+_add(PretrainedCfg(
+    name="openpose-coco.tensorboy",
+    architecture="openpose-coco",
+    file_format="torch-openpose",
+    files=(WeightFile("pose_model.pth", (), None, 209270650),),
+    input_size=(368, 368),
+    license=_CMU_LICENSE + "; converted by tensorboy/pytorch_Realtime_Multi-Person_Pose_Estimation",
+    commercial=False,
+    origin_url="https://github.com/tensorboy/pytorch_Realtime_Multi-Person_Pose_Estimation",
+    accuracy="the CMU COCO model, converted",
+    available=False,
+))
+_add(PretrainedCfg(
+    name="openpose-coco.hzzone",
+    architecture="openpose-coco",
+    file_format="torch-openpose",
+    files=(WeightFile("body_pose_model.pth"),),
+    input_size=(368, 368),
+    license=_CMU_LICENSE + "; converted by Hzzone/pytorch-openpose",
+    commercial=False,
+    origin_url="https://github.com/Hzzone/pytorch-openpose",
+    accuracy="the CMU COCO model, converted",
+    available=False,
+))
+_add(PretrainedCfg(
+    name="lightweight-openpose.370k",
+    architecture="lightweight-openpose",
+    file_format="torch-lightweight",
+    files=(WeightFile("checkpoint_iter_370000.pth", (
+        "https://download.01.org/opencv/openvino_training_extensions/models/human_pose_estimation/"
+        "checkpoint_iter_370000.pth",)),),
+    input_size=(368, 368),
+    license="Apache-2.0",
+    origin_url="https://github.com/Daniil-Osokin/lightweight-human-pose-estimation.pytorch",
+    accuracy="AP 40 % COCO val 2017, single scale (Osokin 2018)",
+))
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """Names of zoo entries matching a shell-style ``pattern``."""
+    return sorted(n for n in ZOO if fnmatch.fnmatch(n, pattern))
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The zoo entry ``name``; a bare architecture name picks its default (first listed) entry."""
+    if name in ZOO:
+        return ZOO[name]
+    tagged = [n for n in ZOO if n.split(".")[0] == name]
+    if tagged:
+        return ZOO[tagged[0]]
+    raise PafposeError(f"unknown model {name!r}; known: {', '.join(sorted(ZOO))}")
