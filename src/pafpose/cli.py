@@ -19,6 +19,31 @@ def _skeleton(args: argparse.Namespace) -> None:
         print(f"  limb {i:2d}: {a} -> {b}")
 
 
+def _models(args: argparse.Namespace) -> None:
+    from pafpose.weights import ZOO, list_pretrained
+
+    names = list_pretrained(args.pattern)
+    if not names:
+        raise PafposeError(f"no model matches {args.pattern!r}")
+    for name in names:
+        cfg = ZOO[name]
+        w, h = cfg.input_size
+        flags = [] if cfg.commercial else ["NON-COMMERCIAL"]
+        if not cfg.available:
+            flags.append("no automatic download")
+        print(f"{name}  [{cfg.architecture}, {cfg.skeleton}, {w}x{h}, {cfg.file_format}]"
+              + (f"  ({'; '.join(flags)})" if flags else ""))
+        print(f"    license: {cfg.license}")
+        if cfg.accuracy:
+            print(f"    accuracy: {cfg.accuracy}")
+        print(f"    source: {cfg.origin_url}")
+        for wf in cfg.files:
+            size = f"{wf.size:,} bytes" if wf.size else "size unknown"
+            print(f"    file {wf.name}: {size}, sha256 {wf.sha256 or 'unknown'}")
+            for url in wf.urls:
+                print(f"      {url}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pafpose", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pafpose {__version__}")
@@ -26,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("skeleton", help="print a keypoint set and its limbs")
     p.add_argument("name", choices=sorted(SKELETONS))
     p.set_defaults(func=_skeleton)
+    p = sub.add_parser("models", help="list the pretrained models of the zoo")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*body25*'")
+    p.set_defaults(func=_models)
     return parser
 
 

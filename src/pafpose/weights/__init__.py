@@ -7,8 +7,12 @@ names, and ``remap(raw, model) -> dict[str, torch.Tensor]`` onto pafpose's names
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
+import os
+import pickle
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,7 +59,10 @@ def load_state(model: PafModel, state: Mapping[str, torch.Tensor | np.ndarray], 
     return model
 
 
-def _import(file_format: str, paths: Sequence[Path], model: PafModel) -> PafModel:
+_MEMORY: dict[tuple, dict[str, torch.Tensor]] = {}
+
+
+def _convert(file_format: str, paths: Sequence[Path], model: PafModel) -> dict[str, torch.Tensor]:
     try:
         module = importlib.import_module(IMPORTERS[file_format])
     except KeyError:
@@ -67,7 +74,52 @@ def _import(file_format: str, paths: Sequence[Path], model: PafModel) -> PafMode
         raise
     except (OSError, ValueError, IndexError, KeyError, EOFError) as err:
         raise PafposeError(f"{source}: not a readable {file_format} file ({err})") from err
-    return load_state(model, module.remap(raw, model), source)
+    state = module.remap(raw, model)
+    load_state(model, state, source)  # validates names and shapes before anything is cached
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _import(file_format: str, paths: Sequence[Path], model: PafModel, arch: str, kwargs: dict) -> PafModel:
+    """Load weights: from this process' memory, else a converted copy in the cache, else the file.
+
+    Foreign formats are parsed once; the result is kept as a ``.pt`` state dict under
+    ``$PAFPOSE_HOME/converted`` (written atomically), keyed by the source files' path,
+    size and modification time, so later starts skip parsing.
+    """
+    stats = [p.resolve().stat() for p in paths]
+    key = (file_format, arch, tuple(sorted(kwargs.items())),
+           tuple((str(p.resolve()), st.st_size, st.st_mtime_ns) for p, st in zip(paths, stats, strict=True)))
+    if key in _MEMORY:
+        return load_state(model, _MEMORY[key], str(paths[0]))
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    converted = cache_dir() / "converted" / f"{arch}-{paths[0].stem}-{digest}.pt"
+    state = None
+    if converted.is_file():
+        try:
+            state = torch.load(converted, map_location="cpu", weights_only=True)
+            load_state(model, state, str(converted))
+        except (OSError, RuntimeError, PafposeError, pickle.UnpicklingError) as err:
+            log.warning("ignoring unreadable converted weights %s (%s)", converted, err)
+            state = None
+    if state is None:
+        state = _convert(file_format, paths, model)
+        _save_atomic(state, converted)
+    _MEMORY[key] = state
+    return model
+
+
+def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as err:  # a read-only cache only costs start-up time
+        log.warning("could not cache converted weights at %s (%s)", path, err)
 
 
 def _companions(path: Path, file_format: str) -> list[Path]:
@@ -110,5 +162,5 @@ def load(
         arch, fmt, kwargs = cfg.architecture, cfg.file_format, cfg.kwargs
         paths = [resolve_file(cfg, wf) for wf in cfg.files]
     model = build_architecture(arch, **kwargs)
-    _import(fmt, paths, model)
+    _import(fmt, paths, model, arch, kwargs)
     return model.eval().to(device)

@@ -34,6 +34,7 @@ class PretrainedCfg:
             ``torch-openpose``, ``torch-lightweight``).
         files: the files, first the one a user names.
         input_size: ``(width, height)`` the authors ran it at.
+        skeleton: keypoint set of its outputs.
         license: license of the weights; ``commercial`` False for non-commercial ones.
         origin_url: the authors' page.
         accuracy: published accuracy, as published.
@@ -48,6 +49,7 @@ class PretrainedCfg:
     license: str
     origin_url: str
     accuracy: str = ""
+    skeleton: str = "coco18"
     commercial: bool = True
     available: bool = True
     arch_kwargs: tuple[tuple[str, object], ...] = field(default=())
@@ -148,6 +150,7 @@ _add(PretrainedCfg(
     commercial=False,
     origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
     accuracy="AP 64.2 % COCO val 2017, multi-scale (Cao et al. 2019)",
+    skeleton="body25",
 ))
 _add(PretrainedCfg(
     name="openpose-coco.tensorboy",

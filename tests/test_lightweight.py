@@ -1,0 +1,204 @@
+"""Lightweight OpenPose / human-pose-estimation-0001, the OpenVINO IR importer, and the zoo."""
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import pafpose.weights as W
+from pafpose import Decoder, PafposeError
+from pafpose.models import build_architecture, list_architectures
+from pafpose.weights._download import download, resolve_file
+
+IR = "weights/human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001"
+
+
+def test_parameter_counts_and_stage_outputs():
+    hpe = build_architecture("human-pose-estimation-0001")
+    assert hpe.num_parameters() == 4_099_058  # Open Model Zoo: 4.099 M (BN folded)
+    lw = build_architecture("lightweight-openpose")
+    assert lw.num_parameters() == 4_091_698  # with BN, 1 refinement stage (paper: 4.1 M)
+    assert build_architecture("lightweight-openpose", refinement_stages=3).num_parameters() > 7_000_000
+    x = torch.randn(1, 3, 64, 96)
+    stages = lw.train()(x)
+    assert len(stages) == 2 and stages[0][0].shape == (1, 19, 8, 12) and stages[0][1].shape == (1, 38, 8, 12)
+    hm, paf = lw.eval()(x)
+    assert hm.shape == (1, 19, 8, 12) and paf.shape == (1, 38, 8, 12)
+    assert {"lightweight-openpose", "human-pose-estimation-0001"} <= set(list_architectures())
+
+
+def strip_activation_quantization(xml_path, out_dir):
+    """A copy of the IR with FakeQuantize removed from activations (weights stay INT8).
+
+    OpenVINO then runs float activations on exactly the dequantised weights pafpose
+    uses, so the two must agree to float rounding.
+    """
+    tree = ET.parse(xml_path)
+    root = tree.getroot()
+    layers = {el.get("id"): el for el in root.find("layers")}
+    edges = root.find("edges")
+    source = {(e.get("to-layer"), e.get("to-port")): (e.get("from-layer"), e.get("from-port")) for e in edges}
+    acts = {lid for lid, el in layers.items() if el.get("type") == "FakeQuantize"
+            and layers[source[(lid, "0")][0]].get("type") not in ("Const", "Convert")}
+    bypass = {(lid, el.find("output").find("port").get("id")): source[(lid, "0")]
+              for lid, el in layers.items() if lid in acts}
+    for e in list(edges):
+        if e.get("to-layer") in acts:
+            edges.remove(e)
+            continue
+        src = (e.get("from-layer"), e.get("from-port"))
+        while src in bypass:
+            src = bypass[src]
+        e.set("from-layer", src[0])
+        e.set("from-port", src[1])
+    for lid in acts:
+        root.find("layers").remove(layers[lid])
+    out = out_dir / "hpe_float_activations.xml"
+    tree.write(out)
+    shutil.copy(xml_path.with_suffix(".bin"), out.with_suffix(".bin"))
+    return out, len(acts)
+
+
+def run_both(model, compiled, image):
+    x = cv2.resize(image, (456, 256)).astype(np.float32).transpose(2, 0, 1)[None]
+    res = compiled([x])
+    ref = {o.get_any_name(): res[o] for o in compiled.outputs}
+    ic = model.input_config
+    xt = (torch.from_numpy(x) - torch.tensor(ic.mean).view(1, 3, 1, 1)) / torch.tensor(ic.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        hm, paf = model(xt)
+    return (hm.numpy(), paf.numpy()), (ref["Mconv7_stage2_L2"], ref["Mconv7_stage2_L1"])
+
+
+@pytest.fixture(scope="module")
+def hpe(shared_dir_or_skip):
+    return W.load(shared_dir_or_skip / (IR + ".xml"))
+
+
+@pytest.fixture(scope="module")
+def shared_dir_or_skip():
+    from conftest import shared_dir
+
+    path = shared_dir()
+    if path is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED)")
+    return path
+
+
+def test_ir_matches_openvino_on_real_photos(hpe, shared_dir_or_skip, tmp_path):
+    ov = pytest.importorskip("openvino")
+    core = ov.Core()
+    xml = shared_dir_or_skip / (IR + ".xml")
+    float_xml, n = strip_activation_quantization(xml, tmp_path)
+    assert n == 63
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    same_weights = core.compile_model(str(float_xml), "CPU", f32)
+    int8 = core.compile_model(str(xml), "CPU", f32)
+    for name in ("p3_dance.png", "ski.jpg", "apink1.jpg"):
+        img = cv2.imread(str(shared_dir_or_skip / "images" / name))
+        ours, ref = run_both(hpe, same_weights, img)
+        # Same graph, same dequantised weights, float activations: float32 rounding only.
+        for a, b in zip(ours, ref, strict=True):
+            assert np.abs(a - b).max() < 1e-4
+        # The shipped graph also quantises activations to 8 bits (63 FakeQuantize ops):
+        # measured mean |diff| 0.0007-0.002 and max 0.14-0.21 on these photos, where
+        # fields peak at ~1. Bound the mean tightly and the rare large pixels loosely.
+        ours, ref = run_both(hpe, int8, img)
+        for a, b in zip(ours, ref, strict=True):
+            assert np.abs(a - b).mean() < 0.004 and np.abs(a - b).max() < 0.35
+        decoded = [Decoder(hpe.spec).decode(a, b) for a, b in ((ours[0][0], ours[1][0]), (ref[0][0], ref[1][0]))]
+        assert len(decoded[0]) == len(decoded[1])
+
+
+def test_three_dancers_found(hpe, shared_dir_or_skip):
+    img = cv2.imread(str(shared_dir_or_skip / "images" / "p3_dance.png"))
+    h = 368
+    w = int(round(img.shape[1] * h / img.shape[0] / 8)) * 8
+    x = torch.from_numpy(cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32))
+    ic = hpe.input_config
+    x = ((x - torch.tensor(ic.mean)) / torch.tensor(ic.std)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        hm, paf = hpe(x)
+    poses = Decoder(hpe.spec).decode(hm[0], paf[0])
+    assert len(poses) == 3
+    for p in poses:
+        k = p.keypoints
+        nose, neck = k[0], k[1]
+        hips = k[[8, 11], 1]
+        assert nose[1] < neck[1] < np.nanmean(hips)
+
+
+def test_zoo_resolves_from_mirror_offline_and_caches(shared_dir_or_skip, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
+    monkeypatch.setattr(W, "_MEMORY", {})  # as in a new process
+    with pytest.raises(PafposeError, match=r"PAFPOSE_OFFLINE.*storage.openvinotoolkit.org.*PAFPOSE_WEIGHTS_PATH"):
+        W.load("human-pose-estimation-0001")
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared_dir_or_skip / "weights"))
+    model = W.load("human-pose-estimation-0001")
+    assert not model.training and model.num_parameters() == 4_099_058
+    converted = list((tmp_path / "home" / "converted").glob("*.pt"))
+    assert len(converted) == 1
+    again = W.load("human-pose-estimation-0001")
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_download_verifies_and_writes_atomically(shared_dir_or_skip, tmp_path):
+    cfg = W.get_pretrained_cfg("human-pose-estimation-0001.int8")
+    src = shared_dir_or_skip / (IR + ".xml")
+    wf = cfg.files[0]
+    got = download(src.as_uri(), tmp_path / "ok" / wf.name, wf.sha256, wf.size)
+    assert got.read_bytes() == src.read_bytes()
+    bad = tmp_path / "bad" / wf.name
+    with pytest.raises(PafposeError, match="sha256"):
+        download(src.as_uri(), bad, "0" * 64, wf.size)
+    assert not bad.exists() and list(bad.parent.iterdir()) == []  # no partial file left behind
+    with pytest.raises(PafposeError, match="bytes"):
+        download(src.as_uri(), bad, None, wf.size + 1)
+    assert list(bad.parent.iterdir()) == []
+
+
+def test_download_path_of_the_zoo(shared_dir_or_skip, tmp_path, monkeypatch):
+    """resolve_file fetches from the entry's URL into the cache (a file:// URL stands in)."""
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    cfg = W.get_pretrained_cfg("human-pose-estimation-0001.int8")
+    local = shared_dir_or_skip / IR
+    files = tuple(type(wf)(wf.name, ((local.with_suffix(wf.name[-4:])).as_uri(),), wf.sha256, wf.size)
+                  for wf in cfg.files)
+    mirrored = type(cfg)(**{**cfg.__dict__, "files": files})
+    paths = [resolve_file(mirrored, wf) for wf in mirrored.files]
+    assert [p.parent for p in paths] == [tmp_path / cfg.name] * 2
+    assert all(p.stat().st_size == wf.size for p, wf in zip(paths, files, strict=True))
+
+
+def test_bad_files_give_one_line_errors(shared_dir_or_skip, tmp_path):
+    src = shared_dir_or_skip / IR
+    xml = tmp_path / "human-pose-estimation-0001.xml"
+    shutil.copy(src.with_suffix(".xml"), xml)
+    data = src.with_suffix(".bin").read_bytes()
+    xml.with_suffix(".bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PafposeError, match=r"human-pose-estimation-0001\.bin.*truncated"):
+        W.load(xml)
+    xml.with_suffix(".bin").unlink()
+    with pytest.raises(PafposeError, match="file not found"):
+        W.load(xml)
+    junk = tmp_path / "junk.xml"
+    junk.write_text("this is not xml")
+    junk.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(PafposeError, match="junk.xml"):
+        W.load(junk, architecture="human-pose-estimation-0001")
+    with pytest.raises(PafposeError, match="deployed variant"):
+        W.load(src.with_suffix(".xml"), architecture="lightweight-openpose")
+    model = build_architecture("human-pose-estimation-0001")
+    state = dict(model.state_dict())
+    state["cpm.align.0.weight"] = torch.zeros(64, 512, 1, 1)
+    with pytest.raises(PafposeError, match=r"cpm\.align\.0\.weight expects shape \(128, 512, 1, 1\), file has \(64"):
+        W.load_state(model, state, "x.pt")
+    with pytest.raises(PafposeError, match="unknown model"):
+        W.load("openpose-cocoa")
+    with pytest.raises(PafposeError, match="file not found"):
+        W.load(tmp_path / "missing.caffemodel")
