@@ -19,3 +19,14 @@ def shared() -> Path:
     if path is None:
         pytest.skip("../shared not found (set PAFPOSE_SHARED to its path)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_weight_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/pafpose."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAFPOSE_HOME", str(tmp_path_factory.mktemp("pafpose_home")))
+    mp.delenv("PAFPOSE_WEIGHTS_PATH", raising=False)
+    mp.delenv("PAFPOSE_OFFLINE", raising=False)
+    yield
+    mp.undo()

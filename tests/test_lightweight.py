@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import pafpose.weights as W
+import pafpose.weights as W  # noqa: N812
 from pafpose import Decoder, PafposeError
 from pafpose.models import build_architecture, list_architectures
 from pafpose.weights._download import download, resolve_file
@@ -116,7 +116,7 @@ def test_ir_matches_openvino_on_real_photos(hpe, shared_dir_or_skip, tmp_path):
 def test_three_dancers_found(hpe, shared_dir_or_skip):
     img = cv2.imread(str(shared_dir_or_skip / "images" / "p3_dance.png"))
     h = 368
-    w = int(round(img.shape[1] * h / img.shape[0] / 8)) * 8
+    w = round(img.shape[1] * h / img.shape[0] / 8) * 8
     x = torch.from_numpy(cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32))
     ic = hpe.input_config
     x = ((x - torch.tensor(ic.mean)) / torch.tensor(ic.std)).permute(2, 0, 1)[None]
@@ -189,7 +189,7 @@ def test_bad_files_give_one_line_errors(shared_dir_or_skip, tmp_path):
     junk = tmp_path / "junk.xml"
     junk.write_text("this is not xml")
     junk.with_suffix(".bin").write_bytes(b"")
-    with pytest.raises(PafposeError, match="junk.xml"):
+    with pytest.raises(PafposeError, match=r"junk\.xml"):
         W.load(junk, architecture="human-pose-estimation-0001")
     with pytest.raises(PafposeError, match="deployed variant"):
         W.load(src.with_suffix(".xml"), architecture="lightweight-openpose")
