@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/startup.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

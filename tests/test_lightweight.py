@@ -202,3 +202,11 @@ def test_bad_files_give_one_line_errors(shared_dir_or_skip, tmp_path):
         W.load("openpose-cocoa")
     with pytest.raises(PafposeError, match="file not found"):
         W.load(tmp_path / "missing.caffemodel")
+
+
+def test_unverifiable_entries_do_not_pick_up_other_files(shared_dir_or_skip, monkeypatch):
+    """The FP32 entry has no known hash: the INT8 copy (same file name) must not stand in."""
+    monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared_dir_or_skip / "weights"))
+    with pytest.raises(PafposeError, match="not cached"):
+        W.load("human-pose-estimation-0001.fp32")

@@ -37,6 +37,8 @@ def sha256sum(path: Path) -> str:
 
 
 def _matches(path: Path, wf: WeightFile) -> bool:
+    if wf.folder is not None and path.parent.name != wf.folder:
+        return False
     if wf.size is not None and path.stat().st_size != wf.size:
         return False
     return wf.sha256 is None or sha256sum(path) == wf.sha256
@@ -90,7 +92,7 @@ def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
     """
     cached = cache_dir() / cfg.name / wf.name
     if cached.is_file():
-        if _matches(cached, wf):
+        if _matches(cached, WeightFile(wf.name, wf.urls, wf.sha256, wf.size)):
             return cached
         log.warning("cached %s fails its size/sha256 check; fetching it again", cached)
     found = _find_in_mirrors(wf)

@@ -20,6 +20,7 @@ class WeightFile:
     urls: tuple[str, ...] = ()
     sha256: str | None = None
     size: int | None = None
+    folder: str | None = None  # in mirror folders: the file's parent folder must have this name
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ _add(PretrainedCfg(
     file_format="openvino-ir",
     files=(
         WeightFile("human-pose-estimation-0001.xml", (f"{_OMZ}/FP16-INT8/human-pose-estimation-0001.xml",),
-                   "c3a47de94906e6b3256eb16af7274141b2fc9f6c7889a02d96ef430b9bc321d3", 435357),
+                   "c3a47de94906e6b3256eb16af7274141b2fc9f6c7889a02d96ef430b9bc321d3", 435357, "FP16-INT8"),
         WeightFile("human-pose-estimation-0001.bin", (f"{_OMZ}/FP16-INT8/human-pose-estimation-0001.bin",),
-                   "fc7e9dde0f4a34876cfbbd266388a59526a8c8c1bc9394ce4827b7a007d20f82", 4170036),
+                   "fc7e9dde0f4a34876cfbbd266388a59526a8c8c1bc9394ce4827b7a007d20f82", 4170036, "FP16-INT8"),
     ),
     input_size=(456, 256),
     license="Apache-2.0",
@@ -92,8 +93,10 @@ for _precision in ("FP32", "FP16"):
         architecture="human-pose-estimation-0001",
         file_format="openvino-ir",
         files=(
-            WeightFile("human-pose-estimation-0001.xml", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.xml",)),
-            WeightFile("human-pose-estimation-0001.bin", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.bin",)),
+            WeightFile("human-pose-estimation-0001.xml", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.xml",),
+                       folder=_precision),
+            WeightFile("human-pose-estimation-0001.bin", (f"{_OMZ}/{_precision}/human-pose-estimation-0001.bin",),
+                       folder=_precision),
         ),
         input_size=(456, 256),
         license="Apache-2.0",
