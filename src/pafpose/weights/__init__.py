@@ -36,7 +36,7 @@ IMPORTERS = {
     "tflite": "pafpose.weights.tflite",
     "caffe": "pafpose.weights.caffe",
     "torch-openpose": "pafpose.weights.torch_ports",
-    "torch-lightweight": "pafpose.weights.torch_ports",
+    "torch-lightweight": "pafpose.weights.torch_lightweight",
 }
 _SUFFIXES = {".xml": "openvino-ir", ".pb": "tf-graphdef", ".tflite": "tflite", ".caffemodel": "caffe"}
 
