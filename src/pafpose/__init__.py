@@ -1,4 +1,11 @@
-"""pafpose: multi-person 2D pose estimation with Part Affinity Fields."""
+"""pafpose: multi-person 2D pose estimation with Part Affinity Fields.
+
+``import pafpose`` stays light (numpy only); networks and weights load torch on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pafpose.decoder import Decoder, DecoderConfig, decode
 from pafpose.encoder import Encoder, EncoderConfig, Targets
@@ -7,7 +14,40 @@ from pafpose.fields import OPENPOSE_COCO18, FieldSpec
 from pafpose.pose import Pose, Poses
 from pafpose.skeleton import BODY25, COCO17, COCO18, Skeleton, get_skeleton
 
+if TYPE_CHECKING:
+    from pafpose.models import PafModel
+    from pafpose.weights import PretrainedCfg
+
 __version__ = "0.1.0"
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Architecture names, or with ``pretrained=True`` zoo entries (``arch.tag``), matching ``pattern``."""
+    if pretrained:
+        from pafpose.weights import list_pretrained
+
+        return list_pretrained(pattern)
+    from pafpose.models import list_architectures
+
+    return list_architectures(pattern)
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs: object) -> PafModel:
+    """A network by architecture name, or with ``pretrained=True`` a zoo entry with its weights."""
+    if pretrained:
+        from pafpose.weights import load
+
+        return load(name, **kwargs)  # type: ignore[arg-type]
+    from pafpose.models import build_architecture
+
+    return build_architecture(name, **kwargs)
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The zoo entry ``name`` (a frozen dataclass: files, URLs, hashes, license, accuracy)."""
+    from pafpose.weights import get_pretrained_cfg as get
+
+    return get(name)
 
 __all__ = [
     "BODY25",
@@ -25,6 +65,9 @@ __all__ = [
     "Skeleton",
     "Targets",
     "__version__",
+    "create_model",
     "decode",
+    "get_pretrained_cfg",
     "get_skeleton",
+    "list_models",
 ]
