@@ -198,3 +198,36 @@ def test_two_parts_in_one_spot_still_connect():
     t = Encoder(SPEC)(p, (30, 30))
     poses = Decoder(SPEC, DecoderConfig(refine="none")).decode(t.heatmaps, t.pafs)
     assert len(poses) == 1 and poses[0].num_keypoints == 5
+
+
+def test_tensors_that_require_grad_are_accepted():
+    _, hm, paf = fields(9, 2)
+    h = torch.from_numpy(hm).requires_grad_(True)
+    p = torch.from_numpy(paf).requires_grad_(True)
+    assert len(Decoder(SPEC).decode(h * 1.0, p * 1.0)) == 2
+
+
+def test_min_fraction_is_strict_despite_float_rounding():
+    """0.29 * 100 is 28.999... in floating point: 29 supporting samples of 100 must not pass."""
+    from pafpose.decoder import find_peaks, score_limbs
+
+    hm = np.zeros((18, 20, 20), np.float32)
+    hm[1, 10, 2] = hm[2, 10, 12] = 1.0  # neck and right shoulder, 10 cells apart on row 10
+    paf = np.zeros((38, 20, 20), np.float32)
+    cx = SPEC.paf_channels[SPEC.limbs.index(("neck", "right_shoulder"))][0]
+    paf[cx, 10, :5] = 1.0
+    # samples at x = 2 + 10 j / 99; bilinear value 1 - (x - 4) on [4, 5): above 0.1 for j <= 28
+    base = {"paf_samples": 100, "paf_threshold": 0.1, "distance_prior": 0.0}
+    peaks = find_peaks(hm, DecoderConfig(**base))
+    assert len(score_limbs(paf, peaks, SPEC, DecoderConfig(paf_min_fraction=0.28, **base)).a) == 1
+    assert len(score_limbs(paf, peaks, SPEC, DecoderConfig(paf_min_fraction=0.29, **base)).a) == 0
+
+
+def test_gaussian_refinement_falls_back_where_neighbours_dip_below_zero():
+    hm = np.zeros((18, 5, 5), np.float32)
+    hm[0, 2, 1:4] = [-0.2, 1.0, 0.5]  # a sharp peak with a negative left neighbour
+    hm[0, 1, 2] = hm[0, 3, 2] = 0.4
+    quad = find_peaks(hm, DecoderConfig(refine="quadratic")).xy
+    gauss = find_peaks(hm, DecoderConfig(refine="gaussian")).xy
+    assert np.allclose(gauss, quad)
+    assert 2.0 < gauss[0, 0] < 2.5  # pulled right, toward the larger neighbour

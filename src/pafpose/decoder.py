@@ -114,9 +114,10 @@ _NEIGHBOURS = ((0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, -1), (1, 0), (1,
 def _offsets(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Parabola vertex along one axis from the values before, at and after the peak.
 
-    ``other`` is the curvature found on the other axis. On a map border one neighbour is
+    ``other`` is the curvature found on the other axis. On a map edge one neighbour is
     missing (NaN); there the blob is taken as isotropic and the other axis' curvature
-    completes the fit, so peaks in the outermost cells are refined too.
+    completes the fit, so peaks in edge cells are refined too. In a corner cell neither
+    axis has both neighbours and the offset stays 0 (error up to half a cell).
 
     Returns:
         the offset in ``[-0.5, 0.5]`` cells, and this axis' curvature (NaN if unknown).
@@ -144,8 +145,21 @@ def _refine(values: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         dx = (w[:, :, 2].sum(1) - w[:, :, 0].sum(1)) / tot
         dy = (w[:, 2, :].sum(1) - w[:, 0, :].sum(1)) / tot
         return dx, dy
+    dx, dy = _parabola(values)
     if mode == "gaussian":
-        values = np.log(np.maximum(values, 1e-10))  # NaN stays NaN
+        # The log-parabola is exact for Gaussian blobs; where a neighbour is <= 0 (real
+        # network maps can dip there) its log is meaningless, so those peaks keep the
+        # plain parabola.
+        cross = values[:, [1, 1, 0, 2], [0, 2, 1, 1]]
+        ok = ~(cross <= 0).any(axis=1)  # NaN (outside the map) is fine
+        if ok.any():
+            gx, gy = _parabola(np.log(np.maximum(values[ok], 1e-30)))  # corners may be 0: unused
+            dx[ok], dy[ok] = gx, gy
+    return dx, dy
+
+
+def _parabola(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis parabola vertices of (P, 3, 3) windows, edges completed by the other axis."""
     c = values[:, 1, 1]
     xl, xr, yl, yr = values[:, 1, 0], values[:, 1, 2], values[:, 0, 1], values[:, 2, 1]
     nan = np.full(len(c), np.nan)
@@ -174,7 +188,7 @@ def _peaks_numpy(hm: np.ndarray, cfg: DecoderConfig) -> Peaks:
     yy, xx = yy + 1, xx + 1
     val = pad[kk, yy, xx]
     keep = np.ones(len(kk), dtype=bool)
-    # 3x3 NMS; ties broken in raster order so a plateau yields one peak, not hundreds.
+    # 3x3 NMS; ties broken in raster order so a (convex) plateau yields one peak, not hundreds.
     for i, (dy, dx) in enumerate(_NEIGHBOURS):
         nb = pad[kk, yy + dy, xx + dx]
         nb = np.where(np.isnan(nb), -np.inf, nb)
@@ -210,6 +224,7 @@ def _peaks_torch(hm: Any, cfg: DecoderConfig) -> list[Peaks]:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
+    hm = hm.detach()  # raw network output may still require grad
     b, k, h, w = hm.shape
     if h == 0 or w == 0 or k == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -346,10 +361,10 @@ def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: Decoder
         s = project(t, sel)
         hits = ((s > cfg.paf_threshold) & valid).sum(axis=1)
         mean = np.where(valid, s, 0.0).sum(axis=1) / n
-        need = np.floor(cfg.paf_min_fraction * n).astype(np.int64) + 1
+        need = np.floor(cfg.paf_min_fraction * n + 1e-9).astype(np.int64) + 1
     else:
         t = np.linspace(0.0, 1.0, n_max)
-        need = math.floor(cfg.paf_min_fraction * n_max) + 1
+        need = math.floor(cfg.paf_min_fraction * n_max + 1e-9) + 1  # 0.29 * 100 = 28.999...
         misses = n_max - need
         # Exact early rejection: samples are taken in chunks of (misses + 1), spread along
         # the limb, and a pair is dropped as soon as more than `misses` of its samples fail;
