@@ -13,7 +13,7 @@ network it loads into:
     layer names (``conv1_1.weight``, ``model2_1.Mconv1_stage2_L1.weight``): the Caffe name
     is the key's second-to-last part.
 
-* Lightweight OpenPose ports: not yet (see the marked branch in :func:`remap`).
+Lightweight OpenPose's own checkpoints have their importer: :mod:`pafpose.weights.torch_lightweight`.
 """
 
 from __future__ import annotations
@@ -62,14 +62,9 @@ def remap(raw: dict[str, np.ndarray], model: object) -> dict[str, torch.Tensor]:
     """``raw`` (the file's names) onto ``model``'s state-dict names."""
     if isinstance(model, OpenPoseVGG):
         return _remap_openpose(raw, model)
-
-    # ---- Lightweight OpenPose ports (another importer's branch goes here) -------------
-    if isinstance(model, LightweightOpenPose):
-        raise PafposeError("torch-openpose files for Lightweight OpenPose are not supported yet; "
-                           "its own checkpoints load with file_format='torch-lightweight'")
-    # ------------------------------------------------------------------------------------
-
-    raise PafposeError(f"torch-openpose files load into openpose-coco or openpose-body25, not {type(model).__name__}")
+    hint = " (Lightweight OpenPose checkpoints: file_format='torch-lightweight')" if isinstance(
+        model, LightweightOpenPose) else ""
+    raise PafposeError(f"torch-openpose files load into openpose-coco or openpose-body25, not {type(model).__name__}{hint}")
 
 
 def _remap_openpose(raw: dict[str, np.ndarray], model: OpenPoseVGG) -> dict[str, torch.Tensor]:
