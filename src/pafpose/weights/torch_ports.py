@@ -62,9 +62,11 @@ def remap(raw: dict[str, np.ndarray], model: object) -> dict[str, torch.Tensor]:
     """``raw`` (the file's names) onto ``model``'s state-dict names."""
     if isinstance(model, OpenPoseVGG):
         return _remap_openpose(raw, model)
-    hint = " (Lightweight OpenPose checkpoints: file_format='torch-lightweight')" if isinstance(
-        model, LightweightOpenPose) else ""
-    raise PafposeError(f"torch-openpose files load into openpose-coco or openpose-body25, not {type(model).__name__}{hint}")
+    hint = ""
+    if isinstance(model, LightweightOpenPose):
+        hint = " (Lightweight OpenPose checkpoints: file_format='torch-lightweight')"
+    raise PafposeError(f"torch-openpose files load into openpose-coco or openpose-body25, "
+                       f"not {type(model).__name__}{hint}")
 
 
 def _remap_openpose(raw: dict[str, np.ndarray], model: OpenPoseVGG) -> dict[str, torch.Tensor]:
