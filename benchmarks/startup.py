@@ -45,14 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     if not weights.is_dir():
         print(f"no weights under {weights}: nothing to measure")
         return 0
+    os.environ["PAFPOSE_WEIGHTS_PATH"] = str(weights)
     from pafpose.weights import ZOO
+    from pafpose.weights._download import _find_in_mirrors
 
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print("model                              file load ms   converted load ms   speed-up   (median of "
           f"{args.repeats}; `import pafpose.weights` itself: see last column)")
     for name, cfg in ZOO.items():
-        if not any(weights.rglob(cfg.files[0].name)):
-            continue
+        if not all(_find_in_mirrors(wf) for wf in cfg.files):
+            continue  # not in ../shared (or no hash/folder identifies it there)
         first, second, imports = [], [], []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as home:

@@ -245,3 +245,25 @@ def test_graphdef_reader_sees_the_trap(shared):
     training = [n for n in bns if bool(raw[f"@{n}.is_training"])]
     assert len(training) == 39 and all(n.startswith("MobilenetV2/") for n in training)
     assert raw["MobilenetV2/Conv/BatchNorm/Const"].shape == (0,)
+
+
+def test_openvino_ir_v5_is_the_float_model_behind_the_dm05_tflite(shared):
+    """IR v5 can't be run by today's OpenVINO; check it against the verified TFLite import.
+
+    The TFLite file holds the same network with int8 weights, so every weight read from the
+    IR must lie within half a quantisation step of the dequantised TFLite weight (measured:
+    0.5000001 steps at worst) and the biases must agree to float rounding.
+    """
+    folder = shared / "weights" / "mobilenet-v2-pose"
+    ir = W.load(folder / "mobilenet_v2_0.5_224__FP32__frozen-model.xml")
+    tfl = W.load(folder / "mobilenet_v2_pose_dm05_368_432_weight_quant.tflite")
+    a, b = ir.state_dict(), tfl.state_dict()
+    assert a.keys() == b.keys() and len(a) == 258
+    for k in a:
+        diff = (a[k] - b[k]).abs().max().item()
+        if k.endswith("weight"):
+            assert diff <= 0.5001 * b[k].abs().max().item() / 127, k
+        else:
+            assert diff < 1e-5, k
+    with pytest.raises(PafposeError, match="folded"):
+        W.load(folder / "mobilenet_v2_0.5_224__FP32__frozen-model.xml", arch_kwargs={"variant": "small"})

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
@@ -301,6 +302,30 @@ class MobileNetV2OpenPose(PafModel):
                         scopes[f"stages.{s}.{branch}.layers.{j}.{part}"] = (
                             f"Openpose/MConv_Stage{s + 1}_{tf_branch}_{j + 1}_{part}")
         return scopes
+
+
+    def from_openvino(self, raw: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """State dict from an OpenVINO IR converted from these TF graphs (layers keep TF names).
+
+        Such IRs fold batch-norm into biases, so they load into the folded (``dm*``) variants.
+        """
+        if not VARIANTS[self.variant].folded:
+            raise PafposeError(f"IR weights have batch-norm folded: load them into a dm* variant, not {self.variant}")
+        state: dict[str, torch.Tensor] = {}
+        for path, scope in self.tf_scopes().items():
+            layer = f"{scope}/depthwise" if scope.endswith("depthwise") else f"{scope}/Conv2D"
+            if f"{layer}.weight" not in raw:
+                raise PafposeError(f"the IR has no layer {layer}: not a tf-pose MobileNetV2 file")
+            stride = raw.get(f"{layer}.@strides")
+            unit = self.get_submodule(path)
+            if stride is not None and int(stride[0]) != unit.stride:
+                raise PafposeError(f"IR layer {layer} has stride {int(stride[0])}, the model {unit.stride}")
+            state[f"{path}.conv.weight"] = torch.from_numpy(raw[f"{layer}.weight"].copy())
+            if unit.conv.bias is not None:
+                if f"{layer}.bias" not in raw:
+                    raise PafposeError(f"IR layer {layer} has no bias; the model's {path} needs one")
+                state[f"{path}.conv.bias"] = torch.from_numpy(raw[f"{layer}.bias"].copy())
+        return state
 
 
 @register_model("tf-pose-mobilenet-v2")

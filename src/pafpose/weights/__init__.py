@@ -133,6 +133,7 @@ def load(
     architecture: str | None = None,
     file_format: str | None = None,
     device: str | torch.device = "cpu",
+    arch_kwargs: Mapping[str, object] | None = None,
 ) -> PafModel:
     """A network with pretrained weights, in eval mode.
 
@@ -141,6 +142,8 @@ def load(
         architecture: for a file, the architecture to load it into (default: the zoo
             entry with that file name).
         file_format: for a file, its format (default: from the suffix or the zoo).
+        arch_kwargs: architecture arguments (e.g. ``{"variant": "dm10"}``), replacing the
+            zoo entry's.
     """
     path = Path(name_or_path)
     if path.suffix and path.exists():
@@ -161,6 +164,8 @@ def load(
         cfg = get_pretrained_cfg(str(name_or_path))
         arch, fmt, kwargs = cfg.architecture, cfg.file_format, cfg.kwargs
         paths = [resolve_file(cfg, wf) for wf in cfg.files]
+    if arch_kwargs is not None:
+        kwargs = dict(arch_kwargs)
     model = build_architecture(arch, **kwargs)
     _import(fmt, paths, model, arch, kwargs)
     return model.eval().to(device)

@@ -133,6 +133,23 @@ for _dm, _sha, _size in (
         arch_kwargs=(("variant", f"dm{_dm}"),),
     ))
 _add(PretrainedCfg(
+    name="tf-pose-mobilenet-v2.dm05-ir",
+    architecture="tf-pose-mobilenet-v2",
+    file_format="openvino-ir",
+    # The dm05 network in float32 as an OpenVINO IR v5 (third party, MIT); no public address known.
+    files=(
+        WeightFile("mobilenet_v2_0.5_224__FP32__frozen-model.xml", (),
+                   "b105c9eeb74be9998cdb9b7ccc5b2a6c1dec85ca9ae7c4b5a2501de556a40ca4", 151081),
+        WeightFile("mobilenet_v2_0.5_224__FP32__frozen-model.bin", (),
+                   "257d8c2385fb319ffc8847465e4f6d305d141320790b184850d47bf53d0d3a21", 1877344),
+    ),
+    input_size=(432, 368),
+    license="MIT",
+    origin_url="https://github.com/ildoonet/tf-pose-estimation (training code)",
+    available=False,
+    arch_kwargs=(("variant", "dm05"),),
+))
+_add(PretrainedCfg(
     name="openpose-coco.cmu",
     architecture="openpose-coco",
     file_format="caffe",
