@@ -280,3 +280,56 @@ def test_lightweight_checkpoint_lands_in_place(tmp_path):
     torch.save(bad, path)
     with pytest.raises(PafposeError, match=r"1 missing.*cpm\.conv\.0\.bias"):
         W.load(path)
+
+
+def write_ir(path, weight, bias, element_type):
+    """A minimal IR v10: Parameter -> Convolution(Const [-> Convert]) -> Add(Const) -> Result."""
+    wdt = {"f32": np.float32, "f16": np.float16}[element_type]
+    wbytes, bbytes = weight.astype(wdt).tobytes(), bias.astype(wdt).tobytes()
+    o, i, kh, kw = weight.shape
+    convert = element_type != "f32"
+
+    def const(lid, name, offset, data, shape):
+        dims = "".join(f"<dim>{d}</dim>" for d in shape)
+        return (f'<layer id="{lid}" name="{name}" type="Const" version="opset1"><data element_type="{element_type}" '
+                f'offset="{offset}" shape="{",".join(map(str, shape))}" size="{len(data)}"/>'
+                f'<output><port id="0">{dims}</port></output></layer>')
+
+    layers = [
+        '<layer id="0" name="data" type="Parameter" version="opset1"><data element_type="f32" shape="1,3,8,8"/>'
+        "<output><port id=\"0\"><dim>1</dim><dim>3</dim><dim>8</dim><dim>8</dim></port></output></layer>",
+        const(1, "w", 0, wbytes, (o, i, kh, kw)),
+        '<layer id="2" name="w/convert" type="Convert" version="opset1"><data destination_type="f32"/>'
+        '<input><port id="0"/></input><output><port id="1"/></output></layer>',
+        '<layer id="3" name="conv/WithoutBiases" type="Convolution" version="opset1">'
+        '<data strides="1,1" dilations="1,1" pads_begin="1,1" pads_end="1,1"/>'
+        '<input><port id="0"/><port id="1"/></input><output><port id="2"/></output></layer>',
+        const(4, "b", len(wbytes), bbytes, (1, o, 1, 1)),
+        '<layer id="5" name="conv" type="Add" version="opset1"><input><port id="0"/><port id="1"/></input>'
+        '<output><port id="2"/></output></layer>',
+        '<layer id="6" name="out" type="Result" version="opset1"><input><port id="0"/></input></layer>',
+    ]
+    w_src = ("2", "1") if convert else ("1", "0")
+    edges = [("0", "0", "3", "0"), (*w_src, "3", "1"), ("3", "2", "5", "0"), ("4", "0", "5", "1"), ("5", "2", "6", "0")]
+    if convert:
+        edges.append(("1", "0", "2", "0"))
+    xml = ('<?xml version="1.0"?><net name="t" version="10"><layers>' + "".join(layers) + "</layers><edges>"
+           + "".join(f'<edge from-layer="{a}" from-port="{b}" to-layer="{c}" to-port="{d}"/>' for a, b, c, d in edges)
+           + "</edges></net>")
+    path.write_text(xml)
+    path.with_suffix(".bin").write_bytes(wbytes + bbytes)
+
+
+@pytest.mark.parametrize("element_type", ["f32", "f16"])
+def test_ir_reader_float_weights(tmp_path, element_type):
+    from pafpose.weights import openvino_ir
+
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    xml = tmp_path / "t.xml"
+    write_ir(xml, w, b, element_type)
+    raw = openvino_ir.read([xml])
+    tol = 0 if element_type == "f32" else 2e-3
+    assert np.allclose(raw["conv.weight"], w, atol=tol, rtol=tol) and raw["conv.weight"].dtype == np.float32
+    assert np.allclose(raw["conv.bias"], b, atol=tol, rtol=tol)
+    assert raw["conv.@strides"].tolist() == [1, 1]
