@@ -49,7 +49,7 @@ SEED_SPEED, SEED_REFINE, SEED_SAMPLING, SEED_RECOVERY = 101, 202, 303, 404
 LOCALISATION_RADIUS = 8.0  # section 2: a keypoint within this counts as found
 KEYPOINT_RADIUS = SPEC.stride / 2.0  # section 4: keypoint recall (half the stride)
 OKS_THRESHOLD = 0.5
-MIN_GT_KEYPOINTS = 3  # GT people with fewer visible keypoints are ignored (neither hit nor miss)
+MIN_GT_KEYPOINTS = 4  # GT people with fewer visible keypoints are ignored (neither hit nor miss)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class DecoderConfig:
         paf_min_fraction: fraction of samples that must support a limb (strictly more).
         distance_prior: OpenPose's penalty ``min(distance_prior * H / length - 1, 0)`` on
             limbs longer than this fraction of the map height ``H``; 0 disables it.
-        min_keypoints: people with fewer keypoints are dropped.
+        min_keypoints: people with fewer keypoints are dropped (the CVPR'17 original: 4).
         min_score: people with a lower score (mean of keypoint and limb scores) are dropped.
     """
 
@@ -67,7 +67,7 @@ class DecoderConfig:
     paf_threshold: float = 0.05
     paf_min_fraction: float = 0.8
     distance_prior: float = 0.5
-    min_keypoints: int = 3
+    min_keypoints: int = 4
     min_score: float = 0.2
 
     def __post_init__(self) -> None:

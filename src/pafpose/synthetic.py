@@ -277,7 +277,7 @@ class Recovery:
     found_keypoints: int = 0
     oks_sum: float = 0.0
 
-    def add(self, scene: Scene, poses: Sequence[Pose], radius: float = 4.0, min_keypoints: int = 3) -> None:
+    def add(self, scene: Scene, poses: Sequence[Pose], radius: float = 4.0, min_keypoints: int = 4) -> None:
         """Count one image.
 
         ``radius``: keypoint recall distance in pixels (default: half of stride 8). GT people

@@ -1,0 +1,54 @@
+"""Result formats: OpenPose JSON and COCO keypoint results; atomic JSON writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pafpose.pose import Pose
+
+
+def _flat(kps: np.ndarray) -> list[float]:
+    out = np.where(np.isfinite(kps), kps, 0.0)
+    out[~np.isfinite(kps[:, 0]), 2] = 0.0
+    return [round(float(v), 3) for v in out.ravel()]
+
+
+def openpose_json(poses: Sequence[Pose]) -> dict[str, Any]:
+    """OpenPose's per-image JSON (version 1.3): keypoints in the model's order, missing = 0, 0, 0."""
+    return {"version": 1.3, "people": [
+        {"person_id": [-1], "pose_keypoints_2d": _flat(p.keypoints), "score": round(float(p.score), 5)}
+        for p in poses]}
+
+
+def coco_results(poses: Sequence[Pose], image_id: int) -> list[dict[str, Any]]:
+    """COCO keypoint results (category 1, 17 keypoints) for one image."""
+    return [{"image_id": int(image_id), "category_id": 1, "keypoints": p.to_coco_keypoints(),
+             "score": float(p.score)} for p in poses]
+
+
+def coco_image_id(path: str | Path) -> int | None:
+    """The image id of a COCO-style file name (``000000000139.jpg``, ``COCO_val2014_000000000357.jpg``)."""
+    m = re.search(r"(\d{6,})$", Path(path).stem)
+    return int(m.group(1)) if m else None
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as JSON via a temporary file and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

@@ -1,0 +1,247 @@
+"""The Estimator: images in, people out (preprocess -> network -> fields -> decoder).
+
+Preprocessing follows the weights' :class:`~pafpose.models.InputConfig`: resize to the
+input height keeping the aspect ratio (bicubic, as the reference recipes), pad right and
+bottom to the stride with the model's padding value, normalise. Test-time augmentation
+averages the fields at *feature* resolution: each scale's fields are resampled onto the
+first scale's cell grid (through image coordinates, so the grids line up exactly), and the
+flipped input's fields are mirrored back with the skeleton's left/right permutations (PAF x
+components negated). Keeping fields at feature resolution keeps averaging cheap; the
+decoder refines peaks on the field itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from pafpose.decoder import Decoder, DecoderConfig
+from pafpose.errors import PafposeError
+from pafpose.io import as_bgr
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import Skeleton
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; a CUDA request without CUDA is a user error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise PafposeError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PafposeError(f"device {device!r} requested but this machine has no CUDA GPU; use --device cpu")
+    return dev
+
+
+class Estimator:
+    """Multi-person pose estimation with a PAF network.
+
+    Args:
+        model: zoo name (``pafpose models``) or architecture name.
+        weights: a weights file to use instead of the zoo's (for ``model``'s architecture).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        height: network input height (default: the model's, e.g. 368).
+        scales: input scales relative to ``height`` whose fields are averaged (e.g. 0.5 1 1.5 2).
+        flip: also run the mirrored image and average.
+        decoder: decoder thresholds.
+        max_side: longest network input side at scale 1 (very wide images are shrunk to fit).
+
+    Example:
+        >>> est = Estimator()
+        >>> poses = est.predict("people.jpg")  # BGR arrays, RGB arrays (color="RGB"), PIL images too
+    """
+
+    def __init__(
+        self,
+        model: str = "human-pose-estimation-0001",
+        weights: str | Path | None = None,
+        device: str | torch.device = "auto",
+        height: int | None = None,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        decoder: DecoderConfig | None = None,
+        max_side: int = 2048,
+    ) -> None:
+        from pafpose.models import list_architectures
+        from pafpose.weights import get_pretrained_cfg, load
+
+        self.device = resolve_device(device)
+        if weights is not None:
+            arch = model if model in list_architectures() else get_pretrained_cfg(model).architecture
+            self.net = load(weights, architecture=arch)
+        else:
+            self.net = load(model)
+        self.net = self.net.to(self.device).eval()
+        self.spec = self.net.spec
+        self.input_config = self.net.input_config
+        self.height = int(height or self.input_config.height)
+        if self.height < self.spec.stride:
+            raise PafposeError(f"height must be at least the stride ({self.spec.stride}), got {self.height}")
+        self.scales = tuple(float(s) for s in scales)
+        if not self.scales or any(not s > 0 for s in self.scales):
+            raise PafposeError(f"scales must be positive numbers, got {list(scales)}")
+        self.flip = bool(flip)
+        self.max_side = int(max_side)
+        self.decoder = Decoder(self.spec, decoder or DecoderConfig())
+        self._flip_tables()
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return self.spec.skeleton
+
+    def _flip_tables(self) -> None:
+        sk, k = self.spec.skeleton, self.spec.num_keypoints
+        hm = list(sk.flip_permutation.tolist()) + ([k] if self.spec.background else [])
+        perm, reverse = sk.limb_flip(self.spec.limbs)
+        pidx = self.spec.paf_index
+        src = np.zeros(self.spec.num_pafs, dtype=np.int64)
+        sign = np.ones(self.spec.num_pafs, dtype=np.float32)
+        for i in range(len(self.spec.limbs)):
+            j = perm[i]
+            src[pidx[i, 0]], src[pidx[i, 1]] = pidx[j, 0], pidx[j, 1]
+            # mirroring negates x; a limb that maps onto a reversed limb negates both, so y
+            sign[pidx[i, 0]], sign[pidx[i, 1]] = (1.0, -1.0) if reverse[i] else (-1.0, 1.0)
+        self._hm_src = torch.tensor(hm, device=self.device)
+        self._paf_src = torch.from_numpy(src).to(self.device)
+        self._paf_sign = torch.from_numpy(sign).to(self.device).view(1, -1, 1, 1)
+
+    # ------------------------------------------------------------------ preprocessing
+    def _factor(self, shape: tuple[int, ...], scale: float) -> float:
+        h, w = shape[:2]
+        return min(self.height * scale / h, self.max_side * scale / w)
+
+    def _prepare(self, image: np.ndarray, factor: float) -> np.ndarray:
+        """Resized (bicubic) HxWx3 float32 in the network's channel order, normalised."""
+        import cv2
+
+        h, w = image.shape[:2]
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        interp = cv2.INTER_CUBIC if factor >= 1 else cv2.INTER_AREA
+        x = cv2.resize(image, size, interpolation=interp).astype(np.float32)
+        ic = self.input_config
+        if ic.channel_order == "RGB":
+            x = x[:, :, ::-1]
+        return (x - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
+
+    def _batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """Pad to a common size (a multiple of the stride) with the model's padding value."""
+        s, ic = self.spec.stride, self.input_config
+        hp = max(math.ceil(a.shape[0] / s) * s for a in arrays)
+        wp = max(math.ceil(a.shape[1] / s) * s for a in arrays)
+        pad = (np.full(3, ic.pad_value, np.float32) - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
+        out = np.empty((len(arrays), hp, wp, 3), np.float32)
+        out[:] = pad
+        for i, a in enumerate(arrays):
+            out[i, : a.shape[0], : a.shape[1]] = a
+        return torch.from_numpy(out).permute(0, 3, 1, 2).to(self.device)
+
+    # ------------------------------------------------------------------ network
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hm, paf = self.net(x)
+        if self.flip:
+            fh, fp = self.net(torch.flip(x, dims=[3]))
+            hm = (hm + torch.flip(fh, dims=[3])[:, self._hm_src]) / 2
+            paf = (paf + torch.flip(fp, dims=[3])[:, self._paf_src] * self._paf_sign) / 2
+        return hm, paf
+
+    @torch.inference_mode()
+    def fields(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """(heatmaps, PAFs, factor) per BGR image: TTA-averaged fields on the first scale's grid.
+
+        ``factor`` maps network-input pixels of that scale to image pixels:
+        ``x_image = (x + 0.5) / factor - 0.5``.
+        """
+        s = self.spec.stride
+        base = [self._factor(im.shape, self.scales[0]) for im in images]
+        grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
+                 for im, f in zip(images, base, strict=True)]
+        sums: list[list[torch.Tensor]] = [[] for _ in images]
+        for scale in self.scales:
+            factors = [self._factor(im.shape, scale) for im in images]
+            arrays = [self._prepare(im, f) for im, f in zip(images, factors, strict=True)]
+            hm, paf = self._run(self._batch(arrays))
+            for i, (a, f) in enumerate(zip(arrays, factors, strict=True)):
+                gh, gw = math.ceil(a.shape[0] / s), math.ceil(a.shape[1] / s)
+                field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
+                if scale != self.scales[0]:
+                    field = self._resample(field, base[i], f, grids[i])
+                sums[i].append(field)
+        nh = self.spec.num_heatmaps
+        out = []
+        for i, parts in enumerate(sums):
+            mean = torch.stack(parts).mean(dim=0)[0]
+            out.append((mean[:nh], mean[nh:], base[i]))
+        return out
+
+    def _resample(self, field: torch.Tensor, f_base: float, f: float, grid: tuple[int, int]) -> torch.Tensor:
+        """Bilinear resampling of one scale's field onto the base scale's cell centres."""
+        s, off = self.spec.stride, self.spec.offset
+        gh, gw = grid
+        _, _, h, w = field.shape
+
+        def coords(n: int, size: int) -> torch.Tensor:
+            centres = torch.arange(n, device=field.device, dtype=torch.float32) * s + off  # base input px
+            img = (centres + 0.5) / f_base - 0.5
+            cell = ((img + 0.5) * f - 0.5 - off) / s
+            return cell / max(size - 1, 1) * 2 - 1
+
+        gy, gx = torch.meshgrid(coords(gh, h), coords(gw, w), indexing="ij")
+        grid_xy = torch.stack([gx, gy], dim=-1)[None]
+        return F.grid_sample(field, grid_xy, mode="bilinear", padding_mode="border", align_corners=True)
+
+    # ------------------------------------------------------------------ API
+    def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
+        """People in each image; keypoints in that image's pixels (see :meth:`predict`)."""
+        bgr = [as_bgr(im, color) for im in images]
+        if not bgr:
+            return []
+        results = []
+        for hm, paf, factor in self.fields(bgr):
+            poses = self.decoder.decode(hm, paf)
+            out = Poses()
+            out.truncated = poses.truncated
+            for p in poses:
+                k = p.keypoints.copy()
+                k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
+                out.append(Pose(k, p.score, p.skeleton))
+            results.append(out)
+        return results
+
+    def predict(self, image: Any, color: str = "BGR") -> Poses:
+        """People in one image.
+
+        Args:
+            image: a path, an HxWx3 uint8 array (``color`` says BGR, as OpenCV reads, or RGB),
+                a grayscale / RGBA / 16-bit array, or a PIL image.
+
+        Returns:
+            :class:`Poses`, best first; keypoints in the input image's pixels.
+        """
+        return self.predict_batch([image], color)[0]
+
+    def stream(self, source: int | str) -> Iterator[tuple[int, np.ndarray, Poses]]:
+        """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL."""
+        import cv2
+
+        cap = cv2.VideoCapture(source)
+        if not cap.isOpened():
+            raise PafposeError(f"cannot open video source {source!r}")
+        try:
+            index = 0
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield index, frame, self.predict(frame)
+                index += 1
+        finally:
+            cap.release()

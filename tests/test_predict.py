@@ -1,0 +1,135 @@
+"""The Estimator on real photos, the result formats and drawing."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pafpose import PafposeError
+from pafpose.draw import poses as draw_poses
+from pafpose.formats import coco_image_id, coco_results, openpose_json, write_json_atomic
+
+
+@pytest.fixture(scope="module")
+def images(shared_dir_or_skip):
+    return shared_dir_or_skip / "images"
+
+
+@pytest.fixture(scope="module")
+def shared_dir_or_skip():
+    from conftest import shared_dir
+
+    path = shared_dir()
+    if path is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def estimator_cls(shared_dir_or_skip):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAFPOSE_WEIGHTS_PATH", str(shared_dir_or_skip / "weights"))
+    from pafpose.predict import Estimator
+
+    yield Estimator
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def est(estimator_cls):
+    return estimator_cls(device="cpu")
+
+
+def upright(pose):
+    k = pose.keypoints
+    return k[0, 1] < k[1, 1] < np.nanmean(k[[8, 11], 1])
+
+
+def test_three_dancers_and_no_cat(est, images):
+    dance = est.predict(images / "p3_dance.png")
+    assert len(dance) == 3 and all(upright(p) for p in dance)
+    assert est.predict(str(images / "cat.jpg")) == []
+
+
+def test_input_kinds_agree(est, images):
+    bgr = cv2.imread(str(images / "p3_dance.png"))
+    ref = est.predict(bgr)
+    rgb = est.predict(bgr[:, :, ::-1], color="RGB")
+    assert len(ref) == 3
+    assert all(np.allclose(a.keypoints, b.keypoints, equal_nan=True) for a, b in zip(ref, rgb, strict=True))
+    for variant in (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+                    bgr.astype(np.uint16) * 257):
+        got = est.predict(variant)
+        assert 2 <= len(got) <= 4
+    huge = cv2.resize(bgr, (5120, 2880))
+    assert len(est.predict(huge)) == 3
+
+
+def test_pil_images(est, images):
+    pil = pytest.importorskip("PIL.Image", reason="Pillow is not installed (optional)")
+    bgr = cv2.imread(str(images / "p3_dance.png"))
+    assert len(est.predict(pil.fromarray(bgr[:, :, ::-1].copy()))) == 3
+
+
+def test_flip_tta_is_mirror_symmetric(estimator_cls, images):
+    est = estimator_cls(device="cpu", flip=True)
+    img = cv2.imread(str(images / "p3_dance.png"))
+    a, b = est.predict(img), est.predict(img[:, ::-1])
+    assert len(a) == len(b) == 3
+    w = img.shape[1]
+    necks_a = sorted(p.keypoints[1, 0] for p in a)
+    necks_b = sorted(w - 1 - p.keypoints[1, 0] for p in b)
+    # mirrored fields are averaged exactly; what remains is the network's own asymmetry
+    assert np.allclose(necks_a, necks_b, atol=8.0)
+
+
+def test_multiscale_and_batches(estimator_cls, images):
+    est = estimator_cls(device="cpu", scales=(1.0, 0.5, 1.5), flip=True)
+    assert len(est.predict(images / "p3_dance.png")) == 3
+    single = estimator_cls(device="cpu")
+    files = [images / "p3_dance.png", images / "ski.jpg", images / "apink1.jpg"]
+    batch = single.predict_batch(files)
+    for f, got in zip(files, batch, strict=True):
+        alone = single.predict(f)
+        assert len(got) == len(alone)  # padding to the batch's size barely moves anything
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_request_without_a_gpu(estimator_cls):
+    with pytest.raises(PafposeError, match="no CUDA"):
+        estimator_cls(device="cuda:0")
+
+
+def test_user_errors(estimator_cls, est, tmp_path):
+    with pytest.raises(PafposeError, match="scales"):
+        estimator_cls(device="cpu", scales=(1.0, -1.0))
+    with pytest.raises(PafposeError, match="no such file"):
+        est.predict(tmp_path / "missing.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(PafposeError, match="not a readable image"):
+        est.predict(bad)
+    with pytest.raises(PafposeError, match="shape"):
+        est.predict(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_formats_and_drawing(est, images, tmp_path):
+    img = cv2.imread(str(images / "p3_dance.png"))
+    found = est.predict(img)
+    doc = openpose_json(found)
+    assert doc["version"] == 1.3 and len(doc["people"]) == 3
+    for person in doc["people"]:
+        assert person["person_id"] == [-1] and len(person["pose_keypoints_2d"]) == 18 * 3
+        assert all(np.isfinite(person["pose_keypoints_2d"]))
+    res = coco_results(found, 42)
+    assert all(r["category_id"] == 1 and r["image_id"] == 42 and len(r["keypoints"]) == 51 for r in res)
+    assert coco_image_id("000000000139.jpg") == 139 and coco_image_id("COCO_val2014_000000000357") == 357
+    assert coco_image_id("p3_dance.png") is None
+    out = write_json_atomic(doc, tmp_path / "a" / "x.json")
+    assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
+    assert [p.name for p in out.parent.iterdir()] == ["x.json"]
+    drawn = draw_poses(img, found)
+    assert drawn.shape == img.shape and (drawn != img).any()
+    assert (img == cv2.imread(str(images / "p3_dance.png"))).all()  # input untouched
