@@ -16,9 +16,19 @@ from pafpose.skeleton import BODY25, COCO17, COCO18, Skeleton, get_skeleton
 
 if TYPE_CHECKING:
     from pafpose.models import PafModel
+    from pafpose.predict import Estimator  # noqa: F401
     from pafpose.weights import PretrainedCfg
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``pafpose.Estimator`` is imported on first use (it needs torch)."""
+    if name == "Estimator":
+        from pafpose.predict import Estimator
+
+        return Estimator
+    raise AttributeError(f"module 'pafpose' has no attribute {name!r}")
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
@@ -58,6 +68,7 @@ __all__ = [
     "DecoderConfig",
     "Encoder",
     "EncoderConfig",
+    "Estimator",
     "FieldSpec",
     "PafposeError",
     "Pose",
