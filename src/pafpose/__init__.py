@@ -16,7 +16,7 @@ from pafpose.skeleton import BODY25, COCO17, COCO18, Skeleton, get_skeleton
 
 if TYPE_CHECKING:
     from pafpose.models import PafModel
-    from pafpose.predict import Estimator  # noqa: F401
+    from pafpose.predict import Estimator
     from pafpose.weights import PretrainedCfg
 
 __version__ = "0.1.0"
