@@ -1,0 +1,118 @@
+"""Figures of what the network sees: heatmaps, PAFs and the decoded skeletons (matplotlib)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pafpose.draw import poses as draw_poses
+from pafpose.fields import FieldSpec
+from pafpose.pose import Pose
+
+
+def explain_figure(
+    image_bgr: np.ndarray,
+    heatmaps: np.ndarray,
+    pafs: np.ndarray,
+    spec: FieldSpec,
+    people: Sequence[Pose],
+    factor: float,
+    limbs: Sequence[int] | None = None,
+    keypoints: Sequence[int] | None = None,
+) -> object:
+    """A matplotlib Figure: input, max heatmap, chosen heatmaps, PAF magnitude and vectors, skeletons.
+
+    Args:
+        heatmaps: ``(K [+1], h, w)`` fields of the image (network-input grid).
+        pafs: ``(2L, h, w)``.
+        factor: network-input pixels per image pixel (``Estimator.fields`` returns it).
+        limbs: limb indices (spec order) whose PAF vectors to draw; default: the arms and legs.
+        keypoints: keypoint indices whose heatmaps to show; default: nose, neck, wrists.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sk = spec.skeleton
+    k = spec.num_keypoints
+    if keypoints is None:
+        keypoints = [sk.keypoints.index(n) for n in ("nose", "neck", "right_wrist", "left_wrist")
+                     if n in sk.keypoints]
+    if limbs is None:
+        wanted = {("right_shoulder", "right_elbow"), ("left_shoulder", "left_elbow"),
+                  ("right_hip", "right_knee"), ("left_hip", "left_knee"), ("right_elbow", "right_wrist"),
+                  ("left_elbow", "left_wrist"), ("right_knee", "right_ankle"), ("left_knee", "left_ankle")}
+        limbs = [i for i, limb in enumerate(spec.limbs) if limb in wanted] or list(range(len(spec.limbs)))
+    h_img, w_img = image_bgr.shape[:2]
+    gh, gw = heatmaps.shape[1:]
+    s = spec.stride
+    # field cell (gx, gy) -> image pixels
+    extent = (((-0.5 * s + 0.5) / factor) - 0.5, ((gw - 0.5) * s + 0.5) / factor - 0.5,
+              ((gh - 0.5) * s + 0.5) / factor - 0.5, ((-0.5 * s + 0.5) / factor) - 0.5)
+    rgb = image_bgr[:, :, ::-1]
+    n_hm = len(keypoints)
+    cols = max(3, n_hm)
+    fig, axes = plt.subplots(3, cols, figsize=(4 * cols, 9), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+
+    def overlay(ax: object, field: np.ndarray, title: str, cmap: str = "jet", vmax: float | None = None) -> None:
+        ax.imshow(rgb)
+        ax.imshow(field, extent=extent, alpha=0.55, cmap=cmap, vmin=0, vmax=vmax)
+        ax.set_xlim(-0.5, w_img - 0.5)
+        ax.set_ylim(h_img - 0.5, -0.5)
+        ax.set_title(title)
+
+    axes[0, 0].imshow(rgb)
+    axes[0, 0].set_title("input")
+    overlay(axes[0, 1], heatmaps[:k].max(axis=0), "heatmaps: max over keypoints", vmax=1.0)
+    axes[0, 2].imshow(draw_poses(image_bgr, people)[:, :, ::-1])
+    axes[0, 2].set_title(f"decoded: {len(people)} people")
+    for j, kp in enumerate(keypoints[:cols]):
+        overlay(axes[1, j], heatmaps[kp], f"heatmap: {sk.keypoints[kp]}", vmax=1.0)
+    pidx = spec.paf_index
+    mag = np.zeros((gh, gw))
+    for li in limbs:
+        mag = np.maximum(mag, np.hypot(pafs[pidx[li, 0]], pafs[pidx[li, 1]]))
+    overlay(axes[2, 0], mag, "PAF magnitude (chosen limbs)", cmap="magma", vmax=1.0)
+    ax = axes[2, 1]
+    ax.imshow(rgb)
+    gy, gx = np.mgrid[0:gh, 0:gw]
+    px, py = (gx * s + spec.offset + 0.5) / factor - 0.5, (gy * s + spec.offset + 0.5) / factor - 0.5
+    colours = [np.array(sk.limb_colors[sk.limbs.index(spec.limbs[li])]) / 255.0 if spec.limbs[li] in sk.limbs
+               else np.array([1.0, 1.0, 1.0]) for li in limbs]
+    for li, colour in zip(limbs, colours, strict=True):
+        vx, vy = pafs[pidx[li, 0]], pafs[pidx[li, 1]]
+        m = np.hypot(vx, vy) > 0.2
+        ax.quiver(px[m], py[m], vx[m], vy[m], color=colour, angles="xy", scale_units="xy",
+                  scale=1.0 / (s / factor), width=0.003)
+    ax.set_xlim(-0.5, w_img - 0.5)
+    ax.set_ylim(h_img - 0.5, -0.5)
+    ax.set_title("PAF vectors (chosen limbs)")
+    if spec.background and heatmaps.shape[0] > k:
+        overlay(axes[2, 2], heatmaps[k], "background heatmap", cmap="gray", vmax=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: object, path: str | Path, dpi: int = 100) -> Path:
+    """Save atomically (temp file + rename), format from the suffix."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)
+    return path
