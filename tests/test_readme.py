@@ -11,10 +11,11 @@ def test_readme_python_blocks_run(monkeypatch):
     assert blocks
     shared = shared_dir()
     for code in blocks:
-        if "pretrained=True" in code:
-            if shared is None:
-                continue  # the weights come from ../shared here (no network)
+        if "pretrained=True" in code or "Estimator()" in code:
+            if shared is None or ("../shared" in code and not (REPO.parent / "shared").is_dir()):
+                continue  # the weights (and the example photo) come from ../shared here (no network)
             monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+        monkeypatch.chdir(REPO)  # examples name ../shared/... relative to the repository
         exec(compile(code, "README.md", "exec"), {})
 
 
