@@ -4,7 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint clean
+.PHONY: demo test bench lint clean
+
+# The demo photo: ../shared's three dancers when present, else a photo shipped with matplotlib.
+SHARED ?= $(abspath ../shared)
+SAMPLE_PHOTO = $$($(PY) -c "import matplotlib.cbook as c; print(c.get_sample_data('grace_hopper.jpg', asfileobj=False))")
+DEMO_IMAGE ?= $(if $(wildcard $(SHARED)/images/p3_dance.png),$(SHARED)/images/p3_dance.png,$(SAMPLE_PHOTO))
+DEMO_OUT ?= demo-out
+# Weights: ../shared/weights as a mirror when present, else the zoo downloads them.
+DEMO_ENV := $(if $(wildcard $(SHARED)/weights),PAFPOSE_WEIGHTS_PATH=$(SHARED)/weights,)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +24,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+demo: $(STAMP)
+	$(DEMO_ENV) $(VENV)/bin/pafpose predict "$(DEMO_IMAGE)" --out $(DEMO_OUT) --save-images
+
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
@@ -23,9 +34,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/pipeline.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

@@ -19,7 +19,7 @@ def test_readme_python_blocks_run(monkeypatch):
         exec(compile(code, "README.md", "exec"), {})
 
 
-def test_readme_opens_with_the_test_command():
+def test_readme_opens_with_the_demo_and_test_commands():
     text = (REPO / "README.md").read_text()
     first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
-    assert first_block.strip().startswith("make test")
+    assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]

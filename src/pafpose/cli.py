@@ -1,11 +1,11 @@
-"""pafpose command line."""
+"""pafpose: multi-person 2D pose estimation with Part Affinity Fields."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pafpose import __version__
+from pafpose import __version__, explain_cli, predict_cli
 from pafpose.errors import PafposeError
 from pafpose.skeleton import SKELETONS, get_skeleton
 
@@ -54,17 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the pretrained models of the zoo")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*body25*'")
     p.set_defaults(func=_models)
+    predict_cli.add_parser(sub)
+    explain_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; user mistakes are one line on stderr and exit 2, Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except PafposeError as err:
         print(f"pafpose: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:
+        print("pafpose: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

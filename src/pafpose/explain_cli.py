@@ -11,28 +11,34 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.predict_cli import add_model_arguments
+
     p = sub.add_parser("explain", help="figure of heatmaps, PAFs and decoded skeletons for one image",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, default=Path("explain.png"), help="figure file (.png, .pdf, .svg)")
-    p.add_argument("--model", default="human-pose-estimation-0001")
-    p.add_argument("--weights", type=Path)
-    p.add_argument("--height", type=int)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--limbs", nargs="*", type=int, help="limb indices whose PAF vectors to draw")
-    p.add_argument("--keypoints", nargs="*", type=int, help="keypoint indices whose heatmaps to show")
+    p.add_argument("--limbs", nargs="+", type=int, help="limb indices whose PAF vectors to draw (pafpose skeleton)")
+    p.add_argument("--keypoints", nargs="+", type=int, help="keypoint indices whose heatmaps to show")
+    p.add_argument("--dpi", type=int, default=100)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
+    from pafpose.errors import PafposeError
     from pafpose.io import read_image
-    from pafpose.predict import Estimator
+    from pafpose.predict_cli import make_estimator
     from pafpose.viz import explain_figure, save_figure
 
     image = read_image(args.image)
-    est = Estimator(args.model, weights=args.weights, device=args.device, height=args.height)
+    est = make_estimator(args)
+    for name, values, n in (("--limbs", args.limbs, len(est.spec.limbs)),
+                            ("--keypoints", args.keypoints, est.spec.num_keypoints)):
+        if values and not all(0 <= v < n for v in values):
+            raise PafposeError(f"{name} must be indices in 0..{n - 1} for {est.spec.skeleton.name}, got {values}")
     hm, paf, factor = est.fields([image])[0]
     people = est.predict(image)
     fig = explain_figure(image, hm.float().cpu().numpy(), paf.float().cpu().numpy(), est.spec, people, factor,
-                         limbs=args.limbs or None, keypoints=args.keypoints or None)
-    print(save_figure(fig, args.out))
+                         limbs=args.limbs, keypoints=args.keypoints)
+    print(f"{len(people)} people; wrote {save_figure(fig, args.out, dpi=args.dpi)}")
+    return 0

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pafpose.io import write_bytes_atomic
 from pafpose.pose import Pose
 
 
@@ -21,10 +20,19 @@ def _flat(kps: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in out.ravel()]
 
 
+_OPENPOSE_EMPTY = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
+                   "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
+
+
 def openpose_json(poses: Sequence[Pose]) -> dict[str, Any]:
-    """OpenPose's per-image JSON (version 1.3): keypoints in the model's order, missing = 0, 0, 0."""
+    """OpenPose's per-image JSON (version 1.3): keypoints in the model's order, missing = 0, 0, 0.
+
+    The face, hand and 3-D arrays OpenPose always writes are present and empty, so readers
+    of OpenPose output work unchanged; ``score`` (the person's confidence) is an addition.
+    """
     return {"version": 1.3, "people": [
-        {"person_id": [-1], "pose_keypoints_2d": _flat(p.keypoints), "score": round(float(p.score), 5)}
+        {"person_id": [-1], "pose_keypoints_2d": _flat(p.keypoints), **{k: [] for k in _OPENPOSE_EMPTY},
+         "score": round(float(p.score), 5)}
         for p in poses]}
 
 
@@ -42,13 +50,4 @@ def coco_image_id(path: str | Path) -> int | None:
 
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` as JSON via a temporary file and a rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return write_bytes_atomic(json.dumps(obj).encode(), path)

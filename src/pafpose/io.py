@@ -1,15 +1,24 @@
-"""Reading images the way users have them: any bit depth, channel count or size."""
+"""Reading what users point pafpose at: images of any depth, channel count or size, folders,
+globs, videos, cameras and stream URLs; writing images atomically."""
 
 from __future__ import annotations
 
+import glob
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from pafpose.errors import PafposeError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def to_bgr8(image: np.ndarray, color: str = "BGR") -> np.ndarray:
@@ -35,7 +44,11 @@ def to_bgr8(image: np.ndarray, color: str = "BGR") -> np.ndarray:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The image at ``path`` as HxWx3 uint8 BGR; a one-line PafposeError if it can't be read."""
+    """The image at ``path`` as HxWx3 uint8 BGR, EXIF orientation applied.
+
+    Gray and 16-bit files are converted, alpha is dropped; a file that can't be read is a
+    one-line :class:`PafposeError`.
+    """
     import cv2
 
     p = Path(path)
@@ -44,11 +57,12 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(p, dtype=np.uint8)
     if data.size == 0:
         raise PafposeError(f"{p}: empty file")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:  # COLOR applies the EXIF orientation (phone photos); ANYDEPTH keeps 16-bit precision
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as err:  # e.g. more pixels than OpenCV's decompression-bomb limit
+        raise PafposeError(f"{p}: not a readable image ({str(err).strip().splitlines()[-1]})") from err
     if img is None:
         raise PafposeError(f"{p}: not a readable image")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     return to_bgr8(img)
 
 
@@ -60,3 +74,137 @@ def as_bgr(image: Any, color: str = "BGR") -> np.ndarray:
         rgb = np.asarray(image.convert("RGB"))
         return to_bgr8(rgb, "RGB")
     return to_bgr8(image, color)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_output(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it to ``path``.
+
+    Readers never see a half-written file, and a failure leaves no temporary file behind.
+    The temporary file keeps ``path``'s suffix (writers choose formats by it); the result
+    gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.part.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """:func:`atomic_output` for bytes."""
+    return atomic_output(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_image_atomic(image: np.ndarray, path: str | Path) -> Path:
+    """Encode ``image`` (BGR) by ``path``'s suffix and write it atomically."""
+    import cv2
+
+    path = Path(path)
+    try:
+        ok, buf = cv2.imencode(path.suffix, image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise PafposeError(f"{path}: OpenCV cannot encode {path.suffix!r} images")
+    return write_bytes_atomic(buf.tobytes(), path)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to run on.
+
+    Attributes:
+        kind: ``"image"``, ``"video"`` (a file), ``"camera"`` (an index) or ``"stream"`` (a URL).
+        location: the file path, the camera index or the URL.
+        name: output name without suffix, relative to the output folder (``"sub/photo"``):
+            a folder's files keep their path below it, so equal file names never collide.
+    """
+
+    kind: Literal["image", "video", "camera", "stream"]
+    location: str
+    name: str
+
+    def capture_arg(self) -> int | str:
+        """What ``cv2.VideoCapture`` takes for this source."""
+        return int(self.location) if self.kind == "camera" else self.location
+
+
+def _kind(path: Path) -> Literal["image", "video"] | None:
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
+
+
+def expand_sources(specs: list[str]) -> tuple[list[Source], list[str], int]:
+    """Resolve command-line sources: files, folders (recursive), globs, camera indices, URLs.
+
+    Files found in folders or by globs are taken by extension (images and videos); a file
+    named explicitly is taken whatever its name (an unreadable one fails when it is read).
+
+    Returns:
+        ``(sources, errors, ignored)``: sources in a stable order, without repeats; one
+        message per source that names nothing; how many files folders held that are
+        neither images nor videos.
+    """
+    sources: list[Source] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    names: set[str] = set()
+    ignored = 0
+
+    def add(kind: str, location: str, name: str) -> None:
+        key = location if kind in ("camera", "stream") else str(Path(location).resolve())
+        if key in seen:
+            return
+        seen.add(key)
+        unique, n = name, 1
+        while unique in names:
+            n += 1
+            unique = f"{name}_{n}"
+        names.add(unique)
+        sources.append(Source(kind, location, unique))  # type: ignore[arg-type]
+
+    for spec in specs:
+        if spec.isdigit():
+            add("camera", spec, f"camera{spec}")
+        elif _URL.match(spec):
+            host, _, path = spec.split("://", 1)[1].split("?")[0].rstrip("/").partition("/")
+            stem = Path(path).stem if path else host  # the stream's file name, else its host
+            add("stream", spec, re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[-60:] or "stream")
+        elif Path(spec).is_dir():
+            root = Path(spec)
+            found = 0
+            for p in sorted(root.rglob("*")):
+                if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
+                    continue
+                kind = _kind(p)
+                if kind is None:
+                    ignored += 1
+                    continue
+                found += 1
+                add(kind, str(p), str(p.relative_to(root).with_suffix("")))
+            if not found:
+                errors.append(f"{spec}: no images or videos in this folder")
+        elif Path(spec).is_file():
+            add(_kind(Path(spec)) or "image", spec, Path(spec).stem)
+        elif glob.has_magic(spec):
+            matches = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
+            matches = [p for p in matches if p.is_file() and _kind(p)]
+            if not matches:
+                errors.append(f"{spec}: no image or video matches this pattern")
+            for p in matches:
+                add(_kind(p) or "image", str(p), p.stem)
+        else:
+            errors.append(f"{spec}: no such file or folder")
+    return sources, errors, ignored

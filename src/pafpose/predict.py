@@ -27,6 +27,8 @@ from pafpose.io import as_bgr
 from pafpose.pose import Pose, Poses
 from pafpose.skeleton import Skeleton
 
+_PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA when available, else CPU; a CUDA request without CUDA is a user error."""
@@ -53,6 +55,8 @@ class Estimator:
         flip: also run the mirrored image and average.
         decoder: decoder thresholds.
         max_side: longest network input side at scale 1 (very wide images are shrunk to fit).
+        precision: ``"float32"``, or on a GPU ``"float16"`` / ``"bfloat16"`` (autocast; the
+            fields are averaged and decoded in float32 either way).
 
     Example:
         >>> est = Estimator()
@@ -69,11 +73,18 @@ class Estimator:
         flip: bool = False,
         decoder: DecoderConfig | None = None,
         max_side: int = 2048,
+        precision: str = "float32",
     ) -> None:
         from pafpose.models import list_architectures
         from pafpose.weights import get_pretrained_cfg, load
 
         self.device = resolve_device(device)
+        if precision not in _PRECISIONS:
+            raise PafposeError(f"unknown precision {precision!r}: use {', '.join(_PRECISIONS)}")
+        if precision != "float32" and self.device.type != "cuda":
+            raise PafposeError(f"precision {precision} needs a CUDA device (this one is {self.device}); "
+                               "use float32 on the CPU")
+        self.precision = precision
         if weights is not None:
             arch = model if model in list_architectures() else get_pretrained_cfg(model).architecture
             self.net = load(weights, architecture=arch)
@@ -144,11 +155,19 @@ class Estimator:
         return torch.from_numpy(out).permute(0, 3, 1, 2).to(self.device)
 
     # ------------------------------------------------------------------ network
+    def _net(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = _PRECISIONS[self.precision]
+        if dtype is None:
+            return self.net(x)
+        with torch.autocast(self.device.type, dtype=dtype):
+            hm, paf = self.net(x)
+        return hm.float(), paf.float()
+
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hm, paf = self.net(x)
+        hm, paf = self._net(x)
         if self.flip:
-            fh, fp = self.net(torch.flip(x, dims=[3]))
+            fh, fp = self._net(torch.flip(x, dims=[3]))
             hm = (hm + torch.flip(fh, dims=[3])[:, self._hm_src]) / 2
             paf = (paf + torch.flip(fp, dims=[3])[:, self._paf_src] * self._paf_sign) / 2
         return hm, paf
@@ -228,20 +247,32 @@ class Estimator:
         """
         return self.predict_batch([image], color)[0]
 
-    def stream(self, source: int | str) -> Iterator[tuple[int, np.ndarray, Poses]]:
-        """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL."""
-        import cv2
+    def stream(self, source: int | str | Any, batch_size: int = 1) -> Iterator[tuple[int, np.ndarray, Poses]]:
+        """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
-        cap = cv2.VideoCapture(source)
-        if not cap.isOpened():
-            raise PafposeError(f"cannot open video source {source!r}")
+        ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
+        OpenCV decodes them; ``batch_size`` frames go through the network together.
+        """
+        from pafpose.video import open_capture
+
+        if batch_size < 1:
+            raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
+        owned = isinstance(source, (int, str))
+        cap = open_capture(source) if owned else source
         try:
             index = 0
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                yield index, frame, self.predict(frame)
-                index += 1
+            done = False
+            while not done:
+                frames = []
+                while len(frames) < batch_size:
+                    ok, frame = cap.read()
+                    if not ok:
+                        done = True
+                        break
+                    frames.append(frame)
+                for frame, poses in zip(frames, self.predict_batch(frames), strict=True):
+                    yield index, frame, poses
+                    index += 1
         finally:
-            cap.release()
+            if owned:
+                cap.release()

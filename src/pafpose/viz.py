@@ -9,6 +9,7 @@ import numpy as np
 
 from pafpose.draw import poses as draw_poses
 from pafpose.fields import FieldSpec
+from pafpose.io import atomic_output
 from pafpose.pose import Pose
 
 
@@ -99,20 +100,10 @@ def explain_figure(
 
 
 def save_figure(fig: object, path: str | Path, dpi: int = 100) -> Path:
-    """Save atomically (temp file + rename), format from the suffix."""
-    import os
-    import tempfile
-
+    """Save atomically (temp file + rename), format from the suffix; closes the figure."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        return atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
-    return path

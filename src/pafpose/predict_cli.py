@@ -1,0 +1,338 @@
+"""pafpose predict SOURCE...: poses from images, folders, globs, videos, cameras and stream URLs.
+
+SOURCE is an image or video file, a folder (searched recursively for images and videos), a
+glob pattern ('photos/*.jpg'), a camera index (0) or an http(s)/rtsp stream URL. Under
+--out it writes, per image or frame, OpenPose JSON (NAME_keypoints.json; video frames
+NAME_000000000012_keypoints.json), or with --json coco one COCO results file
+(coco_results.json, with coco_image_ids.json naming each id's image); with --save-images
+the drawn pictures (NAME_rendered.png, or .jpg for JPEG input), with --save-video the drawn
+video of each video source (NAME_rendered.mp4). Every file is written atomically.
+
+A file that can't be read is reported in one line and skipped; the exit code is 1 when
+anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pafpose.errors import PafposeError
+from pafpose.io import Source
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="poses from images, folders, videos, cameras or streams",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image, folder, glob, video, camera index or URL")
+    p.add_argument("--out", type=Path, default=Path("pafpose-out"), help="output folder (default: %(default)s)")
+    p.add_argument("--json", choices=("openpose", "coco", "none"), default="openpose",
+                   help="keypoint output format (default: %(default)s)")
+    p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
+    p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
+    p.add_argument("--show", action="store_true", help="show the drawn frames in a window (needs a display)")
+    p.add_argument("--threshold", type=float, default=0.1, help="keypoint score below which nothing is drawn")
+    add_model_arguments(p)
+    p.add_argument("--batch-size", type=int, default=1, help="images or frames per network call")
+    p.set_defaults(func=run)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The Estimator's options, shared by the commands that run a network."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="human-pose-estimation-0001", help="zoo name (pafpose models)")
+    g.add_argument("--weights", type=Path, help="weights file for --model's architecture (instead of the zoo's)")
+    g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    g.add_argument("--precision", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="network precision; float16/bfloat16 on a GPU only")
+    g.add_argument("--height", type=int, help="network input height (default: the model's)")
+    g.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 1 0.5 1.5 2")
+    g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
+
+
+def make_estimator(args: argparse.Namespace) -> Any:
+    from pafpose.predict import Estimator
+
+    if args.weights is not None and not args.weights.is_file():
+        raise PafposeError(f"{args.weights}: no such weights file")
+    return Estimator(args.model, weights=args.weights, device=args.device, height=args.height,
+                     scales=tuple(args.scales), flip=args.flip, precision=args.precision)
+
+
+class Outputs:
+    """Everything a run writes, and the list of what it wrote."""
+
+    def __init__(self, out: Path, json_format: str, save_images: bool, threshold: float,
+                 images: Sequence[Source]) -> None:
+        from pafpose.formats import coco_image_id
+
+        self.out = out
+        self.json_format = json_format
+        self.save_images = save_images
+        self.threshold = threshold
+        self.written: list[Path] = []
+        self.coco: list[dict[str, Any]] = []
+        self.coco_names: dict[int, str] = {}
+        self._coco_ids = {s.location: coco_image_id(s.location) for s in images}
+        self._used_ids = {i for i in self._coco_ids.values() if i is not None}
+        self._next_id = 1
+
+    def draw(self, image: np.ndarray, poses: Sequence[Any]) -> np.ndarray:
+        from pafpose.draw import poses as draw_poses
+
+        return draw_poses(image, poses, threshold=self.threshold)
+
+    def _image_id(self, location: str | None) -> int:
+        known = self._coco_ids.get(location) if location else None
+        if known is not None:
+            return known
+        while self._next_id in self._used_ids:
+            self._next_id += 1
+        self._used_ids.add(self._next_id)
+        return self._next_id
+
+    def result(self, name: str, poses: Sequence[Any], location: str | None = None) -> None:
+        from pafpose.formats import coco_results, openpose_json, write_json_atomic
+
+        if self.json_format == "openpose":
+            self.written.append(write_json_atomic(openpose_json(poses), self.out / f"{name}_keypoints.json"))
+        elif self.json_format == "coco":
+            image_id = self._image_id(location)
+            self.coco_names[image_id] = name
+            self.coco.extend(coco_results(poses, image_id))
+
+    def picture(self, name: str, drawn: np.ndarray, suffix: str) -> None:
+        from pafpose.io import write_image_atomic
+
+        self.written.append(write_image_atomic(drawn, self.out / f"{name}_rendered{suffix}"))
+
+    def finish(self) -> None:
+        from pafpose.formats import write_json_atomic
+
+        if self.json_format == "coco":
+            self.written.append(write_json_atomic(self.coco, self.out / "coco_results.json"))
+            self.written.append(write_json_atomic({str(k): v for k, v in sorted(self.coco_names.items())},
+                                                  self.out / "coco_image_ids.json"))
+
+
+class Display:
+    """A window for --show: OpenCV's if it has a GUI, else matplotlib's; a warning where none exists."""
+
+    def __init__(self) -> None:
+        self.mode: str | None = None
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            warn("--show: no display found (DISPLAY is not set); continuing without a window")
+            return
+        self.mode = "cv2"
+        self._plot: Any = None
+
+    def show(self, title: str, frame: np.ndarray) -> bool:
+        """Show ``frame``; False when the user asked to stop (q or Esc, or closed the window)."""
+        if self.mode == "cv2":
+            import cv2
+
+            try:
+                cv2.imshow(title, frame)
+                return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+            except cv2.error:  # opencv-python-headless has no GUI
+                self.mode = "matplotlib"
+        if self.mode == "matplotlib":
+            try:
+                return self._show_matplotlib(title, frame)
+            except Exception as err:  # any GUI toolkit failure only turns --show off
+                warn(f"--show: no usable window toolkit ({type(err).__name__}: {err}); continuing without")
+                self.mode = None
+        return True
+
+    def _show_matplotlib(self, title: str, frame: np.ndarray) -> bool:
+        import matplotlib.pyplot as plt
+
+        if self._plot is None:
+            if plt.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
+                raise RuntimeError(f"matplotlib backend {plt.get_backend()} is not interactive")
+            plt.ion()
+            fig, ax = plt.subplots()
+            ax.axis("off")
+            self._plot = (fig, ax.imshow(frame[:, :, ::-1]))
+        fig, im = self._plot
+        if not plt.fignum_exists(fig.number):
+            return False
+        im.set_data(frame[:, :, ::-1])
+        fig.canvas.manager.set_window_title(title)
+        plt.pause(0.001)
+        return True
+
+
+def warn(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"pafpose: {message}", file=sys.stderr)
+
+
+def _chunks(items: Sequence[Source], n: int) -> Iterator[Sequence[Source]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class Run:
+    """One `pafpose predict` run: counts, failures and the loop over sources."""
+
+    def __init__(self, args: argparse.Namespace, est: Any, outputs: Outputs) -> None:
+        self.args = args
+        self.est = est
+        self.outputs = outputs
+        self.display = Display() if args.show else None
+        self.images = self.frames = self.people = self.failed = 0
+        self.compute_s = 0.0
+
+    def fail(self, message: str) -> None:
+        self.failed += 1
+        warn(f"error: {message} (skipped)")
+
+    def _keep_showing(self, title: str, drawn: np.ndarray | None) -> bool:
+        return self.display is None or drawn is None or self.display.show(title, drawn)
+
+    def run_images(self, sources: Sequence[Source]) -> None:
+        from tqdm import tqdm
+
+        from pafpose.io import read_image
+
+        with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
+            for chunk in _chunks(sources, self.args.batch_size):
+                loaded = []
+                for src in chunk:
+                    try:
+                        loaded.append((src, read_image(src.location)))
+                    except PafposeError as err:
+                        self.fail(str(err))
+                        bar.update()
+                if not loaded:
+                    continue
+                t0 = time.perf_counter()
+                results = self.est.predict_batch([img for _, img in loaded])
+                self.compute_s += time.perf_counter() - t0
+                for (src, img), poses in zip(loaded, results, strict=True):
+                    self.images += 1
+                    self.people += len(poses)
+                    self.outputs.result(src.name, poses, src.location)
+                    drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
+                    if self.args.save_images:
+                        suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
+                        self.outputs.picture(src.name, drawn, suffix)
+                    bar.update()
+                    if not self._keep_showing(src.name, drawn):
+                        return
+
+    def run_video(self, src: Source) -> None:
+        from tqdm import tqdm
+
+        from pafpose.video import VideoWriter, capture_info, open_capture
+
+        try:
+            cap = open_capture(src.capture_arg())
+        except PafposeError as err:
+            self.fail(str(err))
+            return
+        fps, count = capture_info(cap)
+        writer = VideoWriter(self.args.out / f"{src.name}_rendered.mp4", fps) if self.args.save_video else None
+        draw = self.args.save_video or self.args.save_images or self.display is not None
+        frames = 0
+        try:
+            with tqdm(total=count, unit="frame", desc=src.name) as bar:
+                t0 = time.perf_counter()
+                for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size):
+                    self.compute_s += time.perf_counter() - t0
+                    frames += 1
+                    self.people += len(poses)
+                    name = f"{src.name}_{index:012d}"
+                    self.outputs.result(name, poses)
+                    drawn = self.outputs.draw(frame, poses) if draw else None
+                    if writer is not None:
+                        writer.write(drawn)
+                    if self.args.save_images:
+                        self.outputs.picture(name, drawn, ".jpg")
+                    bar.update()
+                    if not self._keep_showing(src.name, drawn):
+                        break
+                    t0 = time.perf_counter()
+        finally:
+            self.frames += frames
+            cap.release()
+            if writer is not None and (path := writer.close()) is not None:
+                self.outputs.written.append(path)
+        if frames == 0:
+            self.fail(f"{src.location}: no frame could be decoded")
+
+    def summary(self, interrupted: bool, elapsed: float) -> str:
+        done = self.images + self.frames
+        what = [f"{self.images} image{'s' * (self.images != 1)}"] if self.images or not self.frames else []
+        if self.frames:
+            what.append(f"{self.frames} video frame{'s' * (self.frames != 1)}")
+        rate = f", {self.compute_s / done * 1e3:.0f} ms each (network + decoding)" if done else ""
+        head = "interrupted after " if interrupted else ""
+        return (f"{head}{' and '.join(what)}: {self.people} people found, {self.failed} failed{rate}; "
+                f"{elapsed:.1f} s in all")
+
+
+def _stop_on_sigterm() -> Any:
+    """Make ``kill`` (SIGTERM) stop a run the way Ctrl-C does: outputs finished, videos playable."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pafpose.io import expand_sources
+
+    if args.batch_size < 1:
+        raise PafposeError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.threshold <= 1:
+        raise PafposeError(f"--threshold must be in 0..1, got {args.threshold}")
+    sources, errors, ignored = expand_sources(args.sources)
+    for message in errors:
+        warn(f"error: {message}")
+    if not sources:
+        raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
+    start = time.perf_counter()
+    est = make_estimator(args)
+    images = [s for s in sources if s.kind == "image"]
+    outputs = Outputs(args.out, args.json, args.save_images, args.threshold, images)
+    job = Run(args, est, outputs)
+    job.failed = len(errors)
+    interrupted = False
+    previous = _stop_on_sigterm()
+    try:
+        if images:
+            job.run_images(images)
+        for src in sources:
+            if src.kind != "image":
+                job.run_video(src)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        outputs.finish()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(job.summary(interrupted, time.perf_counter() - start))
+    if ignored:
+        print(f"ignored {ignored} file{'s' * (ignored != 1)} in folders that are neither images nor videos")
+    written = outputs.written
+    if len(written) <= 10:
+        for path in written:
+            print(f"wrote {path}")
+    elif written:
+        print(f"wrote {len(written)} files under {args.out}")
+    return 130 if interrupted else 1 if job.failed else 0

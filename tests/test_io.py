@@ -1,0 +1,83 @@
+"""Reading images and resolving sources, on files the tests write."""
+
+import cv2
+import numpy as np
+import pytest
+
+from pafpose import PafposeError
+from pafpose.io import expand_sources, read_image, write_image_atomic
+from pafpose.video import VideoWriter, open_capture
+
+
+def picture(h=40, w=60):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_read_image_converts_depth_channels_and_alpha(tmp_path):
+    img = picture()
+    cv2.imwrite(str(tmp_path / "c.png"), img)
+    assert (read_image(tmp_path / "c.png") == img).all()
+    gray16 = (cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray16)
+    got = read_image(tmp_path / "g16.png")
+    assert got.dtype == np.uint8 and got.shape == (40, 60, 3)
+    assert (got[:, :, 0] == cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).all()
+    bgra = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = 7
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    assert (read_image(tmp_path / "a.png") == img).all()
+
+
+def test_read_image_applies_exif_orientation(tmp_path):
+    pil = pytest.importorskip("PIL.Image", reason="Pillow is not installed (optional)")
+    img = picture(40, 60)
+    exif = pil.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    pil.fromarray(img[:, :, ::-1]).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert read_image(tmp_path / "phone.jpg").shape == (60, 40, 3)
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    for name, message in (("empty.jpg", "empty file"), ("text.png", "not a readable image"),
+                          ("missing.jpg", "no such file")):
+        with pytest.raises(PafposeError, match=message) as info:
+            read_image(tmp_path / name)
+        assert "\n" not in str(info.value)
+
+
+def test_expand_sources(tmp_path):
+    for rel in ("a/x.jpg", "a/deep/y.png", "a/.hidden/z.jpg", "a/clip.MP4", "a/notes.txt", "b/x.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    sources, errors, ignored = expand_sources([
+        str(tmp_path / "a"), str(tmp_path / "b" / "*.jpg"), str(tmp_path / "a" / "x.jpg"),  # a repeat
+        "0", "rtsp://cam.local/live?x=1", str(tmp_path / "nothing*.jpg"), str(tmp_path / "gone.png")])
+    got = [(s.kind, s.name) for s in sources]
+    assert got == [("video", "clip"), ("image", "deep/y"), ("image", "x"), ("image", "x_2"),
+                   ("camera", "camera0"), ("stream", "live")]
+    assert sources[4].capture_arg() == 0 and sources[5].capture_arg() == "rtsp://cam.local/live?x=1"
+    assert ignored == 1
+    assert len(errors) == 2 and "nothing*.jpg: no image or video matches" in errors[0]
+    assert "gone.png: no such file or folder" in errors[1]
+    (tmp_path / "c").mkdir()
+    assert expand_sources([str(tmp_path / "c")])[1] == [f"{tmp_path / 'c'}: no images or videos in this folder"]
+
+
+def test_atomic_writers_leave_only_the_result(tmp_path):
+    img = picture()
+    out = write_image_atomic(img, tmp_path / "o" / "x.png")
+    assert (cv2.imread(str(out)) == img).all() and [p.name for p in out.parent.iterdir()] == ["x.png"]
+    with pytest.raises(PafposeError, match="cannot encode"):
+        write_image_atomic(img, tmp_path / "o" / "x.nope")
+    assert [p.name for p in out.parent.iterdir()] == ["x.png"]
+    with VideoWriter(tmp_path / "v.avi", fps=5) as writer:
+        for _ in range(3):
+            writer.write(img)
+        assert not (tmp_path / "v.avi").exists()  # hidden until finished
+    cap = open_capture(str(tmp_path / "v.avi"))
+    assert sum(1 for _ in iter(lambda: cap.read()[0], False)) == 3
+    with pytest.raises(PafposeError, match="no such video"):
+        open_capture(str(tmp_path / "none.mp4"))

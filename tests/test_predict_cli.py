@@ -1,0 +1,239 @@
+"""`pafpose predict` and `pafpose explain` as a user runs them: the real console script."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pafpose.cli import build_parser, main
+
+EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED): these tests run the real model on real photos")
+    e = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    e.update(PAFPOSE_WEIGHTS_PATH=str(shared / "weights"), PAFPOSE_OFFLINE="1",
+             PAFPOSE_HOME=str(tmp_path_factory.mktemp("home")))
+    return e
+
+
+@pytest.fixture(scope="module")
+def images(env):
+    from conftest import shared_dir
+
+    return shared_dir() / "images"
+
+
+def pafpose(env, *args, cwd=None):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def check_openpose_json(path, num_keypoints=18):
+    """The OpenPose 1.3 layout; returns the people as (N, K, 3) arrays."""
+    doc = json.loads(Path(path).read_text())
+    assert doc["version"] == 1.3 and isinstance(doc["people"], list)
+    people = []
+    for person in doc["people"]:
+        assert person["person_id"] == [-1]
+        assert person["face_keypoints_2d"] == [] and person["hand_left_keypoints_2d"] == []
+        kps = np.array(person["pose_keypoints_2d"], dtype=float)
+        assert kps.shape == (num_keypoints * 3,) and np.isfinite(kps).all()
+        kps = kps.reshape(-1, 3)
+        assert ((kps[:, 2] >= 0) & (kps[:, 2] <= 1)).all()
+        assert (kps[kps[:, 2] == 0, :2] == 0).all()  # missing keypoints are 0, 0, 0
+        people.append(kps)
+    return people
+
+
+def upright(kps):
+    """Nose above neck above the hips (COCO-18: 0 nose, 1 neck, 8 / 11 hips)."""
+    hips = [kps[i, 1] for i in (8, 11) if kps[i, 2] > 0]
+    return kps[0, 2] > 0 and kps[1, 2] > 0 and hips and kps[0, 1] < kps[1, 1] < np.mean(hips)
+
+
+def test_three_dancers_no_cat_drawn_and_json(env, images, tmp_path):
+    r = pafpose(env, "predict", images / "p3_dance.png", images / "cat.jpg", "--out", tmp_path / "out",
+                "--save-images", "--show")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "no display found" in r.stderr  # --show without a display: a warning
+    assert "2 images: 3 people found, 0 failed" in r.stdout
+    dancers = check_openpose_json(tmp_path / "out" / "p3_dance_keypoints.json")
+    assert len(dancers) == 3 and all(upright(k) for k in dancers)
+    assert check_openpose_json(tmp_path / "out" / "cat_keypoints.json") == []
+    drawn = cv2.imread(str(tmp_path / "out" / "p3_dance_rendered.png"))
+    original = cv2.imread(str(images / "p3_dance.png"))
+    assert drawn.shape == original.shape and (drawn != original).any()
+    assert cv2.imread(str(tmp_path / "out" / "cat_rendered.jpg")) is not None
+    assert f"wrote {tmp_path / 'out' / 'p3_dance_keypoints.json'}" in r.stdout
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+def test_folder_with_bad_files_processes_the_good_ones(env, images, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(images / "p3_dance.png", src / "dance.png")
+    shutil.copy(images / "ski.jpg", src / "sub" / "ski.jpg")
+    shutil.copy(images / "apink1.jpg", src / "sub" / "dance.jpg")  # same stem as a file above: no collision
+    jpeg = (images / "golf.jpg").read_bytes()
+    (src / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.png").write_text("this is text, not a picture\n")
+    (src / "readme.txt").write_text("not an image extension: ignored\n")
+    r = pafpose(env, "predict", src, "--out", tmp_path / "out", "--batch-size", "2")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("pafpose: error:")]
+    assert len(errors) == 3
+    for name in ("truncated.jpg", "empty.png", "notes.png"):
+        assert sum(name in line for line in errors) == 1
+    assert "3 images: " in r.stdout and "3 failed" in r.stdout and "ignored 1 file" in r.stdout
+    out = tmp_path / "out"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.json")) == [
+        "dance_keypoints.json", "sub/dance_keypoints.json", "sub/ski_keypoints.json"]
+    assert len(check_openpose_json(out / "dance_keypoints.json")) == 3
+
+
+def test_user_mistakes_are_one_line(env, images, tmp_path):
+    r = pafpose(env, "predict", tmp_path / "missing.jpg", "--out", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "missing.jpg: no such file or folder" in r.stderr and "nothing to process" in r.stderr
+    for args, expected in (
+        (["--model", "no-such-model"], "no-such-model"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--device", "quantum"], "unknown device"),
+        (["--scales", "1", "-1"], "scales"),
+        (["--weights", tmp_path / "nope.pt"], "no such weights file"),
+    ):
+        r = pafpose(env, "predict", images / "cat.jpg", "--out", tmp_path / "o", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.count("\n") == 1 and expected in r.stderr and "Traceback" not in r.stderr
+    r = pafpose(env, "predict", images / "cat.jpg", "--json", "yaml")
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+    r = pafpose(env, "predict", images / "p3_dance.png", tmp_path / "gone.png", "--out", tmp_path / "o2")
+    assert r.returncode == 1 and "gone.png: no such file or folder" in r.stderr  # the rest still ran
+    assert (tmp_path / "o2" / "p3_dance_keypoints.json").is_file()
+
+
+def test_coco_results(env, images, tmp_path):
+    from pycocotools.coco import COCO
+
+    shutil.copy(images / "p3_dance.png", tmp_path / "000000000042.png")
+    shutil.copy(images / "cat.jpg", tmp_path / "cat.jpg")
+    shutil.copy(images / "ski.jpg", tmp_path / "ski.jpg")
+    r = pafpose(env, "predict", tmp_path / "000000000042.png", tmp_path / "cat.jpg", tmp_path / "ski.jpg",
+                "--json", "coco", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "out" / "coco_results.json").read_text())
+    ids = json.loads((tmp_path / "out" / "coco_image_ids.json").read_text())
+    assert ids == {"1": "cat", "2": "ski", "42": "000000000042"}  # COCO-style names keep their id
+    assert sum(r["image_id"] == 42 for r in results) == 3
+    assert all(r["category_id"] == 1 and len(r["keypoints"]) == 51 and 0 <= r["score"] <= 1 for r in results)
+    gt = COCO()
+    gt.dataset = {"images": [{"id": i, "width": 1280, "height": 720} for i in (1, 2, 42)],
+                  "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    gt.createIndex()
+    loaded = gt.loadRes(str(tmp_path / "out" / "coco_results.json"))  # pycocotools accepts the file
+    assert len(loaded.getAnnIds()) == len(results)
+
+
+def make_video(path, frame, n):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (frame.shape[1], frame.shape[0]))
+    for i in range(n):
+        writer.write(np.roll(frame, i % 4, axis=1))
+    writer.release()
+
+
+def count_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+@pytest.fixture(scope="module")
+def dance_frame(images):
+    return cv2.resize(cv2.imread(str(images / "p3_dance.png")), (456, 256), interpolation=cv2.INTER_AREA)
+
+
+def test_video_end_to_end(env, dance_frame, tmp_path):
+    make_video(tmp_path / "clip.mp4", dance_frame, 6)
+    r = pafpose(env, "predict", tmp_path / "clip.mp4", "--out", tmp_path / "out", "--save-video", "--height", "256",
+                "--batch-size", "4")
+    assert r.returncode == 0, r.stderr
+    assert "6 video frames: 18 people found" in r.stdout
+    frames = sorted((tmp_path / "out").glob("clip_*_keypoints.json"))
+    assert [f.name for f in frames] == [f"clip_{i:012d}_keypoints.json" for i in range(6)]
+    assert all(len(check_openpose_json(f)) == 3 for f in frames)
+    assert count_frames(tmp_path / "out" / "clip_rendered.mp4") == 6
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_interrupted_video_leaves_a_playable_shorter_video(env, dance_frame, tmp_path, sig):
+    total = 300
+    make_video(tmp_path / "long.mp4", dance_frame, total)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([EXE, "predict", str(tmp_path / "long.mp4"), "--out", str(out), "--save-video"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "long_000000000002_keypoints.json").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no frame written in 120 s"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted after" in stdout
+    done = len(list(out.glob("long_*_keypoints.json")))
+    assert 3 <= done < total
+    assert count_frames(out / "long_rendered.mp4") == done  # the frames done, in a valid file
+    assert not list(out.glob(".*"))
+
+
+def test_stream_api_batches_frames(env, dance_frame, tmp_path):
+    from pafpose.predict import Estimator
+
+    os.environ["PAFPOSE_WEIGHTS_PATH"] = env["PAFPOSE_WEIGHTS_PATH"]
+    try:
+        est = Estimator(device="cpu", height=256)
+    finally:
+        del os.environ["PAFPOSE_WEIGHTS_PATH"]
+    make_video(tmp_path / "clip.avi", dance_frame, 5)
+    got = list(est.stream(str(tmp_path / "clip.avi"), batch_size=2))
+    assert [i for i, _, _ in got] == list(range(5))
+    assert all(frame.shape == dance_frame.shape and len(poses) == 3 for _, frame, poses in got)
+    single = est.predict(got[3][1])
+    assert np.allclose(single[0].keypoints, got[3][2][0].keypoints, equal_nan=True)
+
+
+def test_explain_command(env, images, tmp_path):
+    r = pafpose(env, "explain", images / "p3_dance.png", "--out", tmp_path / "fig.png", "--dpi", "40")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("3 people; wrote")
+    assert cv2.imread(str(tmp_path / "fig.png")) is not None
+    r = pafpose(env, "explain", images / "p3_dance.png", "--out", tmp_path / "x.png", "--limbs", "99")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--limbs" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_every_command_has_help(capsys):
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"predict", "explain", "models", "skeleton"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"pafpose {name}" in capsys.readouterr().out
