@@ -93,14 +93,15 @@ def test_folder_with_bad_files_processes_the_good_ones(env, images, tmp_path):
     (src / "empty.png").write_bytes(b"")
     (src / "notes.png").write_text("this is text, not a picture\n")
     (src / "readme.txt").write_text("not an image extension: ignored\n")
+    (src / "broken.mp4").write_text("not a video either\n")
     r = pafpose(env, "predict", src, "--out", tmp_path / "out", "--batch-size", "2")
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("pafpose: error:")]
-    assert len(errors) == 3
-    for name in ("truncated.jpg", "empty.png", "notes.png"):
+    assert len(errors) == 4
+    for name in ("truncated.jpg", "empty.png", "notes.png", "broken.mp4"):
         assert sum(name in line for line in errors) == 1
-    assert "3 images: " in r.stdout and "3 failed" in r.stdout and "ignored 1 file" in r.stdout
+    assert "3 images: " in r.stdout and "4 failed" in r.stdout and "ignored 1 file" in r.stdout
     out = tmp_path / "out"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.json")) == [
         "dance_keypoints.json", "sub/dance_keypoints.json", "sub/ski_keypoints.json"]

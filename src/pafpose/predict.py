@@ -1,12 +1,14 @@
 """The Estimator: images in, people out (preprocess -> network -> fields -> decoder).
 
 Preprocessing follows the weights' :class:`~pafpose.models.InputConfig`: resize to the
-input height keeping the aspect ratio (bicubic, as the reference recipes), pad right and
-bottom to the stride with the model's padding value, normalise. Test-time augmentation
-averages the fields at *feature* resolution: each scale's fields are resampled onto the
-first scale's cell grid (through image coordinates, so the grids line up exactly), and the
+input height keeping the aspect ratio (bicubic, as the reference recipes, also when
+shrinking: it scored higher than area averaging, see BENCHMARKS.md), pad right and bottom
+to the stride with the model's padding value, normalise. Test-time augmentation averages the fields at
+*feature* resolution on the cell grid of the largest scale: each other scale's fields are
+resampled onto it (through image coordinates, so the grids line up exactly), and the
 flipped input's fields are mirrored back with the skeleton's left/right permutations (PAF x
-components negated). Keeping fields at feature resolution keeps averaging cheap; the
+components negated). Chosen by measurement (BENCHMARKS.md, ``benchmarks/tta.py``): more
+accurate than averaging maps upsampled to input resolution, at a fraction of the cost; the
 decoder refines peaks on the field itself.
 """
 
@@ -135,8 +137,7 @@ class Estimator:
 
         h, w = image.shape[:2]
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
-        interp = cv2.INTER_CUBIC if factor >= 1 else cv2.INTER_AREA
-        x = cv2.resize(image, size, interpolation=interp).astype(np.float32)
+        x = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC).astype(np.float32)
         ic = self.input_config
         if ic.channel_order == "RGB":
             x = x[:, :, ::-1]
@@ -174,13 +175,14 @@ class Estimator:
 
     @torch.inference_mode()
     def fields(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
-        """(heatmaps, PAFs, factor) per BGR image: TTA-averaged fields on the first scale's grid.
+        """(heatmaps, PAFs, factor) per BGR image: TTA-averaged fields on the largest scale's grid.
 
         ``factor`` maps network-input pixels of that scale to image pixels:
         ``x_image = (x + 0.5) / factor - 0.5``.
         """
         s = self.spec.stride
-        base = [self._factor(im.shape, self.scales[0]) for im in images]
+        top = max(self.scales)
+        base = [self._factor(im.shape, top) for im in images]
         grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
                  for im, f in zip(images, base, strict=True)]
         sums: list[list[torch.Tensor]] = [[] for _ in images]
@@ -191,7 +193,7 @@ class Estimator:
             for i, (a, f) in enumerate(zip(arrays, factors, strict=True)):
                 gh, gw = math.ceil(a.shape[0] / s), math.ceil(a.shape[1] / s)
                 field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
-                if scale != self.scales[0]:
+                if scale != top:
                     field = self._resample(field, base[i], f, grids[i])
                 sums[i].append(field)
         nh = self.spec.num_heatmaps

@@ -192,7 +192,6 @@ class Run:
         self.outputs = outputs
         self.display = Display() if args.show else None
         self.images = self.frames = self.people = self.failed = 0
-        self.compute_s = 0.0
 
     def fail(self, message: str) -> None:
         self.failed += 1
@@ -217,9 +216,7 @@ class Run:
                         bar.update()
                 if not loaded:
                     continue
-                t0 = time.perf_counter()
                 results = self.est.predict_batch([img for _, img in loaded])
-                self.compute_s += time.perf_counter() - t0
                 for (src, img), poses in zip(loaded, results, strict=True):
                     self.images += 1
                     self.people += len(poses)
@@ -248,9 +245,7 @@ class Run:
         frames = 0
         try:
             with tqdm(total=count, unit="frame", desc=src.name) as bar:
-                t0 = time.perf_counter()
                 for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size):
-                    self.compute_s += time.perf_counter() - t0
                     frames += 1
                     self.people += len(poses)
                     name = f"{src.name}_{index:012d}"
@@ -263,7 +258,6 @@ class Run:
                     bar.update()
                     if not self._keep_showing(src.name, drawn):
                         break
-                    t0 = time.perf_counter()
         finally:
             self.frames += frames
             cap.release()
@@ -272,15 +266,16 @@ class Run:
         if frames == 0:
             self.fail(f"{src.location}: no frame could be decoded")
 
-    def summary(self, interrupted: bool, elapsed: float) -> str:
+    def summary(self, interrupted: bool, startup: float, elapsed: float) -> str:
+        """One line: what was done, and the time per image from file to outputs after start-up."""
         done = self.images + self.frames
         what = [f"{self.images} image{'s' * (self.images != 1)}"] if self.images or not self.frames else []
         if self.frames:
             what.append(f"{self.frames} video frame{'s' * (self.frames != 1)}")
-        rate = f", {self.compute_s / done * 1e3:.0f} ms each (network + decoding)" if done else ""
+        rate = f"; {elapsed / done * 1e3:.0f} ms each ({done / elapsed:.1f}/s)" if done and elapsed > 0 else ""
         head = "interrupted after " if interrupted else ""
-        return (f"{head}{' and '.join(what)}: {self.people} people found, {self.failed} failed{rate}; "
-                f"{elapsed:.1f} s in all")
+        return (f"{head}{' and '.join(what)}: {self.people} people found, {self.failed} failed{rate}, "
+                f"after {startup:.1f} s start-up")
 
 
 def _stop_on_sigterm() -> Any:
@@ -308,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
     start = time.perf_counter()
     est = make_estimator(args)
+    ready = time.perf_counter()
     images = [s for s in sources if s.kind == "image"]
     outputs = Outputs(args.out, args.json, args.save_images, args.threshold, images)
     job = Run(args, est, outputs)
@@ -326,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.finish()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(job.summary(interrupted, time.perf_counter() - start))
+    print(job.summary(interrupted, ready - start, time.perf_counter() - ready))
     if ignored:
         print(f"ignored {ignored} file{'s' * (ignored != 1)} in folders that are neither images nor videos")
     written = outputs.written

@@ -21,8 +21,11 @@ def open_capture(source: int | str) -> Any:
         raise PafposeError(f"{source}: no such video file")
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
-        what = "camera" if isinstance(source, int) else "video source"
-        raise PafposeError(f"cannot open {what} {source!r} (not a video OpenCV can decode, or not available)")
+        if isinstance(source, int):
+            raise PafposeError(f"camera {source}: cannot be opened (no such camera, or it is busy)")
+        if "://" in source:
+            raise PafposeError(f"{source}: cannot open this stream (unreachable, or not a video OpenCV can decode)")
+        raise PafposeError(f"{source}: not a video OpenCV can decode")
     return cap
 
 

@@ -1,0 +1,200 @@
+"""Test-time augmentation: where to average the fields of several scales, measured by COCO AP.
+
+The Estimator averages scales at *feature* resolution (each scale's fields resampled onto
+one scale's cell grid, then decoded with sub-cell peak refinement). The anchors' protocol
+(Lightweight OpenPose's val.py) upsamples every scale's maps to *input* resolution first
+and decodes there. This script runs the network once per image, scale and flip, then
+decodes the same outputs both ways and reports COCO keypoint AP and the time of
+averaging + decoding per image.
+
+Runs on ../shared/coco/train2017-mini (the tuning set; val2017-dev is kept for the
+evaluation issue's final figures). About 5 minutes on a 2-core CPU.
+
+Usage::
+
+    python benchmarks/tta.py [--shared ../shared] [--limit N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+SCALES = (1.0, 0.5, 1.5, 2.0)
+
+
+def resample(field: torch.Tensor, f_base: float, f: float, stride: int, out_stride: int,
+             out_shape: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resampling of a stride-``stride`` field (input scaled by ``f``) onto the grid
+    of stride ``out_stride`` over the input scaled by ``f_base``."""
+    off, out_off = (stride - 1) / 2, (out_stride - 1) / 2
+    _, _, h, w = field.shape
+
+    def coords(n: int, size: int) -> torch.Tensor:
+        centres = torch.arange(n, dtype=torch.float32) * out_stride + out_off
+        img = (centres + 0.5) / f_base - 0.5
+        cell = ((img + 0.5) * f - 0.5 - off) / stride
+        return cell / max(size - 1, 1) * 2 - 1
+
+    gy, gx = torch.meshgrid(coords(out_shape[0], h), coords(out_shape[1], w), indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1)[None]
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def coco_ap(gt: object, results: list[dict], image_ids: list[int]) -> tuple[float, float]:
+    """COCO keypoint (AP, AP50) of ``results`` on ``image_ids`` (pycocotools, quiet)."""
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return 0.0, 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(results), "keypoints")
+        ev.params.imgIds = image_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0]), float(ev.stats[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    repo = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("PAFPOSE_SHARED", repo.parent / "shared")))
+    parser.add_argument("--set", default="train2017-mini")
+    parser.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--parts", default="tta,resize", help="tta (where to average), resize (shrinking method)")
+    args = parser.parse_args(argv)
+    root = args.shared / "coco" / args.set
+    if not (root / "person_keypoints.json").is_file():
+        print(f"no {root}/person_keypoints.json: nothing to measure")
+        return 0
+    os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
+    from pycocotools.coco import COCO
+    from tqdm import tqdm
+
+    from pafpose.decoder import Decoder
+    from pafpose.formats import coco_results
+    from pafpose.io import read_image
+    from pafpose.pose import Pose
+    from pafpose.predict import Estimator
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(root / "person_keypoints.json"))
+    image_ids = sorted(gt.getImgIds())[: args.limit or None]
+    est = Estimator(device="cpu", flip=True)
+    spec, s = est.spec, est.spec.stride
+    nh = spec.num_heatmaps
+    fine_spec = replace(spec, stride=1)
+    fine_decoder = Decoder(fine_spec, est.decoder.config)
+
+    # network outputs once: per image, per scale, (plain, flip-averaged) fields on their own grid
+    parts = set(args.parts.split(","))
+    rows: list[dict] = []
+    cache = []
+    net_s = []
+    for image_id in tqdm(image_ids if "tta" in parts else [], desc="network", unit="image"):
+        img = read_image(root / "images" / gt.imgs[image_id]["file_name"])
+        per_scale = {}
+        t0 = time.perf_counter()
+        for scale in SCALES:
+            f = est._factor(img.shape, scale)
+            a = est._prepare(img, f)
+            x = est._batch([a])
+            gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
+            with torch.inference_mode():
+                hm, paf = est.net(x)
+                fh, fp = est.net(torch.flip(x, dims=[3]))
+                fh = torch.flip(fh, dims=[3])[:, est._hm_src]
+                fp = torch.flip(fp, dims=[3])[:, est._paf_src] * est._paf_sign
+            plain = torch.cat([hm, paf], 1)[:, :, :gh, :gw]
+            flipped = torch.cat([(hm + fh) / 2, (paf + fp) / 2], 1)[:, :, :gh, :gw]
+            per_scale[scale] = (f, a.shape[:2], plain, flipped)
+        net_s.append(time.perf_counter() - t0)
+        cache.append((image_id, per_scale))
+
+    configs = [
+        ("1 scale", (1.0,), False),
+        ("1 scale + flip", (1.0,), True),
+        ("4 scales + flip", SCALES, True),
+        ("4 scales + flip, grid of scale 2", (2.0, 1.5, 1.0, 0.5), True),
+    ]
+    for label, scales, flip in configs if "tta" in parts else []:
+        for where in ("feature", "input"):
+            results, times = [], []
+            for image_id, per_scale in cache:
+                t0 = time.perf_counter()
+                f_base, (h_base, w_base), _, _ = per_scale[scales[0]]
+                if where == "feature":
+                    out_stride, out_shape, decoder = s, (-(-h_base // s), -(-w_base // s)), est.decoder
+                else:
+                    out_stride, out_shape, decoder = 1, (h_base, w_base), fine_decoder
+                parts = []
+                for scale in scales:
+                    f, _, plain, flipped = per_scale[scale]
+                    field = flipped if flip else plain
+                    if out_stride != s or scale != scales[0]:
+                        field = resample(field, f_base, f, s, out_stride, out_shape)
+                    parts.append(field)
+                mean = torch.stack(parts).mean(0)[0]
+                poses = decoder.decode(mean[:nh], mean[nh:])
+                people = []
+                for p in poses:
+                    k = p.keypoints.copy()
+                    k[:, :2] = (k[:, :2] + 0.5) / f_base - 0.5
+                    people.append(Pose(k, p.score, p.skeleton))
+                times.append(time.perf_counter() - t0)
+                results.extend(coco_results(people, image_id))
+            ap, ap50 = coco_ap(gt, results, image_ids)
+            rows.append({"config": label, "average_at": where, "AP": round(ap, 4), "AP50": round(ap50, 4),
+                         "ms_per_image": round(statistics.median(times) * 1e3, 2)})
+            print(f"{label:34s} {where:8s} AP {ap:.3f}  AP50 {ap50:.3f}  "
+                  f"average+decode {statistics.median(times) * 1e3:7.1f} ms/image (median)", flush=True)
+    # shrinking: area averaging (the Estimator's) against bicubic (the reference recipes'), 1 scale
+    import cv2
+
+    for name, interp in (("area", cv2.INTER_AREA), ("cubic", cv2.INTER_CUBIC)) if "resize" in parts else ():
+        results = []
+        for image_id in image_ids:
+            img = read_image(root / "images" / gt.imgs[image_id]["file_name"])
+            f = est._factor(img.shape, 1.0)
+            size = (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f)))
+            resized = cv2.resize(img, size, interpolation=interp if f < 1 else cv2.INTER_CUBIC).astype(np.float32)
+            ic = est.input_config
+            a = (resized - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
+            with torch.inference_mode():
+                hm, paf = est.net(est._batch([a]))
+            gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
+            poses = est.decoder.decode(hm[0, :, :gh, :gw], paf[0, :, :gh, :gw])
+            people = []
+            for p in poses:
+                k = p.keypoints.copy()
+                k[:, :2] = (k[:, :2] + 0.5) / f - 0.5
+                people.append(Pose(k, p.score, p.skeleton))
+            results.extend(coco_results(people, image_id))
+        ap, ap50 = coco_ap(gt, results, image_ids)
+        rows.append({"config": f"1 scale, shrink by {name}", "AP": round(ap, 4), "AP50": round(ap50, 4)})
+        print(f"1 scale, shrink by {name:5s} AP {ap:.3f}  AP50 {ap50:.3f}", flush=True)
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    if net_s:
+        print(f"{len(image_ids)} images of {args.set}; network for all scales and flips: "
+              f"{statistics.median(net_s):.2f} s/image (median)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
