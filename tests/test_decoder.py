@@ -231,3 +231,37 @@ def test_gaussian_refinement_falls_back_where_neighbours_dip_below_zero():
     gauss = find_peaks(hm, DecoderConfig(refine="gaussian")).xy
     assert np.allclose(gauss, quad)
     assert 2.0 < gauss[0, 0] < 2.5  # pulled right, toward the larger neighbour
+
+
+def test_fill_missing_puts_unconnected_keypoints_on_their_heatmap_peak():
+    scene, hm, paf = fields(3, 4)
+    wrist, elbow = COCO18.index("right_wrist"), COCO18.index("right_elbow")
+    limb = SPEC.limbs.index(("right_elbow", "right_wrist"))
+    paf = paf.copy()
+    paf[list(SPEC.paf_channels[limb])] = 0  # the network "missed" every forearm
+    plain = Decoder(SPEC).decode(hm, paf)
+    assert len(plain) == 4 and all(not p.present[wrist] for p in plain)
+    filled = Decoder(SPEC, DecoderConfig(fill_missing=True)).decode(hm, paf)
+    assert len(filled) == len(plain)
+    truth = scene.people
+    for a, b in zip(plain, filled, strict=True):
+        assert np.allclose(a.keypoints[a.present], b.keypoints[a.present])  # found keypoints untouched
+        assert b.present.all() and a.score == b.score
+        # the person's own wrist, where the ground truth has one
+        g = truth[np.argmin([np.nanmean(np.hypot(*(t[:, :2] - a.keypoints[:, :2]).T)) for t in truth])]
+        if g[wrist, 2] > 0 and g[elbow, 2] > 0:
+            assert np.hypot(*(b.keypoints[wrist, :2] - g[wrist, :2])) < 1.0
+            assert b.keypoints[wrist, 2] > 0.5  # the heatmap value at the cell
+        assert (b.keypoints[~a.present, 2] <= 1.0).all() and (b.keypoints[~a.present, 2] >= 0).all()
+
+
+def test_fill_missing_leaves_complete_people_alone():
+    _, hm, _ = fields(4, 3)
+    people = np.zeros((0, 18, 3))
+    from pafpose.decoder import fill_missing
+
+    assert fill_missing(people, hm, SPEC, DecoderConfig()).shape == (0, 18, 3)
+    complete = np.random.default_rng(0).uniform(5, 40, (2, 18, 3))
+    assert (fill_missing(complete, hm, SPEC, DecoderConfig()) == complete).all()
+    with pytest.raises(PafposeError, match="fill_radius"):
+        DecoderConfig(fill_radius=0)

@@ -238,3 +238,19 @@ def test_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert f"pafpose {name}" in capsys.readouterr().out
+
+
+def test_decoder_options_reach_the_config():
+    from dataclasses import fields
+
+    from pafpose.decoder import DecoderConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.jpg", "--peak-threshold", "0.2", "--refine", "quadratic"])
+    assert args.peak_threshold == 0.2 and args.refine == "quadratic" and args.fill_missing is False
+    assert set(args._decoder_fields) == {f.name for f in fields(DecoderConfig)}
+    config = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
+    assert config == DecoderConfig(peak_threshold=0.2, refine="quadratic")
+    args = parser.parse_args(["eval", "--annotations", "a.json", "--images", "d"])
+    assert args.fill_missing is True  # eval completes people unless told not to
+    assert parser.parse_args(["eval", "--annotations", "a", "--images", "d", "--no-fill-missing"]).fill_missing is False

@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
     """The Estimator's options, shared by the commands that run a network."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default="human-pose-estimation-0001", help="zoo name (pafpose models)")
@@ -57,15 +57,43 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--height", type=int, help="network input height (default: the model's)")
     g.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 1 0.5 1.5 2")
     g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
+    add_decoder_arguments(p, **decoder_defaults)
+
+
+def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
+    """One option per :class:`~pafpose.decoder.DecoderConfig` field (``--peak-threshold`` ...).
+
+    ``defaults`` overrides the dataclass' defaults for one command (``pafpose eval`` fills
+    missing keypoints); options left unset keep them.
+    """
+    from dataclasses import MISSING, fields
+    from typing import get_args
+
+    from pafpose.decoder import DecoderConfig, Refine
+
+    g = p.add_argument_group("decoder", "thresholds of the decoder (pafpose.DecoderConfig; see its docs)")
+    for f in fields(DecoderConfig):
+        default = defaults.get(f.name, f.default)
+        assert default is not MISSING  # every field has a default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help="default: %(default)s")
+        elif f.name == "refine":
+            g.add_argument(flag, choices=get_args(Refine), default=default, help="default: %(default)s")
+        else:
+            g.add_argument(flag, type=type(default), default=default, metavar="N", help="default: %(default)s")
+    p.set_defaults(_decoder_fields=[f.name for f in fields(DecoderConfig)])
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
+    from pafpose.decoder import DecoderConfig
     from pafpose.predict import Estimator
 
     if args.weights is not None and not args.weights.is_file():
         raise PafposeError(f"{args.weights}: no such weights file")
+    decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
     return Estimator(args.model, weights=args.weights, device=args.device, height=args.height,
-                     scales=tuple(args.scales), flip=args.flip, precision=args.precision)
+                     scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder)
 
 
 class Outputs:
