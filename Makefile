@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/data.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
