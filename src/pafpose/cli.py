@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pafpose import __version__, eval_cli, explain_cli, predict_cli, show_data_cli
+from pafpose import __version__, eval_cli, explain_cli, predict_cli, show_data_cli, train_cli
 from pafpose.errors import PafposeError
 from pafpose.skeleton import SKELETONS, get_skeleton
 
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cli.add_parser(sub)
     eval_cli.add_parser(sub)
     show_data_cli.add_parser(sub)
+    train_cli.add_parser(sub)
     return parser
 
 

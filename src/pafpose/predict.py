@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: N812
 from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.errors import PafposeError
 from pafpose.io import as_bgr
+from pafpose.models._base import PafModel
 from pafpose.pose import Pose, Poses
 from pafpose.skeleton import Skeleton
 
@@ -49,7 +50,7 @@ class Estimator:
     """Multi-person pose estimation with a PAF network.
 
     Args:
-        model: zoo name (``pafpose models``) or architecture name.
+        model: zoo name (``pafpose models``), architecture name, or a network object.
         weights: a weights file to use instead of the zoo's (for ``model``'s architecture).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         height: network input height (default: the model's, e.g. 368).
@@ -67,7 +68,7 @@ class Estimator:
 
     def __init__(
         self,
-        model: str = "human-pose-estimation-0001",
+        model: str | PafModel = "human-pose-estimation-0001",
         weights: str | Path | None = None,
         device: str | torch.device = "auto",
         height: int | None = None,
@@ -87,7 +88,9 @@ class Estimator:
             raise PafposeError(f"precision {precision} needs a CUDA device (this one is {self.device}); "
                                "use float32 on the CPU")
         self.precision = precision
-        if weights is not None:
+        if isinstance(model, torch.nn.Module):
+            self.net = model  # e.g. a network being trained: used as it is, put in eval mode
+        elif weights is not None:
             arch = model if model in list_architectures() else get_pretrained_cfg(model).architecture
             self.net = load(weights, architecture=arch)
         else:

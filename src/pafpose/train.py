@@ -1,0 +1,396 @@
+"""Training: masked L2 on every stage's heatmaps and PAFs (intermediate supervision, summed
+as the original), checkpoints that resume bit for bit, and DistributedDataParallel.
+
+One process trains on one device; ``torchrun --nproc_per_node N`` runs N processes that
+split each global batch (gloo on CPU, nccl on GPU). The data order is a permutation drawn
+from ``(seed, epoch)`` and every sample's augmentation from ``(seed, epoch, index)``, so
+runs with the same global batch see the same samples per step whatever the process count,
+and a checkpoint (model, optimiser, scheduler, scaler, RNG states, data position) resumes
+exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pafpose.errors import PafposeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved beside its outputs as ``config.yaml``.
+
+    Attributes:
+        annotations: COCO person-keypoints JSON of the training set.
+        images: its image folder.
+        model: architecture to train (``pafpose.list_models()``).
+        init: start from these weights (a zoo name or a file) instead of random ones.
+        out: output folder: checkpoints, ``log.jsonl``, ``config.yaml``.
+        iterations: optimiser steps.
+        batch_size: global batch (split evenly over DDP processes).
+        size: square crop side, input pixels.
+        augment: use the original augmentation (scale, rotation, crop, flip, colour).
+        optimizer: ``"adam"`` or ``"sgd"``.
+        lr: learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        lr_steps: iterations at which the learning rate is multiplied by ``lr_gamma``.
+        lr_gamma: learning-rate factor at each step.
+        grad_clip: maximum gradient norm (0: no clipping).
+        amp: mixed precision (float16 autocast and loss scaling) on a GPU.
+        checkpoint_every: write ``last.pt`` every this many iterations (and at the end).
+        val_annotations: validation set for ``pafpose eval``-style AP (optional).
+        val_images: its image folder.
+        val_every: evaluate every this many iterations (0: only at the end, if a set is given);
+            the best AP so far is kept as ``best.pt``.
+        workers: DataLoader worker processes per training process.
+        seed: seed of the data order, the augmentation and the initial weights.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``; under torchrun each process takes its local GPU.
+        log_every: print and log the losses every this many iterations.
+        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+    """
+
+    annotations: str = ""
+    images: str = ""
+    model: str = "lightweight-openpose"
+    init: str | None = None
+    out: str = "runs/train"
+    iterations: int = 1000
+    batch_size: int = 8
+    size: int = 368
+    augment: bool = True
+    optimizer: str = "adam"
+    lr: float = 4e-5
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_steps: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.333
+    grad_clip: float = 0.0
+    amp: bool = True
+    checkpoint_every: int = 500
+    val_annotations: str | None = None
+    val_images: str | None = None
+    val_every: int = 0
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.annotations or not self.images:
+            raise PafposeError("annotations and images are required (the training set)")
+        if self.optimizer not in ("adam", "sgd"):
+            raise PafposeError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
+        for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise PafposeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise PafposeError(f"lr must be positive, got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """From a config file's mapping; unknown keys are a one-line error listing the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PafposeError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def stage_losses(outputs: list[tuple[torch.Tensor, torch.Tensor]],
+                 batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Masked L2 of every stage, ``sum(mask * (prediction - target)^2) / 2 / batch``, heatmaps
+    and PAFs together (the original's Euclidean loss per stage)."""
+    mask = batch["mask"][:, None]
+    n = mask.shape[0]
+    out = []
+    for hm, paf in outputs:
+        loss = ((hm.float() - batch["heatmaps"]) ** 2 * mask).sum() + ((paf.float() - batch["pafs"]) ** 2 * mask).sum()
+        out.append(loss / 2 / n)
+    return out
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """This process' share of a ``(seed, epoch)`` permutation, from a given position on.
+
+    Process ``r`` of ``w`` takes every ``w``-th index starting at ``r``, so with a per-process
+    batch ``B / w`` the processes together take the single-process batch of ``B``.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def set_state(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        per = self.n // self.world  # drop the tail so that every process has as many samples
+        return perm[: per * self.world][self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order()[self.start :])
+
+    def __len__(self) -> int:
+        return max(0, self.n // self.world - self.start)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` from torchrun's environment; initialises the group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """One training run (one process of it under torchrun)."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> None:
+        from pafpose.data import AugmentConfig, CocoKeypoints
+        from pafpose.models import build_architecture, list_architectures
+        from pafpose.predict import resolve_device
+
+        self.config = c = config
+        self.rank, self.world, local = _distributed()
+        if c.batch_size % self.world:
+            raise PafposeError(f"batch_size {c.batch_size} must be divisible by the {self.world} processes")
+        self.device = resolve_device(c.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", local)
+        torch.manual_seed(c.seed)
+        np.random.seed(c.seed)
+        random.seed(c.seed)
+        if c.model not in list_architectures():
+            raise PafposeError(f"unknown architecture {c.model!r}; known: {', '.join(list_architectures())}")
+        if c.init:
+            from pafpose.weights import load
+
+            is_file = Path(c.init).is_file()
+            net = load(c.init, architecture=c.model if is_file else None)
+            if type(net) is not type(build_architecture(c.model)):
+                raise PafposeError(f"--init {c.init} is a {type(net).__name__}, not a {c.model} network")
+        else:
+            net = build_architecture(c.model)
+        self.net = net.to(self.device).train()
+        self.model: torch.nn.Module = self.net
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.dataset = CocoKeypoints(c.annotations, c.images, self.net.spec, self.net.input_config,
+                                     augment=AugmentConfig(size=c.size) if c.augment else None, size=c.size,
+                                     seed=c.seed)
+        if len(self.dataset) < c.batch_size:
+            raise PafposeError(f"{len(self.dataset)} usable images, fewer than the batch size {c.batch_size}")
+        self.sampler = EpochSampler(len(self.dataset), c.seed, self.rank, self.world)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if c.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, c.lr_steps, c.lr_gamma)
+        self.amp = c.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.iteration = 0
+        self.epoch, self.position = 0, 0  # data position: epoch and batches done in it
+        self.best_ap = -1.0
+        self.out = Path(c.out)
+        self.progress = progress and self.rank == 0
+        self.writer: Any = None
+        if resume:
+            self.load_checkpoint(resume)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "iteration": self.iteration, "epoch": self.epoch, "position": self.position,
+                "best_ap": self.best_ap, "rng": _rng_state(), "config": asdict(self.config),
+                "architecture": self.config.model}
+
+    def save_checkpoint(self, name: str = "last.pt") -> Path | None:
+        """Atomically write the whole training state (rank 0 only)."""
+        from pafpose.io import atomic_output
+
+        if self.rank != 0:
+            return None
+        state = self.state()
+        return atomic_output(self.out / name, lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        p = Path(path)
+        if not p.is_file():
+            raise PafposeError(f"{p}: no such checkpoint")
+        try:
+            state = torch.load(p, map_location=self.device, weights_only=False)
+        except Exception as err:  # torch raises many kinds on a damaged file
+            raise PafposeError(f"{p}: not a readable pafpose checkpoint ({type(err).__name__})") from err
+        if not isinstance(state, dict) or "model" not in state or state.get("architecture") != self.config.model:
+            raise PafposeError(f"{p}: not a checkpoint of a {self.config.model} training run")
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration, self.epoch, self.position = state["iteration"], state["epoch"], state["position"]
+        self.best_ap = state["best_ap"]
+        _set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches from the saved data position on, epoch after epoch."""
+        from pafpose.data import collate
+
+        local = self.config.batch_size // self.world
+        per_epoch = (len(self.dataset) // self.world) // local
+        while True:
+            if self.position >= per_epoch:
+                self.epoch, self.position = self.epoch + 1, 0
+            self.dataset.set_epoch(self.epoch)
+            self.sampler.set_state(self.epoch, self.position * local)
+            loader = torch.utils.data.DataLoader(
+                self.dataset, batch_size=local, sampler=self.sampler, num_workers=self.config.workers,
+                collate_fn=collate, drop_last=True, persistent_workers=False)
+            for batch in loader:
+                self.position += 1
+                yield batch
+            self.position = per_epoch
+
+    def step(self, batch: dict[str, torch.Tensor]) -> list[float]:
+        """One optimiser step; returns the per-stage losses averaged over all processes."""
+        c = self.config
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            outputs = self.model(batch["image"])
+        losses = stage_losses(outputs, batch)
+        total = sum(losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if c.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.iteration += 1
+        values = torch.stack([x.detach() for x in losses])
+        if self.world > 1:
+            dist.all_reduce(values)
+            values /= self.world
+        return values.tolist()
+
+    def validate(self) -> dict[str, float] | None:
+        """COCO AP of the current weights on the validation set (rank 0), as `pafpose eval` computes it."""
+        c = self.config
+        if not (c.val_annotations and c.val_images) or self.rank != 0:
+            return None
+        from pafpose.decoder import DecoderConfig
+        from pafpose.evaluate import evaluate
+        from pafpose.predict import Estimator
+
+        est = Estimator(self.net, device=self.device, decoder=DecoderConfig(fill_missing=True))
+        try:
+            metrics = evaluate(est.predict, c.val_annotations, c.val_images, progress=False).metrics
+        finally:
+            self.net.train()
+        if metrics["AP"] > self.best_ap:
+            self.best_ap = metrics["AP"]
+            self.save_checkpoint("best.pt")
+        return metrics
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "iteration":
+                    self.writer.add_scalar(key, value, record["iteration"])
+            for i, value in enumerate(record.get("stages", [])):
+                self.writer.add_scalar(f"loss/stage{i + 1}", value, record["iteration"])
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.iterations``; returns the last logged record."""
+        from tqdm import tqdm
+
+        c = self.config
+        if self.rank == 0:
+            import yaml
+
+            from pafpose.io import write_bytes_atomic
+
+            write_bytes_atomic(yaml.safe_dump(asdict(c), sort_keys=False).encode(), self.out / "config.yaml")
+            if c.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError as err:
+                    raise PafposeError("tensorboard: pip install tensorboard (or set tensorboard: false)") from err
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        record: dict[str, Any] = {}
+        batches = self._batches()
+        bar = tqdm(total=c.iterations, initial=self.iteration, unit="it", disable=not self.progress)
+        t0, seen = time.perf_counter(), 0
+        try:
+            while self.iteration < c.iterations:
+                stages = self.step(next(batches))
+                seen += c.batch_size
+                bar.update()
+                bar.set_postfix(loss=f"{sum(stages):.3f}")
+                last = self.iteration == c.iterations
+                if self.iteration % c.log_every == 0 or last:
+                    elapsed = time.perf_counter() - t0
+                    record = {"iteration": self.iteration, "loss": sum(stages), "stages": stages,
+                              "lr": self.scheduler.get_last_lr()[0], "images_per_s": seen / elapsed,
+                              "epoch": self.epoch}
+                    self._log(record)
+                    t0, seen = time.perf_counter(), 0
+                if self.iteration % c.checkpoint_every == 0 or last:
+                    self.save_checkpoint()
+                if (c.val_every and self.iteration % c.val_every == 0) or (last and c.val_annotations):
+                    metrics = self.validate()
+                    if metrics is not None:
+                        record = {"iteration": self.iteration, **{f"val/{k}": v for k, v in metrics.items()}}
+                        self._log(record)
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        if not math.isfinite(sum(record.get("stages", [0.0]))):
+            raise PafposeError("the loss is not finite: lower the learning rate")
+        return record

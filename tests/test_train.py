@@ -1,0 +1,140 @@
+"""Training: the loss, resuming bit for bit, DDP against one process, bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pafpose import PafposeError
+from pafpose.train import EpochSampler, TrainConfig, Trainer, stage_losses
+
+EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
+
+
+def synthetic_set(tmp_path, n=6, missing=0):
+    """Noise images with a random person each (COCO-17), written by the test."""
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(n + missing):
+        name = f"{i}.png"
+        if i < n:
+            cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+        images.append({"id": i + 1, "file_name": name, "width": 128, "height": 96})
+        kps = np.c_[rng.uniform(20, 100, 17), rng.uniform(10, 85, 17), np.full(17, 2.0)]
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "num_keypoints": 17,
+                     "keypoints": kps.ravel().tolist(), "bbox": [20, 10, 80, 75], "area": 6000.0})
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    return path
+
+
+def config(tmp_path, **kw):
+    values = {"annotations": str(synthetic_set(tmp_path)), "images": str(tmp_path),
+              "model": "human-pose-estimation-0001", "size": 64, "batch_size": 2, "iterations": 4, "workers": 0,
+              "checkpoint_every": 2, "log_every": 1, "lr": 1e-3, "out": str(tmp_path / "run")}
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_loss_is_masked_l2_summed_over_stages():
+    target = {"heatmaps": torch.zeros(2, 3, 4, 4), "pafs": torch.zeros(2, 2, 4, 4), "mask": torch.ones(2, 4, 4)}
+    out = [(torch.ones(2, 3, 4, 4), torch.zeros(2, 2, 4, 4)), (torch.zeros(2, 3, 4, 4), torch.full((2, 2, 4, 4), 2.0))]
+    losses = stage_losses(out, target)
+    assert [float(x) for x in losses] == [2 * 3 * 16 / 2 / 2, 2 * 2 * 16 * 4 / 2 / 2]
+    target["mask"][:, :2] = 0
+    assert float(stage_losses(out, target)[0]) == 2 * 3 * 8 / 2 / 2
+
+
+def test_ddp_sampler_shards_are_the_single_process_batches():
+    one = EpochSampler(10, seed=3).order()
+    a, b = EpochSampler(10, seed=3, rank=0, world=2).order(), EpochSampler(10, seed=3, rank=1, world=2).order()
+    for step in range(2):  # global batch 4 = 2 per process
+        assert sorted(one[4 * step : 4 * step + 4]) == sorted(a[2 * step : 2 * step + 2] + b[2 * step : 2 * step + 2])
+
+
+def fixed_batch_loss(trainer):
+    from pafpose.data import collate
+
+    batch = collate([trainer.dataset[i] for i in range(len(trainer.dataset))])
+    with torch.no_grad():
+        return float(sum(stage_losses(trainer.net(batch["image"]), batch)))
+
+
+def test_training_lowers_the_loss_and_resumes_bit_for_bit(tmp_path):
+    full = Trainer(config(tmp_path, out=str(tmp_path / "full")), progress=False)
+    before = fixed_batch_loss(full)
+    full.run()
+    assert fixed_batch_loss(full) < 0.9 * before  # the same samples, after 4 steps
+    log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4] and len(log[0]["stages"]) == 2
+
+    half = Trainer(config(tmp_path, out=str(tmp_path / "half"), iterations=2), progress=False)
+    half.run()
+    resumed = Trainer(config(tmp_path, out=str(tmp_path / "half")), resume=tmp_path / "half" / "last.pt",
+                      progress=False)
+    assert resumed.iteration == 2 and resumed.position == 2
+    resumed.run()
+    a, b = full.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # identical, not merely close
+    saved = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    assert saved["iteration"] == 4 and set(saved) >= {"model", "optimizer", "scheduler", "scaler", "rng"}
+    assert not list((tmp_path / "full").glob(".*"))  # checkpoints were written atomically
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun is not installed beside this Python")
+def test_ddp_two_processes_match_one(tmp_path):
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    cfg = config(tmp_path)
+    args = ["--annotations", cfg.annotations, "--images", cfg.images, "--model", cfg.model, "--size", "64",
+            "--batch-size", "4", "--iterations", "3", "--workers", "0", "--log-every", "1", "--lr", "1e-3",
+            "--optimizer", "sgd", "--checkpoint-every", "3", "--quiet"]  # SGD: Adam's sign(g) amplifies rounding
+    one = subprocess.run([EXE, "train", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pafpose.cli", "train", *args,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "2 process(es)" in two.stdout
+    logs = [[json.loads(line) for line in (tmp_path / d / "log.jsonl").read_text().splitlines()]
+            for d in ("one", "two")]
+    assert len(logs[0]) == len(logs[1]) == 3
+    for a, b in zip(*logs, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    w1 = torch.load(tmp_path / "one" / "last.pt", weights_only=False)["model"]
+    w2 = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["model"]
+    init = Trainer(cfg, progress=False).net.state_dict()  # same seed: the weights both runs started from
+    moved = max(float((w1[k] - init[k]).abs().max()) for k in w1)
+    diff = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
+    assert moved > 1e-4 and diff < 1e-3 * moved
+
+
+def test_bad_input_is_a_clear_error_and_bad_samples_are_skipped(tmp_path):
+    (tmp_path / "bad").mkdir()
+    path = synthetic_set(tmp_path / "bad", n=4, missing=2)
+    trainer = Trainer(config(tmp_path, annotations=str(path), images=str(tmp_path / "bad"), iterations=1),
+                      progress=False)
+    assert len(trainer.dataset) == 4 and len(trainer.dataset.report.skipped) == 2
+    trainer.run()
+    with pytest.raises(PafposeError, match="annotations and images"):
+        TrainConfig()
+    with pytest.raises(PafposeError, match="unknown training option 'learning_rate'"):
+        TrainConfig.from_dict({"annotations": "a", "images": "b", "learning_rate": 1})
+    with pytest.raises(PafposeError, match="unknown architecture"):
+        Trainer(config(tmp_path, model="resnet-9000"))
+    with pytest.raises(PafposeError, match="fewer than the batch size"):
+        Trainer(config(tmp_path, annotations=str(path), images=str(tmp_path / "bad"), batch_size=8))
+    with pytest.raises(PafposeError, match="no such checkpoint"):
+        Trainer(config(tmp_path), resume=tmp_path / "nope.pt")
+    (tmp_path / "bad.yaml").write_text("lr: [unclosed\n")
+    r = subprocess.run([EXE, "train", "--config", str(tmp_path / "bad.yaml")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not valid YAML" in r.stderr and r.stderr.count("\n") == 1
+    (tmp_path / "typo.yaml").write_text("annotations: a\nimages: b\nlearning_rate: 1\n")
+    r = subprocess.run([EXE, "train", "--config", str(tmp_path / "typo.yaml")], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown training option 'learning_rate'" in r.stderr
