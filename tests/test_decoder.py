@@ -244,15 +244,19 @@ def test_fill_missing_puts_unconnected_keypoints_on_their_heatmap_peak():
     filled = Decoder(SPEC, DecoderConfig(fill_missing=True)).decode(hm, paf)
     assert len(filled) == len(plain)
     truth = scene.people
+    recovered = 0
     for a, b in zip(plain, filled, strict=True):
         assert np.allclose(a.keypoints[a.present], b.keypoints[a.present])  # found keypoints untouched
-        assert b.present.all() and a.score == b.score
+        assert b.present.sum() >= a.present.sum() and a.score == b.score
+        assert (b.keypoints[b.present & ~a.present, 2] > 0).all()  # filled only where the heatmap says so
         # the person's own wrist, where the ground truth has one
         g = truth[np.argmin([np.nanmean(np.hypot(*(t[:, :2] - a.keypoints[:, :2]).T)) for t in truth])]
         if g[wrist, 2] > 0 and g[elbow, 2] > 0:
-            assert np.hypot(*(b.keypoints[wrist, :2] - g[wrist, :2])) < 1.0
+            assert b.present[wrist] and np.hypot(*(b.keypoints[wrist, :2] - g[wrist, :2])) < 1.0
+            recovered += 1
             assert b.keypoints[wrist, 2] > 0.5  # the heatmap value at the cell
         assert (b.keypoints[~a.present, 2] <= 1.0).all() and (b.keypoints[~a.present, 2] >= 0).all()
+    assert recovered >= 2
 
 
 def test_fill_missing_leaves_complete_people_alone():
@@ -265,3 +269,19 @@ def test_fill_missing_leaves_complete_people_alone():
     assert (fill_missing(complete, hm, SPEC, DecoderConfig()) == complete).all()
     with pytest.raises(PafposeError, match="fill_radius"):
         DecoderConfig(fill_radius=0)
+
+
+def test_fill_missing_ignores_nan_and_needs_positive_evidence():
+    from pafpose.decoder import fill_missing
+
+    hm = np.zeros((19, 20, 20))
+    person = np.full((1, 18, 3), np.nan)
+    person[0, :, 2] = 0.0  # missing: NaN, NaN, 0
+    person[0, 1] = (10, 10, 0.9)  # a neck
+    person[0, 0] = (10, 7, 0.9)  # and a nose
+    hm[2, 10, 13] = np.nan  # right shoulder: NaN next to the neck...
+    hm[2, 11, 12] = 0.4  # ...and a real response
+    out = fill_missing(person, hm, SPEC, DecoderConfig())
+    assert np.allclose(out[0, 2, :2], (12, 11), atol=0.5) and out[0, 2, 2] == pytest.approx(0.4)
+    assert np.isnan(out[0, 5, 0])  # left shoulder: no positive value anywhere, stays missing
+    assert np.isfinite(out[0, :, 2]).all()

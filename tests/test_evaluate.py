@@ -148,3 +148,14 @@ def test_eval_command_on_real_images(val_subset, tmp_path):
         del os.environ["PAFPOSE_WEIGHTS_PATH"]
     again = evaluate(est.predict, ann, images, progress=False)
     assert {k: round(v, 6) for k, v in again.metrics.items()} == metrics
+
+
+def test_eval_refuses_to_overwrite_its_inputs(tmp_path):
+    path, _ = synthetic_set(tmp_path, np.random.default_rng(3))
+    for args, message in ((["--out", str(path)], "is the annotation file"),
+                          (["--metrics-json", str(tmp_path)], "is a folder"),
+                          (["--max-detections", "0"], "--max-detections")):
+        r = subprocess.run([EXE, "eval", "--annotations", str(path), "--images", str(tmp_path), *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert json.loads(path.read_text())["annotations"]  # untouched

@@ -81,3 +81,27 @@ def test_atomic_writers_leave_only_the_result(tmp_path):
     assert sum(1 for _ in iter(lambda: cap.read()[0], False)) == 3
     with pytest.raises(PafposeError, match="no such video"):
         open_capture(str(tmp_path / "none.mp4"))
+
+
+def test_sources_prefer_files_and_skip_our_own_drawings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2023").mkdir()
+    (tmp_path / "2023" / "a.jpg").write_bytes(b"")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_rendered.jpg").write_bytes(b"")
+    (tmp_path / "out" / "b.jpg").write_bytes(b"")
+    sources, errors, _ = expand_sources(["2023", "out"], outputs="out")
+    assert [(s.kind, s.name) for s in sources] == [("image", "a"), ("image", "b")] and not errors
+
+
+def test_coco_ids_only_from_coco_names():
+    from pafpose.formats import coco_image_id
+
+    assert coco_image_id("000000000139.jpg") == 139 and coco_image_id("COCO_val2014_000000000357.jpg") == 357
+    assert coco_image_id("20230101_120000.jpg") is None and coco_image_id("IMG_1234567.jpg") is None
+
+
+def test_video_writer_refuses_unknown_containers(tmp_path):
+    with pytest.raises(PafposeError, match="cannot write"), VideoWriter(tmp_path / "x.xyz", fps=5) as writer:
+        writer.write(picture())
+    assert list(tmp_path.iterdir()) == []

@@ -227,7 +227,12 @@ def test_explain_command(env, images, tmp_path):
     assert cv2.imread(str(tmp_path / "fig.png")) is not None
     r = pafpose(env, "explain", images / "p3_dance.png", "--out", tmp_path / "x.png", "--limbs", "99")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--limbs" in r.stderr
-    assert not (tmp_path / "x.png").exists()
+    r = pafpose(env, "explain", images / "p3_dance.png", "--out", tmp_path / "figure")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "figure type" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+    (tmp_path / "file").write_text("")
+    r = pafpose(env, "predict", images / "cat.jpg", "--out", tmp_path / "file")
+    assert r.returncode == 2 and "is not a folder" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_every_command_has_help(capsys):

@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except PafposeError as err:
         print(f"pafpose: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the user gave can't be written or read (permissions, full disk...)
+        print(f"pafpose: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pafpose: interrupted", file=sys.stderr)
         return 130

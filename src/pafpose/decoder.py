@@ -87,6 +87,9 @@ class DecoderConfig:
             raise PafposeError(f"unknown refine {self.refine!r}: use gaussian, quadratic, centroid, none or upsample")
         if self.max_peaks_per_part < 1 or self.paf_samples < 2 or self.upsample_factor < 1:
             raise PafposeError("max_peaks_per_part >= 1, paf_samples >= 2 and upsample_factor >= 1 are required")
+        for name in ("peak_threshold", "paf_threshold", "distance_prior", "min_score", "fill_radius"):
+            if not np.isfinite(getattr(self, name)):
+                raise PafposeError(f"{name} must be a finite number, got {getattr(self, name)}")
         if not self.fill_radius > 0:
             raise PafposeError(f"fill_radius must be positive, got {self.fill_radius}")
         if not 0 <= self.paf_min_fraction < 1:
@@ -530,7 +533,8 @@ def fill_missing(kps: np.ndarray, heatmaps: np.ndarray, spec: FieldSpec, config:
     For keypoint ``j`` missing from a person, the nearest found keypoint ``i`` in the limb
     graph (``h`` limbs away) anchors a disc of radius ``h * L * fill_radius`` cells, ``L``
     being the median length of the person's found limbs; ``j`` goes to the disc's maximum
-    of heatmap ``j`` (refined as peaks are), scored by its value (floored at 0).
+    of heatmap ``j`` (refined as peaks are), scored by its value; where the disc holds no
+    positive value the keypoint stays missing.
 
     Args:
         kps: ``(M, K, 3)`` people in field cells, NaN where missing.
@@ -565,16 +569,17 @@ def fill_missing(kps: np.ndarray, heatmaps: np.ndarray, spec: FieldSpec, config:
             x0, x1 = max(0, int(np.floor(cx - r))), min(w, int(np.ceil(cx + r)) + 1)
             if y0 >= y1 or x0 >= x1:
                 continue
-            win = heatmaps[j, y0:y1, x0:x1]
+            win = np.nan_to_num(heatmaps[j, y0:y1, x0:x1], nan=0.0, posinf=0.0, neginf=0.0)
             inside = (gx[y0:y1, x0:x1] - cx) ** 2 + (gy[y0:y1, x0:x1] - cy) ** 2 <= r * r
-            if not inside.any():
-                continue
-            yy, xx = np.unravel_index(np.argmax(np.where(inside, win, -np.inf)), win.shape)
+            win = np.where(inside, win, -np.inf)
+            if not win.max() > 0:
+                continue  # no evidence at all: the keypoint stays missing
+            yy, xx = np.unravel_index(np.argmax(win), win.shape)
             yy, xx = yy + y0, xx + x0
-            pad[1:-1, 1:-1] = heatmaps[j]
+            pad[1:-1, 1:-1] = np.nan_to_num(heatmaps[j], nan=0.0, posinf=0.0, neginf=0.0)
             dx, dy = _refine(pad[None, yy : yy + 3, xx : xx + 3].astype(np.float64), config.refine
                              if config.refine != "upsample" else "quadratic")
-            person[j] = (xx + dx[0], yy + dy[0], max(float(heatmaps[j, yy, xx]), 0.0))
+            person[j] = (xx + dx[0], yy + dy[0], float(win[yy - y0, xx - x0]))
     return out
 
 

@@ -34,14 +34,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pafpose.errors import PafposeError
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
     from pafpose.predict_cli import make_estimator, warn
 
+    if args.max_detections < 1:
+        raise PafposeError(f"--max-detections must be at least 1, got {args.max_detections}")
+    for option, path in (("--out", args.out), ("--metrics-json", args.metrics_json)):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise PafposeError(f"{option} {path}: is a folder; name a file")
+        if path.resolve() == args.annotations.resolve():
+            raise PafposeError(f"{option} {path}: is the annotation file; it would be overwritten")
     gt = load_annotations(args.annotations)  # a bad file fails before the model loads
     if not args.images.is_dir():
-        from pafpose.errors import PafposeError
-
         raise PafposeError(f"{args.images}: no such image folder")
     est = make_estimator(args)
     ev = evaluate(est.predict, gt, args.images, max_detections=args.max_detections,

@@ -77,6 +77,8 @@ def load_annotations(path: str | Path) -> Any:
             raise PafposeError(f"{p}: image entry {i} needs 'id' and 'file_name'")
     ids = {img["id"] for img in data["images"]}
     needed = ("image_id", "keypoints", "area", "iscrowd", "bbox")
+    next_id = 1 + max((a["id"] for a in data["annotations"] if isinstance(a, dict) and isinstance(a.get("id"), int)),
+                      default=0)
     for i, ann in enumerate(data["annotations"]):
         missing = [k for k in needed if not isinstance(ann, dict) or k not in ann]
         if missing:
@@ -86,6 +88,10 @@ def load_annotations(path: str | Path) -> Any:
                                "COCO person keypoints have 51 (17 x, y, v)")
         if ann["image_id"] not in ids:
             raise PafposeError(f"{p}: annotation {i} refers to image {ann['image_id']}, which is not listed")
+        ann.setdefault("category_id", 1)
+        if "id" not in ann:  # pycocotools indexes annotations by id
+            ann["id"], next_id = next_id, next_id + 1
+        ann.setdefault("num_keypoints", sum(1 for v in ann["keypoints"][2::3] if v > 0))
     data.setdefault("categories", [{"id": 1, "name": "person"}])
     coco = COCO()
     coco.dataset = data

@@ -43,8 +43,12 @@ def coco_results(poses: Sequence[Pose], image_id: int) -> list[dict[str, Any]]:
 
 
 def coco_image_id(path: str | Path) -> int | None:
-    """The image id of a COCO-style file name (``000000000139.jpg``, ``COCO_val2014_000000000357.jpg``)."""
-    m = re.search(r"(\d{6,})$", Path(path).stem)
+    """The image id of a COCO-style file name (``000000000139.jpg``, ``COCO_val2014_000000000357.jpg``).
+
+    Only COCO's own pattern (12 digits, optionally after ``COCO_<split>_``) counts, so that
+    names such as camera timestamps are not mistaken for ids.
+    """
+    m = re.fullmatch(r"(?:COCO_[A-Za-z0-9]+_)?(\d{12})", Path(path).stem)
     return int(m.group(1)) if m else None
 
 

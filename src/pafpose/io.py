@@ -17,7 +17,8 @@ import numpy as np
 from pafpose.errors import PafposeError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
+                    ".mts", ".m2ts", ".3gp", ".ogv")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -146,11 +147,13 @@ def _kind(path: Path) -> Literal["image", "video"] | None:
     return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
 
 
-def expand_sources(specs: list[str]) -> tuple[list[Source], list[str], int]:
+def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple[list[Source], list[str], int]:
     """Resolve command-line sources: files, folders (recursive), globs, camera indices, URLs.
 
     Files found in folders or by globs are taken by extension (images and videos); a file
     named explicitly is taken whatever its name (an unreadable one fails when it is read).
+    Drawn outputs of an earlier run (``*_rendered.*`` inside ``outputs``) are not inputs.
+    A name that is a file or folder wins over a camera index.
 
     Returns:
         ``(sources, errors, ignored)``: sources in a stable order, without repeats; one
@@ -175,8 +178,13 @@ def expand_sources(specs: list[str]) -> tuple[list[Source], list[str], int]:
         names.add(unique)
         sources.append(Source(kind, location, unique))  # type: ignore[arg-type]
 
+    out_dir = Path(outputs).resolve() if outputs is not None else None
+
+    def ours(p: Path) -> bool:
+        return out_dir is not None and p.stem.endswith("_rendered") and p.resolve().parent.is_relative_to(out_dir)
+
     for spec in specs:
-        if spec.isdigit():
+        if spec.isdigit() and not Path(spec).exists():
             add("camera", spec, f"camera{spec}")
         elif _URL.match(spec):
             host, _, path = spec.split("://", 1)[1].split("?")[0].rstrip("/").partition("/")
@@ -189,8 +197,8 @@ def expand_sources(specs: list[str]) -> tuple[list[Source], list[str], int]:
                 if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
                     continue
                 kind = _kind(p)
-                if kind is None:
-                    ignored += 1
+                if kind is None or ours(p):
+                    ignored += kind is None
                     continue
                 found += 1
                 add(kind, str(p), str(p.relative_to(root).with_suffix("")))
@@ -200,7 +208,7 @@ def expand_sources(specs: list[str]) -> tuple[list[Source], list[str], int]:
             add(_kind(Path(spec)) or "image", spec, Path(spec).stem)
         elif glob.has_magic(spec):
             matches = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
-            matches = [p for p in matches if p.is_file() and _kind(p)]
+            matches = [p for p in matches if p.is_file() and _kind(p) and not ours(p)]
             if not matches:
                 errors.append(f"{spec}: no image or video matches this pattern")
             for p in matches:

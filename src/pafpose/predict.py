@@ -15,6 +15,7 @@ decoder refines peaks on the field itself.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class Estimator:
         self.net = self.net.to(self.device).eval()
         self.spec = self.net.spec
         self.input_config = self.net.input_config
-        self.height = int(height or self.input_config.height)
+        self.height = int(self.input_config.height if height is None else height)
         if self.height < self.spec.stride:
             raise PafposeError(f"height must be at least the stride ({self.spec.stride}), got {self.height}")
         self.scales = tuple(float(s) for s in scales)
@@ -262,8 +263,8 @@ class Estimator:
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
-        owned = isinstance(source, (int, str))
-        cap = open_capture(source) if owned else source
+        owned = isinstance(source, (int, str, os.PathLike))
+        cap = open_capture(source if isinstance(source, int) else str(source)) if owned else source
         try:
             index = 0
             done = False

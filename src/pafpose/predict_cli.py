@@ -110,8 +110,13 @@ class Outputs:
         self.written: list[Path] = []
         self.coco: list[dict[str, Any]] = []
         self.coco_names: dict[int, str] = {}
-        self._coco_ids = {s.location: coco_image_id(s.location) for s in images}
-        self._used_ids = {i for i in self._coco_ids.values() if i is not None}
+        self._coco_ids: dict[str, int] = {}
+        for s in images:  # a repeated COCO id (same name in two folders) is not trusted twice
+            found = coco_image_id(s.location)
+            if found is not None and found not in self._coco_ids.values():
+                self._coco_ids[s.location] = found
+        self._used_ids = set(self._coco_ids.values())
+        self._names: set[str] = set()
         self._next_id = 1
 
     def draw(self, image: np.ndarray, poses: Sequence[Any]) -> np.ndarray:
@@ -127,6 +132,15 @@ class Outputs:
             self._next_id += 1
         self._used_ids.add(self._next_id)
         return self._next_id
+
+    def unique(self, name: str) -> str:
+        """``name``, or ``name_2``, ``name_3``... if an output of this run already has it."""
+        out, n = name, 1
+        while out in self._names:
+            n += 1
+            out = f"{name}_{n}"
+        self._names.add(out)
+        return out
 
     def result(self, name: str, poses: Sequence[Any], location: str | None = None) -> None:
         from pafpose.formats import coco_results, openpose_json, write_json_atomic
@@ -220,13 +234,16 @@ class Run:
         self.outputs = outputs
         self.display = Display() if args.show else None
         self.images = self.frames = self.people = self.failed = 0
+        self.stopped = False  # the user closed the window or pressed q
 
     def fail(self, message: str) -> None:
         self.failed += 1
         warn(f"error: {message} (skipped)")
 
     def _keep_showing(self, title: str, drawn: np.ndarray | None) -> bool:
-        return self.display is None or drawn is None or self.display.show(title, drawn)
+        if self.display is not None and drawn is not None and not self.display.show(title, drawn):
+            self.stopped = True
+        return not self.stopped
 
     def run_images(self, sources: Sequence[Source]) -> None:
         from tqdm import tqdm
@@ -248,11 +265,12 @@ class Run:
                 for (src, img), poses in zip(loaded, results, strict=True):
                     self.images += 1
                     self.people += len(poses)
-                    self.outputs.result(src.name, poses, src.location)
+                    name = self.outputs.unique(src.name)
+                    self.outputs.result(name, poses, src.location)
                     drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
                     if self.args.save_images:
                         suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
-                        self.outputs.picture(src.name, drawn, suffix)
+                        self.outputs.picture(name, drawn, suffix)
                     bar.update()
                     if not self._keep_showing(src.name, drawn):
                         return
@@ -268,7 +286,8 @@ class Run:
             self.fail(str(err))
             return
         fps, count = capture_info(cap)
-        writer = VideoWriter(self.args.out / f"{src.name}_rendered.mp4", fps) if self.args.save_video else None
+        video = self.outputs.unique(src.name)
+        writer = VideoWriter(self.args.out / f"{video}_rendered.mp4", fps) if self.args.save_video else None
         draw = self.args.save_video or self.args.save_images or self.display is not None
         frames = 0
         try:
@@ -276,7 +295,7 @@ class Run:
                 for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size):
                     frames += 1
                     self.people += len(poses)
-                    name = f"{src.name}_{index:012d}"
+                    name = self.outputs.unique(f"{video}_{index:012d}")
                     self.outputs.result(name, poses)
                     drawn = self.outputs.draw(frame, poses) if draw else None
                     if writer is not None:
@@ -324,7 +343,9 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 <= args.threshold <= 1:
         raise PafposeError(f"--threshold must be in 0..1, got {args.threshold}")
-    sources, errors, ignored = expand_sources(args.sources)
+    if args.out.exists() and not args.out.is_dir():
+        raise PafposeError(f"--out {args.out}: exists and is not a folder")
+    sources, errors, ignored = expand_sources(args.sources, args.out)
     for message in errors:
         warn(f"error: {message}")
     if not sources:
@@ -342,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         if images:
             job.run_images(images)
         for src in sources:
-            if src.kind != "image":
+            if src.kind != "image" and not job.stopped:
                 job.run_video(src)
     except KeyboardInterrupt:
         interrupted = True

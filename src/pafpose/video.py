@@ -61,9 +61,11 @@ class VideoWriter:
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
                                               else "MJPG"))
             h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (w, h))
-            if not self._writer.isOpened():
+            writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (w, h))
+            if not writer.isOpened():
+                writer.release()
                 raise PafposeError(f"{self.path}: OpenCV cannot write this kind of video; use .mp4 or .avi")
+            self._writer = writer
         self._writer.write(frame)
         self.frames += 1
 
@@ -73,6 +75,8 @@ class VideoWriter:
             return None
         self._writer.release()
         self._writer = None
+        if not self.tmp.exists():
+            return None
         os.replace(self.tmp, self.path)
         return self.path
 

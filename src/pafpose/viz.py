@@ -103,7 +103,14 @@ def save_figure(fig: object, path: str | Path, dpi: int = 100) -> Path:
     """Save atomically (temp file + rename), format from the suffix; closes the figure."""
     import matplotlib.pyplot as plt
 
+    from pafpose.errors import PafposeError
+
+    fmt = Path(path).suffix[1:].lower()
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        plt.close(fig)
+        raise PafposeError(f"{path}: figure type {fmt or '(none)'!r} unknown; use {', '.join(sorted(supported))}")
     try:
-        return atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+        return atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
     finally:
         plt.close(fig)
