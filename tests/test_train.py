@@ -167,3 +167,14 @@ def test_fine_tuning_pretrained_weights_keeps_their_accuracy(tmp_path):
     ap = evaluate(est.predict, val / "person_keypoints.json", val / "images", progress=False).metrics["AP"]
     assert any(not torch.equal(v, start[k]) for k, v in trainer.net.state_dict().items())  # it did train
     assert abs(ap - 0.424) <= 0.02  # the recorded single-scale figure of the untouched weights (BENCHMARKS.md)
+
+
+def test_validation_keeps_the_best_checkpoint(tmp_path):
+    cfg = config(tmp_path, iterations=2, val_every=1)
+    cfg.val_annotations, cfg.val_images = cfg.annotations, cfg.images
+    Trainer(cfg, progress=False).run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    vals = [r for r in log if "val/AP" in r]
+    assert [r["iteration"] for r in vals] == [1, 2] and all(0 <= r["val/AP"] <= 1 for r in vals)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["best_ap"] == max(r["val/AP"] for r in vals)
