@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from pafpose.formats import coco_results
     from pafpose.io import read_image
     from pafpose.pose import Pose
-    from pafpose.predict import Estimator
+    from pafpose.predict import Estimator, to_image
 
     gt = load_annotations(root / "person_keypoints.json")
     image_ids = sorted(gt.getImgIds())[: args.limit or None]
@@ -138,11 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             poses = est.decoder.decode(hm, paf)
             times.append(time.perf_counter() - t0)
-            people = []
-            for p in poses:
-                k = p.keypoints.copy()
-                k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
-                people.append(Pose(k, p.score, p.skeleton))
+            people = list(to_image(poses, factor))
             if post is not None:
                 people = post(people)
             people.sort(key=lambda p: -p.score)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from pafpose.io import read_image
-    from pafpose.predict import Estimator
+    from pafpose.predict import Estimator, to_image
 
     est = Estimator(args.model, device="cpu")
     files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             t2 = time.perf_counter()
             hm, paf = est._run(x)
             t3 = time.perf_counter()
-            poses = est.decoder.decode(hm[0], paf[0])
-            for p in poses:
-                p.keypoints[:, :2] = (p.keypoints[:, :2] + 0.5) / f - 0.5
+            poses = to_image(est.decoder.decode(hm[0], paf[0]), f)
             t4 = time.perf_counter()
             if rep:  # the first run is a warm-up
                 for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):

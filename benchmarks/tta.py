@@ -18,8 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -53,21 +51,6 @@ def resample(field: torch.Tensor, f_base: float, f: float, stride: int, out_stri
     return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def coco_ap(gt: object, results: list[dict], image_ids: list[int]) -> tuple[float, float]:
-    """COCO keypoint (AP, AP50) of ``results`` on ``image_ids`` (pycocotools, quiet)."""
-    from pycocotools.cocoeval import COCOeval
-
-    if not results:
-        return 0.0, 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev = COCOeval(gt, gt.loadRes(results), "keypoints")
-        ev.params.imgIds = image_ids
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0]), float(ev.stats[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -82,17 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {root}/person_keypoints.json: nothing to measure")
         return 0
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
-    from pycocotools.coco import COCO
     from tqdm import tqdm
 
     from pafpose.decoder import Decoder
+    from pafpose.evaluate import coco_eval, load_annotations
     from pafpose.formats import coco_results
     from pafpose.io import read_image
-    from pafpose.pose import Pose
-    from pafpose.predict import Estimator
+    from pafpose.predict import Estimator, to_image
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(root / "person_keypoints.json"))
+    gt = load_annotations(root / "person_keypoints.json")
     image_ids = sorted(gt.getImgIds())[: args.limit or None]
     est = Estimator(device="cpu", flip=True)
     spec, s = est.spec, est.spec.stride
@@ -149,15 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                         field = resample(field, f_base, f, s, out_stride, out_shape)
                     parts.append(field)
                 mean = torch.stack(parts).mean(0)[0]
-                poses = decoder.decode(mean[:nh], mean[nh:])
-                people = []
-                for p in poses:
-                    k = p.keypoints.copy()
-                    k[:, :2] = (k[:, :2] + 0.5) / f_base - 0.5
-                    people.append(Pose(k, p.score, p.skeleton))
+                people = to_image(decoder.decode(mean[:nh], mean[nh:]), f_base)
                 times.append(time.perf_counter() - t0)
                 results.extend(coco_results(people, image_id))
-            ap, ap50 = coco_ap(gt, results, image_ids)
+            m = coco_eval(gt, results, image_ids)
+            ap, ap50 = m["AP"], m["AP50"]
             rows.append({"config": label, "average_at": where, "AP": round(ap, 4), "AP50": round(ap50, 4),
                          "ms_per_image": round(statistics.median(times) * 1e3, 2)})
             print(f"{label:34s} {where:8s} AP {ap:.3f}  AP50 {ap50:.3f}  "
@@ -177,14 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             with torch.inference_mode():
                 hm, paf = est.net(est._batch([a]))
             gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
-            poses = est.decoder.decode(hm[0, :, :gh, :gw], paf[0, :, :gh, :gw])
-            people = []
-            for p in poses:
-                k = p.keypoints.copy()
-                k[:, :2] = (k[:, :2] + 0.5) / f - 0.5
-                people.append(Pose(k, p.score, p.skeleton))
+            people = to_image(est.decoder.decode(hm[0, :, :gh, :gw], paf[0, :, :gh, :gw]), f)
             results.extend(coco_results(people, image_id))
-        ap, ap50 = coco_ap(gt, results, image_ids)
+        m = coco_eval(gt, results, image_ids)
+        ap, ap50 = m["AP"], m["AP50"]
         rows.append({"config": f"1 scale, shrink by {name}", "AP": round(ap, 4), "AP50": round(ap50, 4)})
         print(f"1 scale, shrink by {name:5s} AP {ap:.3f}  AP50 {ap50:.3f}", flush=True)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")

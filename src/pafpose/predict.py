@@ -31,6 +31,19 @@ from pafpose.models._base import PafModel
 from pafpose.pose import Pose, Poses
 from pafpose.skeleton import Skeleton
 
+
+def to_image(poses: Poses, factor: float) -> Poses:
+    """People in network-input pixels -> the same people in image pixels (``factor``: input
+    pixels per image pixel, as :meth:`Estimator.fields` returns it)."""
+    out = Poses()
+    out.truncated = poses.truncated
+    for p in poses:
+        k = p.keypoints.copy()
+        k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
+        out.append(Pose(k, p.score, p.skeleton))
+    return out
+
+
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -229,17 +242,7 @@ class Estimator:
         bgr = [as_bgr(im, color) for im in images]
         if not bgr:
             return []
-        results = []
-        for hm, paf, factor in self.fields(bgr):
-            poses = self.decoder.decode(hm, paf)
-            out = Poses()
-            out.truncated = poses.truncated
-            for p in poses:
-                k = p.keypoints.copy()
-                k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
-                out.append(Pose(k, p.score, p.skeleton))
-            results.append(out)
-        return results
+        return [to_image(self.decoder.decode(hm, paf), factor) for hm, paf, factor in self.fields(bgr)]
 
     def predict(self, image: Any, color: str = "BGR") -> Poses:
         """People in one image.
