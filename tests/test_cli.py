@@ -47,3 +47,4 @@ def test_models_lists_the_zoo():
     assert r.returncode == 0 and "openpose-body25.cmu" in r.stdout and "human-pose" not in r.stdout
     r = run("models", "nothing*")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no model matches" in r.stderr
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pafpose import __version__, eval_cli, explain_cli, predict_cli, show_data_cli, train_cli
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except PafposeError as err:
         print(f"pafpose: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pafpose ... | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # a path the user gave can't be written or read (permissions, full disk...)
         print(f"pafpose: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
