@@ -11,8 +11,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import time
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import _coco_set
 
 Post = Callable[[list[Any]], list[Any]] | None
 
@@ -48,32 +48,24 @@ def oks_nms(people: list[Any], threshold: float) -> list[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    repo = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("PAFPOSE_SHARED", repo.parent / "shared")))
-    parser.add_argument("--set", default="train2017-mini")
+    parser = _coco_set.parser(__doc__)
     parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 1 0.5 1.5 2")
     parser.add_argument("--only", default="", help="comma-separated substrings of configuration names to run")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    root = args.shared / "coco" / args.set
-    if not (root / "person_keypoints.json").is_file():
-        print(f"no {root}/person_keypoints.json: nothing to measure")
+    found = _coco_set.load(args)
+    if found is None:
         return 0
-    os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
+    root, gt, image_ids = found
     from tqdm import tqdm
 
     from pafpose.decoder import DecoderConfig
-    from pafpose.evaluate import coco_eval, load_annotations
+    from pafpose.evaluate import coco_eval
     from pafpose.formats import coco_results
     from pafpose.io import read_image
     from pafpose.pose import Pose
     from pafpose.predict import Estimator, to_image
 
-    gt = load_annotations(root / "person_keypoints.json")
-    image_ids = sorted(gt.getImgIds())[: args.limit or None]
     base = DecoderConfig(fill_missing=True)  # what `pafpose eval` runs
     openpose = replace(base, peak_threshold=0.1, fill_missing=False)
     configs: list[tuple[str, DecoderConfig, bool, Post]] = [

@@ -17,9 +17,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -29,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
+
+import _coco_set
 
 SCALES = (1.0, 0.5, 1.5, 2.0)
 
@@ -52,29 +52,21 @@ def resample(field: torch.Tensor, f_base: float, f: float, stride: int, out_stri
 
 
 def main(argv: list[str] | None = None) -> int:
-    repo = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("PAFPOSE_SHARED", repo.parent / "shared")))
-    parser.add_argument("--set", default="train2017-mini")
-    parser.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
-    parser.add_argument("--json", type=Path)
+    parser = _coco_set.parser(__doc__)
     parser.add_argument("--parts", default="tta,resize", help="tta (where to average), resize (shrinking method)")
     args = parser.parse_args(argv)
-    root = args.shared / "coco" / args.set
-    if not (root / "person_keypoints.json").is_file():
-        print(f"no {root}/person_keypoints.json: nothing to measure")
+    found = _coco_set.load(args)
+    if found is None:
         return 0
-    os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
+    root, gt, image_ids = found
     from tqdm import tqdm
 
     from pafpose.decoder import Decoder
-    from pafpose.evaluate import coco_eval, load_annotations
+    from pafpose.evaluate import coco_eval
     from pafpose.formats import coco_results
     from pafpose.io import read_image
     from pafpose.predict import Estimator, to_image
 
-    gt = load_annotations(root / "person_keypoints.json")
-    image_ids = sorted(gt.getImgIds())[: args.limit or None]
     est = Estimator(device="cpu", flip=True)
     spec, s = est.spec, est.spec.stride
     nh = spec.num_heatmaps
