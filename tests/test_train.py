@@ -118,10 +118,24 @@ def test_ddp_two_processes_match_one(tmp_path):
 def test_bad_input_is_a_clear_error_and_bad_samples_are_skipped(tmp_path):
     (tmp_path / "bad").mkdir()
     path = synthetic_set(tmp_path / "bad", n=4, missing=2)
-    trainer = Trainer(config(tmp_path, annotations=str(path), images=str(tmp_path / "bad"), iterations=1),
-                      progress=False)
-    assert len(trainer.dataset) == 4 and len(trainer.dataset.report.skipped) == 2
-    trainer.run()
+    data = json.loads(path.read_text())
+    (tmp_path / "bad" / "0.png").write_bytes(b"\x89PNG truncated")  # listed, but unreadable
+    data["annotations"].append({**data["annotations"][1], "id": 99, "keypoints": [1, 2, 2]})  # broken
+    data["annotations"].append({**data["annotations"][1], "id": 98, "image_id": 1234})  # no such image
+    path.write_text(json.dumps(data))
+    trainer = Trainer(config(tmp_path, annotations=str(path), images=str(tmp_path / "bad"), iterations=2,
+                             log_every=2), progress=False)
+    skipped = trainer.dataset.report.skipped
+    assert len(trainer.dataset) == 4 and len(skipped) == 4, skipped
+    assert sum("image file missing" in x for x in skipped) == 2 and any("3 keypoint values" in x for x in skipped)
+    record = trainer.run()  # 2 steps of 2 go through all 4 samples, one of them unreadable
+    assert trainer.iteration == 2 and trainer.skipped == 1 and record["skipped"] == 1
+    r = subprocess.run([EXE, "train", "--annotations", str(path), "--images", str(tmp_path / "bad"), "--model",
+                        "human-pose-estimation-0001", "--size", "64", "--batch-size", "2", "--iterations", "2",
+                        "--workers", "0", "--out", str(tmp_path / "cli"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "4 images, 4 people with keypoints; 4 skipped" in r.stdout
+    assert "1 unreadable image(s) passed over" in r.stdout and "0.png" in r.stderr
     with pytest.raises(PafposeError, match="annotations and images"):
         TrainConfig()
     with pytest.raises(PafposeError, match="unknown training option 'learning_rate'"):

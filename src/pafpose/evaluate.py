@@ -56,8 +56,12 @@ class Evaluation:
         return format_table(self.metrics)
 
 
-def load_annotations(path: str | Path) -> Any:
-    """A pycocotools ``COCO`` of a person-keypoints file; one-line errors for files that aren't."""
+def load_annotations(path: str | Path, skipped: list[str] | None = None) -> Any:
+    """A pycocotools ``COCO`` of a person-keypoints file; one-line errors for files that aren't.
+
+    With a ``skipped`` list, broken image and annotation entries are left out and described
+    there instead of failing the whole file (training goes on without them; evaluation
+    must not silently score a different set)."""
     from pycocotools.coco import COCO
 
     p = Path(path)
@@ -72,32 +76,59 @@ def load_annotations(path: str | Path) -> Any:
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise PafposeError(f"{p}: not a COCO annotation file (no '{key}' list)")
+    def bad(message: str) -> None:
+        if skipped is None:
+            raise PafposeError(f"{p}: {message}")
+        skipped.append(message)
+
+    images = []
     for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
-            raise PafposeError(f"{p}: image entry {i} needs 'id' and 'file_name'")
-    ids = {img["id"] for img in data["images"]}
+        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+            bad(f"image entry {i} needs 'id' and 'file_name'")
+            continue
+        images.append(img)
+    data["images"] = images
+    ids = {img["id"] for img in images}
     needed = ("image_id", "keypoints", "area", "iscrowd", "bbox")
     next_id = 1 + max((a["id"] for a in data["annotations"] if isinstance(a, dict) and isinstance(a.get("id"), int)),
                       default=0)
+    annotations = []
     for i, ann in enumerate(data["annotations"]):
         missing = [k for k in needed if not isinstance(ann, dict) or k not in ann]
         if missing:
-            raise PafposeError(f"{p}: annotation {i} lacks {', '.join(missing)}: not a person-keypoints file")
-        if len(ann["keypoints"]) != 51:
-            raise PafposeError(f"{p}: annotation {i} has {len(ann['keypoints'])} keypoint values, "
-                               "COCO person keypoints have 51 (17 x, y, v)")
+            bad(f"annotation {i} lacks {', '.join(missing)}: not a person-keypoints file")
+            continue
+        if not _numbers(ann["keypoints"], 51):
+            bad(f"annotation {i} has {_size(ann['keypoints'])} keypoint values, "
+                "COCO person keypoints have 51 numbers (17 x, y, v)")
+            continue
+        if not _numbers(ann["bbox"], 4):
+            bad(f"annotation {i}: bbox must be 4 numbers (x, y, width, height)")
+            continue
         if ann["image_id"] not in ids:
-            raise PafposeError(f"{p}: annotation {i} refers to image {ann['image_id']}, which is not listed")
+            bad(f"annotation {i} refers to image {ann['image_id']}, which is not listed")
+            continue
+        annotations.append(ann)
         ann.setdefault("category_id", 1)
         if "id" not in ann:  # pycocotools indexes annotations by id
             ann["id"], next_id = next_id, next_id + 1
         ann.setdefault("num_keypoints", sum(1 for v in ann["keypoints"][2::3] if v > 0))
+    data["annotations"] = annotations
     data.setdefault("categories", [{"id": 1, "name": "person"}])
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def _numbers(values: Any, n: int) -> bool:
+    return (isinstance(values, list) and len(values) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+
+
+def _size(values: Any) -> str:
+    return str(len(values)) if isinstance(values, list) else "no list of"
 
 
 def coco_eval(gt: Any, results: Sequence[dict[str, Any]], image_ids: Sequence[int] | None = None) -> dict[str, float]:

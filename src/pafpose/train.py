@@ -58,6 +58,8 @@ class TrainConfig:
         val_images: its image folder.
         val_every: evaluate every this many iterations (0: only at the end, if a set is given);
             the best AP so far is kept as ``best.pt``.
+        val_height: network input height for validation (default: the model's); set it to the
+            scale the crops were trained at when that differs, e.g. training without augmentation.
         workers: DataLoader worker processes per training process.
         seed: seed of the data order, the augmentation and the initial weights.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; under torchrun each process takes its local GPU.
@@ -86,6 +88,7 @@ class TrainConfig:
     val_annotations: str | None = None
     val_images: str | None = None
     val_every: int = 0
+    val_height: int | None = None
     workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -229,6 +232,7 @@ class Trainer:
         self.iteration = 0
         self.epoch, self.position = 0, 0  # data position: epoch and batches done in it
         self.best_ap = -1.0
+        self.skipped = 0  # unreadable images passed over since the start (all processes)
         self.out = Path(c.out)
         self.progress = progress and self.rank == 0
         self.writer: Any = None
@@ -293,6 +297,7 @@ class Trainer:
     def step(self, batch: dict[str, torch.Tensor]) -> list[float]:
         """One optimiser step; returns the per-stage losses averaged over all processes."""
         c = self.config
+        skipped = float(batch["skipped"].sum()) if "skipped" in batch else 0.0
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             outputs = self.model(batch["image"])
@@ -307,11 +312,13 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.iteration += 1
-        values = torch.stack([x.detach() for x in losses])
+        values = torch.cat([torch.stack([x.detach().float() for x in losses]),
+                            torch.tensor([skipped], device=self.device)])
         if self.world > 1:
             dist.all_reduce(values)
-            values /= self.world
-        return values.tolist()
+            values[:-1] /= self.world
+        self.skipped += int(values[-1])
+        return values[:-1].tolist()
 
     def validate(self) -> dict[str, float] | None:
         """COCO AP of the current weights on the validation set (rank 0), as `pafpose eval` computes it."""
@@ -322,7 +329,7 @@ class Trainer:
         from pafpose.evaluate import evaluate
         from pafpose.predict import Estimator
 
-        est = Estimator(self.net, device=self.device, decoder=DecoderConfig(fill_missing=True))
+        est = Estimator(self.net, device=self.device, height=c.val_height, decoder=DecoderConfig(fill_missing=True))
         try:
             metrics = evaluate(est.predict, c.val_annotations, c.val_images, progress=False).metrics
         finally:
@@ -377,7 +384,7 @@ class Trainer:
                     elapsed = time.perf_counter() - t0
                     record = {"iteration": self.iteration, "loss": sum(stages), "stages": stages,
                               "lr": self.scheduler.get_last_lr()[0], "images_per_s": seen / elapsed,
-                              "epoch": self.epoch}
+                              "epoch": self.epoch, "skipped": self.skipped}
                     self._log(record)
                     t0, seen = time.perf_counter(), 0
                 if self.iteration % c.checkpoint_every == 0 or last:

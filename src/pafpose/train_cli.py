@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif isinstance(default, list):
             g.add_argument(flag, type=int, nargs="*", default=None, metavar="N")
+        elif default is None and str(f.type).startswith("int"):
+            g.add_argument(flag, type=int, default=None, metavar="N")
         elif default is None or isinstance(default, str):
             g.add_argument(flag, default=None)
         else:
@@ -79,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
     if trainer.rank == 0:
         shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items() if k != "stages"}
         print(f"done at iteration {trainer.iteration}: {shown}; outputs in {config.out}")
+        if trainer.skipped:
+            print(f"{trainer.skipped} unreadable image(s) passed over during training (see the warnings)")
     return 0

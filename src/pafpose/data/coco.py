@@ -87,7 +87,7 @@ class CocoKeypoints:
         self.seed = int(seed)
         self.epoch = 0
         self.report = DatasetReport()
-        self.coco = load_annotations(annotations)
+        self.coco = load_annotations(annotations, skipped=self.report.skipped)
         self.ids: list[int] = []
         for image_id in sorted(self.coco.getImgIds()):
             info = self.coco.imgs[image_id]
@@ -173,7 +173,8 @@ class CocoKeypoints:
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """A training sample; an unreadable image is logged and replaced by the next readable one."""
+        """A training sample; an unreadable image is logged and replaced by the next readable one,
+        and ``skipped`` says how many were passed over (workers can't share a counter)."""
         for step in range(len(self.ids)):
             i = (index + step) % len(self.ids)
             try:
@@ -181,7 +182,9 @@ class CocoKeypoints:
             except PafposeError as err:
                 log.warning("skipped: %s", err)
                 continue
-            return {k: v for k, v in sample.items() if k not in ("crop", "people")}
+            out = {k: v for k, v in sample.items() if k not in ("crop", "people")}
+            out["skipped"] = step
+            return out
         raise PafposeError("no image of the dataset can be read")
 
 
