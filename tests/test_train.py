@@ -87,6 +87,42 @@ def test_training_lowers_the_loss_and_resumes_bit_for_bit(tmp_path):
     assert not list((tmp_path / "full").glob(".*"))  # checkpoints were written atomically
 
 
+def test_tensorboard_gets_scalars_and_target_vs_prediction_images(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'pafpose[train]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = Trainer(config(tmp_path, iterations=3, tensorboard=True), progress=False)
+    trainer.run()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss", "lr", "images_per_s", "loss/stage1", "loss/stage2"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3]
+    images = events.Images("samples/target_vs_prediction")
+    assert [e.step for e in images] == [2, 3]  # every checkpoint (checkpoint_every=2) and the end
+    panel = cv2.imdecode(np.frombuffer(images[-1].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+    assert panel.shape == (2 * 64, 3 * 64, 3)  # target and prediction rows, 3 tiles of the 64 px crop
+
+
+def test_fields_panel_puts_the_target_peak_where_the_keypoint_is():
+    from pafpose.models import build_architecture
+    from pafpose.viz import fields_panel
+
+    net = build_architecture("human-pose-estimation-0001")
+    k, s = net.spec.num_keypoints, net.spec.stride
+    image = np.full((64, 96, 3), 100, np.uint8)
+    hm = np.zeros((k + 1, 8, 12), np.float32)
+    hm[3, 2, 9] = 1.0  # cell (x=9, y=2) -> input pixel ~ (9*8+3.5, 2*8+3.5)
+    paf = np.zeros((2 * len(net.spec.limbs), 8, 12), np.float32)
+    panel = fields_panel(image, (hm, paf), (np.zeros_like(hm), paf), net.spec)
+    assert panel.shape == (128, 288, 3) and panel.dtype == np.uint8
+    tile = panel[:64, 96:192].astype(int)  # target heatmaps (RGB): red at the peak, blue elsewhere
+    y, x = 2 * s + s // 2, 9 * s + s // 2
+    assert tile[y, x, 0] > tile[y, x, 2] + 50 and tile[40, 20, 2] > tile[40, 20, 0] + 50
+    predicted = panel[64:, 96:192].astype(int)
+    assert predicted[y, x, 2] > predicted[y, x, 0] + 50  # a zero prediction is blue there
+
+
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
                     reason="torchrun is not installed beside this Python")
 def test_ddp_two_processes_match_one(tmp_path):

@@ -53,7 +53,8 @@ class TrainConfig:
         lr_gamma: learning-rate factor at each step.
         grad_clip: maximum gradient norm (0: no clipping).
         amp: mixed precision (float16 autocast and loss scaling) on a GPU.
-        checkpoint_every: write ``last.pt`` every this many iterations (and at the end).
+        checkpoint_every: write ``last.pt`` (and TensorBoard sample images) every this many
+            iterations and at the end.
         val_annotations: validation set for ``pafpose eval``-style AP (optional).
         val_images: its image folder.
         val_every: evaluate every this many iterations (0: only at the end, if a set is given);
@@ -64,7 +65,8 @@ class TrainConfig:
         seed: seed of the data order, the augmentation and the initial weights.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; under torchrun each process takes its local GPU.
         log_every: print and log the losses every this many iterations.
-        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+        tensorboard: also write TensorBoard scalars and sample images, target against predicted
+            fields (needs ``pip install pafpose[train]``).
     """
 
     annotations: str = ""
@@ -236,6 +238,7 @@ class Trainer:
         self.out = Path(c.out)
         self.progress = progress and self.rank == 0
         self.writer: Any = None
+        self._sample: Any = None
         if resume:
             self.load_checkpoint(resume)
 
@@ -302,6 +305,10 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             outputs = self.model(batch["image"])
         losses = stage_losses(outputs, batch)
+        if self.writer is not None:  # the first sample, for the sample images
+            self._sample = (batch["image"][0].detach().float().cpu(),
+                            (batch["heatmaps"][0].cpu(), batch["pafs"][0].cpu()),
+                            tuple(x[0].detach().float().cpu() for x in outputs[-1]))
         total = sum(losses)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -339,6 +346,21 @@ class Trainer:
             self.save_checkpoint("best.pt")
         return metrics
 
+    def _log_images(self) -> None:
+        """TensorBoard: the last batch's first crop, its target fields against the last stage's."""
+        from pafpose.viz import fields_panel
+
+        if self.writer is None or self._sample is None:
+            return
+        image, target, prediction = self._sample
+        ic = self.net.input_config
+        x = image.numpy().transpose(1, 2, 0) * np.array(ic.std, np.float32) + np.array(ic.mean, np.float32)
+        x = np.clip(x, 0, 255).astype(np.uint8)
+        bgr = np.ascontiguousarray(x[:, :, ::-1] if ic.channel_order == "RGB" else x)
+        panel = fields_panel(bgr, tuple(t.numpy() for t in target), tuple(t.numpy() for t in prediction),
+                             self.net.spec)
+        self.writer.add_image("samples/target_vs_prediction", panel, self.iteration, dataformats="HWC")
+
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
             return
@@ -367,7 +389,7 @@ class Trainer:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
                 except ImportError as err:
-                    raise PafposeError("tensorboard: pip install tensorboard (or set tensorboard: false)") from err
+                    raise PafposeError("tensorboard: pip install 'pafpose[train]' (or set tensorboard: false)") from err
                 self.writer = SummaryWriter(str(self.out / "tensorboard"))
         record: dict[str, Any] = {}
         batches = self._batches()
@@ -389,6 +411,7 @@ class Trainer:
                     t0, seen = time.perf_counter(), 0
                 if self.iteration % c.checkpoint_every == 0 or last:
                     self.save_checkpoint()
+                    self._log_images()
                 if (c.val_every and self.iteration % c.val_every == 0) or (last and c.val_annotations):
                     metrics = self.validate()
                     if metrics is not None:

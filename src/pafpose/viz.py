@@ -114,3 +114,37 @@ def save_figure(fig: object, path: str | Path, dpi: int = 100) -> Path:
         return atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
     finally:
         plt.close(fig)
+
+
+def fields_panel(
+    image_bgr: np.ndarray,
+    target: tuple[np.ndarray, np.ndarray],
+    prediction: tuple[np.ndarray, np.ndarray],
+    spec: FieldSpec,
+) -> np.ndarray:
+    """RGB uint8 grid for training logs: target (top row) against prediction (bottom row),
+    each as the crop, the strongest keypoint heatmap and the PAF magnitude overlaid on it.
+
+    OpenCV rather than matplotlib: it runs inside the training loop, every few hundred steps.
+    """
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    k = spec.num_keypoints
+
+    def overlay(field: np.ndarray) -> np.ndarray:
+        up = cv2.resize(np.clip(field, 0.0, 1.0).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.applyColorMap((up * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        return cv2.addWeighted(image_bgr, 0.5, colour, 0.5, 0.0)
+
+    def label(tile: np.ndarray, text: str) -> np.ndarray:
+        tile = tile.copy()
+        cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        return tile
+
+    rows = []
+    for name, (hm, paf) in (("target", target), ("prediction", prediction)):
+        magnitude = np.hypot(paf[0::2], paf[1::2]).max(axis=0)
+        rows.append(np.hstack([label(image_bgr, name), label(overlay(hm[:k].max(axis=0)), "heatmaps"),
+                               label(overlay(magnitude), "PAF |v|")]))
+    return np.ascontiguousarray(np.vstack(rows)[:, :, ::-1])
