@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.errors import PafposeError
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
+    from pafpose.predict import DEFAULT_MODEL
     from pafpose.predict_cli import make_estimator, warn
 
     if args.max_detections < 1:
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     done = ev.images - len(ev.failed)
     rate = f"{done / ev.seconds:.2f} images/s" if ev.seconds > 0 else "no image read"
     tta = f"scales {' '.join(f'{s:g}' for s in est.scales)}{', flip' if est.flip else ''}"
-    print(f"{args.model}, height {est.height}, {tta}: {ev.images} images, {len(ev.results)} people, "
+    name = args.model or args.weights or DEFAULT_MODEL
+    print(f"{name}, height {est.height}, {tta}: {ev.images} images, {len(ev.results)} people, "
           f"{len(ev.failed)} unreadable; {rate}")
     for path in (args.out, args.metrics_json):
         if path:

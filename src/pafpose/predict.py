@@ -44,6 +44,7 @@ def to_image(poses: Poses, factor: float) -> Poses:
     return out
 
 
+DEFAULT_MODEL = "human-pose-estimation-0001"
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -64,8 +65,10 @@ class Estimator:
     """Multi-person pose estimation with a PAF network.
 
     Args:
-        model: zoo name (``pafpose models``), architecture name, or a network object.
-        weights: a weights file to use instead of the zoo's (for ``model``'s architecture).
+        model: zoo name (``pafpose models``), architecture name, or a network object
+            (default: ``DEFAULT_MODEL``, or with ``weights`` the architecture the file names).
+        weights: a weights file to use instead of the zoo's (for ``model``'s architecture;
+            a ``pafpose train`` checkpoint says its own).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         height: network input height (default: the model's, e.g. 368).
         scales: input scales relative to ``height`` whose fields are averaged (e.g. 0.5 1 1.5 2).
@@ -82,7 +85,7 @@ class Estimator:
 
     def __init__(
         self,
-        model: str | PafModel = "human-pose-estimation-0001",
+        model: str | PafModel | None = None,
         weights: str | Path | None = None,
         device: str | torch.device = "auto",
         height: int | None = None,
@@ -104,11 +107,12 @@ class Estimator:
         self.precision = precision
         if isinstance(model, torch.nn.Module):
             self.net = model  # e.g. a network being trained: used as it is, put in eval mode
-        elif weights is not None:
-            arch = model if model in list_architectures() else get_pretrained_cfg(model).architecture
+        elif weights is not None:  # a checkpoint of `pafpose train` knows its architecture
+            arch = None if model is None else (
+                model if model in list_architectures() else get_pretrained_cfg(model).architecture)
             self.net = load(weights, architecture=arch)
         else:
-            self.net = load(model)
+            self.net = load(DEFAULT_MODEL if model is None else model)
         self.net = self.net.to(self.device).eval()
         self.spec = self.net.spec
         self.input_config = self.net.input_config
@@ -147,6 +151,21 @@ class Estimator:
     def _factor(self, shape: tuple[int, ...], scale: float) -> float:
         h, w = shape[:2]
         return min(self.height * scale / h, self.max_side * scale / w)
+
+    def input_sizes(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """The padded network input ``(h, w)`` at each scale for an image of ``shape`` (``(H, W, ...)``).
+
+        Images with equal input sizes get exactly the padding in one :meth:`predict_batch` call
+        that they get alone, so their results do not depend on the company: a server batches
+        by this key.
+        """
+        s = self.spec.stride
+        sizes = []
+        for scale in self.scales:
+            f = self._factor(shape, scale)
+            h, w = max(1, round(shape[0] * f)), max(1, round(shape[1] * f))
+            sizes.append((math.ceil(h / s) * s, math.ceil(w / s) * s))
+        return tuple(sizes)
 
     def _prepare(self, image: np.ndarray, factor: float) -> np.ndarray:
         """Resized (bicubic) HxWx3 float32 in the network's channel order, normalised."""

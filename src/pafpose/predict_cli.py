@@ -15,6 +15,7 @@ anything failed, 130 after Ctrl-C (the frames done are kept and the video stays 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -49,8 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
     """The Estimator's options, shared by the commands that run a network."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="human-pose-estimation-0001", help="zoo name (pafpose models)")
-    g.add_argument("--weights", type=Path, help="weights file for --model's architecture (instead of the zoo's)")
+    g.add_argument("--model", help="zoo name (pafpose models; default human-pose-estimation-0001, or with "
+                   "--weights the architecture a pafpose checkpoint names)")
+    g.add_argument("--weights", type=Path, help="weights file for --model's architecture (instead of the zoo's), "
+                   "e.g. a `pafpose train` checkpoint")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     g.add_argument("--precision", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="network precision; float16/bfloat16 on a GPU only")
@@ -266,11 +269,12 @@ class Run:
                     self.images += 1
                     self.people += len(poses)
                     name = self.outputs.unique(src.name)
-                    self.outputs.result(name, poses, src.location)
                     drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
-                    if self.args.save_images:
-                        suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
-                        self.outputs.picture(name, drawn, suffix)
+                    with deferred_interrupts():  # an image's JSON and its drawing, or neither
+                        self.outputs.result(name, poses, src.location)
+                        if self.args.save_images:
+                            suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
+                            self.outputs.picture(name, drawn, suffix)
                     bar.update()
                     if not self._keep_showing(src.name, drawn):
                         return
@@ -296,12 +300,13 @@ class Run:
                     frames += 1
                     self.people += len(poses)
                     name = self.outputs.unique(f"{video}_{index:012d}")
-                    self.outputs.result(name, poses)
                     drawn = self.outputs.draw(frame, poses) if draw else None
-                    if writer is not None:
-                        writer.write(drawn)
-                    if self.args.save_images:
-                        self.outputs.picture(name, drawn, ".jpg")
+                    with deferred_interrupts():  # a frame's JSON and its video frame, or neither
+                        self.outputs.result(name, poses)
+                        if writer is not None:
+                            writer.write(drawn)
+                        if self.args.save_images:
+                            self.outputs.picture(name, drawn, ".jpg")
                     bar.update()
                     if not self._keep_showing(src.name, drawn):
                         break
@@ -323,6 +328,25 @@ class Run:
         head = "interrupted after " if interrupted else ""
         return (f"{head}{' and '.join(what)}: {self.people} people found, {self.failed} failed{rate}, "
                 f"after {startup:.1f} s start-up")
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C or kill during the block takes effect at its end, so that the outputs of one
+    frame are all written or none is (the JSON files then match the drawn video's frames)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            raise KeyboardInterrupt
 
 
 def _stop_on_sigterm() -> Any:

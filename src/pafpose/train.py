@@ -169,7 +169,10 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # numpy's key as a tensor: checkpoints stay loadable with torch.load(weights_only=True)
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(key.astype(np.int64)), pos, has_gauss,
+                                                       cached], "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -177,7 +180,8 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -264,7 +268,7 @@ class Trainer:
         if not p.is_file():
             raise PafposeError(f"{p}: no such checkpoint")
         try:
-            state = torch.load(p, map_location=self.device, weights_only=False)
+            state = torch.load(p, map_location=self.device, weights_only=True)
         except Exception as err:  # torch raises many kinds on a damaged file
             raise PafposeError(f"{p}: not a readable pafpose checkpoint ({type(err).__name__})") from err
         if not isinstance(state, dict) or "model" not in state or state.get("architecture") != self.config.model:

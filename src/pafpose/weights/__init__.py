@@ -37,6 +37,7 @@ IMPORTERS = {
     "caffe": "pafpose.weights.caffe",
     "torch-openpose": "pafpose.weights.torch_ports",
     "torch-lightweight": "pafpose.weights.torch_lightweight",
+    "pafpose-checkpoint": "pafpose.weights.checkpoint",
 }
 _SUFFIXES = {".xml": "openvino-ir", ".pb": "tf-graphdef", ".tflite": "tflite", ".caffemodel": "caffe"}
 
@@ -151,6 +152,13 @@ def load(
         cfg = by_file[0] if by_file else None
         arch = architecture or (cfg.architecture if cfg else None)
         fmt = file_format or (cfg.file_format if cfg else _SUFFIXES.get(path.suffix))
+        if cfg is None and fmt is None and path.suffix in (".pt", ".pth"):
+            from pafpose.weights.checkpoint import architecture_of
+
+            fmt, saved = "pafpose-checkpoint", architecture_of(path)
+            if saved and arch and saved != arch:
+                raise PafposeError(f"{path}: a checkpoint of a {saved} network, not of {arch}")
+            arch = arch or saved
         if arch is None or fmt is None:
             raise PafposeError(f"{path}: unknown weights file; say which architecture (and format) it is for")
         kwargs = cfg.kwargs if cfg and cfg.architecture == arch else {}
@@ -167,5 +175,10 @@ def load(
     if arch_kwargs is not None:
         kwargs = dict(arch_kwargs)
     model = build_architecture(arch, **kwargs)
-    _import(fmt, paths, model, arch, kwargs)
+    if fmt == "pafpose-checkpoint":  # already pafpose's names: nothing to convert or cache
+        from pafpose.weights import checkpoint
+
+        load_state(model, checkpoint.read(paths), str(paths[0]))
+    else:
+        _import(fmt, paths, model, arch, kwargs)
     return model.eval().to(device)
