@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ class Estimator:
         max_side: longest network input side at scale 1 (very wide images are shrunk to fit).
         precision: ``"float32"``, or on a GPU ``"float16"`` / ``"bfloat16"`` (autocast; the
             fields are averaged and decoded in float32 either way).
+        backend: where the network runs: ``"torch"``, or on the CPU ``"onnxruntime"`` or
+            ``"openvino"`` (optional extras; see :mod:`pafpose.backends`).
+        threads: CPU threads for the network (default: the runtime's choice).
 
     Example:
         >>> est = Estimator()
@@ -94,7 +98,10 @@ class Estimator:
         decoder: DecoderConfig | None = None,
         max_side: int = 2048,
         precision: str = "float32",
+        backend: str = "torch",
+        threads: int | None = None,
     ) -> None:
+        from pafpose.backends import make_backend
         from pafpose.models import list_architectures
         from pafpose.weights import get_pretrained_cfg, load
 
@@ -105,14 +112,24 @@ class Estimator:
             raise PafposeError(f"precision {precision} needs a CUDA device (this one is {self.device}); "
                                "use float32 on the CPU")
         self.precision = precision
+        ir = None  # the network's own OpenVINO IR, which the openvino backend runs as published
         if isinstance(model, torch.nn.Module):
             self.net = model  # e.g. a network being trained: used as it is, put in eval mode
         elif weights is not None:  # a checkpoint of `pafpose train` knows its architecture
             arch = None if model is None else (
                 model if model in list_architectures() else get_pretrained_cfg(model).architecture)
             self.net = load(weights, architecture=arch)
+            if Path(weights).suffix == ".xml":
+                ir = Path(weights)
         else:
-            self.net = load(DEFAULT_MODEL if model is None else model)
+            name = DEFAULT_MODEL if model is None else model
+            self.net = load(name)
+            cfg = get_pretrained_cfg(name) if name not in list_architectures() else None
+            if cfg is not None and cfg.file_format == "openvino-ir" and backend == "openvino":
+                from pafpose.weights import resolve_file
+
+                ir = resolve_file(cfg, cfg.files[0])
+        own = not isinstance(model, torch.nn.Module)  # a caller's network is not modified (fused, relaid)
         self.net = self.net.to(self.device).eval()
         self.spec = self.net.spec
         self.input_config = self.net.input_config
@@ -126,6 +143,10 @@ class Estimator:
         self.max_side = int(max_side)
         self.decoder = Decoder(self.spec, decoder or DecoderConfig())
         self._flip_tables()
+        # seconds spent per stage since the last reset (``pafpose bench`` reads and clears them)
+        self.timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "decode": 0.0}
+        self.backend = make_backend(backend, self.net, self.device, _PRECISIONS[precision], threads,
+                                    name=type(self.net).__name__, ir=ir, optimize=own)
 
     @property
     def skeleton(self) -> Skeleton:
@@ -193,12 +214,7 @@ class Estimator:
 
     # ------------------------------------------------------------------ network
     def _net(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = _PRECISIONS[self.precision]
-        if dtype is None:
-            return self.net(x)
-        with torch.autocast(self.device.type, dtype=dtype):
-            hm, paf = self.net(x)
-        return hm.float(), paf.float()
+        return self.backend(x)
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,20 +239,30 @@ class Estimator:
                  for im, f in zip(images, base, strict=True)]
         sums: list[list[torch.Tensor]] = [[] for _ in images]
         for scale in self.scales:
+            t0 = time.perf_counter()
             factors = [self._factor(im.shape, scale) for im in images]
             arrays = [self._prepare(im, f) for im, f in zip(images, factors, strict=True)]
-            hm, paf = self._run(self._batch(arrays))
+            x = self._batch(arrays)
+            t1 = time.perf_counter()
+            hm, paf = self._run(x)
+            if hm.device.type == "cuda":
+                torch.cuda.synchronize(hm.device)
+            t2 = time.perf_counter()
+            self.timings["preprocess"] += t1 - t0
+            self.timings["network"] += t2 - t1
             for i, (a, f) in enumerate(zip(arrays, factors, strict=True)):
                 gh, gw = math.ceil(a.shape[0] / s), math.ceil(a.shape[1] / s)
                 field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
                 if scale != top:
                     field = self._resample(field, base[i], f, grids[i])
                 sums[i].append(field)
+        t3 = time.perf_counter()
         nh = self.spec.num_heatmaps
         out = []
         for i, parts in enumerate(sums):
             mean = torch.stack(parts).mean(dim=0)[0]
             out.append((mean[:nh], mean[nh:], base[i]))
+        self.timings["network"] += time.perf_counter() - t3  # TTA averaging: part of getting the fields
         return out
 
     def _resample(self, field: torch.Tensor, f_base: float, f: float, grid: tuple[int, int]) -> torch.Tensor:
@@ -258,10 +284,16 @@ class Estimator:
     # ------------------------------------------------------------------ API
     def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
         """People in each image; keypoints in that image's pixels (see :meth:`predict`)."""
+        t0 = time.perf_counter()
         bgr = [as_bgr(im, color) for im in images]
+        self.timings["preprocess"] += time.perf_counter() - t0
         if not bgr:
             return []
-        return [to_image(self.decoder.decode(hm, paf), factor) for hm, paf, factor in self.fields(bgr)]
+        fields = self.fields(bgr)
+        t0 = time.perf_counter()
+        out = [to_image(self.decoder.decode(hm, paf), factor) for hm, paf, factor in fields]
+        self.timings["decode"] += time.perf_counter() - t0
+        return out
 
     def predict(self, image: Any, color: str = "BGR") -> Poses:
         """People in one image.

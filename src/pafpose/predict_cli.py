@@ -57,6 +57,10 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     g.add_argument("--precision", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="network precision; float16/bfloat16 on a GPU only")
+    g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+                   help="where the network runs: torch (CPU/GPU), or on the CPU onnxruntime / openvino "
+                   "(pip install 'pafpose[onnx]' / 'pafpose[openvino]')")
+    g.add_argument("--threads", type=int, help="CPU threads for the network (default: the runtime's choice)")
     g.add_argument("--height", type=int, help="network input height (default: the model's)")
     g.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 1 0.5 1.5 2")
     g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
@@ -96,7 +100,8 @@ def make_estimator(args: argparse.Namespace) -> Any:
         raise PafposeError(f"{args.weights}: no such weights file")
     decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
     return Estimator(args.model, weights=args.weights, device=args.device, height=args.height,
-                     scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder)
+                     scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
+                     backend=args.backend, threads=args.threads)
 
 
 class Outputs:

@@ -1,0 +1,181 @@
+"""Backends, export and `pafpose bench`: the same fields and poses whatever runs the network."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pafpose import PafposeError
+from pafpose.backends import fuse_conv_bn
+from pafpose.export import export_onnx, export_openvino
+from pafpose.models import build_architecture
+from pafpose.predict import Estimator
+
+EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'pafpose[onnx]')")
+
+
+def random_net(seed=0):
+    """lightweight-openpose (with batch-norm) with random weights and non-trivial BN statistics."""
+    torch.manual_seed(seed)
+    net = build_architecture("lightweight-openpose").eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net
+
+
+def test_folding_batch_norm_keeps_the_outputs():
+    net = random_net()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        before = net(x)
+        fuse_conv_bn(net)
+        after = net(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_export_is_dynamic_and_matches_pytorch(tmp_path):
+    import onnx
+
+    net = random_net()
+    path = export_onnx(net, tmp_path / "lw.onnx", height=64, width=64, dynamic=True)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["pafpose.stride"] == "8" and "BGR pixels" in meta["pafpose.input"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ic = net.input_config
+    for shape in ((1, 3, 64, 64), (2, 3, 96, 136)):  # other batch and sizes than exported with
+        pixels = np.random.default_rng(1).uniform(0, 255, shape).astype(np.float32)
+        hm, paf = session.run(None, {"image": pixels})
+        x = (torch.from_numpy(pixels) - torch.tensor(ic.mean).view(1, 3, 1, 1)) / torch.tensor(ic.std).view(1, 3, 1, 1)
+        with torch.no_grad():
+            ref_hm, ref_paf = net(x)
+        assert hm.shape == tuple(ref_hm.shape) and paf.shape == tuple(ref_paf.shape)
+        assert np.abs(hm - ref_hm.numpy()).max() < 1e-4 and np.abs(paf - ref_paf.numpy()).max() < 1e-4
+    fixed = export_onnx(net, tmp_path / "fixed.onnx", height=64, width=96, dynamic=False)
+    dims = [d.dim_value for d in onnx.load(str(fixed)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [3, 64, 96]
+    assert not list(tmp_path.glob(".*"))  # written atomically
+
+
+def test_openvino_export_matches_pytorch(tmp_path):
+    ov = pytest.importorskip("openvino")
+    net = random_net()
+    xml = export_openvino(net, tmp_path / "lw.xml", height=64, width=64)
+    assert xml.is_file() and xml.with_suffix(".bin").is_file() and not list(tmp_path.glob(".*"))
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})  # not bf16
+    pixels = np.random.default_rng(2).uniform(0, 255, (1, 3, 80, 120)).astype(np.float32)
+    out = compiled(pixels)
+    ic = net.input_config
+    x = (torch.from_numpy(pixels) - torch.tensor(ic.mean).view(1, 3, 1, 1)) / torch.tensor(ic.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = net(x)
+    for port, r in zip(compiled.outputs, ref, strict=True):
+        assert np.abs(out[port] - r.numpy()).max() < 1e-3
+    with pytest.raises(PafposeError, match=r"an \.xml file"):
+        export_openvino(net, tmp_path / "lw.onnx")
+
+
+def test_estimator_backends_give_the_same_fields(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))  # the exported file is cached here
+    net = random_net()
+    image = np.random.default_rng(3).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    ref = Estimator(net, device="cpu", height=64).fields([image])[0]
+    for backend in ("onnxruntime", "openvino"):
+        got = Estimator(net, device="cpu", height=64, backend=backend, threads=1).fields([image])[0]
+        assert got[2] == ref[2]
+        assert torch.allclose(got[0], ref[0], atol=1e-4) and torch.allclose(got[1], ref[1], atol=1e-4)
+    assert len(list((tmp_path / "exported").glob("*.onnx"))) == 1  # exported once, reused
+    with pytest.raises(PafposeError, match="unknown backend 'tensorrt'"):
+        Estimator(net, device="cpu", backend="tensorrt")
+    with pytest.raises(PafposeError, match="threads must be at least 1"):
+        Estimator(net, device="cpu", threads=0)
+
+
+def test_a_callers_network_is_not_modified():
+    net = random_net()
+    Estimator(net, device="cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED): the backends are compared on its photos")
+    os.environ["PAFPOSE_WEIGHTS_PATH"] = str(shared / "weights")
+    yield [cv2.imread(str(p)) for p in sorted((shared / "images").glob("*.*"))[:8]]
+    del os.environ["PAFPOSE_WEIGHTS_PATH"]
+
+
+def matched_keypoint_errors(a, b):
+    """Image-pixel distances between the same keypoints of the same people (lists in score order)."""
+    errors = []
+    for pa, pb in zip(a, b, strict=True):
+        for x, y in zip(sorted(pa, key=lambda p: p.bbox()[0]), sorted(pb, key=lambda p: p.bbox()[0]), strict=True):
+            both = (x.keypoints[:, 2] > 0) & (y.keypoints[:, 2] > 0)
+            errors.extend(np.hypot(*(x.keypoints[both, :2] - y.keypoints[both, :2]).T))
+    return np.asarray(errors)
+
+
+def test_backends_find_the_same_people_on_real_photos(photos):
+    """onnxruntime runs the exported float32 network; openvino runs human-pose-estimation-0001's
+    own IR (the file PyTorch's weights were read from) in float32 precision: the same people,
+    keypoints within 0.01 px of PyTorch's (measured: 1e-4 px at most)."""
+    results = {b: [Estimator(backend=b, height=256).predict(im) for im in photos]
+               for b in ("torch", "onnxruntime", "openvino")}
+    counts = {b: [len(p) for p in r] for b, r in results.items()}
+    assert counts["torch"] == counts["onnxruntime"] == counts["openvino"] and sum(counts["torch"]) >= 8
+    for b in ("onnxruntime", "openvino"):
+        errors = matched_keypoint_errors(results["torch"], results[b])
+        assert len(errors) > 100 and errors.max() < 0.01, (b, errors.max())
+
+
+def test_predict_and_export_and_bench_commands(photos, tmp_path):
+    env = {**os.environ}
+    shared_images = Path(env["PAFPOSE_WEIGHTS_PATH"]).parent / "images"
+    r = subprocess.run([EXE, "predict", str(shared_images / "p3_dance.png"), "--backend", "onnxruntime",
+                        "--threads", "2", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    people = json.loads((tmp_path / "out" / "p3_dance_keypoints.json").read_text())["people"]
+    assert len(people) == 3
+
+    r = subprocess.run([EXE, "export", "--format", "onnx", "--out", str(tmp_path / "hpe.onnx"), "--height", "256",
+                        "--width", "456"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "N x 3 x 256 x 456" in r.stdout and "largest difference from PyTorch" in r.stdout
+    r = subprocess.run([EXE, "export", "--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--height", "250"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "multiple of the stride 8" in r.stderr and r.stderr.count("\n") == 1
+
+    (tmp_path / "few").mkdir()
+    for name in ("p3_dance.png", sorted(p.name for p in shared_images.glob("*.jpg"))[0]):
+        shutil.copy(shared_images / name, tmp_path / "few" / name)
+    (tmp_path / "few" / "broken.jpg").write_bytes(b"not a jpeg")
+    r = subprocess.run([EXE, "bench", "--images", str(tmp_path / "few"), "--warmup", "0", "--repeat", "1",
+                        "--height", "256", "--json", str(tmp_path / "bench.json")], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stdout and "broken.jpg" in r.stdout
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert figures["images"] == 2 and figures["people"] >= 3
+    assert set(figures["stages_ms"]) == {"read", "preprocess", "network", "decode", "draw"}
+    assert all(v["median"] > 0 for v in figures["stages_ms"].values())
+    assert 0 < figures["network_share"] < 1 and figures["machine"]["cores"] >= 1
+    r = subprocess.run([EXE, "bench", "--images", str(tmp_path / "nowhere")], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "no such folder" in r.stderr
