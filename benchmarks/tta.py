@@ -24,7 +24,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -88,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             x = est._batch([a])
             gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
             with torch.inference_mode():
-                hm, paf = est.net(x)
-                fh, fp = est.net(torch.flip(x, dims=[3]))
+                hm, paf = est.backend(x)
+                fh, fp = est.backend(torch.flip(x, dims=[2]))  # NHWC pixels: mirror the width
                 fh = torch.flip(fh, dims=[3])[:, est._hm_src]
                 fp = torch.flip(fp, dims=[3])[:, est._paf_src] * est._paf_sign
             plain = torch.cat([hm, paf], 1)[:, :, :gh, :gw]
@@ -140,11 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             img = read_image(root / "images" / gt.imgs[image_id]["file_name"])
             f = est._factor(img.shape, 1.0)
             size = (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f)))
-            resized = cv2.resize(img, size, interpolation=interp if f < 1 else cv2.INTER_CUBIC).astype(np.float32)
-            ic = est.input_config
-            a = (resized - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
+            a = cv2.resize(img, size, interpolation=interp if f < 1 else cv2.INTER_CUBIC)
             with torch.inference_mode():
-                hm, paf = est.net(est._batch([a]))
+                hm, paf = est.backend(est._batch([a]))
             gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
             people = to_image(est.decoder.decode(hm[0, :, :gh, :gw], paf[0, :, :gh, :gw]), f)
             results.extend(coco_results(people, image_id))

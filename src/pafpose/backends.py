@@ -1,8 +1,10 @@
 """Where the network runs: PyTorch, ONNX Runtime or OpenVINO.
 
 Everything around the network (resize, padding, test-time augmentation, the decoder) is
-the Estimator's and the same for every backend; a backend maps a normalised NCHW float32
-batch to ``(heatmaps, pafs)`` tensors at feature resolution. ONNX Runtime and OpenVINO are
+the Estimator's and the same for every backend. A backend maps an N x H x W x 3 float32
+batch of BGR pixels, the layout images have, to ``(heatmaps, pafs)`` tensors at feature
+resolution: normalisation and the change of layout happen inside the network's graph,
+not as extra passes over the pixels in Python. ONNX Runtime and OpenVINO are
 optional (``pip install 'pafpose[onnx]'`` / ``'pafpose[openvino]'``) and run on the CPU.
 
 The ONNX file a backend needs is exported once per network and weights and kept under
@@ -16,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -57,12 +57,19 @@ class TorchBackend:
     def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype | None = None,
                  optimize: bool = True) -> None:
         self.net, self.device, self.dtype = net, device, dtype
+        ic = net.input_config
+        self.rgb = ic.channel_order == "RGB"
+        self.mean = torch.tensor(ic.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(ic.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         if optimize:
             fuse_conv_bn(net)
             net.to(memory_format=torch.channels_last)
 
-    def __call__(self, x: torch.Tensor) -> Fields:
-        x = x.to(self.device, non_blocking=True)
+    def __call__(self, pixels: torch.Tensor) -> Fields:
+        x = pixels.to(self.device, non_blocking=True)
+        if self.rgb:
+            x = x.flip(3)
+        x = (x.permute(0, 3, 1, 2) - self.mean) / self.std  # NCHW view of NHWC memory: channels-last
         if self.dtype is None:
             return self.net(x)
         with torch.autocast(self.device.type, dtype=self.dtype):
@@ -83,9 +90,9 @@ def exported_onnx(net: nn.Module, name: str) -> Path:
     from pafpose.export import export_onnx
     from pafpose.weights import cache_dir
 
-    path = cache_dir() / "exported" / f"{name}-{_state_digest(net)}.onnx"
+    path = cache_dir() / "exported" / f"{name}-{_state_digest(net)}-nhwc.onnx"
     if not path.is_file():
-        export_onnx(net, path, dynamic=True, normalise=False)
+        export_onnx(net, path, dynamic=True, layout="NHWC")
     return path
 
 
@@ -106,36 +113,32 @@ class OnnxRuntimeBackend:
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> Fields:
-        hm, paf = self.session.run(None, {self.input: np.ascontiguousarray(x.cpu().numpy())})
+    def __call__(self, pixels: torch.Tensor) -> Fields:
+        hm, paf = self.session.run(None, {self.input: pixels.numpy()})
         return torch.from_numpy(hm), torch.from_numpy(paf)
 
 
 class OpenVINOBackend:
-    """OpenVINO's CPU plugin, latency mode, on an IR or ONNX file.
+    """OpenVINO's CPU plugin, latency mode, float32 precision, on an IR or ONNX file.
 
-    ``raw_pixels``: the file normalises inside (as Open Model Zoo IRs do), so the normalised
-    input is turned back into pixels by a pre-processing step that OpenVINO folds into the
-    first layer's constants.
+    ``nchw``: the file takes N x 3 x H x W (an Open Model Zoo IR, which normalises inside):
+    OpenVINO's pre-processing then reads the N x H x W x 3 pixels as they are.
     """
 
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int | None = None,
-                 raw_pixels: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, nchw: bool = False) -> None:
         try:
             import openvino as ov
         except ImportError as err:
             raise PafposeError("backend openvino: pip install 'pafpose[openvino]'") from err
         core = ov.Core()
         model = core.read_model(str(path))
-        model.reshape({model.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
-        if raw_pixels is not None:
-            mean, std = raw_pixels
+        if nchw:
+            model.reshape({model.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
             ppp = ov.preprocess.PrePostProcessor(model)
-            # x_pixels = x * std + mean = (x - (-mean / std)) / (1 / std)
-            ppp.input().preprocess().mean([-m / s for m, s in zip(mean, std, strict=True)]).scale(
-                [1.0 / s for s in std])
+            ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+            ppp.input().model().set_layout(ov.Layout("NCHW"))
             model = ppp.build()
         # f32: on CPUs with bfloat16 units OpenVINO would otherwise compute in bfloat16, and the
         # fields would differ from the other backends' by far more than rounding
@@ -144,13 +147,12 @@ class OpenVINOBackend:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
-        names = [sorted(o.get_names()) for o in self.compiled.outputs]
         # heatmaps have fewer channels than PAFs in every layout pafpose knows
-        self._order = sorted(range(len(names)), key=lambda i: self.compiled.outputs[i].get_partial_shape()[1]
-                             .get_length())
+        self._order = sorted(range(len(self.compiled.outputs)),
+                             key=lambda i: self.compiled.outputs[i].get_partial_shape()[1].get_length())
 
-    def __call__(self, x: torch.Tensor) -> Fields:
-        self.request.infer({0: np.ascontiguousarray(x.cpu().numpy())})
+    def __call__(self, pixels: torch.Tensor) -> Fields:
+        self.request.infer({0: pixels.numpy()})
         outs = [self.request.get_output_tensor(i).data for i in self._order]
         return torch.from_numpy(outs[0].copy()), torch.from_numpy(outs[1].copy())
 
@@ -174,10 +176,9 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
         raise PafposeError(f"backend {kind} runs float32 (float16/bfloat16 are for --backend torch on a GPU)")
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(exported_onnx(net, name), threads)
-    ic = net.input_config
     if ir is not None:
         try:
-            return OpenVINOBackend(ir, threads, raw_pixels=(ic.mean, ic.std))
+            return OpenVINOBackend(ir, threads, nchw=True)
         except RuntimeError as err:  # e.g. an IR version this runtime no longer reads
             log.warning("OpenVINO can't run %s (%s); running the exported network instead", ir,
                         str(err).splitlines()[0])

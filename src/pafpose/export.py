@@ -27,17 +27,20 @@ FORMATS = ("onnx", "openvino")
 
 
 class _PixelInput(nn.Module):
-    """BGR pixels in, the network's normalisation and channel order inside the graph."""
+    """BGR pixels in (NCHW, or NHWC as images are laid out), the network's normalisation and
+    channel order inside the graph."""
 
-    def __init__(self, net: nn.Module, input_config: Any) -> None:
+    def __init__(self, net: nn.Module, input_config: Any, nhwc: bool = False) -> None:
         super().__init__()
         ic = input_config
-        self.net = net
+        self.net, self.nhwc = net, nhwc
         self.rgb = ic.channel_order == "RGB"
         self.register_buffer("mean", torch.tensor(ic.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(ic.std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.nhwc:
+            x = x.permute(0, 3, 1, 2)
         if self.rgb:
             x = x.flip(1)
         return self.net((x - self.mean) / self.std)
@@ -53,7 +56,7 @@ class _LastStage(nn.Module):
         return out[-1] if isinstance(out, list) else out
 
 
-def metadata(net: nn.Module, normalise: bool) -> dict[str, str]:
+def metadata(net: nn.Module, layout: str) -> dict[str, str]:
     ic, spec = net.input_config, net.spec
     return {
         "pafpose.architecture": type(net).__name__,
@@ -61,15 +64,17 @@ def metadata(net: nn.Module, normalise: bool) -> dict[str, str]:
         "pafpose.keypoints": json.dumps(list(spec.skeleton.keypoints)),
         "pafpose.limbs": json.dumps([list(limb) for limb in spec.limbs]),
         "pafpose.stride": str(spec.stride),
-        "pafpose.input": ("float32 NCHW BGR pixels 0..255 (normalised inside)" if normalise else
-                          f"float32 NCHW {ic.channel_order} (pixel - {list(ic.mean)}) / {list(ic.std)}"),
+        "pafpose.input": f"float32 {layout} BGR pixels 0..255 (normalised inside)",
         "pafpose.pad_value": str(ic.pad_value),
     }
 
 
 def export_onnx(net: nn.Module, path: str | Path, height: int | None = None, width: int | None = None,
-                dynamic: bool = True, normalise: bool = True, opset: int = 17) -> Path:
-    """Write ``net`` (eval mode, CPU, float32) as ONNX, atomically; returns the path."""
+                dynamic: bool = True, layout: str = "NCHW", opset: int = 17) -> Path:
+    """Write ``net`` (eval mode, CPU, float32) as ONNX, atomically; returns the path.
+
+    ``layout="NHWC"`` takes N x H x W x 3 pixels instead (what pafpose's CPU backends feed).
+    """
     import onnx
 
     net = net.eval().cpu().float()
@@ -78,12 +83,14 @@ def export_onnx(net: nn.Module, path: str | Path, height: int | None = None, wid
     w = width or h
     if h % s or w % s:
         raise PafposeError(f"height and width must be multiples of the stride {s}, got {h}x{w}")
-    module: nn.Module = _LastStage(net)
-    if normalise:
-        module = _PixelInput(module, net.input_config)
+    if layout not in ("NCHW", "NHWC"):
+        raise PafposeError(f"layout must be NCHW or NHWC, got {layout!r}")
+    nhwc = layout == "NHWC"
+    module = _PixelInput(_LastStage(net), net.input_config, nhwc=nhwc)
     module.eval()  # a new wrapper is in training mode, and exporting restores that mode on all of net
-    example = torch.zeros(1, 3, h, w)
-    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "heatmaps": {0: "batch", 2: "h", 3: "w"},
+    example = torch.zeros((1, h, w, 3) if nhwc else (1, 3, h, w))
+    hw = (1, 2) if nhwc else (2, 3)
+    axes = {"image": {0: "batch", hw[0]: "height", hw[1]: "width"}, "heatmaps": {0: "batch", 2: "h", 3: "w"},
             "pafs": {0: "batch", 2: "h", 3: "w"}} if dynamic else {"image": {0: "batch"}}
 
     def write(tmp: Path) -> None:
@@ -92,7 +99,7 @@ def export_onnx(net: nn.Module, path: str | Path, height: int | None = None, wid
             torch.onnx.export(module, (example,), str(tmp), input_names=["image"], output_names=["heatmaps", "pafs"],
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
         model = onnx.load(str(tmp))
-        for key, value in metadata(net, normalise).items():
+        for key, value in metadata(net, layout).items():
             model.metadata_props.add(key=key, value=value)
         onnx.save(model, str(tmp))
 
@@ -114,7 +121,7 @@ def export_openvino(net: nn.Module, path: str | Path, height: int | None = None,
     try:
         onnx_path = export_onnx(net, tmpdir / "model.onnx", height, width, dynamic)
         model = ov.convert_model(str(onnx_path))
-        for key, value in metadata(net, True).items():
+        for key, value in metadata(net, "NCHW").items():
             model.set_rt_info(value, ["model_info", key])
         ov.save_model(model, str(tmpdir / "model.xml"), compress_to_fp16=False)
         os.replace(tmpdir / "model.bin", path.with_suffix(".bin"))

@@ -189,28 +189,26 @@ class Estimator:
         return tuple(sizes)
 
     def _prepare(self, image: np.ndarray, factor: float) -> np.ndarray:
-        """Resized (bicubic) HxWx3 float32 in the network's channel order, normalised."""
+        """Resized (bicubic) HxWx3 uint8 BGR; the backend normalises (in its graph, not here)."""
         import cv2
 
         h, w = image.shape[:2]
-        size = (max(1, round(w * factor)), max(1, round(h * factor)))
-        x = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC).astype(np.float32)
-        ic = self.input_config
-        if ic.channel_order == "RGB":
-            x = x[:, :, ::-1]
-        return (x - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
+        return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
+                          interpolation=cv2.INTER_CUBIC)
 
     def _batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
-        """Pad to a common size (a multiple of the stride) with the model's padding value."""
-        s, ic = self.spec.stride, self.input_config
+        """N x H x W x 3 float32 BGR pixels, padded to a common size (a multiple of the stride)
+        with the model's padding value: the layout images already have, so one copy makes it."""
+        s = self.spec.stride
         hp = max(math.ceil(a.shape[0] / s) * s for a in arrays)
         wp = max(math.ceil(a.shape[1] / s) * s for a in arrays)
-        pad = (np.full(3, ic.pad_value, np.float32) - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
         out = np.empty((len(arrays), hp, wp, 3), np.float32)
-        out[:] = pad
         for i, a in enumerate(arrays):
-            out[i, : a.shape[0], : a.shape[1]] = a
-        return torch.from_numpy(out).permute(0, 3, 1, 2).to(self.device)
+            h, w = a.shape[:2]
+            out[i, :h, :w] = a
+            out[i, h:] = self.input_config.pad_value
+            out[i, :h, w:] = self.input_config.pad_value
+        return torch.from_numpy(out)
 
     # ------------------------------------------------------------------ network
     def _net(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +218,7 @@ class Estimator:
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hm, paf = self._net(x)
         if self.flip:
-            fh, fp = self._net(torch.flip(x, dims=[3]))
+            fh, fp = self._net(torch.flip(x, dims=[2]))  # NHWC: mirror the width
             hm = (hm + torch.flip(fh, dims=[3])[:, self._hm_src]) / 2
             paf = (paf + torch.flip(fp, dims=[3])[:, self._paf_src] * self._paf_sign) / 2
         return hm, paf
