@@ -133,16 +133,20 @@ def matched_keypoint_errors(a, b):
 
 
 def test_backends_find_the_same_people_on_real_photos(photos):
-    """onnxruntime runs the exported float32 network; openvino runs human-pose-estimation-0001's
-    own IR (the file PyTorch's weights were read from) in float32 precision: the same people,
-    keypoints within 0.01 px of PyTorch's (measured: 1e-4 px at most)."""
+    """onnxruntime runs the exported float32 network: the same poses to 0.01 px. openvino runs
+    human-pose-estimation-0001's own IR as the Open Model Zoo ships it, activations quantized
+    to INT8 too (PyTorch has its weights, dequantized): the same people on every photo, and
+    keypoints that differ by quantization (measured: median 0.9 px, 95 % within 4.8 px, the
+    odd one swapped with its neighbour)."""
     results = {b: [Estimator(backend=b, height=256).predict(im) for im in photos]
                for b in ("torch", "onnxruntime", "openvino")}
     counts = {b: [len(p) for p in r] for b, r in results.items()}
     assert counts["torch"] == counts["onnxruntime"] == counts["openvino"] and sum(counts["torch"]) >= 8
-    for b in ("onnxruntime", "openvino"):
-        errors = matched_keypoint_errors(results["torch"], results[b])
-        assert len(errors) > 100 and errors.max() < 0.01, (b, errors.max())
+    errors = matched_keypoint_errors(results["torch"], results["onnxruntime"])
+    assert len(errors) > 100 and errors.max() < 0.01, errors.max()
+    errors = matched_keypoint_errors(results["torch"], results["openvino"])
+    assert len(errors) > 100 and np.median(errors) < 1.5 and np.percentile(errors, 95) < 6.0, \
+        np.percentile(errors, [50, 95, 100])
 
 
 def test_predict_and_export_and_bench_commands(photos, tmp_path):

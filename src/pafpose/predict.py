@@ -124,7 +124,10 @@ class Estimator:
         else:
             name = DEFAULT_MODEL if model is None else model
             self.net = load(name)
-            cfg = get_pretrained_cfg(name) if name not in list_architectures() else None
+            try:
+                cfg = get_pretrained_cfg(name)
+            except PafposeError:  # an architecture without pretrained weights
+                cfg = None
             if cfg is not None and cfg.file_format == "openvino-ir" and backend == "openvino":
                 from pafpose.weights import resolve_file
 
@@ -235,7 +238,7 @@ class Estimator:
         base = [self._factor(im.shape, top) for im in images]
         grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
                  for im, f in zip(images, base, strict=True)]
-        sums: list[list[torch.Tensor]] = [[] for _ in images]
+        sums: list[list[Any]] = [[] for _ in images]
         for scale in self.scales:
             t0 = time.perf_counter()
             factors = [self._factor(im.shape, scale) for im in images]
@@ -250,17 +253,24 @@ class Estimator:
             self.timings["network"] += t2 - t1
             for i, (a, f) in enumerate(zip(arrays, factors, strict=True)):
                 gh, gw = math.ceil(a.shape[0] / s), math.ceil(a.shape[1] / s)
+                if len(self.scales) == 1:  # nothing to average: views, no copies
+                    sums[i].append((hm[i, :, :gh, :gw], paf[i, :, :gh, :gw]))
+                    continue
                 field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
                 if scale != top:
                     field = self._resample(field, base[i], f, grids[i])
                 sums[i].append(field)
+            self.timings["network"] += time.perf_counter() - t2  # TTA merging: part of getting the fields
         t3 = time.perf_counter()
         nh = self.spec.num_heatmaps
         out = []
         for i, parts in enumerate(sums):
+            if len(self.scales) == 1:
+                out.append((*parts[0], base[i]))
+                continue
             mean = torch.stack(parts).mean(dim=0)[0]
             out.append((mean[:nh], mean[nh:], base[i]))
-        self.timings["network"] += time.perf_counter() - t3  # TTA averaging: part of getting the fields
+        self.timings["network"] += time.perf_counter() - t3
         return out
 
     def _resample(self, field: torch.Tensor, f_base: float, f: float, grid: tuple[int, int]) -> torch.Tensor:
