@@ -76,8 +76,8 @@ def pafpose_end_to_end(backend: str, images: list[np.ndarray], rounds: int, thre
         for key in est.timings:
             est.timings[key] = 0.0
         t = time.perf_counter()
-        for im in images:
-            est.predict(im)
+        for _ in est.pipeline(images):  # as `pafpose predict` runs a video: decoding overlaps the next frame
+            pass
         elapsed = time.perf_counter() - t
         times.append(elapsed / len(images))
         shares.append({k: v / elapsed for k, v in est.timings.items()})

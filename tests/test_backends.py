@@ -22,6 +22,20 @@ EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'pafpose[onnx]')")
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The CPU backends set PyTorch to one thread for the process; the other tests want theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cpu_backends_leave_pytorch_one_thread(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    Estimator(random_net(), device="cpu", height=64, backend="onnxruntime")
+    assert torch.get_num_threads() == 1
+
+
 def random_net(seed=0):
     """lightweight-openpose (with batch-norm) with random weights and non-trivial BN statistics."""
     torch.manual_seed(seed)
