@@ -29,6 +29,7 @@ from pafpose.errors import PafposeError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
+_TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any backend changed it
 Fields = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -197,8 +198,7 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
     if threads is not None and threads < 1:
         raise PafposeError(f"threads must be at least 1, got {threads}")
     if kind == "torch":
-        if threads:
-            torch.set_num_threads(int(threads))
+        torch.set_num_threads(int(threads) if threads else _TORCH_THREADS)
         return TorchBackend(net, device, dtype, optimize=optimize)
     if device.type != "cpu":
         raise PafposeError(f"backend {kind} runs on the CPU; use --backend torch for {device}")

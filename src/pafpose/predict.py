@@ -227,52 +227,69 @@ class Estimator:
             paf = (paf + torch.flip(fp, dims=[3])[:, self._paf_src] * self._paf_sign) / 2
         return hm, paf
 
+    def _inputs(self, images: Sequence[np.ndarray]) -> list[tuple[float, list[np.ndarray], list[float], torch.Tensor]]:
+        """Per scale: ``(scale, resized images, their factors, padded batch)``."""
+        t0 = time.perf_counter()
+        out = []
+        for scale in self.scales:
+            factors = [self._factor(im.shape, scale) for im in images]
+            arrays = [self._prepare(im, f) for im, f in zip(images, factors, strict=True)]
+            out.append((scale, arrays, factors, self._batch(arrays)))
+        self.timings["preprocess"] += time.perf_counter() - t0
+        return out
+
     @torch.inference_mode()
+    def _outputs(self, inputs: Sequence[tuple[Any, Any, Any, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The network's fields for each scale's batch."""
+        t0 = time.perf_counter()
+        out = []
+        for *_, x in inputs:
+            hm, paf = self._run(x)
+            if hm.device.type == "cuda":
+                torch.cuda.synchronize(hm.device)
+            out.append((hm, paf))
+        self.timings["network"] += time.perf_counter() - t0
+        return out
+
+    @torch.inference_mode()
+    def _merge(self, images: Sequence[np.ndarray], inputs: Sequence[tuple[float, list[np.ndarray], list[float], Any]],
+               outputs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """Crop each image's fields out of its batch and average the scales on the largest one's grid."""
+        t0 = time.perf_counter()
+        s = self.spec.stride
+        top = max(self.scales)
+        base = [self._factor(im.shape, top) for im in images]
+        grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
+                 for im, f in zip(images, base, strict=True)]
+        nh = self.spec.num_heatmaps
+        out = []
+        for i in range(len(images)):
+            parts = []
+            for (scale, arrays, factors, _), (hm, paf) in zip(inputs, outputs, strict=True):
+                gh, gw = math.ceil(arrays[i].shape[0] / s), math.ceil(arrays[i].shape[1] / s)
+                if len(self.scales) == 1:  # nothing to average: views, no copies
+                    parts.append((hm[i, :, :gh, :gw], paf[i, :, :gh, :gw]))
+                    continue
+                field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
+                if scale != top:
+                    field = self._resample(field, base[i], factors[i], grids[i])
+                parts.append(field)
+            if len(self.scales) == 1:
+                out.append((*parts[0], base[i]))
+            else:
+                mean = torch.stack(parts).mean(dim=0)[0]
+                out.append((mean[:nh], mean[nh:], base[i]))
+        self.timings["network"] += time.perf_counter() - t0  # part of getting the fields
+        return out
+
     def fields(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
         """(heatmaps, PAFs, factor) per BGR image: TTA-averaged fields on the largest scale's grid.
 
         ``factor`` maps network-input pixels of that scale to image pixels:
         ``x_image = (x + 0.5) / factor - 0.5``.
         """
-        s = self.spec.stride
-        top = max(self.scales)
-        base = [self._factor(im.shape, top) for im in images]
-        grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
-                 for im, f in zip(images, base, strict=True)]
-        sums: list[list[Any]] = [[] for _ in images]
-        for scale in self.scales:
-            t0 = time.perf_counter()
-            factors = [self._factor(im.shape, scale) for im in images]
-            arrays = [self._prepare(im, f) for im, f in zip(images, factors, strict=True)]
-            x = self._batch(arrays)
-            t1 = time.perf_counter()
-            hm, paf = self._run(x)
-            if hm.device.type == "cuda":
-                torch.cuda.synchronize(hm.device)
-            t2 = time.perf_counter()
-            self.timings["preprocess"] += t1 - t0
-            self.timings["network"] += t2 - t1
-            for i, (a, f) in enumerate(zip(arrays, factors, strict=True)):
-                gh, gw = math.ceil(a.shape[0] / s), math.ceil(a.shape[1] / s)
-                if len(self.scales) == 1:  # nothing to average: views, no copies
-                    sums[i].append((hm[i, :, :gh, :gw], paf[i, :, :gh, :gw]))
-                    continue
-                field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
-                if scale != top:
-                    field = self._resample(field, base[i], f, grids[i])
-                sums[i].append(field)
-            self.timings["network"] += time.perf_counter() - t2  # TTA merging: part of getting the fields
-        t3 = time.perf_counter()
-        nh = self.spec.num_heatmaps
-        out = []
-        for i, parts in enumerate(sums):
-            if len(self.scales) == 1:
-                out.append((*parts[0], base[i]))
-                continue
-            mean = torch.stack(parts).mean(dim=0)[0]
-            out.append((mean[:nh], mean[nh:], base[i]))
-        self.timings["network"] += time.perf_counter() - t3
-        return out
+        inputs = self._inputs(images)
+        return self._merge(images, inputs, self._outputs(inputs))
 
     def _resample(self, field: torch.Tensor, f_base: float, f: float, grid: tuple[int, int]) -> torch.Tensor:
         """Bilinear resampling of one scale's field onto the base scale's cell centres."""
@@ -325,24 +342,28 @@ class Estimator:
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
 
-        def decoded(batch: list[np.ndarray], fields: Any) -> Iterator[tuple[np.ndarray, Poses]]:
-            result = fields.result()
+        def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
+            fields = self._merge(batch, inputs, outputs.result())
             t0 = time.perf_counter()
-            people = [to_image(self.decoder.decode(hm, paf), f) for hm, paf, f in result]
+            people = [to_image(self.decoder.decode(hm, paf), f) for hm, paf, f in fields]
             self.timings["decode"] += time.perf_counter() - t0
             yield from zip(batch, people, strict=True)
 
+        # this thread: read, preprocess batch k+1, then decode batch k; the worker: the network
         it = iter(frames)
         with ThreadPoolExecutor(1, thread_name_prefix="pafpose-network") as pool:
             pending = None
             while True:
                 batch = [as_bgr(f) for f in itertools.islice(it, batch_size)]
-                ahead = pool.submit(self.fields, batch) if batch else None
+                ahead = None
+                if batch:
+                    inputs = self._inputs(batch)
+                    ahead = (batch, inputs, pool.submit(self._outputs, inputs))
                 if pending is not None:
                     yield from decoded(*pending)
                 if ahead is None:
                     break
-                pending = (batch, ahead)
+                pending = ahead
 
     def stream(self, source: int | str | Any, batch_size: int = 1) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
