@@ -6,7 +6,17 @@ import argparse
 import os
 import sys
 
-from pafpose import __version__, eval_cli, explain_cli, predict_cli, show_data_cli, train_cli
+from pafpose import (
+    __version__,
+    bench_cli,
+    eval_cli,
+    explain_cli,
+    export_cli,
+    predict_cli,
+    serve_cli,
+    show_data_cli,
+    train_cli,
+)
 from pafpose.errors import PafposeError
 from pafpose.skeleton import SKELETONS, get_skeleton
 
@@ -60,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.add_parser(sub)
     show_data_cli.add_parser(sub)
     train_cli.add_parser(sub)
+    export_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
+    serve_cli.add_parser(sub)
     return parser
 
 

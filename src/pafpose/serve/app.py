@@ -1,0 +1,316 @@
+"""The FastAPI application of ``pafpose serve``: routes, upload limits, error bodies, the page.
+
+Every error is JSON ``{"detail": "one sentence"}`` with a status that says whose fault it
+is: 400 bad request (query values, empty body, a form without a file), 413 too large (bytes
+or pixels), 415 not an image, 422 an image that can't be decoded, 503 busy, 504 too slow.
+Bodies are read by the route itself (not by FastAPI's form parsing) so that the size limit
+holds while reading and a broken body never becomes a 500.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
+
+from pafpose import __version__
+from pafpose.errors import PafposeError
+from pafpose.predict import Estimator
+from pafpose.serve.batching import BusyError
+from pafpose.serve.images import Upload, UploadError, decode_upload
+from pafpose.serve.results import poses_document, to_original
+from pafpose.serve.schemas import (
+    CocoResultBody,
+    ErrorBody,
+    HealthBody,
+    ModelsBody,
+    OpenPoseBody,
+    PosesBody,
+)
+from pafpose.serve.service import MAX_SCALES, SCALE_RANGE, PoseService, warm_up
+from pafpose.serve.settings import ServeSettings
+
+CONFIG_ENV = "PAFPOSE_SERVE_CONFIG"  # how `pafpose serve --workers N` hands its options to each worker process
+
+ScalesQuery = Annotated[
+    list[Annotated[float, Field(ge=SCALE_RANGE[0], le=SCALE_RANGE[1])]] | None,
+    Query(max_length=MAX_SCALES, description="test-time scales of the network height, repeated "
+                                             "(`scales=1&scales=0.5`); default: the server's")]
+FlipQuery = Annotated[bool | None, Query(description="also run the mirrored image and average; default: the server's")]
+FormatQuery = Annotated[Literal["pafpose", "openpose", "coco"], Query(
+    alias="format", description="pafpose (this API's JSON), openpose (OpenPose 1.3 JSON) or coco (results list)")]
+ImageIdQuery = Annotated[int, Query(ge=0, le=2**53, description="image_id of format=coco results")]
+ImageFormatQuery = Annotated[Literal["png", "jpeg"] | None, Query(
+    description="encoding of the drawn image; default: JPEG for a JPEG upload, else PNG")]
+JsonThreshold = Annotated[float, Query(ge=0.0, le=1.0, description="keypoints scoring below it are reported "
+                                                                   "missing (null); default 0: all")]
+DrawThreshold = Annotated[float, Query(ge=0.0, le=1.0, description="keypoints scoring below it are not drawn")]
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_IMAGE_BODY = {"requestBody": {"required": True, "description": "the image: a multipart form with a file field "
+                               "`image`, or the raw file with an image/* content type", "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
+    **{f"image/{t}": _BINARY for t in ("jpeg", "png", "webp", "bmp", "tiff", "gif")},
+    "application/octet-stream": _BINARY}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (400, "bad query value, empty body or a form without a file"),
+        (413, "upload above the byte limit, or an image above the pixel limit"),
+        (415, "not an image, or a format the service does not read"),
+        (422, "an image that can't be decoded (corrupt or truncated)"),
+        (503, "too many requests waiting; retry later"),
+        (504, "no result within the server's timeout"))}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload too large: {int(declared)} bytes; the limit is {limit} bytes "
+                                 "(pafpose serve --max-upload-mb)")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HTTPException(413, f"upload too large: more than {limit} bytes (pafpose serve --max-upload-mb)")
+    except ClientDisconnect as err:  # nobody will read the answer, but it is no server error either
+        raise HTTPException(400, "the client went away before the upload was complete") from err
+    return bytes(body)
+
+
+async def read_image_bytes(request: Request, limit: int) -> bytes:
+    """The uploaded file: a multipart form's file field (``image``, or its only file) or the raw body."""
+    mime = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if mime != "multipart/form-data" and not mime.startswith("image/") and mime != "application/octet-stream":
+        raise HTTPException(415, f"send the image as multipart/form-data (a file field 'image') or as the raw body "
+                                 f"with an image/* content type, not {mime or 'no content type'}")
+    body = await read_body(request, limit)
+    if mime != "multipart/form-data":
+        return body
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=1, max_fields=16, max_part_size=limit)
+    try:
+        field = form.get("image")
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        upload = field if isinstance(field, UploadFile) else files[0] if len(files) == 1 else None
+        if upload is None:
+            raise HTTPException(400, "the form has no file: send the image in a file field named 'image'")
+        return await upload.read()
+    finally:
+        await form.close()
+
+
+def _page() -> tuple[str, str]:
+    """The browser page and its Content-Security-Policy (inline code allowed by hash, nothing else)."""
+    html = (resources.files("pafpose.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()}'"
+                        for code in re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S))
+
+    csp = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+           "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return html, csp
+
+
+def _server_timing(timing: dict[str, float]) -> str:
+    return ", ".join(f"{k};dur={v:.1f}" for k, v in timing.items())
+
+
+def create_app(estimator: Estimator, settings: ServeSettings | None = None, model_name: str | None = None) -> FastAPI:
+    """The web service around a loaded model: the JSON API, the browser page and the docs.
+
+    Args:
+        estimator: the model, loaded once; its scales and flip are each request's defaults.
+        settings: limits and batching (:class:`ServeSettings`).
+        model_name: the name ``/v1/models`` reports (e.g. the zoo name).
+
+    Example:
+        >>> app = create_app(Estimator(), ServeSettings(max_batch=4))
+        >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
+    """
+    settings = settings or ServeSettings()
+    service = PoseService(estimator, settings, model_name)
+    page, page_csp = _page()
+    # image decoding and encoding run in threads, at most this many at once: each may hold a
+    # --max-pixels image, so this bounds their memory
+    pixels = anyio.CapacityLimiter(max(2, os.cpu_count() or 1))
+
+    async def in_thread(func: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(partial(func, *args), limiter=pixels)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        await run_in_threadpool(service.close)
+
+    app = FastAPI(title="pafpose", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Multi-person 2D pose estimation with Part Affinity Fields. POST an image to "
+                              "`/v1/poses` for the people as JSON, or to `/v1/poses/render` for the drawn image.")
+    app.state.service = service
+    _add_error_handlers(app)
+    _add_docs(app)
+
+    async def run(request: Request, scales: list[float] | None, flip: bool | None) -> tuple[Upload, Any, dict]:
+        """Read, decode and estimate one upload, within the timeout."""
+        start = time.perf_counter()
+        options = service.options(scales, flip)
+
+        async def work() -> tuple[Upload, Any, dict]:
+            data = await read_image_bytes(request, settings.max_upload_bytes)
+            read = time.perf_counter()
+            upload = await in_thread(decode_upload, data, settings.max_pixels, settings.max_side)
+            decoded = time.perf_counter()
+            outcome = await service.predict(upload.image, *options)
+            timing = {"read": read - start, "decode": decoded - read, "queue": outcome.queued_s,
+                      "inference": outcome.run_s}
+            return upload, outcome, timing
+
+        try:
+            upload, outcome, timing = await asyncio.wait_for(work(), settings.timeout_s)
+        except asyncio.TimeoutError as err:
+            raise HTTPException(504, f"no result within {settings.timeout_s:g} s (the server is overloaded or "
+                                     "the image is too slow to process; pafpose serve --timeout)") from err
+        timing["total"] = time.perf_counter() - start
+        return upload, outcome, {k: round(v * 1e3, 2) for k, v in timing.items()}
+
+    @app.post("/v1/poses", summary="People in an image, as JSON", openapi_extra=_IMAGE_BODY, response_model=None,
+              responses={200: {"model": PosesBody | OpenPoseBody | list[CocoResultBody],
+                               "description": "the people; the body's shape follows `format`"}, **_ERRORS})
+    async def poses(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
+                    threshold: JsonThreshold = 0.0, fmt: FormatQuery = "pafpose",
+                    image_id: ImageIdQuery = 0) -> JSONResponse:
+        upload, outcome, timing = await run(request, scales, flip)
+        people = to_original(outcome.value, upload.scale, threshold)
+        body = poses_document(people, fmt, upload.width, upload.height, estimator.skeleton, image_id,
+                              {"model": service.model_name, "batch_size": outcome.batch_size, "timing_ms": timing})
+        return JSONResponse(body, headers={"Server-Timing": _server_timing(timing)})
+
+    @app.post("/v1/poses/render", summary="The image with the skeletons drawn", openapi_extra=_IMAGE_BODY,
+              response_class=Response, responses={200: {"content": {"image/png": _BINARY, "image/jpeg": _BINARY},
+                                                         "description": "the drawn image"}, **_ERRORS})
+    async def render(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
+                     threshold: DrawThreshold = 0.1, image_format: ImageFormatQuery = None) -> Response:
+        upload, outcome, timing = await run(request, scales, flip)
+        kind = image_format or ("jpeg" if upload.format == "JPEG" else "png")
+        data = await in_thread(_draw, upload, outcome.value, threshold, kind)
+        headers = {"Server-Timing": _server_timing(timing), "X-People": str(len(outcome.value)),
+                   "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type=f"image/{kind}", headers=headers)
+
+    @app.get("/v1/models", summary="The model this server runs", response_model=ModelsBody)
+    async def models() -> dict[str, Any]:
+        return {"models": [service.info()]}
+
+    @app.get("/healthz", summary="Liveness and load", response_model=HealthBody)
+    async def healthz() -> dict[str, Any]:
+        b = service.batcher
+        return {"status": "ok", "model": service.model_name, "queued": b.queued, "batches": b.batches,
+                "requests": b.items}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": page_csp, "X-Content-Type-Options": "nosniff",
+                                           "Cache-Control": "no-cache"})
+
+    return app
+
+
+def _draw(upload: Upload, people: Any, threshold: float, kind: str) -> bytes:
+    import cv2
+
+    from pafpose.draw import poses as draw_poses
+
+    drawn = draw_poses(upload.image, people, threshold=threshold)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if kind == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if kind == "jpeg" else ".png", drawn, params)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode the drawn image as {kind}")
+    return buf.tobytes()
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal as ``{"detail": "..."}`` with its status; bad query values are 400, not 422."""
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in err.errors():
+            loc = [str(x) for x in e.get("loc", ())]
+            where = f"{loc[0]} parameter '{loc[1]}'" if len(loc) >= 2 else ".".join(loc) or "request"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(parts)}, status_code=400)
+
+    @app.exception_handler(UploadError)
+    async def bad_upload(request: Request, err: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(BusyError)
+    async def busy(request: Request, err: BusyError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(PafposeError)
+    async def user_error(request: Request, err: PafposeError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, err: Exception) -> JSONResponse:  # a bug: logged by the server
+        return JSONResponse({"detail": f"internal error ({type(err).__name__}); the server log has the details"},
+                            status_code=500)
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs, from the swagger-ui-bundle package when installed (no CDN), else from a CDN."""
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        swagger_ui_path = None
+    urls = {}
+    if swagger_ui_path is not None:
+        app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+        urls = {"swagger_js_url": "/docs/assets/swagger-ui-bundle.js", "swagger_css_url": "/docs/assets/swagger-ui.css",
+                "swagger_favicon_url": "/docs/assets/favicon-32x32.png"}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="pafpose API", **urls)
+
+
+def app_from_env() -> FastAPI:
+    """The app for one worker process of ``pafpose serve --workers N`` (options in ``$PAFPOSE_SERVE_CONFIG``)."""
+    import argparse
+    from pathlib import Path
+
+    from pafpose.predict_cli import make_estimator
+
+    config = json.loads(os.environ[CONFIG_ENV])
+    args = argparse.Namespace(**config["args"])
+    args.weights = Path(args.weights) if args.weights else None
+    estimator = make_estimator(args)
+    warm_up(estimator)
+    return create_app(estimator, ServeSettings(**config["settings"]), model_name=config["name"])
+

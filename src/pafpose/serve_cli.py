@@ -1,0 +1,178 @@
+"""pafpose serve: pose estimation over HTTP, a JSON API and a page to try it in a browser.
+
+The model is loaded once at start-up; requests that arrive together go through the network
+in one call (--max-batch 1 turns batching off). Endpoints: GET / (the page: upload an image
+or use the webcam), POST /v1/poses (people as JSON; multipart upload or raw image body),
+POST /v1/poses/render (the drawn image), GET /v1/models, GET /healthz, GET /docs (OpenAPI).
+
+It listens on 127.0.0.1 unless --host says otherwise: the service has no authentication,
+so put it behind something that has before exposing it. --port 0 picks a free port; the
+address is printed once the model is loaded. Ctrl-C (or SIGTERM) stops it after the
+requests in progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pafpose.errors import PafposeError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.predict_cli import add_model_arguments
+    from pafpose.serve.settings import ServeSettings
+
+    d = ServeSettings()
+    p = sub.add_parser("serve", help="web service (JSON API) and browser page for pose estimation",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own model and batching; they share the CPU cores")
+    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    g = p.add_argument_group("batching and limits")
+    g.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help="most requests per network call; 1 turns batching off (default: 8 on a GPU, 1 on the CPU, "
+                        "where batching measured slower: BENCHMARKS.md)")
+    g.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
+                   help="how long a request may wait for others to share its call (default: %(default)s)")
+    g.add_argument("--max-queue", type=int, default=d.max_queue,
+                   help="requests waiting for the network at once; more get 503 (default: %(default)s)")
+    g.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 1e6,
+                   help="largest upload in MB; larger ones get 413 (default: %(default)g)")
+    g.add_argument("--max-pixels", type=float, default=d.max_pixels / 1e6, metavar="MPIXEL",
+                   help="largest image in megapixels, read from its header before decoding (default: %(default)g)")
+    g.add_argument("--max-side", type=int, default=d.max_side,
+                   help="images with a longer side are shrunk when decoded (default: %(default)s)")
+    g.add_argument("--timeout", type=float, default=d.timeout_s,
+                   help="seconds a request may take; then 504 (default: %(default)s)")
+    add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    """The :class:`~pafpose.serve.ServeSettings` the options say (checked there)."""
+    from pafpose.serve.settings import ServeSettings
+
+    return ServeSettings(max_upload_bytes=round(args.max_upload_mb * 1e6), max_pixels=round(args.max_pixels * 1e6),
+                         max_side=args.max_side, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                         max_queue=args.max_queue, timeout_s=args.timeout)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one); a clear error when it is taken."""
+    if not 0 <= port <= 65535:
+        raise PafposeError(f"--port must be in 0..65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as err:
+        raise PafposeError(f"--host {host}: not an address of this machine ({err.strerror})") from err
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections made while the model loads wait instead of being refused
+    except OSError as err:
+        sock.close()
+        hint = "; choose another --port (0 picks a free one)" if err.errno == 98 else ""
+        raise PafposeError(f"can't listen on {host}:{port}: {err.strerror}{hint}") from err
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a listening socket (the port the system chose for --port 0)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _is_loopback(sock: socket.socket) -> bool:
+    return ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).is_loopback
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from pafpose.serve import create_app
+        from pafpose.serve.app import CONFIG_ENV
+    except ImportError as err:
+        raise PafposeError(f"pafpose serve needs the serve extra: pip install 'pafpose[serve]' ({err})") from err
+    from pafpose.predict import DEFAULT_MODEL
+    from pafpose.predict_cli import make_estimator, warn
+    from pafpose.serve.service import warm_up
+
+    settings = settings_from(args)
+    if args.workers < 1:
+        raise PafposeError(f"--workers must be at least 1, got {args.workers}")
+    sock = listen(args.host, args.port)
+    try:
+        start = time.perf_counter()
+        est = make_estimator(args)  # also in the --workers parent: option errors and downloads happen once, here
+        url = url_of(sock)
+        if not _is_loopback(sock):
+            warn(f"listening on {url}, reachable from other machines: this service has no authentication")
+        name = args.model or (args.weights.name if args.weights is not None else DEFAULT_MODEL)
+        max_batch = settings.batch_limit(est.device.type)
+        batching = f"batches of up to {max_batch}" if max_batch > 1 else "no batching"
+        if args.workers == 1:
+            warm_up(est)
+            state = f"ready after {time.perf_counter() - start:.1f} s"
+        else:  # connections made meanwhile wait in the socket's queue
+            state = f"{args.workers} worker processes loading the model"
+        print(f"pafpose serve: {url}/ ({name} on {est.device}, {batching}; {state}; Ctrl-C stops)", flush=True)
+        host, port = sock.getsockname()[:2]
+        if args.workers == 1:
+            app = create_app(est, settings, model_name=name)
+            config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, timeout_keep_alive=5)
+            _until_stopped(lambda: uvicorn.Server(config).run(sockets=[sock]))
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            del est
+            options = _estimator_options(args)  # the cores are shared among the workers unless --threads says
+            options["threads"] = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+            os.environ[CONFIG_ENV] = json.dumps({"args": options, "settings": settings.__dict__, "name": name})
+            config = uvicorn.Config("pafpose.serve.app:app_from_env", factory=True, host=host, port=port,
+                                    workers=args.workers, log_level=args.log_level, timeout_keep_alive=5)
+            Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+    return 0
+
+
+def _until_stopped(serve: Callable[[], None]) -> None:
+    """Run ``serve``; Ctrl-C and SIGTERM, after uvicorn's graceful shutdown, end it normally (exit 0).
+
+    uvicorn raises the signal again once it has finished the requests in progress; here
+    both signals become a KeyboardInterrupt that means "done", not "interrupted".
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    try:
+        serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options, as JSON for the worker processes (they rebuild the Estimator from them)."""
+    out = {k: v for k, v in vars(args).items() if k != "func"}
+    out["weights"] = str(args.weights) if args.weights is not None else None
+    return out
+

@@ -1,0 +1,266 @@
+"""The JSON API of `pafpose serve` through FastAPI's TestClient, on the real model and ../shared/images."""
+
+import asyncio
+import re
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'pafpose[serve]')")
+from fastapi.testclient import TestClient
+
+from pafpose.formats import coco_results, openpose_json
+from pafpose.serve import ServeSettings, create_app
+from pafpose.serve.batching import BusyError
+from pafpose.serve.schemas import CocoResultBody, OpenPoseBody, PosesBody
+from pafpose.serve.service import PoseService
+
+MODEL = "human-pose-estimation-0001"
+# an 80000 x 60000 RGB PNG's header (a decompression bomb's), then an empty image and the end chunk
+PNG_80000_X_60000 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000138800000ea600802000000f4c4f271"
+                                  "000000004944415435af061e0000000049454e44ae426082")
+
+
+@pytest.fixture(scope="module")
+def images():
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED): these tests run the real model on real photos")
+    return shared / "images"
+
+
+@pytest.fixture(scope="module")
+def est(images):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAFPOSE_WEIGHTS_PATH", str(images.parent / "weights"))
+    from pafpose.predict import Estimator
+
+    yield Estimator(MODEL, device="cpu")
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def client(est):
+    with TestClient(create_app(est, ServeSettings(), model_name=MODEL)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dance(images):
+    return (images / "p3_dance.png").read_bytes()
+
+
+def as_array(people):
+    """API people -> (N, K, 3) with NaN for missing keypoints."""
+    return np.array([[k if k is not None else (np.nan, np.nan, 0.0) for k in p["keypoints"]] for p in people])
+
+
+def same_people(api_people, poses, atol=0.011):
+    """The API's people are ``poses`` (from Estimator.predict), up to the API's rounding."""
+    got = as_array(api_people)
+    ref = np.array([p.keypoints for p in poses])
+    return got.shape == ref.shape and np.allclose(got, ref, atol=atol, equal_nan=True) and np.allclose(
+        [p["score"] for p in api_people], [p.score for p in poses], atol=1e-4)
+
+
+def post(client, data, content_type="image/png", path="/v1/poses", **params):
+    return client.post(path, content=data, headers={"content-type": content_type}, params=params)
+
+
+def test_three_dancers_as_json(client, est, images, dance):
+    r = client.post("/v1/poses", files={"image": ("p3_dance.png", dance, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    PosesBody.model_validate(body)  # the documented schema
+    assert (body["width"], body["height"]) == (1280, 720)
+    assert body["model"] == MODEL and body["batch_size"] == 1
+    assert len(body["people"]) == 3
+    assert same_people(body["people"], est.predict(images / "p3_dance.png"))
+    sk = body["skeleton"]
+    assert sk["name"] == "coco18" and sk["keypoints"][:2] == ["nose", "neck"] and len(sk["keypoints"]) == 18
+    assert len(sk["limbs"]) == len(sk["limb_colors"]) and all(0 <= i < 18 for limb in sk["limbs"] for i in limb)
+    assert set(body["timing_ms"]) == {"read", "decode", "queue", "inference", "total"}
+    assert body["timing_ms"]["total"] >= body["timing_ms"]["inference"] > 0
+    assert re.fullmatch(r"(\w+;dur=[\d.]+, )+total;dur=[\d.]+", r.headers["server-timing"])
+
+
+def test_raw_bodies_and_the_openpose_and_coco_formats(client, est, images, dance):
+    poses = est.predict(images / "p3_dance.png")
+    raw = post(client, dance)
+    assert raw.status_code == 200 and same_people(raw.json()["people"], poses)
+    r = post(client, dance, format="openpose")
+    assert r.status_code == 200 and r.json() == openpose_json(poses)  # what `pafpose predict` writes
+    OpenPoseBody.model_validate(r.json())
+    r = post(client, dance, format="coco", image_id=139)
+    assert r.status_code == 200 and r.json() == [dict(x, keypoints=pytest.approx(x["keypoints"], abs=1e-6),
+                                                      score=pytest.approx(x["score"]))
+                                                 for x in coco_results(poses, 139)]
+    assert all(CocoResultBody.model_validate(x) for x in r.json())
+    ski = (images / "ski.jpg").read_bytes()  # a JPEG, sent as bytes of unknown type
+    r = post(client, ski, "application/octet-stream")
+    assert r.status_code == 200 and same_people(r.json()["people"], est.predict(images / "ski.jpg"))
+
+
+def test_threshold_scales_and_flip(client, est, images, dance):
+    full = post(client, dance).json()["people"]
+    some = post(client, dance, threshold=0.5).json()["people"]
+    kept = [k for p in some for k in p["keypoints"] if k is not None]
+    assert kept and all(k[2] >= 0.5 for k in kept)
+    assert len(kept) < sum(k is not None for p in full for k in p["keypoints"])
+    r = post(client, dance, flip="true")
+    assert r.status_code == 200
+    flipped = type(est)(est.net, device="cpu", flip=True)
+    assert same_people(r.json()["people"], flipped.predict(images / "p3_dance.png"))
+    r = client.post("/v1/poses?scales=1&scales=0.5", content=dance, headers={"content-type": "image/png"})
+    assert r.status_code == 200 and len(r.json()["people"]) == 3
+
+
+def test_render_draws_the_people(client, images, dance):
+    r = post(client, dance, path="/v1/poses/render")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-people"] == "3"
+    drawn = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imread(str(images / "p3_dance.png"))
+    assert drawn.shape == original.shape and (drawn != original).any()
+    ski = (images / "ski.jpg").read_bytes()
+    r = post(client, ski, "image/jpeg", path="/v1/poses/render")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    r = post(client, ski, "image/jpeg", path="/v1/poses/render", image_format="png")
+    assert r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+
+
+def test_huge_images_are_shrunk_and_answered_in_their_own_pixels(client, est, images):
+    small = cv2.imread(str(images / "p3_dance.png"))
+    huge = cv2.resize(small, (6400, 3600), interpolation=cv2.INTER_CUBIC)  # 23 Mpixel, above max_side (2048)
+    jpeg = cv2.imencode(".jpg", huge, [cv2.IMWRITE_JPEG_QUALITY, 80])[1]
+    r = post(client, jpeg.tobytes(), "image/jpeg")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (6400, 3600) and len(body["people"]) == 3
+    ref = np.array([p.keypoints for p in est.predict(small)])
+    ref[..., :2] = (ref[..., :2] + 0.5) * 5 - 0.5  # the small image's people in the huge image's pixels
+    got = as_array(body["people"])
+    assert np.allclose(got[..., :2], ref[..., :2], atol=5 * 3, equal_nan=True)  # within 3 px of the small image's
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bad_inputs_get_clear_errors(client, est, images, dance):
+    jpeg = (images / "ski.jpg").read_bytes()
+    cases = [
+        ({"files": {"image": ("notes.txt", b"just some text\n", "text/plain")}}, 415, "not an image"),
+        ({"content": b"just some text\n", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
+        ({"content": jpeg[: len(jpeg) // 2], "headers": {"content-type": "image/jpeg"}}, 422, "truncated"),
+        ({"content": b"", "headers": {"content-type": "image/jpeg"}}, 400, "empty upload"),
+        ({"files": {"image": ("empty.png", b"", "image/png")}}, 400, "empty upload"),
+        ({"files": {"a": ("a.png", dance, "image/png"), "b": ("b.png", dance, "image/png")}}, 400, "Too many files"),
+        ({"files": {"image": (None, b"a text field, not a file")}}, 400, "no file"),
+        ({"content": PNG_80000_X_60000, "headers": {"content-type": "image/png"}}, 413, "4800.0 Mpixel, above"),
+        ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}}, 400, "boundary"),
+    ]
+    for kwargs, status, words in cases:
+        r = client.post("/v1/poses", **kwargs)
+        assert r.status_code == status and words in r.json()["detail"], (kwargs.keys(), r.status_code, r.text)
+    for query, name in (("threshold=2", "threshold"), ("threshold=x", "threshold"), ("scales=0", "scales"),
+                        ("scales=1&scales=1&scales=1&scales=1&scales=1", "scales"), ("flip=maybe", "flip"),
+                        ("format=xml", "format"), ("image_id=-1", "image_id")):
+        r = client.post(f"/v1/poses?{query}", content=dance, headers={"content-type": "image/png"})
+        assert r.status_code == 400 and f"'{name}'" in r.json()["detail"], (query, r.text)
+    r = client.post("/v1/poses/render?image_format=gif", content=dance, headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "image_format" in r.json()["detail"]
+    assert client.get("/v1/poses").status_code == 405 and client.get("/v2/poses").status_code == 404
+    small = TestClient(create_app(est, ServeSettings(max_upload_bytes=100_000)))
+    for kwargs in ({"content": dance, "headers": {"content-type": "image/png"}},
+                   {"files": {"image": ("p3_dance.png", dance, "image/png")}}):
+        r = small.post("/v1/poses", **kwargs)
+        assert r.status_code == 413 and "the limit is 100000 bytes" in r.json()["detail"]
+    r = small.post("/v1/poses", content=iter([dance[:60_000], dance[60_000:120_000]]),
+                   headers={"content-type": "image/png"})  # chunked: no length declared, cut off while reading
+    assert r.status_code == 413 and "more than 100000 bytes" in r.json()["detail"]
+    assert client.get("/healthz").json()["status"] == "ok"  # and the server goes on
+
+
+def test_slow_requests_time_out_with_504_and_a_full_queue_is_503(est, dance):
+    with TestClient(create_app(est, ServeSettings(timeout_s=0.01))) as slow:
+        r = slow.post("/v1/poses", content=dance, headers={"content-type": "image/png"})
+        assert r.status_code == 504 and "no result within 0.01 s" in r.json()["detail"]
+    app = create_app(est, ServeSettings(max_queue=1))
+
+    def busy(key, item):
+        raise BusyError("server busy: 1 requests are waiting for the network; retry later")
+
+    app.state.service.batcher.submit = busy
+    r = TestClient(app).post("/v1/poses", content=dance, headers={"content-type": "image/png"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["detail"]
+
+
+def test_requests_batched_together_get_what_they_get_alone(est, images):
+    """Same-size images share one network call; other sizes run apart; nothing depends on the company."""
+    dance = cv2.imread(str(images / "p3_dance.png"))
+    group = [dance, dance[:, ::-1].copy(), cv2.convertScaleAbs(dance, alpha=0.8, beta=10)]  # 1280 x 720 each
+    others = [cv2.imread(str(images / name)) for name in ("ski.jpg", "apink1.jpg")]
+    service = PoseService(est, ServeSettings(max_batch=8, batch_wait_ms=300))
+
+    async def all_at_once():
+        return await asyncio.gather(*(service.predict(img, (1.0,), False) for img in group + others))
+
+    try:
+        outcomes = asyncio.run(all_at_once())
+    finally:
+        service.close()
+    assert [o.batch_size for o in outcomes] == [3, 3, 3, 1, 1]
+    for img, outcome in zip(group + others, outcomes, strict=True):
+        alone = est.predict(img)
+        assert len(outcome.value) == len(alone)
+        for a, b in zip(outcome.value, alone, strict=True):
+            assert np.allclose(a.keypoints, b.keypoints, atol=1e-3, equal_nan=True) and abs(a.score - b.score) < 1e-5
+
+
+def test_concurrent_clients_through_the_app(client, est, images, dance):
+    """Threads posting different images at once each get their own image's people."""
+    ski = (images / "ski.jpg").read_bytes()
+    expected = {"dance": post(client, dance).json()["people"], "ski": post(client, ski, "image/jpeg").json()["people"]}
+    results, errors = [], []
+
+    def worker(name, data, kind):
+        try:
+            for _ in range(2):
+                results.append((name, post(client, data, kind).json()["people"]))
+        except Exception as err:  # reported below, with the thread's name
+            errors.append(f"{name}: {err!r}")
+
+    threads = [threading.Thread(target=worker, args=args) for args in
+               [("dance", dance, "image/png"), ("ski", ski, "image/jpeg")] * 3]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 12, (errors, time.perf_counter() - start)
+    for name, people in results:
+        assert len(people) == len(expected[name])
+        assert np.allclose(as_array(people), as_array(expected[name]), atol=0.011, equal_nan=True)
+
+
+def test_models_health_docs_and_page(client):
+    models = client.get("/v1/models").json()["models"]
+    assert models[0]["name"] == MODEL and models[0]["skeleton"] == "coco18" and models[0]["license"]
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["queued"] == 0 and health["requests"] >= health["batches"] > 0
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/poses", "/v1/poses/render", "/v1/models", "/healthz"} <= set(spec["paths"])
+    assert "multipart/form-data" in spec["paths"]["/v1/poses"]["post"]["requestBody"]["content"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert "cdn." not in docs.text and client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "getUserMedia" in html and "/v1/poses" in html and 'type="file"' in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing from other hosts
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
+    assert csp.count("sha256-") == 2  # the page's one script and one style, by hash
