@@ -385,8 +385,13 @@ class Estimator:
                 yield frame
 
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size)):
-                yield index, frame, poses
+            index = 0
+            batch = list(itertools.islice(frames(), batch_size))
+            while batch:
+                for frame, poses in zip(batch, self.predict_batch(batch), strict=True):
+                    yield index, frame, poses
+                    index += 1
+                batch = list(itertools.islice(frames(), batch_size))
         finally:
             if owned:
                 cap.release()
