@@ -188,8 +188,10 @@ def test_interrupted_video_leaves_a_playable_shorter_video(env, dance_frame, tmp
     total = 300
     make_video(tmp_path / "long.mp4", dance_frame, total)
     out = tmp_path / "out"
+    # as a terminal starts it: another test of the session may have left SIGINT ignored, which a child inherits
     proc = subprocess.Popen([EXE, "predict", str(tmp_path / "long.mp4"), "--out", str(out), "--save-video"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "long_000000000002_keypoints.json").exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "no frame written in 120 s"
