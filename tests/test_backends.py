@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import pafpose.backends
 from pafpose import PafposeError
 from pafpose.backends import fuse_conv_bn
 from pafpose.export import export_onnx, export_openvino
@@ -32,8 +33,14 @@ def _restore_torch_threads():
 
 def test_cpu_backends_leave_pytorch_one_thread(tmp_path, monkeypatch):
     monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    torch.set_num_threads(2)
     Estimator(random_net(), device="cpu", height=64, backend="onnxruntime")
     assert torch.get_num_threads() == 1
+    Estimator(random_net(), device="cpu", height=64)  # a torch backend restores what the CPU backend lowered
+    assert torch.get_num_threads() == pafpose.backends._TORCH_THREADS
+    torch.set_num_threads(2)
+    Estimator(random_net(), device="cpu", height=64)  # ... but leaves a caller's own setting alone
+    assert torch.get_num_threads() == 2
 
 
 def random_net(seed=0):

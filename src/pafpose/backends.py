@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 _TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any backend changed it
+_lowered = False  # whether a CPU backend set PyTorch to one thread (only then does torch restore it)
 Fields = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -197,8 +198,13 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
         raise PafposeError(f"unknown backend {kind!r}; known: {', '.join(BACKENDS)}")
     if threads is not None and threads < 1:
         raise PafposeError(f"threads must be at least 1, got {threads}")
+    global _lowered
     if kind == "torch":
-        torch.set_num_threads(int(threads) if threads else _TORCH_THREADS)
+        if threads:
+            torch.set_num_threads(int(threads))
+        elif _lowered:  # undo what a CPU backend did, never a caller's own setting
+            torch.set_num_threads(_TORCH_THREADS)
+            _lowered = False
         return TorchBackend(net, device, dtype, optimize=optimize)
     if device.type != "cpu":
         raise PafposeError(f"backend {kind} runs on the CPU; use --backend torch for {device}")
@@ -208,6 +214,7 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
     # operations, gets one thread so that the two pools don't fight over the cores (measured:
     # 48.8 -> 28.0 ms per frame with a load beside it, 17.9 -> 15.1 ms alone).
     torch.set_num_threads(1)
+    _lowered = True
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(exported_onnx(net, name), threads)
     if ir is not None:
