@@ -1,12 +1,13 @@
 """Backends side by side: OpenVINO running human-pose-estimation-0001 alone (network only,
 the reference) against pafpose end to end (decoded frame -> poses) on each backend.
 
-    .venv/bin/python benchmarks/backends.py [--rounds 5] [--threads N]
+    .venv/bin/python benchmarks/backends.py [--rounds 7] [--threads N] [--pipelined]
 
 Frames: ../shared/images photos cropped to 16:9 and resized to 1280x720, decoded once and
 kept in memory, so the network input is 256x456 as in the reference. Every figure is a
-median over rounds of all frames, after a warm-up round, measured in the same process one
-after the other. Figures are images/s; the ratio is against the reference.
+median over rounds of all frames, after a warm-up round, measured in one process with the
+rounds of the reference and of each backend taking turns. Figures are images/s; the ratio
+is against the reference.
 """
 
 from __future__ import annotations
@@ -42,54 +43,58 @@ def frames(shared: Path) -> list[np.ndarray]:
     return out
 
 
-def openvino_alone(xml: Path, rounds: int, n: int, threads: int | None) -> float:
+class OpenVINOAlone:
     """The reference: the IR as Open Model Zoo ships it, OpenVINO's defaults, one 256x456 input."""
-    import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(str(xml))
-    model.reshape([1, 3, 256, 456])
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    request = core.compile_model(model, "CPU", config).create_infer_request()
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 256, 456)).astype(np.float32)
-    for _ in range(n):
-        request.infer({0: x})
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
+    def __init__(self, xml: Path, threads: int | None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(xml))
+        model.reshape([1, 3, 256, 456])
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.request = core.compile_model(model, "CPU", config).create_infer_request()
+        self.x = np.random.default_rng(0).uniform(0, 255, (1, 3, 256, 456)).astype(np.float32)
+
+    def run(self, n: int) -> None:
         for _ in range(n):
-            request.infer({0: x})
-        times.append((time.perf_counter() - t) / n)
-    return 1.0 / statistics.median(times)
+            self.request.infer({0: self.x})
 
 
-def pafpose_end_to_end(backend: str, images: list[np.ndarray], rounds: int, threads: int | None) -> tuple[float, dict]:
-    from pafpose.predict import Estimator
+class EndToEnd:
+    """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``), or
+    with ``pipelined`` as :meth:`Estimator.pipeline` (network on the next frame meanwhile)."""
 
-    est = Estimator("human-pose-estimation-0001", backend=backend, height=256, threads=threads, device="cpu")
-    for im in images:
-        est.predict(im)
-    times, shares = [], []
-    for _ in range(rounds):
-        for key in est.timings:
-            est.timings[key] = 0.0
+    def __init__(self, backend: str, threads: int | None, pipelined: bool) -> None:
+        from pafpose.predict import Estimator
+
+        self.est = Estimator("human-pose-estimation-0001", backend=backend, height=256, threads=threads,
+                             device="cpu")
+        self.pipelined = pipelined
+        self.shares: list[dict[str, float]] = []
+
+    def run(self, images: list[np.ndarray]) -> None:
+        for key in self.est.timings:
+            self.est.timings[key] = 0.0
         t = time.perf_counter()
-        for _ in est.pipeline(images):  # as `pafpose predict` runs a video: decoding overlaps the next frame
-            pass
+        if self.pipelined:
+            for _ in self.est.pipeline(images):
+                pass
+        else:
+            for im in images:
+                self.est.predict(im)
         elapsed = time.perf_counter() - t
-        times.append(elapsed / len(images))
-        shares.append({k: v / elapsed for k, v in est.timings.items()})
-    best = shares[int(np.argsort(times)[len(times) // 2])]
-    return 1.0 / statistics.median(times), best
+        self.shares.append({k: v / elapsed for k, v in self.est.timings.items()})
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, help="threads for every runtime (default: each runtime's choice)")
     p.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime", "torch"])
+    p.add_argument("--pipelined", action="store_true", help="run pafpose as Estimator.pipeline does")
     args = p.parse_args()
     shared = Path(os.environ.get("PAFPOSE_SHARED", REPO.parent / "shared"))
     if not (shared / "images").is_dir():
@@ -97,14 +102,35 @@ def main() -> None:
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
     images = frames(shared)
     xml = next((shared / "weights" / "human-pose-estimation-0001").rglob("*.xml"))
-    ref = openvino_alone(xml, args.rounds, len(images), args.threads)
-    print(f"{len(images)} frames 1280x720 -> network input 256x456, batch 1, median of {args.rounds} rounds")
-    print(f"{'OpenVINO alone (network only)':<40}{ref:8.1f} images/s   1.00x   ({1000 / ref:.1f} ms)")
-    for backend in args.backends:
-        rate, share = pafpose_end_to_end(backend, images, args.rounds, args.threads)
+    ref = OpenVINOAlone(xml, args.threads)
+    runs = {b: EndToEnd(b, args.threads, args.pipelined) for b in args.backends}
+    ref.run(len(images))  # warm-up round
+    for r in runs.values():
+        r.run(images)
+        r.shares.clear()
+    times: dict[str, list[float]] = {"ref": [], **{b: [] for b in runs}}
+    # Rounds interleave the reference and every backend, so that a machine that drifts
+    # (other jobs, clocks) moves all of them alike; each figure is the median round.
+    for _ in range(args.rounds):
+        t = time.perf_counter()
+        ref.run(len(images))
+        times["ref"].append((time.perf_counter() - t) / len(images))
+        for b, r in runs.items():
+            t = time.perf_counter()
+            r.run(images)
+            times[b].append((time.perf_counter() - t) / len(images))
+    how = "pipelined" if args.pipelined else "as pafpose predict runs a video"
+    ref_rate = 1.0 / statistics.median(times["ref"])
+    print(f"{len(images)} frames 1280x720 -> network input 256x456, batch 1, median of {args.rounds} "
+          f"interleaved rounds; pafpose {how}")
+    print(f"{'OpenVINO alone (network only)':<40}{ref_rate:8.1f} images/s   1.00x   ({1000 / ref_rate:.1f} ms)")
+    for b, r in runs.items():
+        rate = 1.0 / statistics.median(times[b])
+        share = r.shares[int(np.argsort(times[b])[len(times[b]) // 2])]
         split = ", ".join(f"{k} {100 * v:.0f} %" for k, v in share.items())
-        print(f"{'pafpose frame->poses, ' + backend:<40}{rate:8.1f} images/s   {rate / ref:.2f}x   "
-              f"({1000 / rate:.1f} ms: {split})")
+        ratios = sorted(t_ref / t for t_ref, t in zip(times["ref"], times[b], strict=True))
+        print(f"{'pafpose frame->poses, ' + b:<40}{rate:8.1f} images/s   {rate / ref_rate:.2f}x   "
+              f"({1000 / rate:.1f} ms: {split}; per-round ratio {ratios[0]:.2f}-{ratios[-1]:.2f})")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pafpose import COCO17, COCO18, OPENPOSE_COCO18, Decoder, DecoderConfig, Encoder, PafposeError, Pose
-from pafpose.decoder import find_peaks
+from pafpose.decoder import _peaks_torch, find_peaks
 from pafpose.synthetic import random_scene
 
 SPEC = OPENPOSE_COCO18
@@ -63,6 +63,24 @@ def test_numpy_torch_and_batched_inputs_agree():
     nb = dec.decode(np.stack([hm, hm2]), np.stack([paf, paf2]))
     for a, b in zip(batch[1], nb[1], strict=False):
         assert np.allclose(a.keypoints, b.keypoints, equal_nan=True, atol=1e-4)
+
+
+def test_gpu_peak_finder_agrees_with_the_cpu_one():
+    """GPU tensors find peaks with PyTorch (run here on CPU tensors), the rest with numpy: the
+    same peaks, tie-breaks, caps and refinements, on fields, plateaus, checkerboards and NaN."""
+    _, hm, _ = fields(7, 6)
+    plateau = np.zeros((18, 10, 10), np.float32)
+    plateau[3, 2:6, 3:8] = 0.7
+    yy, xx = np.mgrid[0:60, 0:60]
+    board = np.repeat(((((yy + xx) % 2) * 0.9 + 0.05) * np.linspace(0.5, 1, 60)[None]).astype(np.float32)[None], 18, 0)
+    noisy = np.where(np.random.default_rng(3).random(hm.shape) < 0.05, np.nan, hm).astype(np.float32)
+    for maps in (hm[:18], plateau, board, noisy):
+        for cfg in (DecoderConfig(), DecoderConfig(refine="quadratic", max_peaks_per_part=7)):
+            ref = find_peaks(maps, cfg)
+            got = _peaks_torch(torch.from_numpy(np.ascontiguousarray(maps))[None], cfg)[0]
+            assert got.part.tolist() == ref.part.tolist() and got.truncated == ref.truncated
+            assert np.allclose(got.xy, ref.xy, atol=1e-5) and np.allclose(got.score, ref.score)
+    assert find_peaks(board, DecoderConfig(max_peaks_per_part=7)).truncated  # the caps were compared too
 
 
 def test_background_channel_is_optional():

@@ -1,8 +1,8 @@
 """Where the network runs: PyTorch, ONNX Runtime or OpenVINO.
 
 Everything around the network (resize, padding, test-time augmentation, the decoder) is
-the Estimator's and the same for every backend. A backend maps an N x H x W x 3 float32
-batch of BGR pixels, the layout images have, to ``(heatmaps, pafs)`` tensors at feature
+the Estimator's and the same for every backend. A backend maps an N x H x W x 3 uint8 or
+float32 batch of BGR pixels, the layout images have, to ``(heatmaps, pafs)`` tensors at feature
 resolution: normalisation and the change of layout happen inside the network's graph,
 not as extra passes over the pixels in Python. ONNX Runtime and OpenVINO are
 optional (``pip install 'pafpose[onnx]'`` / ``'pafpose[openvino]'``) and run on the CPU.
@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -116,7 +117,8 @@ class OnnxRuntimeBackend:
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: torch.Tensor) -> Fields:
-        hm, paf = self.session.run(None, {self.input: pixels.numpy()})
+        x = pixels.numpy()  # the exported graph takes float32 pixels
+        hm, paf = self.session.run(None, {self.input: x if x.dtype == np.float32 else x.astype(np.float32)})
         return torch.from_numpy(hm), torch.from_numpy(paf)
 
 
@@ -148,40 +150,48 @@ class OpenVINOBackend:
             self.config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
-        self.compiled = self._compile(None)
-        self.request = self.compiled.create_infer_request()
-        self._static: dict[tuple[int, ...], Any] = {}
-        self._seen: dict[tuple[int, ...], int] = {}
+        self.compiled = self._compile(None, np.dtype(np.uint8))
+        self._dynamic = {np.dtype(np.uint8): self.compiled.create_infer_request()}
+        self._static: dict[tuple[Any, ...], Any] = {}
+        self._seen: dict[tuple[Any, ...], int] = {}
         # heatmaps have fewer channels than PAFs in every layout pafpose knows
         self._order = sorted(range(len(self.compiled.outputs)),
                              key=lambda i: self.compiled.outputs[i].get_partial_shape()[1].get_length())
 
-    def _compile(self, shape: tuple[int, ...] | None) -> Any:
+    def _compile(self, shape: tuple[int, ...] | None, dtype: np.dtype) -> Any:
+        """The model for N x H x W x 3 pixels of ``dtype`` (uint8 is converted inside)."""
         ov = self._ov
         model = self.core.read_model(self.path)
         n, h, w = (-1, -1, -1) if shape is None else shape[:3]
         if self.nchw:
             model.reshape({model.inputs[0]: ov.PartialShape([n, 3, h, w])})
-            ppp = ov.preprocess.PrePostProcessor(model)
-            ppp.input().tensor().set_layout(ov.Layout("NHWC"))
-            ppp.input().model().set_layout(ov.Layout("NCHW"))
-            model = ppp.build()
         elif shape is not None:
             model.reshape({model.inputs[0]: ov.PartialShape([n, h, w, 3])})
-        return self.core.compile_model(model, "CPU", self.config)
+        ppp = ov.preprocess.PrePostProcessor(model)
+        if dtype == np.uint8:
+            ppp.input().tensor().set_element_type(ov.Type.u8)
+            ppp.input().preprocess().convert_element_type(ov.Type.f32)
+        if self.nchw:
+            ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+            ppp.input().model().set_layout(ov.Layout("NCHW"))
+        return self.core.compile_model(ppp.build(), "CPU", self.config)
 
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        if shape in self._static:
-            return self._static[shape]
-        self._seen[shape] = self._seen.get(shape, 0) + 1
-        if self._seen[shape] >= 2 and len(self._static) < self.max_static:
-            self._static[shape] = self._compile(shape).create_infer_request()
-            return self._static[shape]
-        return self.request
+    def _request(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        key = (shape, dtype)
+        if key in self._static:
+            return self._static[key]
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] >= 2 and len(self._static) < self.max_static:
+            self._static[key] = self._compile(shape, dtype).create_infer_request()
+            return self._static[key]
+        if dtype not in self._dynamic:
+            self._dynamic[dtype] = self._compile(None, dtype).create_infer_request()
+        return self._dynamic[dtype]
 
     def __call__(self, pixels: torch.Tensor) -> Fields:
-        request = self._request(tuple(pixels.shape))
-        request.infer({0: pixels.numpy()})
+        x = pixels.numpy()
+        request = self._request(x.shape, x.dtype)
+        request.infer({0: x})
         outs = [request.get_output_tensor(i).data for i in self._order]
         return torch.from_numpy(outs[0].copy()), torch.from_numpy(outs[1].copy())
 
