@@ -50,6 +50,15 @@ DEFAULT_MODEL = "human-pose-estimation-0001"
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether PyTorch's CPU kernels compute bfloat16 natively here (emulated, it is slower
+    than float32)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA when available, else CPU; a CUDA request without CUDA is a user error."""
     if str(device) == "auto":
@@ -78,7 +87,8 @@ class Estimator:
         decoder: decoder thresholds.
         max_side: longest network input side at scale 1 (very wide images are shrunk to fit).
         precision: ``"float32"``, or on a GPU ``"float16"`` / ``"bfloat16"`` (autocast; the
-            fields are averaged and decoded in float32 either way).
+            fields are averaged and decoded in float32 either way). ``"bfloat16"`` also runs
+            the torch backend on CPUs with bfloat16 instructions (:func:`cpu_has_bfloat16`).
         backend: where the network runs: ``"torch"``, or on the CPU ``"onnxruntime"`` or
             ``"openvino"`` (optional extras; see :mod:`pafpose.backends`).
         threads: CPU threads for the network (default: the runtime's choice).
@@ -110,8 +120,12 @@ class Estimator:
         if precision not in _PRECISIONS:
             raise PafposeError(f"unknown precision {precision!r}: use {', '.join(_PRECISIONS)}")
         if precision != "float32" and self.device.type != "cuda":
-            raise PafposeError(f"precision {precision} needs a CUDA device (this one is {self.device}); "
-                               "use float32 on the CPU")
+            if precision == "float16" or backend != "torch":
+                raise PafposeError(f"precision {precision} on the CPU: only bfloat16 with --backend torch "
+                                   "(float16 needs a CUDA device)")
+            if not cpu_has_bfloat16():
+                raise PafposeError("precision bfloat16 on the CPU needs bfloat16 instructions (AVX512-BF16 or "
+                                   "AMX), which this CPU lacks; use float32")
         self.precision = precision
         ir = None  # the network's own OpenVINO IR, which the openvino backend runs as published
         if isinstance(model, torch.nn.Module):

@@ -56,7 +56,8 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
                    "e.g. a `pafpose train` checkpoint")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     g.add_argument("--precision", choices=("float32", "float16", "bfloat16"), default="float32",
-                   help="network precision; float16/bfloat16 on a GPU only")
+                   help="network precision: float16/bfloat16 on a GPU; bfloat16 also on CPUs with "
+                   "bfloat16 instructions (--backend torch)")
     g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
                    help="where the network runs: torch (CPU/GPU), or on the CPU onnxruntime / openvino "
                    "(pip install 'pafpose[onnx]' / 'pafpose[openvino]')")
