@@ -231,3 +231,28 @@ def test_bfloat16_on_the_cpu_finds_the_same_people(photos):
     errors = matched_keypoint_errors(a, b)
     assert len(errors) > 100 and np.median(errors) < 0.5 and np.percentile(errors, 95) < 3.0, \
         np.percentile(errors, [50, 95, 100])
+
+
+def test_pipeline_gives_what_predict_gives_in_order(photos):
+    """Estimator.pipeline runs the network on the next batch while this one decodes: the
+    same poses as predict, in the frames' order, whatever the batch size."""
+    est = Estimator(height=128, device="cpu", backend="openvino" if _has("openvino") else "torch")
+    frames = [cv2.resize(im, (320, 240)) for im in photos]  # one input size, so batches form
+    ref = [est.predict(f) for f in frames]
+    for batch_size in (1, 3):
+        got = list(est.pipeline(iter(frames), batch_size=batch_size))
+        assert [f is g for f, (g, _) in zip(frames, got, strict=True)] == [True] * len(frames)
+        for a, (_, b) in zip(ref, got, strict=True):
+            assert len(a) == len(b)
+            for p, q in zip(a, b, strict=True):
+                assert np.allclose(p.keypoints, q.keypoints, equal_nan=True, atol=1e-3)
+    assert sum(len(p) for p in ref) >= 4
+    assert list(est.pipeline([])) == []
+    with pytest.raises(PafposeError, match="batch_size must be at least 1"):
+        list(est.pipeline(frames, batch_size=0))
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
