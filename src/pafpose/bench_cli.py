@@ -2,7 +2,8 @@
 
 Each round reads every photo from disk, finds the people (preprocess, network, decode) and
 draws them, BATCH images at a time, after --warmup rounds that are not counted (the
-runtimes plan per input shape on first sight). Stage times are per image: median and 90th
+runtimes plan per input shape on first sight, the openvino backend compiles one on its
+second). Stage times are per image: median and 90th
 percentile over the measured batches. "frame -> poses" is what a video or camera loop
 pays per decoded frame (preprocess + network + decode); "file -> drawing" adds reading the
 file and drawing. Peak memory is the process' resident maximum (and CUDA's, on a GPU).
@@ -30,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=Path, help="folder of photos (default: ../shared/images when present)")
     p.add_argument("--batch", type=int, default=1, help="images per network call")
-    p.add_argument("--warmup", type=int, default=1, help="rounds over the photos before measuring")
+    p.add_argument("--warmup", type=int, default=2, help="rounds over the photos before measuring (two: the "
+                   "openvino backend compiles a model for an input size on its second sight)")
     p.add_argument("--repeat", type=int, default=3, help="measured rounds over the photos")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
     add_model_arguments(p)
