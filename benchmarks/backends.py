@@ -70,8 +70,9 @@ class EndToEnd:
     def __init__(self, backend: str, threads: int | None, pipelined: bool) -> None:
         from pafpose.predict import Estimator
 
+        backend, _, precision = backend.partition(":")  # e.g. torch:bfloat16
         self.est = Estimator("human-pose-estimation-0001", backend=backend, height=256, threads=threads,
-                             device="cpu")
+                             device="cpu", precision=precision or "float32")
         self.pipelined = pipelined
         self.shares: list[dict[str, float]] = []
 
@@ -93,13 +94,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, help="threads for every runtime (default: each runtime's choice)")
-    p.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime", "torch"])
+    p.add_argument("--backends", nargs="+", help="backends, BACKEND[:PRECISION] (default: openvino onnxruntime "
+                   "torch, and torch:bfloat16 on CPUs with bfloat16 instructions)")
     p.add_argument("--pipelined", action="store_true", help="run pafpose as Estimator.pipeline does")
     args = p.parse_args()
     shared = Path(os.environ.get("PAFPOSE_SHARED", REPO.parent / "shared"))
     if not (shared / "images").is_dir():
         sys.exit(f"benchmarks/backends.py: {shared}/images not found (set PAFPOSE_SHARED)")
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    if args.backends is None:
+        from pafpose.predict import cpu_has_bfloat16
+
+        args.backends = ["openvino", "onnxruntime", "torch"] + (["torch:bfloat16"] if cpu_has_bfloat16() else [])
     images = frames(shared)
     xml = next((shared / "weights" / "human-pose-estimation-0001").rglob("*.xml"))
     ref = OpenVINOAlone(xml, args.threads)

@@ -83,6 +83,33 @@ def test_gpu_peak_finder_agrees_with_the_cpu_one():
     assert find_peaks(board, DecoderConfig(max_peaks_per_part=7)).truncated  # the caps were compared too
 
 
+def test_edge_peaks_refine_alike_one_by_one_and_as_arrays(monkeypatch):
+    """A few edge peaks are refined in Python floats, many as arrays: bit-identical offsets
+    on windows with missing sides, corners, flat and convex axes, and values <= 0."""
+    import pafpose.decoder as dec
+
+    rng = np.random.default_rng(11)
+    win = rng.uniform(-0.2, 1.0, (4000, 3, 3))
+    win[:, 1, 1] = 1.0
+    for w, kind in zip(win, rng.integers(0, 9, len(win)), strict=True):  # outside the map is NaN
+        if kind < 2:  # top or bottom edge
+            w[2 * kind, :] = np.nan
+        elif kind < 4:  # left or right edge
+            w[:, 2 * (kind - 2)] = np.nan
+        elif kind < 8:  # a corner
+            w[2 * ((kind - 4) // 2), :] = np.nan
+            w[:, 2 * ((kind - 4) % 2)] = np.nan
+    win[::7, 1, 0] = win[::7, 1, 2] = 1.0  # flat along x
+    for mode in ("gaussian", "quadratic"):
+        monkeypatch.setattr(dec, "_FEW_EDGE_PEAKS", 10**9)
+        one_by_one = dec._refine(win.copy(), mode)
+        monkeypatch.setattr(dec, "_FEW_EDGE_PEAKS", 0)
+        arrays = dec._refine(win.copy(), mode)
+        for a, b in zip(one_by_one, arrays, strict=True):
+            assert np.array_equal(a, b), (mode, np.abs(a - b).max())
+        assert (np.abs(one_by_one[0]) > 0).mean() > 0.3  # most windows do move the peak
+
+
 def test_background_channel_is_optional():
     _, hm, paf = fields(3, 4)
     assert len(Decoder(SPEC).decode(hm[:18], paf)) == len(Decoder(SPEC).decode(hm, paf)) == 4

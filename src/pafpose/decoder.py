@@ -152,6 +152,22 @@ def _offsets(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, other: np.ndarray) -
     return np.clip(off, -0.5, 0.5), curv
 
 
+def _axis_offset(c: float, lo: float, hi: float, other: float) -> tuple[float, float]:
+    """:func:`_offsets` for one peak, in Python floats (the same operations, so the same
+    results): a handful of edge peaks costs less this way than a dozen array steps."""
+    if math.isfinite(lo) and math.isfinite(hi):
+        curv = lo - 2.0 * c + hi
+        off = 0.5 * (lo - hi) / curv if curv < 0 else 0.0
+    else:
+        curv = math.nan
+        a2 = other
+        near, sign = (hi, 1.0) if math.isfinite(hi) else (lo, -1.0)
+        off = -sign * (near - c - a2 / 2.0) / a2 if a2 < 0 else 0.0
+    if not math.isfinite(off):
+        off = 0.0
+    return min(max(off, -0.5), 0.5), curv
+
+
 def _refine(values: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (dx, dy) from a (P, 3, 3) window of values (NaN outside the map)."""
     if mode == "none" or len(values) == 0:
@@ -164,20 +180,20 @@ def _refine(values: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         dx = (w[:, :, 2].sum(1) - w[:, :, 0].sum(1)) / tot
         dy = (w[:, 2, :].sum(1) - w[:, 0, :].sum(1)) / tot
         return dx, dy
-    if mode != "gaussian":
-        return _parabola(values)
-    # The log-parabola is exact for Gaussian blobs; where a neighbour is <= 0 (real network
-    # maps can dip there) its log is meaningless, so those peaks keep the plain parabola.
-    cross = values[:, [1, 1, 0, 2], [0, 2, 1, 1]]
-    ok = ~(cross <= 0).any(axis=1)  # NaN (outside the map) is fine
-    logs = np.log(np.maximum(values, 1e-30))  # corners may be 0: unused
-    return _parabola(np.where(ok[:, None, None], logs, values))
+    cross = values[:, [1, 1, 1, 0, 2], [1, 0, 2, 1, 1]]  # centre, left, right, above, below
+    if mode == "gaussian":
+        # The log-parabola is exact for Gaussian blobs; where a neighbour is <= 0 (real
+        # network maps can dip there) its log is meaningless, so those peaks keep the plain
+        # parabola. NaN (outside the map) is fine.
+        ok = ~(cross[:, 1:] <= 0).any(axis=1)
+        cross = np.where(ok[:, None], np.log(np.maximum(cross, 1e-30)), cross)
+    return _parabola(*cross.T)
 
 
-def _parabola(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis parabola vertices of (P, 3, 3) windows, edges completed by the other axis."""
-    c = values[:, 1, 1]
-    xl, xr, yl, yr = values[:, 1, 0], values[:, 1, 2], values[:, 0, 1], values[:, 2, 1]
+def _parabola(c: np.ndarray, xl: np.ndarray, xr: np.ndarray, yl: np.ndarray,
+              yr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis parabola vertices from the centre and its 4 neighbours (NaN outside the
+    map), edges completed by the other axis (:func:`_offsets`)."""
     # Peaks off the map's edges (most): the 3 points per axis, in a few whole-array steps.
     out = []
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -186,12 +202,21 @@ def _parabola(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             out.append(np.minimum(np.maximum(np.where(curv < 0, 0.5 * (lo - hi) / curv, 0.0), -0.5), 0.5))
     dx, dy = out
     edge = np.flatnonzero(~np.isfinite(xl + xr + yl + yr))
-    if len(edge):
+    if 0 < len(edge) <= _FEW_EDGE_PEAKS:
+        for i, (ci, xli, xri, yli, yri) in zip(edge.tolist(), np.stack(
+                [c[edge], xl[edge], xr[edge], yl[edge], yr[edge]], axis=1).tolist(), strict=True):
+            _, cx = _axis_offset(ci, xli, xri, math.nan)
+            dy[i], cy = _axis_offset(ci, yli, yri, cx)
+            dx[i], _ = _axis_offset(ci, xli, xri, cy)
+    elif len(edge):
         c, xl, xr, yl, yr = c[edge], xl[edge], xr[edge], yl[edge], yr[edge]
         _, cx = _offsets(c, xl, xr, np.full(len(c), np.nan))
         dy[edge], cy = _offsets(c, yl, yr, cx)
         dx[edge], _ = _offsets(c, xl, xr, cy)
     return dx, dy
+
+
+_FEW_EDGE_PEAKS = 32  # up to this many, edge peaks are refined one by one (:func:`_axis_offset`)
 
 
 def _cap(part: np.ndarray, score: np.ndarray, k: int, cap: int) -> tuple[np.ndarray, bool]:
@@ -458,7 +483,8 @@ def _match(limb: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray, n_
 
 # ----------------------------------------------------------------------------- people
 
-def _redundant_limbs(spec: FieldSpec) -> list[bool]:
+@functools.lru_cache(maxsize=16)
+def _redundant_limbs(spec: FieldSpec) -> tuple[bool, ...]:
     """Limbs whose ends are already joined by earlier limbs (union-find in limb order)."""
     parent = list(range(spec.num_keypoints))
 
@@ -473,7 +499,7 @@ def _redundant_limbs(spec: FieldSpec) -> list[bool]:
         ra, rb = root(ka), root(kb)
         out.append(ra == rb)
         parent[ra] = rb
-    return out
+    return tuple(out)
 
 
 def assemble(
@@ -546,6 +572,7 @@ def assemble(
 
 # ----------------------------------------------------------------------------- completion
 
+@functools.lru_cache(maxsize=16)
 def _hops(spec: FieldSpec) -> np.ndarray:
     """(K, K) number of limbs between two keypoints in the spec's limb graph (K + 1: unreachable)."""
     k = spec.num_keypoints
@@ -555,6 +582,7 @@ def _hops(spec: FieldSpec) -> np.ndarray:
         hops[a, b] = hops[b, a] = 1
     for m in range(k):  # Floyd-Warshall: K is at most a few dozen
         hops = np.minimum(hops, hops[:, m : m + 1] + hops[m : m + 1, :])
+    hops.flags.writeable = False  # cached: shared by every call
     return hops
 
 
