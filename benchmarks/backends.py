@@ -1,7 +1,7 @@
 """Backends side by side: OpenVINO running human-pose-estimation-0001 alone (network only,
 the reference) against pafpose end to end (decoded frame -> poses) on each backend.
 
-    .venv/bin/python benchmarks/backends.py [--rounds 7] [--threads N] [--pipelined]
+    .venv/bin/python benchmarks/backends.py [--rounds 7] [--threads N] [--sequential]
 
 Frames: ../shared/images photos cropped to 16:9 and resized to 1280x720, decoded once and
 kept in memory, so the network input is 256x456 as in the reference. Every figure is a
@@ -64,28 +64,28 @@ class OpenVINOAlone:
 
 
 class EndToEnd:
-    """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``), or
-    with ``pipelined`` as :meth:`Estimator.pipeline` (network on the next frame meanwhile)."""
+    """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``: the
+    network on the next frame while this one is decoded), or ``sequential``: frame by frame."""
 
-    def __init__(self, backend: str, threads: int | None, pipelined: bool) -> None:
+    def __init__(self, backend: str, threads: int | None, sequential: bool) -> None:
         from pafpose.predict import Estimator
 
         backend, _, precision = backend.partition(":")  # e.g. torch:bfloat16
         self.est = Estimator("human-pose-estimation-0001", backend=backend, height=256, threads=threads,
                              device="cpu", precision=precision or "float32")
-        self.pipelined = pipelined
+        self.sequential = sequential
         self.shares: list[dict[str, float]] = []
 
     def run(self, images: list[np.ndarray]) -> None:
         for key in self.est.timings:
             self.est.timings[key] = 0.0
         t = time.perf_counter()
-        if self.pipelined:
-            for _ in self.est.pipeline(images):
-                pass
-        else:
+        if self.sequential:
             for im in images:
                 self.est.predict(im)
+        else:
+            for _ in self.est.pipeline(images):
+                pass
         elapsed = time.perf_counter() - t
         self.shares.append({k: v / elapsed for k, v in self.est.timings.items()})
 
@@ -96,7 +96,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="threads for every runtime (default: each runtime's choice)")
     p.add_argument("--backends", nargs="+", help="backends, BACKEND[:PRECISION] (default: openvino onnxruntime "
                    "torch, and torch:bfloat16 on CPUs with bfloat16 instructions)")
-    p.add_argument("--pipelined", action="store_true", help="run pafpose as Estimator.pipeline does")
+    p.add_argument("--sequential", action="store_true", help="run pafpose frame by frame (Estimator.predict), "
+                   "not pipelined as `pafpose predict` runs a video")
     args = p.parse_args()
     shared = Path(os.environ.get("PAFPOSE_SHARED", REPO.parent / "shared"))
     if not (shared / "images").is_dir():
@@ -109,7 +110,7 @@ def main() -> None:
     images = frames(shared)
     xml = next((shared / "weights" / "human-pose-estimation-0001").rglob("*.xml"))
     ref = OpenVINOAlone(xml, args.threads)
-    runs = {b: EndToEnd(b, args.threads, args.pipelined) for b in args.backends}
+    runs = {b: EndToEnd(b, args.threads, args.sequential) for b in args.backends}
     ref.run(len(images))  # warm-up round
     for r in runs.values():
         r.run(images)
@@ -125,7 +126,7 @@ def main() -> None:
             t = time.perf_counter()
             r.run(images)
             times[b].append((time.perf_counter() - t) / len(images))
-    how = "pipelined" if args.pipelined else "as pafpose predict runs a video"
+    how = "frame by frame" if args.sequential else "as pafpose predict runs a video (pipelined)"
     ref_rate = 1.0 / statistics.median(times["ref"])
     print(f"{len(images)} frames 1280x720 -> network input 256x456, batch 1, median of {args.rounds} "
           f"interleaved rounds; pafpose {how}")

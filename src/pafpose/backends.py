@@ -35,6 +35,15 @@ _lowered = False  # whether a CPU backend set PyTorch to one thread (only then d
 Fields = tuple[torch.Tensor, torch.Tensor]
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether PyTorch's CPU kernels compute bfloat16 natively here (AVX512-BF16 or AMX;
+    emulated, bfloat16 is slower than float32)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def fuse_conv_bn(net: nn.Module) -> nn.Module:
     """Fold every ``BatchNorm2d`` that directly follows a ``Conv2d`` in a ``Sequential`` into
     the convolution (eval mode only): one layer less per pair at inference, same outputs."""

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from pafpose.backends import cpu_has_bfloat16
 from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.errors import PafposeError
 from pafpose.io import as_bgr
@@ -48,15 +49,6 @@ def to_image(poses: Poses, factor: float) -> Poses:
 
 DEFAULT_MODEL = "human-pose-estimation-0001"
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether PyTorch's CPU kernels compute bfloat16 natively here (emulated, it is slower
-    than float32)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -390,7 +382,8 @@ class Estimator:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
-        OpenCV decodes them; ``batch_size`` frames go through the network together.
+        OpenCV decodes them; ``batch_size`` frames go through the network together, and the
+        network works on the next batch while this one is decoded (:meth:`pipeline`).
         """
         from pafpose.video import open_capture
 
@@ -406,13 +399,8 @@ class Estimator:
                 yield frame
 
         try:
-            index = 0
-            batch = list(itertools.islice(frames(), batch_size))
-            while batch:
-                for frame, poses in zip(batch, self.predict_batch(batch), strict=True):
-                    yield index, frame, poses
-                    index += 1
-                batch = list(itertools.islice(frames(), batch_size))
+            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size)):
+                yield index, frame, poses
         finally:
             if owned:
                 cap.release()
