@@ -64,8 +64,9 @@ class OpenVINOAlone:
 
 
 class EndToEnd:
-    """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``: the
-    network on the next frame while this one is decoded), or ``sequential``: frame by frame."""
+    """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``, i.e.
+    ``Estimator.pipeline``: the network on the next frame while this one is decoded, except
+    for torch on the CPU), or ``sequential``: frame by frame."""
 
     def __init__(self, backend: str, threads: int | None, sequential: bool) -> None:
         from pafpose.predict import Estimator
@@ -97,7 +98,7 @@ def main() -> None:
     p.add_argument("--backends", nargs="+", help="backends, BACKEND[:PRECISION] (default: openvino onnxruntime "
                    "torch, and torch:bfloat16 on CPUs with bfloat16 instructions)")
     p.add_argument("--sequential", action="store_true", help="run pafpose frame by frame (Estimator.predict), "
-                   "not pipelined as `pafpose predict` runs a video")
+                   "never overlapping the network with decoding")
     args = p.parse_args()
     shared = Path(os.environ.get("PAFPOSE_SHARED", REPO.parent / "shared"))
     if not (shared / "images").is_dir():
@@ -126,7 +127,7 @@ def main() -> None:
             t = time.perf_counter()
             r.run(images)
             times[b].append((time.perf_counter() - t) / len(images))
-    how = "frame by frame" if args.sequential else "as pafpose predict runs a video (pipelined)"
+    how = "frame by frame" if args.sequential else "as pafpose predict runs a video (Estimator.pipeline)"
     ref_rate = 1.0 / statistics.median(times["ref"])
     print(f"{len(images)} frames 1280x720 -> network input 256x456, batch 1, median of {args.rounds} "
           f"interleaved rounds; pafpose {how}")

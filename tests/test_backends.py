@@ -234,13 +234,14 @@ def test_bfloat16_on_the_cpu_finds_the_same_people(photos):
 
 
 def test_pipeline_gives_what_predict_gives_in_order(photos):
-    """Estimator.pipeline runs the network on the next batch while this one decodes: the
-    same poses as predict, in the frames' order, whatever the batch size."""
+    """Estimator.pipeline runs the network on the next batch while this one decodes (or,
+    without overlap, batch after batch): the same poses as predict, in the frames' order,
+    whatever the batch size."""
     est = Estimator(height=128, device="cpu", backend="openvino" if _has("openvino") else "torch")
     frames = [cv2.resize(im, (320, 240)) for im in photos]  # one input size, so batches form
     ref = [est.predict(f) for f in frames]
-    for batch_size in (1, 3):
-        got = list(est.pipeline(iter(frames), batch_size=batch_size))
+    for batch_size, overlap in ((1, None), (3, True), (2, False)):
+        got = list(est.pipeline(iter(frames), batch_size=batch_size, overlap=overlap))
         assert [f is g for f, (g, _) in zip(frames, got, strict=True)] == [True] * len(frames)
         for a, (_, b) in zip(ref, got, strict=True):
             assert len(a) == len(b)

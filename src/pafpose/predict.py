@@ -346,14 +346,28 @@ class Estimator:
         """
         return self.predict_batch([image], color)[0]
 
-    def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1) -> Iterator[tuple[np.ndarray, Poses]]:
-        """``(frame, poses)`` for a sequence of BGR frames, in order, with the network working on
-        the next batch while this one is decoded (a thread: the runtimes and OpenCV release
-        the GIL), so a video's throughput approaches the network's own."""
+    def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1,
+                 overlap: bool | None = None) -> Iterator[tuple[np.ndarray, Poses]]:
+        """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
+
+        ``overlap``: the network works on the next batch while this one is decoded (a thread:
+        the runtimes and OpenCV release the GIL), so a video's throughput approaches the
+        network's own where the runtime leaves the host time to spare. The default overlaps
+        except for the torch backend on the CPU, whose OpenMP threads lose more to the
+        decoding thread than it saves (measured: 105 -> 130 ms per frame; OpenVINO and ONNX
+        Runtime lose nothing, and gain where they leave a core or a hyperthread free).
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
+        if overlap is None:
+            overlap = not (self.backend.name == "torch" and self.device.type == "cpu")
+        it = iter(frames)
+        if not overlap:
+            while batch := [as_bgr(f) for f in itertools.islice(it, batch_size)]:
+                yield from zip(batch, self.predict_batch(batch), strict=True)
+            return
 
         def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
             fields = self._merge(batch, inputs, outputs.result())
@@ -363,7 +377,6 @@ class Estimator:
             yield from zip(batch, people, strict=True)
 
         # this thread: read, preprocess batch k+1, then decode batch k; the worker: the network
-        it = iter(frames)
         with ThreadPoolExecutor(1, thread_name_prefix="pafpose-network") as pool:
             pending = None
             while True:
@@ -382,8 +395,9 @@ class Estimator:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
-        OpenCV decodes them; ``batch_size`` frames go through the network together, and the
-        network works on the next batch while this one is decoded (:meth:`pipeline`).
+        OpenCV decodes them; ``batch_size`` frames go through the network together, as
+        :meth:`pipeline` runs them (the network on the next batch while this one is decoded,
+        except for the torch backend on the CPU).
         """
         from pafpose.video import open_capture
 
