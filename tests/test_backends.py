@@ -257,3 +257,22 @@ def _has(module):
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_pipeline_overlaps_only_where_the_network_leaves_cpus_free(tmp_path, monkeypatch):
+    import threading
+
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        pytest.skip("one CPU: nothing is ever left free")
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    frames = [np.random.default_rng(i).integers(0, 255, (64, 96, 3), dtype=np.uint8) for i in range(3)]
+    for backend, threads, overlapped in (("onnxruntime", 1, True), ("torch", cpus, False)):
+        est = Estimator(random_net(), device="cpu", height=64, backend=backend, threads=threads)
+        assert est.backend.threads == threads
+        names = []
+        run = est._outputs
+        monkeypatch.setattr(est, "_outputs", lambda inputs, run=run, names=names:
+                            names.append(threading.current_thread().name) or run(inputs))
+        assert len(list(est.pipeline(frames))) == 3
+        assert all(n.startswith("pafpose-network") for n in names) == overlapped and len(names) == 3, names

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ class TorchBackend:
             fuse_conv_bn(net)
             net.to(memory_format=torch.channels_last)
 
+    @property
+    def threads(self) -> int:
+        """CPU threads the network keeps busy (0 on a GPU)."""
+        return 0 if self.device.type != "cpu" else torch.get_num_threads()
+
     def __call__(self, pixels: torch.Tensor) -> Fields:
         x = pixels.to(self.device, non_blocking=True)
         if self.rgb:
@@ -124,6 +130,8 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(threads)
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
+        # ONNX Runtime's default is one thread per physical core, which Python can't see: count all
+        self.threads = int(threads) if threads else (os.cpu_count() or 1)
 
     def __call__(self, pixels: torch.Tensor) -> Fields:
         x = pixels.numpy()  # the exported graph takes float32 pixels
@@ -163,6 +171,7 @@ class OpenVINOBackend:
         self._dynamic = {np.dtype(np.uint8): self.compiled.create_infer_request()}
         self._static: dict[tuple[Any, ...], Any] = {}
         self._seen: dict[tuple[Any, ...], int] = {}
+        self.threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
         # heatmaps have fewer channels than PAFs in every layout pafpose knows
         self._order = sorted(range(len(self.compiled.outputs)),
                              key=lambda i: self.compiled.outputs[i].get_partial_shape()[1].get_length())

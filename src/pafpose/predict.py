@@ -351,18 +351,20 @@ class Estimator:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
 
         ``overlap``: the network works on the next batch while this one is decoded (a thread:
-        the runtimes and OpenCV release the GIL), so a video's throughput approaches the
-        network's own where the runtime leaves the host time to spare. The default overlaps
-        except for the torch backend on the CPU, whose OpenMP threads lose more to the
-        decoding thread than it saves (measured: 105 -> 130 ms per frame; OpenVINO and ONNX
-        Runtime lose nothing, and gain where they leave a core or a hyperthread free).
+        the runtimes and OpenCV release the GIL), so that a video's throughput approaches the
+        network's own. That pays where the network leaves the host's CPUs time to spare: on
+        a GPU, or with a runtime using fewer threads than there are CPUs. Where it keeps
+        every CPU busy, the decoding thread only takes turns with it (measured on 2 cores:
+        OpenVINO no faster, PyTorch's OpenMP threads 105 -> 130 ms per frame), so the default
+        overlaps exactly when the backend uses fewer threads than the process has CPUs.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         if overlap is None:
-            overlap = not (self.backend.name == "torch" and self.device.type == "cpu")
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            overlap = self.backend.threads < cpus
         it = iter(frames)
         if not overlap:
             while batch := [as_bgr(f) for f in itertools.islice(it, batch_size)]:
@@ -397,7 +399,7 @@ class Estimator:
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
         OpenCV decodes them; ``batch_size`` frames go through the network together, as
         :meth:`pipeline` runs them (the network on the next batch while this one is decoded,
-        except for the torch backend on the CPU).
+        where that pays).
         """
         from pafpose.video import open_capture
 
