@@ -209,7 +209,7 @@ class OpenVINOBackend:
     def __call__(self, pixels: torch.Tensor) -> Fields:
         x = pixels.numpy()
         request = self._request(x.shape, x.dtype)
-        request.infer({0: x})
+        request.infer({0: x}, share_inputs=True)  # read in place: no copy of the pixels
         outs = [request.get_output_tensor(i).data for i in self._order]
         return torch.from_numpy(outs[0].copy()), torch.from_numpy(outs[1].copy())
 
