@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     # shrinking: area averaging (the Estimator's) against bicubic (the reference recipes'), 1 scale
     import cv2
 
-    for name, interp in (("area", cv2.INTER_AREA), ("cubic", cv2.INTER_CUBIC)) if "resize" in parts else ():
+    for name, interp in ((("area", cv2.INTER_AREA), ("linear", cv2.INTER_LINEAR), ("cubic", cv2.INTER_CUBIC))
+                         if "resize" in parts else ()):
         results = []
         for image_id in image_ids:
             img = read_image(root / "images" / gt.imgs[image_id]["file_name"])
