@@ -349,6 +349,9 @@ def _bilinear(table: np.ndarray, h: int, w: int, limb: np.ndarray, x: np.ndarray
     return top + (bot - top) * fy
 
 
+_FEW_PAIRS = 500  # up to this many candidate pairs, limbs are sampled in one pass (measured crossover ~600)
+
+
 @functools.lru_cache(maxsize=32)
 def _sample_chunks(n: int, misses: int) -> tuple[np.ndarray, ...]:
     """Fractions along the limb of ``n`` samples, in the chunks they are taken in.
@@ -446,13 +449,25 @@ def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: Decoder
         misses = n_max - need
         fails = np.zeros(len(limb), dtype=np.int64)
         total = np.zeros(len(limb), dtype=np.float32)
-        for t in _sample_chunks(n_max, misses):
-            if not len(sel):
-                continue
-            sc = project(t, sel)
-            fails[sel] += (sc <= cfg.paf_threshold).sum(axis=1)
-            total[sel] += sc.sum(axis=1)
-            sel = sel[fails[sel] <= misses]
+        chunks = _sample_chunks(n_max, misses)
+        if len(limb) <= _FEW_PAIRS:
+            # Few pairs (a few people): array operations, not samples, are the cost, so every
+            # sample in one pass; the sums are taken chunk by chunk as below, same to the bit.
+            sc = project(np.concatenate(chunks), sel)
+            fails += (sc <= cfg.paf_threshold).sum(axis=1)
+            start = 0
+            for t in chunks:
+                total += sc[:, start:start + len(t)].sum(axis=1)
+                start += len(t)
+            sel = sel[fails <= misses]
+        else:
+            for t in chunks:
+                if not len(sel):
+                    continue
+                sc = project(t, sel)
+                fails[sel] += (sc <= cfg.paf_threshold).sum(axis=1)
+                total[sel] += sc.sum(axis=1)
+                sel = sel[fails[sel] <= misses]
         hits = n_max - fails[sel]
         mean = total[sel] / n_max
     score = mean
