@@ -110,6 +110,24 @@ def test_edge_peaks_refine_alike_one_by_one_and_as_arrays(monkeypatch):
         assert (np.abs(one_by_one[0]) > 0).mean() > 0.3  # most windows do move the peak
 
 
+def test_limbs_score_alike_in_one_pass_and_in_chunks(monkeypatch):
+    """Few candidate pairs are sampled in one pass, many in early-rejection chunks: the same
+    connections and scores to the bit."""
+    import pafpose.decoder as dec
+
+    for seed, n in ((1, 3), (2, 9)):
+        _, hm, paf = fields(seed, n, separated=False)
+        peaks = find_peaks(hm[:18])
+        got = []
+        for few in (0, 10**9):
+            monkeypatch.setattr(dec, "_FEW_PAIRS", few)
+            got.append(dec.score_limbs(paf, peaks, SPEC))
+        a, b = got
+        assert len(a.limb) >= 2 * n
+        for x, y in ((a.limb, b.limb), (a.a, b.a), (a.b, b.b), (a.score, b.score)):
+            assert np.array_equal(x, y)
+
+
 def test_background_channel_is_optional():
     _, hm, paf = fields(3, 4)
     assert len(Decoder(SPEC).decode(hm[:18], paf)) == len(Decoder(SPEC).decode(hm, paf)) == 4
