@@ -1,0 +1,63 @@
+"""Checks on numbers a user gives (options, config files, API arguments).
+
+One place, so that every command and config says the same thing about a bad value: NaN,
+infinities and out-of-range numbers are one-line errors, never a traceback deep inside, a
+silent NaN result or an allocation that takes the machine down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pafpose.errors import PafposeError
+
+
+def _describe(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return "finite"
+
+
+def check_number(name: str, value: Any, lo: float | None = None, hi: float | None = None, *,
+                 integer: bool = False, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """``value`` if it is a finite number (an int with ``integer``) within the bounds, else a
+    :class:`PafposeError` naming ``name``, the rule and the value. Booleans and numeric
+    strings are refused: a YAML ``size: "368"`` is a mistake worth saying."""
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "a whole number" if integer else "a number"
+        raise PafposeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise PafposeError(f"{name} must be a finite number, got {value}")
+    below = lo is not None and (value <= lo if lo_open else value < lo)
+    above = hi is not None and (value >= hi if hi_open else value > hi)
+    if below or above:
+        raise PafposeError(f"{name} must be {_describe(lo, hi, lo_open, hi_open)}, got {value:g}")
+    return value
+
+
+def number(lo: float | None = None, hi: float | None = None, *, integer: bool = False,
+           lo_open: bool = False, hi_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a float (or int) and checks it as :func:`check_number`;
+    a bad value is argparse's one-line usage error (exit 2)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'a whole number' if integer else 'a number'} expected, "
+                                             f"got {text!r}") from None
+        try:
+            return check_number("the value", value, lo, hi, integer=integer, lo_open=lo_open, hi_open=hi_open)
+        except PafposeError as err:
+            raise argparse.ArgumentTypeError(str(err).replace("the value must be", "must be")) from None
+
+    parse.__name__ = "integer" if integer else "number"  # argparse names the type in its message
+    return parse
