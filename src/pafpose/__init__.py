@@ -22,12 +22,24 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
+# Submodules reachable as ``pafpose.draw.poses(...)`` without importing them first; loaded on
+# first use, so that ``import pafpose`` stays light.
+_SUBMODULES = frozenset({"backends", "checks", "data", "decoder", "draw", "encoder", "errors", "evaluate", "export",
+                         "fields", "formats", "images",
+                         "io", "models", "pose", "predict", "skeleton", "synthetic", "train", "video", "viz",
+                         "weights"})
+
+
 def __getattr__(name: str) -> object:
-    """``pafpose.Estimator`` is imported on first use (it needs torch)."""
+    """``pafpose.Estimator`` and the submodules are imported on first use (some need torch)."""
     if name == "Estimator":
         from pafpose.predict import Estimator
 
         return Estimator
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"pafpose.{name}")
     raise AttributeError(f"module 'pafpose' has no attribute {name!r}")
 
 

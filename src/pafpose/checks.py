@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from pafpose.errors import PafposeError
+
+# Limits of the Estimator's options, shared by the API, every command and the server: memory
+# and time grow with the square of the input size, so these bound what one image can cost.
+SCALE_RANGE = (0.25, 2.0)  #: each test-time scale, relative to the network height
+MAX_SCALES = 4  #: test-time scales at once
+MAX_HEIGHT = 2048  #: network input height at scale 1
+MAX_SIDE = 8192  #: longest network input side at scale 1
 
 
 def _describe(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
@@ -30,8 +40,8 @@ def check_number(name: str, value: Any, lo: float | None = None, hi: float | Non
     """``value`` if it is a finite number (an int with ``integer``) within the bounds, else a
     :class:`PafposeError` naming ``name``, the rule and the value. Booleans and numeric
     strings are refused: a YAML ``size: "368"`` is a mistake worth saying."""
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
+    ok_type = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
+    if isinstance(value, (bool, np.bool_)) or not ok_type:
         kind = "a whole number" if integer else "a number"
         raise PafposeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from pafpose import (
     __version__,
@@ -55,8 +56,15 @@ def _models(args: argparse.Namespace) -> None:
                 print(f"      {url}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option as one line (what, and where help is) rather than the usage blob."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pafpose", description=__doc__)
+    parser = _Parser(prog="pafpose", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pafpose {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("skeleton", help="print a keypoint set and its limbs")

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 from pafpose.fields import FieldSpec
 from pafpose.pose import Pose, Poses
@@ -87,15 +88,30 @@ class DecoderConfig:
     def __post_init__(self) -> None:
         if self.refine not in ("gaussian", "quadratic", "centroid", "none", "upsample"):
             raise PafposeError(f"unknown refine {self.refine!r}: use gaussian, quadratic, centroid, none or upsample")
-        if self.max_peaks_per_part < 1 or self.paf_samples < 2 or self.upsample_factor < 1:
-            raise PafposeError("max_peaks_per_part >= 1, paf_samples >= 2 and upsample_factor >= 1 are required")
-        for name in ("peak_threshold", "paf_threshold", "distance_prior", "min_score", "fill_radius"):
-            if not np.isfinite(getattr(self, name)):
-                raise PafposeError(f"{name} must be a finite number, got {getattr(self, name)}")
-        if not self.fill_radius > 0:
-            raise PafposeError(f"fill_radius must be positive, got {self.fill_radius}")
-        if not 0 <= self.paf_min_fraction < 1:
-            raise PafposeError(f"paf_min_fraction must be in [0, 1), got {self.paf_min_fraction}")
+        if not isinstance(self.fill_missing, bool):
+            raise PafposeError(f"fill_missing must be True or False, got {self.fill_missing!r}")
+        for name, (lo, hi, kw) in DECODER_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and not kw.get("integer"):
+                object.__setattr__(self, name, float(value))  # 1 for 1.0 is no mistake
+            check_number(name, getattr(self, name), lo, hi, **kw)
+
+
+#: The valid range of each numeric :class:`DecoderConfig` field (the command line checks the same):
+#: wide enough for any sensible use, narrow enough that no value costs unbounded time or memory.
+DECODER_BOUNDS: dict[str, tuple[float, float, dict[str, bool]]] = {
+    "peak_threshold": (0.0, 1.0, {}),
+    "upsample_factor": (1, 16, {"integer": True}),
+    "max_peaks_per_part": (1, 10_000, {"integer": True}),
+    "paf_samples": (2, 1000, {"integer": True}),
+    "paf_samples_per_cell": (0.0, 100.0, {}),
+    "paf_threshold": (0.0, 1.0, {}),
+    "paf_min_fraction": (0.0, 1.0, {"hi_open": True}),
+    "distance_prior": (0.0, 100.0, {}),
+    "min_keypoints": (0, 1000, {"integer": True}),
+    "min_score": (0.0, 1.0, {}),
+    "fill_radius": (0.0, 100.0, {"lo_open": True}),
+}
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import number
     from pafpose.predict_cli import add_model_arguments
 
     p = sub.add_parser("explain", help="figure of heatmaps, PAFs and decoded skeletons for one image",
@@ -19,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("explain.png"), help="figure file (.png, .pdf, .svg)")
     p.add_argument("--limbs", nargs="+", type=int, help="limb indices whose PAF vectors to draw (pafpose skeleton)")
     p.add_argument("--keypoints", nargs="+", type=int, help="keypoint indices whose heatmaps to show")
-    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--dpi", type=number(10, 600, integer=True), default=100,
+                   help="figure resolution, 10..600 (default: %(default)s; the figure is 12-16 x 9 inches)")
     add_model_arguments(p)
     p.set_defaults(func=run)
 

@@ -1,5 +1,6 @@
-"""Reading what users point pafpose at: images of any depth, channel count or size, folders,
-globs, videos, cameras and stream URLs; writing images atomically."""
+"""Resolving what users point pafpose at (files, folders, globs, videos, cameras and stream
+URLs) and writing outputs atomically. Image files are read by :mod:`pafpose.images`
+(re-exported here: ``read_image``, ``as_bgr``, ``to_bgr8``)."""
 
 from __future__ import annotations
 
@@ -10,71 +11,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from pafpose.errors import PafposeError
+from pafpose.images import as_bgr, read_image, to_bgr8
+
+__all__ = ["Source", "as_bgr", "atomic_output", "expand_sources", "read_image", "to_bgr8", "write_bytes_atomic",
+           "write_image_atomic"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
                     ".mts", ".m2ts", ".3gp", ".ogv")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-
-
-def to_bgr8(image: np.ndarray, color: str = "BGR") -> np.ndarray:
-    """A contiguous HxWx3 uint8 BGR copy of ``image`` (gray, BGRA/RGBA, 16-bit or float in 0..1)."""
-    import cv2
-
-    img = np.asarray(image)
-    if img.ndim not in (2, 3) or img.size == 0 or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
-        raise PafposeError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {img.shape}")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype.kind == "f":
-        img = (np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise PafposeError(f"unsupported image dtype {img.dtype}: use uint8, uint16 or float in 0..1")
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2BGR)
-    if color not in ("BGR", "RGB"):
-        raise PafposeError(f"color must be 'BGR' or 'RGB', got {color!r}")
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR if color == "BGR" else cv2.COLOR_RGBA2BGR)
-    return np.ascontiguousarray(img if color == "BGR" else img[:, :, ::-1])
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """The image at ``path`` as HxWx3 uint8 BGR, EXIF orientation applied.
-
-    Gray and 16-bit files are converted, alpha is dropped; a file that can't be read is a
-    one-line :class:`PafposeError`.
-    """
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise PafposeError(f"{p}: no such file")
-    data = np.fromfile(p, dtype=np.uint8)
-    if data.size == 0:
-        raise PafposeError(f"{p}: empty file")
-    try:  # COLOR applies the EXIF orientation (phone photos); ANYDEPTH keeps 16-bit precision
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    except cv2.error as err:  # e.g. more pixels than OpenCV's decompression-bomb limit
-        raise PafposeError(f"{p}: not a readable image ({str(err).strip().splitlines()[-1]})") from err
-    if img is None:
-        raise PafposeError(f"{p}: not a readable image")
-    return to_bgr8(img)
-
-
-def as_bgr(image: Any, color: str = "BGR") -> np.ndarray:
-    """Path, numpy array (``color`` order) or PIL image -> HxWx3 uint8 BGR."""
-    if isinstance(image, (str, Path)):
-        return read_image(image)
-    if type(image).__module__.startswith("PIL."):
-        rgb = np.asarray(image.convert("RGB"))
-        return to_bgr8(rgb, "RGB")
-    return to_bgr8(image, color)
 
 
 def _umask() -> int:
@@ -98,6 +48,10 @@ def atomic_output(path: str | Path, write: Callable[[str], None]) -> Path:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk names the output the user asked for, not our temporary file
+        if err.filename in (None, "", tmp):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

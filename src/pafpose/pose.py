@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,19 @@ class Pose:
         if len(pts) == 0:
             return (np.nan,) * 4
         return (*pts.min(axis=0).tolist(), *pts.max(axis=0).tolist())
+
+
+def scale_poses(poses: Sequence[Pose], fx: float, fy: float) -> Poses:
+    """The same people in an image resized by ``fx`` x ``fy`` (new pixels per old pixel; pixel
+    centres at integers, so ``x' = (x + 0.5) * fx - 0.5``)."""
+    out = Poses()
+    out.truncated = getattr(poses, "truncated", False)
+    for p in poses:
+        k = p.keypoints.copy()
+        k[:, 0] = (k[:, 0] + 0.5) * fx - 0.5
+        k[:, 1] = (k[:, 1] + 0.5) * fy - 0.5
+        out.append(Pose(k, p.score, p.skeleton))
+    return out
 
 
 class Poses(list):

@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from pafpose.backends import cpu_has_bfloat16
+from pafpose.checks import MAX_HEIGHT, MAX_SCALES, MAX_SIDE, SCALE_RANGE, check_number
 from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.errors import PafposeError
-from pafpose.io import as_bgr
+from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
-from pafpose.pose import Pose, Poses
+from pafpose.pose import Pose, Poses, scale_poses
 from pafpose.skeleton import Skeleton
 
 
@@ -108,6 +109,8 @@ class Estimator:
         from pafpose.models import list_architectures
         from pafpose.weights import get_pretrained_cfg, load
 
+        if threads is not None:
+            check_number("threads", threads, 1, 1024, integer=True)
         self.device = resolve_device(device)
         if precision not in _PRECISIONS:
             raise PafposeError(f"unknown precision {precision!r}: use {', '.join(_PRECISIONS)}")
@@ -143,14 +146,13 @@ class Estimator:
         self.net = self.net.to(self.device).eval()
         self.spec = self.net.spec
         self.input_config = self.net.input_config
-        self.height = int(self.input_config.height if height is None else height)
-        if self.height < self.spec.stride:
-            raise PafposeError(f"height must be at least the stride ({self.spec.stride}), got {self.height}")
-        self.scales = tuple(float(s) for s in scales)
-        if not self.scales or any(not s > 0 for s in self.scales):
-            raise PafposeError(f"scales must be positive numbers, got {list(scales)}")
+        self.height = int(check_number("height", self.input_config.height if height is None else height,
+                                       self.spec.stride, MAX_HEIGHT, integer=True))
+        if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not 1 <= len(scales) <= MAX_SCALES:
+            raise PafposeError(f"scales must be 1 to {MAX_SCALES} numbers, got {scales!r}")
+        self.scales = tuple(float(check_number("each of scales", s, *SCALE_RANGE)) for s in scales)
         self.flip = bool(flip)
-        self.max_side = int(max_side)
+        self.max_side = int(check_number("max_side", max_side, self.spec.stride, MAX_SIDE, integer=True))
         self.decoder = Decoder(self.spec, decoder or DecoderConfig())
         self._flip_tables()
         # seconds spent per stage since the last reset (``pafpose bench`` reads and clears them)
@@ -322,15 +324,32 @@ class Estimator:
 
     # ------------------------------------------------------------------ API
     def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
-        """People in each image; keypoints in that image's pixels (see :meth:`predict`)."""
+        """People in each image; keypoints in that image's pixels (see :meth:`predict`).
+
+        ``images`` is a list (or an N x H x W x C array) of images: a single path, PIL image
+        or H x W x C array is refused rather than taken apart (use :meth:`predict`).
+        """
+        if (isinstance(images, (str, bytes, os.PathLike)) or type(images).__module__.startswith("PIL.")
+                or (isinstance(images, np.ndarray) and images.ndim < 4)):
+            raise PafposeError(f"predict_batch takes a list of images, got one {type(images).__name__}; "
+                               "use predict() for a single image")
         t0 = time.perf_counter()
-        bgr = [as_bgr(im, color) for im in images]
+        bgr, reduced = [], []
+        for im in images:
+            if isinstance(im, (str, os.PathLike)):  # a huge JPEG is read reduced: keypoints go back to its pixels
+                file = open_image(im)
+                bgr.append(file.image)
+                reduced.append(file.scale)
+            else:
+                bgr.append(as_bgr(im, color))
+                reduced.append((1.0, 1.0))
         self.timings["preprocess"] += time.perf_counter() - t0
         if not bgr:
             return []
         fields = self.fields(bgr)
         t0 = time.perf_counter()
         out = [to_image(self.decoder.decode(hm, paf), factor) for hm, paf, factor in fields]
+        out = [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
         self.timings["decode"] += time.perf_counter() - t0
         return out
 

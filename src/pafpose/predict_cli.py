@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.checks import number
 from pafpose.errors import PafposeError
 from pafpose.io import Source
 
@@ -41,14 +42,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
     p.add_argument("--show", action="store_true", help="show the drawn frames in a window (needs a display)")
-    p.add_argument("--threshold", type=float, default=0.1, help="keypoint score below which nothing is drawn")
+    p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
     add_model_arguments(p)
-    p.add_argument("--batch-size", type=int, default=1, help="images or frames per network call")
+    p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
+                   help="images or frames per network call (1..256)")
     p.set_defaults(func=run)
 
 
 def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
     """The Estimator's options, shared by the commands that run a network."""
+    from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
     g = p.add_argument_group("model")
     g.add_argument("--model", help="zoo name (pafpose models; default human-pose-estimation-0001, or with "
                    "--weights the architecture a pafpose checkpoint names)")
@@ -61,9 +64,13 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
     g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
                    help="where the network runs: torch (CPU/GPU), or on the CPU onnxruntime / openvino "
                    "(pip install 'pafpose[onnx]' / 'pafpose[openvino]')")
-    g.add_argument("--threads", type=int, help="CPU threads for the network (default: the runtime's choice)")
-    g.add_argument("--height", type=int, help="network input height (default: the model's)")
-    g.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 1 0.5 1.5 2")
+    g.add_argument("--threads", type=number(1, 1024, integer=True),
+                   help="CPU threads for the network (default: the runtime's choice)")
+    g.add_argument("--height", type=number(1, MAX_HEIGHT, integer=True),
+                   help=f"network input height (default: the model's; at most {MAX_HEIGHT})")
+    g.add_argument("--scales", type=number(*SCALE_RANGE), nargs="+", default=[1.0],
+                   help=f"test-time scales, e.g. 1 0.5 1.5 2 (each {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}, "
+                   f"at most {MAX_SCALES})")
     g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
     add_decoder_arguments(p, **decoder_defaults)
 
@@ -77,7 +84,8 @@ def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
     from dataclasses import MISSING, fields
     from typing import get_args
 
-    from pafpose.decoder import DecoderConfig, Refine
+    from pafpose.checks import number
+    from pafpose.decoder import DECODER_BOUNDS, DecoderConfig, Refine
 
     g = p.add_argument_group("decoder", "thresholds of the decoder (pafpose.DecoderConfig; see its docs)")
     for f in fields(DecoderConfig):
@@ -89,7 +97,10 @@ def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
         elif f.name == "refine":
             g.add_argument(flag, choices=get_args(Refine), default=default, help="default: %(default)s")
         else:
-            g.add_argument(flag, type=type(default), default=default, metavar="N", help="default: %(default)s")
+            lo, hi, kw = DECODER_BOUNDS[f.name]
+            what = "whole number " if kw.get("integer") else ""
+            g.add_argument(flag, type=number(lo, hi, **kw), default=default, metavar="N",
+                           help=f"default: %(default)s; {what}in {lo:g}..{hi:g}")
     p.set_defaults(_decoder_fields=[f.name for f in fields(DecoderConfig)])
 
 
@@ -257,27 +268,31 @@ class Run:
     def run_images(self, sources: Sequence[Source]) -> None:
         from tqdm import tqdm
 
-        from pafpose.io import read_image
+        from pafpose.images import open_image
+        from pafpose.pose import scale_poses
 
         with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
             for chunk in _chunks(sources, self.args.batch_size):
                 loaded = []
                 for src in chunk:
                     try:
-                        loaded.append((src, read_image(src.location)))
+                        loaded.append((src, open_image(src.location)))
                     except PafposeError as err:
                         self.fail(str(err))
                         bar.update()
                 if not loaded:
                     continue
-                results = self.est.predict_batch([img for _, img in loaded])
-                for (src, img), poses in zip(loaded, results, strict=True):
+                results = self.est.predict_batch([file.image for _, file in loaded])
+                for (src, file), poses in zip(loaded, results, strict=True):
                     self.images += 1
                     self.people += len(poses)
                     name = self.outputs.unique(src.name)
+                    img = file.image  # drawn as read (a huge JPEG reduced); the JSON in the file's pixels
                     drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
+                    sx, sy = file.scale
+                    found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
                     with deferred_interrupts():  # an image's JSON and its drawing, or neither
-                        self.outputs.result(name, poses, src.location)
+                        self.outputs.result(name, found, src.location)
                         if self.args.save_images:
                             suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
                             self.outputs.picture(name, drawn, suffix)

@@ -10,7 +10,7 @@ import numpy as np
 from pafpose.draw import poses as draw_poses
 from pafpose.fields import FieldSpec
 from pafpose.io import atomic_output
-from pafpose.pose import Pose
+from pafpose.pose import Pose, scale_poses
 
 
 def explain_figure(
@@ -22,6 +22,7 @@ def explain_figure(
     factor: float,
     limbs: Sequence[int] | None = None,
     keypoints: Sequence[int] | None = None,
+    display_side: int = 1024,
 ) -> object:
     """A matplotlib Figure: input, max heatmap, chosen heatmaps, PAF magnitude and vectors, skeletons.
 
@@ -31,6 +32,8 @@ def explain_figure(
         factor: network-input pixels per image pixel (``Estimator.fields`` returns it).
         limbs: limb indices (spec order) whose PAF vectors to draw; default: the arms and legs.
         keypoints: keypoint indices whose heatmaps to show; default: nose, neck, wrists.
+        display_side: the image is drawn shrunk to this longest side (memory stays bounded
+            whatever the photo's size; coordinates stay the original's).
     """
     import matplotlib
 
@@ -53,7 +56,11 @@ def explain_figure(
     # field cell (gx, gy) -> image pixels
     extent = (((-0.5 * s + 0.5) / factor) - 0.5, ((gw - 0.5) * s + 0.5) / factor - 0.5,
               ((gh - 0.5) * s + 0.5) / factor - 0.5, ((-0.5 * s + 0.5) / factor) - 0.5)
-    rgb = image_bgr[:, :, ::-1]
+    # Drawn at display size: a panel is a few hundred pixels wide, and matplotlib keeps ~60
+    # bytes per source pixel while it renders (1.35 GB for a 12 Mpixel photo at full size).
+    shown, people = _display_size(image_bgr, people, max_side=display_side)
+    rgb = shown[:, :, ::-1]
+    full = (-0.5, w_img - 0.5, h_img - 0.5, -0.5)  # the shown image spans the original's pixel coordinates
     n_hm = len(keypoints)
     cols = max(3, n_hm)
     fig, axes = plt.subplots(3, cols, figsize=(4 * cols, 9), squeeze=False)
@@ -61,16 +68,16 @@ def explain_figure(
         ax.axis("off")
 
     def overlay(ax: object, field: np.ndarray, title: str, cmap: str = "jet", vmax: float | None = None) -> None:
-        ax.imshow(rgb)
+        ax.imshow(rgb, extent=full)
         ax.imshow(field, extent=extent, alpha=0.55, cmap=cmap, vmin=0, vmax=vmax)
         ax.set_xlim(-0.5, w_img - 0.5)
         ax.set_ylim(h_img - 0.5, -0.5)
         ax.set_title(title)
 
-    axes[0, 0].imshow(rgb)
+    axes[0, 0].imshow(rgb, extent=full)
     axes[0, 0].set_title("input")
     overlay(axes[0, 1], heatmaps[:k].max(axis=0), "heatmaps: max over keypoints", vmax=1.0)
-    axes[0, 2].imshow(draw_poses(image_bgr, people)[:, :, ::-1])
+    axes[0, 2].imshow(draw_poses(shown, people)[:, :, ::-1], extent=full)
     axes[0, 2].set_title(f"decoded: {len(people)} people")
     for j, kp in enumerate(keypoints[:cols]):
         overlay(axes[1, j], heatmaps[kp], f"heatmap: {sk.keypoints[kp]}", vmax=1.0)
@@ -80,7 +87,7 @@ def explain_figure(
         mag = np.maximum(mag, np.hypot(pafs[pidx[li, 0]], pafs[pidx[li, 1]]))
     overlay(axes[2, 0], mag, "PAF magnitude (chosen limbs)", cmap="magma", vmax=1.0)
     ax = axes[2, 1]
-    ax.imshow(rgb)
+    ax.imshow(rgb, extent=full)
     gy, gx = np.mgrid[0:gh, 0:gw]
     px, py = (gx * s + spec.offset + 0.5) / factor - 0.5, (gy * s + spec.offset + 0.5) / factor - 0.5
     colours = [np.array(sk.limb_colors[sk.limbs.index(spec.limbs[li])]) / 255.0 if spec.limbs[li] in sk.limbs
@@ -99,12 +106,26 @@ def explain_figure(
     return fig
 
 
+def _display_size(image: np.ndarray, people: Sequence[Pose], max_side: int) -> tuple[np.ndarray, list[Pose]]:
+    """``image`` shrunk to ``max_side`` (area averaging) and ``people`` moved onto it."""
+    import cv2
+
+    h, w = image.shape[:2]
+    f = max_side / max(h, w)
+    if f >= 1:
+        return image, list(people)
+    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return small, scale_poses(people, small.shape[1] / w, small.shape[0] / h)
+
+
 def save_figure(fig: object, path: str | Path, dpi: int = 100) -> Path:
     """Save atomically (temp file + rename), format from the suffix; closes the figure."""
     import matplotlib.pyplot as plt
 
+    from pafpose.checks import check_number
     from pafpose.errors import PafposeError
 
+    check_number("dpi", dpi, 10, 600, integer=True)  # 600 dpi is already a 40 Mpixel figure
     fmt = Path(path).suffix[1:].lower()
     supported = fig.canvas.get_supported_filetypes()
     if fmt not in supported:
