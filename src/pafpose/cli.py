@@ -7,6 +7,11 @@ import os
 import sys
 from typing import NoReturn
 
+# The command's errors are one line each: OpenCV's and FFmpeg's own logging would add more
+# (set before OpenCV is first imported; a user's own setting wins).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 from pafpose import (
     __version__,
     bench_cli,
@@ -96,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as err:  # a path the user gave can't be written or read (permissions, full disk...)
-        print(f"pafpose: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"pafpose: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pafpose: interrupted", file=sys.stderr)

@@ -135,7 +135,8 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
     out_dir = Path(outputs).resolve() if outputs is not None else None
 
     def ours(p: Path) -> bool:
-        return out_dir is not None and p.stem.endswith("_rendered") and p.resolve().parent.is_relative_to(out_dir)
+        stem = p.stem.removesuffix(".partial")  # a video still being written, or left by a killed run
+        return out_dir is not None and stem.endswith("_rendered") and p.resolve().parent.is_relative_to(out_dir)
 
     for spec in specs:
         if spec.isdigit() and not Path(spec).exists():

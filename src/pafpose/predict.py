@@ -412,20 +412,21 @@ class Estimator:
                     break
                 pending = ahead
 
-    def stream(self, source: int | str | Any, batch_size: int = 1) -> Iterator[tuple[int, np.ndarray, Poses]]:
+    def stream(self, source: int | str | Any, batch_size: int = 1,
+               timeout: float = 10.0) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
         OpenCV decodes them; ``batch_size`` frames go through the network together, as
         :meth:`pipeline` runs them (the network on the next batch while this one is decoded,
-        where that pays).
+        where that pays). ``timeout`` bounds the wait for a stream URL and each of its frames.
         """
         from pafpose.video import open_capture
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         owned = isinstance(source, (int, str, os.PathLike))
-        cap = open_capture(source if isinstance(source, int) else str(source)) if owned else source
+        cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
         def frames() -> Iterator[np.ndarray]:
             while True:
                 ok, frame = cap.read()

@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
     p.add_argument("--show", action="store_true", help="show the drawn frames in a window (needs a display)")
     p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
+    p.add_argument("--timeout", type=number(0.1, 3600), default=10.0,
+                   help="seconds to wait for a stream URL to open and for each of its frames (default: %(default)s)")
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256)")
@@ -138,6 +140,8 @@ class Outputs:
         self._used_ids = set(self._coco_ids.values())
         self._names: set[str] = set()
         self._next_id = 1
+        self.partial = out / "coco_results.partial.jsonl"  # --json coco's results as they come (see result())
+        self._journal: Any = None
 
     def draw(self, image: np.ndarray, poses: Sequence[Any]) -> np.ndarray:
         from pafpose.draw import poses as draw_poses
@@ -170,7 +174,31 @@ class Outputs:
         elif self.json_format == "coco":
             image_id = self._image_id(location)
             self.coco_names[image_id] = name
-            self.coco.extend(coco_results(poses, image_id))
+            results = coco_results(poses, image_id)
+            self.coco.extend(results)
+            self._journal_line({"image_id": image_id, "name": name, "results": results})
+
+    def _journal_line(self, record: dict[str, Any]) -> None:
+        """Append one image's COCO results to ``coco_results.partial.jsonl`` and flush it, so that
+        a hard kill (``kill -9``, the OOM killer) loses at most the image in flight; ``finish``
+        replaces the journal with the final files. A journal left by an earlier killed run is
+        kept under another name, never overwritten."""
+        import json
+
+        if self._journal is None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.partial.exists():
+                n = 1
+                while (kept := self.partial.with_name(f"coco_results.partial.{n}.jsonl")).exists():
+                    n += 1
+                os.replace(self.partial, kept)
+                warn(f"{self.partial} was left by an interrupted run; kept as {kept.name}")
+            self._journal = open(self.partial, "a", encoding="utf-8")
+        try:
+            self._journal.write(json.dumps(record) + "\n")
+            self._journal.flush()
+        except OSError as err:  # a full disk: name the file
+            raise OSError(err.errno, err.strerror or str(err), str(self.partial)) from err
 
     def picture(self, name: str, drawn: np.ndarray, suffix: str) -> None:
         from pafpose.io import write_image_atomic
@@ -184,6 +212,10 @@ class Outputs:
             self.written.append(write_json_atomic(self.coco, self.out / "coco_results.json"))
             self.written.append(write_json_atomic({str(k): v for k, v in sorted(self.coco_names.items())},
                                                   self.out / "coco_image_ids.json"))
+            if self._journal is not None:  # the final files hold everything: the journal goes
+                self._journal.close()
+                self._journal = None
+                self.partial.unlink(missing_ok=True)
 
 
 class Display:
@@ -305,8 +337,10 @@ class Run:
 
         from pafpose.video import VideoWriter, capture_info, open_capture
 
+        if src.kind == "stream":
+            warn(f"opening {src.location} (waiting up to {self.args.timeout:g} s for it and for each frame)")
         try:
-            cap = open_capture(src.capture_arg())
+            cap = open_capture(src.capture_arg(), timeout=self.args.timeout)
         except PafposeError as err:
             self.fail(str(err))
             return
@@ -336,8 +370,14 @@ class Run:
             cap.release()
             if writer is not None and (path := writer.close()) is not None:
                 self.outputs.written.append(path)
+            if writer is not None and writer.resized:
+                warn(f"{src.location}: the frame size changed during the video; {writer.resized} drawn frames "
+                     "were fitted into the first frame's size (black borders)")
         if frames == 0:
             self.fail(f"{src.location}: no frame could be decoded")
+        elif count and src.kind == "video" and not self.stopped and frames + max(2, count // 100) < count:
+            self.fail(f"{src.location}: the video ended after {frames} of its {count} frames (truncated or "
+                      "damaged); the frames read are kept")
 
     def summary(self, interrupted: bool, startup: float, elapsed: float) -> str:
         """One line: what was done, and the time per image from file to outputs after start-up."""

@@ -1,30 +1,48 @@
-"""Video in and out with OpenCV: captures that fail clearly, and writers that leave a
-playable file behind however the run ends (finished, Ctrl-C or an error)."""
+"""Video in and out: OpenCV captures that fail clearly and in bounded time, and writers
+(PyAV) that leave a playable file behind however the run ends (finished, Ctrl-C, an error,
+even ``kill -9``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 
 
-def open_capture(source: int | str) -> Any:
-    """An opened ``cv2.VideoCapture`` for a file, a camera index or a stream URL."""
+def open_capture(source: int | str, timeout: float = 10.0) -> Any:
+    """An opened ``cv2.VideoCapture`` for a file, a camera index or a stream URL.
+
+    ``timeout`` (seconds) bounds opening a stream and waiting for each of its frames: a
+    server that accepts the connection and then says nothing is an error, not a hang.
+    """
     import cv2
 
+    if isinstance(source, bool) or not isinstance(source, (int, str)):
+        raise PafposeError(f"expected a video file, camera index or URL, got {type(source).__name__}")
+    if isinstance(source, int) and source not in CAMERA_INDICES:
+        raise PafposeError(f"camera {source}: no such camera index (use 0..{CAMERA_INDICES[-1]})")
     if isinstance(source, str) and "://" not in source and not Path(source).is_file():
         raise PafposeError(f"{source}: no such video file")
-    cap = cv2.VideoCapture(source)
+    if isinstance(source, str) and "://" in source:
+        ms = int(check_number("timeout", timeout, 0.1, 3600) * 1000)
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    else:
+        cap = cv2.VideoCapture(source)
     if not cap.isOpened():
         if isinstance(source, int):
             raise PafposeError(f"camera {source}: cannot be opened (no such camera, or it is busy)")
         if "://" in source:
-            raise PafposeError(f"{source}: cannot open this stream (unreachable, or not a video OpenCV can decode)")
+            raise PafposeError(f"{source}: cannot open this stream within {timeout:g} s (unreachable, not "
+                               "answering, or not a video OpenCV can decode; --timeout sets the wait)")
         raise PafposeError(f"{source}: not a video OpenCV can decode")
     return cap
 
@@ -38,46 +56,130 @@ def capture_info(cap: Any) -> tuple[float, int | None]:
     return (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
 
 
-class VideoWriter:
-    """Writes frames to ``path`` through a hidden temporary file renamed on :meth:`close`.
+CAMERA_INDICES = range(100)  # OpenCV reads index // 100 as a capture API, and a negative index crashes it
 
-    Closing finalises the container (an MP4's index is written at the end), so a run
-    interrupted with Ctrl-C still leaves a valid, shorter video; ``close`` is called by the
-    context manager whatever happened. The size comes from the first frame.
+
+def _letterbox(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``frame`` fitted into ``w`` x ``h`` keeping its aspect ratio, centred on black."""
+    import cv2
+
+    fh, fw = frame.shape[:2]
+    f = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * f))), max(1, min(h, round(fh * f)))
+    out = np.zeros((h, w, 3), np.uint8)
+    x, y = (w - nw) // 2, (h - nh) // 2
+    out[y : y + nh, x : x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+_CONTAINERS = {  # suffix -> FFmpeg muxer
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+
+class VideoWriter:
+    """Writes the frames of a video so that as much as possible survives however the run ends.
+
+    The frames go to ``NAME.partial.mp4`` beside ``path``, renamed to ``path`` when
+    :meth:`close` finishes it (the context manager calls it whatever happened: Ctrl-C gives
+    a complete, shorter video). MP4s are *fragmented* (H.264 with a key frame and a fragment
+    every second, packets flushed as they are made), so even after ``kill -9``, the OOM
+    killer or a power cut the partial file plays up to its last second. Write errors (a
+    full disk) are raised as ``OSError`` naming the video, never swallowed as OpenCV's
+    writer does. Written with PyAV (FFmpeg). The size comes from the first frame; a later
+    frame of another size is fitted in with black borders, never stretched (``resized``
+    counts them).
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
-        self.fps = float(fps)
-        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        if self.path.suffix.lower() not in _CONTAINERS:
+            raise PafposeError(f"{self.path}: cannot write this kind of video; use "
+                               + ", ".join(_CONTAINERS))
+        self.fps = float(fps) if 0 < fps < 1000 else 30.0
+        self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
         self.frames = 0
-        self._writer: Any = None
+        self.resized = 0
+        self.size: tuple[int, int] | None = None  # (width, height) of the first frame
+        self._container: Any = None
+        self._stream: Any = None
+        self._failed = False
+
+    def _open(self, w: int, h: int) -> None:
+        import av
+
+        fmt = _CONTAINERS[self.path.suffix.lower()]
+        options = {"flush_packets": "1"}
+        if fmt in ("mp4", "mov"):
+            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        container = av.open(str(self.partial), "w", format=fmt, options=options)
+        try:
+            if "libx264" in av.codecs_available:
+                stream = container.add_stream("libx264", rate=rate, options={
+                    "preset": "veryfast", "tune": "zerolatency", "crf": "23", "g": str(max(1, round(self.fps)))})
+            else:  # an FFmpeg without x264: MPEG-4 part 2, as OpenCV's mp4v
+                stream = container.add_stream("mpeg4", rate=rate, options={"g": str(max(1, round(self.fps)))})
+            stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"  # 4:2:0 needs even sides
+        except BaseException:
+            container.close()
+            self.partial.unlink(missing_ok=True)
+            raise
+        self._container, self._stream = container, stream
+
+    def _failure(self, err: BaseException) -> OSError:
+        """A write error as an OSError that names the video and says what was kept."""
+        self._failed = True
+        errno = getattr(err, "errno", None)
+        why = getattr(err, "strerror", None) or str(err)
+        return OSError(errno, f"{why} (writing the video failed; its frames so far are in {self.partial.name})",
+                       str(self.path))
 
     def write(self, frame: np.ndarray) -> None:
-        import cv2
+        import av
 
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
-                                              else "MJPG"))
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (w, h))
-            if not writer.isOpened():
-                writer.release()
-                raise PafposeError(f"{self.path}: OpenCV cannot write this kind of video; use .mp4 or .avi")
-            self._writer = writer
-        self._writer.write(frame)
+        h, w = frame.shape[:2]
+        if self.size is None:
+            try:
+                self._open(w, h)
+            except OSError as err:
+                raise self._failure(err) from err
+            except av.FFmpegError as err:
+                raise PafposeError(f"{self.path}: FFmpeg cannot write this video ({err})") from err
+            self.size = (w, h)
+        if (w, h) != self.size:
+            frame = _letterbox(frame, *self.size)
+            self.resized += 1
+        sw, sh = self._stream.width, self._stream.height
+        if frame.shape[:2] != (sh, sw):  # odd sides: one black row or column
+            frame = np.pad(frame, ((0, sh - frame.shape[0]), (0, sw - frame.shape[1]), (0, 0)))
+        try:
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
+                                                                         format="bgr24")):
+                self._container.mux(packet)
+        except (OSError, av.FFmpegError) as err:
+            raise self._failure(err) from err
         self.frames += 1
 
     def close(self) -> Path | None:
-        """Finish the file; returns its path, or None when no frame was written."""
-        if self._writer is None:
+        """Finish the file; returns its path, or None when no frame was written or writing
+        failed (then the partial file keeps what was written)."""
+        container, self._container = self._container, None
+        if container is None:
             return None
-        self._writer.release()
-        self._writer = None
-        if not self.tmp.exists():
+        if self._failed:
+            with contextlib.suppress(Exception):
+                container.close()
             return None
-        os.replace(self.tmp, self.path)
+        try:
+            for packet in self._stream.encode():
+                container.mux(packet)
+            container.close()
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                container.close()
+            raise self._failure(err) from err
+        os.replace(self.partial, self.path)
         return self.path
 
     def __enter__(self) -> VideoWriter:
@@ -85,4 +187,6 @@ class VideoWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc_type is not None and issubclass(exc_type, OSError):
+            self._failed = True  # the partial file is what there is
         self.close()
