@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import cv2
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,3 +31,25 @@ def _private_weight_cache(tmp_path_factory):
     mp.delenv("PAFPOSE_OFFLINE", raising=False)
     yield
     mp.undo()
+
+
+# The real model on real photos, as `pafpose` commands run it (test_predict_cli, test_video...)
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("../shared not found (set PAFPOSE_SHARED): these tests run the real model on real photos")
+    e = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    e.update(PAFPOSE_WEIGHTS_PATH=str(shared / "weights"), PAFPOSE_OFFLINE="1",
+             PAFPOSE_HOME=str(tmp_path_factory.mktemp("home")))
+    return e
+
+
+@pytest.fixture(scope="module")
+def images(env):
+    return shared_dir() / "images"
+
+
+@pytest.fixture(scope="module")
+def dance_frame(images):
+    return cv2.resize(cv2.imread(str(images / "p3_dance.png")), (456, 256), interpolation=cv2.INTER_AREA)

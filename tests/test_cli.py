@@ -48,3 +48,49 @@ def test_models_lists_the_zoo():
     r = run("models", "nothing*")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no model matches" in r.stderr
 
+
+
+@pytest.mark.parametrize("args", [
+    ["predict", "x.jpg", "--scales", "inf"],
+    ["predict", "x.jpg", "--scales", "1e6"],
+    ["predict", "x.jpg", "--scales", "15"],  # a typo for 1.5: 4 GB and invented people
+    ["predict", "x.jpg", "--scales", "nan"],
+    ["predict", "x.jpg", "--upsample-factor", "100000"],
+    ["predict", "x.jpg", "--peak-threshold", "nan"],
+    ["predict", "x.jpg", "--min-keypoints", "-1"],
+    ["predict", "x.jpg", "--height", "0"],
+    ["predict", "x.jpg", "--height", "100000"],
+    ["predict", "x.jpg", "--threads", "-1"],
+    ["predict", "x.jpg", "--batch-size", "0"],
+    ["predict", "x.jpg", "--threshold", "inf"],
+    ["predict", "x.jpg", "--timeout", "0"],
+    ["explain", "x.jpg", "--dpi", "0"],
+    ["explain", "x.jpg", "--dpi", "100000"],
+    ["bench", "--batch", "0"],
+    ["bench", "--warmup", "-1"],
+    ["export", "--format", "onnx", "--out", "x.onnx", "--height", "-5"],
+])
+def test_every_numeric_option_is_checked(args, capsys):
+    """Refused while parsing, before any model loads: one line (what, and where help is), exit 2."""
+    from pafpose.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "must be" in err and "--help" in err, err
+
+
+def test_too_many_scales_and_mismatched_export_names(tmp_path):
+    r = run("predict", "x.jpg", "--scales", "1", "0.5", "1.5", "2", "0.75")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "scales must be 1 to 4 numbers" in r.stderr, r.stderr
+    r = run("export", "--format", "onnx", "--out", str(tmp_path / "x.xml"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a onnx file is named *.onnx" in r.stderr
+    assert not (tmp_path / "x.xml").exists()
+
+
+def test_submodules_are_reachable_from_the_package():
+    code = ("import pafpose, numpy as np\n"
+            "img = pafpose.draw.poses(np.zeros((8, 8, 3), np.uint8), [])\n"
+            "print(img.shape, pafpose.formats.openpose_json([])['version'], callable(pafpose.viz.explain_figure))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "(8, 8, 3) 1.3 True", r.stderr

@@ -18,26 +18,6 @@ from pafpose.cli import build_parser, main
 EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    from conftest import shared_dir
-
-    shared = shared_dir()
-    if shared is None:
-        pytest.skip("../shared not found (set PAFPOSE_SHARED): these tests run the real model on real photos")
-    e = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    e.update(PAFPOSE_WEIGHTS_PATH=str(shared / "weights"), PAFPOSE_OFFLINE="1",
-             PAFPOSE_HOME=str(tmp_path_factory.mktemp("home")))
-    return e
-
-
-@pytest.fixture(scope="module")
-def images(env):
-    from conftest import shared_dir
-
-    return shared_dir() / "images"
-
-
 def pafpose(env, *args, cwd=None):
     return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
@@ -166,11 +146,6 @@ def count_frames(path):
     return n
 
 
-@pytest.fixture(scope="module")
-def dance_frame(images):
-    return cv2.resize(cv2.imread(str(images / "p3_dance.png")), (456, 256), interpolation=cv2.INTER_AREA)
-
-
 def test_video_end_to_end(env, dance_frame, tmp_path):
     make_video(tmp_path / "clip.mp4", dance_frame, 6)
     r = pafpose(env, "predict", tmp_path / "clip.mp4", "--out", tmp_path / "out", "--save-video", "--height", "256",
@@ -261,3 +236,26 @@ def test_decoder_options_reach_the_config():
     args = parser.parse_args(["eval", "--annotations", "a.json", "--images", "d"])
     assert args.fill_missing is True  # eval completes people unless told not to
     assert parser.parse_args(["eval", "--annotations", "a", "--images", "d", "--no-fill-missing"]).fill_missing is False
+
+
+def test_explain_memory_is_bounded_by_the_display_not_the_photo(env, images, tmp_path):
+    """A 12 Mpixel photo used to take 1.4 GB in matplotlib; a 144 Mpixel PNG took the machine."""
+    dance = cv2.imread(str(images / "p3_dance.png"))
+    cv2.imwrite(str(tmp_path / "big.jpg"), cv2.resize(dance, (4000, 3000)))
+    from test_images import png_bomb
+
+    (tmp_path / "bomb.png").write_bytes(png_bomb(12_000, 12_000))
+
+    def limit():  # a safety net: the child can never take the machine down
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
+
+    proc = subprocess.Popen([EXE, "explain", str(tmp_path / "big.jpg"), "--out", str(tmp_path / "fig.png")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
+    assert usage.ru_maxrss < 800 * 1024, f"peak {usage.ru_maxrss // 1024} MB"  # 1371 MB before; ~470 MB now
+    r = subprocess.run([EXE, "explain", str(tmp_path / "bomb.png"), "--out", str(tmp_path / "b.png")],
+                       env=env, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "image too large: 12000 x 12000" in r.stderr

@@ -25,15 +25,17 @@ STAGES = ("read", "preprocess", "network", "decode", "draw")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import number
     from pafpose.predict_cli import add_model_arguments
 
     p = sub.add_parser("bench", help="measure images/s and per-stage times on real photos",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=Path, help="folder of photos (default: ../shared/images when present)")
-    p.add_argument("--batch", type=int, default=1, help="images per network call")
-    p.add_argument("--warmup", type=int, default=2, help="rounds over the photos before measuring (two: the "
+    p.add_argument("--batch", type=number(1, 256, integer=True), default=1, help="images per network call")
+    p.add_argument("--warmup", type=number(0, 1000, integer=True), default=2,
+                   help="rounds over the photos before measuring (two: the "
                    "openvino backend compiles a model for an input size on its second sight)")
-    p.add_argument("--repeat", type=int, default=3, help="measured rounds over the photos")
+    p.add_argument("--repeat", type=number(1, 1000, integer=True), default=3, help="measured rounds over the photos")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
     add_model_arguments(p)
     p.set_defaults(func=run)
@@ -73,10 +75,10 @@ def percentile(values: list[float], q: float) -> float:
 def measure(est: Any, paths: list[Path], batch: int, warmup: int, repeat: int,
             progress: bool = True) -> dict[str, Any]:
     """Per-image stage times (seconds) of every measured batch, and the wall time they took."""
-    import cv2
     from tqdm import tqdm
 
     from pafpose.draw import poses as draw_poses
+    from pafpose.images import read_image
 
     batches = [paths[i:i + batch] for i in range(0, len(paths), batch)]
     per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
@@ -88,7 +90,7 @@ def measure(est: Any, paths: list[Path], batch: int, warmup: int, repeat: int,
                 for key in est.timings:
                     est.timings[key] = 0.0
                 t0 = time.perf_counter()
-                frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in group]
+                frames = [read_image(p) for p in group]  # as every command reads them
                 t1 = time.perf_counter()
                 found = est.predict_batch(frames)
                 t2 = time.perf_counter()
@@ -129,14 +131,10 @@ def run(args: argparse.Namespace) -> int:
 
     from pafpose.errors import PafposeError
     from pafpose.formats import write_json_atomic
+    from pafpose.images import read_image
     from pafpose.io import IMAGE_EXTENSIONS
     from pafpose.predict_cli import make_estimator
 
-    for name in ("batch", "repeat"):
-        if getattr(args, name) < 1:
-            raise PafposeError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        raise PafposeError(f"--warmup must be 0 or more, got {args.warmup}")
     folder = args.images or default_images()
     if folder is None:
         raise PafposeError("no photos: give --images DIR (../shared/images is used when present)")
@@ -144,11 +142,11 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"{folder}: no such folder")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     readable = []
-    import cv2
-
-    for p in paths:
-        if cv2.imread(str(p), cv2.IMREAD_COLOR) is None:
-            print(f"pafpose: skipped {p}: not a readable image")
+    for p in paths:  # a FIFO, a file that can't be read or a gigapixel bomb is skipped, never a hang
+        try:
+            read_image(p)
+        except PafposeError as err:
+            print(f"pafpose: skipped {err}")
         else:
             readable.append(p)
     if not readable:

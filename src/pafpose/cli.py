@@ -9,7 +9,7 @@ from typing import NoReturn
 
 # The command's errors are one line each: OpenCV's and FFmpeg's own logging would add more
 # (set before OpenCV is first imported; a user's own setting wins).
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from pafpose import (

@@ -14,6 +14,8 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import MAX_SIDE, number
+
     p = sub.add_parser("export", help="export a network to ONNX or OpenVINO IR",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="zoo name or architecture (default human-pose-estimation-0001, or with "
@@ -21,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, help="weights file (instead of the zoo's), e.g. a pafpose checkpoint")
     p.add_argument("--format", choices=("onnx", "openvino"), required=True)
     p.add_argument("--out", type=Path, required=True, help="output file (.onnx, or .xml for openvino)")
-    p.add_argument("--height", type=int, help="fixed input height (a multiple of the stride)")
-    p.add_argument("--width", type=int, help="fixed input width (a multiple of the stride)")
+    side = number(1, MAX_SIDE, integer=True)
+    p.add_argument("--height", type=side, help="fixed input height (a multiple of the stride)")
+    p.add_argument("--width", type=side, help="fixed input width (a multiple of the stride)")
     p.add_argument("--dynamic", action="store_true", help="free height and width (the default without --height)")
     p.set_defaults(func=run)
 
@@ -60,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError("--dynamic leaves height and width free: give it or --height/--width, not both")
     if args.out.is_dir():
         raise PafposeError(f"--out {args.out}: is a folder; name a file")
+    wanted = {"onnx": ".onnx", "openvino": ".xml"}[args.format]
+    if args.out.suffix.lower() != wanted:
+        raise PafposeError(f"--out {args.out}: a {args.format} file is named *{wanted}")
     if args.weights is not None:
         if not args.weights.is_file():
             raise PafposeError(f"{args.weights}: no such weights file")

@@ -70,11 +70,24 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
                    help="CPU threads for the network (default: the runtime's choice)")
     g.add_argument("--height", type=number(1, MAX_HEIGHT, integer=True),
                    help=f"network input height (default: the model's; at most {MAX_HEIGHT})")
-    g.add_argument("--scales", type=number(*SCALE_RANGE), nargs="+", default=[1.0],
+    g.add_argument("--scales", type=number(*SCALE_RANGE), nargs="+", default=[1.0], action=_AtMost(MAX_SCALES),
                    help=f"test-time scales, e.g. 1 0.5 1.5 2 (each {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}, "
                    f"at most {MAX_SCALES})")
     g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
     add_decoder_arguments(p, **decoder_defaults)
+
+
+def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)
+    """An argparse action for ``nargs="+"`` that takes at most ``n`` values."""
+
+    class AtMost(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            if len(values) > n:
+                parser.error(f"argument {option_string}: scales must be 1 to {n} numbers, got {len(values)}")
+            setattr(namespace, self.dest, values)
+
+    return AtMost
 
 
 def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
