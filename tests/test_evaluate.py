@@ -118,6 +118,10 @@ def val_subset(tmp_path_factory):
     ids = sorted(img["id"] for img in data["images"])[:16]
     data["images"] = [img for img in data["images"] if img["id"] in ids]
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    person = next(a for a in data["annotations"] if a["num_keypoints"] > 0)
+    broken = [{**person, "id": 900001, "keypoints": [float("nan")] * 51},  # would change the AP if scored
+              {**person, "id": 900002, "image_id": str(person["image_id"])}]
+    data["annotations"] += broken  # left out of the ground truth, and reported
     path = tmp_path_factory.mktemp("val") / "subset.json"
     path.write_text(json.dumps(data))
     return path, root / "images", shared / "weights"
@@ -131,9 +135,11 @@ def test_eval_command_on_real_images(val_subset, tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert list(metrics) == list(METRICS)
+    assert list(metrics) == [*METRICS, "images", "unreadable", "skipped_entries"]
+    assert metrics["images"] == 16 and metrics["unreadable"] == 0 and metrics["skipped_entries"] == 2
+    assert "2 entries skipped (annotation" in r.stderr and "scoring the valid entries only" in r.stderr
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets= 20 ]" in r.stdout
-    assert "16 images" in r.stdout and "images/s" in r.stdout
+    assert "16 images" in r.stdout and "images/s" in r.stdout and "2 annotation-file entries skipped" in r.stdout
     assert metrics["AP"] == pytest.approx(SUBSET_AP, abs=0.005)
     results = json.loads((tmp_path / "r.json").read_text())
     assert results and all(r["category_id"] == 1 and len(r["keypoints"]) == 51 for r in results)
@@ -147,13 +153,16 @@ def test_eval_command_on_real_images(val_subset, tmp_path):
     finally:
         del os.environ["PAFPOSE_WEIGHTS_PATH"]
     again = evaluate(est.predict, ann, images, progress=False)
-    assert {k: round(v, 6) for k, v in again.metrics.items()} == metrics
+    assert {k: round(v, 6) for k, v in again.metrics.items()} == {k: metrics[k] for k in METRICS}
+    assert len(again.skipped) == 2
 
 
 def test_eval_refuses_to_overwrite_its_inputs(tmp_path):
     path, _ = synthetic_set(tmp_path, np.random.default_rng(3))
     for args, message in ((["--out", str(path)], "is the annotation file"),
                           (["--metrics-json", str(tmp_path)], "is a folder"),
+                          # found before the model loads and the images are run, not after
+                          (["--out", str(path / "r.json")], "is a file, not a folder"),
                           (["--max-detections", "0"], "--max-detections")):
         r = subprocess.run([EXE, "eval", "--annotations", str(path), "--images", str(tmp_path), *args],
                            capture_output=True, text=True, timeout=120)

@@ -158,7 +158,7 @@ def test_download_verifies_and_writes_atomically(shared_dir_or_skip, tmp_path):
         download(src.as_uri(), bad, "0" * 64, wf.size)
     assert not bad.exists() and list(bad.parent.iterdir()) == []  # no partial file left behind
     with pytest.raises(PafposeError, match="bytes"):
-        download(src.as_uri(), bad, None, wf.size + 1)
+        download(src.as_uri(), bad, wf.sha256, wf.size + 1)
     assert list(bad.parent.iterdir()) == []
 
 
@@ -189,6 +189,9 @@ def test_bad_files_give_one_line_errors(shared_dir_or_skip, tmp_path):
     junk = tmp_path / "junk.xml"
     junk.write_text("this is not xml")
     junk.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(PafposeError, match=r"junk\.bin: empty file"):
+        W.load(junk, architecture="human-pose-estimation-0001")
+    junk.with_suffix(".bin").write_bytes(b"\x00" * 64)
     with pytest.raises(PafposeError, match=r"junk\.xml"):
         W.load(junk, architecture="human-pose-estimation-0001")
     with pytest.raises(PafposeError, match="deployed variant"):
@@ -205,10 +208,11 @@ def test_bad_files_give_one_line_errors(shared_dir_or_skip, tmp_path):
 
 
 def test_unverifiable_entries_do_not_pick_up_other_files(shared_dir_or_skip, monkeypatch):
-    """The FP32 entry has no known hash: the INT8 copy (same file name) must not stand in."""
+    """The FP32 entry has no known hash: the INT8 copy (same file name) must not stand in,
+    and pafpose does not download it (it could not check it)."""
     monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
     monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared_dir_or_skip / "weights"))
-    with pytest.raises(PafposeError, match="not cached"):
+    with pytest.raises(PafposeError, match=r"does not download .*no verified sha256"):
         W.load("human-pose-estimation-0001.fp32")
 
 

@@ -269,3 +269,108 @@ def test_learning_works_a_small_model_overfits_8_images_from_scratch(tmp_path, s
     r = subprocess.run([EXE, "eval", "--weights", str(tmp_path / "run" / "last.pt"), "--model", "openpose-coco",
                         "--annotations", str(ann), "--images", str(mini / "images")], capture_output=True, text=True)
     assert r.returncode == 2 and "a checkpoint of a lightweight-openpose network, not of openpose-coco" in r.stderr
+
+
+def strict_json_lines(path):
+    """log.jsonl as strict JSON: NaN and Infinity tokens are refused, not parsed."""
+    def refuse(token):
+        raise AssertionError(f"{path}: {token} is not JSON")
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_a_diverging_run_stops_at_once_and_keeps_the_good_checkpoint(tmp_path):
+    # SGD at lr 10 in float32 diverges within a few steps on this data
+    cfg = config(tmp_path, lr=10.0, optimizer="sgd", amp=False, iterations=20, checkpoint_every=1)
+    trainer = Trainer(cfg, progress=False)
+    with pytest.raises(PafposeError, match=r"iteration (\d+): the loss is not finite") as info:
+        trainer.run()
+    stopped = int(info.value.iteration)
+    assert stopped < 20 and trainer.iteration == stopped - 1  # that step was not applied
+    assert f"last.pt is from iteration {stopped - 1}" in str(info.value)
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert saved["iteration"] == stopped - 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    log = strict_json_lines(tmp_path / "run" / "log.jsonl")
+    assert log[-1]["iteration"] == stopped and log[-1]["loss"] is None and None in log[-1]["stages"]
+    assert all(r["loss"] is not None for r in log[:-1])
+
+    # weights that went non-finite with a finite loss never replace a good checkpoint either
+    good = (tmp_path / "run" / "last.pt").read_bytes()
+    with torch.no_grad():
+        next(trainer.net.parameters()).fill_(float("nan"))
+    for name in ("last.pt", "best.pt"):
+        with pytest.raises(PafposeError, match=f"weights are not finite.*{name} not written"):
+            trainer.save_checkpoint(name)
+    assert (tmp_path / "run" / "last.pt").read_bytes() == good and not (tmp_path / "run" / "best.pt").exists()
+
+    r = subprocess.run([EXE, "train", "--annotations", cfg.annotations, "--images", cfg.images, "--model", cfg.model,
+                        "--size", "64", "--batch-size", "2", "--iterations", "20", "--workers", "0", "--lr", "10",
+                        "--optimizer", "sgd", "--no-amp", "--out", str(tmp_path / "cli"), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "the loss is not finite" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"seed": -1}, "seed must be in"),
+    ({"workers": -1}, "workers must be in"),
+    ({"weight_decay": float("nan")}, "weight_decay must be a finite number"),
+    ({"momentum": float("nan")}, "momentum must be a finite number"),
+    ({"lr": float("inf")}, "lr must be a finite number"),
+    ({"size": "368"}, "size must be a whole number, got '368'"),
+    ({"iterations": 10.0}, "iterations must be a whole number"),
+    ({"batch_size": True}, "batch_size must be a whole number"),
+    ({"lr_steps": [100, -5]}, "lr_steps must be in"),
+    ({"lr_steps": 100}, "lr_steps must be a list"),
+    ({"lr_gamma": 0}, "lr_gamma must be in"),
+    ({"val_height": 1e9}, "val_height must be a whole number"),
+    ({"augment": "no"}, "augment must be true or false"),
+    ({"model": 5}, "model must be a string"),
+    ({"val_annotations": "v.json"}, "val_annotations and val_images go together"),
+])
+def test_every_option_is_checked_when_the_config_is_built(values, message):
+    with pytest.raises(PafposeError, match=message):
+        TrainConfig.from_dict({"annotations": "a.json", "images": "img", **values})
+
+
+@pytest.mark.parametrize(("where", "text", "message"), [
+    ("cli", ["--seed", "-1"], "argument --seed: must be in"),
+    ("cli", ["--workers", "-1"], "argument --workers: must be in"),
+    ("cli", ["--weight-decay", "nan"], "argument --weight-decay: must be a finite number"),
+    ("cli", ["--lr-steps", "10", "x"], "argument --lr-steps: a whole number expected"),
+    ("yaml", b'size: "368"\n', "size must be a whole number, got '368' (str)"),
+    ("yaml", b"momentum: .nan\n", "momentum must be a finite number, got nan"),
+    ("yaml", b"lr: \xff\xfe\n", "not UTF-8 text"),
+    ("yaml", b"lr: [unclosed\n", "not valid YAML"),
+    ("yaml", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    ("yaml", b"1: 2\n", "unknown training option '1'"),
+])
+def test_bad_options_from_yaml_or_the_command_line_are_one_line_errors(tmp_path, where, text, message):
+    args = ["--annotations", "a.json", "--images", str(tmp_path), "--out", str(tmp_path / "run")]
+    if where == "yaml":
+        (tmp_path / "c.yaml").write_bytes(text)
+        args += ["--config", str(tmp_path / "c.yaml")]
+    else:
+        args += text
+    r = subprocess.run([EXE, "train", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and message in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 or r.stderr.startswith("usage:")  # argparse adds its usage line
+    assert not (tmp_path / "run").exists()  # nothing ran
+
+
+def test_validation_set_and_output_folder_are_checked_before_training(tmp_path):
+    (tmp_path / "val.json").write_text('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": '
+                                       '[{"image_id": 1, "keypoints": [0, 0, "2"], "bbox": [0, 0, 1, 1], '
+                                       '"area": 1, "iscrowd": 0}]}')
+    for values, message in (({"val_annotations": str(tmp_path / "val.json"), "val_images": str(tmp_path)},
+                             "no usable annotation"),
+                            ({"val_annotations": str(tmp_path / "nope.json"), "val_images": str(tmp_path)},
+                             "no such annotation file"),
+                            ({"val_annotations": None, "val_images": None, "out": str(tmp_path / "val.json")},
+                             "is a file, not a folder")):
+        cfg = config(tmp_path, **values)
+        with pytest.raises(PafposeError, match=message):
+            Trainer(cfg, progress=False)  # before the first step, not after the last
+    cfg = config(tmp_path, val_annotations=cfg.annotations, val_images=str(tmp_path / "no-such-folder"))
+    with pytest.raises(PafposeError, match=r"val_images .*no such image folder"):
+        Trainer(cfg, progress=False)

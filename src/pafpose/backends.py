@@ -104,13 +104,20 @@ def _state_digest(net: nn.Module) -> str:
 
 
 def exported_onnx(net: nn.Module, name: str) -> Path:
-    """The network as a dynamic-shape ONNX file in the cache (exported on first use)."""
+    """The network as a dynamic-shape ONNX file in the cache (exported on first use).
+
+    The file's checksum is recorded beside it; a cached file that no longer matches (zero
+    bytes, truncated, altered) is deleted with a notice and exported again."""
     from pafpose.export import export_onnx
     from pafpose.weights import cache_dir
+    from pafpose.weights._download import discard, intact, seal
 
     path = cache_dir() / "exported" / f"{name}-{_state_digest(net)}-nhwc.onnx"
+    if path.is_file() and not intact(path):
+        discard(path, "cached exported network is damaged (checksum)")
     if not path.is_file():
         export_onnx(net, path, dynamic=True, layout="NHWC")
+        seal(path)
     return path
 
 

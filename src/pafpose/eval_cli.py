@@ -3,8 +3,11 @@
 Runs the model over every image the annotation file lists (images without people too, so
 false positives count), converts the people to COCO-17 results and scores them with
 pycocotools' COCOeval (iouType keypoints). Prints the standard table and images/second;
---out keeps the results, --metrics-json the ten figures as JSON for tools. A missing or
-unreadable image is reported, counted, and scores as no detections.
+--out keeps the results, --metrics-json the ten figures as JSON for tools (with how many
+images were run, how many were unreadable, and how many annotation-file entries were
+skipped). A missing or unreadable image is reported, counted, and scores as no detections.
+Broken entries of the annotation file (wrong types, missing keys, NaN or absurd numbers)
+are left out of the ground truth and reported; output paths are checked before the run.
 
 Unlike predict, eval completes every person by default (--fill-missing): COCO's OKS
 scores every labelled keypoint, and a keypoint the grouping left out is placed at the
@@ -34,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pafpose._outputs import check_output_file
     from pafpose.errors import PafposeError
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
@@ -45,27 +49,29 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--out", args.out), ("--metrics-json", args.metrics_json)):
         if path is None:
             continue
-        if path.is_dir():
-            raise PafposeError(f"{option} {path}: is a folder; name a file")
         if path.resolve() == args.annotations.resolve():
             raise PafposeError(f"{option} {path}: is the annotation file; it would be overwritten")
+        check_output_file(path, option)  # before the work, not after it
     gt = load_annotations(args.annotations)  # a bad file fails before the model loads
     if not args.images.is_dir():
         raise PafposeError(f"{args.images}: no such image folder")
+    if gt.skipped:
+        warn(f"{args.annotations}: {gt.summary()}; scoring the valid entries only")
     est = make_estimator(args)
     ev = evaluate(est.predict, gt, args.images, max_detections=args.max_detections,
                   on_error=lambda msg: warn(f"error: {msg} (scored as no detections)"))
     if args.out:
         write_json_atomic(ev.results, args.out)
     if args.metrics_json:
-        write_json_atomic({k: round(v, 6) for k, v in ev.metrics.items()}, args.metrics_json)
+        write_json_atomic({**{k: round(v, 6) for k, v in ev.metrics.items()}, "images": ev.images,
+                           "unreadable": len(ev.failed), "skipped_entries": len(ev.skipped)}, args.metrics_json)
     print(ev.table())
     done = ev.images - len(ev.failed)
     rate = f"{done / ev.seconds:.2f} images/s" if ev.seconds > 0 else "no image read"
     tta = f"scales {' '.join(f'{s:g}' for s in est.scales)}{', flip' if est.flip else ''}"
     name = args.model or args.weights or DEFAULT_MODEL
     print(f"{name}, height {est.height}, {tta}: {ev.images} images, {len(ev.results)} people, "
-          f"{len(ev.failed)} unreadable; {rate}")
+          f"{len(ev.failed)} unreadable, {len(ev.skipped)} annotation-file entries skipped; {rate}")
     for path in (args.out, args.metrics_json):
         if path:
             print(f"wrote {path}")

@@ -3,14 +3,15 @@ the people it finds with pycocotools' COCOeval (iouType ``keypoints``, OKS).
 
 Every image listed in the annotation file is run, people or not, so false positives on
 images without people count; an image that is missing or can't be read is reported and
-scores as no detections, so the evaluation always completes on the whole set.
+scores as no detections, so the evaluation always completes on the whole set. Broken
+entries of the annotation file are left out of the ground truth and reported
+(:mod:`pafpose.data.annotations`): the figures are never of a different set silently.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.data.annotations import load_annotations, skipped_summary
 from pafpose.errors import PafposeError
 from pafpose.formats import coco_results
 from pafpose.pose import Pose
@@ -43,6 +45,8 @@ class Evaluation:
         images: how many images the annotation file lists.
         failed: one message per image that could not be read (scored as no detections).
         seconds: time spent reading and predicting, for images / second.
+        skipped: one message per broken entry of the annotation file, left out of the
+            ground truth (the figures are of the valid entries only).
     """
 
     metrics: dict[str, float]
@@ -50,85 +54,15 @@ class Evaluation:
     images: int
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+
+    def skipped_summary(self) -> str:
+        """One line: how many annotation-file entries were left out, and the first reasons."""
+        return skipped_summary(self.skipped)
 
     def table(self) -> str:
         """The standard COCO table, one line per figure."""
         return format_table(self.metrics)
-
-
-def load_annotations(path: str | Path, skipped: list[str] | None = None) -> Any:
-    """A pycocotools ``COCO`` of a person-keypoints file; one-line errors for files that aren't.
-
-    With a ``skipped`` list, broken image and annotation entries are left out and described
-    there instead of failing the whole file (training goes on without them; evaluation
-    must not silently score a different set)."""
-    from pycocotools.coco import COCO
-
-    p = Path(path)
-    if not p.is_file():
-        raise PafposeError(f"{p}: no such annotation file")
-    try:
-        data = json.loads(p.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PafposeError(f"{p}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise PafposeError(f"{p}: not a COCO annotation file (the top level is not an object)")
-    for key in ("images", "annotations"):
-        if not isinstance(data.get(key), list):
-            raise PafposeError(f"{p}: not a COCO annotation file (no '{key}' list)")
-    def bad(message: str) -> None:
-        if skipped is None:
-            raise PafposeError(f"{p}: {message}")
-        skipped.append(message)
-
-    images = []
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
-            bad(f"image entry {i} needs 'id' and 'file_name'")
-            continue
-        images.append(img)
-    data["images"] = images
-    ids = {img["id"] for img in images}
-    needed = ("image_id", "keypoints", "area", "iscrowd", "bbox")
-    next_id = 1 + max((a["id"] for a in data["annotations"] if isinstance(a, dict) and isinstance(a.get("id"), int)),
-                      default=0)
-    annotations = []
-    for i, ann in enumerate(data["annotations"]):
-        missing = [k for k in needed if not isinstance(ann, dict) or k not in ann]
-        if missing:
-            bad(f"annotation {i} lacks {', '.join(missing)}: not a person-keypoints file")
-            continue
-        if not _numbers(ann["keypoints"], 51):
-            bad(f"annotation {i} has {_size(ann['keypoints'])} keypoint values, "
-                "COCO person keypoints have 51 numbers (17 x, y, v)")
-            continue
-        if not _numbers(ann["bbox"], 4):
-            bad(f"annotation {i}: bbox must be 4 numbers (x, y, width, height)")
-            continue
-        if ann["image_id"] not in ids:
-            bad(f"annotation {i} refers to image {ann['image_id']}, which is not listed")
-            continue
-        annotations.append(ann)
-        ann.setdefault("category_id", 1)
-        if "id" not in ann:  # pycocotools indexes annotations by id
-            ann["id"], next_id = next_id, next_id + 1
-        ann.setdefault("num_keypoints", sum(1 for v in ann["keypoints"][2::3] if v > 0))
-    data["annotations"] = annotations
-    data.setdefault("categories", [{"id": 1, "name": "person"}])
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
-def _numbers(values: Any, n: int) -> bool:
-    return (isinstance(values, list) and len(values) == n
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
-
-
-def _size(values: Any) -> str:
-    return str(len(values)) if isinstance(values, list) else "no list of"
 
 
 def coco_eval(gt: Any, results: Sequence[dict[str, Any]], image_ids: Sequence[int] | None = None) -> dict[str, float]:
@@ -170,7 +104,8 @@ def evaluate(
     Args:
         predict: BGR image -> people (keypoints in image pixels, any skeleton that converts
             to COCO-17).
-        annotations: a COCO person-keypoints file, or a pycocotools ``COCO``.
+        annotations: a COCO person-keypoints file, or a pycocotools ``COCO`` (best one from
+            :func:`load_annotations`, which reports the entries it left out).
         images: folder holding the files the annotations name.
         max_detections: people kept per image, best first (COCO scores the 20 best).
         on_error: called with a message for each image that can't be read.
@@ -185,20 +120,21 @@ def evaluate(
     if not images.is_dir():
         raise PafposeError(f"{images}: no such image folder")
     gt = annotations if hasattr(annotations, "getImgIds") else load_annotations(annotations)
+    skipped = list(getattr(gt, "skipped", []))
     image_ids = sorted(gt.getImgIds())
     results: list[dict[str, Any]] = []
     failed: list[str] = []
     seconds = 0.0
     for image_id in tqdm(image_ids, unit="image", disable=not progress):
         t0 = time.perf_counter()
-        try:
+        try:  # one image's error (unreadable, or refused by the predictor) is that image's alone
             img = read_image(images / gt.imgs[image_id]["file_name"])
+            people = sorted(predict(img), key=lambda p: -p.score)[:max_detections]
         except PafposeError as err:
             failed.append(str(err))
             if on_error is not None:
                 on_error(str(err))
             continue
-        people = sorted(predict(img), key=lambda p: -p.score)[:max_detections]
         seconds += time.perf_counter() - t0
         results.extend(coco_results(people, image_id))
-    return Evaluation(coco_eval(gt, results, image_ids), results, len(image_ids), failed, seconds)
+    return Evaluation(coco_eval(gt, results, image_ids), results, len(image_ids), failed, seconds, skipped)

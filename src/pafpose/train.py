@@ -27,9 +27,55 @@ import torch
 import torch.distributed as dist
 
 from pafpose.backends import cpu_has_bfloat16
+from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 
 log = logging.getLogger(__name__)
+
+# Every numeric option's rule, ``name: (lo, hi, integer, lo_open)``: one table for config
+# files, the command line (``pafpose train --seed -1`` is refused by argparse) and the API.
+NUMBERS: dict[str, tuple[float, float, bool, bool]] = {
+    "iterations": (1, 10**9, True, False),
+    "batch_size": (1, 1024, True, False),
+    "size": (8, 4096, True, False),
+    "lr": (0, 10, False, True),
+    "momentum": (0, 1, False, False),
+    "weight_decay": (0, 1, False, False),
+    "lr_steps": (1, 10**9, True, False),  # each step
+    "lr_gamma": (0, 10, False, True),
+    "grad_clip": (0, 1e9, False, False),
+    "checkpoint_every": (1, 10**9, True, False),
+    "val_every": (0, 10**9, True, False),
+    "val_height": (8, 4096, True, False),
+    "workers": (0, 256, True, False),
+    "seed": (0, 2**32 - 1, True, False),  # numpy's seeds are 32-bit
+    "log_every": (1, 10**9, True, False),
+}
+_TEXT = ("annotations", "images", "model", "out", "optimizer", "device")
+_OPTIONAL_TEXT = ("init", "val_annotations", "val_images")
+_FLAGS = ("augment", "amp", "tensorboard")
+
+
+class NonFiniteLossError(PafposeError):
+    """The loss of an iteration is NaN or infinite: the run diverged. That step is not
+    applied, and no checkpoint is written from it."""
+
+    def __init__(self, iteration: int, stages: list[float], hint: str = "") -> None:
+        self.iteration, self.stages = iteration, stages
+        super().__init__(f"iteration {iteration}: the loss is not finite (stages "
+                         f"{', '.join(f'{v:g}' for v in stages)}); training stopped without applying or saving "
+                         f"this step" + (f". {hint}" if hint else ""))
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: ``log.jsonl`` stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 @dataclass
@@ -101,21 +147,41 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        """Check every field's type and range now: a bad value from a config file or the
+        command line is a one-line error before anything runs, never a NaN run."""
         if not self.annotations or not self.images:
             raise PafposeError("annotations and images are required (the training set)")
+        for name in _TEXT + _OPTIONAL_TEXT:
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                value = os.fspath(value)
+                setattr(self, name, value)
+            if not (isinstance(value, str) or (value is None and name in _OPTIONAL_TEXT)):
+                raise PafposeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
+        for name in _FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                value = getattr(self, name)
+                raise PafposeError(f"{name} must be true or false, got {value!r} ({type(value).__name__})")
         if self.optimizer not in ("adam", "sgd"):
             raise PafposeError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
-        for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise PafposeError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise PafposeError(f"lr must be positive, got {self.lr}")
+        if not isinstance(self.lr_steps, list):
+            raise PafposeError(f"lr_steps must be a list of iterations, got {self.lr_steps!r}")
+        for name, (lo, hi, integer, lo_open) in NUMBERS.items():
+            value = getattr(self, name)
+            if value is None and name == "val_height":
+                continue
+            for v in value if name == "lr_steps" else [value]:
+                check_number(name, v, lo, hi, integer=integer, lo_open=lo_open)
+            if not integer:
+                setattr(self, name, float(value))
+        if bool(self.val_annotations) != bool(self.val_images):
+            raise PafposeError("val_annotations and val_images go together (the validation set)")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """From a config file's mapping; unknown keys are a one-line error listing the known ones."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
             raise PafposeError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         return cls(**values)
@@ -231,6 +297,17 @@ class Trainer:
                                      seed=c.seed)
         if len(self.dataset) < c.batch_size:
             raise PafposeError(f"{len(self.dataset)} usable images, fewer than the batch size {c.batch_size}")
+        self.val_gt: Any = None
+        if c.val_annotations and c.val_images:  # checked now, not after the training it follows
+            from pafpose.data.annotations import load_annotations
+
+            self.val_gt = load_annotations(c.val_annotations)
+            if not Path(c.val_images).is_dir():
+                raise PafposeError(f"val_images {c.val_images}: no such image folder")
+        if self.rank == 0:
+            from pafpose._outputs import check_output_dir
+
+            check_output_dir(c.out, "out")
         self.sampler = EpochSampler(len(self.dataset), c.seed, self.rank, self.world)
         params = [p for p in self.net.parameters() if p.requires_grad]
         if c.optimizer == "adam":
@@ -245,6 +322,7 @@ class Trainer:
         self.iteration = 0
         self.epoch, self.position = 0, 0  # data position: epoch and batches done in it
         self.best_ap = -1.0
+        self.saved: int | None = None  # iteration of the last good last.pt (None: none yet)
         self.skipped = 0  # unreadable images passed over since the start (all processes)
         self.out = Path(c.out)
         self.progress = progress and self.rank == 0
@@ -262,13 +340,28 @@ class Trainer:
                 "architecture": self.config.model}
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
-        """Atomically write the whole training state (rank 0 only)."""
+        """Atomically write the whole training state (rank 0 only); non-finite weights are
+        refused, so a good checkpoint is never replaced by a diverged one."""
         from pafpose.io import atomic_output
 
         if self.rank != 0:
             return None
+        bad = [k for k, v in self.net.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise PafposeError(f"iteration {self.iteration}: the weights are not finite (first: {bad[0]}); "
+                               f"{self.out / name} not written. {self._kept()}")
         state = self.state()
-        return atomic_output(self.out / name, lambda tmp: torch.save(state, tmp))
+        path = atomic_output(self.out / name, lambda tmp: torch.save(state, tmp))
+        if name == "last.pt":
+            self.saved = self.iteration
+        return path
+
+    def _kept(self) -> str:
+        """What the user still has, for the message of a diverged run."""
+        last = self.out / "last.pt"
+        kept = (f"{last} is from iteration {self.saved}" if self.saved is not None
+                else f"{last} was not written by this run")
+        return f"{kept}. Lower the learning rate (or set grad_clip) and resume or start again"
 
     def load_checkpoint(self, path: str | Path) -> None:
         p = Path(path)
@@ -286,6 +379,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.iteration, self.epoch, self.position = state["iteration"], state["epoch"], state["position"]
         self.best_ap = state["best_ap"]
+        self.saved = self.iteration if p.resolve() == (self.out / "last.pt").resolve() else None
         _set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ loop
@@ -309,7 +403,10 @@ class Trainer:
             self.position = per_epoch
 
     def step(self, batch: dict[str, torch.Tensor]) -> list[float]:
-        """One optimiser step; returns the per-stage losses averaged over all processes."""
+        """One optimiser step; returns the per-stage losses averaged over all processes.
+
+        A NaN or infinite loss raises :class:`NonFiniteLossError` before the step is applied: a
+        diverged run stops at once instead of training on, and saving, NaN weights."""
         c = self.config
         skipped = float(batch["skipped"].sum()) if "skipped" in batch else 0.0
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -323,6 +420,14 @@ class Trainer:
             self._sample = (batch["image"][0].detach().float().cpu(),
                             (batch["heatmaps"][0].cpu(), batch["pafs"][0].cpu()),
                             tuple(x[0].detach().float().cpu() for x in outputs[-1]))
+        values = torch.cat([torch.stack([x.detach().float() for x in losses]),
+                            torch.tensor([skipped], device=self.device)])
+        if self.world > 1:  # before the step: every process sees the same losses and stops together
+            dist.all_reduce(values)
+            values[:-1] /= self.world
+        stages = values[:-1].tolist()
+        if not all(math.isfinite(v) for v in stages):
+            raise NonFiniteLossError(self.iteration + 1, stages)
         total = sum(losses)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -333,18 +438,13 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.iteration += 1
-        values = torch.cat([torch.stack([x.detach().float() for x in losses]),
-                            torch.tensor([skipped], device=self.device)])
-        if self.world > 1:
-            dist.all_reduce(values)
-            values[:-1] /= self.world
         self.skipped += int(values[-1])
-        return values[:-1].tolist()
+        return stages
 
     def validate(self) -> dict[str, float] | None:
         """COCO AP of the current weights on the validation set (rank 0), as `pafpose eval` computes it."""
         c = self.config
-        if not (c.val_annotations and c.val_images) or self.rank != 0:
+        if self.val_gt is None or self.rank != 0:
             return None
         from pafpose.decoder import DecoderConfig
         from pafpose.evaluate import evaluate
@@ -352,7 +452,7 @@ class Trainer:
 
         est = Estimator(self.net, device=self.device, height=c.val_height, decoder=DecoderConfig(fill_missing=True))
         try:
-            metrics = evaluate(est.predict, c.val_annotations, c.val_images, progress=False).metrics
+            metrics = evaluate(est.predict, self.val_gt, c.val_images, progress=False).metrics
         finally:
             self.net.train()
         if metrics["AP"] > self.best_ap:
@@ -379,14 +479,16 @@ class Trainer:
         if self.rank != 0:
             return
         self.out.mkdir(parents=True, exist_ok=True)
+        record = _strict_json(record)
         with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
         if self.writer is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key != "iteration":
                     self.writer.add_scalar(key, value, record["iteration"])
             for i, value in enumerate(record.get("stages", [])):
-                self.writer.add_scalar(f"loss/stage{i + 1}", value, record["iteration"])
+                if value is not None:
+                    self.writer.add_scalar(f"loss/stage{i + 1}", value, record["iteration"])
 
     def run(self) -> dict[str, Any]:
         """Train to ``config.iterations``; returns the last logged record."""
@@ -411,7 +513,12 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         try:
             while self.iteration < c.iterations:
-                stages = self.step(next(batches))
+                try:
+                    stages = self.step(next(batches))
+                except NonFiniteLossError as err:
+                    self._log({"iteration": err.iteration, "loss": sum(err.stages), "stages": err.stages,
+                               "error": "the loss is not finite"})
+                    raise NonFiniteLossError(err.iteration, err.stages, self._kept()) from None
                 seen += c.batch_size
                 bar.update()
                 bar.set_postfix(loss=f"{sum(stages):.3f}")
@@ -435,6 +542,4 @@ class Trainer:
             bar.close()
             if self.writer is not None:
                 self.writer.close()
-        if not math.isfinite(sum(record.get("stages", [0.0]))):
-            raise PafposeError("the loss is not finite: lower the learning rate")
         return record

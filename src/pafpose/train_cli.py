@@ -4,7 +4,10 @@ The config file's values (see configs/ and pafpose.train.TrainConfig) are the de
 each option on the command line overrides one of them. The resolved configuration is
 written beside the outputs (OUT/config.yaml), with OUT/last.pt (every --checkpoint-every
 iterations, atomically), OUT/best.pt (best validation AP) and OUT/log.jsonl. --resume
-OUT/last.pt continues a run exactly where it stopped. For several processes or machines:
+OUT/last.pt continues a run exactly where it stopped. Every option is checked (type, finite,
+in range) before anything runs, and so are the validation set and OUT; a NaN or infinite
+loss stops the run at that iteration (exit 2) without saving it, and a checkpoint is never
+replaced by non-finite weights. For several processes or machines:
 torchrun --nproc_per_node N -m pafpose.cli train --config ... (gloo on CPU, nccl on GPU).
 """
 
@@ -17,7 +20,8 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from pafpose.train import TrainConfig
+    from pafpose.checks import number
+    from pafpose.train import NUMBERS, TrainConfig
 
     p = sub.add_parser("train", help="train a network on a COCO-format dataset",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,14 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, bool):
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif isinstance(default, list):
-            g.add_argument(flag, type=int, nargs="*", default=None, metavar="N")
-        elif default is None and str(f.type).startswith("int"):
-            g.add_argument(flag, type=int, default=None, metavar="N")
-        elif default is None or isinstance(default, str):
-            g.add_argument(flag, default=None)
+        elif f.name in NUMBERS:  # the same rule as in a config file: finite, in range, right type
+            lo, hi, integer, lo_open = NUMBERS[f.name]
+            g.add_argument(flag, type=number(lo, hi, integer=integer, lo_open=lo_open), default=None, metavar="N",
+                           nargs="*" if isinstance(default, list) else None)
         else:
-            g.add_argument(flag, type=type(default), default=None, metavar="N")
+            g.add_argument(flag, default=None)
     p.set_defaults(func=run)
 
 
@@ -53,9 +55,13 @@ def resolve(args: argparse.Namespace) -> Any:
         if not args.config.is_file():
             raise PafposeError(f"{args.config}: no such config file")
         try:
-            loaded = yaml.safe_load(args.config.read_text())
+            loaded = yaml.safe_load(args.config.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise PafposeError(f"{args.config}: not UTF-8 text (byte {err.start}); a config file is YAML") from None
         except yaml.YAMLError as err:
             raise PafposeError(f"{args.config}: not valid YAML ({str(err).splitlines()[0]})") from err
+        except RecursionError:
+            raise PafposeError(f"{args.config}: not usable YAML (nested too deeply)") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise PafposeError(f"{args.config}: expected a mapping of TrainConfig options")
         values.update(loaded or {})
@@ -77,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if trainer.rank == 0:
         print(f"{config.model}: {trainer.dataset.report.summary()}; {trainer.world} process(es), "
               f"global batch {config.batch_size}, device {trainer.device}")
+        if trainer.val_gt is not None and trainer.val_gt.skipped:
+            print(f"validation set {config.val_annotations}: {trainer.val_gt.summary()}")
     record = trainer.run()
     if trainer.rank == 0:
         shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items() if k != "stages"}

@@ -1,6 +1,7 @@
 """COCO-format person keypoints as training samples: image, heatmaps, PAFs and loss mask.
 
-Any COCO person-keypoints file works (pycocotools reads it). COCO-17 annotations are
+Any COCO person-keypoints file works; its entries are checked as
+:mod:`pafpose.data.annotations` says, and broken ones are skipped and counted. COCO-17 annotations are
 mapped by keypoint name to the model's skeleton; OpenPose's neck is the mid-point of the
 shoulders when both are labelled, as in the original. Crowd regions and people annotated
 without keypoints are masked out of the loss (:func:`pafpose.encoder.ignore_mask_from_coco`).
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.data.annotations import load_annotations, skipped_summary
 from pafpose.data.augment import AugmentConfig, augment
 from pafpose.encoder import Encoder, EncoderConfig, ignore_mask_from_coco
 from pafpose.errors import PafposeError
@@ -36,8 +38,9 @@ class DatasetReport:
     skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line: what is used, how many entries were left out, and the first reasons."""
         return (f"{self.images} images, {self.people} people with keypoints; "
-                f"{len(self.skipped)} skipped" + (f" ({self.skipped[0]}; ...)" if self.skipped else ""))
+                + skipped_summary(self.skipped, noun=""))
 
 
 class CocoKeypoints:
@@ -72,8 +75,6 @@ class CocoKeypoints:
         seed: int = 0,
         skip_empty: bool = False,
     ) -> None:
-        from pafpose.evaluate import load_annotations
-
         self.images_dir = Path(images)
         if not self.images_dir.is_dir():
             raise PafposeError(f"{images}: no such image folder")
@@ -87,7 +88,8 @@ class CocoKeypoints:
         self.seed = int(seed)
         self.epoch = 0
         self.report = DatasetReport()
-        self.coco = load_annotations(annotations, skipped=self.report.skipped)
+        self.coco = load_annotations(annotations)  # broken entries are left out and listed
+        self.report.skipped.extend(self.coco.skipped)
         self.ids: list[int] = []
         for image_id in sorted(self.coco.getImgIds()):
             info = self.coco.imgs[image_id]

@@ -11,8 +11,9 @@ import hashlib
 import importlib
 import logging
 import os
-import pickle
+import struct
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from pafpose.errors import PafposeError
 from pafpose.models import build_architecture
 from pafpose.models._base import PafModel
-from pafpose.weights._download import cache_dir, resolve_file
+from pafpose.weights._download import cache_dir, discard, intact, resolve_file, seal
 from pafpose.weights._zoo import ZOO, PretrainedCfg, WeightFile, get_pretrained_cfg, list_pretrained
 
 __all__ = ["ZOO", "PretrainedCfg", "WeightFile", "cache_dir", "get_pretrained_cfg", "list_pretrained", "load",
@@ -71,11 +72,15 @@ def _convert(file_format: str, paths: Sequence[Path], model: PafModel) -> dict[s
     source = str(paths[0])
     try:
         raw = module.read(list(paths))
+        state = module.remap(raw, model)
     except PafposeError:
         raise
-    except (OSError, ValueError, IndexError, KeyError, EOFError) as err:
-        raise PafposeError(f"{source}: not a readable {file_format} file ({err})") from err
-    state = module.remap(raw, model)
+    # what parsers raise on truncated or garbage bytes (struct, XML, protobuf, flatbuffers, zip)
+    except (OSError, ValueError, IndexError, KeyError, EOFError, struct.error, SyntaxError, RecursionError,
+            OverflowError, zipfile.BadZipFile, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise PafposeError(f"{source}: not a readable {file_format} file "
+                           f"({type(err).__name__}{': ' + first if first else ''})") from err
     load_state(model, state, source)  # validates names and shapes before anything is cached
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -85,7 +90,9 @@ def _import(file_format: str, paths: Sequence[Path], model: PafModel, arch: str,
 
     Foreign formats are parsed once; the result is kept as a ``.pt`` state dict under
     ``$PAFPOSE_HOME/converted`` (written atomically), keyed by the source files' path,
-    size and modification time, so later starts skip parsing.
+    size and modification time, so later starts skip parsing. Its checksum is recorded
+    beside it: a damaged copy (zero bytes, truncated, altered) is deleted with a notice and
+    converted again, never left to break every later run.
     """
     stats = [p.resolve().stat() for p in paths]
     key = (file_format, arch, tuple(sorted(kwargs.items())),
@@ -95,21 +102,24 @@ def _import(file_format: str, paths: Sequence[Path], model: PafModel, arch: str,
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     converted = cache_dir() / "converted" / f"{arch}-{paths[0].stem}-{digest}.pt"
     state = None
+    if converted.is_file() and not intact(converted):
+        discard(converted, "cached converted weights are damaged (checksum)")
     if converted.is_file():
         try:
             state = torch.load(converted, map_location="cpu", weights_only=True)
             load_state(model, state, str(converted))
-        except (OSError, RuntimeError, PafposeError, pickle.UnpicklingError) as err:
-            log.warning("ignoring unreadable converted weights %s (%s)", converted, err)
+        except Exception as err:
+            discard(converted, f"cached converted weights are unusable ({type(err).__name__})")
             state = None
     if state is None:
         state = _convert(file_format, paths, model)
-        _save_atomic(state, converted)
+        if _save_atomic(state, converted):
+            seal(converted)
     _MEMORY[key] = state
     return model
 
 
-def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
+def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -121,6 +131,8 @@ def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
             Path(tmp).unlink(missing_ok=True)
     except OSError as err:  # a read-only cache only costs start-up time
         log.warning("could not cache converted weights at %s (%s)", path, err)
+        return False
+    return True
 
 
 def _companions(path: Path, file_format: str) -> list[Path]:
@@ -166,6 +178,8 @@ def load(
         for p in paths:
             if not p.is_file():
                 raise PafposeError(f"{p}: file not found")
+            if p.stat().st_size == 0:
+                raise PafposeError(f"{p}: empty file (0 bytes), not {fmt} weights")
     elif path.suffix in _SUFFIXES or path.suffix in (".pth", ".pt", ".bin"):
         raise PafposeError(f"{path}: file not found")
     else:

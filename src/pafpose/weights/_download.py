@@ -57,9 +57,14 @@ def download(url: str, dest: Path, sha256: str | None = None, size: int | None =
 
     The data goes to a temporary file in ``dest``'s folder and is renamed only after the
     size and hash check, so an interrupted or corrupt download never leaves a file that
-    looks complete.
+    looks complete. Only https, and only with a known sha256 and size.
     """
     from tqdm import tqdm
+
+    if not url.startswith(("https://", "file://")):  # file://: a local copy, no network
+        raise PafposeError(f"{url}: refusing a download that is not https")
+    if sha256 is None or size is None:
+        raise PafposeError(f"{url}: refusing a download without a known sha256 and size to check it")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -88,7 +93,8 @@ def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
     """Where file ``wf`` of ``cfg`` is, fetching it if needed.
 
     Order: the cache (``$PAFPOSE_HOME/<model>/<file>``), then mirror folders in
-    ``$PAFPOSE_WEIGHTS_PATH``, then the official URLs (not with ``PAFPOSE_OFFLINE=1``).
+    ``$PAFPOSE_WEIGHTS_PATH``, then the official URLs (not with ``PAFPOSE_OFFLINE=1``; only
+    files with a known sha256 and size, over https: :meth:`WeightFile.refusal`).
     """
     cached = cache_dir() / cfg.name / wf.name
     if cached.is_file():
@@ -100,8 +106,10 @@ def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
         return found
     offline = os.environ.get("PAFPOSE_OFFLINE", "") not in ("", "0")
     where = f"put {wf.name} in {cached.parent} or in a folder listed in PAFPOSE_WEIGHTS_PATH"
-    if not wf.urls:
-        raise PafposeError(f"{cfg.name}: no download address is known for {wf.name}; {where}")
+    refusal = wf.refusal()
+    if refusal:
+        hand = f"download {wf.urls[0]} yourself and " if wf.urls else ""
+        raise PafposeError(f"{cfg.name}: pafpose does not download {wf.name} ({refusal}); {hand}{where}")
     if offline:
         raise PafposeError(f"{cfg.name}: {wf.name} is not cached and PAFPOSE_OFFLINE is set; "
                            f"download {wf.urls[0]} and {where}")
@@ -112,3 +120,37 @@ def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
         except (urllib.error.URLError, OSError, PafposeError) as err:
             errors.append(f"{url}: {err}")
     raise PafposeError(f"{cfg.name}: could not download {wf.name} ({'; '.join(errors)}); {where}")
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def seal(path: Path) -> None:
+    """Record ``path``'s sha256 beside it, so that a later run can tell a cached artefact
+    of pafpose's own (converted weights, an exported network) from a damaged one."""
+    from pafpose.io import write_bytes_atomic
+
+    try:
+        write_bytes_atomic(sha256sum(path).encode(), _sidecar(path))
+    except OSError as err:  # a read-only cache only costs start-up time
+        log.warning("could not record the checksum of %s (%s)", path, err)
+
+
+def intact(path: Path) -> bool:
+    """Whether ``path`` is still what :func:`seal` recorded (False without a record)."""
+    try:
+        return _sidecar(path).read_text().strip() == sha256sum(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def discard(path: Path, why: str) -> None:
+    """Delete a damaged cached artefact of pafpose's own (never a user's file) with a
+    one-line notice; the caller rebuilds it."""
+    log.warning("pafpose: %s: %s; rebuilding it", path, why)
+    for p in (path, _sidecar(path)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("could not delete %s (%s)", p, err)

@@ -22,6 +22,19 @@ class WeightFile:
     size: int | None = None
     folder: str | None = None  # in mirror folders: the file's parent folder must have this name
 
+    def refusal(self) -> str | None:
+        """Why pafpose won't download this file itself, or None. Only files whose sha256 and
+        size are known, from https addresses, are fetched: anything else could be replaced
+        on the way or at the source without anyone noticing."""
+        if not self.urls:
+            return "no download address is known"
+        if self.sha256 is None or self.size is None:
+            return "no verified sha256 and size are known for it, so a download could not be checked"
+        plain = [u for u in self.urls if not u.startswith(("https://", "file://"))]  # file: a local copy
+        if plain:
+            return f"its address is not https ({plain[0]})"
+        return None
+
 
 @dataclass(frozen=True)
 class PretrainedCfg:
@@ -39,7 +52,9 @@ class PretrainedCfg:
         license: license of the weights; ``commercial`` False for non-commercial ones.
         origin_url: the authors' page.
         accuracy: published accuracy, as published.
-        available: False for known weights whose files can't be fetched automatically.
+        available: False for known weights whose files pafpose won't fetch itself (no
+            address, or no known sha256 and size: :meth:`WeightFile.refusal`); the addresses
+            listed are where to get them by hand.
     """
 
     name: str
@@ -102,6 +117,7 @@ for _precision in ("FP32", "FP16"):
         license="Apache-2.0",
         origin_url="https://docs.openvino.ai/2022.3/omz_models_model_human_pose_estimation_0001.html",
         accuracy="AP 42.8 % on a COCO val subset (Open Model Zoo)",
+        available=False,  # no sha256 known for these precisions: fetch them by hand
     ))
 _add(PretrainedCfg(
     name="tf-pose-mobilenet-v2.small",
@@ -159,6 +175,7 @@ _add(PretrainedCfg(
     commercial=False,
     origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
     accuracy="AP 58.4 % COCO test-dev 2016, multi-scale (Cao et al. 2017)",
+    available=False,  # plain http and no known sha256: fetch it by hand
 ))
 _add(PretrainedCfg(
     name="openpose-body25.cmu",
@@ -171,6 +188,7 @@ _add(PretrainedCfg(
     origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
     accuracy="AP 64.2 % COCO val 2017, multi-scale (Cao et al. 2019)",
     skeleton="body25",
+    available=False,  # plain http and no known sha256: fetch it by hand
 ))
 _add(PretrainedCfg(
     name="openpose-coco.tensorboy",
@@ -207,6 +225,7 @@ _add(PretrainedCfg(
     license="Apache-2.0",
     origin_url="https://github.com/Daniil-Osokin/lightweight-human-pose-estimation.pytorch",
     accuracy="AP 40 % COCO val 2017, single scale (Osokin 2018)",
+    available=False,  # no sha256 known: fetch it by hand
 ))
 
 

@@ -8,6 +8,8 @@ can't run code when it is loaded.
 from __future__ import annotations
 
 import pickle
+import struct
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,31 @@ import torch
 from pafpose.errors import PafposeError
 
 
-def read_file(path: Path) -> Any:
+def torch_load(path: Path, what: str = "PyTorch weights file") -> Any:
+    """``torch.load(path, weights_only=True)``; any failure is a one-line error naming the file.
+
+    The reason never repeats torch's advice to retry with ``weights_only=False``: for a
+    file of unknown origin that would let it run code.
+    """
+    path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise PafposeError(f"{path}: empty file (0 bytes), not a {what}")
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise PafposeError(f"{path}: not a readable PyTorch weights file ({str(err).splitlines()[0][:120]})") from err
+    except PafposeError:
+        raise
+    except pickle.UnpicklingError as err:
+        raise PafposeError(f"{path}: not a {what}: damaged, or it holds objects other than tensors "
+                           "(refused: loading those could run code)") from err
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, struct.error,
+            zipfile.BadZipFile, UnicodeDecodeError) as err:  # what torch raises on damaged files
+        first = (str(err).strip().splitlines() or [""])[0][:120]
+        reason = type(err).__name__ if not first or "weights_only" in first else f"{type(err).__name__}: {first}"
+        raise PafposeError(f"{path}: not a readable {what} ({reason})") from err
+
+
+def read_file(path: Path) -> Any:
+    return torch_load(path)
 
 
 def architecture_of(path: Path) -> str | None:

@@ -19,11 +19,10 @@ from pafpose.models.lightweight import LightweightOpenPose
 
 def read(paths: Sequence[Path]) -> dict[str, np.ndarray]:
     """Tensors of the checkpoint's state dict (a bare state dict is accepted too)."""
+    from pafpose.weights.checkpoint import torch_load
+
     path = Path(paths[0])
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:  # torch's zip/pickle errors
-        raise PafposeError(f"{path}: not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from err
+    obj = torch_load(path, "PyTorch checkpoint")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -19,9 +19,7 @@ Lightweight OpenPose's own checkpoints have their importer: :mod:`pafpose.weight
 from __future__ import annotations
 
 import logging
-import pickle
 import re
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,12 +41,10 @@ def read(paths: Sequence[Path]) -> dict[str, np.ndarray]:
 
     Accepts a bare state dict or a checkpoint holding one under ``state_dict`` or ``model``.
     """
+    from pafpose.weights.checkpoint import torch_load
+
     path = Path(paths[0])
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, struct.error) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PafposeError(f"{path}: not a readable PyTorch state dict ({first})") from err
+    obj = torch_load(path, "PyTorch state dict")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
