@@ -23,13 +23,15 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import number
     from pafpose.predict_cli import add_model_arguments
 
     p = sub.add_parser("eval", help="COCO keypoint AP of a model on an annotated image set",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--annotations", type=Path, required=True, help="COCO person-keypoints JSON")
     p.add_argument("--images", type=Path, required=True, help="folder with the images it names")
-    p.add_argument("--max-detections", type=int, default=20, help="people kept per image (COCO scores 20)")
+    p.add_argument("--max-detections", type=number(1, 1000, integer=True), default=20,
+                   help="people kept per image (COCO scores 20)")
     p.add_argument("--out", type=Path, help="write the COCO results here")
     p.add_argument("--metrics-json", type=Path, help="write {\"AP\": ..., \"AP50\": ..., ...} here")
     add_model_arguments(p, fill_missing=True)
@@ -37,15 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pafpose._outputs import check_output_file
     from pafpose.errors import PafposeError
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
+    from pafpose.io import check_output_file
     from pafpose.predict import DEFAULT_MODEL
     from pafpose.predict_cli import make_estimator, warn
 
-    if args.max_detections < 1:
-        raise PafposeError(f"--max-detections must be at least 1, got {args.max_detections}")
     for option, path in (("--out", args.out), ("--metrics-json", args.metrics_json)):
         if path is None:
             continue

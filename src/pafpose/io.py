@@ -1,5 +1,6 @@
 """Resolving what users point pafpose at (files, folders, globs, videos, cameras and stream
-URLs) and writing outputs atomically. Image files are read by :mod:`pafpose.images`
+URLs), checking output paths before the work that fills them, and writing outputs
+atomically. Image files are read by :mod:`pafpose.images`
 (re-exported here: ``read_image``, ``as_bgr``, ``to_bgr8``)."""
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 from pafpose.errors import PafposeError
 from pafpose.images import as_bgr, read_image, to_bgr8
 
-__all__ = ["Source", "as_bgr", "atomic_output", "expand_sources", "read_image", "to_bgr8", "write_bytes_atomic",
-           "write_image_atomic"]
+__all__ = ["Source", "as_bgr", "atomic_output", "check_output_dir", "check_output_file", "expand_sources",
+           "read_image", "to_bgr8", "write_bytes_atomic", "write_image_atomic"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
@@ -55,6 +56,31 @@ def atomic_output(path: str | Path, write: Callable[[str], None]) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Make folder ``path`` (and its parents) and check that files can be created in it."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PafposeError(f"{what} {p}: is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pafpose-write-check.", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PafposeError(f"{what} {p}: can't write there ({err.strerror or err})") from None
+    return p
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """Check that file ``path`` can be written (atomically, beside itself): not a folder, and
+    its folder exists or can be made and is writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise PafposeError(f"{what} {p}: is a folder; name a file")
+    check_output_dir(p.parent, what + " " + str(p) + ": folder")
+    return p
 
 
 def write_bytes_atomic(data: bytes, path: str | Path) -> Path:

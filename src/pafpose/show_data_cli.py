@@ -15,17 +15,19 @@ import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import number
+
     p = sub.add_parser("show-data", help="draw augmented training samples with their target fields",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--annotations", type=Path, required=True, help="COCO person-keypoints JSON")
     p.add_argument("--images", type=Path, required=True, help="folder with the images it names")
     p.add_argument("--out", type=Path, default=Path("show-data"), help="output folder (default: %(default)s)")
-    p.add_argument("--count", type=int, default=8, help="samples to draw")
+    p.add_argument("--count", type=number(1, 10_000, integer=True), default=8, help="samples to draw")
     p.add_argument("--model", default="human-pose-estimation-0001", help="architecture or zoo name (field layout)")
     p.add_argument("--heatmaps", action="store_true", help="add the heatmap panel")
     p.add_argument("--paf", action="store_true", help="add the PAF panel")
     p.add_argument("--no-augment", action="store_true", help="whole images, as validation sees them")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0)
     p.set_defaults(func=run)
 
 
@@ -68,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.models import build_architecture, list_architectures
     from pafpose.weights import get_pretrained_cfg
 
-    if args.count < 1:
-        raise PafposeError(f"--count must be at least 1, got {args.count}")
     arch = args.model if args.model in list_architectures() else get_pretrained_cfg(args.model).architecture
     net = build_architecture(arch)
     ds = CocoKeypoints(args.annotations, args.images, net.spec, net.input_config,

@@ -305,7 +305,7 @@ class Trainer:
             if not Path(c.val_images).is_dir():
                 raise PafposeError(f"val_images {c.val_images}: no such image folder")
         if self.rank == 0:
-            from pafpose._outputs import check_output_dir
+            from pafpose.io import check_output_dir
 
             check_output_dir(c.out, "out")
         self.sampler = EpochSampler(len(self.dataset), c.seed, self.rank, self.world)
