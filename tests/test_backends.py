@@ -122,7 +122,7 @@ def test_estimator_backends_give_the_same_fields(tmp_path, monkeypatch):
     assert len(list((tmp_path / "exported").glob("*.onnx"))) == 1  # exported once, reused
     with pytest.raises(PafposeError, match="unknown backend 'tensorrt'"):
         Estimator(net, device="cpu", backend="tensorrt")
-    with pytest.raises(PafposeError, match="threads must be at least 1"):
+    with pytest.raises(PafposeError, match=r"threads must be in \[1, 1024\]"):
         Estimator(net, device="cpu", threads=0)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pafpose import PafposeError
+from pafpose import DecoderConfig, PafposeError
 from pafpose.draw import poses as draw_poses
 from pafpose.formats import coco_image_id, coco_results, openpose_json, write_json_atomic
 
@@ -145,3 +145,25 @@ def test_explain_figure(est, images, tmp_path):
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[0] > 100 and picture.std() > 10
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+
+
+def test_api_misuse_is_a_clear_error_and_ranges_are_kept(estimator_cls, est, images):
+    img = cv2.imread(str(images / "p3_dance.png"))
+    with pytest.raises(PafposeError, match="predict_batch takes a list of images"):
+        est.predict_batch(str(images / "p3_dance.png"))  # not 40-odd one-character "paths"
+    with pytest.raises(PafposeError, match="predict_batch takes a list of images"):
+        est.predict_batch(img)  # one H x W x 3 image is not a batch of rows
+    for bad in ({"peak_threshold": float("nan")}, {"min_score": -0.1}, {"upsample_factor": 10**5},
+                {"max_peaks_per_part": 0}, {"fill_radius": float("inf")}):
+        with pytest.raises(PafposeError):
+            DecoderConfig(**bad)
+    for bad in ({"height": 10**6}, {"scales": (1.0, float("nan"))}, {"scales": "1"}, {"max_side": 0},
+                {"threads": 0}):
+        with pytest.raises(PafposeError):
+            estimator_cls(device="cpu", **bad)
+    # float64 pixels in 0..255 (what many pipelines hand over) are the same image, not a white one
+    ref = est.predict(img)
+    for same in (img.astype(np.float64), img.astype(np.float32) / 255.0):
+        got = est.predict(same)
+        assert len(got) == len(ref) == 3
+        assert np.nanmax(np.abs(got[0].keypoints[:, :2] - ref[0].keypoints[:, :2])) < 1.0

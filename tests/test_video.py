@@ -186,3 +186,32 @@ def test_unreadable_file_in_a_folder_is_skipped(env, images, tmp_path):
     assert r.returncode == 1, r.stderr
     assert "a.png: can't be read (Permission denied) (skipped)" in r.stderr and "Traceback" not in r.stderr
     assert "1 image: 3 people found, 1 failed" in r.stdout
+
+
+def test_full_disk_while_writing_an_image_names_it(env, images, tmp_path):
+    warm = pafpose(env, "predict", images / "p3_dance.png", "--out", tmp_path / "warm", "--height", "64")
+    assert warm.returncode == 0  # the converted weights are cached before the limit
+    out = tmp_path / "out"
+    r = subprocess.run([EXE, "predict", str(images / "p3_dance.png"), "--out", str(out), "--save-images",
+                        "--height", "64"], capture_output=True, text=True, env=env, timeout=300,
+                       preexec_fn=_fsize_limit(20_000))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"pafpose: error: {out / 'p3_dance_rendered.png'}: File too large"
+    assert not (out / "p3_dance_rendered.png").exists() and not list(out.glob(".*"))
+
+
+def test_bench_skips_pipes_and_bombs_instead_of_hanging(env, images, tmp_path):
+    import shutil
+
+    from test_images import png_bomb
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(images / "p3_dance.png", folder / "dance.png")
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "bomb.png").write_bytes(png_bomb(12_000, 12_000))
+    r = subprocess.run([EXE, "bench", "--images", str(folder), "--warmup", "0", "--repeat", "1", "--height", "64"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "skipped" in r.stdout and "pipe.jpg: not a regular file" in r.stdout
+    assert "bomb.png: image too large: 12000 x 12000" in r.stdout and "1 images" in r.stdout

@@ -83,8 +83,8 @@ def test_damaged_weight_files_of_every_format_are_one_line_errors(name, architec
         assert path.exists()  # a user's file is never deleted
 
 
-def test_a_damaged_ir_bin_beside_a_good_xml_is_a_one_line_error(shared_dir_or_skip, tmp_path):
-    xml = shared_dir_or_skip / "weights" / f"{IR}.xml"
+def test_a_damaged_ir_bin_beside_a_good_xml_is_a_one_line_error(shared, tmp_path):
+    xml = shared / "weights" / f"{IR}.xml"
     shutil.copy(xml, tmp_path / xml.name)
     for data in (b"", b"\x00" * 1000, xml.with_suffix(".bin").read_bytes()[:-1000]):
         (tmp_path / xml.name).with_suffix(".bin").write_bytes(data)
@@ -100,16 +100,6 @@ def test_an_empty_weights_file_on_the_command_line_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert "empty.pt: empty file (0 bytes)" in r.stderr
-
-
-@pytest.fixture
-def shared_dir_or_skip():
-    from conftest import shared_dir
-
-    path = shared_dir()
-    if path is None:
-        pytest.skip("../shared not found (set PAFPOSE_SHARED)")
-    return path
 
 
 def test_damaged_converted_weights_in_the_cache_are_rebuilt(tmp_path, monkeypatch, caplog):

@@ -100,16 +100,16 @@ class DecoderConfig:
 #: The valid range of each numeric :class:`DecoderConfig` field (the command line checks the same):
 #: wide enough for any sensible use, narrow enough that no value costs unbounded time or memory.
 DECODER_BOUNDS: dict[str, tuple[float, float, dict[str, bool]]] = {
-    "peak_threshold": (0.0, 1.0, {}),
+    "peak_threshold": (0.0, 10.0, {}),  # maps may exceed 1 a little: 1.01 drops every peak
     "upsample_factor": (1, 16, {"integer": True}),
     "max_peaks_per_part": (1, 10_000, {"integer": True}),
     "paf_samples": (2, 1000, {"integer": True}),
     "paf_samples_per_cell": (0.0, 100.0, {}),
-    "paf_threshold": (0.0, 1.0, {}),
+    "paf_threshold": (0.0, 10.0, {}),
     "paf_min_fraction": (0.0, 1.0, {"hi_open": True}),
     "distance_prior": (0.0, 100.0, {}),
     "min_keypoints": (0, 1000, {"integer": True}),
-    "min_score": (0.0, 1.0, {}),
+    "min_score": (0.0, 10.0, {}),
     "fill_radius": (0.0, 100.0, {"lo_open": True}),
 }
 

@@ -143,7 +143,6 @@ class Outputs:
         self.save_images = save_images
         self.threshold = threshold
         self.written: list[Path] = []
-        self.coco: list[dict[str, Any]] = []
         self.coco_names: dict[int, str] = {}
         self._coco_ids: dict[str, int] = {}
         for s in images:  # a repeated COCO id (same name in two folders) is not trusted twice
@@ -187,9 +186,7 @@ class Outputs:
         elif self.json_format == "coco":
             image_id = self._image_id(location)
             self.coco_names[image_id] = name
-            results = coco_results(poses, image_id)
-            self.coco.extend(results)
-            self._journal_line({"image_id": image_id, "name": name, "results": results})
+            self._journal_line({"image_id": image_id, "name": name, "results": coco_results(poses, image_id)})
 
     def _journal_line(self, record: dict[str, Any]) -> None:
         """Append one image's COCO results to ``coco_results.partial.jsonl`` and flush it, so that
@@ -218,11 +215,30 @@ class Outputs:
 
         self.written.append(write_image_atomic(drawn, self.out / f"{name}_rendered{suffix}"))
 
+    def _coco_from_journal(self, tmp: str) -> None:
+        """The COCO results file, streamed from the journal: memory stays bounded however many
+        images a run has (their results are never all held at once)."""
+        import json
+
+        if self._journal is not None:
+            self._journal.flush()
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write("[")
+            first = True
+            if self.partial.exists() and self._journal is not None:
+                with open(self.partial, encoding="utf-8") as journal:
+                    for line in journal:
+                        for result in json.loads(line)["results"]:
+                            out.write(("" if first else ", ") + json.dumps(result))
+                            first = False
+            out.write("]")
+
     def finish(self) -> None:
         from pafpose.formats import write_json_atomic
+        from pafpose.io import atomic_output
 
         if self.json_format == "coco":
-            self.written.append(write_json_atomic(self.coco, self.out / "coco_results.json"))
+            self.written.append(atomic_output(self.out / "coco_results.json", self._coco_from_journal))
             self.written.append(write_json_atomic({str(k): v for k, v in sorted(self.coco_names.items())},
                                                   self.out / "coco_image_ids.json"))
             if self._journal is not None:  # the final files hold everything: the journal goes
