@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pafpose.checks import check_number
@@ -70,6 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "400 against DNS rebinding. '*' answers any; '*.example.com' its subdomains")
     add_model_arguments(p)
     p.set_defaults(func=run)
+    p.error = partial(_error, p)  # type: ignore[method-assign]
+
+
+def _error(parser: argparse.ArgumentParser, message: str) -> None:
+    """A bad option as one line on stderr and exit 2 (argparse would print the long usage first)."""
+    parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
 
 
 def allowed_hosts(args: argparse.Namespace, sock: socket.socket | None = None) -> tuple[str, ...]:
