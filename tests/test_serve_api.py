@@ -307,3 +307,27 @@ def test_cross_origin_posts_get_403_same_origin_and_no_origin_work(client, dance
     assert r.status_code == 200  # reading the page is no work: only state-changing methods are checked
     r = client.post("/v1/poses", headers={"origin": "http://127.0.0.1"}, **form)  # port 80 is not 8000
     assert r.status_code == 403
+
+
+def test_the_service_returns_freed_memory_and_results_stay_exactly_predicts(est, images, monkeypatch):
+    """After each network call the service trims malloc's free memory (pafpose.serve.memory);
+    the people are Estimator.predict's to the bit, for images of several sizes."""
+    import pafpose.serve.service as service_module
+
+    trims = []
+    real = service_module.release_freed_memory
+    monkeypatch.setattr(service_module, "release_freed_memory", lambda: trims.append(1) or real())
+    service = PoseService(est, ServeSettings(max_batch=1))
+    photos = [cv2.imread(str(images / name)) for name in ("ski.jpg", "apink1.jpg", "p3_dance.png")]
+    photos.append(cv2.resize(photos[0], (333, 517)))
+    try:
+        outcomes = [asyncio.run(service.predict(img, est.scales, est.flip)) for img in photos]
+    finally:
+        service.close()
+    assert len(trims) == len(photos)
+    assert sum(len(o.value) for o in outcomes) >= 5  # people were found, so there is something to compare
+    for img, outcome in zip(photos, outcomes, strict=True):
+        alone = est.predict(img)
+        assert len(outcome.value) == len(alone)
+        for a, b in zip(outcome.value, alone, strict=True):
+            assert np.array_equal(a.keypoints, b.keypoints, equal_nan=True) and a.score == b.score
