@@ -312,6 +312,27 @@ def test_slowloris_connections_are_closed_within_the_header_timeout(server):
     assert all(answers.get(s, b"") == b"" for s in silent)  # nothing came, so nothing to answer
 
 
+def test_a_body_still_dribbling_in_after_the_answer_is_cut_off(server):
+    """A 404 (or any refusal) goes out before the body is read; the rest of it then gets
+    --header-timeout, instead of being read and discarded a byte at a time for ever."""
+    s = socket.create_connection(_address(server), timeout=5)
+    try:
+        s.sendall(b"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\nXX")
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 404 "), answer
+        start, closed = time.monotonic(), None
+        while closed is None and time.monotonic() - start < HEADER_TIMEOUT + 8:
+            try:
+                s.sendall(b"X")
+                if select.select([s], [], [], 0.25)[0] and s.recv(4096) == b"":
+                    closed = time.monotonic() - start
+            except OSError:
+                closed = time.monotonic() - start
+    finally:
+        s.close()
+    assert closed is not None and HEADER_TIMEOUT * 0.8 <= closed <= HEADER_TIMEOUT + 5, closed
+
+
 def test_connections_beyond_the_limit_get_503_at_once(server):
     idle = []
     try:

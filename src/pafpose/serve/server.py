@@ -7,8 +7,10 @@ and a file descriptor. :class:`GuardedH11Protocol` (uvicorn's h11 protocol) clos
 connection whose request head is not complete ``header_timeout_s`` after it opened (or
 after the first byte of a request that follows a keep-alive pause), answering 408 when part
 of a request came, and refuses connections beyond ``max_connections`` with 503 at once.
-A request's body is bounded by the app's own timeout (``--timeout``), idle keep-alive
-connections by uvicorn's (``timeout_keep_alive``).
+A request's body is bounded by the app's own timeout (``--timeout``) while a route reads
+it; once the answer is out (a 404, a refusal, a 504) the rest of the body gets
+``header_timeout_s`` too, since uvicorn would otherwise discard a body sent a byte at a
+time for ever. Idle keep-alive connections are closed by uvicorn (``timeout_keep_alive``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class GuardedH11Protocol(H11Protocol):
         self.header_timeout_s: float = getattr(config, "header_timeout_s", ServeSettings.header_timeout_s)
         self.max_connections: int = getattr(config, "max_connections", ServeSettings.max_connections)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._waiting_for: str | None = None  # what the timer waits for: "head", or "body" (after the answer)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,36 +55,48 @@ class GuardedH11Protocol(H11Protocol):
                                           f"{self.max_connections}; pafpose serve --max-connections); retry later"))
             transport.close()
             return
-        self._arm()
+        self._arm("head")
 
     def data_received(self, data: bytes) -> None:
         if self._head_timer is None and self.conn.their_state is h11.IDLE:
-            self._arm()  # the first byte of a request after a keep-alive pause: its head has a deadline too
+            self._arm("head")  # the first byte of a request after a keep-alive pause: its head has a deadline too
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # the head is complete (or the connection failed)
+        state = self.conn.their_state
+        if (self._waiting_for == "head" and state is not h11.IDLE) or (
+                self._waiting_for == "body" and state is not h11.SEND_BODY):
+            self._disarm()  # what it waited for came (or the connection failed)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.SEND_BODY:
+            self._arm("body")  # answered before its body was read: the rest has as long as a head
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
+    def _arm(self, waiting_for: str) -> None:
         self._disarm()
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
+        self._waiting_for = waiting_for
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._timeout)
 
     def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        self._waiting_for = None
 
-    def _head_timeout(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+    def _timeout(self) -> None:
+        waiting_for, self._head_timer, self._waiting_for = self._waiting_for, None, None
+        if self.transport.is_closing():
             return
-        if self.conn.trailing_data[0]:  # part of a request came: say why it ends
-            self.transport.write(_raw_response("408 Request Timeout", f"the request head (request line and "
-                                               f"headers) did not arrive within {self.header_timeout_s:g} s"))
-        self.transport.close()
+        if waiting_for == "head" and self.conn.their_state is h11.IDLE:
+            if self.conn.trailing_data[0]:  # part of a request came: say why it ends
+                self.transport.write(_raw_response("408 Request Timeout", f"the request head (request line and "
+                                                   f"headers) did not arrive within {self.header_timeout_s:g} s"))
+            self.transport.close()
+        elif waiting_for == "body" and self.conn.their_state is h11.SEND_BODY:
+            self.transport.close()
 
 
 class ServeConfig(uvicorn.Config):
