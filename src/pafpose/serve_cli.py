@@ -6,7 +6,9 @@ or use the webcam), POST /v1/poses (people as JSON; multipart upload or raw imag
 POST /v1/poses/render (the drawn image), GET /v1/models, GET /healthz, GET /docs (OpenAPI).
 
 It listens on 127.0.0.1 unless --host says otherwise: the service has no authentication,
-so put it behind something that has before exposing it. --port 0 picks a free port; the
+so put it behind something that has before exposing it. Requests naming another host
+(DNS rebinding) get 400 and posts from pages on other sites 403 (--allowed-hosts); request
+heads must arrive within --header-timeout. --port 0 picks a free port; the
 address is printed once the model is loaded. Ctrl-C (or SIGTERM) stops it after the
 requests in progress.
 """
