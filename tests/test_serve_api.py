@@ -310,13 +310,19 @@ def test_cross_origin_posts_get_403_same_origin_and_no_origin_work(client, dance
 
 
 def test_the_service_returns_freed_memory_and_results_stay_exactly_predicts(est, images, monkeypatch):
-    """After each network call the service trims malloc's free memory (pafpose.serve.memory);
+    """After network calls the service trims malloc's free memory (pafpose.serve.memory);
     the people are Estimator.predict's to the bit, for images of several sizes."""
     import pafpose.serve.service as service_module
+    from pafpose.serve.memory import Releaser
 
     trims = []
-    real = service_module.release_freed_memory
-    monkeypatch.setattr(service_module, "release_freed_memory", lambda: trims.append(1) or real())
+
+    class Counting(Releaser):
+        def __call__(self):
+            trims.append(self.interval_s)
+            return super().__call__()
+
+    monkeypatch.setattr(service_module, "Releaser", Counting)
     service = PoseService(est, ServeSettings(max_batch=1))
     photos = [cv2.imread(str(images / name)) for name in ("ski.jpg", "apink1.jpg", "p3_dance.png")]
     photos.append(cv2.resize(photos[0], (333, 517)))

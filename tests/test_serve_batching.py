@@ -185,3 +185,13 @@ def test_freed_memory_is_released_through_glibc():
 
     released = release_freed_memory()
     assert released is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_memory_is_released_at_most_once_per_interval():
+    from pafpose.serve.memory import Releaser, release_freed_memory
+
+    releaser = Releaser(interval_s=0.3)
+    first = [releaser() for _ in range(5)]
+    assert first == [release_freed_memory()] + [False] * 4  # the first releases (on glibc), the rest wait
+    time.sleep(0.35)
+    assert releaser() == release_freed_memory()
