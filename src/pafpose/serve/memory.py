@@ -1,20 +1,21 @@
 """Why a long-running server's memory grew, and what bounds it.
 
 Measured (BENCHMARKS.md, "Serving: soak"): ``Estimator.predict`` on images of ever other
-sizes, in one thread, took the process from 372 to 1355 MB over 300 images, and a server
-from 0.55 to 1.8 GB over ~1,450 requests. The memory is not held by anything alive: it is
-what the network's activations (tens of MB per call, another size for every input width)
-left behind when freed. glibc's malloc keeps freed memory for reuse: after the first large
-blocks are freed it raises its mmap threshold (up to 32 MB), so later activations come from
-the heap, whose free pages are only given back when they lie at its very top. Each new
-input size leaves holes of other sizes, so the heap grows until the holes fit every size
-seen: the levelling-off. Calling glibc's ``malloc_trim(0)`` after each network call hands
-every free page of every arena back to the system (``madvise``): the same 300 images then
-stayed at 363-408 MB, at no measurable cost in time. Smaller factors, measured and not
-used: oneDNN's per-shape primitive cache (``ONEDNN_PRIMITIVE_CACHE_CAPACITY=64`` slowed the
-growth by a third but did not stop it); pafpose keeps no per-shape cache of its own (the
-decoder's caches hold a few small arrays, bounded). Results are untouched: only memory
-that nothing uses is released.
+sizes, in one thread, took the process from 372 to 1355 MB over 300 images; the soak
+benchmark's server went from 395 to a peak of 1803 MB over 1,500 requests. Nothing alive
+holds that memory: it is what the network's activations (tens of MB per call, another size
+for every input width) left when freed, kept by glibc's malloc for reuse. Its heaps give
+pages back only from their top, and large blocks stop being mmapped (returned on free) once
+its dynamic mmap threshold has risen (up to 32 MB), so each new input size leaves holes
+that later sizes don't fit, until the holes fit every size seen: the levelling-off.
+glibc's ``malloc_trim(0)`` hands every free page of every arena back to the system: after
+each predict, the same 300 images stayed at 363-408 MB, and the soak server peaked at 648
+MB. The released pages fault back in (zeroed) when needed again, which costs system time,
+so the server trims at most once a second (:class:`Releaser`). Smaller factors, measured
+and not used: oneDNN's per-shape primitive cache (``ONEDNN_PRIMITIVE_CACHE_CAPACITY=64``
+halved the growth over 200 images, without stopping it); pafpose keeps no per-shape cache
+of its own (the decoder's caches hold a few small arrays, bounded). Results are untouched:
+only memory that nothing uses is released.
 """
 
 from __future__ import annotations
