@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/serve_load.py
+	$(PY) benchmarks/serve_soak.py
 	$(PY) benchmarks/backends.py
 
 lint: $(STAMP)

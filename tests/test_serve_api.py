@@ -44,9 +44,12 @@ def est(images):
     mp.undo()
 
 
+LOCAL = "http://127.0.0.1:8000"  # a Host the app answers to by default (TestClient's "testserver" is not)
+
+
 @pytest.fixture(scope="module")
 def client(est):
-    with TestClient(create_app(est, ServeSettings(), model_name=MODEL)) as c:
+    with TestClient(create_app(est, ServeSettings(), model_name=MODEL), base_url=LOCAL) as c:
         yield c
 
 
@@ -68,8 +71,8 @@ def same_people(api_people, poses, atol=0.011):
         [p["score"] for p in api_people], [p.score for p in poses], atol=1e-4)
 
 
-def post(client, data, content_type="image/png", path="/v1/poses", **params):
-    return client.post(path, content=data, headers={"content-type": content_type}, params=params)
+def post(client, data, content_type="image/png", path="/v1/poses", headers=None, **params):
+    return client.post(path, content=data, headers={"content-type": content_type, **(headers or {})}, params=params)
 
 
 def test_three_dancers_as_json(client, est, images, dance):
@@ -172,7 +175,7 @@ def test_bad_inputs_get_clear_errors(client, est, images, dance):
     r = client.post("/v1/poses/render?image_format=gif", content=dance, headers={"content-type": "image/png"})
     assert r.status_code == 400 and "image_format" in r.json()["detail"]
     assert client.get("/v1/poses").status_code == 405 and client.get("/v2/poses").status_code == 404
-    small = TestClient(create_app(est, ServeSettings(max_upload_bytes=100_000)))
+    small = TestClient(create_app(est, ServeSettings(max_upload_bytes=100_000)), base_url=LOCAL)
     for kwargs in ({"content": dance, "headers": {"content-type": "image/png"}},
                    {"files": {"image": ("p3_dance.png", dance, "image/png")}}):
         r = small.post("/v1/poses", **kwargs)
@@ -184,7 +187,7 @@ def test_bad_inputs_get_clear_errors(client, est, images, dance):
 
 
 def test_slow_requests_time_out_with_504_and_a_full_queue_is_503(est, dance):
-    with TestClient(create_app(est, ServeSettings(timeout_s=0.01))) as slow:
+    with TestClient(create_app(est, ServeSettings(timeout_s=0.01)), base_url=LOCAL) as slow:
         r = slow.post("/v1/poses", content=dance, headers={"content-type": "image/png"})
         assert r.status_code == 504 and "no result within 0.01 s" in r.json()["detail"]
     app = create_app(est, ServeSettings(max_queue=1))
@@ -193,7 +196,7 @@ def test_slow_requests_time_out_with_504_and_a_full_queue_is_503(est, dance):
         raise BusyError("server busy: 1 requests are waiting for the network; retry later")
 
     app.state.service.batcher.submit = busy
-    r = TestClient(app).post("/v1/poses", content=dance, headers={"content-type": "image/png"})
+    r = TestClient(app, base_url=LOCAL).post("/v1/poses", content=dance, headers={"content-type": "image/png"})
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["detail"]
 
 
@@ -264,3 +267,73 @@ def test_models_health_docs_and_page(client):
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
     assert csp.count("sha256-") == 2  # the page's one script and one style, by hash
+
+
+def test_a_host_the_server_is_not_meant_for_gets_400(client, est, dance):
+    """DNS rebinding: a page whose own name now points at 127.0.0.1 sends its name as Host."""
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::2]:8000", "", "a b"):
+        r = client.get("/v1/models", headers={"host": host})
+        assert r.status_code == 400 and "not a name this server answers to" in r.json()["detail"], (host, r.text)
+        r = post(client, dance, headers={"host": host})
+        assert r.status_code == 400, host
+    for host in ("127.0.0.1:8000", "localhost", "LOCALHOST:1234", "[::1]:8000", "127.0.0.1"):
+        assert client.get("/v1/models", headers={"host": host}).status_code == 200, host
+    with TestClient(create_app(est, ServeSettings(allowed_hosts=("pose.example", "*.lan"))),
+                    base_url="http://pose.example") as named:
+        assert named.get("/healthz").status_code == 200
+        assert named.get("/healthz", headers={"host": "a.b.lan:80"}).status_code == 200
+        assert named.get("/healthz", headers={"host": "127.0.0.1:8000"}).status_code == 400  # not listed
+    with TestClient(create_app(est, ServeSettings(allowed_hosts=("*",))), base_url="http://anything.example") as any_:
+        assert any_.get("/healthz").status_code == 200
+
+
+def test_cross_origin_posts_get_403_same_origin_and_no_origin_work(client, dance):
+    """A page on another site can post a multipart form without a preflight: refused before any work."""
+    form = {"files": {"image": ("p3_dance.png", dance, "image/png")}}
+    refused = [{"origin": "http://evil.example"}, {"origin": "null"}, {"origin": "http://127.0.0.1:9999"},
+               {"origin": "http://localhost:8000"}, {"origin": "file://"},
+               {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"}]
+    before = client.get("/healthz").json()["requests"]
+    for headers in refused:
+        for path in ("/v1/poses", "/v1/poses/render"):
+            r = client.post(path, headers=headers, **form)
+            assert r.status_code == 403 and "cross-origin request refused" in r.json()["detail"], (headers, r.text)
+    assert client.get("/healthz").json()["requests"] == before  # none of them reached the network
+    for headers in ({}, {"origin": "http://127.0.0.1:8000", "sec-fetch-site": "same-origin"},
+                    {"origin": "HTTP://127.0.0.1:8000"}, {"sec-fetch-site": "none"}):
+        r = client.post("/v1/poses", headers=headers, **form)
+        assert r.status_code == 200 and len(r.json()["people"]) == 3, (headers, r.text)
+    r = client.get("/", headers={"origin": "http://evil.example", "sec-fetch-site": "cross-site"})
+    assert r.status_code == 200  # reading the page is no work: only state-changing methods are checked
+    r = client.post("/v1/poses", headers={"origin": "http://127.0.0.1"}, **form)  # port 80 is not 8000
+    assert r.status_code == 403
+
+
+def test_the_service_returns_freed_memory_and_results_stay_exactly_predicts(est, images, monkeypatch):
+    """After network calls the service trims malloc's free memory (pafpose.serve.memory);
+    the people are Estimator.predict's to the bit, for images of several sizes."""
+    import pafpose.serve.service as service_module
+    from pafpose.serve.memory import Releaser
+
+    trims = []
+
+    class Counting(Releaser):
+        def __call__(self):
+            trims.append(self.interval_s)
+            return super().__call__()
+
+    monkeypatch.setattr(service_module, "Releaser", Counting)
+    service = PoseService(est, ServeSettings(max_batch=1))
+    photos = [cv2.imread(str(images / name)) for name in ("ski.jpg", "apink1.jpg", "p3_dance.png")]
+    photos.append(cv2.resize(photos[0], (333, 517)))
+    try:
+        outcomes = [asyncio.run(service.predict(img, est.scales, est.flip)) for img in photos]
+    finally:
+        service.close()
+    assert len(trims) == len(photos)
+    assert sum(len(o.value) for o in outcomes) >= 5  # people were found, so there is something to compare
+    for img, outcome in zip(photos, outcomes, strict=True):
+        alone = est.predict(img)
+        assert len(outcome.value) == len(alone)
+        for a, b in zip(outcome.value, alone, strict=True):
+            assert np.array_equal(a.keypoints, b.keypoints, equal_nan=True) and a.score == b.score

@@ -160,3 +160,38 @@ def test_settings_default_batching_by_device_and_checks():
                        ({"batch_wait_ms": -1}, "batch_wait_ms")):
         with pytest.raises(ValueError, match=words):
             ServeSettings(**bad)
+
+
+def test_the_after_hook_runs_after_each_call_once_answers_are_out_and_its_errors_are_survived():
+    run = Recorder(delay=0.02)
+    calls = []
+
+    def after():
+        calls.append(len(run.batches))
+        if len(calls) == 1:
+            raise RuntimeError("a failing hook must not stop the worker")
+
+    b = Batcher(run, max_batch=1, wait=0.0, after=after)
+    results = [b.submit("k", i).result(timeout=10).value for i in range(3)]
+    b.close()
+    assert results == [("k", 0), ("k", 1), ("k", 2)]
+    assert calls == [1, 2, 3]  # once per call, after it
+
+
+def test_freed_memory_is_released_through_glibc():
+    import platform
+
+    from pafpose.serve.memory import release_freed_memory
+
+    released = release_freed_memory()
+    assert released is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_memory_is_released_at_most_once_per_interval():
+    from pafpose.serve.memory import Releaser, release_freed_memory
+
+    releaser = Releaser(interval_s=0.3)
+    first = [releaser() for _ in range(5)]
+    assert first == [release_freed_memory()] + [False] * 4  # the first releases (on glibc), the rest wait
+    time.sleep(0.35)
+    assert releaser() == release_freed_memory()

@@ -4,8 +4,10 @@ clients, fuzzed from its OpenAPI spec, and its page driven in headless Chromium.
 import os
 import random
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,8 @@ try:
 except ImportError:  # the fuzz test says so
     schemathesis = None
 
+HEADER_TIMEOUT = 2  # seconds; short, so that the slowloris test is
+MAX_CONNECTIONS = 48
 EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -72,7 +76,8 @@ def images(env):
 
 @pytest.fixture(scope="module")
 def server(env, tmp_path_factory):
-    s = Server(env, tmp_path_factory.mktemp("server"), "--max-batch", "8", "--batch-wait-ms", "10")
+    s = Server(env, tmp_path_factory.mktemp("server"), "--max-batch", "8", "--batch-wait-ms", "10",
+               "--header-timeout", str(HEADER_TIMEOUT), "--max-connections", str(MAX_CONNECTIONS))
     yield s
     s.stop()
 
@@ -229,13 +234,134 @@ def test_a_taken_port_and_bad_limits_are_one_line_errors(server, capsys):
 
     port = server.url.rsplit(":", 1)[1]
     for argv, words in ((["--port", port], "already in use; choose another --port"),
-                        (["--port", "0", "--max-batch", "0"], "max_batch must be at least 1"),
-                        (["--port", "0", "--max-upload-mb", "0"], "max_upload_bytes must be at least 1"),
-                        (["--port", "70000"], "--port must be in 0..65535"),
+                        (["--port", "0", "--allowed-hosts", "example.com:80"], "allowed host 'example.com:80'"),
                         (["--host", "192.0.2.1", "--port", "0"], "can't listen on 192.0.2.1:0")):  # not this machine's
         assert main(["serve", *argv]) == 2  # before any model is loaded
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--max-upload-mb", "nan", "must be a finite number, got nan"),
+    ("--max-upload-mb", "0", "must be in [0.001, 1000], got 0"),
+    ("--port", "70000", "must be in [0, 65535], got 70000"),
+    ("--max-batch", "0", "must be in [1, 256], got 0"),
+    ("--batch-wait-ms", "inf", "must be a finite number"),
+    ("--max-queue", "-3", "must be in [1, 10000]"),
+    ("--timeout", "0", "must be in (0, 3600]"),
+    ("--max-pixels", "1e9", "must be in [0.001, 1000]"),
+    ("--max-side", "2.5", "a whole number expected, got '2.5'"),
+    ("--workers", "0", "must be in [1, 64]"),
+    ("--header-timeout", "nan", "must be a finite number"),
+    ("--max-connections", "0", "must be in [1, 100000]"),
+])
+def test_every_numeric_option_is_checked_in_one_line(option, value, words, capsys):
+    from pafpose.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and f"argument {option}: {words}" in err, err
+
+
+def test_a_nan_option_from_the_command_line_is_no_traceback():
+    r = subprocess.run([EXE, "serve", "--max-upload-mb", "nan"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr == ("pafpose serve: error: argument --max-upload-mb: must be a finite number, got nan "
+                        "(see pafpose serve --help)\n")
+
+
+def _address(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def test_slowloris_connections_are_closed_within_the_header_timeout(server):
+    """Connections sending their headers a byte at a time, never finishing, are closed (408) after
+    --header-timeout; so are connections that send nothing. The server answers throughout."""
+    start = time.monotonic()
+    slow = [socket.create_connection(_address(server), timeout=5) for _ in range(12)]
+    silent = [socket.create_connection(_address(server), timeout=5) for _ in range(4)]
+    for s in slow:
+        s.sendall(b"POST /v1/poses HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    closed, answers = {}, {}
+    try:
+        while len(closed) < len(slow) + len(silent) and time.monotonic() - start < HEADER_TIMEOUT + 8:
+            for s in slow:
+                if s not in closed:
+                    try:
+                        s.sendall(b"X")  # one more byte of a header that never ends
+                    except OSError:
+                        closed[s] = time.monotonic() - start
+            readable, _, _ = select.select([s for s in slow + silent if s not in closed], [], [], 0.25)
+            for s in readable:
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                answers[s] = answers.get(s, b"") + data
+                if not data:
+                    closed[s] = time.monotonic() - start
+        assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200  # others are still served
+    finally:
+        for s in slow + silent:
+            s.close()
+    assert len(closed) == len(slow) + len(silent), f"{len(slow) + len(silent) - len(closed)} connections still open"
+    assert all(HEADER_TIMEOUT * 0.8 <= t <= HEADER_TIMEOUT + 5 for t in closed.values()), sorted(closed.values())
+    assert all(answers.get(s, b"").startswith(b"HTTP/1.1 408 ") for s in slow), [answers.get(s) for s in slow]
+    assert all(answers.get(s, b"") == b"" for s in silent)  # nothing came, so nothing to answer
+
+
+def test_a_body_still_dribbling_in_after_the_answer_is_cut_off(server):
+    """A 404 (or any refusal) goes out before the body is read; the rest of it then gets
+    --header-timeout, instead of being read and discarded a byte at a time for ever."""
+    s = socket.create_connection(_address(server), timeout=5)
+    try:
+        s.sendall(b"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\nXX")
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 404 "), answer
+        start, closed = time.monotonic(), None
+        while closed is None and time.monotonic() - start < HEADER_TIMEOUT + 8:
+            try:
+                s.sendall(b"X")
+                if select.select([s], [], [], 0.25)[0] and s.recv(4096) == b"":
+                    closed = time.monotonic() - start
+            except OSError:
+                closed = time.monotonic() - start
+    finally:
+        s.close()
+    assert closed is not None and HEADER_TIMEOUT * 0.8 <= closed <= HEADER_TIMEOUT + 5, closed
+
+
+def test_connections_beyond_the_limit_get_503_at_once(server):
+    idle = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            idle.append(socket.create_connection(_address(server), timeout=5))
+        time.sleep(0.3)  # the server has accepted them all
+        r = httpx.get(f"{server.url}/healthz", timeout=30)
+        assert r.status_code == 503 and "too many open connections" in r.json()["detail"]
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while (r := httpx.get(f"{server.url}/healthz", timeout=30)).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.status_code == 200
+
+
+def test_the_real_server_refuses_other_hosts_and_cross_origin_posts(server, images):
+    """The defaults of `pafpose serve` on loopback: 127.0.0.1, localhost and [::1] only."""
+    ski = (images / "ski.jpg").read_bytes()
+    port = server.url.rsplit(":", 1)[1]
+    r = httpx.get(f"{server.url}/v1/models", headers={"host": f"attacker.example:{port}"}, timeout=30)
+    assert r.status_code == 400 and "--allowed-hosts" in r.json()["detail"]
+    assert httpx.get(f"http://localhost:{port}/v1/models", timeout=30).status_code == 200
+    form = {"image": ("ski.jpg", ski, "image/jpeg")}
+    r = httpx.post(f"{server.url}/v1/poses", files=form, headers={"origin": "http://attacker.example"}, timeout=60)
+    assert r.status_code == 403 and "cross-origin request refused" in r.json()["detail"]
+    r = httpx.post(f"{server.url}/v1/poses", files=form, headers={"origin": server.url}, timeout=60)
+    assert r.status_code == 200 and r.json()["people"]
 
 
 def test_ctrl_c_stops_it_cleanly_after_all_that(server):

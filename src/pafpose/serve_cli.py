@@ -6,7 +6,9 @@ or use the webcam), POST /v1/poses (people as JSON; multipart upload or raw imag
 POST /v1/poses/render (the drawn image), GET /v1/models, GET /healthz, GET /docs (OpenAPI).
 
 It listens on 127.0.0.1 unless --host says otherwise: the service has no authentication,
-so put it behind something that has before exposing it. --port 0 picks a free port; the
+so put it behind something that has before exposing it. Requests naming another host
+(DNS rebinding) get 400 and posts from pages on other sites 403 (--allowed-hosts); request
+heads must arrive within --header-timeout. --port 0 picks a free port; the
 address is printed once the model is loaded. Ctrl-C (or SIGTERM) stops it after the
 requests in progress.
 """
@@ -22,12 +24,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pafpose.checks import number
     from pafpose.predict_cli import add_model_arguments
     from pafpose.serve.settings import ServeSettings
 
@@ -35,43 +40,91 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="web service (JSON API) and browser page for pose estimation",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--port", type=number(0, 65535, integer=True), default=8000,
+                   help="TCP port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--workers", type=number(1, 64, integer=True), default=1,
                    help="server processes, each with its own model and batching; they share the CPU cores")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
     g = p.add_argument_group("batching and limits")
-    g.add_argument("--max-batch", type=int, default=d.max_batch,
+    g.add_argument("--max-batch", type=number(1, 256, integer=True), default=d.max_batch,
                    help="most requests per network call; 1 turns batching off (default: 8 on a GPU, 1 on the CPU, "
                         "where batching measured slower: BENCHMARKS.md)")
-    g.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
+    g.add_argument("--batch-wait-ms", type=number(0, 1000), default=d.batch_wait_ms,
                    help="how long a request may wait for others to share its call (default: %(default)s)")
-    g.add_argument("--max-queue", type=int, default=d.max_queue,
+    g.add_argument("--max-queue", type=number(1, 10_000, integer=True), default=d.max_queue,
                    help="requests waiting for the network at once; more get 503 (default: %(default)s)")
-    g.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 1e6,
+    g.add_argument("--max-upload-mb", type=number(0.001, 1000), default=d.max_upload_bytes / 1e6,
                    help="largest upload in MB; larger ones get 413 (default: %(default)g)")
-    g.add_argument("--max-pixels", type=float, default=d.max_pixels / 1e6, metavar="MPIXEL",
+    g.add_argument("--max-pixels", type=number(0.001, 1000), default=d.max_pixels / 1e6, metavar="MPIXEL",
                    help="largest image in megapixels, read from its header before decoding (default: %(default)g)")
-    g.add_argument("--max-side", type=int, default=d.max_side,
+    g.add_argument("--max-side", type=number(64, 16384, integer=True), default=d.max_side,
                    help="images with a longer side are shrunk when decoded (default: %(default)s)")
-    g.add_argument("--timeout", type=float, default=d.timeout_s,
+    g.add_argument("--timeout", type=number(0, 3600, lo_open=True), default=d.timeout_s,
                    help="seconds a request may take; then 504 (default: %(default)s)")
+    c = p.add_argument_group("connections and browsers")
+    c.add_argument("--header-timeout", type=number(0, 600, lo_open=True), default=d.header_timeout_s,
+                   metavar="SECONDS", help="a connection that has not sent a complete request head (request line and "
+                                           "headers) this long after it opened is closed (default: %(default)g)")
+    c.add_argument("--max-connections", type=number(1, 100_000, integer=True), default=d.max_connections,
+                   help="open connections per worker process; more are refused with 503 (default: %(default)s)")
+    c.add_argument("--allowed-hosts", nargs="+", metavar="HOST",
+                   help="Host header names answered besides the default (127.0.0.1, localhost and [::1] when "
+                        "listening on loopback, else the --host address and this machine's names); others get "
+                        "400 against DNS rebinding. '*' answers any; '*.example.com' its subdomains")
     add_model_arguments(p)
     p.set_defaults(func=run)
+    p.error = partial(_error, p)  # type: ignore[method-assign]
 
 
-def settings_from(args: argparse.Namespace) -> Any:
+def _error(parser: argparse.ArgumentParser, message: str) -> None:
+    """A bad option as one line on stderr and exit 2 (argparse would print the long usage first)."""
+    parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+
+def allowed_hosts(args: argparse.Namespace, sock: socket.socket | None = None) -> tuple[str, ...]:
+    """The Host names answered: those the listening address is reached by, and --allowed-hosts.
+
+    Loopback: 127.0.0.1, localhost, [::1]. A wildcard address (0.0.0.0, ::): those and this
+    machine's names and addresses. Another address: it and the --host text.
+    """
+    from pafpose.serve.settings import LOOPBACK_HOSTS
+
+    names = [args.host]
+    if sock is not None:
+        address = ipaddress.ip_address(sock.getsockname()[0].split("%")[0])
+        if address.is_loopback:
+            names = list(LOOPBACK_HOSTS) + names
+        elif address.is_unspecified:
+            names = [*LOOPBACK_HOSTS, *_machine_names()]
+        else:
+            names.append(str(address))
+    return (*names, *(args.allowed_hosts or ()))
+
+
+def _machine_names() -> list[str]:
+    """This machine's host name, its fully qualified name and the addresses they resolve to."""
+    names = [socket.gethostname(), socket.getfqdn()]
+    for name in list(names):
+        try:
+            names += [info[4][0].split("%")[0] for info in socket.getaddrinfo(name, None)]
+        except OSError:
+            pass
+    return [n for n in names if n]
+
+
+def settings_from(args: argparse.Namespace, sock: socket.socket | None = None) -> Any:
     """The :class:`~pafpose.serve.ServeSettings` the options say (checked there)."""
     from pafpose.serve.settings import ServeSettings
 
     return ServeSettings(max_upload_bytes=round(args.max_upload_mb * 1e6), max_pixels=round(args.max_pixels * 1e6),
                          max_side=args.max_side, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                         max_queue=args.max_queue, timeout_s=args.timeout)
+                         max_queue=args.max_queue, timeout_s=args.timeout, allowed_hosts=allowed_hosts(args, sock),
+                         header_timeout_s=args.header_timeout, max_connections=args.max_connections)
 
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: a free one); a clear error when it is taken."""
-    if not 0 <= port <= 65535:
-        raise PafposeError(f"--port must be in 0..65535, got {port}")
+    check_number("--port", port, 0, 65535, integer=True)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
@@ -105,22 +158,23 @@ def run(args: argparse.Namespace) -> int:
 
         from pafpose.serve import create_app
         from pafpose.serve.app import CONFIG_ENV
+        from pafpose.serve.server import make_config
     except ImportError as err:
         raise PafposeError(f"pafpose serve needs the serve extra: pip install 'pafpose[serve]' ({err})") from err
     from pafpose.predict import DEFAULT_MODEL
     from pafpose.predict_cli import make_estimator, warn
     from pafpose.serve.service import warm_up
 
-    settings = settings_from(args)
-    if args.workers < 1:
-        raise PafposeError(f"--workers must be at least 1, got {args.workers}")
+    settings_from(args)  # option errors before the port is taken
     sock = listen(args.host, args.port)
     try:
+        settings = settings_from(args, sock)
         start = time.perf_counter()
         est = make_estimator(args)  # also in the --workers parent: option errors and downloads happen once, here
         url = url_of(sock)
         if not _is_loopback(sock):
-            warn(f"listening on {url}, reachable from other machines: this service has no authentication")
+            warn(f"listening on {url}, reachable from other machines: this service has no authentication; "
+                 f"it answers to the host names {', '.join(settings.allowed_hosts)} (--allowed-hosts)")
         name = args.model or (args.weights.name if args.weights is not None else DEFAULT_MODEL)
         max_batch = settings.batch_limit(est.device.type)
         batching = f"batches of up to {max_batch}" if max_batch > 1 else "no batching"
@@ -133,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         host, port = sock.getsockname()[:2]
         if args.workers == 1:
             app = create_app(est, settings, model_name=name)
-            config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, timeout_keep_alive=5)
+            config = make_config(app, settings, host=host, port=port, log_level=args.log_level)
             _until_stopped(lambda: uvicorn.Server(config).run(sockets=[sock]))
         else:
             from uvicorn.supervisors import Multiprocess
@@ -142,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
             options = _estimator_options(args)  # the cores are shared among the workers unless --threads says
             options["threads"] = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
             os.environ[CONFIG_ENV] = json.dumps({"args": options, "settings": settings.__dict__, "name": name})
-            config = uvicorn.Config("pafpose.serve.app:app_from_env", factory=True, host=host, port=port,
-                                    workers=args.workers, log_level=args.log_level, timeout_keep_alive=5)
+            config = make_config("pafpose.serve.app:app_from_env", settings, factory=True, host=host, port=port,
+                                 workers=args.workers, log_level=args.log_level)
             Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()

@@ -1,8 +1,9 @@
 """The FastAPI application of ``pafpose serve``: routes, upload limits, error bodies, the page.
 
 Every error is JSON ``{"detail": "one sentence"}`` with a status that says whose fault it
-is: 400 bad request (query values, empty body, a form without a file), 413 too large (bytes
-or pixels), 415 not an image, 422 an image that can't be decoded, 503 busy, 504 too slow.
+is: 400 bad request (query values, empty body, a form without a file, a ``Host`` the server
+does not answer to), 403 a cross-origin post (:mod:`pafpose.serve.guard`), 413 too large
+(bytes or pixels), 415 not an image, 422 an image that can't be decoded, 503 busy, 504 too slow.
 Bodies are read by the route itself (not by FastAPI's form parsing) so that the size limit
 holds while reading and a broken body never becomes a 500.
 """
@@ -33,6 +34,7 @@ from pafpose import __version__
 from pafpose.errors import PafposeError
 from pafpose.predict import Estimator
 from pafpose.serve.batching import BusyError
+from pafpose.serve.guard import RequestGuard
 from pafpose.serve.images import Upload, UploadError, decode_upload
 from pafpose.serve.results import poses_document, to_original
 from pafpose.serve.schemas import (
@@ -71,7 +73,8 @@ _IMAGE_BODY = {"requestBody": {"required": True, "description": "the image: a mu
     "application/octet-stream": _BINARY}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in (
-        (400, "bad query value, empty body or a form without a file"),
+        (400, "bad query value, empty body, a form without a file, or a Host header the server does not answer to"),
+        (403, "a cross-origin request (its Origin or Sec-Fetch-Site shows a page on another site)"),
         (413, "upload above the byte limit, or an image above the pixel limit"),
         (415, "not an image, or a format the service does not read"),
         (422, "an image that can't be decoded (corrupt or truncated)"),
@@ -170,6 +173,7 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
                   description="Multi-person 2D pose estimation with Part Affinity Fields. POST an image to "
                               "`/v1/poses` for the people as JSON, or to `/v1/poses/render` for the drawn image.")
     app.state.service = service
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
     _add_error_handlers(app)
     _add_docs(app)
 

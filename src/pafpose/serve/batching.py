@@ -65,6 +65,8 @@ class Batcher(Generic[T, R]):
         max_batch: most items per call; 1 runs every request alone.
         wait: seconds the oldest request may wait for others with its key.
         max_queue: most requests waiting at once; :meth:`submit` raises :class:`BusyError` beyond.
+        after: called on the worker thread after each call, once its results are delivered (the
+            service returns freed memory there, :mod:`pafpose.serve.memory`); its errors are logged.
 
     Example:
         >>> batcher = Batcher(lambda key, xs: [x * 2 for x in xs], max_batch=4, wait=0.01)
@@ -74,10 +76,11 @@ class Batcher(Generic[T, R]):
     """
 
     def __init__(self, run: Callable[[Hashable, list[T]], Sequence[R]], max_batch: int = 8, wait: float = 0.005,
-                 max_queue: int = 64, name: str = "pafpose-batcher") -> None:
+                 max_queue: int = 64, name: str = "pafpose-batcher", after: Callable[[], object] | None = None) -> None:
         if max_batch < 1 or max_queue < 1 or wait < 0:
             raise PafposeError(f"bad batcher limits: max_batch={max_batch}, max_queue={max_queue}, wait={wait}")
         self._run = run
+        self._after = after
         self.max_batch = max_batch
         self.wait = wait
         self.max_queue = max_queue
@@ -145,6 +148,11 @@ class Batcher(Generic[T, R]):
             live = [e for e in batch if e.future.set_running_or_notify_cancel()]  # drops cancelled requests
             if live:
                 self._execute(live)
+                if self._after is not None:
+                    try:
+                        self._after()
+                    except Exception:  # housekeeping: the requests already have their answers
+                        log.exception("the batcher's after-call hook failed")
 
     def _execute(self, live: list[_Entry]) -> None:
         start = time.monotonic()
