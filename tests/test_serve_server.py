@@ -1,7 +1,6 @@
 """`pafpose serve` as a user runs it: a real server on a free loopback port, hit by concurrent
 clients, fuzzed from its OpenAPI spec, and its page driven in headless Chromium."""
 
-import os
 import random
 import re
 import select
@@ -18,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, shared_dir
+from conftest import REPO
 
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (pip install -e '.[test]')")
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'pafpose[serve]')")
@@ -57,21 +56,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    shared = shared_dir()
-    if shared is None:
-        pytest.skip("../shared not found (set PAFPOSE_SHARED): the server runs the real model on real photos")
-    e = dict(os.environ, PAFPOSE_WEIGHTS_PATH=str(shared / "weights"), PAFPOSE_OFFLINE="1",
-             PAFPOSE_HOME=str(tmp_path_factory.mktemp("home")))
-    return e
-
-
-@pytest.fixture(scope="module")
-def images(env):
-    return shared_dir() / "images"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from pafpose.checks import check_number
@@ -72,13 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "listening on loopback, else the --host address and this machine's names); others get "
                         "400 against DNS rebinding. '*' answers any; '*.example.com' its subdomains")
     add_model_arguments(p)
-    p.set_defaults(func=run)
-    p.error = partial(_error, p)  # type: ignore[method-assign]
-
-
-def _error(parser: argparse.ArgumentParser, message: str) -> None:
-    """A bad option as one line on stderr and exit 2 (argparse would print the long usage first)."""
-    parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+    p.set_defaults(func=run)  # a bad option is one line: pafpose.cli's parser class says so for every command
 
 
 def allowed_hosts(args: argparse.Namespace, sock: socket.socket | None = None) -> tuple[str, ...]:

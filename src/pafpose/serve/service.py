@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.checks import MAX_SCALES, SCALE_RANGE  # a request's scales: as the CLI's and the Estimator's
 from pafpose.errors import PafposeError
 from pafpose.pose import Poses
 from pafpose.predict import Estimator
@@ -20,8 +21,6 @@ from pafpose.serve.batching import Batcher, Outcome
 from pafpose.serve.memory import Releaser
 from pafpose.serve.settings import ServeSettings
 
-MAX_SCALES = 4  # a request may ask for at most this many test-time scales...
-SCALE_RANGE = (0.25, 2.0)  # ...each in this range (memory and time grow with the square of the scale)
 _VARIANTS = 16  # test-time variants kept built (they share the network; building one is cheap)
 
 
