@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/video_write.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/serve_soak.py

@@ -117,7 +117,7 @@ class VideoWriter:
         try:
             if "libx264" in av.codecs_available:
                 stream = container.add_stream("libx264", rate=rate, options={
-                    "preset": "veryfast", "tune": "zerolatency", "crf": "23", "g": str(max(1, round(self.fps)))})
+                    "preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(max(1, round(self.fps)))})
             else:  # an FFmpeg without x264: MPEG-4 part 2, as OpenCV's mp4v
                 stream = container.add_stream("mpeg4", rate=rate, options={"g": str(max(1, round(self.fps)))})
             stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"  # 4:2:0 needs even sides
