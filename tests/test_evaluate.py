@@ -76,6 +76,28 @@ def test_missing_and_unreadable_images_score_as_nothing(tmp_path):
     assert 0 < ev.metrics["AR"] < 0.5  # 1 of 6 people found, and the evaluation completed
 
 
+def test_any_os_error_on_one_image_is_that_images_failure(tmp_path, monkeypatch):
+    """A FIFO (opening it would block for ever) and a file the process may not read: each
+    scores as no detections, and the evaluation goes on."""
+    import os
+
+    path, truth = synthetic_set(tmp_path, np.random.default_rng(1))
+    (tmp_path / "100.png").unlink()
+    os.mkfifo(tmp_path / "100.png")
+    real_open = os.open
+
+    def refuse(p, *args, **kwargs):
+        if str(p).endswith("102.png"):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    errors = []
+    ev = evaluate(lambda img: truth[int(img[0, 0, 0])], path, tmp_path, progress=False, on_error=errors.append)
+    assert len(errors) == 2 and "100.png: not a regular file" in errors[0] and "Permission denied" in errors[1]
+    assert ev.images == 4 and len(ev.results) == 1
+
+
 def test_no_results_is_zero_not_a_crash(tmp_path):
     path, _ = synthetic_set(tmp_path, np.random.default_rng(2))
     assert coco_eval(load_annotations(path), []) == dict.fromkeys(METRICS, 0.0)
