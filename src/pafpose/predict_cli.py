@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
     """The Estimator's options, shared by the commands that run a network."""
     from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
+
     g = p.add_argument_group("model")
     g.add_argument("--model", help="zoo name (pafpose models; default human-pose-estimation-0001, or with "
                    "--weights the architecture a pafpose checkpoint names)")
