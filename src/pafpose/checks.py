@@ -25,13 +25,18 @@ MAX_HEIGHT = 2048  #: network input height at scale 1
 MAX_SIDE = 8192  #: longest network input side at scale 1
 
 
+def _fmt(v: float) -> str:
+    """Whole numbers in full (a seed's bound is 4294967295, not 4.29497e+09), others short."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
+
+
 def _describe(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
     if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f"in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
     if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
+        return f"{'>' if lo_open else '>='} {_fmt(lo)}"
     if hi is not None:
-        return f"{'<' if hi_open else '<='} {hi:g}"
+        return f"{'<' if hi_open else '<='} {_fmt(hi)}"
     return "finite"
 
 
@@ -49,7 +54,7 @@ def check_number(name: str, value: Any, lo: float | None = None, hi: float | Non
     below = lo is not None and (value <= lo if lo_open else value < lo)
     above = hi is not None and (value >= hi if hi_open else value > hi)
     if below or above:
-        raise PafposeError(f"{name} must be {_describe(lo, hi, lo_open, hi_open)}, got {value:g}")
+        raise PafposeError(f"{name} must be {_describe(lo, hi, lo_open, hi_open)}, got {_fmt(value)}")
     return value
 
 
