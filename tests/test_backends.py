@@ -276,3 +276,23 @@ def test_pipeline_overlaps_only_where_the_network_leaves_cpus_free(tmp_path, mon
                             names.append(threading.current_thread().name) or run(inputs))
         assert len(list(est.pipeline(frames))) == 3
         assert all(n.startswith("pafpose-network") for n in names) == overlapped and len(names) == 3, names
+
+
+def test_with_options_shares_the_network_and_backend_and_touches_no_setting(tmp_path, monkeypatch):
+    """A server runs each request's options this way: nothing reloaded, PyTorch's threads left as
+    the CPU backend set them (a clone through the constructor reset them for the whole process)."""
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    torch.set_num_threads(2)
+    net = random_net()
+    base = Estimator(net, device="cpu", height=64, backend="onnxruntime", threads=1)
+    assert torch.get_num_threads() == 1
+    other = base.with_options(scales=(1.0, 0.5), flip=True)
+    assert torch.get_num_threads() == 1
+    assert other.net is base.net and other.backend is base.backend and base.scales == (1.0,) and not base.flip
+    assert other.config == base.config.replace(scales=(1.0, 0.5), flip=True)
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    fresh = Estimator(net, device="cpu", height=64, backend="onnxruntime", threads=1, scales=(1.0, 0.5), flip=True)
+    a, b = other.fields([image])[0], fresh.fields([image])[0]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+    with pytest.raises(PafposeError, match="scales"):
+        base.with_options(scales=(9.0,))

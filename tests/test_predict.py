@@ -167,3 +167,42 @@ def test_api_misuse_is_a_clear_error_and_ranges_are_kept(estimator_cls, est, ima
         got = est.predict(same)
         assert len(got) == len(ref) == 3
         assert np.nanmax(np.abs(got[0].keypoints[:, :2] - ref[0].keypoints[:, :2])) < 1.0
+
+
+def test_one_config_whatever_way_it_is_given(estimator_cls, est):
+    from pafpose import EstimatorConfig
+
+    config = EstimatorConfig(device="cpu", scales=[1.0, 0.5], decoder=DecoderConfig(min_score=0.3))
+    assert config.scales == (1.0, 0.5)  # normalised
+    by_config, by_keywords = estimator_cls(config), estimator_cls(device="cpu", scales=(1.0, 0.5),
+                                                                  decoder=DecoderConfig(min_score=0.3))
+    assert by_config.config == by_keywords.config == config
+    assert estimator_cls(config, flip=True).config == config.replace(flip=True)  # keywords refine a config
+    assert EstimatorConfig.from_dict(config.to_dict()) == config  # what worker processes receive
+    import json
+
+    assert EstimatorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(PafposeError, match="unknown Estimator option"):
+        EstimatorConfig.from_dict({"colour": "red"})
+    with pytest.raises(PafposeError, match="unknown backend"):
+        EstimatorConfig(backend="tensorrt")
+
+
+def test_every_config_field_with_a_flag_documents_it_on_the_command_line():
+    import argparse
+    from dataclasses import fields
+
+    from pafpose import EstimatorConfig
+    from pafpose.predict_cli import add_model_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    actions = {a.dest: a for a in parser._actions}
+    for f in fields(EstimatorConfig):
+        if f.name in ("decoder", "max_side"):  # the decoder has a flag per threshold; max_side none
+            continue
+        assert actions[f.name].help == f.metadata["help"], f.name
+    args = parser.parse_args(["--scales", "1", "0.5", "--flip", "--threads", "2", "--min-score", "0.3"])
+    assert config_from_args(args) == EstimatorConfig(scales=(1.0, 0.5), flip=True, threads=2,
+                                                     decoder=DecoderConfig(min_score=0.3))
+    assert config_from_args(parser.parse_args([])) == EstimatorConfig()  # the defaults are the config's

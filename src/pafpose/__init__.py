@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pafpose.decoder import Decoder, DecoderConfig, decode
 from pafpose.encoder import Encoder, EncoderConfig, Targets
 from pafpose.errors import PafposeError
+from pafpose.estimator_config import EstimatorConfig
 from pafpose.fields import OPENPOSE_COCO18, FieldSpec
 from pafpose.pose import Pose, Poses
 from pafpose.skeleton import BODY25, COCO17, COCO18, Skeleton, get_skeleton
@@ -81,6 +82,7 @@ __all__ = [
     "Encoder",
     "EncoderConfig",
     "Estimator",
+    "EstimatorConfig",
     "FieldSpec",
     "PafposeError",
     "Pose",

@@ -40,10 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pafpose.errors import PafposeError
+    from pafpose.estimator_config import DEFAULT_MODEL
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
     from pafpose.io import check_output_file
-    from pafpose.predict import DEFAULT_MODEL
     from pafpose.predict_cli import make_estimator, warn
 
     for option, path in (("--out", args.out), ("--metrics-json", args.metrics_json)):

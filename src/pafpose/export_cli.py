@@ -56,8 +56,7 @@ def check(net: object, path: Path, fmt: str, height: int, width: int) -> float:
 def run(args: argparse.Namespace) -> int:
     from pafpose.errors import PafposeError
     from pafpose.export import export_onnx, export_openvino
-    from pafpose.predict import DEFAULT_MODEL
-    from pafpose.weights import load
+    from pafpose.weights import resolve
 
     if args.dynamic and (args.height or args.width):
         raise PafposeError("--dynamic leaves height and width free: give it or --height/--width, not both")
@@ -66,17 +65,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = {"onnx": ".onnx", "openvino": ".xml"}[args.format]
     if args.out.suffix.lower() != wanted:
         raise PafposeError(f"--out {args.out}: a {args.format} file is named *{wanted}")
-    if args.weights is not None:
-        if not args.weights.is_file():
-            raise PafposeError(f"{args.weights}: no such weights file")
-        from pafpose.models import list_architectures
-        from pafpose.weights import get_pretrained_cfg
-
-        arch = None if args.model is None else (
-            args.model if args.model in list_architectures() else get_pretrained_cfg(args.model).architecture)
-        net = load(args.weights, architecture=arch)
-    else:
-        net = load(args.model or DEFAULT_MODEL)
+    net = resolve(args.model, args.weights).network
     s = net.spec.stride
     height = args.height or net.input_config.height
     width = args.width or height

@@ -14,12 +14,12 @@ decoder refines peaks on the field itself.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from pafpose.backends import cpu_has_bfloat16
-from pafpose.checks import MAX_HEIGHT, MAX_SCALES, MAX_SIDE, SCALE_RANGE, check_number
+from pafpose.checks import MAX_HEIGHT, MAX_SIDE, check_number
 from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.errors import PafposeError
+from pafpose.estimator_config import EstimatorConfig
 from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
 from pafpose.pose import Pose, Poses, scale_poses
@@ -48,7 +49,6 @@ def to_image(poses: Poses, factor: float) -> Poses:
     return out
 
 
-DEFAULT_MODEL = "human-pose-estimation-0001"
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -68,54 +68,50 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class Estimator:
     """Multi-person pose estimation with a PAF network.
 
-    Args:
-        model: zoo name (``pafpose models``), architecture name, or a network object
-            (default: ``DEFAULT_MODEL``, or with ``weights`` the architecture the file names).
-        weights: a weights file to use instead of the zoo's (for ``model``'s architecture;
-            a ``pafpose train`` checkpoint says its own).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        height: network input height (default: the model's, e.g. 368).
-        scales: input scales relative to ``height`` whose fields are averaged (e.g. 0.5 1 1.5 2).
-        flip: also run the mirrored image and average.
-        decoder: decoder thresholds.
-        max_side: longest network input side at scale 1 (very wide images are shrunk to fit).
-        precision: ``"float32"``, or on a GPU ``"float16"`` / ``"bfloat16"`` (autocast; the
-            fields are averaged and decoded in float32 either way). ``"bfloat16"`` also runs
-            the torch backend on CPUs with bfloat16 instructions (:func:`cpu_has_bfloat16`).
-        backend: where the network runs: ``"torch"``, or on the CPU ``"onnxruntime"`` or
-            ``"openvino"`` (optional extras; see :mod:`pafpose.backends`).
-        threads: CPU threads for the network (default: the runtime's choice).
+    ``Estimator(config)`` with an :class:`EstimatorConfig`, or ``Estimator(**options)`` with
+    its fields as keyword arguments (one code path: the keywords build the config), or
+    ``Estimator(network, **options)`` to run a network object as it is (e.g. one being
+    trained; it is not modified). The options:
+
+    - ``model``: zoo name (``pafpose models``) or architecture name (default:
+      ``DEFAULT_MODEL``, or with ``weights`` the architecture the file names).
+    - ``weights``: a weights file to use instead of the zoo's (for ``model``'s architecture;
+      a ``pafpose train`` checkpoint says its own).
+    - ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``...
+    - ``height``: network input height (default: the model's, e.g. 368).
+    - ``scales``: input scales relative to ``height`` whose fields are averaged (e.g. 0.5 1 1.5 2).
+    - ``flip``: also run the mirrored image and average.
+    - ``decoder``: decoder thresholds (:class:`DecoderConfig`).
+    - ``max_side``: longest network input side at scale 1 (very wide images are shrunk to fit).
+    - ``precision``: ``"float32"``, or on a GPU ``"float16"`` / ``"bfloat16"`` (autocast; the
+      fields are averaged and decoded in float32 either way). ``"bfloat16"`` also runs the
+      torch backend on CPUs with bfloat16 instructions (:func:`cpu_has_bfloat16`).
+    - ``backend``: where the network runs: ``"torch"``, or on the CPU ``"onnxruntime"`` or
+      ``"openvino"`` (optional extras; see :mod:`pafpose.backends`).
+    - ``threads``: CPU threads for the network (default: the runtime's choice).
+
+    :meth:`with_options` gives the same loaded network and backend with other per-call
+    options (scales, flip, decoder thresholds), at no cost.
 
     Example:
         >>> est = Estimator()
         >>> poses = est.predict("people.jpg")  # BGR arrays, RGB arrays (color="RGB"), PIL images too
     """
 
-    def __init__(
-        self,
-        model: str | PafModel | None = None,
-        weights: str | Path | None = None,
-        device: str | torch.device = "auto",
-        height: int | None = None,
-        scales: Sequence[float] = (1.0,),
-        flip: bool = False,
-        decoder: DecoderConfig | None = None,
-        max_side: int = 2048,
-        precision: str = "float32",
-        backend: str = "torch",
-        threads: int | None = None,
-    ) -> None:
+    def __init__(self, model: str | PafModel | EstimatorConfig | None = None, **options: Any) -> None:
         from pafpose.backends import make_backend
-        from pafpose.models import list_architectures
-        from pafpose.weights import get_pretrained_cfg, load
+        from pafpose.weights import resolve
 
-        if threads is not None:
-            check_number("threads", threads, 1, 1024, integer=True)
-        self.device = resolve_device(device)
-        if precision not in _PRECISIONS:
-            raise PafposeError(f"unknown precision {precision!r}: use {', '.join(_PRECISIONS)}")
+        network = model if isinstance(model, torch.nn.Module) else None
+        if isinstance(model, EstimatorConfig):
+            config = model.replace(**options) if options else model
+        else:
+            config = EstimatorConfig(model=None if network is not None else model, **options)
+        self.config = config
+        self.device = resolve_device(config.device)
+        precision = config.precision
         if precision != "float32" and self.device.type != "cuda":
-            if precision == "float16" or backend != "torch":
+            if precision == "float16" or config.backend != "torch":
                 raise PafposeError(f"precision {precision} on the CPU: only bfloat16 with --backend torch "
                                    "(float16 needs a CUDA device)")
             if not cpu_has_bfloat16():
@@ -123,42 +119,42 @@ class Estimator:
                                    "AMX), which this CPU lacks; use float32")
         self.precision = precision
         ir = None  # the network's own OpenVINO IR, which the openvino backend runs as published
-        if isinstance(model, torch.nn.Module):
-            self.net = model  # e.g. a network being trained: used as it is, put in eval mode
-        elif weights is not None:  # a checkpoint of `pafpose train` knows its architecture
-            arch = None if model is None else (
-                model if model in list_architectures() else get_pretrained_cfg(model).architecture)
-            self.net = load(weights, architecture=arch)
-            if Path(weights).suffix == ".xml":
-                ir = Path(weights)
+        if network is not None:
+            self.net = network  # e.g. a network being trained: used as it is, put in eval mode
         else:
-            name = DEFAULT_MODEL if model is None else model
-            self.net = load(name)
-            try:
-                cfg = get_pretrained_cfg(name)
-            except PafposeError:  # an architecture without pretrained weights
-                cfg = None
-            if cfg is not None and cfg.file_format == "openvino-ir" and backend == "openvino":
-                from pafpose.weights import resolve_file
-
-                ir = resolve_file(cfg, cfg.files[0])
-        own = not isinstance(model, torch.nn.Module)  # a caller's network is not modified (fused, relaid)
+            self.net, _, ir = resolve(config.model, config.weights, ir=config.backend == "openvino")
+        own = network is None  # a caller's network is not modified (fused, relaid)
         self.net = self.net.to(self.device).eval()
         self.spec = self.net.spec
         self.input_config = self.net.input_config
-        self.height = int(check_number("height", self.input_config.height if height is None else height,
+        self.height = int(check_number("height", self.input_config.height if config.height is None else config.height,
                                        self.spec.stride, MAX_HEIGHT, integer=True))
-        if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not 1 <= len(scales) <= MAX_SCALES:
-            raise PafposeError(f"scales must be 1 to {MAX_SCALES} numbers, got {scales!r}")
-        self.scales = tuple(float(check_number("each of scales", s, *SCALE_RANGE)) for s in scales)
-        self.flip = bool(flip)
-        self.max_side = int(check_number("max_side", max_side, self.spec.stride, MAX_SIDE, integer=True))
-        self.decoder = Decoder(self.spec, decoder or DecoderConfig())
+        self.scales = config.scales
+        self.flip = config.flip
+        self.max_side = int(check_number("max_side", config.max_side, self.spec.stride, MAX_SIDE, integer=True))
+        self.decoder = Decoder(self.spec, config.decoder)
         self._flip_tables()
         # seconds spent per stage since the last reset (``pafpose bench`` reads and clears them)
         self.timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "decode": 0.0}
-        self.backend = make_backend(backend, self.net, self.device, _PRECISIONS[precision], threads,
+        self.backend = make_backend(config.backend, self.net, self.device, _PRECISIONS[precision], config.threads,
                                     name=type(self.net).__name__, ir=ir, optimize=own)
+
+    def with_options(self, scales: Sequence[float] | None = None, flip: bool | None = None,
+                     decoder: DecoderConfig | None = None) -> Estimator:
+        """This estimator with other per-call options, sharing its loaded network and backend.
+
+        Nothing is loaded or compiled, and no runtime setting (such as PyTorch's thread
+        count) is touched: a server runs each request's options this way.
+        """
+        config = self.config.replace(**{k: v for k, v in (("scales", scales), ("flip", flip), ("decoder", decoder))
+                                        if v is not None})
+        other = copy.copy(self)
+        other.config = config
+        other.scales, other.flip = config.scales, config.flip
+        if config.decoder != self.config.decoder:
+            other.decoder = Decoder(self.spec, config.decoder)
+        other.timings = dict.fromkeys(self.timings, 0.0)
+        return other
 
     @property
     def skeleton(self) -> Skeleton:

@@ -52,30 +52,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
-    """The Estimator's options, shared by the commands that run a network."""
-    from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
+    """The Estimator's options, shared by the commands that run a network: one per
+    :class:`~pafpose.estimator_config.EstimatorConfig` field (its help is the field's doc),
+    then one per decoder threshold."""
+    from dataclasses import fields
 
+    from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
+    from pafpose.estimator_config import BACKENDS, PRECISIONS, EstimatorConfig
+
+    how = {  # how each field is typed on the command line; max_side and decoder have no flag of their own
+        "model": {},
+        "weights": {"type": Path},
+        "device": {},
+        "precision": {"choices": PRECISIONS},
+        "backend": {"choices": BACKENDS},
+        "threads": {"type": number(1, 1024, integer=True)},
+        "height": {"type": number(1, MAX_HEIGHT, integer=True)},
+        "scales": {"type": number(*SCALE_RANGE), "nargs": "+", "action": _AtMost(MAX_SCALES)},
+        "flip": {"action": "store_true"},
+    }
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="zoo name (pafpose models; default human-pose-estimation-0001, or with "
-                   "--weights the architecture a pafpose checkpoint names)")
-    g.add_argument("--weights", type=Path, help="weights file for --model's architecture (instead of the zoo's), "
-                   "e.g. a `pafpose train` checkpoint")
-    g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    g.add_argument("--precision", choices=("float32", "float16", "bfloat16"), default="float32",
-                   help="network precision: float16/bfloat16 on a GPU; bfloat16 also on CPUs with "
-                   "bfloat16 instructions (--backend torch)")
-    g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
-                   help="where the network runs: torch (CPU/GPU), or on the CPU onnxruntime / openvino "
-                   "(pip install 'pafpose[onnx]' / 'pafpose[openvino]')")
-    g.add_argument("--threads", type=number(1, 1024, integer=True),
-                   help="CPU threads for the network (default: the runtime's choice)")
-    g.add_argument("--height", type=number(1, MAX_HEIGHT, integer=True),
-                   help=f"network input height (default: the model's; at most {MAX_HEIGHT})")
-    g.add_argument("--scales", type=number(*SCALE_RANGE), nargs="+", default=[1.0], action=_AtMost(MAX_SCALES),
-                   help=f"test-time scales, e.g. 1 0.5 1.5 2 (each {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}, "
-                   f"at most {MAX_SCALES})")
-    g.add_argument("--flip", action="store_true", help="test-time flip: average with the mirrored image")
+    for f in fields(EstimatorConfig):
+        if f.name in how:
+            default = list(f.default) if f.name == "scales" else f.default
+            g.add_argument("--" + f.name, default=default, help=f.metadata["help"], **how[f.name])
     add_decoder_arguments(p, **decoder_defaults)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~pafpose.estimator_config.EstimatorConfig` a command's options describe."""
+    from pafpose.decoder import DecoderConfig
+    from pafpose.estimator_config import EstimatorConfig
+
+    decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
+    return EstimatorConfig(model=args.model, weights=args.weights, device=args.device, height=args.height,
+                           scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
+                           backend=args.backend, threads=args.threads)
 
 
 def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)
@@ -121,15 +133,10 @@ def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
 
 
 def make_estimator(args: argparse.Namespace) -> Any:
-    from pafpose.decoder import DecoderConfig
+    """The Estimator a command's options describe."""
     from pafpose.predict import Estimator
 
-    if args.weights is not None and not args.weights.is_file():
-        raise PafposeError(f"{args.weights}: no such weights file")
-    decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
-    return Estimator(args.model, weights=args.weights, device=args.device, height=args.height,
-                     scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
-                     backend=args.backend, threads=args.threads)
+    return Estimator(config_from_args(args))
 
 
 class Outputs:

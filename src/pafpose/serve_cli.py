@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
         from pafpose.serve.server import make_config
     except ImportError as err:
         raise PafposeError(f"pafpose serve needs the serve extra: pip install 'pafpose[serve]' ({err})") from err
-    from pafpose.predict import DEFAULT_MODEL
-    from pafpose.predict_cli import make_estimator, warn
+    from pafpose.estimator_config import DEFAULT_MODEL
+    from pafpose.predict_cli import config_from_args, make_estimator, warn
     from pafpose.serve.service import warm_up
 
     settings_from(args)  # option errors before the port is taken
@@ -186,9 +186,11 @@ def run(args: argparse.Namespace) -> int:
             from uvicorn.supervisors import Multiprocess
 
             del est
-            options = _estimator_options(args)  # the cores are shared among the workers unless --threads says
-            options["threads"] = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-            os.environ[CONFIG_ENV] = json.dumps({"args": options, "settings": settings.__dict__, "name": name})
+            # the cores are shared among the workers unless --threads says
+            options = config_from_args(args).replace(threads=args.threads or max(1, (os.cpu_count() or 1)
+                                                                                 // args.workers))
+            os.environ[CONFIG_ENV] = json.dumps({"estimator": options.to_dict(), "settings": settings.__dict__,
+                                                 "name": name})
             config = make_config("pafpose.serve.app:app_from_env", settings, factory=True, host=host, port=port,
                                  workers=args.workers, log_level=args.log_level)
             Multiprocess(config, sockets=[sock]).run()
@@ -215,11 +217,4 @@ def _until_stopped(serve: Callable[[], None]) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options, as JSON for the worker processes (they rebuild the Estimator from them)."""
-    out = {k: v for k, v in vars(args).items() if k != "func"}
-    out["weights"] = str(args.weights) if args.weights is not None else None
-    return out
 

@@ -67,11 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.data import AugmentConfig, CocoKeypoints
     from pafpose.errors import PafposeError
     from pafpose.io import write_image_atomic
-    from pafpose.models import build_architecture, list_architectures
-    from pafpose.weights import get_pretrained_cfg
+    from pafpose.models import build_architecture
+    from pafpose.weights import architecture_of
 
-    arch = args.model if args.model in list_architectures() else get_pretrained_cfg(args.model).architecture
-    net = build_architecture(arch)
+    net = build_architecture(architecture_of(args.model))
     ds = CocoKeypoints(args.annotations, args.images, net.spec, net.input_config,
                        augment=None if args.no_augment else AugmentConfig(), seed=args.seed)
     print(ds.report.summary())

@@ -277,10 +277,9 @@ class Trainer:
         if c.model not in list_architectures():
             raise PafposeError(f"unknown architecture {c.model!r}; known: {', '.join(list_architectures())}")
         if c.init:
-            from pafpose.weights import load
+            from pafpose.weights import resolve
 
-            is_file = Path(c.init).is_file()
-            net = load(c.init, architecture=c.model if is_file else None)
+            net = (resolve(c.model, c.init) if Path(c.init).is_file() else resolve(c.init)).network
             if type(net) is not type(build_architecture(c.model)):
                 raise PafposeError(f"--init {c.init} is a {type(net).__name__}, not a {c.model} network")
         else:

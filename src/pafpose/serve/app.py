@@ -306,15 +306,10 @@ def _add_docs(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """The app for one worker process of ``pafpose serve --workers N`` (options in ``$PAFPOSE_SERVE_CONFIG``)."""
-    import argparse
-    from pathlib import Path
-
-    from pafpose.predict_cli import make_estimator
+    from pafpose.estimator_config import EstimatorConfig
+    from pafpose.predict import Estimator
 
     config = json.loads(os.environ[CONFIG_ENV])
-    args = argparse.Namespace(**config["args"])
-    args.weights = Path(args.weights) if args.weights else None
-    estimator = make_estimator(args)
+    estimator = Estimator(EstimatorConfig.from_dict(config["estimator"]))
     warm_up(estimator)
     return create_app(estimator, ServeSettings(**config["settings"]), model_name=config["name"])
-

@@ -69,9 +69,7 @@ class PoseService:
             est = self._variants.get((scales, flip))
             if est is None:
                 base = self.estimator
-                est = Estimator(base.net, device=base.device, height=base.height, scales=scales, flip=flip,
-                                decoder=base.decoder.config, max_side=base.max_side, precision=base.precision)
-                est.backend = base.backend  # the network as the server runs it (onnxruntime, openvino...)
+                est = base.with_options(scales=scales, flip=flip)  # the same network and backend, nothing reloaded
                 if len(self._variants) >= _VARIANTS:  # forget the oldest variant other than the default
                     del self._variants[next(k for k in self._variants if self._variants[k] is not base)]
                 self._variants[(scales, flip)] = est

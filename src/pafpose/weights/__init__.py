@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,8 +27,8 @@ from pafpose.models._base import PafModel
 from pafpose.weights._download import cache_dir, discard, intact, resolve_file, seal
 from pafpose.weights._zoo import ZOO, PretrainedCfg, WeightFile, get_pretrained_cfg, list_pretrained
 
-__all__ = ["ZOO", "PretrainedCfg", "WeightFile", "cache_dir", "get_pretrained_cfg", "list_pretrained", "load",
-           "load_state"]
+__all__ = ["ZOO", "PretrainedCfg", "Resolved", "WeightFile", "architecture_of", "cache_dir", "get_pretrained_cfg",
+           "list_pretrained", "load", "load_state", "resolve"]
 
 log = logging.getLogger(__name__)
 
@@ -196,3 +197,48 @@ def load(
     else:
         _import(fmt, paths, model, arch, kwargs)
     return model.eval().to(device)
+
+
+def architecture_of(model: str) -> str:
+    """The architecture of a zoo name, or ``model`` itself when it names an architecture."""
+    from pafpose.models import list_architectures
+
+    return model if model in list_architectures() else get_pretrained_cfg(model).architecture
+
+
+class Resolved(NamedTuple):
+    """What a model choice resolves to."""
+
+    network: PafModel
+    cfg: PretrainedCfg | None  #: the zoo entry, when the weights are the zoo's
+    ir: Path | None  #: the network's own OpenVINO IR, when asked for and it has one
+
+
+def resolve(model: str | None = None, weights: str | Path | None = None, ir: bool = False) -> Resolved:
+    """The one way from what a user names to a network with weights, for every command.
+
+    Args:
+        model: a zoo name or an architecture name (default ``DEFAULT_MODEL``; with ``weights``,
+            the architecture the file names).
+        weights: a weights file for ``model``'s architecture instead of the zoo's (a
+            ``pafpose train`` checkpoint names its own).
+        ir: also find the network's own OpenVINO IR (what the openvino backend runs as
+            published): the file itself if it is one, else the zoo entry's.
+    """
+    from pafpose.estimator_config import DEFAULT_MODEL
+
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise PafposeError(f"{weights}: no such weights file")
+        net = load(weights, architecture=None if model is None else architecture_of(model))
+        return Resolved(net, None, Path(weights) if ir and Path(weights).suffix == ".xml" else None)
+    name = DEFAULT_MODEL if model is None else model
+    net = load(name)
+    try:
+        cfg: PretrainedCfg | None = get_pretrained_cfg(name)
+    except PafposeError:  # an architecture without pretrained weights
+        cfg = None
+    own_ir = None
+    if ir and cfg is not None and cfg.file_format == "openvino-ir":
+        own_ir = resolve_file(cfg, cfg.files[0])
+    return Resolved(net, cfg, own_ir)
