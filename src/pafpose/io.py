@@ -19,8 +19,8 @@ import numpy as np
 from pafpose.errors import PafposeError
 from pafpose.images import as_bgr, read_image, to_bgr8
 
-__all__ = ["Source", "as_bgr", "atomic_output", "check_output_dir", "check_output_file", "expand_sources",
-           "read_image", "to_bgr8", "write_bytes_atomic", "write_image_atomic"]
+__all__ = ["Source", "UniqueNames", "as_bgr", "atomic_output", "check_output_dir", "check_output_file",
+           "expand_sources", "read_image", "to_bgr8", "write_bytes_atomic", "write_image_atomic"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
@@ -102,6 +102,21 @@ def write_image_atomic(image: np.ndarray, path: str | Path) -> Path:
     return write_bytes_atomic(buf.tobytes(), path)
 
 
+class UniqueNames:
+    """Output names that never collide: ``name``, else ``name_2``, ``name_3``..."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def take(self, name: str) -> str:
+        out, n = name, 1
+        while out in self._taken:
+            n += 1
+            out = f"{name}_{n}"
+        self._taken.add(out)
+        return out
+
+
 @dataclass(frozen=True)
 class Source:
     """One thing to run on.
@@ -143,7 +158,7 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
     sources: list[Source] = []
     errors: list[str] = []
     seen: set[str] = set()
-    names: set[str] = set()
+    names = UniqueNames()
     ignored = 0
 
     def add(kind: str, location: str, name: str) -> None:
@@ -151,12 +166,7 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
         if key in seen:
             return
         seen.add(key)
-        unique, n = name, 1
-        while unique in names:
-            n += 1
-            unique = f"{name}_{n}"
-        names.add(unique)
-        sources.append(Source(kind, location, unique))  # type: ignore[arg-type]
+        sources.append(Source(kind, location, names.take(name)))  # type: ignore[arg-type]
 
     out_dir = Path(outputs).resolve() if outputs is not None else None
 

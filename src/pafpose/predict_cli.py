@@ -29,7 +29,7 @@ import numpy as np
 
 from pafpose.checks import number
 from pafpose.errors import PafposeError
-from pafpose.io import Source
+from pafpose.io import Source, UniqueNames
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -158,7 +158,7 @@ class Outputs:
             if found is not None and found not in self._coco_ids.values():
                 self._coco_ids[s.location] = found
         self._used_ids = set(self._coco_ids.values())
-        self._names: set[str] = set()
+        self._names = UniqueNames()
         self._next_id = 1
         self.partial = out / "coco_results.partial.jsonl"  # --json coco's results as they come (see result())
         self._journal: Any = None
@@ -179,12 +179,7 @@ class Outputs:
 
     def unique(self, name: str) -> str:
         """``name``, or ``name_2``, ``name_3``... if an output of this run already has it."""
-        out, n = name, 1
-        while out in self._names:
-            n += 1
-            out = f"{name}_{n}"
-        self._names.add(out)
-        return out
+        return self._names.take(name)
 
     def result(self, name: str, poses: Sequence[Any], location: str | None = None) -> None:
         from pafpose.formats import coco_results, openpose_json, write_json_atomic

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from pafpose.errors import PafposeError
+from pafpose.io import atomic_output
 from pafpose.models import build_architecture
 from pafpose.models._base import PafModel
 from pafpose.weights._download import cache_dir, discard, intact, resolve_file, seal
@@ -122,14 +121,7 @@ def _import(file_format: str, paths: Sequence[Path], model: PafModel, arch: str,
 
 def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> bool:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_output(path, lambda tmp: torch.save(state, tmp))
     except OSError as err:  # a read-only cache only costs start-up time
         log.warning("could not cache converted weights at %s (%s)", path, err)
         return False

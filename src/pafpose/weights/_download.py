@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from pafpose.errors import PafposeError
+from pafpose.io import atomic_output
 from pafpose.weights._zoo import PretrainedCfg, WeightFile
 
 log = logging.getLogger(__name__)
@@ -66,27 +66,22 @@ def download(url: str, dest: Path, sha256: str | None = None, size: int | None =
     if sha256 is None or size is None:
         raise PafposeError(f"{url}: refusing a download without a known sha256 and size to check it")
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+    def fetch(tmp: str) -> None:  # into the temporary file; renamed into place only once checked
+        h = hashlib.sha256()
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or size
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar:
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
                     h.update(chunk)
                     bar.update(len(chunk))
-        got = tmp.stat().st_size
-        if size is not None and got != size:
+        got = Path(tmp).stat().st_size
+        if got != size:
             raise PafposeError(f"download of {url} has {got} bytes, expected {size}")
-        if sha256 is not None and h.hexdigest() != sha256:
+        if h.hexdigest() != sha256:
             raise PafposeError(f"download of {url} has sha256 {h.hexdigest()}, expected {sha256}")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    return atomic_output(dest, fetch)
 
 
 def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
