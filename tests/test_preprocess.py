@@ -1,4 +1,7 @@
-"""One normaliser serves inference, export and training data."""
+"""Input settings belong to the weights (the zoo entry, the architecture as fallback), and one
+normaliser serves inference, export and training data."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -6,11 +9,53 @@ import torch
 
 from pafpose.backends import TorchBackend
 from pafpose.models import InputConfig, build_architecture
+from pafpose.predict import Estimator
 from pafpose.preprocess import Normalise, denormalise, normalise
+from pafpose.weights import ZOO, get_pretrained_cfg, load, resolve_input_config
 
+# What the Estimator has always run each weight set with (the architectures' settings before the
+# zoo held them): BGR, stride 8, height 368 everywhere.
+OMZ = InputConfig("BGR", (128.0,) * 3, (1.0 / float(np.float16(1 / 255)),) * 3, pad_value=0.0, stride=8, height=368)
+RAW = InputConfig("BGR", (0.0,) * 3, (1.0,) * 3, pad_value=0.0, stride=8, height=368)
+CMU_DEMO = InputConfig("BGR", (128.0,) * 3, (256.0,) * 3, pad_value=128.0, stride=8, height=368)
 PLAIN = InputConfig("BGR", (128.0,) * 3, (256.0,) * 3, pad_value=0.0, stride=8, height=368)
+EXPECTED = {"human-pose-estimation-0001": OMZ, "tf-pose-mobilenet-v2": RAW, "openpose-coco": CMU_DEMO,
+            "openpose-body25": PLAIN, "lightweight-openpose": PLAIN}
 # channels swapped and unequal per channel: a mistake in order or channel shows
 RGB = InputConfig("RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), pad_value=0.0, stride=8, height=64)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_zoo_entry_states_its_input(name):
+    cfg = ZOO[name]
+    assert cfg.input_config is not None
+    assert resolve_input_config(name) == EXPECTED[cfg.architecture]
+    assert resolve_input_config(cfg).summary().startswith("height 368, BGR, mean ")
+
+
+def test_an_entry_without_input_settings_gets_the_architectures():
+    cfg = dataclasses.replace(get_pretrained_cfg("openpose-coco.cmu"), input_config=None)
+    assert resolve_input_config(cfg) == build_architecture("openpose-coco").input_config  # built without memory
+    net = build_architecture("lightweight-openpose", refinement_stages=0)
+    net.input_config = RGB
+    assert resolve_input_config(dataclasses.replace(cfg, architecture="lightweight-openpose"), net) is RGB
+
+
+def test_summary_names_every_setting():
+    assert OMZ.summary() == "height 368, BGR, mean 128, std 255.004, pad 0, stride 8"
+    assert RGB.summary() == "height 64, RGB, mean 123.675/116.28/103.53, std 58.395/57.12/57.375, pad 0, stride 8"
+
+
+def test_loading_a_zoo_model_attaches_the_entrys_input(shared, monkeypatch):
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    name = "human-pose-estimation-0001.int8"
+    entry = dataclasses.replace(ZOO[name], input_config=dataclasses.replace(OMZ, height=256, pad_value=7.0))
+    monkeypatch.setitem(ZOO, name, entry)
+    assert load(name).input_config == entry.input_config  # not the architecture's
+    est = Estimator(name, device="cpu")
+    assert est.height == 256 and est.input_config.pad_value == 7.0
+    xml = shared / "weights" / "human-pose-estimation-0001" / "FP16-INT8" / "human-pose-estimation-0001.xml"
+    assert load(xml).input_config == entry.input_config  # a file the zoo knows by name: its entry's too
 
 
 @pytest.mark.parametrize("ic", [PLAIN, RGB], ids=["BGR", "RGB"])
