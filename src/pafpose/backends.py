@@ -91,7 +91,10 @@ class TorchBackend:
 
 
 def _state_digest(net: nn.Module) -> str:
+    """Weights and input settings: the exported graph normalises as ``net.input_config`` says,
+    which comes from the zoo entry, not from the weights."""
     h = hashlib.sha256(type(net).__name__.encode())
+    h.update(repr(net.input_config).encode())
     for key, value in net.state_dict().items():
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
