@@ -43,6 +43,9 @@ def test_models_lists_the_zoo():
     assert "human-pose-estimation-0001.int8" in r.stdout
     assert "fc7e9dde0f4a34876cfbbd266388a59526a8c8c1bc9394ce4827b7a007d20f82" in r.stdout
     assert "openpose-coco.cmu" in r.stdout and "NON-COMMERCIAL" in r.stdout
+    # the input the Estimator runs, not only the size the Open Model Zoo publishes
+    assert "input: height 368, BGR, mean 128, std 255.004, pad 0, stride 8 (published: 456x256)" in r.stdout
+    assert r.stdout.count("\n    input: height ") == len(pafpose.list_models(pretrained=True))
     r = run("models", "*body25*")
     assert r.returncode == 0 and "openpose-body25.cmu" in r.stdout and "human-pose" not in r.stdout
     r = run("models", "nothing*")

@@ -27,8 +27,8 @@ __version__ = "0.1.0"
 # first use, so that ``import pafpose`` stays light.
 _SUBMODULES = frozenset({"backends", "checks", "data", "decoder", "draw", "encoder", "errors", "evaluate", "export",
                          "fields", "formats", "images",
-                         "io", "models", "pose", "predict", "skeleton", "synthetic", "train", "video", "viz",
-                         "weights"})
+                         "io", "models", "pose", "predict", "preprocess", "skeleton", "synthetic", "train", "video",
+                         "viz", "weights"})
 
 
 def __getattr__(name: str) -> object:

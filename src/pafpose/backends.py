@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from pafpose.errors import PafposeError
+from pafpose.preprocess import Normalise
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,7 @@ class TorchBackend:
     def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype | None = None,
                  optimize: bool = True) -> None:
         self.net, self.device, self.dtype = net, device, dtype
-        ic = net.input_config
-        self.rgb = ic.channel_order == "RGB"
-        self.mean = torch.tensor(ic.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(ic.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.normalise = Normalise(net.input_config, nhwc=True).to(device)  # NCHW view of NHWC: channels-last
         if optimize:
             fuse_conv_bn(net)
             net.to(memory_format=torch.channels_last)
@@ -84,10 +82,7 @@ class TorchBackend:
         return 0 if self.device.type != "cpu" else torch.get_num_threads()
 
     def __call__(self, pixels: torch.Tensor) -> Fields:
-        x = pixels.to(self.device, non_blocking=True)
-        if self.rgb:
-            x = x.flip(3)
-        x = (x.permute(0, 3, 1, 2) - self.mean) / self.std  # NCHW view of NHWC memory: channels-last
+        x = self.normalise(pixels.to(self.device, non_blocking=True))
         if self.dtype is None:
             return self.net(x)
         with torch.autocast(self.device.type, dtype=self.dtype):
@@ -96,7 +91,10 @@ class TorchBackend:
 
 
 def _state_digest(net: nn.Module) -> str:
+    """Weights and input settings: the exported graph normalises as ``net.input_config`` says,
+    which comes from the zoo entry, not from the weights."""
     h = hashlib.sha256(type(net).__name__.encode())
+    h.update(repr(net.input_config).encode())
     for key, value in net.state_dict().items():
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())

@@ -37,7 +37,7 @@ def _skeleton(args: argparse.Namespace) -> None:
 
 
 def _models(args: argparse.Namespace) -> None:
-    from pafpose.weights import ZOO, list_pretrained
+    from pafpose.weights import ZOO, list_pretrained, resolve_input_config
 
     names = list_pretrained(args.pattern)
     if not names:
@@ -48,8 +48,10 @@ def _models(args: argparse.Namespace) -> None:
         flags = [] if cfg.commercial else ["NON-COMMERCIAL"]
         if not cfg.available:
             flags.append("no automatic download")
-        print(f"{name}  [{cfg.architecture}, {cfg.skeleton}, {w}x{h}, {cfg.file_format}]"
+        print(f"{name}  [{cfg.architecture}, {cfg.skeleton}, {cfg.file_format}]"
               + (f"  ({'; '.join(flags)})" if flags else ""))
+        # what the Estimator runs it with, beside the size its authors publish
+        print(f"    input: {resolve_input_config(cfg).summary()} (published: {w}x{h})")
         print(f"    license: {cfg.license}")
         if cfg.accuracy:
             print(f"    accuracy: {cfg.accuracy}")

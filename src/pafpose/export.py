@@ -15,13 +15,17 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from pafpose.errors import PafposeError
 from pafpose.io import atomic_output
+from pafpose.preprocess import Normalise
+
+if TYPE_CHECKING:
+    from pafpose.models._base import InputConfig
 
 FORMATS = ("onnx", "openvino")
 
@@ -30,20 +34,12 @@ class _PixelInput(nn.Module):
     """BGR pixels in (NCHW, or NHWC as images are laid out), the network's normalisation and
     channel order inside the graph."""
 
-    def __init__(self, net: nn.Module, input_config: Any, nhwc: bool = False) -> None:
+    def __init__(self, net: nn.Module, input_config: InputConfig, nhwc: bool = False) -> None:
         super().__init__()
-        ic = input_config
-        self.net, self.nhwc = net, nhwc
-        self.rgb = ic.channel_order == "RGB"
-        self.register_buffer("mean", torch.tensor(ic.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(ic.std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.normalise, self.net = Normalise(input_config, nhwc), net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.nhwc:
-            x = x.permute(0, 3, 1, 2)
-        if self.rgb:
-            x = x.flip(1)
-        return self.net((x - self.mean) / self.std)
+        return self.net(self.normalise(x))
 
 
 class _LastStage(nn.Module):

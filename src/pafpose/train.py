@@ -461,15 +461,14 @@ class Trainer:
 
     def _log_images(self) -> None:
         """TensorBoard: the last batch's first crop, its target fields against the last stage's."""
+        from pafpose.preprocess import denormalise
         from pafpose.viz import fields_panel
 
         if self.writer is None or self._sample is None:
             return
         image, target, prediction = self._sample
-        ic = self.net.input_config
-        x = image.numpy().transpose(1, 2, 0) * np.array(ic.std, np.float32) + np.array(ic.mean, np.float32)
-        x = np.clip(x, 0, 255).astype(np.uint8)
-        bgr = np.ascontiguousarray(x[:, :, ::-1] if ic.channel_order == "RGB" else x)
+        x = denormalise(image.numpy().transpose(1, 2, 0), self.net.input_config)
+        bgr = np.ascontiguousarray(np.clip(x, 0, 255).astype(np.uint8))
         panel = fields_panel(bgr, tuple(t.numpy() for t in target), tuple(t.numpy() for t in prediction),
                              self.net.spec)
         self.writer.add_image("samples/target_vs_prediction", panel, self.iteration, dataformats="HWC")

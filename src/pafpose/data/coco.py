@@ -166,13 +166,10 @@ class CocoKeypoints:
                 "mask": targets.mask, "image_id": image_id, "crop": crop, "people": people}
 
     def normalise(self, crop: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 BGR -> (3, H, W) float32 the way the model expects."""
-        ic = self.input_config
-        x = crop.astype(np.float32)
-        if ic.channel_order == "RGB":
-            x = x[:, :, ::-1]
-        x = (x - np.array(ic.mean, np.float32)) / np.array(ic.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
+        """HxWx3 uint8 BGR -> (3, H, W) float32 the way the model expects (as it sees it at inference)."""
+        from pafpose.preprocess import normalise  # here: importing pafpose.data needs no torch
+
+        return np.ascontiguousarray(normalise(crop, self.input_config).transpose(2, 0, 1))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """A training sample; an unreadable image is logged and replaced by the next readable one,

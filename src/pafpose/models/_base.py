@@ -15,6 +15,10 @@ from pafpose.fields import FieldSpec
 class InputConfig:
     """How an image must be prepared for a network.
 
+    It belongs to the weights: a zoo entry states its own (``PretrainedCfg.input_config``),
+    an architecture's is the fallback (for new networks and unknown files), and loading
+    attaches the resolved one as ``net.input_config`` (:func:`pafpose.weights.resolve_input_config`).
+
     The network sees ``(pixel - mean) / std`` per channel, pixels in 0..255 in
     ``channel_order``; padding to a multiple of ``stride`` uses ``pad_value`` (0..255).
 
@@ -33,6 +37,15 @@ class InputConfig:
     pad_value: float = 0.0
     stride: int = 8
     height: int = 368
+
+    def summary(self) -> str:
+        """One line, as ``pafpose models`` prints it: ``height 368, BGR, mean 128, std 256, pad 0, stride 8``."""
+
+        def values(v: tuple[float, ...]) -> str:
+            return f"{v[0]:g}" if len(set(v)) == 1 else "/".join(f"{x:g}" for x in v)
+
+        return (f"height {self.height}, {self.channel_order}, mean {values(self.mean)}, std {values(self.std)}, "
+                f"pad {self.pad_value:g}, stride {self.stride}")
 
 
 Fields = tuple[torch.Tensor, torch.Tensor]

@@ -1,6 +1,7 @@
 """Pretrained weights: the zoo, file resolution, and importers for each published format.
 
-``load(name_or_path)`` returns a ready network. Importer modules (one per format) expose
+``load(name_or_path)`` returns a ready network, its input settings the zoo entry's
+(:func:`resolve_input_config`). Importer modules (one per format) expose
 two pure functions: ``read(paths) -> dict[str, np.ndarray]`` with the file's own tensor
 names, and ``remap(raw, model) -> dict[str, torch.Tensor]`` onto pafpose's names.
 """
@@ -22,12 +23,12 @@ import torch
 from pafpose.errors import PafposeError
 from pafpose.io import atomic_output
 from pafpose.models import build_architecture
-from pafpose.models._base import PafModel
+from pafpose.models._base import InputConfig, PafModel
 from pafpose.weights._download import cache_dir, discard, intact, resolve_file, seal
 from pafpose.weights._zoo import ZOO, PretrainedCfg, WeightFile, get_pretrained_cfg, list_pretrained
 
 __all__ = ["ZOO", "PretrainedCfg", "Resolved", "WeightFile", "architecture_of", "cache_dir", "get_pretrained_cfg",
-           "list_pretrained", "load", "load_state", "resolve"]
+           "list_pretrained", "load", "load_state", "resolve", "resolve_input_config"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,20 @@ IMPORTERS = {
     "pafpose-checkpoint": "pafpose.weights.checkpoint",
 }
 _SUFFIXES = {".xml": "openvino-ir", ".pb": "tf-graphdef", ".tflite": "tflite", ".caffemodel": "caffe"}
+
+
+def resolve_input_config(cfg_or_name: PretrainedCfg | str, net: PafModel | None = None) -> InputConfig:
+    """How input must be prepared for a weight set: its zoo entry's ``input_config``, else its
+    architecture's (``net``'s, or read from a network built without memory). As timm's
+    ``resolve_model_data_config``: preprocessing belongs to the weights, the architecture
+    only supplies a default."""
+    cfg = get_pretrained_cfg(cfg_or_name) if isinstance(cfg_or_name, str) else cfg_or_name
+    if cfg.input_config is not None:
+        return cfg.input_config
+    if net is None:
+        with torch.device("meta"):  # parameters without storage: only the declared settings are read
+            net = build_architecture(cfg.architecture, **cfg.kwargs)
+    return net.input_config
 
 
 def load_state(model: PafModel, state: Mapping[str, torch.Tensor | np.ndarray], source: str) -> PafModel:
@@ -182,6 +197,8 @@ def load(
     if arch_kwargs is not None:
         kwargs = dict(arch_kwargs)
     model = build_architecture(arch, **kwargs)
+    if cfg is not None and cfg.architecture == arch:  # before importing: an importer may check it
+        model.input_config = resolve_input_config(cfg, model)
     if fmt == "pafpose-checkpoint":  # already pafpose's names: nothing to convert or cache
         from pafpose.weights import checkpoint
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from pafpose.errors import PafposeError
+from pafpose.models._base import InputConfig
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,11 @@ class PretrainedCfg:
         file_format: importer (``openvino-ir``, ``tf-graphdef``, ``tflite``, ``caffe``,
             ``torch-openpose``, ``torch-lightweight``).
         files: the files, first the one a user names.
-        input_size: ``(width, height)`` the authors ran it at.
+        input_size: ``(width, height)`` the authors publish (information: pafpose runs at
+            ``input_config.height``, keeping each image's aspect ratio).
+        input_config: how its input must be prepared (height, channel order, mean, std,
+            padding, stride), as its authors' recipe does; None: the architecture's
+            (:func:`resolve_input_config`).
         skeleton: keypoint set of its outputs.
         license: license of the weights; ``commercial`` False for non-commercial ones.
         origin_url: the authors' page.
@@ -69,6 +76,7 @@ class PretrainedCfg:
     commercial: bool = True
     available: bool = True
     arch_kwargs: tuple[tuple[str, object], ...] = field(default=())
+    input_config: InputConfig | None = None
 
     @property
     def kwargs(self) -> dict[str, object]:
@@ -79,6 +87,20 @@ _OMZ = "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2022.1/m
 _TFPOSE = "https://github.com/ildoonet/tf-pose-estimation/raw/master/models/graph"
 _CMU = "http://posefs1.perception.cs.cmu.edu/OpenPose/models/pose"
 _CMU_LICENSE = "CMU OpenPose academic license (non-commercial)"
+
+# The input recipes of the published weights (BGR pixels 0..255, stride 8, height 368 for all):
+# The Open Model Zoo IR normalises inside its graph as x * f16(1/255) + f16(-128/255), i.e.
+# (x - 128) / 255.0039. It is published at 456 x 256; pafpose runs it at height 368 by default,
+# as the other networks (``height=256`` gives the published size).
+_OMZ_INPUT = InputConfig("BGR", (128.0,) * 3, (1.0 / float(np.float16(1 / 255)),) * 3, pad_value=0.0, stride=8,
+                         height=368)
+# tf-pose-estimation feeds raw pixels (no graph normalises its input).
+_TFPOSE_INPUT = InputConfig("BGR", (0.0,) * 3, (1.0,) * 3, pad_value=0.0, stride=8, height=368)
+# The CMU demo feeds x / 256 - 0.5 and pads with grey; OpenPose (C++) pads with black.
+_CMU_DEMO_INPUT = InputConfig("BGR", (128.0,) * 3, (256.0,) * 3, pad_value=128.0, stride=8, height=368)
+_CMU_INPUT = InputConfig("BGR", (128.0,) * 3, (256.0,) * 3, pad_value=0.0, stride=8, height=368)
+# Lightweight OpenPose trains on (x - 128) / 256 and pads with black.
+_LIGHTWEIGHT_INPUT = InputConfig("BGR", (128.0,) * 3, (256.0,) * 3, pad_value=0.0, stride=8, height=368)
 
 ZOO: dict[str, PretrainedCfg] = {}
 
@@ -98,6 +120,7 @@ _add(PretrainedCfg(
                    "fc7e9dde0f4a34876cfbbd266388a59526a8c8c1bc9394ce4827b7a007d20f82", 4170036, "FP16-INT8"),
     ),
     input_size=(456, 256),
+    input_config=_OMZ_INPUT,
     license="Apache-2.0",
     origin_url="https://docs.openvino.ai/2022.3/omz_models_model_human_pose_estimation_0001.html",
     accuracy="AP 42.8 % on a COCO val subset (Open Model Zoo)",
@@ -114,6 +137,7 @@ for _precision in ("FP32", "FP16"):
                        folder=_precision),
         ),
         input_size=(456, 256),
+        input_config=_OMZ_INPUT,
         license="Apache-2.0",
         origin_url="https://docs.openvino.ai/2022.3/omz_models_model_human_pose_estimation_0001.html",
         accuracy="AP 42.8 % on a COCO val subset (Open Model Zoo)",
@@ -126,6 +150,7 @@ _add(PretrainedCfg(
     files=(WeightFile("graph_opt.pb", (f"{_TFPOSE}/mobilenet_v2_small/graph_opt.pb",),
                       "428a9d6e7bfc0319e1ce4de8c0191a9111cd281bea6ae2b496fd42c92d574160", 2096019),),
     input_size=(432, 368),
+    input_config=_TFPOSE_INPUT,
     license="Apache-2.0",
     origin_url="https://github.com/ildoonet/tf-pose-estimation",
     arch_kwargs=(("variant", "small"),),
@@ -143,6 +168,7 @@ for _dm, _sha, _size in (
         # Third-party retraining (MIT); no stable public download address is known.
         files=(WeightFile(f"mobilenet_v2_pose_dm{_dm}_368_432_weight_quant.tflite", (), _sha, _size),),
         input_size=(432, 368),
+        input_config=_TFPOSE_INPUT,
         license="MIT",
         origin_url="https://github.com/ildoonet/tf-pose-estimation (training code)",
         available=False,
@@ -160,6 +186,7 @@ _add(PretrainedCfg(
                    "257d8c2385fb319ffc8847465e4f6d305d141320790b184850d47bf53d0d3a21", 1877344),
     ),
     input_size=(432, 368),
+    input_config=_TFPOSE_INPUT,
     license="MIT",
     origin_url="https://github.com/ildoonet/tf-pose-estimation (training code)",
     available=False,
@@ -171,6 +198,7 @@ _add(PretrainedCfg(
     file_format="caffe",
     files=(WeightFile("pose_iter_440000.caffemodel", (f"{_CMU}/coco/pose_iter_440000.caffemodel",)),),
     input_size=(656, 368),
+    input_config=_CMU_DEMO_INPUT,
     license=_CMU_LICENSE,
     commercial=False,
     origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
@@ -183,6 +211,7 @@ _add(PretrainedCfg(
     file_format="caffe",
     files=(WeightFile("pose_iter_584000.caffemodel", (f"{_CMU}/body_25/pose_iter_584000.caffemodel",)),),
     input_size=(656, 368),
+    input_config=_CMU_INPUT,
     license=_CMU_LICENSE,
     commercial=False,
     origin_url="https://github.com/CMU-Perceptual-Computing-Lab/openpose",
@@ -196,6 +225,7 @@ _add(PretrainedCfg(
     file_format="torch-openpose",
     files=(WeightFile("pose_model.pth", (), None, 209270650),),
     input_size=(368, 368),
+    input_config=_CMU_DEMO_INPUT,
     license=_CMU_LICENSE + "; converted by tensorboy/pytorch_Realtime_Multi-Person_Pose_Estimation",
     commercial=False,
     origin_url="https://github.com/tensorboy/pytorch_Realtime_Multi-Person_Pose_Estimation",
@@ -208,6 +238,7 @@ _add(PretrainedCfg(
     file_format="torch-openpose",
     files=(WeightFile("body_pose_model.pth"),),
     input_size=(368, 368),
+    input_config=_CMU_DEMO_INPUT,
     license=_CMU_LICENSE + "; converted by Hzzone/pytorch-openpose",
     commercial=False,
     origin_url="https://github.com/Hzzone/pytorch-openpose",
@@ -222,6 +253,7 @@ _add(PretrainedCfg(
         "https://download.01.org/opencv/openvino_training_extensions/models/human_pose_estimation/"
         "checkpoint_iter_370000.pth",)),),
     input_size=(368, 368),
+    input_config=_LIGHTWEIGHT_INPUT,
     license="Apache-2.0",
     origin_url="https://github.com/Daniil-Osokin/lightweight-human-pose-estimation.pytorch",
     accuracy="AP 40 % COCO val 2017, single scale (Osokin 2018)",
