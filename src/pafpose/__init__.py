@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 # Submodules reachable as ``pafpose.draw.poses(...)`` without importing them first; loaded on
 # first use, so that ``import pafpose`` stays light.
-_SUBMODULES = frozenset({"backends", "checks", "data", "decoder", "draw", "encoder", "errors", "evaluate", "export",
-                         "fields", "formats", "images",
+_SUBMODULES = frozenset({"backends", "checks", "coords", "data", "decoder", "draw", "encoder", "errors", "evaluate",
+                         "export", "fields", "formats", "images",
                          "io", "models", "pose", "predict", "skeleton", "synthetic", "train", "video", "viz",
                          "weights"})
 
