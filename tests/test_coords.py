@@ -1,10 +1,12 @@
 """pafpose.coords.Geometry: the one mapping between image pixels, network-input pixels and field cells."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from pafpose import COCO17, OPENPOSE_COCO18, FieldSpec, PafposeError, Pose
+from pafpose import COCO17, OPENPOSE_COCO18, Encoder, EncoderConfig, FieldSpec, PafposeError, Pose
 from pafpose.coords import Geometry
 from pafpose.pose import Poses, map_poses, scale_poses
 from pafpose.serve.results import to_original
@@ -128,6 +130,21 @@ def test_flip_tables_belong_to_the_layout(spec):
         assert not got.flags.writeable  # cached: nobody changes them for everyone
     assert spec.flip_tables is tables
     assert len(tables.heatmaps) == spec.num_heatmaps and len(tables.pafs) == spec.num_pafs
+
+
+def test_background_is_the_layouts():
+    nobg = FieldSpec.sequential(COCO17, background=False)
+    people = np.array([[[10.0, 10.0, 2.0]] * 17])
+    assert Encoder(nobg).encode_heatmaps(people, (8, 8)).shape[0] == 17
+    assert Encoder(FieldSpec.sequential(COCO17)).encode_heatmaps(people, (8, 8)).shape[0] == 18
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EncoderConfig()  # unset: no warning
+    with pytest.warns(DeprecationWarning, match="FieldSpec's background decides"):
+        agreeing = EncoderConfig(background=False)
+    assert Encoder(nobg, agreeing).encode_heatmaps(people, (8, 8)).shape[0] == 17
+    with pytest.raises(PafposeError, match="disagrees with the field layout"):
+        Encoder(OPENPOSE_COCO18, agreeing)
 
 
 def test_the_spec_owns_its_grid():
