@@ -152,3 +152,18 @@ def test_the_spec_owns_its_grid():
     assert spec.cells == Geometry(1.0, 1.0, 4) and spec.offset == 1.5
     assert spec.field_size(17, 16) == (5, 4)
     assert spec.geometry(0.5) == Geometry(0.5, 0.5, 4)
+
+
+def test_the_explain_figure_lays_each_cell_on_its_centre():
+    from pafpose.viz import explain_figure
+
+    spec = OPENPOSE_COCO18
+    g = spec.geometry(0.75)
+    image = np.zeros((100, 150, 3), np.uint8)
+    gh, gw = g.field_size(image.shape)
+    fig = explain_figure(image, np.zeros((spec.num_heatmaps, gh, gw)), np.zeros((spec.num_pafs, gh, gw)), spec, [], g)
+    left, right, bottom, top = fig.axes[1].images[1].get_extent()  # the max-heatmap overlay
+    # the centre of column gx / row gy is cell (gx, gy)'s centre, where its PAF arrow starts
+    assert np.allclose(left + (np.arange(gw) + 0.5) * (right - left) / gw, g.cell_to_image(np.arange(gw), 0))
+    assert np.allclose(top + (np.arange(gh) + 0.5) * (bottom - top) / gh, g.cell_to_image(np.arange(gh), 1))
+    assert (left, top) == (-0.5, -0.5)  # the field starts where the image does

@@ -54,9 +54,9 @@ def explain_figure(
     h_img, w_img = image_bgr.shape[:2]
     gh, gw = heatmaps.shape[1:]
     s = geometry.stride
-    # the field's outer edges in image pixels
-    left, right = geometry.input_to_image(np.array([-0.5, gw - 0.5]) * s, axis=0).tolist()
-    bottom, top = geometry.input_to_image(np.array([gh - 0.5, -0.5]) * s, axis=1).tolist()
+    # the field's outer edges (cell edges at -0.5 and g - 0.5) in image pixels
+    left, right = geometry.cell_to_image(np.array([-0.5, gw - 0.5]), axis=0).tolist()
+    bottom, top = geometry.cell_to_image(np.array([gh - 0.5, -0.5]), axis=1).tolist()
     extent = (left, right, bottom, top)
     # Drawn at display size: a panel is a few hundred pixels wide, and matplotlib keeps ~60
     # bytes per source pixel while it renders (1.35 GB for a 12 Mpixel photo at full size).
