@@ -113,24 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         img = read_image(root / "images" / gt.imgs[image_id]["file_name"])
         fields = ffields = None
         if need_plain:
-            hm, paf, factor = plain.fields([img])[0]
+            hm, paf, geometry = plain.fields([img])[0]
             fields = (hm.numpy(), paf.numpy())
         if need_flip:
-            fhm, fpaf, factor = flipped.fields([img])[0]
+            fhm, fpaf, geometry = flipped.fields([img])[0]
             ffields = (fhm.numpy(), fpaf.numpy())
-        cache.append((image_id, factor, fields, ffields))
+        cache.append((image_id, geometry, fields, ffields))
 
     rows = []
     for label, cfg, flip, post in configs:
         est = flipped if flip else plain
         est.decoder.config = cfg
         results, times = [], []
-        for image_id, factor, fields, ffields in cache:
+        for image_id, geometry, fields, ffields in cache:
             hm, paf = ffields if flip else fields
             t0 = time.perf_counter()
             poses = est.decoder.decode(hm, paf)
             times.append(time.perf_counter() - t0)
-            people = list(to_image(poses, factor))
+            people = list(to_image(poses, geometry))
             if post is not None:
                 people = post(people)
             people.sort(key=lambda p: -p.score)

@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             img = read_image(path)
             t1 = time.perf_counter()
-            f = est._factor(img.shape, 1.0)
-            x = est._batch([est._prepare(img, f)])
+            g = est._geometry(img.shape, 1.0)
+            x = est._batch([est._prepare(img, g)])
             t2 = time.perf_counter()
             hm, paf = est._run(x)
             t3 = time.perf_counter()
-            poses = to_image(est.decoder.decode(hm[0], paf[0]), f)
+            poses = to_image(est.decoder.decode(hm[0], paf[0]), g)
             t4 = time.perf_counter()
             if rep:  # the first run is a warm-up
                 for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):

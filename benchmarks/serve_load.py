@@ -137,7 +137,7 @@ def network_per_image(model: str | None, sizes: tuple[int, ...] = (1, 2, 4, 8), 
 
     est = Estimator(model) if model else Estimator()
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    one = est._prepare(frame, est._factor(frame.shape, 1.0))
+    one = est._prepare(frame, est._geometry(frame.shape, 1.0))
     batches = {n: est._batch([one] * n) for n in sizes}
     for x in batches.values():
         est._run(x)  # the first call at a shape sets the convolutions up

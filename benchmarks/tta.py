@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         per_scale = {}
         t0 = time.perf_counter()
         for scale in SCALES:
-            f = est._factor(img.shape, scale)
-            a = est._prepare(img, f)
+            g = est._geometry(img.shape, scale)
+            f = g.fx
+            a = est._prepare(img, g)
             x = est._batch([a])
             gh, gw = -(-a.shape[0] // s), -(-a.shape[1] // s)
             with torch.inference_mode():

@@ -139,8 +139,8 @@ def test_explain_figure(est, images, tmp_path):
     from pafpose.viz import explain_figure, save_figure
 
     img = cv2.imread(str(images / "p3_dance.png"))
-    hm, paf, factor = est.fields([img])[0]
-    fig = explain_figure(img, hm.numpy(), paf.numpy(), est.spec, est.predict(img), factor)
+    hm, paf, geometry = est.fields([img])[0]
+    fig = explain_figure(img, hm.numpy(), paf.numpy(), est.spec, est.predict(img), geometry)
     out = save_figure(fig, tmp_path / "fig.png", dpi=40)
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[0] > 100 and picture.std() > 10
@@ -206,3 +206,42 @@ def test_every_config_field_with_a_flag_documents_it_on_the_command_line():
     assert config_from_args(args) == EstimatorConfig(scales=(1.0, 0.5), flip=True, threads=2,
                                                      decoder=DecoderConfig(min_score=0.3))
     assert config_from_args(parser.parse_args([])) == EstimatorConfig()  # the defaults are the config's
+
+
+def test_fields_carry_their_geometry(est, images):
+    from pafpose.coords import Geometry
+    from pafpose.predict import to_image
+
+    img = cv2.imread(str(images / "p3_dance.png"))
+    hm, paf, geometry = est.fields([img])[0]
+    factor = est._factor(img.shape, 1.0)
+    assert geometry == Geometry(factor, factor, est.spec.stride)
+    assert tuple(hm.shape[1:]) == geometry.field_size(img.shape)
+    assert est.input_sizes(img.shape) == (geometry.padded_size(img.shape),)
+    poses = est.decoder.decode(hm, paf)
+    assert len(poses) == 3
+    for p, q in zip(poses, to_image(poses, geometry), strict=True):  # the arithmetic it replaced, bit for bit
+        k = p.keypoints.copy()
+        k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
+        assert np.array_equal(q.keypoints, k, equal_nan=True)
+    assert all(np.array_equal(p.keypoints, q.keypoints, equal_nan=True)
+               for p, q in zip(to_image(poses, factor), to_image(poses, geometry), strict=True))  # a bare factor too
+    # the resampling grid of a second scale, as the Estimator computed it before
+    g2 = est._geometry(img.shape, 0.5)
+    s, off = est.spec.stride, est.spec.offset
+    centres = torch.arange(40, dtype=torch.float32) * s + off
+    old = (((centres + 0.5) / factor - 0.5) + 0.5) * g2.fx - 0.5
+    assert torch.equal(g2.image_to_cell(geometry.cell_to_image(torch.arange(40, dtype=torch.float32), 1), 1),
+                       (old - off) / s)
+    # the flip tables are the layout's
+    tables = est.spec.flip_tables
+    assert est._hm_src.tolist() == tables.heatmaps.tolist() and est._paf_src.tolist() == tables.pafs.tolist()
+    assert est._paf_sign.flatten().tolist() == tables.paf_sign.tolist() and est._paf_sign.dtype == torch.float32
+
+
+def test_multiscale_on_a_sliver(estimator_cls):
+    """An image so thin that its top scale rounds to 0 pixels wide: every scale still lands on one grid."""
+    est = estimator_cls(device="cpu", height=64, scales=(1.0, 0.5))
+    sliver = np.full((2000, 1, 3), 128, np.uint8)
+    hm, _, geometry = est.fields([sliver])[0]
+    assert tuple(hm.shape[1:]) == geometry.field_size(sliver.shape) == (8, 1)

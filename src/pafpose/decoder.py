@@ -724,7 +724,6 @@ class Decoder:
     def _people(self, peaks: Peaks, pafs: np.ndarray, heatmaps: np.ndarray | None) -> Poses:
         conns = score_limbs(pafs, peaks, self.spec, self.config)
         members, scores = assemble(peaks, conns, self.spec, self.config)
-        s, off = self.spec.stride, self.spec.offset
         kps = np.zeros((*members.shape, 3))
         kps[:, :, :2] = np.nan
         has = members >= 0
@@ -732,7 +731,7 @@ class Decoder:
         kps[has, 2] = peaks.score[members[has]]
         if heatmaps is not None:
             kps = fill_missing(kps, heatmaps, self.spec, self.config)
-        kps[:, :, :2] = kps[:, :, :2] * s + off
+        kps[:, :, :2] = self.spec.cells.cell_to_input(kps[:, :, :2])  # cells -> network-input pixels
         out = Poses(Pose(k, float(score), self.spec.skeleton) for k, score in zip(kps, scores, strict=True))
         out.truncated = peaks.truncated
         out.sort(key=lambda p: -p.score)

@@ -9,6 +9,7 @@ Everything is vectorised over pixels, keypoints and people; loops run over limbs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,7 +37,9 @@ class EncoderConfig:
         paf_mode: ``"rigid"``: unit vectors inside the band (the paper); ``"smooth"``:
             the magnitude falls off as a Gaussian of the distance to the axis with standard
             deviation ``paf_width / 2``.
-        background: add the background heatmap channel (1 - max of the keypoint channels).
+        background: deprecated, leave unset: the field layout says whether a background
+            channel (1 - max of the keypoint channels) follows the keypoints
+            (:attr:`FieldSpec.background`); a value given here must agree with it.
         mask: zero the loss mask over crowd regions and people annotated without keypoints.
         mask_threshold: a cell is masked when at least this fraction of its pixels is ignored.
     """
@@ -44,7 +47,7 @@ class EncoderConfig:
     sigma: float = 7.0
     paf_width: float = 8.0
     paf_mode: Literal["rigid", "smooth"] = "rigid"
-    background: bool = True
+    background: bool | None = None
     mask: bool = True
     mask_threshold: float = 0.5
 
@@ -55,6 +58,9 @@ class EncoderConfig:
             raise PafposeError(f"paf_mode must be 'rigid' or 'smooth', got {self.paf_mode!r}")
         if not 0 < self.mask_threshold <= 1:
             raise PafposeError(f"mask_threshold must be in (0, 1], got {self.mask_threshold}")
+        if self.background is not None:
+            warnings.warn("EncoderConfig(background=...) is deprecated: the FieldSpec's background decides",
+                          DeprecationWarning, stacklevel=3)
 
 
 @dataclass
@@ -95,17 +101,21 @@ class Encoder:
     def __init__(self, spec: FieldSpec, config: EncoderConfig | None = None) -> None:
         self.spec = spec
         self.config = config or EncoderConfig()
+        if self.config.background is not None and bool(self.config.background) != spec.background:
+            raise PafposeError(f"EncoderConfig(background={self.config.background}) disagrees with the field layout "
+                               f"(background={spec.background}), which decides; leave it unset")
 
     def _grid(self, field_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Cell centres in input pixels: ``(y of each row, x of each column)``."""
         h, w = field_size
-        s = self.spec.stride
-        return np.arange(h) * s + self.spec.offset, np.arange(w) * s + self.spec.offset
+        cells = self.spec.cells
+        return cells.cell_to_input(np.arange(h), axis=1), cells.cell_to_input(np.arange(w), axis=0)
 
     def _visible(self, people: np.ndarray) -> np.ndarray:
         return (people[..., 2] > 0) & np.isfinite(people[..., 0]) & np.isfinite(people[..., 1])
 
     def encode_heatmaps(self, people: Any, field_size: tuple[int, int]) -> np.ndarray:
-        """Per-keypoint Gaussians, max over people; plus background if configured.
+        """Per-keypoint Gaussians, max over people; plus background if the layout has it.
 
         Returns:
             ``(K [+1], H, W)`` float32 in ``[0, 1]``.
@@ -131,7 +141,7 @@ class Encoder:
             g = np.exp(-e)
             g[(e > _GAUSS_CUTOFF) | ~v[..., None, None]] = 0.0
             np.maximum(out, g.max(axis=0), out=out)
-        if self.config.background:
+        if self.spec.background:
             bg = 1.0 - (out.max(axis=0, keepdims=True) if k else np.zeros((1, h, w), np.float32))
             out = np.concatenate([out, bg.astype(np.float32)], axis=0)
         return out

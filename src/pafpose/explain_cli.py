@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
                             ("--keypoints", args.keypoints, est.spec.num_keypoints)):
         if values and not all(0 <= v < n for v in values):
             raise PafposeError(f"{name} must be indices in 0..{n - 1} for {est.spec.skeleton.name}, got {values}")
-    hm, paf, factor = est.fields([image])[0]
+    hm, paf, geometry = est.fields([image])[0]
     people = est.predict(image)
-    fig = explain_figure(image, hm.float().cpu().numpy(), paf.float().cpu().numpy(), est.spec, people, factor,
+    fig = explain_figure(image, hm.float().cpu().numpy(), paf.float().cpu().numpy(), est.spec, people, geometry,
                          limbs=args.limbs, keypoints=args.keypoints)
     print(f"{len(people)} people; wrote {save_figure(fig, args.out, dpi=args.dpi)}")
     return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pafpose.coords import Geometry
 from pafpose.skeleton import COCO17, Skeleton, convert_keypoints, get_skeleton
 
 
@@ -69,17 +70,20 @@ class Pose:
         return (*pts.min(axis=0).tolist(), *pts.max(axis=0).tolist())
 
 
-def scale_poses(poses: Sequence[Pose], fx: float, fy: float) -> Poses:
-    """The same people in an image resized by ``fx`` x ``fy`` (new pixels per old pixel; pixel
-    centres at integers, so ``x' = (x + 0.5) * fx - 0.5``)."""
+def map_poses(poses: Sequence[Pose], points: Callable[[np.ndarray], np.ndarray]) -> Poses:
+    """The same people with their keypoints moved by ``points`` (a :class:`~pafpose.coords.Geometry`
+    point method, e.g. ``geometry.input_to_image``: x and y mapped, scores kept)."""
     out = Poses()
     out.truncated = getattr(poses, "truncated", False)
     for p in poses:
-        k = p.keypoints.copy()
-        k[:, 0] = (k[:, 0] + 0.5) * fx - 0.5
-        k[:, 1] = (k[:, 1] + 0.5) * fy - 0.5
-        out.append(Pose(k, p.score, p.skeleton))
+        out.append(Pose(points(p.keypoints), p.score, p.skeleton))
     return out
+
+
+def scale_poses(poses: Sequence[Pose], fx: float, fy: float) -> Poses:
+    """The same people in an image resized by ``fx`` x ``fy`` (new pixels per old pixel; see
+    :mod:`pafpose.coords`: ``x' = (x + 0.5) * fx - 0.5``)."""
+    return map_poses(poses, Geometry(fx, fy).image_to_input)
 
 
 class Poses(list):

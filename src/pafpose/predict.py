@@ -28,25 +28,23 @@ import torch.nn.functional as F  # noqa: N812
 
 from pafpose.backends import cpu_has_bfloat16
 from pafpose.checks import MAX_HEIGHT, MAX_SIDE, check_number
+from pafpose.coords import Geometry
 from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import EstimatorConfig
 from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
-from pafpose.pose import Pose, Poses, scale_poses
+from pafpose.pose import Poses, map_poses, scale_poses
 from pafpose.skeleton import Skeleton
 
 
-def to_image(poses: Poses, factor: float) -> Poses:
-    """People in network-input pixels -> the same people in image pixels (``factor``: input
-    pixels per image pixel, as :meth:`Estimator.fields` returns it)."""
-    out = Poses()
-    out.truncated = poses.truncated
-    for p in poses:
-        k = p.keypoints.copy()
-        k[:, :2] = (k[:, :2] + 0.5) / factor - 0.5
-        out.append(Pose(k, p.score, p.skeleton))
-    return out
+def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
+    """People in network-input pixels -> the same people in image pixels (``geometry``: as
+    :meth:`Estimator.fields` returns it; a bare factor, input pixels per image pixel, is
+    still taken)."""
+    if not isinstance(geometry, Geometry):
+        geometry = Geometry.uniform(geometry)
+    return map_poses(poses, geometry.input_to_image)
 
 
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -161,25 +159,20 @@ class Estimator:
         return self.spec.skeleton
 
     def _flip_tables(self) -> None:
-        sk, k = self.spec.skeleton, self.spec.num_keypoints
-        hm = list(sk.flip_permutation.tolist()) + ([k] if self.spec.background else [])
-        perm, reverse = sk.limb_flip(self.spec.limbs)
-        pidx = self.spec.paf_index
-        src = np.zeros(self.spec.num_pafs, dtype=np.int64)
-        sign = np.ones(self.spec.num_pafs, dtype=np.float32)
-        for i in range(len(self.spec.limbs)):
-            j = perm[i]
-            src[pidx[i, 0]], src[pidx[i, 1]] = pidx[j, 0], pidx[j, 1]
-            # mirroring negates x; a limb that maps onto a reversed limb negates both, so y
-            sign[pidx[i, 0]], sign[pidx[i, 1]] = (1.0, -1.0) if reverse[i] else (-1.0, 1.0)
-        self._hm_src = torch.tensor(hm, device=self.device)
-        self._paf_src = torch.from_numpy(src).to(self.device)
-        self._paf_sign = torch.from_numpy(sign).to(self.device).view(1, -1, 1, 1)
+        """The spec's flip tables (:attr:`FieldSpec.flip_tables`) as tensors on the device."""
+        tables = self.spec.flip_tables
+        self._hm_src = torch.tensor(tables.heatmaps, device=self.device)
+        self._paf_src = torch.tensor(tables.pafs, device=self.device)
+        self._paf_sign = torch.tensor(tables.paf_sign, device=self.device).view(1, -1, 1, 1)
 
     # ------------------------------------------------------------------ preprocessing
     def _factor(self, shape: tuple[int, ...], scale: float) -> float:
         h, w = shape[:2]
         return min(self.height * scale / h, self.max_side * scale / w)
+
+    def _geometry(self, shape: tuple[int, ...], scale: float) -> Geometry:
+        """Where an image of ``shape`` lies in the network input and fields at ``scale``."""
+        return self.spec.geometry(self._factor(shape, scale))
 
     def input_sizes(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         """The padded network input ``(h, w)`` at each scale for an image of ``shape`` (``(H, W, ...)``).
@@ -188,21 +181,14 @@ class Estimator:
         that they get alone, so their results do not depend on the company: a server batches
         by this key.
         """
-        s = self.spec.stride
-        sizes = []
-        for scale in self.scales:
-            f = self._factor(shape, scale)
-            h, w = max(1, round(shape[0] * f)), max(1, round(shape[1] * f))
-            sizes.append((math.ceil(h / s) * s, math.ceil(w / s) * s))
-        return tuple(sizes)
+        return tuple(self._geometry(shape, scale).padded_size(shape) for scale in self.scales)
 
-    def _prepare(self, image: np.ndarray, factor: float) -> np.ndarray:
+    def _prepare(self, image: np.ndarray, geometry: Geometry) -> np.ndarray:
         """Resized (bicubic) HxWx3 uint8 BGR; the backend normalises (in its graph, not here)."""
         import cv2
 
-        h, w = image.shape[:2]
-        return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
-                          interpolation=cv2.INTER_CUBIC)
+        h, w = geometry.input_size(image.shape)
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
 
     def _batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
         """N x H x W x 3 BGR pixels, padded to a common size (a multiple of the stride) with the
@@ -238,14 +224,15 @@ class Estimator:
             paf = (paf + torch.flip(fp, dims=[3])[:, self._paf_src] * self._paf_sign) / 2
         return hm, paf
 
-    def _inputs(self, images: Sequence[np.ndarray]) -> list[tuple[float, list[np.ndarray], list[float], torch.Tensor]]:
-        """Per scale: ``(scale, resized images, their factors, padded batch)``."""
+    def _inputs(self, images: Sequence[np.ndarray]) -> list[tuple[float, list[np.ndarray], list[Geometry],
+                                                                  torch.Tensor]]:
+        """Per scale: ``(scale, resized images, their geometries, padded batch)``."""
         t0 = time.perf_counter()
         out = []
         for scale in self.scales:
-            factors = [self._factor(im.shape, scale) for im in images]
-            arrays = [self._prepare(im, f) for im, f in zip(images, factors, strict=True)]
-            out.append((scale, arrays, factors, self._batch(arrays)))
+            geometries = [self._geometry(im.shape, scale) for im in images]
+            arrays = [self._prepare(im, g) for im, g in zip(images, geometries, strict=True)]
+            out.append((scale, arrays, geometries, self._batch(arrays)))
         self.timings["preprocess"] += time.perf_counter() - t0
         return out
 
@@ -263,27 +250,25 @@ class Estimator:
         return out
 
     @torch.inference_mode()
-    def _merge(self, images: Sequence[np.ndarray], inputs: Sequence[tuple[float, list[np.ndarray], list[float], Any]],
-               outputs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    def _merge(self, images: Sequence[np.ndarray], inputs: Sequence[tuple[float, Any, list[Geometry], Any]],
+               outputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+               ) -> list[tuple[torch.Tensor, torch.Tensor, Geometry]]:
         """Crop each image's fields out of its batch and average the scales on the largest one's grid."""
         t0 = time.perf_counter()
-        s = self.spec.stride
         top = max(self.scales)
-        base = [self._factor(im.shape, top) for im in images]
-        grids = [(math.ceil(round(im.shape[0] * f) / s), math.ceil(round(im.shape[1] * f) / s))
-                 for im, f in zip(images, base, strict=True)]
+        base = [self._geometry(im.shape, top) for im in images]
         nh = self.spec.num_heatmaps
         out = []
         for i in range(len(images)):
             parts = []
-            for (scale, arrays, factors, _), (hm, paf) in zip(inputs, outputs, strict=True):
-                gh, gw = math.ceil(arrays[i].shape[0] / s), math.ceil(arrays[i].shape[1] / s)
+            for (scale, _, geometries, _), (hm, paf) in zip(inputs, outputs, strict=True):
+                gh, gw = geometries[i].field_size(images[i].shape)
                 if len(self.scales) == 1:  # nothing to average: views, no copies
                     parts.append((hm[i, :, :gh, :gw], paf[i, :, :gh, :gw]))
                     continue
                 field = torch.cat([hm[i : i + 1, :, :gh, :gw], paf[i : i + 1, :, :gh, :gw]], dim=1)
                 if scale != top:
-                    field = self._resample(field, base[i], factors[i], grids[i])
+                    field = self._resample(field, base[i], geometries[i], base[i].field_size(images[i].shape))
                 parts.append(field)
             if len(self.scales) == 1:
                 out.append((*parts[0], base[i]))
@@ -293,28 +278,28 @@ class Estimator:
         self.timings["network"] += time.perf_counter() - t0  # part of getting the fields
         return out
 
-    def fields(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
-        """(heatmaps, PAFs, factor) per BGR image: TTA-averaged fields on the largest scale's grid.
+    def fields(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, Geometry]]:
+        """(heatmaps, PAFs, geometry) per BGR image: TTA-averaged fields on the largest scale's grid.
 
-        ``factor`` maps network-input pixels of that scale to image pixels:
-        ``x_image = (x + 0.5) / factor - 0.5``.
+        ``geometry`` (:class:`~pafpose.coords.Geometry`) places the image on that scale's
+        network input and fields: ``geometry.cell_to_image`` takes field cells to image
+        pixels, ``geometry.input_to_image`` (or :func:`to_image`) decoded people.
         """
         inputs = self._inputs(images)
         return self._merge(images, inputs, self._outputs(inputs))
 
-    def _resample(self, field: torch.Tensor, f_base: float, f: float, grid: tuple[int, int]) -> torch.Tensor:
-        """Bilinear resampling of one scale's field onto the base scale's cell centres."""
-        s, off = self.spec.stride, self.spec.offset
+    def _resample(self, field: torch.Tensor, base: Geometry, geometry: Geometry, grid: tuple[int, int]) -> torch.Tensor:
+        """Bilinear resampling of one scale's field (``geometry``) onto the base scale's cell
+        centres (``base``), through image pixels."""
         gh, gw = grid
         _, _, h, w = field.shape
 
-        def coords(n: int, size: int) -> torch.Tensor:
-            centres = torch.arange(n, device=field.device, dtype=torch.float32) * s + off  # base input px
-            img = (centres + 0.5) / f_base - 0.5
-            cell = ((img + 0.5) * f - 0.5 - off) / s
+        def coords(n: int, size: int, axis: int) -> torch.Tensor:
+            img = base.cell_to_image(torch.arange(n, device=field.device, dtype=torch.float32), axis)
+            cell = geometry.image_to_cell(img, axis)
             return cell / max(size - 1, 1) * 2 - 1
 
-        gy, gx = torch.meshgrid(coords(gh, h), coords(gw, w), indexing="ij")
+        gy, gx = torch.meshgrid(coords(gh, h, 1), coords(gw, w, 0), indexing="ij")
         grid_xy = torch.stack([gx, gy], dim=-1)[None]
         return F.grid_sample(field, grid_xy, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -344,7 +329,7 @@ class Estimator:
             return []
         fields = self.fields(bgr)
         t0 = time.perf_counter()
-        out = [to_image(self.decoder.decode(hm, paf), factor) for hm, paf, factor in fields]
+        out = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
         out = [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
         self.timings["decode"] += time.perf_counter() - t0
         return out
@@ -389,7 +374,7 @@ class Estimator:
         def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
             fields = self._merge(batch, inputs, outputs.result())
             t0 = time.perf_counter()
-            people = [to_image(self.decoder.decode(hm, paf), f) for hm, paf, f in fields]
+            people = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
             self.timings["decode"] += time.perf_counter() - t0
             yield from zip(batch, people, strict=True)
 

@@ -1,10 +1,8 @@
 """Keypoint sets and limb graphs as plain data.
 
-Coordinate convention (used everywhere in pafpose): ``x`` grows to the right and ``y``
-downwards, in pixels, 0-based, with integer values at pixel *centres*; so the top-left
-pixel covers ``[-0.5, 0.5) x [-0.5, 0.5)``. A field cell ``(gx, gy)`` at stride ``s``
-is centred on image point ``(gx * s + (s - 1) / 2, gy * s + (s - 1) / 2)`` (the
-convention of the OpenPose and Lightweight OpenPose training code).
+Keypoint coordinates follow the one convention of :mod:`pafpose.coords` (x right, y down,
+pixel centres at integers), which also maps image pixels, network-input pixels and field
+cells onto each other (:class:`pafpose.coords.Geometry`).
 
 Limbs are pairs of keypoint *names*; indices are derived from names, so converting
 between layouts (COCO-17, OpenPose COCO-18, BODY-25) never relies on positions.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pafpose.coords import Geometry
 from pafpose.draw import poses as draw_poses
 from pafpose.fields import FieldSpec
 from pafpose.io import atomic_output
@@ -19,7 +20,7 @@ def explain_figure(
     pafs: np.ndarray,
     spec: FieldSpec,
     people: Sequence[Pose],
-    factor: float,
+    geometry: Geometry,
     limbs: Sequence[int] | None = None,
     keypoints: Sequence[int] | None = None,
     display_side: int = 1024,
@@ -29,7 +30,7 @@ def explain_figure(
     Args:
         heatmaps: ``(K [+1], h, w)`` fields of the image (network-input grid).
         pafs: ``(2L, h, w)``.
-        factor: network-input pixels per image pixel (``Estimator.fields`` returns it).
+        geometry: where the image lies on the fields (``Estimator.fields`` returns it).
         limbs: limb indices (spec order) whose PAF vectors to draw; default: the arms and legs.
         keypoints: keypoint indices whose heatmaps to show; default: nose, neck, wrists.
         display_side: the image is drawn shrunk to this longest side (memory stays bounded
@@ -52,10 +53,11 @@ def explain_figure(
         limbs = [i for i, limb in enumerate(spec.limbs) if limb in wanted] or list(range(len(spec.limbs)))
     h_img, w_img = image_bgr.shape[:2]
     gh, gw = heatmaps.shape[1:]
-    s = spec.stride
-    # field cell (gx, gy) -> image pixels
-    extent = (((-0.5 * s + 0.5) / factor) - 0.5, ((gw - 0.5) * s + 0.5) / factor - 0.5,
-              ((gh - 0.5) * s + 0.5) / factor - 0.5, ((-0.5 * s + 0.5) / factor) - 0.5)
+    s = geometry.stride
+    # the field's outer edges (cell edges at -0.5 and g - 0.5) in image pixels
+    left, right = geometry.cell_to_image(np.array([-0.5, gw - 0.5]), axis=0).tolist()
+    bottom, top = geometry.cell_to_image(np.array([gh - 0.5, -0.5]), axis=1).tolist()
+    extent = (left, right, bottom, top)
     # Drawn at display size: a panel is a few hundred pixels wide, and matplotlib keeps ~60
     # bytes per source pixel while it renders (1.35 GB for a 12 Mpixel photo at full size).
     shown, people = _display_size(image_bgr, people, max_side=display_side)
@@ -89,14 +91,14 @@ def explain_figure(
     ax = axes[2, 1]
     ax.imshow(rgb, extent=full)
     gy, gx = np.mgrid[0:gh, 0:gw]
-    px, py = (gx * s + spec.offset + 0.5) / factor - 0.5, (gy * s + spec.offset + 0.5) / factor - 0.5
+    px, py = geometry.cell_to_image(gx, axis=0), geometry.cell_to_image(gy, axis=1)
     colours = [np.array(sk.limb_colors[sk.limbs.index(spec.limbs[li])]) / 255.0 if spec.limbs[li] in sk.limbs
                else np.array([1.0, 1.0, 1.0]) for li in limbs]
     for li, colour in zip(limbs, colours, strict=True):
         vx, vy = pafs[pidx[li, 0]], pafs[pidx[li, 1]]
         m = np.hypot(vx, vy) > 0.2
         ax.quiver(px[m], py[m], vx[m], vy[m], color=colour, angles="xy", scale_units="xy",
-                  scale=1.0 / (s / factor), width=0.003)
+                  scale=1.0 / (s / geometry.fx), width=0.003)  # a unit vector spans one cell
     ax.set_xlim(-0.5, w_img - 0.5)
     ax.set_ylim(h_img - 0.5, -0.5)
     ax.set_title("PAF vectors (chosen limbs)")

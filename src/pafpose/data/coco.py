@@ -135,13 +135,11 @@ class CocoKeypoints:
         """No augmentation: scale to fit the square, top-left aligned (the Estimator's grid)."""
         import cv2
 
-        h, w = image.shape[:2]
-        f = self.size / max(h, w)
-        nw, nh = max(1, round(w * f)), max(1, round(h * f))
+        geometry = self.spec.geometry(self.size / max(image.shape[:2]))
+        nh, nw = geometry.input_size(image.shape)
         crop = np.full((self.size, self.size, 3), self.input_config.pad_value, np.uint8)
         crop[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC)
-        out = people.copy()
-        out[..., :2] = (people[..., :2] + 0.5) * f - 0.5
+        out = geometry.image_to_input(people)
         mask = None
         if ignore is not None:
             mask = np.zeros((self.size, self.size), bool)
@@ -160,8 +158,7 @@ class CocoKeypoints:
                                            fill=self.input_config.pad_value)
         else:
             crop, people, ignore = self._fit(image, people, ignore)
-        s = self.spec.stride
-        targets = self.encoder(people, (self.size // s, self.size // s), ignore)
+        targets = self.encoder(people, self.spec.field_size(self.size, self.size), ignore)
         return {"image": self.normalise(crop), "heatmaps": targets.heatmaps, "pafs": targets.pafs,
                 "mask": targets.mask, "image_id": image_id, "crop": crop, "people": people}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.coords import Geometry
 from pafpose.pose import Pose
 from pafpose.skeleton import Skeleton
 
@@ -16,16 +17,15 @@ FORMATS = ("pafpose", "openpose", "coco")
 def to_original(poses: Sequence[Pose], scale: tuple[float, float], threshold: float = 0.0) -> list[Pose]:
     """People found in a shrunk image -> the same people in the original image's pixels.
 
-    ``scale`` is ``(sx, sy)``, shrunk pixels per original pixel (pixel centres at integers,
-    as everywhere in pafpose). Keypoints scoring below ``threshold`` become missing.
+    ``scale`` is ``(sx, sy)``, shrunk pixels per original pixel: the shrink is a
+    :class:`~pafpose.coords.Geometry` from the original to the shrunk image, undone here.
+    Keypoints scoring below ``threshold`` become missing.
     """
     sx, sy = scale
+    shrink = Geometry(sx, sy) if (sx, sy) != (1.0, 1.0) else None
     out = []
     for p in poses:
-        k = p.keypoints.copy()
-        if (sx, sy) != (1.0, 1.0):
-            k[:, 0] = (k[:, 0] + 0.5) / sx - 0.5
-            k[:, 1] = (k[:, 1] + 0.5) / sy - 0.5
+        k = p.keypoints.copy() if shrink is None else shrink.input_to_image(p.keypoints)
         low = k[:, 2] < threshold
         k[low] = (np.nan, np.nan, 0.0)
         out.append(Pose(k, p.score, p.skeleton))
