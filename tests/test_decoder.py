@@ -58,11 +58,15 @@ def test_numpy_torch_and_batched_inputs_agree():
         for a, b in zip(ref, got, strict=False):
             assert np.allclose(a.keypoints, b.keypoints, equal_nan=True, atol=1e-4)
     _, hm2, paf2 = fields(2, 3)
-    batch = dec.decode(torch.from_numpy(np.stack([hm, hm2])), torch.from_numpy(np.stack([paf, paf2])))
+    batch = dec.decode_batch(torch.from_numpy(np.stack([hm, hm2])), torch.from_numpy(np.stack([paf, paf2])))
     assert [len(x) for x in batch] == [6, 3]
-    nb = dec.decode(np.stack([hm, hm2]), np.stack([paf, paf2]))
+    nb = dec.decode_batch(np.stack([hm, hm2]), np.stack([paf, paf2]))
     for a, b in zip(batch[1], nb[1], strict=False):
         assert np.allclose(a.keypoints, b.keypoints, equal_nan=True, atol=1e-4)
+    with pytest.raises(PafposeError, match="use decode_batch"):  # one return type per method
+        dec.decode(np.stack([hm, hm2]), np.stack([paf, paf2]))
+    with pytest.raises(PafposeError, match="use decode for one image"):
+        dec.decode_batch(hm, paf)
 
 
 def test_gpu_peak_finder_agrees_with_the_cpu_one():

@@ -20,30 +20,35 @@ import itertools
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from pafpose.errors import PafposeError
+from pafpose.estimator_config import BACKENDS
 from pafpose.preprocess import Normalise
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
 _TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any backend changed it
 _lowered = False  # whether a CPU backend set PyTorch to one thread (only then does torch restore it)
 Fields = tuple[torch.Tensor, torch.Tensor]
 
 
-def cpu_has_bfloat16() -> bool:
-    """Whether PyTorch's CPU kernels compute bfloat16 natively here (AVX512-BF16 or AMX;
-    emulated, bfloat16 is slower than float32)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+class Backend(Protocol):
+    """What the Estimator runs the network through."""
+
+    @property
+    def threads(self) -> int:
+        """CPU threads the network keeps busy (0 on a GPU): the Estimator overlaps decoding
+        with the network only where some are left."""
+        ...
+
+    def __call__(self, pixels: torch.Tensor) -> Fields:
+        """N x H x W x 3 BGR pixels (uint8 or float32) -> ``(heatmaps, pafs)`` at feature resolution."""
+        ...
 
 
 def fuse_conv_bn(net: nn.Module) -> nn.Module:
@@ -221,7 +226,7 @@ class OpenVINOBackend:
 
 def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.dtype | None = None,
                  threads: int | None = None, name: str = "model", ir: Path | None = None,
-                 optimize: bool = True) -> Any:
+                 optimize: bool = True) -> Backend:
     """A backend of ``kind`` for ``net``; ``ir``: the network's own OpenVINO IR, if it has one;
     ``optimize``: let the torch backend fold batch-norm (not for a network still training).
 

@@ -699,10 +699,22 @@ class Decoder:
         self.spec = spec
         self.config = config or DecoderConfig()
 
-    def decode(self, heatmaps: Any, pafs: Any) -> Poses | list[Poses]:
-        """Decode one image (3-D inputs, returns :class:`Poses`) or a batch (4-D, a list)."""
+    def decode(self, heatmaps: Any, pafs: Any) -> Poses:
+        """The people of one image: ``(C, H, W)`` heatmaps and PAFs (use :meth:`decode_batch` for
+        ``(B, C, H, W)``)."""
+        if len(getattr(heatmaps, "shape", ())) == 4:
+            raise PafposeError("decode takes one image's (C, H, W) fields; use decode_batch for (B, C, H, W)")
+        return self._decode(heatmaps, pafs, batched=False)  # type: ignore[return-value]
+
+    def decode_batch(self, heatmaps: Any, pafs: Any) -> list[Poses]:
+        """The people of each image of a batch: ``(B, C, H, W)`` heatmaps and PAFs (on a GPU, the
+        peak search runs for the whole batch at once)."""
+        if len(getattr(heatmaps, "shape", ())) != 4:
+            raise PafposeError("decode_batch takes (B, C, H, W) fields; use decode for one image's (C, H, W)")
+        return self._decode(heatmaps, pafs, batched=True)  # type: ignore[return-value]
+
+    def _decode(self, heatmaps: Any, pafs: Any, batched: bool) -> Poses | list[Poses]:
         _check(heatmaps, pafs, self.spec)
-        batched = len(heatmaps.shape) == 4
         k = self.spec.num_keypoints
         if _is_tensor(heatmaps) and heatmaps.device.type != "cpu" and self.config.refine != "upsample":
             hm = heatmaps if batched else heatmaps[None]
@@ -748,6 +760,6 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def decode(heatmaps: Any, pafs: Any, spec: FieldSpec, config: DecoderConfig | None = None) -> Poses | list[Poses]:
-    """Functional form of :meth:`Decoder.decode`."""
+def decode(heatmaps: Any, pafs: Any, spec: FieldSpec, config: DecoderConfig | None = None) -> Poses:
+    """Functional form of :meth:`Decoder.decode` (one image)."""
     return Decoder(spec, config).decode(heatmaps, pafs)

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from pafpose.backends import cpu_has_bfloat16
 from pafpose.checks import MAX_HEIGHT, MAX_SIDE, check_number
 from pafpose.coords import Geometry
 from pafpose.decoder import Decoder, DecoderConfig
+from pafpose.device import cpu_has_bfloat16, resolve_device
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import EstimatorConfig
 from pafpose.images import as_bgr, open_image
@@ -48,19 +48,6 @@ def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
 
 
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; a CUDA request without CUDA is a user error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise PafposeError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PafposeError(f"device {device!r} requested but this machine has no CUDA GPU; use --device cpu")
-    return dev
 
 
 class Estimator:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pafpose.backends import cpu_has_bfloat16
 from pafpose.checks import check_number
+from pafpose.device import cpu_has_bfloat16
 from pafpose.errors import PafposeError
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> None:
         from pafpose.data import AugmentConfig, CocoKeypoints
+        from pafpose.device import resolve_device
         from pafpose.models import build_architecture, list_architectures
-        from pafpose.predict import resolve_device
 
         self.config = c = config
         self.rank, self.world, local = _distributed()
