@@ -193,7 +193,7 @@ def test_every_config_field_with_a_flag_documents_it_on_the_command_line():
     from dataclasses import fields
 
     from pafpose import EstimatorConfig
-    from pafpose.predict_cli import add_model_arguments, config_from_args
+    from pafpose.cli.options import add_model_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)

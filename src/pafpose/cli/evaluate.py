@@ -24,7 +24,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pafpose.checks import number
-    from pafpose.predict_cli import add_model_arguments
+    from pafpose.cli.options import add_model_arguments
 
     p = sub.add_parser("eval", help="COCO keypoint AP of a model on an annotated image set",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,12 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pafpose.cli.options import make_estimator, warn
     from pafpose.errors import PafposeError
     from pafpose.estimator_config import DEFAULT_MODEL
     from pafpose.evaluate import evaluate, load_annotations
     from pafpose.formats import write_json_atomic
     from pafpose.io import check_output_file
-    from pafpose.predict_cli import make_estimator, warn
 
     for option, path in (("--out", args.out), ("--metrics-json", args.metrics_json)):
         if path is None:

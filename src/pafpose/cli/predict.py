@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pafpose.checks import number
+from pafpose.cli.options import add_model_arguments, make_estimator, warn
 from pafpose.errors import PafposeError
 from pafpose.io import Source, UniqueNames
 
@@ -49,94 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256)")
     p.set_defaults(func=run)
-
-
-def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> None:
-    """The Estimator's options, shared by the commands that run a network: one per
-    :class:`~pafpose.estimator_config.EstimatorConfig` field (its help is the field's doc),
-    then one per decoder threshold."""
-    from dataclasses import fields
-
-    from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
-    from pafpose.estimator_config import BACKENDS, PRECISIONS, EstimatorConfig
-
-    how = {  # how each field is typed on the command line; max_side and decoder have no flag of their own
-        "model": {},
-        "weights": {"type": Path},
-        "device": {},
-        "precision": {"choices": PRECISIONS},
-        "backend": {"choices": BACKENDS},
-        "threads": {"type": number(1, 1024, integer=True)},
-        "height": {"type": number(1, MAX_HEIGHT, integer=True)},
-        "scales": {"type": number(*SCALE_RANGE), "nargs": "+", "action": _AtMost(MAX_SCALES)},
-        "flip": {"action": "store_true"},
-    }
-    g = p.add_argument_group("model")
-    for f in fields(EstimatorConfig):
-        if f.name in how:
-            default = list(f.default) if f.name == "scales" else f.default
-            g.add_argument("--" + f.name, default=default, help=f.metadata["help"], **how[f.name])
-    add_decoder_arguments(p, **decoder_defaults)
-
-
-def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~pafpose.estimator_config.EstimatorConfig` a command's options describe."""
-    from pafpose.decoder import DecoderConfig
-    from pafpose.estimator_config import EstimatorConfig
-
-    decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
-    return EstimatorConfig(model=args.model, weights=args.weights, device=args.device, height=args.height,
-                           scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
-                           backend=args.backend, threads=args.threads)
-
-
-def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)
-    """An argparse action for ``nargs="+"`` that takes at most ``n`` values."""
-
-    class AtMost(argparse.Action):
-        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                     option_string: str | None = None) -> None:
-            if len(values) > n:
-                parser.error(f"argument {option_string}: scales must be 1 to {n} numbers, got {len(values)}")
-            setattr(namespace, self.dest, values)
-
-    return AtMost
-
-
-def add_decoder_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
-    """One option per :class:`~pafpose.decoder.DecoderConfig` field (``--peak-threshold`` ...).
-
-    ``defaults`` overrides the dataclass' defaults for one command (``pafpose eval`` fills
-    missing keypoints); options left unset keep them.
-    """
-    from dataclasses import MISSING, fields
-    from typing import get_args
-
-    from pafpose.checks import number
-    from pafpose.decoder import DECODER_BOUNDS, DecoderConfig, Refine
-
-    g = p.add_argument_group("decoder", "thresholds of the decoder (pafpose.DecoderConfig; see its docs)")
-    for f in fields(DecoderConfig):
-        default = defaults.get(f.name, f.default)
-        assert default is not MISSING  # every field has a default
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help="default: %(default)s")
-        elif f.name == "refine":
-            g.add_argument(flag, choices=get_args(Refine), default=default, help="default: %(default)s")
-        else:
-            lo, hi, kw = DECODER_BOUNDS[f.name]
-            what = "whole number " if kw.get("integer") else ""
-            g.add_argument(flag, type=number(lo, hi, **kw), default=default, metavar="N",
-                           help=f"default: %(default)s; {what}in {lo:g}..{hi:g}")
-    p.set_defaults(_decoder_fields=[f.name for f in fields(DecoderConfig)])
-
-
-def make_estimator(args: argparse.Namespace) -> Any:
-    """The Estimator a command's options describe."""
-    from pafpose.predict import Estimator
-
-    return Estimator(config_from_args(args))
 
 
 class Outputs:
@@ -296,12 +209,6 @@ class Display:
         fig.canvas.manager.set_window_title(title)
         plt.pause(0.001)
         return True
-
-
-def warn(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"pafpose: {message}", file=sys.stderr)
 
 
 def _chunks(items: Sequence[Source], n: int) -> Iterator[Sequence[Source]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pafpose.checks import number
-    from pafpose.predict_cli import add_model_arguments
+    from pafpose.cli.options import add_model_arguments
 
     p = sub.add_parser("explain", help="figure of heatmaps, PAFs and decoded skeletons for one image",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,9 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pafpose.cli.options import make_estimator
     from pafpose.errors import PafposeError
     from pafpose.io import read_image
-    from pafpose.predict_cli import make_estimator
     from pafpose.viz import explain_figure, save_figure
 
     image = read_image(args.image)

@@ -32,7 +32,7 @@ from pafpose.errors import PafposeError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pafpose.checks import number
-    from pafpose.predict_cli import add_model_arguments
+    from pafpose.cli.options import add_model_arguments
     from pafpose.serve.settings import ServeSettings
 
     d = ServeSettings()
@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
         from pafpose.serve.server import make_config
     except ImportError as err:
         raise PafposeError(f"pafpose serve needs the serve extra: pip install 'pafpose[serve]' ({err})") from err
+    from pafpose.cli.options import config_from_args, make_estimator, warn
     from pafpose.estimator_config import DEFAULT_MODEL
-    from pafpose.predict_cli import config_from_args, make_estimator, warn
     from pafpose.serve.service import warm_up
 
     settings_from(args)  # option errors before the port is taken

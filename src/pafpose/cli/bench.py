@@ -26,7 +26,7 @@ STAGES = ("read", "preprocess", "network", "decode", "draw")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pafpose.checks import number
-    from pafpose.predict_cli import add_model_arguments
+    from pafpose.cli.options import add_model_arguments
 
     p = sub.add_parser("bench", help="measure images/s and per-stage times on real photos",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,11 +129,11 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pafpose.cli.options import make_estimator
     from pafpose.errors import PafposeError
     from pafpose.formats import write_json_atomic
     from pafpose.images import read_image
     from pafpose.io import IMAGE_EXTENSIONS
-    from pafpose.predict_cli import make_estimator
 
     folder = args.images or default_images()
     if folder is None:
