@@ -14,12 +14,30 @@ def shared_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared() -> Path:
     path = shared_dir()
     if path is None:
         pytest.skip("../shared not found (set PAFPOSE_SHARED to its path)")
     return path
+
+
+# Random weights of the CMU OpenPose networks in Caffe's layout (helpers_openpose), built once:
+# test_architectures, test_import_caffe and test_import_torch_ports share them.
+@pytest.fixture(scope="session")
+def coco() -> tuple[list, str, str, dict]:
+    from helpers_openpose import coco_graph, random_blobs
+
+    g, hm, paf = coco_graph()
+    return g, hm, paf, random_blobs(g, seed=1)
+
+
+@pytest.fixture(scope="session")
+def body25() -> tuple[list, str, str, dict]:
+    from helpers_openpose import body25_graph, random_blobs
+
+    g, hm, paf = body25_graph()
+    return g, hm, paf, random_blobs(g, seed=2)
 
 
 @pytest.fixture(autouse=True, scope="session")

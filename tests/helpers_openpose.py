@@ -1,10 +1,11 @@
-"""The CMU OpenPose networks and their Caffe / PyTorch-port importers.
+"""The CMU OpenPose networks as Caffe sees them, for test_architectures and the importer tests.
 
 No published weights are available to the tests, so each test writes files in the foreign
 formats itself: the layer graphs below are transcribed from the published prototxts
 (``pose_deploy_linevec.prototxt`` for COCO, ``body_25/pose_deploy.prototxt``), the weights
-are random. A reference forward pass that interprets these graphs checks that the
-PyTorch networks wire the layers (and their concatenations) exactly like Caffe.
+are random (conftest's ``coco`` and ``body25`` fixtures). A reference forward pass that
+interprets these graphs checks that the PyTorch networks wire the layers (and their
+concatenations) exactly like Caffe.
 """
 
 from __future__ import annotations
@@ -12,16 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 from torch.nn import functional as fn
-
-import pafpose.weights
-from pafpose.errors import PafposeError
-from pafpose.models import build_architecture
-from pafpose.models.vgg_openpose import OPENPOSE_BODY25
-from pafpose.skeleton import BODY25
-from pafpose.weights import caffe, torch_ports
 
 # ---------------------------------------------------------------------------------------
 # The prototxts as layer lists: (type, name, bottoms, top, out_channels, kernel)
@@ -219,29 +212,6 @@ def port_state(blobs: dict, prefix: dict[str, str] | None = None) -> dict[str, t
     return out
 
 
-# ---------------------------------------------------------------------------------------
-# Fixtures: each model and its random weights, built once
-
-
-@pytest.fixture(scope="module")
-def coco() -> tuple[list, str, str, dict]:
-    g, hm, paf = coco_graph()
-    return g, hm, paf, random_blobs(g, seed=1)
-
-
-@pytest.fixture(scope="module")
-def body25() -> tuple[list, str, str, dict]:
-    g, hm, paf = body25_graph()
-    return g, hm, paf, random_blobs(g, seed=2)
-
-
-@pytest.fixture(scope="module")
-def coco_caffemodel(tmp_path_factory, coco):
-    path = tmp_path_factory.mktemp("coco") / "pose_iter_440000.caffemodel"
-    write_caffemodel(path, coco[0], coco[3])
-    return path
-
-
 def assert_weights(model, blobs: dict) -> None:
     """Every parameter of ``model`` equals the blob of the Caffe layer it is named after."""
     layers = model.caffe_layers()
@@ -261,162 +231,3 @@ def assert_same_outputs(model, graph, hm_name, paf_name, blobs) -> None:
     for got, ref in ((hm, ref_hm), (paf, ref_paf)):
         assert got.shape == ref.shape
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
-
-
-# ---------------------------------------------------------------------------------------
-# Architectures
-
-
-def test_coco_parameter_count_is_the_published_one():
-    assert build_architecture("openpose-coco").num_parameters() == 52_311_446
-
-
-def test_body25_parameter_count_matches_the_prototxt(body25):
-    # The figure is computed from the layer shapes of body_25/pose_deploy.prototxt (the graph
-    # transcribed above): 26,166,084 (convolutions with biases, PReLU slopes per channel).
-    total = sum(a.size for v in body25[3].values() for a in v)
-    assert total == 26_166_084
-    assert build_architecture("openpose-body25").num_parameters() == total
-
-
-def test_body25_field_layout_is_openposes():
-    spec = OPENPOSE_BODY25
-    assert spec.skeleton is BODY25 and spec.num_heatmaps == 26 and spec.num_pafs == 52
-    # POSE_BODY_PART_PAIRS and POSE_MAP_INDEX of BODY_25 (poseParameters.cpp), as indices.
-    pairs = [1, 8, 1, 2, 1, 5, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10, 11, 8, 12, 12, 13, 13, 14, 1, 0, 0, 15, 15,
-             17, 0, 16, 16, 18, 2, 17, 5, 18, 14, 19, 19, 20, 14, 21, 11, 22, 22, 23, 11, 24]
-    assert spec.limb_index.reshape(-1).tolist() == pairs
-    assert spec.paf_index.reshape(-1).tolist()[:8] == [0, 1, 14, 15, 22, 23, 16, 17]
-
-
-@pytest.mark.parametrize("name, stages, nh, npf", [("openpose-coco", 6, 19, 38), ("openpose-body25", 4, 26, 52)])
-def test_forward_shapes_train_and_eval(name, stages, nh, npf):
-    model = build_architecture(name)
-    assert model.input_config.stride == model.spec.stride == 8
-    x = torch.randn(2, 3, 64, 40)
-    with torch.no_grad():
-        out = model.train()(x)
-        assert isinstance(out, list) and len(out) == stages
-        assert all(h.shape == (2, nh, 8, 5) and p.shape == (2, npf, 8, 5) for h, p in out)
-        hm, paf = model.eval()(x)
-    assert hm.shape == (2, nh, 8, 5) and paf.shape == (2, npf, 8, 5)
-    torch.testing.assert_close(hm, out[-1][0])
-    torch.testing.assert_close(paf, out[-1][1])
-
-
-def test_input_conventions():
-    coco = build_architecture("openpose-coco").input_config
-    assert (coco.channel_order, coco.mean, coco.std, coco.pad_value, coco.height) == \
-        ("BGR", (128.0,) * 3, (256.0,) * 3, 128.0, 368)
-
-
-# ---------------------------------------------------------------------------------------
-# Caffe
-
-
-def test_caffemodel_coco_loads_every_blob_and_computes_like_caffe(coco, coco_caffemodel):
-    graph, hm, paf, blobs = coco
-    model = pafpose.weights.load(coco_caffemodel, architecture="openpose-coco")
-    assert_weights(model, blobs)
-    assert_same_outputs(model, graph, hm, paf, blobs)
-
-
-def test_caffemodel_body25_loads_every_blob_and_computes_like_caffe(body25, tmp_path):
-    graph, hm, paf, blobs = body25
-    path = tmp_path / "pose_iter_584000.caffemodel"
-    write_caffemodel(path, graph, blobs)
-    model = pafpose.weights.load(path)  # the zoo knows this file name
-    assert type(model).__name__ == "OpenPoseBody25"
-    assert_weights(model, blobs)
-    assert_same_outputs(model, graph, hm, paf, blobs)
-
-
-def test_caffemodel_v1_layers_with_legacy_shapes(tmp_path):
-    graph = [("Convolution", "conv1_1", ["image"], "conv1_1", 64, 3),
-             ("PReLU", "prelu4_2", ["conv1_1"], "conv1_1", 0, 0)]
-    blobs = random_blobs(graph, seed=3)
-    path = tmp_path / "old.caffemodel"
-    write_caffemodel(path, graph, blobs, v1=True)
-    raw = caffe.read([path])
-    assert raw["conv1_1.0"].shape == (64, 3, 3, 3) and raw["conv1_1.1"].shape == (1, 1, 1, 64)
-    np.testing.assert_array_equal(raw["prelu4_2.0"].reshape(-1), blobs["prelu4_2"][0])
-    state = caffe.remap(raw, build_architecture("openpose-coco"))  # legacy (1, 1, 1, C) -> (C,)
-    assert list(state) == ["features.conv1_1.weight", "features.conv1_1.bias"]
-    np.testing.assert_array_equal(state["features.conv1_1.bias"].numpy(), blobs["conv1_1"][1])
-
-
-def test_truncated_caffemodel_names_the_file(coco_caffemodel, tmp_path):
-    path = tmp_path / "cut.caffemodel"
-    with open(coco_caffemodel, "rb") as f:
-        path.write_bytes(f.read(1_000_000))
-    with pytest.raises(PafposeError, match=r"cut\.caffemodel.*truncated"):
-        pafpose.weights.load(path, architecture="openpose-coco")
-    path.write_bytes(b"not a caffemodel at all")
-    with pytest.raises(PafposeError, match=r"cut\.caffemodel"):
-        pafpose.weights.load(path, architecture="openpose-coco")
-
-
-def test_caffemodel_with_a_wrong_shape_names_layer_and_shapes(body25, tmp_path):
-    graph, _, _, blobs = body25
-    bad = dict(blobs)
-    bad["Mconv7_stage3_L2"] = [blobs["Mconv7_stage3_L2"][0][:50], blobs["Mconv7_stage3_L2"][1]]
-    path = tmp_path / "bad.caffemodel"
-    write_caffemodel(path, graph, bad)
-    with pytest.raises(PafposeError, match=r"bad\.caffemodel.*Mconv7_stage3_L2\.weight.*\(52, 512, 1, 1\).*"
-                                           r"\(50, 512, 1, 1\)"):
-        pafpose.weights.load(path, architecture="openpose-body25")
-
-
-def test_caffe_weights_do_not_load_into_other_networks():
-    with pytest.raises(PafposeError, match="openpose-coco"):
-        caffe.remap({"conv1_1.0": np.zeros((64, 3, 3, 3), np.float32)}, build_architecture("lightweight-openpose"))
-
-
-# ---------------------------------------------------------------------------------------
-# PyTorch ports
-
-
-def test_tensorboy_pose_model_loads_every_tensor(coco, tmp_path):
-    blobs = coco[3]
-    path = tmp_path / "pose_model.pth"
-    torch.save(port_state(blobs, tensorboy_keys()), path)
-    model = pafpose.weights.load(path, architecture="openpose-coco", file_format="torch-openpose")
-    assert_weights(model, blobs)
-
-
-def test_hzzone_body_pose_model_loads_every_tensor(coco, tmp_path):
-    blobs = coco[3]
-    path = tmp_path / "body_pose_model.pth"
-    torch.save(port_state(blobs), path)  # Hzzone's file: Caffe layer names, no block prefix
-    model = pafpose.weights.load(path, architecture="openpose-coco")  # zoo file name -> torch-openpose
-    assert_weights(model, blobs)
-
-
-def test_port_read_unwraps_checkpoints_and_block_prefixes(tmp_path):
-    w = torch.arange(6.0).reshape(2, 3)
-    for i, obj in enumerate([{"state_dict": {"module.model0.conv1_1.weight": w}}, {"model": {"conv1_1.weight": w}}]):
-        path = tmp_path / f"{i}.pth"
-        torch.save(obj, path)
-        raw = torch_ports.read([path])
-        assert list(raw) in (["model0.conv1_1.weight"], ["conv1_1.weight"])
-        np.testing.assert_array_equal(next(iter(raw.values())), w.numpy())
-    path = tmp_path / "junk.pth"
-    path.write_bytes(b"junk")
-    with pytest.raises(PafposeError, match=r"junk\.pth"):
-        torch_ports.read([path])
-
-
-def test_port_with_a_missing_tensor_is_refused(body25, tmp_path):
-    state = port_state(body25[3], {k: f"model0.{k}" for k in body25[3]})  # Caffe names inside blocks, any port
-    del state["model0.Mprelu6_stage1_L1.weight"]
-    path = tmp_path / "body25_port.pth"
-    torch.save(state, path)
-    with pytest.raises(PafposeError, match=r"body25_port\.pth.*1 missing.*Mprelu6_stage1_L1"):
-        pafpose.weights.load(path, architecture="openpose-body25", file_format="torch-openpose")
-
-
-def test_port_with_unknown_names_is_refused():
-    with pytest.raises(PafposeError, match="no tensor"):
-        torch_ports.remap({"backbone.layer1.weight": np.zeros(3, np.float32)}, build_architecture("openpose-body25"))
-    with pytest.raises(PafposeError, match="tensorboy"):
-        torch_ports.remap({"model0.0.weight": np.zeros(3, np.float32)}, build_architecture("openpose-body25"))

@@ -1,4 +1,4 @@
-"""tf-pose-estimation MobileNetV2 OpenPose: the network, the GraphDef and TFLite importers.
+"""The TensorFlow importers (tf-pose-estimation's GraphDef, the TFLite files) of MobileNetV2 OpenPose.
 
 Reference: OpenVINO runs the same files (it reads TF frozen graphs and TFLite) in f32.
 """
@@ -12,18 +12,11 @@ import pytest
 import torch
 
 import pafpose.weights as W  # noqa: N812
+from helpers_weights import FILES, PARAMS, PB
 from pafpose import Decoder, PafposeError
 from pafpose.models import build_architecture
-from pafpose.models.mobilenet_v2 import TFBatchNorm, resize_bilinear_tf
 from pafpose.skeleton import COCO17, COCO18, convert_keypoints
 from pafpose.weights import tf_graphdef, tflite
-
-PB = "weights/tf-pose-mobilenet_v2_small/graph_opt.pb"
-TFLITE = "weights/mobilenet-v2-pose/mobilenet_v2_pose_{}_368_432_weight_quant.tflite"
-FILES = {"small": PB, **{dm: TFLITE.format(dm) for dm in ("dm05", "dm07", "dm10", "dm14")}}
-# Measured from the files: conv weights + biases (TFLite: BN folded) or + BN gamma/beta
-# (GraphDef; the head's BNs have beta only, slim's scale=False). tf-pose: "small" ~0.48 M.
-PARAMS = {"small": 473_472, "dm05": 469_336, "dm07": 963_040, "dm10": 1_615_520, "dm14": 2_204_720}
 
 _MODELS: dict[str, torch.nn.Module] = {}
 
@@ -48,44 +41,6 @@ def run(model, img):
     with torch.no_grad():
         hm, paf = model(x)
     return hm[0].numpy(), paf[0].numpy()
-
-
-@pytest.mark.parametrize("variant", list(PARAMS))
-def test_architecture(variant):
-    model = build_architecture("tf-pose-mobilenet-v2", variant=variant)
-    assert model.num_parameters() == PARAMS[variant]
-    cfg = model.input_config
-    assert (cfg.channel_order, cfg.mean, cfg.std, cfg.stride) == ("BGR", (0.0,) * 3, (1.0,) * 3, 8)
-    x = torch.rand(1, 3, 72, 88) * 255  # 72/16 is not whole: asymmetric SAME padding, 5 -> 9 resize
-    stages = model.train()(x)
-    assert len(stages) == 6
-    assert all(h.shape == (1, 19, 9, 11) and p.shape == (1, 38, 9, 11) for h, p in stages)
-    hm, paf = model.eval()(x)
-    assert hm.shape == (1, 19, 9, 11) and paf.shape == (1, 38, 9, 11)
-    with pytest.raises(PafposeError, match="variant"):
-        build_architecture("tf-pose-mobilenet-v2", variant="dm12")
-
-
-def test_batch_stats_norm_is_per_image_at_inference():
-    """graph_opt.pb's is_training=True BNs: an image's output must not depend on its batch-mates."""
-    bn = TFBatchNorm(4, batch_stats=True).eval()
-    x = torch.randn(3, 4, 5, 6) * 7 + 3
-    y = bn(x)
-    assert torch.allclose(y[1:2], bn(x[1:2]), atol=1e-6)
-    flat = x.transpose(0, 1).reshape(4, 3, -1)
-    ref = (flat - flat.mean(-1, keepdim=True)) / torch.sqrt(flat.var(-1, unbiased=False, keepdim=True) + 1e-3)
-    assert torch.allclose(y.transpose(0, 1).reshape(4, 3, -1), ref, atol=1e-5)
-    assert not hasattr(bn, "running_mean")  # the file has no statistics to load
-    bn.train()
-    z = bn(x).transpose(0, 1).reshape(4, -1)  # training: over (N, H, W), as TF trains
-    assert torch.allclose(z.mean(-1), torch.zeros(4), atol=1e-5)
-
-
-def test_resize_bilinear_tf_is_tf1_legacy():
-    x = torch.arange(3.0).view(1, 1, 1, 3)
-    # dst * in / out: 0, 0.6, 1.2, 1.8, 2.4 (clamped) -> no half-pixel shift, last sample repeats
-    out = resize_bilinear_tf(x, (1, 5))
-    assert torch.allclose(out.flatten(), torch.tensor([0.0, 0.6, 1.2, 1.8, 2.0]))
 
 
 # Tolerances (max |ours - OpenVINO| on outputs of magnitude ~1):
@@ -245,25 +200,3 @@ def test_graphdef_reader_sees_the_trap(shared):
     training = [n for n in bns if bool(raw[f"@{n}.is_training"])]
     assert len(training) == 39 and all(n.startswith("MobilenetV2/") for n in training)
     assert raw["MobilenetV2/Conv/BatchNorm/Const"].shape == (0,)
-
-
-def test_openvino_ir_v5_is_the_float_model_behind_the_dm05_tflite(shared):
-    """IR v5 can't be run by today's OpenVINO; check it against the verified TFLite import.
-
-    The TFLite file holds the same network with int8 weights, so every weight read from the
-    IR must lie within half a quantisation step of the dequantised TFLite weight (measured:
-    0.5000001 steps at worst) and the biases must agree to float rounding.
-    """
-    folder = shared / "weights" / "mobilenet-v2-pose"
-    ir = W.load(folder / "mobilenet_v2_0.5_224__FP32__frozen-model.xml")
-    tfl = W.load(folder / "mobilenet_v2_pose_dm05_368_432_weight_quant.tflite")
-    a, b = ir.state_dict(), tfl.state_dict()
-    assert a.keys() == b.keys() and len(a) == 258
-    for k in a:
-        diff = (a[k] - b[k]).abs().max().item()
-        if k.endswith("weight"):
-            assert diff <= 0.5001 * b[k].abs().max().item() / 127, k
-        else:
-            assert diff < 1e-5, k
-    with pytest.raises(PafposeError, match="folded"):
-        W.load(folder / "mobilenet_v2_0.5_224__FP32__frozen-model.xml", arch_kwargs={"variant": "small"})

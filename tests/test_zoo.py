@@ -1,0 +1,75 @@
+"""The zoo: entries, mirror / offline resolution, caching, download verification."""
+
+import pytest
+import torch
+
+import pafpose
+import pafpose.weights as W  # noqa: N812
+from helpers_weights import IR
+from pafpose import PafposeError
+from pafpose.weights._download import download, resolve_file
+
+
+def test_zoo_entries_name_registered_architectures():
+    archs = set(pafpose.list_models())
+    for name in pafpose.list_models(pretrained=True):
+        cfg = pafpose.get_pretrained_cfg(name)
+        assert cfg.name == name and name.split(".")[0] == cfg.architecture
+        assert cfg.architecture in archs, name
+        assert cfg.files and all(f.sha256 is None or len(f.sha256) == 64 for f in cfg.files)
+    assert pafpose.get_pretrained_cfg("human-pose-estimation-0001").name == "human-pose-estimation-0001.int8"
+    with pytest.raises(pafpose.PafposeError, match="known"):
+        pafpose.get_pretrained_cfg("posenet")
+
+
+def test_zoo_resolves_from_mirror_offline_and_caches(shared, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
+    monkeypatch.setattr(W, "_MEMORY", {})  # as in a new process
+    with pytest.raises(PafposeError, match=r"PAFPOSE_OFFLINE.*storage.openvinotoolkit.org.*PAFPOSE_WEIGHTS_PATH"):
+        W.load("human-pose-estimation-0001")
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    model = W.load("human-pose-estimation-0001")
+    assert not model.training and model.num_parameters() == 4_099_058
+    converted = list((tmp_path / "home" / "converted").glob("*.pt"))
+    assert len(converted) == 1
+    again = W.load("human-pose-estimation-0001")
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_download_verifies_and_writes_atomically(shared, tmp_path):
+    cfg = W.get_pretrained_cfg("human-pose-estimation-0001.int8")
+    src = shared / (IR + ".xml")
+    wf = cfg.files[0]
+    got = download(src.as_uri(), tmp_path / "ok" / wf.name, wf.sha256, wf.size)
+    assert got.read_bytes() == src.read_bytes()
+    bad = tmp_path / "bad" / wf.name
+    with pytest.raises(PafposeError, match="sha256"):
+        download(src.as_uri(), bad, "0" * 64, wf.size)
+    assert not bad.exists() and list(bad.parent.iterdir()) == []  # no partial file left behind
+    with pytest.raises(PafposeError, match="bytes"):
+        download(src.as_uri(), bad, wf.sha256, wf.size + 1)
+    assert list(bad.parent.iterdir()) == []
+
+
+def test_download_path_of_the_zoo(shared, tmp_path, monkeypatch):
+    """resolve_file fetches from the entry's URL into the cache (a file:// URL stands in)."""
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    cfg = W.get_pretrained_cfg("human-pose-estimation-0001.int8")
+    local = shared / IR
+    files = tuple(type(wf)(wf.name, ((local.with_suffix(wf.name[-4:])).as_uri(),), wf.sha256, wf.size)
+                  for wf in cfg.files)
+    mirrored = type(cfg)(**{**cfg.__dict__, "files": files})
+    paths = [resolve_file(mirrored, wf) for wf in mirrored.files]
+    assert [p.parent for p in paths] == [tmp_path / cfg.name] * 2
+    assert all(p.stat().st_size == wf.size for p, wf in zip(paths, files, strict=True))
+
+
+def test_unverifiable_entries_do_not_pick_up_other_files(shared, monkeypatch):
+    """The FP32 entry has no known hash: the INT8 copy (same file name) must not stand in,
+    and pafpose does not download it (it could not check it)."""
+    monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    with pytest.raises(PafposeError, match=r"does not download .*no verified sha256"):
+        W.load("human-pose-estimation-0001.fp32")
