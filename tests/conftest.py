@@ -64,6 +64,22 @@ def env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def estimator_cls(shared):
+    """The Estimator class, with the weights of ../shared (test_predict, test_formats, test_drawing)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    from pafpose.predict import Estimator
+
+    yield Estimator
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def est(estimator_cls):
+    return estimator_cls(device="cpu")
+
+
+@pytest.fixture(scope="module")
 def images(env):
     return shared_dir() / "images"
 

@@ -1,6 +1,4 @@
-"""The Estimator on real photos, the result formats and drawing."""
-
-import json
+"""The Estimator on real photos (conftest's est and estimator_cls fixtures)."""
 
 import cv2
 import numpy as np
@@ -8,38 +6,6 @@ import pytest
 import torch
 
 from pafpose import DecoderConfig, PafposeError
-from pafpose.draw import poses as draw_poses
-from pafpose.formats import coco_image_id, coco_results, openpose_json, write_json_atomic
-
-
-@pytest.fixture(scope="module")
-def images(shared_dir_or_skip):
-    return shared_dir_or_skip / "images"
-
-
-@pytest.fixture(scope="module")
-def shared_dir_or_skip():
-    from conftest import shared_dir
-
-    path = shared_dir()
-    if path is None:
-        pytest.skip("../shared not found (set PAFPOSE_SHARED)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def estimator_cls(shared_dir_or_skip):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PAFPOSE_WEIGHTS_PATH", str(shared_dir_or_skip / "weights"))
-    from pafpose.predict import Estimator
-
-    yield Estimator
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def est(estimator_cls):
-    return estimator_cls(device="cpu")
 
 
 def upright(pose):
@@ -113,38 +79,6 @@ def test_user_errors(estimator_cls, est, tmp_path):
         est.predict(bad)
     with pytest.raises(PafposeError, match="shape"):
         est.predict(np.zeros((4, 4, 2), np.uint8))
-
-
-def test_formats_and_drawing(est, images, tmp_path):
-    img = cv2.imread(str(images / "p3_dance.png"))
-    found = est.predict(img)
-    doc = openpose_json(found)
-    assert doc["version"] == 1.3 and len(doc["people"]) == 3
-    for person in doc["people"]:
-        assert person["person_id"] == [-1] and len(person["pose_keypoints_2d"]) == 18 * 3
-        assert all(np.isfinite(person["pose_keypoints_2d"]))
-    res = coco_results(found, 42)
-    assert all(r["category_id"] == 1 and r["image_id"] == 42 and len(r["keypoints"]) == 51 for r in res)
-    assert coco_image_id("000000000139.jpg") == 139 and coco_image_id("COCO_val2014_000000000357") == 357
-    assert coco_image_id("p3_dance.png") is None
-    out = write_json_atomic(doc, tmp_path / "a" / "x.json")
-    assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
-    assert [p.name for p in out.parent.iterdir()] == ["x.json"]
-    drawn = draw_poses(img, found)
-    assert drawn.shape == img.shape and (drawn != img).any()
-    assert (img == cv2.imread(str(images / "p3_dance.png"))).all()  # input untouched
-
-
-def test_explain_figure(est, images, tmp_path):
-    from pafpose.viz import explain_figure, save_figure
-
-    img = cv2.imread(str(images / "p3_dance.png"))
-    hm, paf, geometry = est.fields([img])[0]
-    fig = explain_figure(img, hm.numpy(), paf.numpy(), est.spec, est.predict(img), geometry)
-    out = save_figure(fig, tmp_path / "fig.png", dpi=40)
-    picture = cv2.imread(str(out))
-    assert picture is not None and picture.shape[0] > 100 and picture.std() > 10
-    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
 
 
 def test_api_misuse_is_a_clear_error_and_ranges_are_kept(estimator_cls, est, images):
