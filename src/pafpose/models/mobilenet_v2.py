@@ -51,7 +51,7 @@ Norm = Literal["batch_stats", "bn", "bias", "none"]
 # of COCO single-person photos, limb i of COCO18.limbs (pointing from limbs[i][0] to
 # limbs[i][1]) lies in the same (x, y) channels as in the CMU COCO model, for graph_opt.pb,
 # dm10 and dm14 with clear margins (dm05/dm07 agree, with weaker fields). See
-# tests/test_mobilenet_v2.py::test_paf_layout_against_coco_ground_truth.
+# tests/test_import_tensorflow.py::test_paf_layout_against_coco_ground_truth.
 TF_POSE_COCO18 = OPENPOSE_COCO18
 
 
