@@ -25,13 +25,8 @@ import argparse
 import json
 import os
 import platform
-import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +34,8 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+
+from _serve_process import Server
 
 
 def workloads(images_dir: Path) -> dict[str, list[tuple[bytes, str]]]:
@@ -50,33 +47,6 @@ def workloads(images_dir: Path) -> dict[str, list[tuple[bytes, str]]]:
         img = cv2.resize(cv2.imread(str(p)), (640, 480), interpolation=cv2.INTER_AREA)
         frames.append((cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes(), "image/jpeg"))
     return {"photos": photos, "frames": frames}
-
-
-class Server:
-    """``pafpose serve`` on a free loopback port, output to a temporary file."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        exe = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # closed in stop()
-        self.proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning",
-                                      *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 300
-        while not (m := re.search(r"pafpose serve: (http://127\.0\.0\.1:\d+)/", Path(self.log.name).read_text())):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"pafpose serve did not start:\n{Path(self.log.name).read_text()[-3000:]}")
-            time.sleep(0.1)
-        self.url = m.group(1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
 def load(url: str, payloads: list[tuple[bytes, str]], concurrency: int, requests: int,
@@ -187,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for max_batch in args.max_batch:
             model = ["--model", args.model] if args.model else []
-            servers[max_batch] = Server("--max-batch", str(max_batch), "--batch-wait-ms", str(args.batch_wait_ms),
-                                        *model, env=env)
+            servers[max_batch] = Server(["--max-batch", str(max_batch), "--batch-wait-ms", str(args.batch_wait_ms),
+                                         *model], env=env)
             for name in args.workloads:  # every input size and batch size the measurements will see
                 load(servers[max_batch].url, data[name], max(args.concurrency), args.warmup, args.time_limit)
         for _ in range(args.rounds):

@@ -24,14 +24,8 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -40,6 +34,8 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+
+from _serve_process import Server
 
 # an 80000 x 60000 PNG's header: refused (413) from the header, never decoded
 PNG_BOMB = bytes.fromhex("89504e470d0a1a0a0000000d49484452000138800000ea600802000000f4c4f271"
@@ -70,55 +66,6 @@ def bad_uploads(good: bytes) -> list[tuple[bytes, str, int]]:
     """(body, content type, expected status) of uploads the server must refuse."""
     return [(b"not a picture at all", "image/png", 415), (good[: len(good) // 3], "image/jpeg", 422),
             (b"", "image/jpeg", 400), (PNG_BOMB, "image/png", 413), (good, "text/plain", 415)]
-
-
-class Server:
-    """``pafpose serve`` on a free loopback port under an address-space limit, output to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], memory_limit: int) -> None:
-        exe = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # closed in stop()
-
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-        self.proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning",
-                                      *args], stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=limit)
-        deadline = time.monotonic() + 300
-        while not (m := re.search(r"pafpose serve: (http://127\.0\.0\.1:(\d+))/", Path(self.log.name).read_text())):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"pafpose serve did not start:\n{Path(self.log.name).read_text()[-3000:]}")
-            time.sleep(0.1)
-        self.url, self.port = m.group(1), int(m.group(2))
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def sockets(self) -> int:
-        """Open sockets of the server process: its listening socket and its connections."""
-        n = 0
-        for fd in Path(f"/proc/{self.proc.pid}/fd").iterdir():
-            try:
-                n += os.readlink(fd).startswith("socket:")
-            except OSError:  # closed meanwhile
-                pass
-        return n
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-        text = Path(self.log.name).read_text()
-        Path(self.log.name).unlink(missing_ok=True)
-        return text
 
 
 def slowloris(port: int, count: int, stop: threading.Event, stats: Counter) -> None:
