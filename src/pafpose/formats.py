@@ -29,10 +29,11 @@ def openpose_json(poses: Sequence[Pose]) -> dict[str, Any]:
 
     The face, hand and 3-D arrays OpenPose always writes are present and empty, so readers
     of OpenPose output work unchanged; ``score`` (the person's confidence) is an addition.
+    ``person_id`` is ``[track id]`` for a tracked person, else OpenPose's ``[-1]``.
     """
     return {"version": 1.3, "people": [
-        {"person_id": [-1], "pose_keypoints_2d": _flat(p.keypoints), **{k: [] for k in _OPENPOSE_EMPTY},
-         "score": round(float(p.score), 5)}
+        {"person_id": [-1 if p.track_id is None else int(p.track_id)], "pose_keypoints_2d": _flat(p.keypoints),
+         **{k: [] for k in _OPENPOSE_EMPTY}, "score": round(float(p.score), 5)}
         for p in poses]}
 
 

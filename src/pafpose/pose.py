@@ -20,11 +20,14 @@ class Pose:
             missing keypoint has ``x = y = NaN`` and ``score = 0``, never a fake ``(0, 0)``.
         score: person confidence in ``[0, 1]`` (mean confidence of its keypoints and limbs).
         skeleton: the keypoint layout of ``keypoints``.
+        track_id: the person's id across a video's frames (:class:`pafpose.tracker.Tracker`),
+            never reused within a sequence; None for a single image or with tracking off.
     """
 
     keypoints: np.ndarray
     score: float
     skeleton: Skeleton = field(repr=False)
+    track_id: int | None = None
 
     def __post_init__(self) -> None:
         self.skeleton = get_skeleton(self.skeleton)
@@ -51,7 +54,7 @@ class Pose:
 
     def to_coco17(self) -> Pose:
         """The same person in COCO-17 order (OpenPose's neck is dropped)."""
-        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17)
+        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17, self.track_id)
 
     def to_coco_keypoints(self) -> list[float]:
         """COCO results ``keypoints``: flat ``[x, y, v] * 17``; missing ones are ``0, 0, 0``."""
@@ -76,7 +79,7 @@ def map_poses(poses: Sequence[Pose], points: Callable[[np.ndarray], np.ndarray])
     out = Poses()
     out.truncated = getattr(poses, "truncated", False)
     for p in poses:
-        out.append(Pose(points(p.keypoints), p.score, p.skeleton))
+        out.append(Pose(points(p.keypoints), p.score, p.skeleton, p.track_id))
     return out
 
 

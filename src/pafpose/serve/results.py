@@ -28,7 +28,7 @@ def to_original(poses: Sequence[Pose], scale: tuple[float, float], threshold: fl
         k = p.keypoints.copy() if shrink is None else shrink.input_to_image(p.keypoints)
         low = k[:, 2] < threshold
         k[low] = (np.nan, np.nan, 0.0)
-        out.append(Pose(k, p.score, p.skeleton))
+        out.append(Pose(k, p.score, p.skeleton, p.track_id))
     return out
 
 

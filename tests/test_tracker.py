@@ -1,0 +1,136 @@
+"""The tracker on synthetic sequences whose identities are known: crossings, occlusions,
+ids never reused, jitter filtered, bad input survived."""
+
+import numpy as np
+import pytest
+
+from pafpose import COCO18, PafposeError, Pose, Poses
+from pafpose.formats import openpose_json
+from pafpose.synthetic import random_scene
+from pafpose.tracker import OneEuro, Tracker, TrackerConfig
+
+
+def template(seed=0):
+    """One articulated person (COCO-18 keypoints), centred on the origin."""
+    person = random_scene(np.random.default_rng(seed), n_people=1, size=(368, 656)).people[0][:, :2].astype(float)
+    return person - np.nanmean(person, axis=0)
+
+
+def frame(positions, people, rng=None, noise=0.0, drop=()):
+    """Poses of ``people`` (templates) at ``positions``; ``drop``: indices not detected."""
+    out = Poses()
+    for i, (pos, shape) in enumerate(zip(positions, people, strict=True)):
+        if i in drop:
+            continue
+        k = np.ones((18, 3))
+        k[:, :2] = shape + pos
+        if noise:
+            k[:, :2] += rng.normal(0, noise, k[:, :2].shape)
+        out.append(Pose(k, 0.9, COCO18))
+    rng = rng or np.random.default_rng(0)
+    order = rng.permutation(len(out))  # the detector's order says nothing about identity
+    shuffled = Poses(out[i] for i in order)
+    return shuffled
+
+
+def identity(person, positions, shapes):
+    """Which ground-truth person a detection is (nearest centre)."""
+    centre = np.nanmean(person.keypoints[:, :2], axis=0)
+    return int(np.argmin([np.linalg.norm(centre - np.nanmean(s + p, axis=0)) for p, s in zip(positions, shapes,
+                                                                                           strict=True)]))
+
+
+def test_ids_stay_with_people_through_a_crossing():
+    rng = np.random.default_rng(1)
+    shapes = [template(0), template(1)]
+    tracker = Tracker(TrackerConfig(smooth=False))
+    ids: dict[int, set] = {0: set(), 1: set()}
+    for t in range(60):  # walking towards each other at 6 px/frame, crossing at t = 30 with 20 px between them
+        positions = [np.array([100 + 6 * t, 200.0]), np.array([460 - 6 * t, 220.0])]
+        for person in tracker.update(frame(positions, shapes, rng, noise=1.0)):
+            ids[identity(person, positions, shapes)].add(person.track_id)
+    assert len(ids[0]) == 1 and len(ids[1]) == 1 and ids[0] != ids[1], ids
+
+
+def test_an_occluded_person_takes_the_id_back_and_ids_are_never_reused():
+    shapes = [template(0), template(2)]
+    tracker = Tracker(TrackerConfig(smooth=False, max_missed=15))
+    seen = []
+    for t in range(80):
+        positions = [np.array([100 + 3 * t, 200.0]), np.array([500.0, 150.0])]
+        hidden = (0,) if 20 <= t < 30 or 40 <= t < 60 else ()  # 10 frames: within max_missed; 20: beyond
+        people = tracker.update(frame(positions, shapes, drop=hidden))
+        ids = [p.track_id for p in people]
+        assert len(set(ids)) == len(ids)  # no collision within a frame
+        seen.append({identity(p, positions, shapes): p.track_id for p in people})
+    walker = [s[0] for s in seen if 0 in s]
+    assert set(walker[:20 + 10]) == {walker[0]}  # the same id before and after the short occlusion
+    assert walker[-1] != walker[0]  # after 20 frames hidden: a new id ...
+    assert walker[-1] not in {s.get(1) for s in seen}  # ... which is nobody else's, ever
+    assert {s[1] for s in seen} == {seen[0][1]}  # the one standing still never lost his
+
+
+def test_smoothing_halves_the_jitter_of_a_still_person_without_moving_him():
+    rng = np.random.default_rng(3)
+    shape, pos = template(0), np.array([300.0, 200.0])
+    raw, smooth = [], []
+    tracker = Tracker()
+    for _ in range(120):
+        people = frame([pos], [shape], rng, noise=2.0)
+        raw.append(people[0].keypoints[:, :2].copy())
+        smooth.append(tracker.update(people)[0].keypoints[:, :2])
+    raw, smooth = np.array(raw), np.array(smooth)
+
+    def jitter(track):  # mean frame-to-frame acceleration
+        return np.abs(np.diff(track, n=2, axis=0)).mean()
+
+    assert jitter(smooth) < 0.5 * jitter(raw)
+    truth = shape + pos
+    assert np.abs(smooth[20:] - truth).mean() <= np.abs(raw[20:] - truth).mean()
+
+
+def test_smoothing_follows_a_moving_person_with_little_lag():
+    shape = template(0)
+    tracker = Tracker()
+    for t in range(60):
+        pos = np.array([50 + 8.0 * t, 200.0])
+        out = tracker.update(frame([pos], [shape]))
+    assert np.abs(out[0].keypoints[:, :2] - (shape + pos)).mean() < 8.0  # less than a frame's motion behind
+
+
+def test_bad_input_never_crashes_or_collides():
+    tracker = Tracker()
+    assert tracker.update(Poses()) == []  # an empty frame
+    k = np.full((18, 3), np.nan)
+    k[:, 2] = 0
+    nothing = Pose(k.copy(), 0.5, COCO18)
+    one = k.copy()
+    one[1] = (100, 100, 0.9)
+    lonely = Pose(one, 0.5, COCO18)
+    nans = np.ones((18, 3)) * 50
+    nans[::2, :2] = np.nan
+    out = tracker.update([nothing, lonely, Pose(nans, 0.5, COCO18)])
+    assert len(out) == 2 and len({p.track_id for p in out}) == 2  # a person with no keypoint is no one
+    for _ in range(3):
+        out = tracker.update([lonely, lonely])  # two identical detections: two ids, never one twice
+        assert len({p.track_id for p in out}) == 2
+    assert tracker.update(Poses(), time_s=float("nan")) == []
+
+
+def test_ids_reach_openpose_json_and_tracking_off_is_todays_output():
+    shape = template(0)
+    people = frame([np.array([200.0, 200.0])], [shape])
+    assert openpose_json(people)["people"][0]["person_id"] == [-1]  # untracked: OpenPose's own -1
+    tracked = Tracker().update(people)
+    assert openpose_json(tracked)["people"][0]["person_id"] == [0]
+
+
+def test_one_euro_filter_and_config_checks():
+    f = OneEuro(min_cutoff=1.0, beta=0.0, d_cutoff=1.0)
+    assert f(np.array([0.0]), 1 / 30)[0] == 0.0
+    assert 0 < f(np.array([10.0]), 1 / 30)[0] < 10  # low-pass
+    assert f(np.array([np.nan]), 1 / 30)[0] != f(np.array([np.nan]), 1 / 30)[0]  # NaN passes through
+    assert f(np.array([5.0]), 1 / 30)[0] == 5.0  # seen again: starts from the new value
+    for bad in ({"min_similarity": 2}, {"max_missed": -1}, {"fps": 0}, {"beta": float("nan")}, {"smooth": 1}):
+        with pytest.raises(PafposeError):
+            TrackerConfig(**bad)
