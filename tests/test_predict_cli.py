@@ -22,13 +22,18 @@ def pafpose(env, *args, cwd=None):
     return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
-def check_openpose_json(path, num_keypoints=18):
-    """The OpenPose 1.3 layout; returns the people as (N, K, 3) arrays."""
+def check_openpose_json(path, num_keypoints=18, tracked=False):
+    """The OpenPose 1.3 layout; returns the people as (N, K, 3) arrays. ``person_id`` is
+    OpenPose's ``[-1]``, or with ``tracked`` a ``[track id]``."""
     doc = json.loads(Path(path).read_text())
     assert doc["version"] == 1.3 and isinstance(doc["people"], list)
     people = []
     for person in doc["people"]:
-        assert person["person_id"] == [-1]
+        if tracked:
+            assert len(person["person_id"]) == 1 and isinstance(person["person_id"][0], int)
+            assert person["person_id"][0] >= 0
+        else:
+            assert person["person_id"] == [-1]
         assert person["face_keypoints_2d"] == [] and person["hand_left_keypoints_2d"] == []
         kps = np.array(person["pose_keypoints_2d"], dtype=float)
         assert kps.shape == (num_keypoints * 3,) and np.isfinite(kps).all()
@@ -154,8 +159,17 @@ def test_video_end_to_end(env, dance_frame, tmp_path):
     assert "6 video frames: 18 people found" in r.stdout
     frames = sorted((tmp_path / "out").glob("clip_*_keypoints.json"))
     assert [f.name for f in frames] == [f"clip_{i:012d}_keypoints.json" for i in range(6)]
-    assert all(len(check_openpose_json(f)) == 3 for f in frames)
+    assert all(len(check_openpose_json(f, tracked=True)) == 3 for f in frames)
+    ids = [sorted(p["person_id"][0] for p in json.loads(f.read_text())["people"]) for f in frames]
+    assert ids == [[0, 1, 2]] * 6  # the three dancers keep their ids through the clip
     assert count_frames(tmp_path / "out" / "clip_rendered.mp4") == 6
+    # --no-track: each frame's people as a photo's (OpenPose's -1), unsmoothed
+    r = pafpose(env, "predict", tmp_path / "clip.mp4", "--out", tmp_path / "plain", "--height", "256", "--no-track")
+    assert r.returncode == 0, r.stderr
+    plain = sorted((tmp_path / "plain").glob("clip_*_keypoints.json"))
+    assert all(len(check_openpose_json(f)) == 3 for f in plain)
+    first = [json.loads(f.read_text())["people"] for f in (frames[0], plain[0])]
+    assert sorted(p["pose_keypoints_2d"] for p in first[0]) == sorted(p["pose_keypoints_2d"] for p in first[1])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
@@ -190,11 +204,14 @@ def test_stream_api_batches_frames(env, dance_frame, tmp_path):
     finally:
         del os.environ["PAFPOSE_WEIGHTS_PATH"]
     make_video(tmp_path / "clip.avi", dance_frame, 5)
-    got = list(est.stream(str(tmp_path / "clip.avi"), batch_size=2))
+    got = list(est.stream(str(tmp_path / "clip.avi"), batch_size=2, track=False))
     assert [i for i, _, _ in got] == list(range(5))
     assert all(frame.shape == dance_frame.shape and len(poses) == 3 for _, frame, poses in got)
     single = est.predict(got[3][1])
-    assert np.allclose(single[0].keypoints, got[3][2][0].keypoints, equal_nan=True)
+    assert np.allclose(single[0].keypoints, got[3][2][0].keypoints, equal_nan=True)  # tracking off: as predict
+    assert all(p.track_id is None for _, _, poses in got for p in poses)
+    tracked = list(est.stream(str(tmp_path / "clip.avi"), batch_size=2))  # on by default
+    assert [sorted(p.track_id for p in poses) for _, _, poses in tracked] == [[0, 1, 2]] * 5
 
 
 def test_explain_command(env, images, tmp_path):

@@ -134,3 +134,19 @@ def test_one_euro_filter_and_config_checks():
     for bad in ({"min_similarity": 2}, {"max_missed": -1}, {"fps": 0}, {"beta": float("nan")}, {"smooth": 1}):
         with pytest.raises(PafposeError):
             TrackerConfig(**bad)
+
+
+def test_drawings_label_each_tracked_person_in_the_colour_of_its_id():
+    from pafpose.draw import id_color, poses
+
+    shape = template(0)
+    people = Tracker().update(frame([np.array([200.0, 220.0]), np.array([450.0, 220.0])], [shape, template(1)]))
+    canvas = np.zeros((400, 656, 3), np.uint8)
+    plain = poses(canvas, [Pose(p.keypoints, p.score, p.skeleton) for p in people])
+    drawn = poses(canvas, people)
+    for person in people:
+        colour = np.array(id_color(person.track_id))
+        top = int(np.nanmin(person.keypoints[:, 1]))
+        box = drawn[max(0, top - 60):top, :]
+        assert (np.abs(box.astype(int) - colour).sum(axis=2) == 0).sum() > 20  # the label's box
+    assert id_color(0) != id_color(1) and not np.array_equal(plain, drawn)

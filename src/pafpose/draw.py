@@ -32,4 +32,27 @@ def poses(image: np.ndarray, people: Sequence[Pose], threshold: float = 0.1) -> 
         for i in np.flatnonzero(ok).tolist():
             r, g, bl = sk.keypoint_colors[i]
             cv2.circle(out, (round(k[i, 0]), round(k[i, 1])), radius, (bl, g, r), -1, cv2.LINE_AA)
+        if pose.track_id is not None and ok.any():
+            _label(out, str(pose.track_id), k[ok, :2], thick)
     return out
+
+
+def id_color(track_id: int) -> tuple[int, int, int]:
+    """A distinct, stable BGR colour for a person id (golden-ratio steps around the hue circle)."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((track_id * 0.618033988749895) % 1.0, 0.85, 1.0)
+    return round(b * 255), round(g * 255), round(r * 255)
+
+
+def _label(out: np.ndarray, text: str, points: np.ndarray, thick: int) -> None:
+    """The person's id in a box of the id's colour, above the highest keypoint."""
+    import cv2
+
+    scale = max(0.4, thick / 2.5)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick // 2))
+    x = int(np.clip(points[:, 0].mean() - tw / 2, 0, max(0, out.shape[1] - tw - 4)))
+    y = int(np.clip(points[:, 1].min() - 4 * thick, th + 4, out.shape[0] - 1))
+    cv2.rectangle(out, (x, y - th - 4), (x + tw + 4, y + base), id_color(int(text)), -1)
+    cv2.putText(out, text, (x + 2, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, thick // 2),
+                cv2.LINE_AA)

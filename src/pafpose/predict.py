@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
 from pafpose.pose import Poses, map_poses, scale_poses
 from pafpose.skeleton import Skeleton
+
+if TYPE_CHECKING:
+    from pafpose.tracker import TrackerConfig
 
 
 def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
@@ -380,21 +383,31 @@ class Estimator:
                     break
                 pending = ahead
 
-    def stream(self, source: int | str | Any, batch_size: int = 1,
-               timeout: float = 10.0) -> Iterator[tuple[int, np.ndarray, Poses]]:
+    def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
+               track: bool | TrackerConfig = True) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
         OpenCV decodes them; ``batch_size`` frames go through the network together, as
         :meth:`pipeline` runs them (the network on the next batch while this one is decoded,
         where that pays). ``timeout`` bounds the wait for a stream URL and each of its frames.
+        ``track``: every person gets a ``track_id`` that follows them through the video and
+        their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
+        :class:`~pafpose.tracker.TrackerConfig` sets it up, the video's frame rate filled in);
+        False gives each frame's people as :meth:`predict` finds them.
         """
-        from pafpose.video import open_capture
+        from pafpose.tracker import Tracker, TrackerConfig
+        from pafpose.video import capture_info, open_capture
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         owned = isinstance(source, (int, str, os.PathLike))
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
+        tracker = None
+        if track:
+            config = track if isinstance(track, TrackerConfig) else TrackerConfig(fps=capture_info(cap)[0])
+            tracker = Tracker(config)
+
         def frames() -> Iterator[np.ndarray]:
             while True:
                 ok, frame = cap.read()
@@ -404,7 +417,7 @@ class Estimator:
 
         try:
             for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size)):
-                yield index, frame, poses
+                yield index, frame, poses if tracker is None else tracker.update(poses)
         finally:
             if owned:
                 cap.release()

@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="keypoint output format (default: %(default)s)")
     p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
+    p.add_argument("--no-track", action="store_true",
+                   help="videos, cameras and streams: no person ids across frames and no smoothing (each frame's "
+                   "people as a photo's; person_id -1)")
     p.add_argument("--show", action="store_true", help="show the drawn frames in a window (needs a display)")
     p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
     p.add_argument("--timeout", type=number(0.1, 3600), default=10.0,
@@ -290,7 +293,8 @@ class Run:
         frames = 0
         try:
             with tqdm(total=count, unit="frame", desc=src.name) as bar:
-                for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size):
+                for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size,
+                                                           track=not self.args.no_track):
                     frames += 1
                     self.people += len(poses)
                     name = self.outputs.unique(f"{video}_{index:012d}")
