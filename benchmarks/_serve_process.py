@@ -63,3 +63,16 @@ class Server:
         text = Path(self.log.name).read_text()
         Path(self.log.name).unlink(missing_ok=True)
         return text
+
+
+def shared_inputs(shared: Path) -> tuple[Path, dict[str, str]] | None:
+    """``(images folder, environment for the server)`` from ../shared, or None (with a line
+    saying so) when it has no images: the weights come from its mirror when present."""
+    images_dir = shared / "images"
+    if not images_dir.is_dir():
+        print(f"no images under {images_dir}: nothing to measure")
+        return None
+    env = dict(os.environ)
+    if (shared / "weights").is_dir():
+        env.setdefault("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    return images_dir, env

@@ -35,7 +35,7 @@ import cv2
 import httpx
 import numpy as np
 
-from _serve_process import Server
+from _serve_process import Server, shared_inputs
 
 
 def workloads(images_dir: Path) -> dict[str, list[tuple[bytes, str]]]:
@@ -135,13 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="zoo name (default: pafpose serve's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    images_dir = args.shared / "images"
-    if not images_dir.is_dir():
-        print(f"no images under {images_dir}: nothing to measure")
+    inputs = shared_inputs(args.shared)
+    if inputs is None:
         return 0
-    env = dict(os.environ)
-    if (args.shared / "weights").is_dir():
-        env.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
+    images_dir, env = inputs
     data = workloads(images_dir)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python "

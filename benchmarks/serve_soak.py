@@ -35,7 +35,7 @@ import cv2
 import httpx
 import numpy as np
 
-from _serve_process import Server
+from _serve_process import Server, shared_inputs
 
 # an 80000 x 60000 PNG's header: refused (413) from the header, never decoded
 PNG_BOMB = bytes.fromhex("89504e470d0a1a0a0000000d49484452000138800000ea600802000000f4c4f271"
@@ -122,13 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("serve_args", nargs="*", help="more pafpose serve options (after --)")
     args = parser.parse_args(argv)
-    images_dir = args.shared / "images"
-    if not images_dir.is_dir():
-        print(f"no images under {images_dir}: nothing to measure")
+    inputs = shared_inputs(args.shared)
+    if inputs is None:
         return 0
-    env = dict(os.environ)
-    if (args.shared / "weights").is_dir():
-        env.setdefault("PAFPOSE_WEIGHTS_PATH", str(args.shared / "weights"))
+    images_dir, env = inputs
     uploads = payloads(images_dir, args.sizes)
     bad = bad_uploads(uploads[0][0])
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
