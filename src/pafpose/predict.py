@@ -336,9 +336,14 @@ class Estimator:
         """
         return self.predict_batch([image], color)[0]
 
-    def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1,
-                 overlap: bool | None = None) -> Iterator[tuple[np.ndarray, Poses]]:
+    def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
+                 track: bool | TrackerConfig = True) -> Iterator[tuple[np.ndarray, Poses]]:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
+
+        ``track``: the frames are one video's, so every person gets a ``track_id`` that
+        follows them and their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
+        :class:`~pafpose.tracker.TrackerConfig` sets it up); False for frames that are no
+        sequence (each frame's people as :meth:`predict` finds them).
 
         ``overlap``: the network works on the next batch while this one is decoded (a thread:
         the runtimes and OpenCV release the GIL), so that a video's throughput approaches the
@@ -348,10 +353,21 @@ class Estimator:
         OpenVINO no faster, PyTorch's OpenMP threads 105 -> 130 ms per frame), so the default
         overlaps exactly when the backend uses fewer threads than the process has CPUs.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
+        if not track:
+            yield from self._pipeline(frames, batch_size, overlap)
+            return
+        from pafpose.tracker import Tracker, TrackerConfig
+
+        tracker = Tracker(track if isinstance(track, TrackerConfig) else None)
+        for frame, poses in self._pipeline(frames, batch_size, overlap):
+            yield frame, tracker.update(poses)
+
+    def _pipeline(self, frames: Iterable[np.ndarray], batch_size: int,
+                  overlap: bool | None) -> Iterator[tuple[np.ndarray, Poses]]:
+        from concurrent.futures import ThreadPoolExecutor
+
         if overlap is None:
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             overlap = self.backend.threads < cpus
@@ -396,17 +412,15 @@ class Estimator:
         :class:`~pafpose.tracker.TrackerConfig` sets it up, the video's frame rate filled in);
         False gives each frame's people as :meth:`predict` finds them.
         """
-        from pafpose.tracker import Tracker, TrackerConfig
+        from pafpose.tracker import TrackerConfig
         from pafpose.video import capture_info, open_capture
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         owned = isinstance(source, (int, str, os.PathLike))
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
-        tracker = None
-        if track:
-            config = track if isinstance(track, TrackerConfig) else TrackerConfig(fps=capture_info(cap)[0])
-            tracker = Tracker(config)
+        if track is True:  # the video's own frame rate sets the filter's time step
+            track = TrackerConfig(fps=capture_info(cap)[0])
 
         def frames() -> Iterator[np.ndarray]:
             while True:
@@ -416,8 +430,8 @@ class Estimator:
                 yield frame
 
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size)):
-                yield index, frame, poses if tracker is None else tracker.update(poses)
+            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track)):
+                yield index, frame, poses
         finally:
             if owned:
                 cap.release()
