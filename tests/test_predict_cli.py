@@ -284,3 +284,21 @@ def test_explain_memory_is_bounded_by_the_display_not_the_photo(env, images, tmp
     r = subprocess.run([EXE, "explain", str(tmp_path / "bomb.png"), "--out", str(tmp_path / "b.png")],
                        env=env, capture_output=True, text=True, timeout=120, preexec_fn=limit)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "image too large: 12000 x 12000" in r.stderr
+
+
+def test_a_folder_of_frames_as_one_sequence(env, dance_frame, tmp_path):
+    for folder, n in (("walk", 5), ("dance", 3)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):  # frame dumps: names in order
+            cv2.imwrite(str(tmp_path / folder / f"{folder}_{i:06d}.png"), np.roll(dance_frame, 3 * i, axis=1))
+    r = pafpose(env, "predict", tmp_path / "walk", tmp_path / "dance", "--out", tmp_path / "out", "--track",
+                "--height", "256", "--batch-size", "2")
+    assert r.returncode == 0, r.stderr
+    for folder, n in (("walk", 5), ("dance", 3)):
+        files = sorted((tmp_path / "out").glob(f"{folder}_*_keypoints.json"))
+        ids = [sorted(p["person_id"][0] for p in json.loads(f.read_text())["people"]) for f in files]
+        assert ids == [[0, 1, 2]] * n, (folder, ids)  # one tracker per folder: ids start at 0 in each
+    r = pafpose(env, "predict", tmp_path / "walk", "--out", tmp_path / "plain", "--height", "256")
+    plain = sorted((tmp_path / "plain").glob("*_keypoints.json"))
+    assert len(plain) == 5
+    assert all([p["person_id"] for p in json.loads(f.read_text())["people"]] == [[-1]] * 3 for f in plain)  # untracked

@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="keypoint output format (default: %(default)s)")
     p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
+    p.add_argument("--track", action="store_true",
+                   help="images: each folder's (or glob's) images, in name order, are the frames of one sequence "
+                   "(PoseTrack's layout and most frame dumps): people get ids across them")
     p.add_argument("--no-track", action="store_true",
                    help="videos, cameras and streams: no person ids across frames and no smoothing (each frame's "
                    "people as a photo's; person_id -1)")
@@ -244,7 +247,9 @@ class Run:
 
         from pafpose.images import open_image
         from pafpose.pose import scale_poses
+        from pafpose.tracker import Tracker
 
+        self._trackers: dict[str, Tracker] = {}
         with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
             for chunk in _chunks(sources, self.args.batch_size):
                 loaded = []
@@ -262,9 +267,13 @@ class Run:
                     self.people += len(poses)
                     name = self.outputs.unique(src.name)
                     img = file.image  # drawn as read (a huge JPEG reduced); the JSON in the file's pixels
-                    drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
                     sx, sy = file.scale
                     found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
+                    if self.args.track:  # the folder's images, in name order, are one sequence's frames
+                        folder = str(Path(src.location).resolve().parent)
+                        found = self._trackers.setdefault(folder, Tracker()).update(found)
+                        poses = found if (sx, sy) == (1.0, 1.0) else scale_poses(found, sx, sy)
+                    drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
                     with deferred_interrupts():  # an image's JSON and its drawing, or neither
                         self.outputs.result(name, found, src.location)
                         if self.args.save_images:
