@@ -302,3 +302,23 @@ def test_a_folder_of_frames_as_one_sequence(env, dance_frame, tmp_path):
     plain = sorted((tmp_path / "plain").glob("*_keypoints.json"))
     assert len(plain) == 5
     assert all([p["person_id"] for p in json.loads(f.read_text())["people"]] == [[-1]] * 3 for f in plain)  # untracked
+
+
+def test_posetrack_output_per_sequence(env, dance_frame, tmp_path):
+    make_video(tmp_path / "clip.mp4", dance_frame, 4)
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "frames" / f"f{i:04d}.png"), dance_frame)
+    r = pafpose(env, "predict", tmp_path / "clip.mp4", tmp_path / "frames", "--out", tmp_path / "out",
+                "--json", "posetrack", "--height", "256")
+    assert r.returncode == 0, r.stderr
+    for name, n in (("clip", 4), ("frames", 3)):
+        doc = json.loads((tmp_path / "out" / f"{name}_posetrack.json").read_text())
+        assert [im["frame_id"] for im in doc["images"]] == list(range(n)) and doc["images"][0]["nframes"] == n
+        assert doc["categories"][0]["keypoints"][:3] == ["nose", "head_bottom", "head_top"]
+        assert len(doc["annotations"]) == 3 * n and len({a["id"] for a in doc["annotations"]}) == 3 * n
+        for image in doc["images"]:  # the three dancers in every frame, with their ids
+            people = [a for a in doc["annotations"] if a["image_id"] == image["id"]]
+            assert sorted(a["track_id"] for a in people) == [0, 1, 2]
+            assert all(len(a["keypoints"]) == 51 and len(a["scores"]) == 17 for a in people)
+            assert all(a["keypoints"][2 * 3 + 2] == 0 for a in people)  # head_top: no counterpart, absent

@@ -43,6 +43,47 @@ def coco_results(poses: Sequence[Pose], image_id: int) -> list[dict[str, Any]]:
              "score": float(p.score)} for p in poses]
 
 
+#: PoseTrack 2018's keypoints, in its order.
+POSETRACK_KEYPOINTS = ("nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+                       "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                       "right_knee", "left_ankle", "right_ankle")
+# PoseTrack's head_bottom (the neck's top) is closest to COCO-18's neck; head_top has no counterpart.
+_POSETRACK_SOURCE = {"head_bottom": "neck"}
+
+
+def posetrack_annotations(poses: Sequence[Pose], image_id: int, first_id: int = 0) -> list[dict[str, Any]]:
+    """PoseTrack 2018 annotations of one frame's tracked people (``track_id`` -1 if untracked).
+
+    Keypoints are matched by name (``head_bottom`` from the neck, ``head_top`` missing);
+    a missing keypoint is ``0, 0, 0``; ``scores`` holds each keypoint's confidence.
+    """
+    out = []
+    for n, p in enumerate(poses):
+        names = p.skeleton.keypoints
+        kps, scores = [], []
+        for name in POSETRACK_KEYPOINTS:
+            source = _POSETRACK_SOURCE.get(name, name)
+            k = p.keypoints[names.index(source)] if source in names else None
+            if k is None or not np.isfinite(k[:2]).all():
+                kps += [0.0, 0.0, 0]
+                scores.append(0.0)
+            else:
+                kps += [round(float(k[0]), 3), round(float(k[1]), 3), 1]
+                scores.append(round(float(k[2]), 5))
+        out.append({"id": first_id + n, "image_id": int(image_id), "category_id": 1, "keypoints": kps,
+                    "scores": scores, "score": round(float(p.score), 5),
+                    "track_id": -1 if p.track_id is None else int(p.track_id)})
+    return out
+
+
+def posetrack_document(images: list[dict[str, Any]], annotations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PoseTrack 2018 file for one sequence: ``images`` (``file_name``, ``id``, ``frame_id``...),
+    ``annotations`` (:func:`posetrack_annotations`) and the person category."""
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "person", "supercategory": "person",
+                            "keypoints": list(POSETRACK_KEYPOINTS)}]}
+
+
 def coco_image_id(path: str | Path) -> int | None:
     """The image id of a COCO-style file name (``000000000139.jpg``, ``COCO_val2014_000000000357.jpg``).
 

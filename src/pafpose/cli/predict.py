@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image, folder, glob, video, camera index or URL")
     p.add_argument("--out", type=Path, default=Path("pafpose-out"), help="output folder (default: %(default)s)")
-    p.add_argument("--json", choices=("openpose", "coco", "none"), default="openpose",
+    p.add_argument("--json", choices=("openpose", "coco", "posetrack", "none"), default="openpose",
                    help="keypoint output format (default: %(default)s)")
     p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
@@ -79,6 +79,7 @@ class Outputs:
         self._used_ids = set(self._coco_ids.values())
         self._names = UniqueNames()
         self._next_id = 1
+        self._sequences: dict[str, dict[str, list[dict[str, Any]]]] = {}  # --json posetrack: per sequence
         self.partial = out / "coco_results.partial.jsonl"  # --json coco's results as they come (see result())
         self._journal: Any = None
 
@@ -100,11 +101,19 @@ class Outputs:
         """``name``, or ``name_2``, ``name_3``... if an output of this run already has it."""
         return self._names.take(name)
 
-    def result(self, name: str, poses: Sequence[Any], location: str | None = None) -> None:
+    def result(self, name: str, poses: Sequence[Any], location: str | None = None, sequence: str = "") -> None:
         from pafpose.formats import coco_results, openpose_json, write_json_atomic
 
         if self.json_format == "openpose":
             self.written.append(write_json_atomic(openpose_json(poses), self.out / f"{name}_keypoints.json"))
+        elif self.json_format == "posetrack":
+            from pafpose.formats import posetrack_annotations
+
+            seq = self._sequences.setdefault(sequence, {"images": [], "annotations": []})
+            frame = len(seq["images"])
+            seq["images"].append({"file_name": location or f"{name}", "id": frame, "frame_id": frame,
+                                  "vid_id": sequence, "is_labeled": True})
+            seq["annotations"] += posetrack_annotations(poses, frame, len(seq["annotations"]))
         elif self.json_format == "coco":
             image_id = self._image_id(location)
             self.coco_names[image_id] = name
@@ -155,9 +164,23 @@ class Outputs:
                             first = False
             out.write("]")
 
+    def end_sequence(self, sequence: str) -> None:
+        """Write ``SEQUENCE_posetrack.json`` (--json posetrack) for a sequence whose frames are done."""
+        from pafpose.formats import posetrack_document, write_json_atomic
+
+        seq = self._sequences.pop(sequence, None)
+        if seq is not None:
+            for image in seq["images"]:
+                image["nframes"] = len(seq["images"])
+            path = self.out / f"{sequence}_posetrack.json"
+            self.written.append(write_json_atomic(posetrack_document(seq["images"], seq["annotations"]), path))
+
     def finish(self) -> None:
         from pafpose.formats import write_json_atomic
         from pafpose.io import atomic_output
+
+        for sequence in list(self._sequences):  # folders of frames end with the run
+            self.end_sequence(sequence)
 
         if self.json_format == "coco":
             self.written.append(atomic_output(self.out / "coco_results.json", self._coco_from_journal))
@@ -250,6 +273,8 @@ class Run:
         from pafpose.tracker import Tracker
 
         self._trackers: dict[str, Tracker] = {}
+        self._sequence_names: dict[str, str] = {}  # folder -> its sequence's output name
+        self._sequence_unique = UniqueNames()
         with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
             for chunk in _chunks(sources, self.args.batch_size):
                 loaded = []
@@ -269,13 +294,16 @@ class Run:
                     img = file.image  # drawn as read (a huge JPEG reduced); the JSON in the file's pixels
                     sx, sy = file.scale
                     found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
-                    if self.args.track:  # the folder's images, in name order, are one sequence's frames
-                        folder = str(Path(src.location).resolve().parent)
+                    folder = str(Path(src.location).resolve().parent)
+                    if folder not in self._sequence_names:
+                        self._sequence_names[folder] = self._sequence_unique.take(Path(folder).name)
+                    sequence = self._sequence_names[folder]
+                    if self.args.track or self.args.json == "posetrack":  # a folder's images: one sequence's frames
                         found = self._trackers.setdefault(folder, Tracker()).update(found)
                         poses = found if (sx, sy) == (1.0, 1.0) else scale_poses(found, sx, sy)
                     drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
                     with deferred_interrupts():  # an image's JSON and its drawing, or neither
-                        self.outputs.result(name, found, src.location)
+                        self.outputs.result(name, found, src.location, sequence)
                         if self.args.save_images:
                             suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
                             self.outputs.picture(name, drawn, suffix)
@@ -309,7 +337,7 @@ class Run:
                     name = self.outputs.unique(f"{video}_{index:012d}")
                     drawn = self.outputs.draw(frame, poses) if draw else None
                     with deferred_interrupts():  # a frame's JSON and its video frame, or neither
-                        self.outputs.result(name, poses)
+                        self.outputs.result(name, poses, sequence=video)
                         if writer is not None:
                             writer.write(drawn)
                         if self.args.save_images:
@@ -320,6 +348,7 @@ class Run:
         finally:
             self.frames += frames
             cap.release()
+            self.outputs.end_sequence(video)
             if writer is not None and (path := writer.close()) is not None:
                 self.outputs.written.append(path)
             if writer is not None and writer.resized:
