@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'pafpose[serve]')")
 from fastapi.testclient import TestClient
 
+from pafpose import Pose
 from pafpose.formats import coco_results, openpose_json
 from pafpose.serve import ServeSettings, create_app
 from pafpose.serve.batching import BusyError
@@ -337,3 +338,33 @@ def test_the_service_returns_freed_memory_and_results_stay_exactly_predicts(est,
         assert len(outcome.value) == len(alone)
         for a, b in zip(outcome.value, alone, strict=True):
             assert np.array_equal(a.keypoints, b.keypoints, equal_nan=True) and a.score == b.score
+
+
+def test_a_session_keeps_track_ids_across_requests(client, dance):
+    headers = {"content-type": "image/png"}
+    seen = []
+    for _ in range(3):
+        r = client.post("/v1/poses?session=cam-1", content=dance, headers=headers)
+        assert r.status_code == 200, r.text
+        seen.append(sorted(p["track_id"] for p in r.json()["people"]))
+    assert seen == [[0, 1, 2]] * 3
+    other = client.post("/v1/poses?session=cam-2&format=openpose", content=dance, headers=headers).json()
+    assert sorted(p["person_id"] for p in other["people"]) == [[0], [1], [2]]  # its own ids, OpenPose's field
+    plain = client.post("/v1/poses", content=dance, headers=headers).json()
+    assert all("track_id" not in p for p in plain["people"])
+    r = client.post("/v1/poses?session=no%20spaces%21", content=dance, headers=headers)
+    assert r.status_code in (400, 422) and "session" in r.text
+
+
+def test_sessions_are_bounded_in_number_and_time():
+    from pafpose.serve.sessions import Sessions
+
+    sessions = Sessions(max_sessions=2, ttl_s=10.0)
+    person = Pose(np.ones((18, 3)) * 50, 0.9, "coco18")
+    assert sessions.update("a", [person], now=0.0)[0].track_id == 0
+    sessions.update("b", [], now=1.0)
+    sessions.update("c", [], now=2.0)  # a, the least recently used, goes
+    assert len(sessions) == 2
+    assert sessions.update("a", [person, person], now=3.0)[1].track_id == 1  # a new tracker: ids from 0 again
+    sessions.update("d", [], now=20.0)  # every other session unused for over 10 s: forgotten
+    assert len(sessions) == 1

@@ -46,6 +46,7 @@ from pafpose.serve.schemas import (
     PosesBody,
 )
 from pafpose.serve.service import MAX_SCALES, SCALE_RANGE, PoseService, warm_up
+from pafpose.serve.sessions import Sessions
 from pafpose.serve.settings import ServeSettings
 
 CONFIG_ENV = "PAFPOSE_SERVE_CONFIG"  # how `pafpose serve --workers N` hands its options to each worker process
@@ -58,6 +59,9 @@ FlipQuery = Annotated[bool | None, Query(description="also run the mirrored imag
 FormatQuery = Annotated[Literal["pafpose", "openpose", "coco"], Query(
     alias="format", description="pafpose (this API's JSON), openpose (OpenPose 1.3 JSON) or coco (results list)")]
 ImageIdQuery = Annotated[int, Query(ge=0, le=2**53, description="image_id of format=coco results")]
+SessionQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
+    "a client's own name for a sequence of frames (e.g. a webcam): people keep a track_id across the "
+    "requests that carry it (sessions are bounded in number and forgotten after a minute unused)"))]
 ImageFormatQuery = Annotated[Literal["png", "jpeg"] | None, Query(
     description="encoding of the drawn image; default: JPEG for a JPEG upload, else PNG")]
 JsonThreshold = Annotated[float, Query(ge=0.0, le=1.0, description="keypoints scoring below it are reported "
@@ -173,6 +177,8 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
                   description="Multi-person 2D pose estimation with Part Affinity Fields. POST an image to "
                               "`/v1/poses` for the people as JSON, or to `/v1/poses/render` for the drawn image.")
     app.state.service = service
+    sessions = Sessions()
+    app.state.sessions = sessions
     app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
     _add_error_handlers(app)
     _add_docs(app)
@@ -205,9 +211,11 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
                                "description": "the people; the body's shape follows `format`"}, **_ERRORS})
     async def poses(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
                     threshold: JsonThreshold = 0.0, fmt: FormatQuery = "pafpose",
-                    image_id: ImageIdQuery = 0) -> JSONResponse:
+                    image_id: ImageIdQuery = 0, session: SessionQuery = None) -> JSONResponse:
         upload, outcome, timing = await run(request, scales, flip)
         people = to_original(outcome.value, upload.scale, threshold)
+        if session is not None:
+            people = sessions.update(session, people)
         body = poses_document(people, fmt, upload.width, upload.height, estimator.skeleton, image_id,
                               {"model": service.model_name, "batch_size": outcome.batch_size, "timing_ms": timing})
         return JSONResponse(body, headers={"Server-Timing": _server_timing(timing)})

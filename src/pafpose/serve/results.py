@@ -44,12 +44,16 @@ def skeleton_json(skeleton: Skeleton) -> dict[str, Any]:
 
 
 def people_json(poses: Sequence[Pose]) -> list[dict[str, Any]]:
-    """``[{"score", "keypoints": [[x, y, score] or null, ...]}]``: a missing keypoint is ``null``."""
+    """``[{"score", "keypoints": [[x, y, score] or null, ...], "track_id"?}]``: a missing keypoint is
+    ``null``; ``track_id`` only for requests of a tracking session."""
     people = []
     for p in poses:
         kps = [[round(float(x), 2), round(float(y), 2), round(float(c), 4)] if np.isfinite(x) and np.isfinite(y)
                else None for x, y, c in p.keypoints]
-        people.append({"score": round(float(p.score), 5), "keypoints": kps})
+        person = {"score": round(float(p.score), 5), "keypoints": kps}
+        if p.track_id is not None:
+            person["track_id"] = int(p.track_id)
+        people.append(person)
     return people
 
 

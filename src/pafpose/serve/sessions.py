@@ -1,0 +1,40 @@
+"""Per-client tracking for ``pafpose serve``: a client that sends its frames with the same
+``session`` gets each person's ``track_id`` kept across them (a webcam page, a video
+client). Sessions are bounded in count and in idle time, so clients can't grow the
+server's memory: the least recently used session goes first, and one unused for
+``ttl_s`` seconds is forgotten."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from pafpose.pose import Pose, Poses
+from pafpose.tracker import Tracker, TrackerConfig
+
+
+class Sessions:
+    """At most ``max_sessions`` trackers, each forgotten after ``ttl_s`` seconds unused."""
+
+    def __init__(self, max_sessions: int = 64, ttl_s: float = 60.0, config: TrackerConfig | None = None) -> None:
+        self.max_sessions, self.ttl_s = max_sessions, ttl_s
+        self.config = config or TrackerConfig()
+        self._trackers: OrderedDict[str, tuple[Tracker, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._trackers)
+
+    def update(self, session: str, poses: Sequence[Pose], now: float | None = None) -> Poses:
+        """The session's next frame's people, with their track ids (frames in the order they arrive)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for key in [k for k, (_, seen) in self._trackers.items() if now - seen > self.ttl_s]:
+                del self._trackers[key]
+            tracker = self._trackers.pop(session, (None, 0.0))[0] or Tracker(self.config)
+            self._trackers[session] = (tracker, now)
+            while len(self._trackers) > self.max_sessions:
+                self._trackers.popitem(last=False)
+            return tracker.update(poses)
