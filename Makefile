@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/serve_soak.py
 	$(PY) benchmarks/backends.py
+	$(PY) benchmarks/tracking.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

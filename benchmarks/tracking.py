@@ -1,0 +1,607 @@
+"""Tracking (issue 16): pafpose's Tracker against no tracking and two reference rules, on
+generated sequences with exact identity ground truth and on a real video without any.
+
+    .venv/bin/python benchmarks/tracking.py [--seed 0] [--sequences 4] [--frames 80]
+        [--annotations A.json --images DIR] [--video V.avi] [--json OUT]
+
+Sequences: people cut out of COCO photos along their segmentation polygons are pasted onto
+a background (a photo of the set with its people inpainted away, slightly blurred) and
+moved along independent smooth trajectories (random waypoints, cubic interpolation), so
+they cross and occlude each other. Paste order is depth (lower in the frame = nearer); a
+labelled keypoint covered by a person pasted later, or outside the frame, is unlabelled in
+the ground truth. The whole frame and its keypoints follow a slow camera pan and zoom, and
+a few frames are dropped (the scene jumps two frames on). Deterministic from ``--seed``;
+frames are made one at a time and only the detections are kept.
+
+The detector runs once per frame; every tracker then sees the same detections:
+
+* none: a new id for every detection in every frame;
+* lwop: Lightweight OpenPose's greedy rule, re-implemented from its description: current
+  poses by confidence, each takes the unclaimed previous-frame pose with the most keypoints
+  whose OKS-like similarity exceeds 0.5, if at least 3 do; otherwise a new id;
+* hungarian: optimal assignment (scipy) on the mean keypoint distance to the previous
+  frame's poses, gated at half the square root of the previous pose's box area;
+* pafpose / pafpose-raw: ``pafpose.tracker.Tracker`` with ``smooth`` on / off.
+
+Metrics (motmetrics): a ground-truth person and a hypothesis may match when their OKS over
+the COCO-17 labelled keypoints is at least 0.5 (distance ``1 - OKS``). "oracle IDF1" is
+the IDF1 of the same detections given perfect ids (each takes the id of the person it
+matches), the bound that tracking alone can reach. Jitter: mean magnitude of a matched
+keypoint's frame-to-frame acceleration (px/frame²), beside the ground truth's own over the
+same keypoints; keypoint error: mean pixel distance to the ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from pafpose.pose import Pose  # noqa: E402
+from pafpose.skeleton import COCO17, COCO18  # noqa: E402
+from pafpose.tracker import Tracker, TrackerConfig  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+SIGMAS17 = np.asarray(COCO17.sigmas, dtype=np.float64)
+OKS_THRESHOLD = 0.5
+
+
+# ============================================================================ generation
+@dataclass
+class Sprite:
+    image: np.ndarray  # (h, w, 3) uint8
+    alpha: np.ndarray  # (h, w) float32 in [0, 1]
+    keypoints: np.ndarray  # (17, 3) in sprite pixels, v as in COCO
+    area: float  # segmentation area in sprite pixels
+
+
+@dataclass
+class Truth:
+    """Ground truth of one frame: the people with enough labelled keypoints."""
+
+    ids: np.ndarray  # (P,)
+    keypoints: np.ndarray  # (P, 17, 3)
+    areas: np.ndarray  # (P,)
+
+
+def load_set(annotations: Path, images: Path, min_keypoints: int = 10, min_height: float = 120.0):
+    """``(coco, usable person annotations, background image ids)``."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(annotations))
+    people, backgrounds = [], []
+    for img_id in sorted(coco.getImgIds()):
+        info = coco.imgs[img_id]
+        if not (images / info["file_name"]).is_file():
+            continue
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None))
+        covered = sum(a["area"] for a in anns) / (info["width"] * info["height"])
+        if covered < 0.15:
+            backgrounds.append(img_id)
+        for a in anns:
+            x, y, w, h = a["bbox"]
+            if (a.get("iscrowd", 0) or not isinstance(a.get("segmentation"), list) or a["num_keypoints"] < min_keypoints
+                    or h < min_height or x < 2 or y < 2 or x + w > info["width"] - 2 or y + h > info["height"] - 2):
+                continue
+            people.append(a)
+    if not people or not backgrounds:
+        raise SystemExit(f"{annotations}: no usable people or backgrounds")
+    return coco, people, backgrounds
+
+
+def cut_out(coco, ann: dict, images: Path, height: float) -> Sprite:
+    info = coco.imgs[ann["image_id"]]
+    image = cv2.imread(str(images / info["file_name"]))
+    mask = coco.annToMask(ann).astype(np.float32)
+    x, y, w, h = ann["bbox"]
+    x0, y0, x1, y1 = int(x), int(y), math.ceil(x + w), math.ceil(y + h)
+    s = height / (y1 - y0)
+    size = (max(round((x1 - x0) * s), 1), max(round((y1 - y0) * s), 1))
+    crop = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(mask[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
+    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)  # feathered edge
+    kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(17, 3)
+    kp[:, 0] = (kp[:, 0] - x0) * s
+    kp[:, 1] = (kp[:, 1] - y0) * s
+    return Sprite(crop, alpha, kp, float(ann["area"]) * s * s)
+
+
+def background(coco, img_id: int, images: Path, size: tuple[int, int]) -> np.ndarray:
+    """The photo with every person inpainted away, resized (cropped) to ``size``, blurred a little."""
+    info = coco.imgs[img_id]
+    image = cv2.imread(str(images / info["file_name"]))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None)):
+        mask |= coco.annToMask(a).astype(np.uint8)
+    mask = cv2.dilate(mask, np.ones((15, 15), np.uint8))
+    w, h = size
+    s = max(w / image.shape[1], h / image.shape[0])
+    dsize = (max(math.ceil(image.shape[1] * s), w), max(math.ceil(image.shape[0] * s), h))
+    image = cv2.resize(image, dsize, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(mask, dsize, interpolation=cv2.INTER_NEAREST)
+    image = cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA)
+    ox, oy = (dsize[0] - w) // 2, (dsize[1] - h) // 2
+    return cv2.GaussianBlur(image[oy:oy + h, ox:ox + w], (0, 0), 1.5)
+
+
+def smooth_path(rng: np.random.Generator, frames: int, lo: np.ndarray, hi: np.ndarray, every: float) -> np.ndarray:
+    """``(frames + 2, 2)`` positions: random waypoints about every ``every`` frames, cubic spline."""
+    from scipy.interpolate import CubicSpline
+
+    n = math.ceil((frames + 2) / every) + 3
+    t = (np.arange(n) - 1) * every
+    pts = rng.uniform(lo, hi, size=(n, 2))
+    return CubicSpline(t, pts, axis=0)(np.arange(frames + 2))
+
+
+def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng: np.random.Generator,
+             frames: int = 80, n_people: tuple[int, int] = (3, 6), size: tuple[int, int] = (640, 480),
+             camera: bool = True, drop: float = 0.03) -> Iterator[tuple[np.ndarray, Truth]]:
+    """One sequence, frame by frame: ``(BGR image, ground truth)``."""
+    fw, fh = size
+    bg = background(coco, backgrounds[rng.integers(len(backgrounds))], images, size)
+    count = int(rng.integers(n_people[0], n_people[1] + 1))
+    chosen = rng.choice(len(people), size=count, replace=False)
+    sprites = [cut_out(coco, people[i], images, float(rng.uniform(0.4, 0.65) * fh)) for i in chosen]
+    span = frames * 2 + 2  # room for dropped frames
+    paths = []
+    for sp in sprites:
+        h = sp.image.shape[0]
+        lo = np.array([0.1 * fw, max(0.72 * fh, 0.95 * h)])
+        hi = np.array([0.9 * fw, 1.05 * fh])
+        paths.append(smooth_path(rng, span, lo, np.maximum(hi, lo + 1), float(rng.uniform(25, 45))))
+    if camera:
+        zoom = smooth_path(rng, span, np.array([1.0, 1.0]), np.array([1.15, 1.15]), 60.0)[:, 0]
+        pan = smooth_path(rng, span, np.array([-25.0, -15.0]), np.array([25.0, 15.0]), 50.0)
+    t = 0
+    for _ in range(frames):
+        canvas = bg.copy()
+        owner = np.full((fh, fw), -1, np.int16)
+        order = sorted(range(count), key=lambda i: paths[i][t, 1])  # farther (higher up) first
+        placed = []
+        for depth, i in enumerate(order):
+            sp = sprites[i]
+            h, w = sp.alpha.shape
+            x0 = round(paths[i][t, 0] - w / 2)
+            y0 = round(paths[i][t, 1] - h)
+            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, fw), min(y0 + h, fh)
+            if cx1 > cx0 and cy1 > cy0:
+                a = sp.alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, None]
+                region = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
+                canvas[cy0:cy1, cx0:cx1] = (region * (1 - a) + sp.image[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] * a
+                                            ).astype(np.uint8)
+                owner[cy0:cy1, cx0:cx1][a[..., 0] > 0.5] = depth
+            kp = sp.keypoints.copy()
+            kp[:, 0] += x0
+            kp[:, 1] += y0
+            placed.append((i, depth, kp))
+        truth_kp, truth_area, truth_ids = [], [], []
+        for i, depth, kp in placed:
+            v = kp[:, 2] > 0
+            xi = np.clip(np.round(kp[:, 0]).astype(int), 0, fw - 1)
+            yi = np.clip(np.round(kp[:, 1]).astype(int), 0, fh - 1)
+            inside = (kp[:, 0] >= 0) & (kp[:, 0] < fw) & (kp[:, 1] >= 0) & (kp[:, 1] < fh)
+            covered = owner[yi, xi] > depth
+            kp[~(v & inside & ~covered), 2] = 0
+            truth_kp.append(kp)
+            truth_area.append(sprites[i].area)
+            truth_ids.append(i)
+        kps, areas = np.array(truth_kp), np.array(truth_area)
+        if camera:
+            z, (px, py) = zoom[t], pan[t]
+            m = np.array([[z, 0, (1 - z) * fw / 2 + px], [0, z, (1 - z) * fh / 2 + py]])
+            canvas = cv2.warpAffine(canvas, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            kps[..., :2] = kps[..., :2] @ m[:, :2].T + m[:, 2]
+            out = (kps[..., 0] < 0) | (kps[..., 0] >= fw) | (kps[..., 1] < 0) | (kps[..., 1] >= fh)
+            kps[out, 2] = 0
+            areas = areas * z * z
+        keep = (kps[..., 2] > 0).sum(axis=1) >= 3
+        order_ids = np.array(truth_ids)[keep]
+        yield canvas, Truth(order_ids, kps[keep], areas[keep])
+        t += 2 if rng.random() < drop else 1
+
+
+# ============================================================================ trackers
+class NoTracking:
+    name = "none"
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def __call__(self, poses: list[Pose]) -> list[Pose]:
+        out = []
+        for p in poses:
+            out.append(Pose(p.keypoints, p.score, p.skeleton, self.next))
+            self.next += 1
+        return out
+
+
+def _bbox_area(k: np.ndarray) -> float:
+    ok = np.isfinite(k[:, 0])
+    if ok.sum() < 2:
+        return 0.0
+    span = k[ok, :2].max(axis=0) - k[ok, :2].min(axis=0)
+    return float(span[0] * span[1])
+
+
+class LwopGreedy:
+    """Lightweight OpenPose's rule: previous frame only, greedy by confidence, match =
+    the most keypoints with per-keypoint similarity > 0.5, at least ``min_keypoints``."""
+
+    name = "lwop"
+
+    def __init__(self, min_keypoints: int = 3, keypoint_threshold: float = 0.5) -> None:
+        self.prev: list[Pose] = []
+        self.next = 0
+        self.min_keypoints, self.kp_threshold = min_keypoints, keypoint_threshold
+
+    def __call__(self, poses: list[Pose]) -> list[Pose]:
+        variances = (2.0 * np.asarray(poses[0].skeleton.sigmas)) ** 2 if poses else None
+        free = [True] * len(self.prev)
+        ids: list[int | None] = [None] * len(poses)
+        for i in sorted(range(len(poses)), key=lambda j: -poses[j].score):
+            a = poses[i].keypoints[:, :2]
+            best, best_n = None, 0
+            for j, prev in enumerate(self.prev):
+                if not free[j]:
+                    continue
+                b = prev.keypoints[:, :2]
+                area = max(_bbox_area(a), _bbox_area(b))
+                d2 = ((a - b) ** 2).sum(axis=1)
+                sim = np.exp(-d2 / (2.0 * (area + np.spacing(1)) * variances))
+                n = int((np.isfinite(d2) & (sim > self.kp_threshold)).sum())
+                if n > best_n:
+                    best, best_n = j, n
+            if best is not None and best_n >= self.min_keypoints:
+                free[best] = False
+                ids[i] = self.prev[best].track_id
+        out = []
+        for p, tid in zip(poses, ids, strict=True):
+            if tid is None:
+                tid, self.next = self.next, self.next + 1
+            out.append(Pose(p.keypoints, p.score, p.skeleton, tid))
+        self.prev = out
+        return out
+
+
+class HungarianDistance:
+    """Optimal assignment on the mean keypoint distance to the previous frame's poses,
+    gated at ``gate`` x sqrt(previous pose's box area) (at least 32 px squared)."""
+
+    name = "hungarian"
+
+    def __init__(self, gate: float = 0.5) -> None:
+        self.prev: list[Pose] = []
+        self.next = 0
+        self.gate = gate
+
+    def __call__(self, poses: list[Pose]) -> list[Pose]:
+        from scipy.optimize import linear_sum_assignment
+
+        ids: list[int | None] = [None] * len(poses)
+        if poses and self.prev:
+            a = np.stack([p.keypoints[:, :2] for p in poses])
+            b = np.stack([p.keypoints[:, :2] for p in self.prev])
+            d = np.hypot(*(a[:, None] - b[None]).transpose(3, 0, 1, 2))  # (D, T, K)
+            with np.errstate(invalid="ignore"):
+                n = np.isfinite(d).sum(axis=2)
+                mean = np.where(n > 0, np.where(np.isfinite(d), d, 0.0).sum(axis=2) / np.maximum(n, 1), np.inf)
+            limit = self.gate * np.sqrt([max(_bbox_area(p.keypoints), 32.0 * 32.0) for p in self.prev])
+            ok = np.isfinite(mean) & (mean <= limit[None, :])
+            cost = np.where(ok, mean, 1e9)
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
+                if ok[r, c]:
+                    ids[r] = self.prev[c].track_id
+        out = []
+        for p, tid in zip(poses, ids, strict=True):
+            if tid is None:
+                tid, self.next = self.next, self.next + 1
+            out.append(Pose(p.keypoints, p.score, p.skeleton, tid))
+        self.prev = out
+        return out
+
+
+class Pafpose:
+    def __init__(self, smooth: bool, fps: float = 30.0) -> None:
+        self.name = "pafpose" if smooth else "pafpose-raw"
+        self.tracker = Tracker(TrackerConfig(smooth=smooth, fps=fps))
+
+    def __call__(self, poses: list[Pose]) -> list[Pose]:
+        out = self.tracker.update(poses)
+        assert len(out) == len(poses)  # detections are filtered to finite ones beforehand
+        return list(out)
+
+
+def trackers(fps: float = 30.0) -> list[Callable[[], Callable[[list[Pose]], list[Pose]]]]:
+    """Factories, one fresh tracker per sequence."""
+    return [NoTracking, LwopGreedy, HungarianDistance, lambda: Pafpose(True, fps), lambda: Pafpose(False, fps)]
+
+
+NAMES = ["none", "lwop", "hungarian", "pafpose", "pafpose-raw"]
+
+
+# ============================================================================ scoring
+def coco17(poses: list[Pose]) -> np.ndarray:
+    if not poses:
+        return np.zeros((0, 17, 2))
+    return np.stack([(p if p.skeleton.name == "coco17" else p.to_coco17()).keypoints[:, :2] for p in poses])
+
+
+def oks_matrix(truth: Truth, points: np.ndarray) -> np.ndarray:
+    """``(G, H)`` OKS of each hypothesis (COCO-17 points) to each ground-truth person."""
+    if len(truth.ids) == 0 or len(points) == 0:
+        return np.zeros((len(truth.ids), len(points)))
+    d2 = ((points[None] - truth.keypoints[:, None, :, :2]) ** 2).sum(axis=3)  # (G, H, 17)
+    e = d2 / (2.0 * truth.areas[:, None, None] * (2.0 * SIGMAS17) ** 2 + np.finfo(float).eps)
+    vis = truth.keypoints[:, None, :, 2] > 0
+    sim = np.where(np.isfinite(e) & vis, np.exp(-np.where(np.isfinite(e), e, 0.0)), 0.0)
+    return sim.sum(axis=2) / np.maximum(vis.sum(axis=2), 1)
+
+
+def matches(oks: np.ndarray) -> list[tuple[int, int]]:
+    from scipy.optimize import linear_sum_assignment
+
+    if oks.size == 0:
+        return []
+    cost = np.where(oks >= OKS_THRESHOLD, 1.0 - oks, 1e6)
+    return [(int(r), int(c)) for r, c in zip(*linear_sum_assignment(cost), strict=True) if cost[r, c] < 1e6]
+
+
+def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
+    """MOT metrics, ID switches per 100 GT track-frames, jitter and keypoint error."""
+    import motmetrics as mm
+
+    acc = mm.MOTAccumulator(auto_id=True)
+    acc_jerk, gt_jerk, errors = [], [], []
+    gt_frames = 0
+    for s, (truths, frames) in enumerate(zip(sequences, hyps, strict=True)):
+        tracks: dict[int, dict[int, np.ndarray]] = {}  # gt id -> frame -> matched points
+        for f, (truth, poses) in enumerate(zip(truths, frames, strict=True)):
+            points = coco17(poses)
+            oks = oks_matrix(truth, points)
+            dist = np.where(oks >= OKS_THRESHOLD, 1.0 - oks, np.nan)
+            acc.update([s * 1000 + int(g) for g in truth.ids], [s * 1_000_000 + int(p.track_id) for p in poses], dist)
+            gt_frames += len(truth.ids)
+            for g, h in matches(oks):
+                tracks.setdefault(int(truth.ids[g]), {})[f] = np.concatenate(
+                    [points[h], truth.keypoints[g]], axis=1)  # (17, 5): x, y, gx, gy, v
+                vis = truth.keypoints[g, :, 2] > 0
+                d = np.hypot(*(points[h] - truth.keypoints[g, :, :2]).T)[vis]
+                errors.extend(d[np.isfinite(d)].tolist())
+        for per_frame in tracks.values():
+            for f, cur in per_frame.items():
+                if f - 1 in per_frame and f + 1 in per_frame:
+                    a, b = per_frame[f - 1], per_frame[f + 1]
+                    ok = (a[:, 4] > 0) & (cur[:, 4] > 0) & (b[:, 4] > 0) & np.isfinite(a[:, 0] + cur[:, 0] + b[:, 0])
+                    if ok.any():
+                        acc_jerk.extend(np.hypot(*(b[ok, :2] - 2 * cur[ok, :2] + a[ok, :2]).T).tolist())
+                        gt_jerk.extend(np.hypot(*(b[ok, 2:4] - 2 * cur[ok, 2:4] + a[ok, 2:4]).T).tolist())
+    mh = mm.metrics.create()
+    m = mh.compute(acc, metrics=["mota", "idf1", "num_switches", "num_false_positives", "num_misses"], name="all")
+    row = m.loc["all"]
+    return {
+        "mota": float(row["mota"]), "idf1": float(row["idf1"]), "id_switches": int(row["num_switches"]),
+        "false_positives": int(row["num_false_positives"]), "misses": int(row["num_misses"]),
+        "gt_track_frames": gt_frames,
+        "switches_per_100": 100.0 * int(row["num_switches"]) / max(gt_frames, 1),
+        "jitter": float(np.mean(acc_jerk)) if acc_jerk else float("nan"),
+        "gt_jitter": float(np.mean(gt_jerk)) if gt_jerk else float("nan"),
+        "keypoint_error": float(np.mean(errors)) if errors else float("nan"),
+    }
+
+
+def oracle(sequences: list[list[Truth]], detections: list[list[list[Pose]]]) -> list[list[list[Pose]]]:
+    """The detections with perfect ids: the id of the matched person, else a fresh one."""
+    out, fresh = [], 10**6
+    for truths, frames in zip(sequences, detections, strict=True):
+        seq = []
+        for truth, poses in zip(truths, frames, strict=True):
+            ids: list[int] = [-1] * len(poses)
+            for g, h in matches(oks_matrix(truth, coco17(poses))):
+                ids[h] = int(truth.ids[g])
+            labelled = []
+            for p, i in zip(poses, ids, strict=True):
+                if i < 0:
+                    i, fresh = fresh, fresh + 1
+                labelled.append(Pose(p.keypoints, p.score, p.skeleton, i))
+            seq.append(labelled)
+        out.append(seq)
+    return out
+
+
+def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0) -> dict[str, list[list[list[Pose]]]]:
+    out: dict[str, list[list[list[Pose]]]] = {}
+    for name, make in zip(NAMES, trackers(fps), strict=True):
+        out[name] = []
+        for frames in detections:
+            tracker = make()
+            out[name].append([tracker(poses) for poses in frames])
+    return out
+
+
+def video_stats(frames: list[list[Pose]], fps: float) -> dict:
+    """Distinct ids, fragments shorter than 1 s, jitter over each id's consecutive frames."""
+    spans: dict[int, list[int]] = {}
+    last: dict[int, list[np.ndarray]] = {}
+    jerk = []
+    for f, poses in enumerate(frames):
+        for p in poses:
+            spans.setdefault(p.track_id, [f, f])[1] = f
+            hist = last.setdefault(p.track_id, [])
+            if hist and hist[-1][0] != f - 1:
+                hist.clear()
+            hist.append((f, p.keypoints[:, :2]))
+            if len(hist) >= 3:
+                a, b, c = hist[-3][1], hist[-2][1], hist[-1][1]
+                acc = np.hypot(*(c - 2 * b + a).T)
+                jerk.extend(acc[np.isfinite(acc)].tolist())
+                del hist[0]
+    short = sum(1 for a, b in spans.values() if b - a + 1 < fps)
+    return {"ids": len(spans), "short_fragments": short, "jitter": float(np.mean(jerk)) if jerk else float("nan")}
+
+
+# ============================================================================ timing
+def fake_people(rng: np.random.Generator, count: int, frames: int) -> list[list[Pose]]:
+    base = rng.uniform([50, 50], [1800, 1000], size=(count, 1, 2)) + rng.normal(0, 40, size=(count, 18, 2))
+    vel = rng.normal(0, 3, size=(count, 1, 2))
+    out = []
+    for f in range(frames):
+        pts = base + vel * f + rng.normal(0, 2, size=base.shape)
+        kp = np.concatenate([pts, np.full((count, 18, 1), 0.8)], axis=2)
+        kp[rng.random((count, 18)) < 0.1] = [np.nan, np.nan, 0.0]
+        out.append([Pose(k, 0.8, COCO18) for k in kp])
+    return out
+
+
+def time_trackers(counts: tuple[int, ...] = (10, 50), frames: int = 300, seed: int = 0) -> dict:
+    out: dict = {}
+    for n in counts:
+        seq = fake_people(np.random.default_rng(seed), n, frames)
+        for name, make in zip(NAMES, trackers(), strict=True):
+            tracker = make()
+            times = []
+            for poses in seq:
+                t0 = time.perf_counter()
+                tracker(poses)
+                times.append(time.perf_counter() - t0)
+            times = sorted(times[20:])
+            out.setdefault(name, {})[n] = {"median_ms": 1e3 * statistics.median(times),
+                                           "p10_ms": 1e3 * times[len(times) // 10]}
+    return out
+
+
+# ============================================================================ main
+def detector():
+    from pafpose import Estimator
+
+    try:
+        return Estimator(backend="openvino", device="cpu"), "openvino"
+    except Exception:
+        return Estimator(backend="torch", device="cpu"), "torch"
+
+
+def finite(poses) -> list[Pose]:
+    return [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    default = SHARED / "coco" / "val2017-dev"
+    p.add_argument("--annotations", type=Path, default=default / "person_keypoints.json")
+    p.add_argument("--images", type=Path, default=default / "images")
+    p.add_argument("--video", type=Path, default=SHARED / "videos" / "street.avi")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sequences", type=int, default=4)
+    p.add_argument("--frames", type=int, default=80)
+    p.add_argument("--people", type=int, nargs=2, default=(3, 6), metavar=("MIN", "MAX"))
+    p.add_argument("--drop", type=float, default=0.03, help="chance a frame is dropped")
+    p.add_argument("--no-camera", action="store_true", help="no pan / zoom")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(SHARED / "weights"))
+    command = (f".venv/bin/python benchmarks/tracking.py --seed {args.seed} --sequences {args.sequences} "
+               f"--frames {args.frames} --people {args.people[0]} {args.people[1]} --drop {args.drop}"
+               + (" --no-camera" if args.no_camera else ""))
+    report: dict = {"command": command}
+    estimator, backend = detector()
+    report["backend"] = backend
+    print(f"# {command}\n# detector: default model, backend {backend}")
+
+    if args.annotations.is_file():
+        t0 = time.perf_counter()
+        coco, people, backgrounds = load_set(args.annotations, args.images)
+        rng = np.random.default_rng(args.seed)
+        truths, detections, det_time = [], [], 0.0
+        for _ in range(args.sequences):
+            seq_truth, seq_det = [], []
+            for image, truth in generate(coco, people, backgrounds, args.images, rng, args.frames,
+                                         tuple(args.people), camera=not args.no_camera, drop=args.drop):
+                t1 = time.perf_counter()
+                seq_det.append(finite(estimator.predict(image)))
+                det_time += time.perf_counter() - t1
+                seq_truth.append(truth)
+            truths.append(seq_truth)
+            detections.append(seq_det)
+        n_frames = sum(len(s) for s in truths)
+        gen = {"sequences": args.sequences, "frames": n_frames,
+               "people": [len({int(i) for t in s for i in t.ids}) for s in truths],
+               "detections": sum(len(f) for s in detections for f in s),
+               "detector_ms_per_frame": 1e3 * det_time / max(n_frames, 1),
+               "seconds": time.perf_counter() - t0}
+        tracked = run_trackers(detections)
+        scores = {name: score(truths, hyp) for name, hyp in tracked.items()}
+        bound = score(truths, oracle(truths, detections))
+        report["synthetic"] = {**gen, "oracle": bound, "trackers": scores}
+        print(f"\n## Generated sequences: {gen['sequences']} x {args.frames} frames, people per sequence "
+              f"{gen['people']}, {gen['detections']} detections ({gen['detector_ms_per_frame']:.0f} ms/frame)")
+        print(f"oracle IDF1 (these detections, perfect ids): {100 * bound['idf1']:.1f} %, MOTA "
+              f"{100 * bound['mota']:.1f} %; ground truth's own acceleration {bound['gt_jitter']:.2f} px/frame²\n")
+        print("| tracker | MOTA % | IDF1 % | IDF1 / oracle | ID switches | per 100 GT track-frames "
+              "| jitter px/frame² | keypoint error px |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, s in scores.items():
+            print(f"| {name} | {100 * s['mota']:.1f} | {100 * s['idf1']:.1f} | {s['idf1'] / bound['idf1']:.3f} "
+                  f"| {s['id_switches']} | {s['switches_per_100']:.2f} | {fmt(s['jitter'], 2)} "
+                  f"| {fmt(s['keypoint_error'], 2)} |")
+    else:
+        print(f"no {args.annotations}: no generated sequences")
+
+    if args.video.is_file():
+        cap = cv2.VideoCapture(str(args.video))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        frames = []
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            frames.append(finite(estimator.predict(image)))
+        cap.release()
+        tracked = run_trackers([frames], fps)
+        stats = {name: video_stats(hyp[0], fps) for name, hyp in tracked.items()}
+        report["video"] = {"path": str(args.video), "frames": len(frames), "fps": fps,
+                           "detections": sum(len(f) for f in frames), "trackers": stats}
+        print(f"\n## {args.video.name}: {len(frames)} frames at {fps:g} fps, "
+              f"{report['video']['detections']} detections (no ground truth)\n")
+        print("| tracker | distinct ids | fragments < 1 s | jitter px/frame² |")
+        print("| --- | --- | --- | --- |")
+        for name, s in stats.items():
+            print(f"| {name} | {s['ids']} | {s['short_fragments']} | {fmt(s['jitter'], 2)} |")
+    else:
+        print(f"no {args.video}: no video")
+
+    timing = time_trackers(seed=args.seed)
+    report["timing"] = timing
+    print("\n## Tracker time per frame (fake detections, 300 frames, after 20 warm-up)\n")
+    print("| tracker | 10 people median ms | p10 | 50 people median ms | p10 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, t in timing.items():
+        print(f"| {name} | {t[10]['median_ms']:.3f} | {t[10]['p10_ms']:.3f} | {t[50]['median_ms']:.3f} "
+              f"| {t[50]['p10_ms']:.3f} |")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
