@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -272,13 +273,18 @@ class LwopGreedy:
             if best is not None and best_n >= self.min_keypoints:
                 free[best] = False
                 ids[i] = self.prev[best].track_id
-        out = []
-        for p, tid in zip(poses, ids, strict=True):
-            if tid is None:
-                tid, self.next = self.next, self.next + 1
-            out.append(Pose(p.keypoints, p.score, p.skeleton, tid))
-        self.prev = out
-        return out
+        return _carry(self, poses, ids)
+
+
+def _carry(rule: Any, poses: list[Pose], ids: list[int | None]) -> list[Pose]:
+    """The people with the ids a reference rule chose, new ids for the others; kept as its previous frame."""
+    out = []
+    for p, tid in zip(poses, ids, strict=True):
+        if tid is None:
+            tid, rule.next = rule.next, rule.next + 1
+        out.append(Pose(p.keypoints, p.score, p.skeleton, tid))
+    rule.prev = out
+    return out
 
 
 class HungarianDistance:
@@ -309,13 +315,7 @@ class HungarianDistance:
             for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 if ok[r, c]:
                     ids[r] = self.prev[c].track_id
-        out = []
-        for p, tid in zip(poses, ids, strict=True):
-            if tid is None:
-                tid, self.next = self.next, self.next + 1
-            out.append(Pose(p.keypoints, p.score, p.skeleton, tid))
-        self.prev = out
-        return out
+        return _carry(self, poses, ids)
 
 
 class Pafpose:
