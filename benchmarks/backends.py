@@ -66,7 +66,9 @@ class OpenVINOAlone:
 class EndToEnd:
     """pafpose, decoded frame -> poses, as `pafpose predict` runs a video (``stream()``, i.e.
     ``Estimator.pipeline``: the network on the next frame while this one is decoded, except
-    for torch on the CPU), or ``sequential``: frame by frame."""
+    for torch on the CPU), or ``sequential``: frame by frame. Without tracking, which a video
+    run adds on top (``Tracker.update``: 0.3-0.5 ms a frame for 10 people, benchmarks/tracking.py),
+    so that the figures stay comparable with the earlier ones."""
 
     def __init__(self, backend: str, threads: int | None, sequential: bool) -> None:
         from pafpose.predict import Estimator

@@ -18,7 +18,7 @@ follows the person, not a position in a list.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,6 @@ class Track:
     last_seen: float  # frame position (in frames) of the last match
     missed: int = 0
     filter: OneEuro | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def predicted(self, now: float, max_frames: int) -> np.ndarray:
         """Where the keypoints are expected ``now`` (constant velocity, at most ``max_frames`` on)."""

@@ -80,6 +80,7 @@ class Outputs:
         self._names = UniqueNames()
         self._next_id = 1
         self._sequences: dict[str, dict[str, list[dict[str, Any]]]] = {}  # --json posetrack: per sequence
+        self._sequence_names = UniqueNames()  # videos' and folders' sequences never share a file
         self.partial = out / "coco_results.partial.jsonl"  # --json coco's results as they come (see result())
         self._journal: Any = None
 
@@ -163,6 +164,10 @@ class Outputs:
                             out.write(("" if first else ", ") + json.dumps(result))
                             first = False
             out.write("]")
+
+    def sequence(self, name: str) -> str:
+        """A sequence's output name (``NAME_posetrack.json``), unique among the run's sequences."""
+        return self._sequence_names.take(name)
 
     def end_sequence(self, sequence: str) -> None:
         """Write ``SEQUENCE_posetrack.json`` (--json posetrack) for a sequence whose frames are done."""
@@ -274,7 +279,6 @@ class Run:
 
         self._trackers: dict[str, Tracker] = {}
         self._sequence_names: dict[str, str] = {}  # folder -> its sequence's output name
-        self._sequence_unique = UniqueNames()
         with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
             for chunk in _chunks(sources, self.args.batch_size):
                 loaded = []
@@ -296,7 +300,7 @@ class Run:
                     found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
                     folder = str(Path(src.location).resolve().parent)
                     if folder not in self._sequence_names:
-                        self._sequence_names[folder] = self._sequence_unique.take(Path(folder).name)
+                        self._sequence_names[folder] = self.outputs.sequence(Path(folder).name)
                     sequence = self._sequence_names[folder]
                     if self.args.track or self.args.json == "posetrack":  # a folder's images: one sequence's frames
                         found = self._trackers.setdefault(folder, Tracker()).update(found)
@@ -325,6 +329,7 @@ class Run:
             return
         fps, count = capture_info(cap)
         video = self.outputs.unique(src.name)
+        sequence = self.outputs.sequence(video)
         writer = VideoWriter(self.args.out / f"{video}_rendered.mp4", fps) if self.args.save_video else None
         draw = self.args.save_video or self.args.save_images or self.display is not None
         frames = 0
@@ -337,7 +342,7 @@ class Run:
                     name = self.outputs.unique(f"{video}_{index:012d}")
                     drawn = self.outputs.draw(frame, poses) if draw else None
                     with deferred_interrupts():  # a frame's JSON and its video frame, or neither
-                        self.outputs.result(name, poses, sequence=video)
+                        self.outputs.result(name, poses, sequence=sequence)
                         if writer is not None:
                             writer.write(drawn)
                         if self.args.save_images:
@@ -348,7 +353,7 @@ class Run:
         finally:
             self.frames += frames
             cap.release()
-            self.outputs.end_sequence(video)
+            self.outputs.end_sequence(sequence)
             if writer is not None and (path := writer.close()) is not None:
                 self.outputs.written.append(path)
             if writer is not None and writer.resized:
