@@ -76,6 +76,7 @@ class Truth:
     ids: np.ndarray  # (P,)
     keypoints: np.ndarray  # (P, 17, 3)
     areas: np.ndarray  # (P,)
+    still: np.ndarray  # (P,) bool: the person stands still (only the camera moves them)
 
 
 def load_set(annotations: Path, images: Path, min_keypoints: int = 10, min_height: float = 120.0):
@@ -154,20 +155,23 @@ def smooth_path(rng: np.random.Generator, frames: int, lo: np.ndarray, hi: np.nd
 
 def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng: np.random.Generator,
              frames: int = 80, n_people: tuple[int, int] = (3, 6), size: tuple[int, int] = (640, 480),
-             camera: bool = True, drop: float = 0.03) -> Iterator[tuple[np.ndarray, Truth]]:
-    """One sequence, frame by frame: ``(BGR image, ground truth)``."""
+             camera: bool = True, drop: float = 0.03, still: float = 0.25) -> Iterator[tuple[np.ndarray, Truth]]:
+    """One sequence, frame by frame: ``(BGR image, ground truth)``; each person stands still
+    with probability ``still`` (where jitter is measured)."""
     fw, fh = size
     bg = background(coco, backgrounds[rng.integers(len(backgrounds))], images, size)
     count = int(rng.integers(n_people[0], n_people[1] + 1))
     chosen = rng.choice(len(people), size=count, replace=False)
     sprites = [cut_out(coco, people[i], images, float(rng.uniform(0.4, 0.65) * fh)) for i in chosen]
     span = frames * 2 + 2  # room for dropped frames
-    paths = []
+    paths, standing = [], []
     for sp in sprites:
         h = sp.image.shape[0]
         lo = np.array([0.1 * fw, max(0.72 * fh, 0.95 * h)])
         hi = np.array([0.9 * fw, 1.05 * fh])
-        paths.append(smooth_path(rng, span, lo, np.maximum(hi, lo + 1), float(rng.uniform(25, 45))))
+        path = smooth_path(rng, span, lo, np.maximum(hi, lo + 1), float(rng.uniform(25, 45)))
+        standing.append(bool(rng.random() < still))
+        paths.append(np.repeat(path[:1], len(path), axis=0) if standing[-1] else path)
     if camera:
         zoom = smooth_path(rng, span, np.array([1.0, 1.0]), np.array([1.15, 1.15]), 60.0)[:, 0]
         pan = smooth_path(rng, span, np.array([-25.0, -15.0]), np.array([25.0, 15.0]), 50.0)
@@ -215,7 +219,7 @@ def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng
             areas = areas * z * z
         keep = (kps[..., 2] > 0).sum(axis=1) >= 3
         order_ids = np.array(truth_ids)[keep]
-        yield canvas, Truth(order_ids, kps[keep], areas[keep])
+        yield canvas, Truth(order_ids, kps[keep], areas[keep], np.array([standing[i] for i in truth_ids])[keep])
         t += 2 if rng.random() < drop else 1
 
 
@@ -369,10 +373,11 @@ def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
     import motmetrics as mm
 
     acc = mm.MOTAccumulator(auto_id=True)
-    acc_jerk, gt_jerk, errors = [], [], []
+    acc_jerk, gt_jerk, still_jerk, still_gt_jerk, errors = [], [], [], [], []
     gt_frames = 0
     for s, (truths, frames) in enumerate(zip(sequences, hyps, strict=True)):
         tracks: dict[int, dict[int, np.ndarray]] = {}  # gt id -> frame -> matched points
+        still = {int(i) for t in truths for i, st in zip(t.ids, t.still, strict=True) if st}
         for f, (truth, poses) in enumerate(zip(truths, frames, strict=True)):
             points = coco17(poses)
             oks = oks_matrix(truth, points)
@@ -385,14 +390,19 @@ def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
                 vis = truth.keypoints[g, :, 2] > 0
                 d = np.hypot(*(points[h] - truth.keypoints[g, :, :2]).T)[vis]
                 errors.extend(d[np.isfinite(d)].tolist())
-        for per_frame in tracks.values():
+        for gid, per_frame in tracks.items():
             for f, cur in per_frame.items():
                 if f - 1 in per_frame and f + 1 in per_frame:
                     a, b = per_frame[f - 1], per_frame[f + 1]
                     ok = (a[:, 4] > 0) & (cur[:, 4] > 0) & (b[:, 4] > 0) & np.isfinite(a[:, 0] + cur[:, 0] + b[:, 0])
                     if ok.any():
-                        acc_jerk.extend(np.hypot(*(b[ok, :2] - 2 * cur[ok, :2] + a[ok, :2]).T).tolist())
-                        gt_jerk.extend(np.hypot(*(b[ok, 2:4] - 2 * cur[ok, 2:4] + a[ok, 2:4]).T).tolist())
+                        hyp = np.hypot(*(b[ok, :2] - 2 * cur[ok, :2] + a[ok, :2]).T).tolist()
+                        gt = np.hypot(*(b[ok, 2:4] - 2 * cur[ok, 2:4] + a[ok, 2:4]).T).tolist()
+                        acc_jerk.extend(hyp)
+                        gt_jerk.extend(gt)
+                        if gid in still:
+                            still_jerk.extend(hyp)
+                            still_gt_jerk.extend(gt)
     mh = mm.metrics.create()
     m = mh.compute(acc, metrics=["mota", "idf1", "num_switches", "num_false_positives", "num_misses"], name="all")
     row = m.loc["all"]
@@ -403,6 +413,8 @@ def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
         "switches_per_100": 100.0 * int(row["num_switches"]) / max(gt_frames, 1),
         "jitter": float(np.mean(acc_jerk)) if acc_jerk else float("nan"),
         "gt_jitter": float(np.mean(gt_jerk)) if gt_jerk else float("nan"),
+        "jitter_still": float(np.mean(still_jerk)) if still_jerk else float("nan"),
+        "gt_jitter_still": float(np.mean(still_gt_jerk)) if still_gt_jerk else float("nan"),
         "keypoint_error": float(np.mean(errors)) if errors else float("nan"),
     }
 
@@ -488,6 +500,61 @@ def time_trackers(counts: tuple[int, ...] = (10, 50), frames: int = 300, seed: i
 
 
 # ============================================================================ main
+def collect(args: argparse.Namespace) -> dict:
+    """Ground truth and detections of the generated sequences and the video (from the cache
+    ``args.detections`` when it matches the options)."""
+    import pickle
+
+    key = {k: str(getattr(args, k)) for k in ("annotations", "images", "video", "seed", "sequences", "frames",
+                                              "people", "drop", "no_camera")}
+    if args.detections and args.detections.is_file():
+        with args.detections.open("rb") as f:
+            cached = pickle.load(f)
+        if cached.get("key") == key:
+            return cached
+    estimator, backend = detector()
+    data: dict = {"key": key, "backend": backend}
+    if args.annotations.is_file():
+        t0 = time.perf_counter()
+        coco, people, backgrounds = load_set(args.annotations, args.images)
+        rng = np.random.default_rng(args.seed)
+        truths, detections, det_time = [], [], 0.0
+        for _ in range(args.sequences):
+            seq_truth, seq_det = [], []
+            for image, truth in generate(coco, people, backgrounds, args.images, rng, args.frames,
+                                         tuple(args.people), camera=not args.no_camera, drop=args.drop):
+                t1 = time.perf_counter()
+                seq_det.append(finite(estimator.predict(image)))
+                det_time += time.perf_counter() - t1
+                seq_truth.append(truth)
+            truths.append(seq_truth)
+            detections.append(seq_det)
+        n_frames = sum(len(s) for s in truths)
+        data.update(truths=truths, detections=detections, generated={
+            "sequences": args.sequences, "frames": n_frames,
+            "people": [len({int(i) for t in s for i in t.ids}) for s in truths],
+            "detections": sum(len(f) for s in detections for f in s),
+            "detector_ms_per_frame": 1e3 * det_time / max(n_frames, 1),
+            "seconds": time.perf_counter() - t0})
+    if args.video.is_file():
+        cap = cv2.VideoCapture(str(args.video))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        frames = []
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            frames.append(finite(estimator.predict(image)))
+        cap.release()
+        data.update(video=frames, fps=fps)
+    if args.detections:
+        tmp = args.detections.with_name(args.detections.name + ".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(data, f)
+        os.replace(tmp, args.detections)
+    return data
+
+
 def detector():
     from pafpose import Estimator
 
@@ -518,37 +585,21 @@ def main() -> int:
     p.add_argument("--drop", type=float, default=0.03, help="chance a frame is dropped")
     p.add_argument("--no-camera", action="store_true", help="no pan / zoom")
     p.add_argument("--json", type=Path)
+    p.add_argument("--detections", type=Path,
+                   help="cache of the generated ground truth and the detections (pickle): read when it exists "
+                        "and was made with the same options, else written; to compare trackers without the detector")
     args = p.parse_args()
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(SHARED / "weights"))
     command = (f".venv/bin/python benchmarks/tracking.py --seed {args.seed} --sequences {args.sequences} "
                f"--frames {args.frames} --people {args.people[0]} {args.people[1]} --drop {args.drop}"
                + (" --no-camera" if args.no_camera else ""))
     report: dict = {"command": command}
-    estimator, backend = detector()
-    report["backend"] = backend
-    print(f"# {command}\n# detector: default model, backend {backend}")
+    data = collect(args)
+    report["backend"] = data["backend"]
+    print(f"# {command}\n# detector: default model, backend {data['backend']}")
 
-    if args.annotations.is_file():
-        t0 = time.perf_counter()
-        coco, people, backgrounds = load_set(args.annotations, args.images)
-        rng = np.random.default_rng(args.seed)
-        truths, detections, det_time = [], [], 0.0
-        for _ in range(args.sequences):
-            seq_truth, seq_det = [], []
-            for image, truth in generate(coco, people, backgrounds, args.images, rng, args.frames,
-                                         tuple(args.people), camera=not args.no_camera, drop=args.drop):
-                t1 = time.perf_counter()
-                seq_det.append(finite(estimator.predict(image)))
-                det_time += time.perf_counter() - t1
-                seq_truth.append(truth)
-            truths.append(seq_truth)
-            detections.append(seq_det)
-        n_frames = sum(len(s) for s in truths)
-        gen = {"sequences": args.sequences, "frames": n_frames,
-               "people": [len({int(i) for t in s for i in t.ids}) for s in truths],
-               "detections": sum(len(f) for s in detections for f in s),
-               "detector_ms_per_frame": 1e3 * det_time / max(n_frames, 1),
-               "seconds": time.perf_counter() - t0}
+    if "truths" in data:
+        truths, detections, gen = data["truths"], data["detections"], data["generated"]
         tracked = run_trackers(detections)
         scores = {name: score(truths, hyp) for name, hyp in tracked.items()}
         bound = score(truths, oracle(truths, detections))
@@ -556,27 +607,20 @@ def main() -> int:
         print(f"\n## Generated sequences: {gen['sequences']} x {args.frames} frames, people per sequence "
               f"{gen['people']}, {gen['detections']} detections ({gen['detector_ms_per_frame']:.0f} ms/frame)")
         print(f"oracle IDF1 (these detections, perfect ids): {100 * bound['idf1']:.1f} %, MOTA "
-              f"{100 * bound['mota']:.1f} %; ground truth's own acceleration {bound['gt_jitter']:.2f} px/frame²\n")
+              f"{100 * bound['mota']:.1f} %; ground truth's own acceleration {bound['gt_jitter']:.2f} px/frame² "
+              f"(people standing still: {bound['gt_jitter_still']:.2f})\n")
         print("| tracker | MOTA % | IDF1 % | IDF1 / oracle | ID switches | per 100 GT track-frames "
-              "| jitter px/frame² | keypoint error px |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| jitter px/frame² | still people's jitter | keypoint error px |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, s in scores.items():
             print(f"| {name} | {100 * s['mota']:.1f} | {100 * s['idf1']:.1f} | {s['idf1'] / bound['idf1']:.3f} "
                   f"| {s['id_switches']} | {s['switches_per_100']:.2f} | {fmt(s['jitter'], 2)} "
-                  f"| {fmt(s['keypoint_error'], 2)} |")
+                  f"| {fmt(s['jitter_still'], 2)} | {fmt(s['keypoint_error'], 2)} |")
     else:
         print(f"no {args.annotations}: no generated sequences")
 
-    if args.video.is_file():
-        cap = cv2.VideoCapture(str(args.video))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        frames = []
-        while True:
-            ok, image = cap.read()
-            if not ok:
-                break
-            frames.append(finite(estimator.predict(image)))
-        cap.release()
+    if "video" in data:
+        frames, fps = data["video"], data["fps"]
         tracked = run_trackers([frames], fps)
         stats = {name: video_stats(hyp[0], fps) for name, hyp in tracked.items()}
         report["video"] = {"path": str(args.video), "frames": len(frames), "fps": fps,

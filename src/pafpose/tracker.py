@@ -4,15 +4,25 @@ Each frame's people are matched to the tracks by an optimal assignment (scipy's
 ``linear_sum_assignment``) on a keypoint similarity: COCO's OKS falloff per keypoint,
 scaled by the track's size, between a detection and the track's *predicted* pose (each
 keypoint moved on by its velocity, a constant-velocity model), averaged over the keypoints
-either side has. Pairs less similar than ``min_similarity`` are never matched (gating). A
-track that finds no one survives ``max_missed`` frames (an occlusion, a missed detection)
-and takes its id back when the person reappears; a person no track explains starts a new
-id. Ids are never reused within a sequence.
+either side has. Tracks seen in the previous frame are matched first; the people left over
+are then matched to the tracks that lost their person (an occlusion, a missed detection),
+whose tolerance grows with the frames they have been missing, as their predicted pose grows
+uncertain (the matching cascade of SORT-style trackers: a lost track never takes a person
+from a track that still sees one). Pairs less similar than ``min_similarity`` are never
+matched (gating). A track survives ``max_missed`` frames without a match and takes its id
+back when the person reappears; a person no track explains starts a new id. Ids are never
+reused within a sequence.
 
 The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
 2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
-a moving one is followed without lag). The filter state belongs to the track, so it
-follows the person, not a position in a list.
+a moving one is followed with little lag), run in the frame that moves with the person's
+body (the filtered pose is carried by the track's mean velocity before the new one is
+blended in, so walking adds no lag), its speed measured in person sizes per second so the
+same settings fit near and far people. The filter state belongs to the track,
+so it follows the person, not a position in a list.
+
+State is kept as arrays over the tracks, so a frame costs a few vectorised steps whatever
+the number of people.
 """
 
 from __future__ import annotations
@@ -40,24 +50,31 @@ class TrackerConfig:
         velocity_smoothing: weight of the newest frame in each keypoint's velocity estimate.
         max_extrapolation: frames a track's pose is moved on by its velocity at most (a long
             occlusion stops drifting).
+        lost_growth: how fast a lost track's tolerance widens, per missed frame (its size is
+            taken ``1 + lost_growth * missed`` times larger in the similarity).
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
             one-keypoint people would otherwise match nothing).
         smooth: apply the One Euro filter to the tracked keypoints.
         min_cutoff: the filter's cut-off frequency at rest (Hz): lower, smoother.
-        beta: how fast the cut-off rises with speed (per pixel/second): higher, less lag.
+        beta: how fast the cut-off rises with speed (speed relative to the body, in person
+            sizes, the square root of the keypoints' box area, per second): higher, less lag.
         d_cutoff: cut-off frequency of the speed estimate (Hz).
+
+    The defaults were chosen on generated sequences (``benchmarks/tracking.py``, seed 1) and
+    checked on others (seed 0): see BENCHMARKS.md.
         fps: frame rate assumed when :meth:`Tracker.update` is given no timestamp.
     """
 
     min_similarity: float = 0.1
     max_missed: int = 30
-    velocity_smoothing: float = 0.5
+    velocity_smoothing: float = 0.3
     max_extrapolation: int = 10
+    lost_growth: float = 0.2
     min_area: float = 32.0 * 32.0
     smooth: bool = True
-    min_cutoff: float = 1.0
-    beta: float = 0.01
-    d_cutoff: float = 1.0
+    min_cutoff: float = 3.0
+    beta: float = 3.0
+    d_cutoff: float = 0.3
     fps: float = 30.0
 
     def __post_init__(self) -> None:
@@ -65,6 +82,7 @@ class TrackerConfig:
         check_number("max_missed", self.max_missed, 0, 100_000, integer=True)
         check_number("velocity_smoothing", self.velocity_smoothing, 0.0, 1.0)
         check_number("max_extrapolation", self.max_extrapolation, 0, 100_000, integer=True)
+        check_number("lost_growth", self.lost_growth, 0.0, 100.0)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)
         check_number("beta", self.beta, 0.0, 1e6)
@@ -76,9 +94,25 @@ class TrackerConfig:
             raise PafposeError(f"smooth must be True or False, got {self.smooth!r}")
 
 
-def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+def _alpha(cutoff: np.ndarray | float, dt: np.ndarray | float) -> np.ndarray | float:
     tau = 1.0 / (2.0 * math.pi * cutoff)
     return 1.0 / (1.0 + tau / dt)
+
+
+def one_euro_step(x: np.ndarray, dx: np.ndarray, value: np.ndarray, dt: np.ndarray | float, min_cutoff: float,
+                  beta: float, d_cutoff: float, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the One Euro filter, elementwise: ``(filtered, speed)`` from the previous
+    ``(x, dx)`` and the new ``value`` after ``dt`` seconds. The speed is divided by ``scale``
+    before it raises the cut-off. NaN is "not seen": it passes through and resets that value."""
+    fresh = np.isnan(x) & ~np.isnan(value)  # seen again: start from the new value
+    d = (value - x) / dt
+    dx_hat = dx + _alpha(d_cutoff, dt) * (d - dx)
+    cutoff = min_cutoff + beta * np.abs(dx_hat) / scale
+    x_hat = x + _alpha(cutoff, dt) * (value - x)
+    x_hat = np.where(fresh, value, x_hat)
+    dx_hat = np.where(fresh | np.isnan(dx_hat), 0.0, dx_hat)
+    gone = np.isnan(value)
+    return np.where(gone, np.nan, x_hat), np.where(gone, 0.0, dx_hat)
 
 
 @dataclass
@@ -92,36 +126,13 @@ class OneEuro:
     x: np.ndarray | None = None
     dx: np.ndarray | None = None
 
-    def __call__(self, value: np.ndarray, dt: float) -> np.ndarray:
+    def __call__(self, value: np.ndarray, dt: float, scale: float = 1.0) -> np.ndarray:
         value = np.asarray(value, dtype=np.float64)
         if self.x is None:
             self.x, self.dx = value.copy(), np.zeros_like(value)
             return value.copy()
-        fresh = np.isnan(self.x) & ~np.isnan(value)  # seen again: start from the new value
-        dx = (value - self.x) / dt
-        dx_hat = self.dx + _alpha(self.d_cutoff, dt) * (dx - self.dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(dx_hat)
-        x_hat = self.x + _alpha(cutoff, dt) * (value - self.x)
-        x_hat = np.where(fresh, value, x_hat)
-        dx_hat = np.where(fresh | np.isnan(dx_hat), 0.0, dx_hat)
-        self.x, self.dx = np.where(np.isnan(value), np.nan, x_hat), np.where(np.isnan(value), 0.0, dx_hat)
+        self.x, self.dx = one_euro_step(self.x, self.dx, value, dt, self.min_cutoff, self.beta, self.d_cutoff, scale)
         return self.x.copy()
-
-
-@dataclass
-class Track:
-    """One person followed through the frames."""
-
-    track_id: int
-    points: np.ndarray  # (K, 2) last known position of each keypoint (NaN: never seen)
-    velocity: np.ndarray  # (K, 2) pixels per frame
-    last_seen: float  # frame position (in frames) of the last match
-    missed: int = 0
-    filter: OneEuro | None = None
-
-    def predicted(self, now: float, max_frames: int) -> np.ndarray:
-        """Where the keypoints are expected ``now`` (constant velocity, at most ``max_frames`` on)."""
-        return self.points + self.velocity * min(now - self.last_seen, max_frames)
 
 
 def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
@@ -131,12 +142,26 @@ def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas
     summed over the keypoints both have and divided by the number either has: a person who
     shares few keypoints with a track is a weak match, whatever their distance.
     """
-    d = points[:, None, :, :] - tracks[None, :, :, :]  # (D, T, K, 2)
-    d2 = np.einsum("dtkc,dtkc->dtk", d, d)
-    both = np.isfinite(d2)
-    either = np.isfinite(points[:, None, :, 0]) | np.isfinite(tracks[None, :, :, 0])
-    e = np.exp(-np.where(both, d2, 0.0) / (2.0 * areas[None, :, None] * (2.0 * sigmas[None, None, :]) ** 2))
-    return np.where(both, e, 0.0).sum(axis=2) / np.maximum(either.sum(axis=2), 1)
+    # a missing keypoint is put far away, on opposite sides for the two, so it adds nothing
+    p = np.where(np.isfinite(points), points, 1e7)
+    q = np.where(np.isfinite(tracks), tracks, -1e7)
+    d = p[:, None] - q[None]  # (D, T, K, 2)
+    d2 = d[..., 0] ** 2 + d[..., 1] ** 2
+    inv = 1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)  # (T, K)
+    total = np.exp(-d2 * inv[None]).sum(axis=2)
+    miss_p = (~np.isfinite(points[..., 0])).astype(np.float64)
+    miss_q = (~np.isfinite(tracks[..., 0])).astype(np.float64)
+    either = points.shape[1] - miss_p @ miss_q.T  # keypoints one of the two has
+    return total / np.maximum(either, 1.0)
+
+
+def _areas(points: np.ndarray, floor: float) -> np.ndarray:
+    """``(N,)`` box area of each pose's known keypoints (at least ``floor``)."""
+    known = np.isfinite(points[..., 0])
+    lo = np.where(known[..., None], points, np.inf).min(axis=1)
+    hi = np.where(known[..., None], points, -np.inf).max(axis=1)
+    span = np.where(known.sum(axis=1)[:, None] >= 2, hi - lo, 0.0)
+    return np.maximum(span[:, 0] * span[:, 1], floor)
 
 
 class Tracker:
@@ -158,9 +183,16 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget every track; ids start again at 0."""
-        self.tracks: list[Track] = []
         self._next_id = 0
         self._frame = -1.0
+        self._k = 0  # keypoints per person (set by the first person seen)
+        self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
+        self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
+        self._velocity = np.zeros((0, 0, 2))  # (T, K, 2) pixels per frame
+        self._last_seen = np.zeros(0)  # (T,) frame position of the last match
+        self._missed = np.zeros(0, np.int64)  # (T,)
+        self._fx = np.zeros((0, 0, 2))  # (T, K, 2) One Euro state: filtered values ...
+        self._fdx = np.zeros((0, 0, 2))  # ... and their speeds
 
     def update(self, poses: Any, time_s: float | None = None) -> Poses:
         """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
@@ -173,76 +205,118 @@ class Tracker:
         step = max(now - self._frame, 1e-6) if self._frame >= 0 else 1.0
         self._frame = now
         people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
-        matched = self._assign(people, now)
         out = Poses()
         out.truncated = getattr(poses, "truncated", False)
-        for i, person in enumerate(people):
-            track = matched.get(i)
-            if track is None:
-                track, gap = self._start(person, now), step
-            else:
-                gap = max(now - track.last_seen, 1e-6)  # the person's own time since last seen
-                self._continue(track, person, now)
-            out.append(self._output(track, person, gap))
-        for track in self.tracks:
-            if track.last_seen != now:
-                track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= c.max_missed]
+        if people and self._k != len(people[0].keypoints):
+            self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
+        rows = self._assign(people, now) if people else np.zeros(0, np.int64)
+        if people:
+            points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
+            new = rows < 0
+            if new.any():
+                rows[new] = self._start(int(new.sum()))
+            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-6))
+            self._continue(rows, points, gaps, new, now)
+            smoothed = self._smooth(rows, points, gaps, new) if c.smooth else points
+            for person, row, k in zip(people, rows, smoothed, strict=True):
+                kp = person.keypoints.copy()
+                kp[:, :2] = k
+                out.append(Pose(kp, person.score, person.skeleton, int(self.ids[row])))
+        seen = np.zeros(len(self.ids), bool)
+        seen[rows] = True
+        self._missed = np.where(seen, 0, self._missed + 1)
+        self._keep(self._missed <= c.max_missed)
         return out
 
     # ------------------------------------------------------------------ internals
-    def _assign(self, people: list[Pose], now: float) -> dict[int, Track]:
-        if not people or not self.tracks:
-            return {}
+    def _restart(self, k: int) -> None:
+        next_id, frame = self._next_id, self._frame
+        self.reset()
+        self._next_id, self._frame, self._k = next_id, frame, k
+        self._points = np.zeros((0, k, 2))
+        self._velocity = np.zeros((0, k, 2))
+        self._fx = np.zeros((0, k, 2))
+        self._fdx = np.zeros((0, k, 2))
+
+    def _assign(self, people: list[Pose], now: float) -> np.ndarray:
+        """``(D,)`` the track row of each person, -1 for none."""
+        rows = np.full(len(people), -1, np.int64)
+        if not len(self.ids):
+            return rows
         c = self.config
-        sigmas = people[0].skeleton.sigmas
-        points = np.stack([p.keypoints[:, :2] for p in people])
-        predicted = np.stack([t.predicted(now, c.max_extrapolation) for t in self.tracks])
-        areas = np.array([_area(t.points, c.min_area) for t in self.tracks])
-        sim = similarity(points, predicted, sigmas, areas)
-        cost = np.where(sim >= c.min_similarity, 1.0 - sim, _BIG)
         from scipy.optimize import linear_sum_assignment
 
-        rows, cols = linear_sum_assignment(cost)
-        return {int(r): self.tracks[int(k)] for r, k in zip(rows, cols, strict=True) if cost[r, k] < _BIG}
+        sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
+        points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
+        ahead = np.minimum(now - self._last_seen, c.max_extrapolation)
+        predicted = self._points + self._velocity * ahead[:, None, None]
+        widen = (1.0 + c.lost_growth * self._missed) ** 2
+        sim = similarity(points, predicted, sigmas, _areas(self._points, c.min_area) * widen)
+        ok = sim >= c.min_similarity
+        for level in (self._missed == 0, self._missed > 0):  # the tracks that see their person first
+            free = rows < 0
+            if not level.any() or not free.any():
+                continue
+            d_idx, t_idx = np.flatnonzero(free), np.flatnonzero(level)
+            cost = np.where(ok[np.ix_(d_idx, t_idx)], 1.0 - sim[np.ix_(d_idx, t_idx)], _BIG)
+            r, k = linear_sum_assignment(cost)
+            good = cost[r, k] < _BIG
+            rows[d_idx[r[good]]] = t_idx[k[good]]
+        return rows
 
-    def _start(self, person: Pose, now: float) -> Track:
-        track = Track(self._next_id, person.keypoints[:, :2].copy(), np.zeros((len(person.keypoints), 2)), now)
-        self._next_id += 1
-        self.tracks.append(track)
-        return track
+    def _start(self, n: int) -> np.ndarray:
+        k = self._k
+        first = len(self.ids)
+        self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
+        self._next_id += n
+        nan = np.full((n, k, 2), np.nan)
+        self._points = np.concatenate([self._points, nan])
+        self._velocity = np.concatenate([self._velocity, np.zeros((n, k, 2))])
+        self._last_seen = np.concatenate([self._last_seen, np.full(n, self._frame)])
+        self._missed = np.concatenate([self._missed, np.zeros(n, np.int64)])
+        self._fx = np.concatenate([self._fx, nan])
+        self._fdx = np.concatenate([self._fdx, np.zeros((n, k, 2))])
+        return np.arange(first, first + n)
 
-    def _continue(self, track: Track, person: Pose, now: float) -> None:
+    def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float) -> None:
         c = self.config
-        gap = max(now - track.last_seen, 1e-6)
-        new = person.keypoints[:, :2]
-        seen = np.isfinite(new[:, 0])
-        known = seen & np.isfinite(track.points[:, 0])
-        v = np.where(known[:, None], (new - track.points) / gap, track.velocity)
-        track.velocity = np.where(known[:, None], c.velocity_smoothing * v + (1 - c.velocity_smoothing)
-                                  * track.velocity, track.velocity)
-        if known.any():  # keypoints not seen now move with the body
-            body = track.velocity[known].mean(axis=0)
-            track.velocity[~known] = body
-        points = track.predicted(now, c.max_extrapolation)
-        points[seen] = new[seen]
-        track.points = points
-        track.last_seen = now
-        track.missed = 0
+        old, vel = self._points[rows], self._velocity[rows]
+        seen = np.isfinite(new[..., 0])
+        known = seen & np.isfinite(old[..., 0]) & ~fresh[:, None]
+        with np.errstate(invalid="ignore"):
+            v = (new - old) / gaps[:, None, None]
+        a = c.velocity_smoothing
+        vel = np.where(known[..., None], a * v + (1 - a) * vel, vel)
+        # keypoints not seen now move with the body (the mean velocity of those that are)
+        n_known = known.sum(axis=1)
+        body = np.where(known[..., None], vel, 0.0).sum(axis=1) / np.maximum(n_known, 1)[:, None]
+        vel = np.where(~known[..., None] & (n_known > 0)[:, None, None], body[:, None, :], vel)
+        ahead = np.minimum(gaps, c.max_extrapolation)
+        predicted = old + vel * ahead[:, None, None]
+        self._points[rows] = np.where(seen[..., None], new, predicted)
+        self._velocity[rows] = vel
+        self._last_seen[rows] = now
 
-    def _output(self, track: Track, person: Pose, frames: float) -> Pose:
+    def _smooth(self, rows: np.ndarray, points: np.ndarray, gaps: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """One Euro in the frame that moves with the body: each keypoint's filtered position is
+        first carried by the person's mean velocity, so walking adds no lag and the filter only
+        sees articulation and noise."""
         c = self.config
-        k = person.keypoints.copy()
-        if c.smooth:
-            if track.filter is None:
-                track.filter = OneEuro(c.min_cutoff, c.beta, c.d_cutoff)
-            k[:, :2] = track.filter(k[:, :2], frames / c.fps)
-        return Pose(k, person.score, person.skeleton, track.track_id)
+        x, dx = self._fx[rows], self._fdx[rows]
+        x = np.where(fresh[:, None, None], np.nan, x)  # a new track starts from its first pose
+        vel = self._velocity[rows]
+        ok = np.isfinite(vel[..., 0]) & np.isfinite(points[..., 0])
+        body = np.where(ok[..., None], vel, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)[:, None]
+        carried = x + (body * gaps[:, None])[:, None, :]
+        size = np.sqrt(_areas(points, c.min_area))[:, None, None]  # the person's scale, pixels
+        dt = (gaps / c.fps)[:, None, None]
+        x, dx = one_euro_step(carried, dx, points, dt, c.min_cutoff, c.beta, c.d_cutoff, size)
+        self._fx[rows], self._fdx[rows] = x, dx
+        return x
 
-
-def _area(points: np.ndarray, floor: float) -> float:
-    ok = np.isfinite(points[:, 0])
-    if ok.sum() < 2:
-        return floor
-    span = points[ok].max(axis=0) - points[ok].min(axis=0)
-    return max(float(span[0] * span[1]), floor)
+    def _keep(self, alive: np.ndarray) -> None:
+        if alive.all():
+            return
+        self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
+        self._last_seen, self._missed = self._last_seen[alive], self._missed[alive]
+        self._fx, self._fdx = self._fx[alive], self._fdx[alive]
