@@ -150,3 +150,47 @@ def test_drawings_label_each_tracked_person_in_the_colour_of_its_id():
         box = drawn[max(0, top - 60):top, :]
         assert (np.abs(box.astype(int) - colour).sum(axis=2) == 0).sum() > 20  # the label's box
     assert id_color(0) != id_color(1) and not np.array_equal(plain, drawn)
+
+
+def test_offline_mode_smooths_without_lag_holds_a_bounded_window_and_fills_gaps_on_request():
+    from pafpose.offline import OfflineTracker, track_offline
+
+    rng = np.random.default_rng(5)
+    shape = template(0)
+    truth, frames = [], []
+    for t in range(90):  # walking, then standing still
+        pos = np.array([50 + 6.0 * min(t, 45), 200.0])
+        truth.append(shape + pos)
+        frames.append(frame([pos], [shape], rng, noise=2.0))
+    raw = np.array([f[0].keypoints[:, :2] for f in frames])
+    online = np.array([p[0].keypoints[:, :2] for p in map(Tracker().update, frames)])
+    offline = np.array([p[0].keypoints[:, :2] for p in track_offline(frames)])
+    truth = np.array(truth)
+
+    def jitter(track):
+        return np.abs(np.diff(track[50:], n=2, axis=0)).mean()  # standing still
+
+    def error(track):
+        return np.abs(track[5:45] - truth[5:45]).mean()  # walking
+
+    assert jitter(offline) < 0.5 * jitter(raw) and jitter(offline) <= jitter(online)
+    assert error(offline) < error(raw) and error(offline) < error(online)  # no lag, less noise
+
+    held = OfflineTracker(TrackerConfig(window=4))
+    given = []
+    for t, people in enumerate(frames[:20]):
+        given += [payload for payload, _ in held.push(people, payload=t)]
+        assert len(held._frames) <= 2 * 4 + 1  # bounded, whatever the length
+        assert given == list(range(max(t - 4 + 1, 0)))  # in order, each ``window`` frames later
+    assert [payload for payload, _ in held.flush()] == list(range(16, 20))
+
+    # a person missed for 3 frames: put back, with his id, only when asked to
+    two = [frame([np.array([100 + 4.0 * t, 200.0]), np.array([500.0, 150.0])], [shape, template(2)],
+                 drop=(0,) if 10 <= t < 13 else ()) for t in range(30)]
+    plain = list(track_offline(two))
+    filled = list(track_offline(two, TrackerConfig(max_gap=5)))
+    assert [len(p) for p in plain[10:13]] == [1, 1, 1] and all(len(p) == 2 for p in filled)
+    walker = {p.track_id for f in filled for p in f if p.keypoints[1, 0] < 400}
+    assert len(walker) == 1 and [p.interpolated for p in filled[11]].count(True) == 1
+    back = next(p for p in filled[11] if p.interpolated)
+    assert np.abs(back.keypoints[:, :2] - (shape + np.array([144.0, 200.0]))).max() < 2.0  # where he was

@@ -28,6 +28,11 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
+def is_url(spec: str) -> bool:
+    """Whether ``spec`` is a stream URL (http, https, rtsp, ...) rather than a file."""
+    return bool(_URL.match(spec))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -22,12 +22,15 @@ class Pose:
         skeleton: the keypoint layout of ``keypoints``.
         track_id: the person's id across a video's frames (:class:`pafpose.tracker.Tracker`),
             never reused within a sequence; None for a single image or with tracking off.
+        interpolated: the person was not detected in this frame but put back by offline
+            tracking (:mod:`pafpose.offline`) from the frames on both sides.
     """
 
     keypoints: np.ndarray
     score: float
     skeleton: Skeleton = field(repr=False)
     track_id: int | None = None
+    interpolated: bool = False
 
     def __post_init__(self) -> None:
         self.skeleton = get_skeleton(self.skeleton)
@@ -54,7 +57,8 @@ class Pose:
 
     def to_coco17(self) -> Pose:
         """The same person in COCO-17 order (OpenPose's neck is dropped)."""
-        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17, self.track_id)
+        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17, self.track_id,
+                    self.interpolated)
 
     def to_coco_keypoints(self) -> list[float]:
         """COCO results ``keypoints``: flat ``[x, y, v] * 17``; missing ones are ``0, 0, 0``."""
@@ -79,7 +83,7 @@ def map_poses(poses: Sequence[Pose], points: Callable[[np.ndarray], np.ndarray])
     out = Poses()
     out.truncated = getattr(poses, "truncated", False)
     for p in poses:
-        out.append(Pose(points(p.keypoints), p.score, p.skeleton, p.track_id))
+        out.append(Pose(points(p.keypoints), p.score, p.skeleton, p.track_id, p.interpolated))
     return out
 
 

@@ -337,13 +337,15 @@ class Estimator:
         return self.predict_batch([image], color)[0]
 
     def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
-                 track: bool | TrackerConfig = True) -> Iterator[tuple[np.ndarray, Poses]]:
+                 track: bool | TrackerConfig = True, offline: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
 
         ``track``: the frames are one video's, so every person gets a ``track_id`` that
         follows them and their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
         :class:`~pafpose.tracker.TrackerConfig` sets it up); False for frames that are no
-        sequence (each frame's people as :meth:`predict` finds them).
+        sequence (each frame's people as :meth:`predict` finds them). ``offline``: the frames
+        are a recording, not live: each is given out ``window`` frames later, smoothed
+        without lag from the frames on both sides (:class:`pafpose.offline.OfflineTracker`).
 
         ``overlap``: the network works on the next batch while this one is decoded (a thread:
         the runtimes and OpenCV release the GIL), so that a video's throughput approaches the
@@ -360,7 +362,16 @@ class Estimator:
             return
         from pafpose.tracker import Tracker, TrackerConfig
 
-        tracker = Tracker(track if isinstance(track, TrackerConfig) else None)
+        config = track if isinstance(track, TrackerConfig) else None
+        if offline:
+            from pafpose.offline import OfflineTracker
+
+            held = OfflineTracker(config)
+            for frame, poses in self._pipeline(frames, batch_size, overlap):
+                yield from held.push(poses, frame)
+            yield from held.flush()
+            return
+        tracker = Tracker(config)
         for frame, poses in self._pipeline(frames, batch_size, overlap):
             yield frame, tracker.update(poses)
 
@@ -400,7 +411,8 @@ class Estimator:
                 pending = ahead
 
     def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
-               track: bool | TrackerConfig = True) -> Iterator[tuple[int, np.ndarray, Poses]]:
+               track: bool | TrackerConfig = True,
+               offline: bool | None = None) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
@@ -410,7 +422,10 @@ class Estimator:
         ``track``: every person gets a ``track_id`` that follows them through the video and
         their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
         :class:`~pafpose.tracker.TrackerConfig` sets it up, the video's frame rate filled in);
-        False gives each frame's people as :meth:`predict` finds them.
+        False gives each frame's people as :meth:`predict` finds them. ``offline``: smooth
+        each frame from the frames on both sides too, giving it out ``window`` frames later
+        (see :meth:`pipeline`); by default on for a video file, off for a camera, a URL or an
+        opened capture.
         """
         from pafpose.tracker import TrackerConfig
         from pafpose.video import capture_info, open_capture
@@ -421,6 +436,10 @@ class Estimator:
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
         if track is True:  # the video's own frame rate sets the filter's time step
             track = TrackerConfig(fps=capture_info(cap)[0])
+        if offline is None:
+            from pafpose.io import is_url
+
+            offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
 
         def frames() -> Iterator[np.ndarray]:
             while True:
@@ -430,7 +449,8 @@ class Estimator:
                 yield frame
 
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track)):
+            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track,
+                                                                 offline=offline)):
                 yield index, frame, poses
         finally:
             if owned:

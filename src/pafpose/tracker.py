@@ -63,6 +63,11 @@ class TrackerConfig:
     The defaults were chosen on generated sequences (``benchmarks/tracking.py``, seed 1) and
     checked on others (seed 0): see BENCHMARKS.md.
         fps: frame rate assumed when :meth:`Tracker.update` is given no timestamp.
+        window: frames the offline mode (:class:`pafpose.offline.OfflineTracker`, for
+            files) looks ahead and back to smooth each frame; also how long it holds frames.
+        max_gap: frames missing from a person's track that the offline mode fills in
+            (0: none, the default: on the generated sequences of ``benchmarks/tracking.py``
+            filling gaps added as many false people, hidden behind others, as it found).
     """
 
     min_similarity: float = 0.1
@@ -76,6 +81,8 @@ class TrackerConfig:
     beta: float = 3.0
     d_cutoff: float = 0.3
     fps: float = 30.0
+    window: int = 10
+    max_gap: int = 0
 
     def __post_init__(self) -> None:
         check_number("min_similarity", self.min_similarity, 0.0, 1.0)
@@ -88,6 +95,8 @@ class TrackerConfig:
         check_number("beta", self.beta, 0.0, 1e6)
         check_number("d_cutoff", self.d_cutoff, 0.0, 1e6, lo_open=True)
         check_number("fps", self.fps, 0.0, 1e6, lo_open=True)
+        check_number("window", self.window, 0, 1000, integer=True)
+        check_number("max_gap", self.max_gap, 0, 1000, integer=True)
         if not isinstance(self.smooth, bool):
             from pafpose.errors import PafposeError
 

@@ -31,6 +31,7 @@ from pafpose.checks import number
 from pafpose.cli.options import add_model_arguments, make_estimator, warn
 from pafpose.errors import PafposeError
 from pafpose.io import Source, UniqueNames
+from pafpose.pose import Poses
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-track", action="store_true",
                    help="videos, cameras and streams: no person ids across frames and no smoothing (each frame's "
                    "people as a photo's; person_id -1)")
+    p.add_argument("--online", action="store_true",
+                   help="track video files and folders of frames as live streams are (each frame given out at "
+                   "once, smoothed from the frames before it only); by default they are smoothed from the frames "
+                   "on both sides too, without lag")
     p.add_argument("--show", action="store_true", help="show the drawn frames in a window (needs a display)")
     p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
     p.add_argument("--timeout", type=number(0.1, 3600), default=10.0,
@@ -275,45 +280,72 @@ class Run:
 
         from pafpose.images import open_image
         from pafpose.pose import scale_poses
+
+        self._trackers: dict[str, Any] = {}  # folder -> its Tracker (--online) or OfflineTracker
+        self._sequence_names: dict[str, str] = {}  # folder -> its sequence's output name
+        try:
+            with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
+                for chunk in _chunks(sources, self.args.batch_size):
+                    loaded = []
+                    for src in chunk:
+                        try:
+                            loaded.append((src, open_image(src.location)))
+                        except PafposeError as err:
+                            self.fail(str(err))
+                            bar.update()
+                    if not loaded:
+                        continue
+                    results = self.est.predict_batch([file.image for _, file in loaded])
+                    for (src, file), poses in zip(loaded, results, strict=True):
+                        self.images += 1
+                        self.people += len(poses)
+                        sx, sy = file.scale  # a huge JPEG is read reduced: the JSON is in the file's pixels
+                        found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
+                        folder = str(Path(src.location).resolve().parent)
+                        if folder not in self._sequence_names:
+                            self._sequence_names[folder] = self.outputs.sequence(Path(folder).name)
+                        frame = (src, file, self.outputs.unique(src.name), self._sequence_names[folder])
+                        if self.args.track or self.args.json == "posetrack":  # a folder's images: one sequence
+                            ready = self._track(folder, found, frame)
+                        else:
+                            ready = [(frame, found)]
+                        for done, people in ready:
+                            if not self._emit_image(*done, people):
+                                return
+                        bar.update()
+        finally:
+            held = [item for tracker in self._trackers.values() if hasattr(tracker, "flush")
+                    for item in tracker.flush()]
+            for done, people in held:  # frames an offline tracker still held: written, not lost
+                self._emit_image(*done, people)
+
+    def _track(self, folder: str, found: Poses, frame: tuple) -> list[tuple[tuple, Poses]]:
+        """The frames of ``folder``'s sequence ready to write: this one at once (``--online``),
+        or those the offline tracker has finished (each ``window`` frames later)."""
+        from pafpose.offline import OfflineTracker
         from pafpose.tracker import Tracker
 
-        self._trackers: dict[str, Tracker] = {}
-        self._sequence_names: dict[str, str] = {}  # folder -> its sequence's output name
-        with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
-            for chunk in _chunks(sources, self.args.batch_size):
-                loaded = []
-                for src in chunk:
-                    try:
-                        loaded.append((src, open_image(src.location)))
-                    except PafposeError as err:
-                        self.fail(str(err))
-                        bar.update()
-                if not loaded:
-                    continue
-                results = self.est.predict_batch([file.image for _, file in loaded])
-                for (src, file), poses in zip(loaded, results, strict=True):
-                    self.images += 1
-                    self.people += len(poses)
-                    name = self.outputs.unique(src.name)
-                    img = file.image  # drawn as read (a huge JPEG reduced); the JSON in the file's pixels
-                    sx, sy = file.scale
-                    found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
-                    folder = str(Path(src.location).resolve().parent)
-                    if folder not in self._sequence_names:
-                        self._sequence_names[folder] = self.outputs.sequence(Path(folder).name)
-                    sequence = self._sequence_names[folder]
-                    if self.args.track or self.args.json == "posetrack":  # a folder's images: one sequence's frames
-                        found = self._trackers.setdefault(folder, Tracker()).update(found)
-                        poses = found if (sx, sy) == (1.0, 1.0) else scale_poses(found, sx, sy)
-                    drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
-                    with deferred_interrupts():  # an image's JSON and its drawing, or neither
-                        self.outputs.result(name, found, src.location, sequence)
-                        if self.args.save_images:
-                            suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
-                            self.outputs.picture(name, drawn, suffix)
-                    bar.update()
-                    if not self._keep_showing(src.name, drawn):
-                        return
+        if self.args.online:
+            return [(frame, self._trackers.setdefault(folder, Tracker()).update(found))]
+        ready = []
+        for other in [f for f in self._trackers if f != folder]:  # a folder's images come together
+            ready += self._trackers[other].flush()
+        return ready + self._trackers.setdefault(folder, OfflineTracker()).push(found, frame)
+
+    def _emit_image(self, src: Source, file: Any, name: str, sequence: str, found: Poses) -> bool:
+        """Write one image's outputs (``found`` in the file's pixels); False when the user stops."""
+        from pafpose.pose import scale_poses
+
+        sx, sy = file.scale
+        poses = found if (sx, sy) == (1.0, 1.0) else scale_poses(found, sx, sy)
+        img = file.image  # drawn as read
+        drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
+        with deferred_interrupts():  # an image's JSON and its drawing, or neither
+            self.outputs.result(name, found, src.location, sequence)
+            if self.args.save_images:
+                suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
+                self.outputs.picture(name, drawn, suffix)
+        return self._keep_showing(src.name, drawn)
 
     def run_video(self, src: Source) -> None:
         from tqdm import tqdm
@@ -335,8 +367,9 @@ class Run:
         frames = 0
         try:
             with tqdm(total=count, unit="frame", desc=src.name) as bar:
+                offline = src.kind == "video" and not self.args.online  # a file: the frames after are known
                 for index, frame, poses in self.est.stream(cap, batch_size=self.args.batch_size,
-                                                           track=not self.args.no_track):
+                                                           track=not self.args.no_track, offline=offline):
                     frames += 1
                     self.people += len(poses)
                     name = self.outputs.unique(f"{video}_{index:012d}")
