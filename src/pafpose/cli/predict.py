@@ -74,7 +74,7 @@ def add_controlnet_arguments(p: argparse.ArgumentParser) -> None:
                    "--detect-resolution (the keypoint files too)")
     for name, what in (("detect", "short side at which people are found and drawn"),
                        ("image", "short side of the pose image")):
-        g.add_argument(f"--{name}-resolution", type=number(*RESOLUTION_RANGE, integer=True), default=None,
+        g.add_argument(f"--{name}-resolution", type=number(*RESOLUTION_RANGE, integer=True), default=None, metavar="N",
                        help=f"--render controlnet: {what}, rounded as ControlNet rounds it to a multiple of 64 "
                        f"({RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}; default {DEFAULT_RESOLUTION})")
 
