@@ -18,10 +18,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch==2.13.0 first: the local CPU wheel, so that "torch>=2.2" never pulls a CUDA build.
+# controlnet-aux, the reference tests/test_controlnet.py compares against, without its dependencies
+# (torchvision, timm...): the two files the test loads need none of them (the test says why).
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps 'controlnet-aux==0.0.10'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -137,6 +137,41 @@ def test_render_draws_the_people(client, images, dance):
     assert r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
 
 
+def test_controlnet_style_and_format_are_the_librarys(client, est, images, dance):
+    """style=controlnet: ControlNet's pose image (tests/test_controlnet.py compares the library with the
+    reference implementation); format=controlnet: its pose JSON; both exactly pafpose.controlnet.annotate's."""
+    from pafpose import controlnet
+    from pafpose.serve.schemas import ControlNetBody
+
+    photo = cv2.imread(str(images / "p3_dance.png"))
+    for query, detect, image in (({}, 512, 512), ({"detect_resolution": 384, "image_resolution": 640}, 384, 640)):
+        result = controlnet.annotate(est, photo, detect, image)
+        r = post(client, dance, path="/v1/poses/render", style="controlnet", **query)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-people"] == "3"
+        assert np.array_equal(cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR), result.image)
+        r = post(client, dance, format="controlnet", **{k: v for k, v in query.items() if k == "detect_resolution"})
+        assert r.status_code == 200 and r.json() == result.json
+        ControlNetBody.model_validate(r.json())
+    ski = (images / "ski.jpg").read_bytes()  # a JPEG upload still gets a PNG pose image unless asked
+    r = post(client, ski, "image/jpeg", path="/v1/poses/render", style="controlnet")
+    assert r.headers["content-type"] == "image/png"
+    r = post(client, ski, "image/jpeg", path="/v1/poses/render", style="controlnet", image_format="jpeg")
+    assert r.headers["content-type"] == "image/jpeg"
+    r = post(client, dance, format="controlnet", threshold=0.0)  # the weakest keypoints too
+    assert r.status_code == 200 and len(r.json()["people"]) == 3
+    for path, query, name in (("/v1/poses/render", "style=sdxl", "style"),
+                              ("/v1/poses/render", "style=controlnet&detect_resolution=32", "detect_resolution"),
+                              ("/v1/poses/render", "style=controlnet&image_resolution=4096", "image_resolution"),
+                              ("/v1/poses", "format=controlnet&detect_resolution=nan", "detect_resolution")):
+        r = client.post(f"{path}?{query}", content=dance, headers={"content-type": "image/png"})
+        assert r.status_code == 400 and f"'{name}'" in r.json()["detail"], (query, r.text)
+    r = post(client, dance, format="controlnet", session="cam1")
+    assert r.status_code == 400 and "no person ids" in r.json()["detail"]
+    wide = cv2.imencode(".png", np.zeros((64, 2048, 3), np.uint8))[1].tobytes()  # 32:1 at 2048: a 1.6 Gpixel canvas
+    r = post(client, wide, path="/v1/poses/render", style="controlnet", detect_resolution=2048)
+    assert r.status_code == 400 and "Mpixel" in r.json()["detail"]
+
+
 def test_huge_images_are_shrunk_and_answered_in_their_own_pixels(client, est, images):
     small = cv2.imread(str(images / "p3_dance.png"))
     huge = cv2.resize(small, (6400, 3600), interpolation=cv2.INTER_CUBIC)  # 23 Mpixel, above max_side (2048)

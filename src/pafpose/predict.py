@@ -360,20 +360,10 @@ class Estimator:
         if not track:
             yield from self._pipeline(frames, batch_size, overlap)
             return
-        from pafpose.tracker import Tracker, TrackerConfig
+        from pafpose.tracker import TrackerConfig, track_frames
 
         config = track if isinstance(track, TrackerConfig) else None
-        if offline:
-            from pafpose.offline import OfflineTracker
-
-            held = OfflineTracker(config)
-            for frame, poses in self._pipeline(frames, batch_size, overlap):
-                yield from held.push(poses, frame)
-            yield from held.flush()
-            return
-        tracker = Tracker(config)
-        for frame, poses in self._pipeline(frames, batch_size, overlap):
-            yield frame, tracker.update(poses)
+        yield from track_frames(self._pipeline(frames, batch_size, overlap), config, offline)
 
     def _pipeline(self, frames: Iterable[np.ndarray], batch_size: int,
                   overlap: bool | None) -> Iterator[tuple[np.ndarray, Poses]]:

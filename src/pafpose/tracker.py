@@ -28,6 +28,7 @@ the number of people.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -329,3 +330,21 @@ class Tracker:
         self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
         self._last_seen, self._missed = self._last_seen[alive], self._missed[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
+
+
+def track_frames(pairs: Iterable[tuple[Any, Any]], config: TrackerConfig | None = None,
+                 offline: bool = False) -> Iterator[tuple[Any, Poses]]:
+    """``(payload, tracked people)`` for the ``(payload, people)`` of one sequence's frames, in
+    order: online (:class:`Tracker`), or offline (:class:`pafpose.offline.OfflineTracker`: each
+    frame ``config.window`` frames later, smoothed from the frames on both sides)."""
+    if offline:
+        from pafpose.offline import OfflineTracker
+
+        held = OfflineTracker(config)
+        for payload, poses in pairs:
+            yield from held.push(poses, payload)
+        yield from held.flush()
+        return
+    tracker = Tracker(config)
+    for payload, poses in pairs:
+        yield payload, tracker.update(poses)

@@ -6,7 +6,9 @@ glob pattern ('photos/*.jpg'), a camera index (0) or an http(s)/rtsp stream URL.
 NAME_000000000012_keypoints.json), or with --json coco one COCO results file
 (coco_results.json, with coco_image_ids.json naming each id's image); with --save-images
 the drawn pictures (NAME_rendered.png, or .jpg for JPEG input), with --save-video the drawn
-video of each video source (NAME_rendered.mp4). Every file is written atomically.
+video of each video source (NAME_rendered.mp4); with --render controlnet ControlNet's
+OpenPose pose image and pose JSON of each image and frame (NAME_controlnet.png,
+NAME_controlnet.json). Every file is written atomically.
 
 A file that can't be read is reported in one line and skipped; the exit code is 1 when
 anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable).
@@ -60,17 +62,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256)")
+    add_controlnet_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_controlnet_arguments(p: argparse.ArgumentParser) -> None:
+    """--render controlnet and its resolutions (pafpose.controlnet)."""
+    from pafpose.controlnet import DEFAULT_RESOLUTION, RESOLUTION_RANGE
+
+    g = p.add_argument_group("ControlNet")
+    g.add_argument("--render", choices=("pafpose", "controlnet"), default="pafpose",
+                   help="pafpose (default): the drawings of --save-images, --save-video and --show only; controlnet: "
+                   "also ControlNet's OpenPose pose image of every image and frame (NAME_controlnet.png: black canvas, "
+                   "its colours, limbs and sizes) and its pose JSON (NAME_controlnet.json, as sd-webui-controlnet "
+                   "writes it); people are then found as its preprocessor finds them, in the image resized to "
+                   "--detect-resolution (the keypoint files too)")
+    for name, what in (("detect", "short side at which people are found and drawn"),
+                       ("image", "short side of the pose image")):
+        g.add_argument(f"--{name}-resolution", type=number(*RESOLUTION_RANGE, integer=True), default=None, metavar="N",
+                       help=f"--render controlnet: {what}, rounded as ControlNet rounds it to a multiple of 64 "
+                       f"({RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}; default {DEFAULT_RESOLUTION})")
 
 
 class Outputs:
     """Everything a run writes, and the list of what it wrote."""
 
     def __init__(self, out: Path, json_format: str, save_images: bool, threshold: float,
-                 images: Sequence[Source]) -> None:
+                 images: Sequence[Source], controlnet: tuple[int, int] | None = None) -> None:
         from pafpose.formats import coco_image_id
 
         self.out = out
+        self.controlnet = controlnet  # --render controlnet: (detect, image) resolution
         self.json_format = json_format
         self.save_images = save_images
         self.threshold = threshold
@@ -146,6 +168,20 @@ class Outputs:
             self._journal.flush()
         except OSError as err:  # a full disk: name the file
             raise OSError(err.errno, err.strerror or str(err), str(self.partial)) from err
+
+    def controlnet_files(self, name: str, poses: Sequence[Any], size: tuple[int, int]) -> None:
+        """--render controlnet: ControlNet's pose image and pose JSON of people in an image of ``size``."""
+        if self.controlnet is None:
+            return
+        from pafpose import controlnet
+        from pafpose.formats import write_json_atomic
+        from pafpose.io import write_image_atomic
+
+        sizes = controlnet.sizes(*size, *self.controlnet)
+        people = controlnet.keypoints(poses, *size, self.threshold)
+        stem = f"{name}_controlnet"  # names may hold dots: no with_suffix
+        self.written.append(write_image_atomic(controlnet.pose_image(people, sizes), self.out / f"{stem}.png"))
+        self.written.append(write_json_atomic(controlnet.pose_json(people, sizes), self.out / f"{stem}.json"))
 
     def picture(self, name: str, drawn: np.ndarray, suffix: str) -> None:
         from pafpose.io import write_image_atomic
@@ -342,6 +378,7 @@ class Run:
         drawn = self.outputs.draw(img, poses) if (self.args.save_images or self.display) else None
         with deferred_interrupts():  # an image's JSON and its drawing, or neither
             self.outputs.result(name, found, src.location, sequence)
+            self.outputs.controlnet_files(name, found, (file.width, file.height))
             if self.args.save_images:
                 suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
                 self.outputs.picture(name, drawn, suffix)
@@ -376,6 +413,7 @@ class Run:
                     drawn = self.outputs.draw(frame, poses) if draw else None
                     with deferred_interrupts():  # a frame's JSON and its video frame, or neither
                         self.outputs.result(name, poses, sequence=sequence)
+                        self.outputs.controlnet_files(name, poses, (frame.shape[1], frame.shape[0]))
                         if writer is not None:
                             writer.write(drawn)
                         if self.args.save_images:
@@ -440,6 +478,18 @@ def _stop_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
+def _controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(detect, image) resolution for --render controlnet, else None; the resolutions alone are a mistake."""
+    from pafpose.controlnet import DEFAULT_RESOLUTION
+
+    if args.render != "controlnet":
+        if args.detect_resolution is not None or args.image_resolution is not None:
+            raise PafposeError("--detect-resolution and --image-resolution are for --render controlnet")
+        return None
+    return (DEFAULT_RESOLUTION if args.detect_resolution is None else args.detect_resolution,
+            DEFAULT_RESOLUTION if args.image_resolution is None else args.image_resolution)
+
+
 def run(args: argparse.Namespace) -> int:
     from pafpose.io import expand_sources
 
@@ -449,6 +499,7 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"--threshold must be in 0..1, got {args.threshold}")
     if args.out.exists() and not args.out.is_dir():
         raise PafposeError(f"--out {args.out}: exists and is not a folder")
+    controlnet = _controlnet_resolutions(args)
     sources, errors, ignored = expand_sources(args.sources, args.out)
     for message in errors:
         warn(f"error: {message}")
@@ -456,9 +507,13 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
     start = time.perf_counter()
     est = make_estimator(args)
+    if controlnet is not None:  # people found as ControlNet's preprocessor finds them
+        from pafpose.controlnet import Detector
+
+        est = Detector(est, controlnet[0])
     ready = time.perf_counter()
     images = [s for s in sources if s.kind == "image"]
-    outputs = Outputs(args.out, args.json, args.save_images, args.threshold, images)
+    outputs = Outputs(args.out, args.json, args.save_images, args.threshold, images, controlnet)
     job = Run(args, est, outputs)
     job.failed = len(errors)
     interrupted = False

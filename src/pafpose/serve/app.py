@@ -10,6 +10,7 @@ holds while reading and a broken body never becomes a 500.
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from pafpose import __version__
+from pafpose import __version__, controlnet
 from pafpose.errors import PafposeError
 from pafpose.predict import Estimator
 from pafpose.serve.batching import BusyError
@@ -39,6 +40,7 @@ from pafpose.serve.images import Upload, UploadError, decode_upload
 from pafpose.serve.results import poses_document, to_original
 from pafpose.serve.schemas import (
     CocoResultBody,
+    ControlNetBody,
     ErrorBody,
     HealthBody,
     ModelsBody,
@@ -56,17 +58,30 @@ ScalesQuery = Annotated[
     Query(max_length=MAX_SCALES, description="test-time scales of the network height, repeated "
                                              "(`scales=1&scales=0.5`); default: the server's")]
 FlipQuery = Annotated[bool | None, Query(description="also run the mirrored image and average; default: the server's")]
-FormatQuery = Annotated[Literal["pafpose", "openpose", "coco"], Query(
-    alias="format", description="pafpose (this API's JSON), openpose (OpenPose 1.3 JSON) or coco (results list)")]
+FormatQuery = Annotated[Literal["pafpose", "openpose", "coco", "controlnet"], Query(
+    alias="format", description="pafpose (this API's JSON), openpose (OpenPose 1.3 JSON), coco (results list) or "
+                                "controlnet (sd-webui-controlnet's pose JSON, people found at detect_resolution)")]
 ImageIdQuery = Annotated[int, Query(ge=0, le=2**53, description="image_id of format=coco results")]
 SessionQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
     "a client's own name for a sequence of frames (e.g. a webcam): people keep a track_id across the "
     "requests that carry it (sessions are bounded in number and forgotten after a minute unused)"))]
 ImageFormatQuery = Annotated[Literal["png", "jpeg"] | None, Query(
     description="encoding of the drawn image; default: JPEG for a JPEG upload, else PNG")]
-JsonThreshold = Annotated[float, Query(ge=0.0, le=1.0, description="keypoints scoring below it are reported "
-                                                                   "missing (null); default 0: all")]
+JsonThreshold = Annotated[float | None, Query(ge=0.0, le=1.0, description=(
+    "keypoints scoring below it are reported missing (null); default 0: all (format=controlnet: 0.1, as the "
+    "ControlNet image draws them)"))]
 DrawThreshold = Annotated[float, Query(ge=0.0, le=1.0, description="keypoints scoring below it are not drawn")]
+StyleQuery = Annotated[Literal["pafpose", "controlnet"], Query(description=(
+    "pafpose: the skeletons over the image; controlnet: ControlNet's OpenPose pose image (black canvas, its "
+    "colours and sizes; people found at detect_resolution; PNG unless image_format says otherwise)"))]
+# ControlNet's resolutions (short side, rounded to a multiple of 64), bounded below the library's 4096:
+# a request's canvases are held in memory while it is drawn
+_CN_MAX = 2048
+DetectResolution = Annotated[int, Query(ge=controlnet.RESOLUTION_RANGE[0], le=_CN_MAX, description=(
+    "format=controlnet and style=controlnet: the short side at which people are found and drawn, as ControlNet's "
+    "detect_resolution"))]
+ImageResolution = Annotated[int, Query(ge=controlnet.RESOLUTION_RANGE[0], le=_CN_MAX, description=(
+    "style=controlnet: the pose image's short side, as ControlNet's image_resolution"))]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _IMAGE_BODY = {"requestBody": {"required": True, "description": "the image: a multipart form with a file field "
@@ -183,8 +198,11 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
     _add_error_handlers(app)
     _add_docs(app)
 
-    async def run(request: Request, scales: list[float] | None, flip: bool | None) -> tuple[Upload, Any, dict]:
-        """Read, decode and estimate one upload, within the timeout."""
+    async def run(request: Request, scales: list[float] | None, flip: bool | None,
+                  prepare: Any = None) -> tuple[Upload, Any, dict]:
+        """Read, decode and estimate one upload, within the timeout. ``prepare`` (image -> image, e.g.
+        ControlNet's resize) makes what the network is given: the people are in its pixels, and
+        ``upload.image`` is replaced by it."""
         start = time.perf_counter()
         options = service.options(scales, flip)
 
@@ -192,6 +210,8 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
             data = await read_image_bytes(request, settings.max_upload_bytes)
             read = time.perf_counter()
             upload = await in_thread(decode_upload, data, settings.max_pixels, settings.max_side)
+            if prepare is not None:
+                upload = dataclasses.replace(upload, image=await in_thread(prepare, upload.image))
             decoded = time.perf_counter()
             outcome = await service.predict(upload.image, *options)
             timing = {"read": read - start, "decode": decoded - read, "queue": outcome.queued_s,
@@ -207,13 +227,21 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
         return upload, outcome, {k: round(v * 1e3, 2) for k, v in timing.items()}
 
     @app.post("/v1/poses", summary="People in an image, as JSON", openapi_extra=_IMAGE_BODY, response_model=None,
-              responses={200: {"model": PosesBody | OpenPoseBody | list[CocoResultBody],
+              responses={200: {"model": PosesBody | OpenPoseBody | list[CocoResultBody] | ControlNetBody,
                                "description": "the people; the body's shape follows `format`"}, **_ERRORS})
     async def poses(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
-                    threshold: JsonThreshold = 0.0, fmt: FormatQuery = "pafpose",
-                    image_id: ImageIdQuery = 0, session: SessionQuery = None) -> JSONResponse:
+                    threshold: JsonThreshold = None, fmt: FormatQuery = "pafpose",
+                    image_id: ImageIdQuery = 0, session: SessionQuery = None,
+                    detect_resolution: DetectResolution = controlnet.DEFAULT_RESOLUTION) -> JSONResponse:
+        if fmt == "controlnet":
+            if session is not None:
+                raise HTTPException(400, "session: ControlNet's pose JSON has no person ids; use another format")
+            upload, outcome, timing = await run(request, scales, flip, _controlnet_input(detect_resolution))
+            size = _controlnet_sizes(upload.image, detect_resolution)
+            people = controlnet.keypoints(outcome.value, *size.detect, 0.1 if threshold is None else threshold)
+            return JSONResponse(controlnet.pose_json(people, size), headers={"Server-Timing": _server_timing(timing)})
         upload, outcome, timing = await run(request, scales, flip)
-        people = to_original(outcome.value, upload.scale, threshold)
+        people = to_original(outcome.value, upload.scale, threshold or 0.0)
         if session is not None:
             people = sessions.update(session, people)
         body = poses_document(people, fmt, upload.width, upload.height, estimator.skeleton, image_id,
@@ -224,10 +252,20 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
               response_class=Response, responses={200: {"content": {"image/png": _BINARY, "image/jpeg": _BINARY},
                                                          "description": "the drawn image"}, **_ERRORS})
     async def render(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
-                     threshold: DrawThreshold = 0.1, image_format: ImageFormatQuery = None) -> Response:
-        upload, outcome, timing = await run(request, scales, flip)
-        kind = image_format or ("jpeg" if upload.format == "JPEG" else "png")
-        data = await in_thread(_draw, upload, outcome.value, threshold, kind)
+                     threshold: DrawThreshold = 0.1, image_format: ImageFormatQuery = None,
+                     style: StyleQuery = "pafpose",
+                     detect_resolution: DetectResolution = controlnet.DEFAULT_RESOLUTION,
+                     image_resolution: ImageResolution = controlnet.DEFAULT_RESOLUTION) -> Response:
+        if style == "controlnet":  # a pose map: PNG unless asked (JPEG's artefacts change the colours ControlNet reads)
+            prepare = _controlnet_input(detect_resolution, image_resolution)
+            upload, outcome, timing = await run(request, scales, flip, prepare)
+            kind = image_format or "png"
+            data = await in_thread(_draw_controlnet, upload.image, outcome.value, threshold, kind,
+                                   detect_resolution, image_resolution)
+        else:
+            upload, outcome, timing = await run(request, scales, flip)
+            kind = image_format or ("jpeg" if upload.format == "JPEG" else "png")
+            data = await in_thread(_draw, upload, outcome.value, threshold, kind)
         headers = {"Server-Timing": _server_timing(timing), "X-People": str(len(outcome.value)),
                    "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=f"image/{kind}", headers=headers)
@@ -250,12 +288,37 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
     return app
 
 
-def _draw(upload: Upload, people: Any, threshold: float, kind: str) -> bytes:
-    import cv2
+def _controlnet_input(detect_resolution: int, image_resolution: int = controlnet.DEFAULT_RESOLUTION) -> Any:
+    """The image resized as ControlNet's preprocessor resizes it; its sizes checked first (400 if too large)."""
 
+    def prepare(image: Any) -> Any:
+        _controlnet_sizes(image, detect_resolution, image_resolution)
+        return controlnet.detect_input(image, detect_resolution)
+
+    return prepare
+
+
+def _controlnet_sizes(image: Any, detect_resolution: int,
+                      image_resolution: int = controlnet.DEFAULT_RESOLUTION) -> controlnet.Sizes:
+    return controlnet.sizes(image.shape[1], image.shape[0], detect_resolution, image_resolution)
+
+
+def _draw_controlnet(image: Any, people: Any, threshold: float, kind: str, detect_resolution: int,
+                     image_resolution: int) -> bytes:
+    """ControlNet's pose image of the people found in ``image`` (already at the detection size)."""
+    size = controlnet.Sizes(image.shape[1::-1], controlnet.sizes(*image.shape[1::-1], image_resolution).detect)
+    return _encode(controlnet.pose_image(controlnet.keypoints(people, *size.detect, threshold), size), kind)
+
+
+def _draw(upload: Upload, people: Any, threshold: float, kind: str) -> bytes:
     from pafpose.draw import poses as draw_poses
 
-    drawn = draw_poses(upload.image, people, threshold=threshold)
+    return _encode(draw_poses(upload.image, people, threshold=threshold), kind)
+
+
+def _encode(drawn: Any, kind: str) -> bytes:
+    import cv2
+
     params = [cv2.IMWRITE_JPEG_QUALITY, 90] if kind == "jpeg" else []
     ok, buf = cv2.imencode(".jpg" if kind == "jpeg" else ".png", drawn, params)
     if not ok:

@@ -92,3 +92,18 @@ class HealthBody(BaseModel):
     queued: int = Field(description="requests waiting for the network now")
     batches: int = Field(description="network calls made since start-up")
     requests: int = Field(description="requests answered through them")
+
+
+class ControlNetPersonBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    pose_keypoints_2d: list[float] = Field(description="x, y (0..1 of the canvas), 1.0 per keypoint in ControlNet's "
+                                                       "COCO-18 order; a missing one is 0, 0, 0")
+
+
+class ControlNetBody(BaseModel):
+    """sd-webui-controlnet's pose JSON (format=controlnet): what its OpenPose editor and reader take."""
+
+    people: list[ControlNetPersonBody]
+    canvas_height: int = Field(description="height of ControlNet's detection canvas, pixels")
+    canvas_width: int = Field(description="its width")
