@@ -215,3 +215,21 @@ def test_bench_skips_pipes_and_bombs_instead_of_hanging(env, images, tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "skipped" in r.stdout and "pipe.jpg: not a regular file" in r.stdout
     assert "bomb.png: image too large: 12000 x 12000" in r.stdout and "1 images" in r.stdout
+
+
+def test_frame_times_are_the_videos_own(tmp_path):
+    """A video's frame times come from the file (a tracker then sees a dropped frame as a longer step)."""
+    import cv2
+
+    from pafpose.video import frame_times
+
+    path = tmp_path / "t.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    cap = cv2.VideoCapture(str(path))
+    times = [t for _, t in frame_times(cap)]
+    cap.release()
+    assert len(times) == 5 and all(t is not None for t in times)
+    assert np.allclose(np.diff(times), 1 / 25)

@@ -14,6 +14,7 @@ decoder refines peaks on the field itself.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import math
@@ -431,16 +432,27 @@ class Estimator:
 
             offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
 
+        from pafpose.video import frame_times
+
+        times: collections.deque[float | None] = collections.deque()  # of the frames in flight
+
         def frames() -> Iterator[np.ndarray]:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
+            for frame, t in frame_times(cap):
+                times.append(t)
                 yield frame
 
+        def found() -> Iterator[tuple[np.ndarray, Poses, float | None]]:
+            for frame, poses in self._pipeline(frames(), batch_size, None):
+                yield frame, poses, times.popleft()
+
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track,
-                                                                 offline=offline)):
+            if track:  # the frames' own times: a dropped frame is a longer step for the tracker
+                from pafpose.tracker import track_frames
+
+                tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
+            else:
+                tracked = ((frame, poses) for frame, poses, _ in found())
+            for index, (frame, poses) in enumerate(tracked):
                 yield index, frame, poses
         finally:
             if owned:

@@ -332,19 +332,21 @@ class Tracker:
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
 
 
-def track_frames(pairs: Iterable[tuple[Any, Any]], config: TrackerConfig | None = None,
+def track_frames(frames: Iterable[tuple[Any, ...]], config: TrackerConfig | None = None,
                  offline: bool = False) -> Iterator[tuple[Any, Poses]]:
-    """``(payload, tracked people)`` for the ``(payload, people)`` of one sequence's frames, in
-    order: online (:class:`Tracker`), or offline (:class:`pafpose.offline.OfflineTracker`: each
-    frame ``config.window`` frames later, smoothed from the frames on both sides)."""
+    """``(payload, tracked people)`` for the ``(payload, people)`` or ``(payload, people,
+    time_s)`` of one sequence's frames, in order: online (:class:`Tracker`), or offline
+    (:class:`pafpose.offline.OfflineTracker`: each frame ``config.window`` frames later,
+    smoothed from the frames on both sides). ``time_s`` (seconds, or None) tells the tracker
+    about dropped frames."""
     if offline:
         from pafpose.offline import OfflineTracker
 
         held = OfflineTracker(config)
-        for payload, poses in pairs:
-            yield from held.push(poses, payload)
+        for payload, poses, *when in frames:
+            yield from held.push(poses, payload, when[0] if when else None)
         yield from held.flush()
         return
     tracker = Tracker(config)
-    for payload, poses in pairs:
-        yield payload, tracker.update(poses)
+    for payload, poses, *when in frames:
+        yield payload, tracker.update(poses, when[0] if when else None)

@@ -5,7 +5,9 @@ even ``kill -9``)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +59,25 @@ def capture_info(cap: Any) -> tuple[float, int | None]:
 
 
 CAMERA_INDICES = range(100)  # OpenCV reads index // 100 as a capture API, and a negative index crashes it
+
+
+def frame_times(cap: Any) -> Iterator[tuple[np.ndarray, float | None]]:
+    """``(frame, time in seconds)`` for each frame ``cap`` reads; the time is the stream's own
+    (``CAP_PROP_POS_MSEC``: a dropped or variable-rate frame shows as a longer step), None where
+    it gives none that moves forward."""
+    import cv2
+
+    last = -math.inf
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return
+        t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if math.isfinite(t) and t > last:
+            last = t
+            yield frame, t
+        else:
+            yield frame, None
 
 
 def _letterbox(frame: np.ndarray, w: int, h: int) -> np.ndarray:
