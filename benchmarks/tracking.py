@@ -3,6 +3,11 @@ generated sequences with exact identity ground truth and on a real video without
 
     .venv/bin/python benchmarks/tracking.py [--seed 0] [--sequences 4] [--frames 80]
         [--annotations A.json --images DIR] [--video V.avi] [--json OUT]
+        [--posetrack GT.json|DIR ... [--posetrack-root DIR]] [--detections CACHE.pkl]
+
+Real annotated video: ``--posetrack`` scores the same trackers on PoseTrack 2018 ground-truth
+files (their frames read from ``--posetrack-root``), on the keypoints PoseTrack shares with
+COCO-17; ``posetrack_poses`` reads ``pafpose predict --json posetrack`` results back.
 
 Sequences: people cut out of COCO photos along their segmentation polygons are pasted onto
 a background (a photo of the set with its people inpainted away, slightly blurred) and
@@ -223,6 +228,93 @@ def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng
         t += 2 if rng.random() < drop else 1
 
 
+# ============================================================================ PoseTrack files
+def _coco17_from(names: list[str], flat: list[float]) -> np.ndarray:
+    """``(17, 3)`` COCO-17 keypoints (x, y, v) of one annotation whose keypoints are ``names``;
+    keypoints without a COCO-17 name (PoseTrack's head_bottom, head_top) are left out."""
+    kp = np.asarray(flat, dtype=np.float64).reshape(len(names), 3)
+    out = np.zeros((17, 3))
+    for j, name in enumerate(COCO17.keypoints):
+        if name in names:
+            out[j] = kp[names.index(name)]
+    return out
+
+
+def load_posetrack(path: Path, root: Path | None = None) -> tuple[list[Path], list[Truth | None]]:
+    """One PoseTrack 2018 ground-truth file: each frame's image path (in frame order) and its
+    :class:`Truth` (None for a frame that is not labelled). People are scored on the
+    keypoints they share with COCO-17; the OKS area is ``area`` when the file has it, else the
+    person box's (PoseTrack's ``bbox``), else the labelled keypoints' box. ``root``: the folder
+    the ``file_name``s are relative to (default: the first folder above ``path`` where they exist)."""
+    doc = json.loads(path.read_text())
+    names = list(doc["categories"][0]["keypoints"])
+    images = sorted(doc["images"], key=lambda im: (im.get("frame_id", im["id"]), im["id"]))
+    if root is None:
+        first = images[0]["file_name"]
+        root = next((d for d in path.resolve().parents if (d / first).exists()), path.parent)
+    by_image: dict[int, list[dict]] = {}
+    for a in doc.get("annotations", []):
+        if a.get("keypoints") and a.get("track_id") is not None:
+            by_image.setdefault(a["image_id"], []).append(a)
+    files, truths = [], []
+    for im in images:
+        files.append(root / im["file_name"])
+        if not im.get("is_labeled", True):
+            truths.append(None)
+            continue
+        ids, kps, areas = [], [], []
+        for a in by_image.get(im["id"], []):
+            kp = _coco17_from(names, a["keypoints"])
+            labelled = kp[:, 2] > 0
+            if labelled.sum() < 1:
+                continue
+            if a.get("area"):
+                area = float(a["area"])
+            elif a.get("bbox") and a["bbox"][2] > 0 and a["bbox"][3] > 0:
+                area = float(a["bbox"][2] * a["bbox"][3])
+            else:
+                span = kp[labelled, :2].max(axis=0) - kp[labelled, :2].min(axis=0)
+                area = max(float(span[0] * span[1]), 32.0 * 32.0)
+            ids.append(int(a["track_id"]))
+            kps.append(kp)
+            areas.append(area)
+        truths.append(Truth(np.array(ids, dtype=np.int64), np.array(kps).reshape(-1, 17, 3), np.array(areas),
+                            np.zeros(len(ids), bool)))
+    return files, truths
+
+
+def write_posetrack(truths: list[Truth], files: list[str], path: Path) -> None:
+    """A generated sequence's ground truth as a PoseTrack 2018 file (COCO-17 names; ``area``)."""
+    images, annotations = [], []
+    for f, (truth, name) in enumerate(zip(truths, files, strict=True)):
+        images.append({"id": f + 1, "file_name": name, "frame_id": f, "is_labeled": True, "nframes": len(files)})
+        for gid, kp, area in zip(truth.ids, truth.keypoints, truth.areas, strict=True):
+            annotations.append({"id": len(annotations) + 1, "image_id": f + 1, "category_id": 1,
+                                "track_id": int(gid), "keypoints": [float(v) for v in kp.ravel()],
+                                "area": float(area)})
+    doc = {"images": images, "annotations": annotations,
+           "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}]}
+    path.write_text(json.dumps(doc))
+
+
+def posetrack_poses(path: Path) -> list[list[Pose]]:
+    """The people of each frame (in frame order) of a PoseTrack file of results, such as
+    ``pafpose predict --json posetrack`` writes, as COCO-17 poses with their track ids."""
+    doc = json.loads(path.read_text())
+    names = list(doc["categories"][0]["keypoints"])
+    images = sorted(doc["images"], key=lambda im: (im.get("frame_id", im["id"]), im["id"]))
+    by_image: dict[int, list[Pose]] = {im["id"]: [] for im in images}
+    for a in doc["annotations"]:
+        kp = _coco17_from(names, a["keypoints"])
+        scores = np.zeros(17)
+        if "scores" in a:
+            scores = _coco17_from(names, [v for s in a["scores"] for v in (0.0, 0.0, s)])[:, 2]
+        out = np.concatenate([kp[:, :2], scores[:, None]], axis=1)
+        out[kp[:, 2] <= 0] = (np.nan, np.nan, 0.0)
+        by_image[a["image_id"]].append(Pose(out, float(a.get("score", 1.0)), COCO17, int(a["track_id"])))
+    return [by_image[im["id"]] for im in images]
+
+
 # ============================================================================ trackers
 class NoTracking:
     name = "none"
@@ -392,12 +484,14 @@ def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
     gt_frames = 0
     for s, (truths, frames) in enumerate(zip(sequences, hyps, strict=True)):
         tracks: dict[int, dict[int, np.ndarray]] = {}  # gt id -> frame -> matched points
-        still = {int(i) for t in truths for i, st in zip(t.ids, t.still, strict=True) if st}
+        still = {int(i) for t in truths if t is not None for i, st in zip(t.ids, t.still, strict=True) if st}
         for f, (truth, poses) in enumerate(zip(truths, frames, strict=True)):
+            if truth is None:  # a frame without labels (PoseTrack labels some frames only)
+                continue
             points = coco17(poses)
             oks = oks_matrix(truth, points)
             dist = np.where(oks >= OKS_THRESHOLD, 1.0 - oks, np.nan)
-            acc.update([s * 1000 + int(g) for g in truth.ids], [s * 1_000_000 + int(p.track_id) for p in poses], dist)
+            acc.update([s * 1000 + int(g) for g in truth.ids], [s * 10**9 + int(p.track_id) for p in poses], dist)
             gt_frames += len(truth.ids)
             for g, h in matches(oks):
                 tracks.setdefault(int(truth.ids[g]), {})[f] = np.concatenate(
@@ -441,6 +535,9 @@ def oracle(sequences: list[list[Truth]], detections: list[list[list[Pose]]]) -> 
         seq = []
         for truth, poses in zip(truths, frames, strict=True):
             ids: list[int] = [-1] * len(poses)
+            if truth is None:
+                seq.append([Pose(p.keypoints, p.score, p.skeleton, -1 - i) for i, p in enumerate(poses)])
+                continue
             for g, h in matches(oks_matrix(truth, coco17(poses))):
                 ids[h] = int(truth.ids[g])
             labelled = []
@@ -528,7 +625,7 @@ def collect(args: argparse.Namespace) -> dict:
     import pickle
 
     key = {k: str(getattr(args, k)) for k in ("annotations", "images", "video", "seed", "sequences", "frames",
-                                              "people", "drop", "no_camera")}
+                                              "people", "drop", "no_camera", "posetrack", "posetrack_root")}
     if args.detections and args.detections.is_file():
         with args.detections.open("rb") as f:
             cached = pickle.load(f)
@@ -558,6 +655,21 @@ def collect(args: argparse.Namespace) -> dict:
             "detections": sum(len(f) for s in detections for f in s),
             "detector_ms_per_frame": 1e3 * det_time / max(n_frames, 1),
             "seconds": time.perf_counter() - t0})
+    files = sorted(f for x in args.posetrack for f in ([x] if x.is_file() else x.glob("*.json")))
+    if files:
+        truths, detections, names = [], [], []
+        for path in files:
+            images, seq_truth = load_posetrack(path, args.posetrack_root)
+            seq_det = []
+            for image_path in images:
+                image = cv2.imread(str(image_path))
+                if image is None:
+                    raise SystemExit(f"{path}: cannot read its frame {image_path} (--posetrack-root?)")
+                seq_det.append(finite(estimator.predict(image)))
+            names.append(path.stem)
+            truths.append(seq_truth)
+            detections.append(seq_det)
+        data.update(posetrack={"names": names, "truths": truths, "detections": detections})
     if args.video.is_file():
         cap = cv2.VideoCapture(str(args.video))
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -606,6 +718,11 @@ def main() -> int:
     p.add_argument("--people", type=int, nargs=2, default=(3, 6), metavar=("MIN", "MAX"))
     p.add_argument("--drop", type=float, default=0.03, help="chance a frame is dropped")
     p.add_argument("--no-camera", action="store_true", help="no pan / zoom")
+    p.add_argument("--posetrack", type=Path, nargs="*", default=[], metavar="FILE_OR_DIR",
+                   help="real annotated videos: PoseTrack 2018 ground-truth files (or folders of them), scored "
+                   "like the generated sequences")
+    p.add_argument("--posetrack-root", type=Path,
+                   help="the folder their images' file_names are relative to (default: found above each file)")
     p.add_argument("--json", type=Path)
     p.add_argument("--detections", type=Path,
                    help="cache of the generated ground truth and the detections (pickle): read when it exists "
@@ -614,7 +731,8 @@ def main() -> int:
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(SHARED / "weights"))
     command = (f".venv/bin/python benchmarks/tracking.py --seed {args.seed} --sequences {args.sequences} "
                f"--frames {args.frames} --people {args.people[0]} {args.people[1]} --drop {args.drop}"
-               + (" --no-camera" if args.no_camera else ""))
+               + (" --no-camera" if args.no_camera else "")
+               + (" --posetrack " + " ".join(map(str, args.posetrack)) if args.posetrack else ""))
     report: dict = {"command": command}
     data = collect(args)
     report["backend"] = data["backend"]
@@ -640,6 +758,24 @@ def main() -> int:
                   f"| {fmt(s['jitter_still'], 2)} | {fmt(s['keypoint_error'], 2)} |")
     else:
         print(f"no {args.annotations}: no generated sequences")
+
+    if "posetrack" in data:
+        pt = data["posetrack"]
+        tracked = run_trackers(pt["detections"])
+        scores = {name: score(pt["truths"], hyp) for name, hyp in tracked.items()}
+        bound = score(pt["truths"], oracle(pt["truths"], pt["detections"]))
+        report["posetrack"] = {"sequences": pt["names"], "oracle": bound, "trackers": scores}
+        labelled = sum(t is not None for s in pt["truths"] for t in s)
+        print(f"\n## PoseTrack ground truth: {len(pt['names'])} sequences, {labelled} labelled frames, "
+              f"{bound['gt_track_frames']} GT track-frames")
+        print(f"oracle IDF1 {100 * bound['idf1']:.1f} %, MOTA {100 * bound['mota']:.1f} %\n")
+        print("| tracker | MOTA % | IDF1 % | IDF1 / oracle | ID switches | per 100 GT track-frames "
+              "| jitter px/frame² | keypoint error px |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, s in scores.items():
+            print(f"| {name} | {100 * s['mota']:.1f} | {100 * s['idf1']:.1f} | {s['idf1'] / bound['idf1']:.3f} "
+                  f"| {s['id_switches']} | {s['switches_per_100']:.2f} | {fmt(s['jitter'], 2)} "
+                  f"| {fmt(s['keypoint_error'], 2)} |")
 
     if "video" in data:
         frames, fps = data["video"], data["fps"]

@@ -46,3 +46,41 @@ def test_generated_sequence_scores_every_tracker() -> None:
     assert scores["none"]["idf1"] < 0.2
     stats = tracking.video_stats(tracking.run_trackers([detections])["pafpose"][0], fps=30.0)
     assert stats["ids"] >= len({int(i) for t in truths for i in t.ids})
+
+
+def test_posetrack_output_of_pafpose_predict_scores_against_posetrack_ground_truth(env, tmp_path) -> None:
+    """A generated sequence written as frames + a PoseTrack ground-truth file; `pafpose predict
+    --json posetrack` on the frames; its file read back and scored by motmetrics."""
+    import subprocess
+
+    import cv2
+
+    coco, people, backgrounds = tracking.load_set(DEV / "person_keypoints.json", DEV / "images")
+    rng = np.random.default_rng(7)
+    frames_dir = tmp_path / "seq"
+    frames_dir.mkdir()
+    truths, names = [], []
+    for f, (image, truth) in enumerate(tracking.generate(coco, people, backgrounds, DEV / "images", rng, frames=16,
+                                                         n_people=(2, 2), size=(480, 360), drop=0.0)):
+        cv2.imwrite(str(frames_dir / f"{f:06d}.jpg"), image)
+        truths.append(truth)
+        names.append(f"seq/{f:06d}.jpg")
+    tracking.write_posetrack(truths, names, tmp_path / "seq.json")
+    files, loaded = tracking.load_posetrack(tmp_path / "seq.json")
+    assert [str(p) for p in files] == [str(tmp_path / n) for n in names]
+    for a, b in zip(truths, loaded, strict=True):  # the ground truth round-trips
+        assert np.array_equal(a.ids, b.ids) and np.allclose(a.keypoints, b.keypoints) and np.allclose(a.areas, b.areas)
+
+    exe = Path(sys.executable).with_name("pafpose")
+    r = subprocess.run([str(exe), "predict", str(frames_dir), "--json", "posetrack", "--out", str(tmp_path / "out")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    hyp = tracking.posetrack_poses(tmp_path / "out" / "seq_posetrack.json")
+    assert len(hyp) == len(truths) and all(p.track_id is not None and p.track_id >= 0 for f in hyp for p in f)
+    scores = tracking.score([loaded], [hyp])
+    untracked = [[tracking.Pose(p.keypoints, p.score, p.skeleton, 1000 * f + i) for i, p in enumerate(frame)]
+                 for f, frame in enumerate(hyp)]
+    bound = tracking.score([loaded], tracking.oracle([loaded], [untracked]))
+    assert bound["idf1"] > 0.5  # the detector finds these people ...
+    assert scores["idf1"] >= 0.9 * bound["idf1"] and scores["id_switches"] <= 1  # ... and pafpose keeps their ids
+    assert tracking.score([loaded], [untracked])["idf1"] < 0.5 * scores["idf1"]  # new ids each frame score far lower
