@@ -32,6 +32,7 @@ from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.device import cpu_has_bfloat16, resolve_device
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import EstimatorConfig
+from pafpose.fields import Fields
 from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
 from pafpose.pose import Poses, map_poses, scale_poses
@@ -39,6 +40,7 @@ from pafpose.skeleton import Skeleton
 
 if TYPE_CHECKING:
     from pafpose.tracker import TrackerConfig
+    from pafpose.video import FrameRange
 
 
 def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
@@ -48,6 +50,11 @@ def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
     if not isinstance(geometry, Geometry):
         geometry = Geometry.uniform(geometry)
     return map_poses(poses, geometry.input_to_image)
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    """A float32 copy on the host (a field crop may be a view into its whole batch)."""
+    return np.array(x.detach().float().cpu().numpy(), dtype=np.float32, copy=True)
 
 
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -163,6 +170,12 @@ class Estimator:
     def _geometry(self, shape: tuple[int, ...], scale: float) -> Geometry:
         """Where an image of ``shape`` lies in the network input and fields at ``scale``."""
         return self.spec.geometry(self._factor(shape, scale))
+
+    def geometry(self, shape: tuple[int, ...]) -> Geometry:
+        """Where an image of ``shape`` (``(H, W, ...)``) lies on the network input and on the
+        fields :meth:`fields` returns (those of the largest scale, where the scales are
+        averaged): OpenPose's "net resolution" coordinates of that image."""
+        return self._geometry(shape, max(self.scales))
 
     def input_sizes(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         """The padded network input ``(h, w)`` at each scale for an image of ``shape`` (``(H, W, ...)``).
@@ -294,11 +307,27 @@ class Estimator:
         return F.grid_sample(field, grid_xy, mode="bilinear", padding_mode="border", align_corners=True)
 
     # ------------------------------------------------------------------ API
-    def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
+    def _decode(self, fields: Sequence[tuple[torch.Tensor, torch.Tensor, Geometry]],
+                keep_fields: bool) -> list[Poses]:
+        """Each image's people in its pixels; with ``keep_fields`` their fields come along
+        (:attr:`Poses.fields`, float32 copies on the host)."""
+        t0 = time.perf_counter()
+        out = []
+        for hm, paf, g in fields:
+            people = to_image(self.decoder.decode(hm, paf), g)
+            if keep_fields:
+                people.fields = Fields(_host(hm), _host(paf), g)
+            out.append(people)
+        self.timings["decode"] += time.perf_counter() - t0
+        return out
+
+    def predict_batch(self, images: Sequence[Any], color: str = "BGR", keep_fields: bool = False) -> list[Poses]:
         """People in each image; keypoints in that image's pixels (see :meth:`predict`).
 
         ``images`` is a list (or an N x H x W x C array) of images: a single path, PIL image
         or H x W x C array is refused rather than taken apart (use :meth:`predict`).
+        ``keep_fields``: each result also holds the heatmaps and PAFs it was decoded from
+        (:attr:`Poses.fields`).
         """
         if (isinstance(images, (str, bytes, os.PathLike)) or type(images).__module__.startswith("PIL.")
                 or (isinstance(images, np.ndarray) and images.ndim < 4)):
@@ -317,12 +346,8 @@ class Estimator:
         self.timings["preprocess"] += time.perf_counter() - t0
         if not bgr:
             return []
-        fields = self.fields(bgr)
-        t0 = time.perf_counter()
-        out = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
-        out = [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
-        self.timings["decode"] += time.perf_counter() - t0
-        return out
+        out = self._decode(self.fields(bgr), keep_fields)
+        return [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
 
     def predict(self, image: Any, color: str = "BGR") -> Poses:
         """People in one image.
@@ -337,7 +362,7 @@ class Estimator:
         return self.predict_batch([image], color)[0]
 
     def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
-                 track: bool | TrackerConfig = True) -> Iterator[tuple[np.ndarray, Poses]]:
+                 track: bool | TrackerConfig = True, keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
 
         ``track``: the frames are one video's, so every person gets a ``track_id`` that
@@ -352,20 +377,25 @@ class Estimator:
         every CPU busy, the decoding thread only takes turns with it (measured on 2 cores:
         OpenVINO no faster, PyTorch's OpenMP threads 105 -> 130 ms per frame), so the default
         overlaps exactly when the backend uses fewer threads than the process has CPUs.
+
+        ``keep_fields``: each frame's people also hold the fields they were decoded from
+        (:attr:`Poses.fields`).
         """
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         if not track:
-            yield from self._pipeline(frames, batch_size, overlap)
+            yield from self._pipeline(frames, batch_size, overlap, keep_fields)
             return
         from pafpose.tracker import Tracker, TrackerConfig
 
         tracker = Tracker(track if isinstance(track, TrackerConfig) else None)
-        for frame, poses in self._pipeline(frames, batch_size, overlap):
-            yield frame, tracker.update(poses)
+        for frame, poses in self._pipeline(frames, batch_size, overlap, keep_fields):
+            tracked = tracker.update(poses)
+            tracked.fields = poses.fields  # the same frame's fields: the tracker moves no pixel grid
+            yield frame, tracked
 
     def _pipeline(self, frames: Iterable[np.ndarray], batch_size: int,
-                  overlap: bool | None) -> Iterator[tuple[np.ndarray, Poses]]:
+                  overlap: bool | None, keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         from concurrent.futures import ThreadPoolExecutor
 
         if overlap is None:
@@ -374,14 +404,11 @@ class Estimator:
         it = iter(frames)
         if not overlap:
             while batch := [as_bgr(f) for f in itertools.islice(it, batch_size)]:
-                yield from zip(batch, self.predict_batch(batch), strict=True)
+                yield from zip(batch, self.predict_batch(batch, keep_fields=keep_fields), strict=True)
             return
 
         def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
-            fields = self._merge(batch, inputs, outputs.result())
-            t0 = time.perf_counter()
-            people = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
-            self.timings["decode"] += time.perf_counter() - t0
+            people = self._decode(self._merge(batch, inputs, outputs.result()), keep_fields)
             yield from zip(batch, people, strict=True)
 
         # this thread: read, preprocess batch k+1, then decode batch k; the worker: the network
@@ -400,7 +427,8 @@ class Estimator:
                 pending = ahead
 
     def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
-               track: bool | TrackerConfig = True) -> Iterator[tuple[int, np.ndarray, Poses]]:
+               track: bool | TrackerConfig = True, frames: FrameRange | None = None,
+               keep_fields: bool = False) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
@@ -411,27 +439,45 @@ class Estimator:
         their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
         :class:`~pafpose.tracker.TrackerConfig` sets it up, the video's frame rate filled in);
         False gives each frame's people as :meth:`predict` finds them.
+
+        ``frames`` (:class:`~pafpose.video.FrameRange`) picks the frames to run on, as
+        OpenPose's ``--frame_first``, ``--frame_step`` and ``--frame_last`` do; the others are
+        skipped without being converted, and ``frame_index`` stays the frame's position in the
+        video. The tracker's time step is then ``step`` frames. ``keep_fields``: each frame's
+        people also hold the fields they were decoded from (:attr:`Poses.fields`).
         """
+        from collections import deque
+
         from pafpose.tracker import TrackerConfig
-        from pafpose.video import capture_info, open_capture
+        from pafpose.video import FrameRange, capture_info, open_capture
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
+        selected = FrameRange() if frames is None else frames
+        if not isinstance(selected, FrameRange):
+            raise PafposeError(f"frames must be a FrameRange, got {type(selected).__name__}")
         owned = isinstance(source, (int, str, os.PathLike))
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
-        if track is True:  # the video's own frame rate sets the filter's time step
-            track = TrackerConfig(fps=capture_info(cap)[0])
+        if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step
+            track = TrackerConfig(fps=capture_info(cap)[0] / selected.step)
+        indices: deque[int] = deque()  # positions of the frames handed to the pipeline, not yet yielded
 
-        def frames() -> Iterator[np.ndarray]:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
+        def read() -> Iterator[np.ndarray]:
+            index = 0
+            while not selected.done(index):
+                if index in selected:
+                    ok, frame = cap.read()
+                    if not ok:
+                        return
+                    indices.append(index)
+                    yield frame
+                elif not cap.grab():  # a skipped frame: read past, never converted
                     return
-                yield frame
+                index += 1
 
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track)):
-                yield index, frame, poses
+            for frame, poses in self.pipeline(read(), batch_size, track=track, keep_fields=keep_fields):
+                yield indices.popleft(), frame, poses
         finally:
             if owned:
                 cap.release()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +55,48 @@ def capture_info(cap: Any) -> tuple[float, int | None]:
     fps = cap.get(cv2.CAP_PROP_FPS)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     return (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Which frames of a sequence to run on: OpenPose's ``--frame_first``, ``--frame_step`` and
+    ``--frame_last``, with their meaning (0-based indices, ``last`` included).
+
+    Attributes:
+        first: index of the first frame run on.
+        step: every ``step``-th frame from ``first`` (``--frame_step 5``: 0, 5, 10...).
+        last: index of the last frame that may be run on, or None for the end.
+    """
+
+    first: int = 0
+    step: int = 1
+    last: int | None = None
+
+    def __post_init__(self) -> None:
+        check_number("frame first", self.first, 0, None, integer=True)
+        check_number("frame step", self.step, 1, None, integer=True)
+        if self.last is not None:
+            check_number("frame last", self.last, 0, None, integer=True)
+            if self.last < self.first:
+                raise PafposeError(f"the last frame ({self.last}) comes before the first ({self.first})")
+
+    def __contains__(self, index: object) -> bool:
+        return (isinstance(index, int) and index >= self.first and not self.done(index)
+                and (index - self.first) % self.step == 0)
+
+    def done(self, index: int) -> bool:
+        """True when no frame from ``index`` on is run on (past ``last``)."""
+        return self.last is not None and index > self.last
+
+    def count(self, total: int) -> int:
+        """How many of the frames ``0 .. total - 1`` are run on."""
+        end = total if self.last is None else min(total, self.last + 1)
+        return max(0, -(-(end - self.first) // self.step))
+
+    @property
+    def everything(self) -> bool:
+        """Every frame (the defaults)."""
+        return self.first == 0 and self.step == 1 and self.last is None
 
 
 CAMERA_INDICES = range(100)  # OpenCV reads index // 100 as a capture API, and a negative index crashes it
