@@ -473,8 +473,9 @@ class Run:
         if frames == 0 and expected != 0:
             self.fail(f"{src.location}: no frame could be decoded")
         elif expected and src.kind == "video" and not self.stopped and frames + max(2, expected // 100) < expected:
-            self.fail(f"{src.location}: the video ended after {frames} of the {expected} frames asked of its "
-                      f"{count} (truncated or damaged); the frames read are kept")
+            asked = "its" if selected.everything else f"the {expected} frames asked of its"
+            self.fail(f"{src.location}: the video ended after {frames} of {asked} {count} frames (truncated or "
+                      "damaged); the frames read are kept")
         elif expected == 0 and not selected.everything:
             warn(f"{src.location}: none of its {count} frames is in --frame-first/--frame-step/--frame-last")
 
