@@ -177,11 +177,14 @@ def test_keypoint_scale_two_is_the_drawn_pictures_pixels():
 
 def test_frame_selection_on_a_video(capsys, street, tmp_path, estimator):
     rc, out, _ = predict(capsys, street, "--out", tmp_path / "out", "--no-track", "--frame-first", 2,
-                         "--frame-step", 3, "--frame-last", 10)
+                         "--frame-step", 3, "--frame-last", 10, "--part-candidates")
     assert rc == 0, out
     assert "3 video frames" in out
     written = sorted(p.name for p in (tmp_path / "out").glob("*_keypoints.json"))
     assert written == [f"street_{i:012d}_keypoints.json" for i in (2, 5, 8)]
+    for name in written:  # each frame's own candidates (the fields come along with untracked frames)
+        _, doc = people(tmp_path / "out" / name)
+        check_openpose_document(doc, 18, candidates=True)
     cap = cv2.VideoCapture(str(street))
     for _ in range(6):
         ok, frame = cap.read()
@@ -355,8 +358,11 @@ def test_a_third_party_openpose_reader_reads_the_body25_files(capsys, street, tm
 
     out = tmp_path / "json"
     rc, _, _ = predict(capsys, street, "--out", out, "--keypoints", "body25", "--frame-first", 1, "--frame-last", 3,
-                       "--height", 256)
+                       "--height", 256, "--write_heatmaps", tmp_path / "maps", "--heatmaps_add_bkg")
     assert rc == 0
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())  # tracked frames keep their fields too
+    assert maps == [f"street_{i:012d}_pose_heatmaps.png" for i in (1, 2, 3)]
+    assert cv2.imread(str(tmp_path / "maps" / maps[0]), cv2.IMREAD_UNCHANGED).shape == (256, 456)  # 1280x720 at 256
     pose = load_openpose_directory(str(out), fps=50, width=1280, height=720)
     data, conf = pose.body.data, pose.body.confidence
     assert data.shape[0] == 4 and data.shape[2] == 25 + 70 + 21 + 21  # frames 0..3 (0 not written), OpenPose's parts
