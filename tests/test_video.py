@@ -221,7 +221,7 @@ def test_frame_times_are_the_videos_own(tmp_path):
     """A video's frame times come from the file (a tracker then sees a dropped frame as a longer step)."""
     import cv2
 
-    from pafpose.video import frame_times
+    from pafpose.video import FrameRange, read_frames
 
     path = tmp_path / "t.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
@@ -229,7 +229,11 @@ def test_frame_times_are_the_videos_own(tmp_path):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
     cap = cv2.VideoCapture(str(path))
-    times = [t for _, t in frame_times(cap)]
+    times = [t for _, _, t in read_frames(cap)]
     cap.release()
     assert len(times) == 5 and all(t is not None for t in times)
     assert np.allclose(np.diff(times), 1 / 25)
+    cap = cv2.VideoCapture(str(path))
+    picked = [(i, t) for i, _, t in read_frames(cap, FrameRange(first=1, step=2))]
+    cap.release()
+    assert [i for i, _ in picked] == [1, 3] and np.isclose(picked[1][1] - picked[0][1], 2 / 25)

@@ -26,8 +26,9 @@ __version__ = "0.1.0"
 # Submodules reachable as ``pafpose.draw.poses(...)`` without importing them first; loaded on
 # first use, so that ``import pafpose`` stays light.
 _SUBMODULES = frozenset({"backends", "checks", "controlnet", "coords", "data", "decoder", "draw", "encoder", "errors",
-                         "evaluate", "export", "fields", "formats", "images", "io", "models", "pose", "predict",
-                         "preprocess", "skeleton", "synthetic", "train", "video", "viz", "weights"})
+                         "evaluate", "export", "fields", "formats", "images", "io", "models", "offline", "openpose",
+                         "pose", "predict", "preprocess", "skeleton", "synthetic", "train", "tracker", "video", "viz",
+                         "weights"})
 
 
 def __getattr__(name: str) -> object:

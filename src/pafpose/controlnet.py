@@ -41,6 +41,7 @@ from pafpose.skeleton import COCO18, convert_keypoints
 if TYPE_CHECKING:
     from pafpose.predict import Estimator
     from pafpose.tracker import TrackerConfig
+    from pafpose.video import FrameRange
 
 __all__ = ["COLORS", "DEFAULT_RESOLUTION", "KEYPOINTS", "LIMBS", "RESOLUTION_RANGE", "ControlNetPose", "Detector",
            "Sizes", "annotate", "detect_input", "draw", "keypoints", "pose_image", "pose_json", "render", "sizes"]
@@ -260,8 +261,9 @@ class Detector:
         back = Geometry(small.shape[1] / image.shape[1], small.shape[0] / image.shape[0])
         return map_poses(poses, back.input_to_image)
 
-    def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
+    def predict_batch(self, images: Sequence[Any], color: str = "BGR", keep_fields: bool = False) -> list[Poses]:
         """People in each image, found at the detect resolution; keypoints in the image's pixels."""
+        _no_fields(keep_fields)
         from pafpose.images import as_bgr, open_image
         from pafpose.pose import scale_poses
 
@@ -282,8 +284,10 @@ class Detector:
         return self.predict_batch([image], color)[0]
 
     def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
-                 track: bool | TrackerConfig = True, offline: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
+                 track: bool | TrackerConfig = True, offline: bool = False,
+                 keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         """``(frame, poses)`` as :meth:`Estimator.pipeline` gives them, people found at the detect resolution."""
+        _no_fields(keep_fields)
         from pafpose.images import as_bgr
         from pafpose.tracker import TrackerConfig, track_frames
 
@@ -306,35 +310,68 @@ class Detector:
         yield from track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
 
     def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
-               track: bool | TrackerConfig = True,
-               offline: bool | None = None) -> Iterator[tuple[int, np.ndarray, Poses]]:
+               track: bool | TrackerConfig = True, offline: bool | None = None, frames: FrameRange | None = None,
+               keep_fields: bool = False) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` as :meth:`Estimator.stream` gives them, people found at the
         detect resolution."""
+        import collections
         import os
 
         from pafpose.io import is_url
-        from pafpose.tracker import TrackerConfig
-        from pafpose.video import capture_info, open_capture
+        from pafpose.tracker import TrackerConfig, track_frames
+        from pafpose.video import FrameRange, capture_info, open_capture, read_frames
 
+        _no_fields(keep_fields)
         if offline is None:  # as Estimator.stream: a video file is a recording
             offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
-
+        selected = frames or FrameRange()
         owned = isinstance(source, (int, str, os.PathLike))
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
-        if track is True:  # the video's own frame rate sets the filter's time step
-            track = TrackerConfig(fps=capture_info(cap)[0])
+        if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step
+            track = TrackerConfig(fps=capture_info(cap)[0] / selected.step)
+        held: collections.deque[tuple[int, float | None]] = collections.deque()
 
-        def frames() -> Iterator[np.ndarray]:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
+        def read() -> Iterator[np.ndarray]:
+            for index, frame, t in read_frames(cap, selected):
+                held.append((index, t))
                 yield frame
 
+        def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None]]:
+            for frame, poses in self.pipeline(read(), batch_size, track=False):
+                index, t = held.popleft()
+                yield (index, frame), poses, t
+
         try:
-            for index, (frame, poses) in enumerate(self.pipeline(frames(), batch_size, track=track,
-                                                                 offline=offline)):
+            if track:
+                tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
+            else:
+                tracked = ((payload, poses) for payload, poses, _ in found())
+            for (index, frame), poses in tracked:
                 yield index, frame, poses
         finally:
             if owned:
                 cap.release()
+
+    @property
+    def spec(self) -> Any:
+        """The model's field layout (:attr:`Estimator.spec`)."""
+        return self.estimator.spec
+
+    @property
+    def decoder(self) -> Any:
+        """The Estimator's decoder (its settings)."""
+        return self.estimator.decoder
+
+    def geometry(self, shape: tuple[int, ...]) -> Geometry:
+        """Where an image of ``shape`` lies on the network input: resized to the detection
+        canvas first (see :meth:`Estimator.geometry`)."""
+        h, w = shape[:2]
+        dw, dh = sizes(w, h, self.detect_resolution).detect
+        g = self.estimator.geometry((dh, dw))
+        return Geometry(g.fx * dw / w, g.fy * dh / h, g.stride)
+
+
+def _no_fields(keep_fields: bool) -> None:
+    if keep_fields:
+        raise PafposeError("ControlNet's detection (--render controlnet) keeps no fields: heatmaps and part "
+                           "candidates are not available with it")

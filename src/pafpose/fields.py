@@ -36,6 +36,26 @@ class FlipTables(NamedTuple):
     paf_sign: np.ndarray  # (num_pafs,) float32, +1 or -1
 
 
+class Fields(NamedTuple):
+    """One image's fields as the Estimator decoded them (see :attr:`pafpose.pose.Poses.fields`).
+
+    ``heatmaps`` ``(num_heatmaps, H, W)`` and ``pafs`` ``(num_pafs, H, W)`` are float32 arrays
+    in the network's own channel order (:class:`FieldSpec`); ``geometry`` maps the pixels of
+    the people's image onto them (``geometry.image_to_input``, ``geometry.cell_to_image``).
+    """
+
+    heatmaps: np.ndarray
+    pafs: np.ndarray
+    geometry: Geometry
+
+    def for_resized(self, fx: float, fy: float) -> Fields:
+        """The same fields for the people's image resized by ``fx`` x ``fy`` (new pixels per old
+        pixel, as :func:`~pafpose.pose.scale_poses` moves the people): resizes compose by
+        multiplying their factors (:mod:`pafpose.coords`)."""
+        g = self.geometry
+        return self._replace(geometry=Geometry(g.fx / fx, g.fy / fy, g.stride))
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """Layout of heatmap and PAF channels.

@@ -1,4 +1,5 @@
-"""Result formats: OpenPose JSON and COCO keypoint results; atomic JSON writing."""
+"""Result formats: OpenPose JSON (written and read by layout), COCO keypoint results,
+PoseTrack; atomic JSON writing."""
 
 from __future__ import annotations
 
@@ -10,31 +11,80 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.errors import PafposeError
 from pafpose.io import write_bytes_atomic
-from pafpose.pose import Pose
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import SKELETONS, Skeleton, get_skeleton
 
 
-def _flat(kps: np.ndarray) -> list[float]:
+def _flat(kps: np.ndarray, missing: tuple[float, float] = (0.0, 0.0), decimals: int = 3) -> list[float]:
     out = np.where(np.isfinite(kps), kps, 0.0)
-    out[~np.isfinite(kps[:, 0]), 2] = 0.0
-    return [round(float(v), 3) for v in out.ravel()]
+    lost = ~np.isfinite(kps[:, 0]) | ~np.isfinite(kps[:, 1])
+    out[lost, 0], out[lost, 1], out[lost, 2] = missing[0], missing[1], 0.0
+    return [round(float(v), decimals) for v in out.ravel()]
 
 
 _OPENPOSE_EMPTY = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
                    "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
 
 
-def openpose_json(poses: Sequence[Pose]) -> dict[str, Any]:
-    """OpenPose's per-image JSON (version 1.3): keypoints in the model's order, missing = 0, 0, 0.
+def openpose_json(poses: Sequence[Pose], part_candidates: list[dict[str, list[float]]] | None = None,
+                  missing: tuple[float, float] = (0.0, 0.0), decimals: int = 3) -> dict[str, Any]:
+    """OpenPose's per-image JSON (version 1.3): keypoints in the poses' order, missing = 0, 0, 0.
 
     The face, hand and 3-D arrays OpenPose always writes are present and empty, so readers
     of OpenPose output work unchanged; ``score`` (the person's confidence) is an addition.
     ``person_id`` is ``[track id]`` for a tracked person, else OpenPose's ``[-1]``.
+    ``part_candidates`` (:func:`pafpose.openpose.candidates_block`) follows ``people`` as
+    OpenPose writes it with ``--part_candidates``; ``missing`` is the ``x, y`` written for a
+    keypoint not found (OpenPose's ``-1, -1`` with ``--keypoint_scale 4``); ``decimals``
+    rounds the numbers (more for the [0, 1] and [-1, 1] scales).
     """
-    return {"version": 1.3, "people": [
-        {"person_id": [-1 if p.track_id is None else int(p.track_id)], "pose_keypoints_2d": _flat(p.keypoints),
+    doc: dict[str, Any] = {"version": 1.3, "people": [
+        {"person_id": [-1 if p.track_id is None else int(p.track_id)],
+         "pose_keypoints_2d": _flat(p.keypoints, missing, decimals),
          **{k: [] for k in _OPENPOSE_EMPTY}, "score": round(float(p.score), 5)}
         for p in poses]}
+    if part_candidates is not None:
+        doc["part_candidates"] = part_candidates
+    return doc
+
+
+def poses_from_openpose(doc: dict[str, Any], skeleton: Skeleton | str | None = None) -> Poses:
+    """The people of an OpenPose JSON document (OpenPose's or pafpose's), read by layout.
+
+    ``skeleton``: the keypoint layout of ``pose_keypoints_2d`` (``"coco18"``, ``"body25"``,
+    ``"coco17"``); by default the one whose keypoint count matches. A keypoint whose score is
+    0 is missing (NaN), as OpenPose marks it; ``person_id`` becomes the track id (-1: none);
+    a person's ``score`` is read where the file has one, else the mean of its found keypoints'.
+    """
+    people = doc.get("people") if isinstance(doc, dict) else None
+    if not isinstance(people, list):
+        raise PafposeError("not an OpenPose JSON document: no 'people' list")
+    out = Poses()
+    for n, person in enumerate(people):
+        flat = np.asarray(person.get("pose_keypoints_2d", []), dtype=np.float64)
+        if flat.ndim != 1 or len(flat) % 3:
+            raise PafposeError(f"person {n}: pose_keypoints_2d must be x, y, c triples")
+        sk = get_skeleton(skeleton) if skeleton is not None else _layout_of(len(flat) // 3)
+        if len(flat) != 3 * sk.num_keypoints:
+            raise PafposeError(f"person {n}: {len(flat) // 3} keypoints, but {sk.name} has {sk.num_keypoints}")
+        kps = flat.reshape(-1, 3).copy()
+        kps[kps[:, 2] <= 0, :2] = np.nan
+        kps[kps[:, 2] <= 0, 2] = 0.0
+        found = kps[:, 2] > 0
+        score = float(person["score"]) if "score" in person else float(kps[found, 2].mean()) if found.any() else 0.0
+        pid = person.get("person_id", [-1])
+        track = int(pid[0]) if isinstance(pid, list) and pid and int(pid[0]) >= 0 else None
+        out.append(Pose(kps, score, sk, track))
+    return out
+
+
+def _layout_of(count: int) -> Skeleton:
+    for sk in SKELETONS.values():
+        if sk.num_keypoints == count:
+            return sk
+    raise PafposeError(f"{count} keypoints per person match no known layout ({', '.join(SKELETONS)})")
 
 
 def coco_results(poses: Sequence[Pose], image_id: int) -> list[dict[str, Any]]:

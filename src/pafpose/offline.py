@@ -84,6 +84,7 @@ class OfflineTracker:
         centre = frames[self._next]
         out = Poses()
         out.truncated = getattr(centre.poses, "truncated", False)
+        out.fields = getattr(centre.poses, "fields", None)
         for person in centre.poses:
             k = person.keypoints.copy()
             if c.smooth and person.track_id is not None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pafpose.coords import Geometry
 from pafpose.skeleton import COCO17, Skeleton, convert_keypoints, get_skeleton
+
+if TYPE_CHECKING:
+    from pafpose.fields import Fields
 
 
 @dataclass
@@ -55,10 +59,20 @@ class Pose:
         """A copy of ``keypoints`` (for vectorised code)."""
         return self.keypoints.copy()
 
+    def convert(self, skeleton: Skeleton | str) -> Pose:
+        """The same person in another keypoint layout (``"coco18"``, ``"body25"``, ``"coco17"``),
+        keypoints matched by name: BODY-25's ``mid_hip`` is the mid-point of the hips and
+        COCO-18's ``neck`` that of the shoulders when both are found; keypoints the source
+        lacks (BODY-25's feet) are missing (see :func:`~pafpose.skeleton.convert_keypoints`)."""
+        skeleton = get_skeleton(skeleton)
+        if skeleton is self.skeleton:
+            return Pose(self.keypoints.copy(), self.score, skeleton, self.track_id, self.interpolated)
+        return Pose(convert_keypoints(self.keypoints, self.skeleton, skeleton), self.score, skeleton, self.track_id,
+                    self.interpolated)
+
     def to_coco17(self) -> Pose:
         """The same person in COCO-17 order (OpenPose's neck is dropped)."""
-        return Pose(convert_keypoints(self.keypoints, self.skeleton, COCO17), self.score, COCO17, self.track_id,
-                    self.interpolated)
+        return self.convert(COCO17)
 
     def to_coco_keypoints(self) -> list[float]:
         """COCO results ``keypoints``: flat ``[x, y, v] * 17``; missing ones are ``0, 0, 0``."""
@@ -87,10 +101,22 @@ def map_poses(poses: Sequence[Pose], points: Callable[[np.ndarray], np.ndarray])
     return out
 
 
+def convert_poses(poses: Sequence[Pose], skeleton: Skeleton | str) -> Poses:
+    """The same people in another keypoint layout, by name (:meth:`Pose.convert`)."""
+    out = Poses(p.convert(skeleton) for p in poses)
+    out.truncated = getattr(poses, "truncated", False)
+    return out
+
+
 def scale_poses(poses: Sequence[Pose], fx: float, fy: float) -> Poses:
     """The same people in an image resized by ``fx`` x ``fy`` (new pixels per old pixel; see
-    :mod:`pafpose.coords`: ``x' = (x + 0.5) * fx - 0.5``)."""
-    return map_poses(poses, Geometry(fx, fy).image_to_input)
+    :mod:`pafpose.coords`: ``x' = (x + 0.5) * fx - 0.5``); their :attr:`Poses.fields`, if
+    kept, come along with a geometry for the resized image."""
+    out = map_poses(poses, Geometry(fx, fy).image_to_input)
+    kept = getattr(poses, "fields", None)
+    if kept is not None:
+        out.fields = kept.for_resized(fx, fy)
+    return out
 
 
 class Poses(list):
@@ -99,6 +125,13 @@ class Poses(list):
     Attributes:
         truncated: True when some keypoint type had more candidate peaks than
             ``DecoderConfig.max_peaks_per_part`` and only the strongest were kept.
+        fields: the heatmaps and PAFs these people were decoded from, and where the image
+            lies on them (:class:`~pafpose.fields.Fields`), when the Estimator was asked to
+            keep them (``keep_fields=True``: OpenPose's heatmap files and part candidates
+            are made from them); None otherwise. :func:`scale_poses` keeps them (with the
+            resized image's geometry), and so do the trackers; :func:`map_poses`, which may
+            move points any way, drops them.
     """
 
     truncated: bool = False
+    fields: Fields | None = None

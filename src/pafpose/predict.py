@@ -33,6 +33,7 @@ from pafpose.decoder import Decoder, DecoderConfig
 from pafpose.device import cpu_has_bfloat16, resolve_device
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import EstimatorConfig
+from pafpose.fields import Fields
 from pafpose.images import as_bgr, open_image
 from pafpose.models._base import PafModel
 from pafpose.pose import Poses, map_poses, scale_poses
@@ -40,6 +41,7 @@ from pafpose.skeleton import Skeleton
 
 if TYPE_CHECKING:
     from pafpose.tracker import TrackerConfig
+    from pafpose.video import FrameRange
 
 
 def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
@@ -49,6 +51,11 @@ def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
     if not isinstance(geometry, Geometry):
         geometry = Geometry.uniform(geometry)
     return map_poses(poses, geometry.input_to_image)
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    """A float32 copy on the host (a field crop may be a view into its whole batch)."""
+    return np.array(x.detach().float().cpu().numpy(), dtype=np.float32, copy=True)
 
 
 _PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -164,6 +171,12 @@ class Estimator:
     def _geometry(self, shape: tuple[int, ...], scale: float) -> Geometry:
         """Where an image of ``shape`` lies in the network input and fields at ``scale``."""
         return self.spec.geometry(self._factor(shape, scale))
+
+    def geometry(self, shape: tuple[int, ...]) -> Geometry:
+        """Where an image of ``shape`` (``(H, W, ...)``) lies on the network input and on the
+        fields :meth:`fields` returns (those of the largest scale, where the scales are
+        averaged): OpenPose's "net resolution" coordinates of that image."""
+        return self._geometry(shape, max(self.scales))
 
     def input_sizes(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         """The padded network input ``(h, w)`` at each scale for an image of ``shape`` (``(H, W, ...)``).
@@ -295,11 +308,27 @@ class Estimator:
         return F.grid_sample(field, grid_xy, mode="bilinear", padding_mode="border", align_corners=True)
 
     # ------------------------------------------------------------------ API
-    def predict_batch(self, images: Sequence[Any], color: str = "BGR") -> list[Poses]:
+    def _decode(self, fields: Sequence[tuple[torch.Tensor, torch.Tensor, Geometry]],
+                keep_fields: bool) -> list[Poses]:
+        """Each image's people in its pixels; with ``keep_fields`` their fields come along
+        (:attr:`Poses.fields`, float32 copies on the host)."""
+        t0 = time.perf_counter()
+        out = []
+        for hm, paf, g in fields:
+            people = to_image(self.decoder.decode(hm, paf), g)
+            if keep_fields:
+                people.fields = Fields(_host(hm), _host(paf), g)
+            out.append(people)
+        self.timings["decode"] += time.perf_counter() - t0
+        return out
+
+    def predict_batch(self, images: Sequence[Any], color: str = "BGR", keep_fields: bool = False) -> list[Poses]:
         """People in each image; keypoints in that image's pixels (see :meth:`predict`).
 
         ``images`` is a list (or an N x H x W x C array) of images: a single path, PIL image
         or H x W x C array is refused rather than taken apart (use :meth:`predict`).
+        ``keep_fields``: each result also holds the heatmaps and PAFs it was decoded from
+        (:attr:`Poses.fields`).
         """
         if (isinstance(images, (str, bytes, os.PathLike)) or type(images).__module__.startswith("PIL.")
                 or (isinstance(images, np.ndarray) and images.ndim < 4)):
@@ -318,12 +347,8 @@ class Estimator:
         self.timings["preprocess"] += time.perf_counter() - t0
         if not bgr:
             return []
-        fields = self.fields(bgr)
-        t0 = time.perf_counter()
-        out = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
-        out = [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
-        self.timings["decode"] += time.perf_counter() - t0
-        return out
+        out = self._decode(self.fields(bgr), keep_fields)
+        return [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
 
     def predict(self, image: Any, color: str = "BGR") -> Poses:
         """People in one image.
@@ -338,7 +363,8 @@ class Estimator:
         return self.predict_batch([image], color)[0]
 
     def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
-                 track: bool | TrackerConfig = True, offline: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
+                 track: bool | TrackerConfig = True, offline: bool = False,
+                 keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
 
         ``track``: the frames are one video's, so every person gets a ``track_id`` that
@@ -355,19 +381,22 @@ class Estimator:
         every CPU busy, the decoding thread only takes turns with it (measured on 2 cores:
         OpenVINO no faster, PyTorch's OpenMP threads 105 -> 130 ms per frame), so the default
         overlaps exactly when the backend uses fewer threads than the process has CPUs.
+
+        ``keep_fields``: each frame's people also hold the fields they were decoded from
+        (:attr:`Poses.fields`).
         """
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
         if not track:
-            yield from self._pipeline(frames, batch_size, overlap)
+            yield from self._pipeline(frames, batch_size, overlap, keep_fields)
             return
         from pafpose.tracker import TrackerConfig, track_frames
 
         config = track if isinstance(track, TrackerConfig) else None
-        yield from track_frames(self._pipeline(frames, batch_size, overlap), config, offline)
+        yield from track_frames(self._pipeline(frames, batch_size, overlap, keep_fields), config, offline)
 
     def _pipeline(self, frames: Iterable[np.ndarray], batch_size: int,
-                  overlap: bool | None) -> Iterator[tuple[np.ndarray, Poses]]:
+                  overlap: bool | None, keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
         from concurrent.futures import ThreadPoolExecutor
 
         if overlap is None:
@@ -376,14 +405,11 @@ class Estimator:
         it = iter(frames)
         if not overlap:
             while batch := [as_bgr(f) for f in itertools.islice(it, batch_size)]:
-                yield from zip(batch, self.predict_batch(batch), strict=True)
+                yield from zip(batch, self.predict_batch(batch, keep_fields=keep_fields), strict=True)
             return
 
         def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
-            fields = self._merge(batch, inputs, outputs.result())
-            t0 = time.perf_counter()
-            people = [to_image(self.decoder.decode(hm, paf), g) for hm, paf, g in fields]
-            self.timings["decode"] += time.perf_counter() - t0
+            people = self._decode(self._merge(batch, inputs, outputs.result()), keep_fields)
             yield from zip(batch, people, strict=True)
 
         # this thread: read, preprocess batch k+1, then decode batch k; the worker: the network
@@ -402,8 +428,8 @@ class Estimator:
                 pending = ahead
 
     def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
-               track: bool | TrackerConfig = True,
-               offline: bool | None = None) -> Iterator[tuple[int, np.ndarray, Poses]]:
+               track: bool | TrackerConfig = True, offline: bool | None = None, frames: FrameRange | None = None,
+               keep_fields: bool = False) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` for each frame of a video file, camera index or URL.
 
         ``source`` may also be an opened ``cv2.VideoCapture`` (left open). Frames are BGR as
@@ -417,33 +443,40 @@ class Estimator:
         each frame from the frames on both sides too, giving it out ``window`` frames later
         (see :meth:`pipeline`); by default on for a video file, off for a camera, a URL or an
         opened capture.
+
+        ``frames`` (:class:`~pafpose.video.FrameRange`) picks the frames to run on, as
+        OpenPose's ``--frame_first``, ``--frame_step`` and ``--frame_last`` do; the others are
+        skipped without being converted, and ``frame_index`` stays the frame's position in the
+        video. The tracker's time step is then ``step`` frames. ``keep_fields``: each frame's
+        people also hold the fields they were decoded from (:attr:`Poses.fields`).
         """
         from pafpose.tracker import TrackerConfig
-        from pafpose.video import capture_info, open_capture
+        from pafpose.video import FrameRange, capture_info, open_capture, read_frames
 
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
+        selected = FrameRange() if frames is None else frames
+        if not isinstance(selected, FrameRange):
+            raise PafposeError(f"frames must be a FrameRange, got {type(selected).__name__}")
         owned = isinstance(source, (int, str, os.PathLike))
         cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
-        if track is True:  # the video's own frame rate sets the filter's time step
-            track = TrackerConfig(fps=capture_info(cap)[0])
+        if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step
+            track = TrackerConfig(fps=capture_info(cap)[0] / selected.step)
         if offline is None:
             from pafpose.io import is_url
 
             offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
+        held: collections.deque[tuple[int, float | None]] = collections.deque()  # frames in flight: index, time
 
-        from pafpose.video import frame_times
-
-        times: collections.deque[float | None] = collections.deque()  # of the frames in flight
-
-        def frames() -> Iterator[np.ndarray]:
-            for frame, t in frame_times(cap):
-                times.append(t)
+        def read() -> Iterator[np.ndarray]:
+            for index, frame, t in read_frames(cap, selected):
+                held.append((index, t))
                 yield frame
 
-        def found() -> Iterator[tuple[np.ndarray, Poses, float | None]]:
-            for frame, poses in self._pipeline(frames(), batch_size, None):
-                yield frame, poses, times.popleft()
+        def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None]]:
+            for frame, poses in self._pipeline(read(), batch_size, None, keep_fields):
+                index, t = held.popleft()
+                yield (index, frame), poses, t
 
         try:
             if track:  # the frames' own times: a dropped frame is a longer step for the tracker
@@ -451,8 +484,8 @@ class Estimator:
 
                 tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
             else:
-                tracked = ((frame, poses) for frame, poses, _ in found())
-            for index, (frame, poses) in enumerate(tracked):
+                tracked = ((payload, poses) for payload, poses, _ in found())
+            for (index, frame), poses in tracked:
                 yield index, frame, poses
         finally:
             if owned:

@@ -217,6 +217,7 @@ class Tracker:
         people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
         out = Poses()
         out.truncated = getattr(poses, "truncated", False)
+        out.fields = getattr(poses, "fields", None)  # the frame's fields: tracking moves no pixel grid
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         rows = self._assign(people, now) if people else np.zeros(0, np.int64)

@@ -8,6 +8,7 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -58,26 +59,73 @@ def capture_info(cap: Any) -> tuple[float, int | None]:
     return (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
 
 
+@dataclass(frozen=True)
+class FrameRange:
+    """Which frames of a sequence to run on: OpenPose's ``--frame_first``, ``--frame_step`` and
+    ``--frame_last``, with their meaning (0-based indices, ``last`` included).
+
+    Attributes:
+        first: index of the first frame run on.
+        step: every ``step``-th frame from ``first`` (``--frame_step 5``: 0, 5, 10...).
+        last: index of the last frame that may be run on, or None for the end.
+    """
+
+    first: int = 0
+    step: int = 1
+    last: int | None = None
+
+    def __post_init__(self) -> None:
+        check_number("frame first", self.first, 0, None, integer=True)
+        check_number("frame step", self.step, 1, None, integer=True)
+        if self.last is not None:
+            check_number("frame last", self.last, 0, None, integer=True)
+            if self.last < self.first:
+                raise PafposeError(f"the last frame ({self.last}) comes before the first ({self.first})")
+
+    def __contains__(self, index: object) -> bool:
+        return (isinstance(index, int) and index >= self.first and not self.done(index)
+                and (index - self.first) % self.step == 0)
+
+    def done(self, index: int) -> bool:
+        """True when no frame from ``index`` on is run on (past ``last``)."""
+        return self.last is not None and index > self.last
+
+    def count(self, total: int) -> int:
+        """How many of the frames ``0 .. total - 1`` are run on."""
+        end = total if self.last is None else min(total, self.last + 1)
+        return max(0, -(-(end - self.first) // self.step))
+
+    @property
+    def everything(self) -> bool:
+        """Every frame (the defaults)."""
+        return self.first == 0 and self.step == 1 and self.last is None
+
+
 CAMERA_INDICES = range(100)  # OpenCV reads index // 100 as a capture API, and a negative index crashes it
 
 
-def frame_times(cap: Any) -> Iterator[tuple[np.ndarray, float | None]]:
-    """``(frame, time in seconds)`` for each frame ``cap`` reads; the time is the stream's own
+def read_frames(cap: Any, frames: FrameRange | None = None) -> Iterator[tuple[int, np.ndarray, float | None]]:
+    """``(index, frame, time in seconds)`` for each frame of ``cap`` that ``frames`` selects
+    (the others are read past, never converted). The time is the stream's own
     (``CAP_PROP_POS_MSEC``: a dropped or variable-rate frame shows as a longer step), None where
     it gives none that moves forward."""
     import cv2
 
+    selected = frames or FrameRange()
     last = -math.inf
-    while True:
-        ok, frame = cap.read()
-        if not ok:
+    index = 0
+    while not selected.done(index):
+        if index in selected:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            fresh = math.isfinite(t) and t > last
+            last = t if fresh else last
+            yield index, frame, (t if fresh else None)
+        elif not cap.grab():
             return
-        t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        if math.isfinite(t) and t > last:
-            last = t
-            yield frame, t
-        else:
-            yield frame, None
+        index += 1
 
 
 def _letterbox(frame: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -16,7 +16,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from pafpose import __version__
-from pafpose.cli import bench, evaluate, explain, export, predict, serve, show_data, train, zoo
+from pafpose.cli import bench, evaluate, explain, export, openpose_flags, predict, serve, show_data, train, zoo
 from pafpose.errors import PafposeError
 
 
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; user mistakes are one line on stderr and exit 2, Ctrl-C exits 130."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["predict"]:  # OpenPose's flags in the forms gflags takes (-flag, --flag=false)
+        argv = openpose_flags.prepare_argv(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

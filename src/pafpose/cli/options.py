@@ -46,9 +46,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from pafpose.estimator_config import EstimatorConfig
 
     decoder = DecoderConfig(**{name: getattr(args, name) for name in args._decoder_fields})
+    extra = {"max_side": args.max_side} if getattr(args, "max_side", None) is not None else {}  # --net-resolution's
     return EstimatorConfig(model=args.model, weights=args.weights, device=args.device, height=args.height,
                            scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
-                           backend=args.backend, threads=args.threads)
+                           backend=args.backend, threads=args.threads, **extra)
 
 
 def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)
