@@ -136,7 +136,9 @@ def test_one_euro_filter_and_config_checks():
             TrackerConfig(**bad)
 
 
-def test_drawings_label_each_tracked_person_in_the_colour_of_its_id():
+def test_drawings_colour_and_label_each_tracked_person_by_id_and_labels_never_overlap():
+    import cv2
+
     from pafpose.draw import id_color, poses
 
     shape = template(0)
@@ -146,10 +148,22 @@ def test_drawings_label_each_tracked_person_in_the_colour_of_its_id():
     drawn = poses(canvas, people)
     for person in people:
         colour = np.array(id_color(person.track_id))
+        mine = np.abs(drawn.astype(int) - colour).sum(axis=2) == 0
         top = int(np.nanmin(person.keypoints[:, 1]))
-        box = drawn[max(0, top - 60):top, :]
-        assert (np.abs(box.astype(int) - colour).sum(axis=2) == 0).sum() > 20  # the label's box
+        assert mine[max(0, top - 60):top].sum() > 20  # the label's box
+        x0, _, x1, _ = person.bbox()
+        body = mine[top:, int(x0):int(x1) + 1].sum()
+        assert body > 100  # limbs and joints in the id's colour
     assert id_color(0) != id_color(1) and not np.array_equal(plain, drawn)
+
+    # a crowd in one place: every label box stays whole (none painted over by another)
+    crowd = [Pose(people[0].keypoints + np.array([3.0 * i, 150, 0]), 0.9, people[0].skeleton, 10 + i) for i in range(4)]
+    drawn = poses(np.zeros((600, 656, 3), np.uint8), crowd)
+    for person in crowd:
+        mask = (np.abs(drawn.astype(int) - np.array(id_color(person.track_id))).sum(axis=2) == 0).astype(np.uint8)
+        mask[int(np.nanmin(person.keypoints[:, 1])) - 2:] = 0  # the labels only, not the limbs
+        boxes = [cv2.boundingRect(c) for c in cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]]
+        assert any(w >= 12 and h >= 12 for _, _, w, h in boxes), person.track_id  # its label box, uncovered
 
 
 def test_offline_mode_smooths_without_lag_holds_a_bounded_window_and_fills_gaps_on_request():
