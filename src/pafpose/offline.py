@@ -30,7 +30,9 @@ class _Frame:
     time: float  # in frames
     poses: Poses  # tracked, unsmoothed
     payload: Any
-    ids: dict[int, Pose]
+    ids: np.ndarray  # (P,) track id of each person (-1: none)
+    keypoints: np.ndarray  # (P, K, 3)
+    scores: np.ndarray  # (P,)
 
 
 class OfflineTracker:
@@ -57,8 +59,11 @@ class OfflineTracker:
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
         tracked = self.online.update(poses, time_s)
+        k = len(tracked[0].keypoints) if tracked else 0
         self._frames.append(_Frame(self.online._frame, tracked, payload,
-                                   {p.track_id: p for p in tracked if p.track_id is not None}))
+                                   np.array([-1 if p.track_id is None else p.track_id for p in tracked], np.int64),
+                                   np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3)),
+                                   np.array([p.score for p in tracked], dtype=np.float64)))
         out = []
         while len(self._frames) - 1 - self._next >= self.config.window:
             out.append(self._give())
@@ -85,22 +90,23 @@ class OfflineTracker:
         out = Poses()
         out.truncated = getattr(centre.poses, "truncated", False)
         out.fields = getattr(centre.poses, "fields", None)
-        for person in centre.poses:
+        gapped = self._gapped(frames) if c.max_gap > 0 else np.zeros(0, np.int64)
+        wanted = np.union1d(centre.ids[centre.ids >= 0] if c.smooth else np.zeros(0, np.int64), gapped)
+        fitted = _fit(frames, wanted, centre.time, c.window, both_sides=np.isin(wanted, gapped))
+        for person, track_id in zip(centre.poses, centre.ids.tolist(), strict=True):
             k = person.keypoints.copy()
-            if c.smooth and person.track_id is not None:
-                fitted = _fit(frames, person.track_id, centre.time, c.window, both_sides=False)
-                if fitted is not None:
-                    k[:, :2] = np.where(np.isfinite(k[:, :2]), fitted[0], np.nan)
+            if c.smooth and track_id >= 0:
+                points = fitted[0][np.searchsorted(wanted, track_id)]
+                k[:, :2] = np.where(np.isfinite(k[:, :2]) & np.isfinite(points), points, k[:, :2])
             out.append(Pose(k, person.score, person.skeleton, person.track_id))
-        if c.max_gap > 0:
-            for track_id in self._gapped(frames):
-                fitted = _fit(frames, track_id, centre.time, c.window, both_sides=True)
-                if fitted is not None:
-                    points, conf, score, skeleton = fitted
-                    k = np.concatenate([points, conf[:, None]], axis=1)
-                    k[~np.isfinite(points[:, 0])] = (np.nan, np.nan, 0.0)
-                    if np.isfinite(k[:, 0]).any():
-                        out.append(Pose(k, score, skeleton, track_id, interpolated=True))
+        skeleton = next((f.poses[0].skeleton for f in frames if len(f.poses)), None)
+        for track_id in gapped.tolist():
+            j = np.searchsorted(wanted, track_id)
+            points, conf, score = fitted[0][j], fitted[1][j], fitted[2][j]
+            k = np.concatenate([points, conf[:, None]], axis=1)
+            k[~np.isfinite(points[:, 0])] = (np.nan, np.nan, 0.0)
+            if np.isfinite(k[:, 0]).any():
+                out.append(Pose(k, float(score), skeleton, track_id, interpolated=True))
         payload = centre.payload
         centre.payload = None
         self._next += 1
@@ -109,56 +115,66 @@ class OfflineTracker:
             self._next -= 1
         return payload, out
 
-    def _gapped(self, frames: list[_Frame]) -> Iterator[int]:
+    def _gapped(self, frames: list[_Frame]) -> np.ndarray:
         """Ids missing from the frame being given out but seen within ``max_gap`` frames on
         both sides of it."""
         centre = frames[self._next]
-        gap = self.config.max_gap
-        before = {i: f.time for f in frames[:self._next] for i in f.ids}
+        before: dict[int, float] = {}
+        for f in frames[:self._next]:
+            before.update(dict.fromkeys(f.ids.tolist(), f.time))  # the latest before
         after: dict[int, float] = {}
         for f in reversed(frames[self._next + 1:]):
-            for i in f.ids:
-                after[i] = f.time  # the earliest after
-        for i, t0 in before.items():
-            if i not in centre.ids and i in after and after[i] - t0 - 1 <= gap:
-                yield i
+            after.update(dict.fromkeys(f.ids.tolist(), f.time))  # the earliest after
+        here = set(centre.ids.tolist())
+        return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
+                               and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
 
 
-def _fit(frames: list[_Frame], track_id: int, at: float, window: int,
-         both_sides: bool) -> tuple[np.ndarray, np.ndarray, float, Any] | None:
-    """The person's keypoints at time ``at`` from a weighted local quadratic fit over the
-    window: ``(points (K, 2), confidences (K,), score, skeleton)``; NaN where a keypoint has
-    too few observations (with ``both_sides``: none before or none after ``at``)."""
-    seen = [(f.time - at, f.ids[track_id]) for f in frames if track_id in f.ids and abs(f.time - at) <= window]
-    if not seen:
-        return None
-    t = np.array([s[0] for s in seen])
-    kp = np.stack([s[1].keypoints for s in seen])  # (n, K, 3)
-    have = np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1])  # (n, K)
-    sigma = max(window / 2.0, 1.0)
-    w = np.exp(-0.5 * (t / sigma) ** 2)[:, None] * have  # (n, K)
-    y = np.where(have[..., None], kp[..., :2], 0.0)  # (n, K, 2)
-    powers = t[:, None] ** np.arange(5)[None, :]  # (n, 5): 1, t, t², t³, t⁴
-    m = np.einsum("nk,np->kp", w, powers)  # (K, 5) moments
-    a = np.stack([m[:, 0:3], m[:, 1:4], m[:, 2:5]], axis=1)  # (K, 3, 3) normal equations
-    a = a + np.diag([1e-9, 1e-3, 1e-3])[None] * np.maximum(m[:, :1, None], 1e-9)  # ridge: short runs stay near linear
-    b = np.einsum("nk,np,nkc->kpc", w, powers[:, :3], y)  # (K, 3, 2)
-    n = have.sum(axis=0)
-    ok = n >= 2
-    if both_sides:
-        ok &= (have & (t < 0)[:, None]).any(axis=0) & (have & (t > 0)[:, None]).any(axis=0)
-    points = np.full((kp.shape[1], 2), np.nan)
+def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int,
+         both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keypoints of the people ``ids`` (sorted) at time ``at`` from a weighted local
+    quadratic fit over the frames within ``window``: ``(points (N, K, 2), confidences (N, K),
+    scores (N,))``. A keypoint seen once is itself; NaN where it has no observation (where
+    ``both_sides``: none before or none after ``at``)."""
+    near = [f for f in frames if abs(f.time - at) <= window]
+    k = next((f.keypoints.shape[1] for f in near if len(f.ids)), 0)
+    n = len(ids)
+    kp = np.full((len(near), n, k, 3), np.nan)
+    present = np.zeros((len(near), n), bool)
+    scores = np.zeros((len(near), n))
+    for i, f in enumerate(near):
+        if not n or not len(f.ids):
+            continue
+        pos = np.clip(np.searchsorted(ids, f.ids), 0, n - 1)
+        hit = ids[pos] == f.ids
+        kp[i, pos[hit]] = f.keypoints[hit]
+        present[i, pos[hit]] = True
+        scores[i, pos[hit]] = f.scores[hit]
+    t = np.array([f.time - at for f in near])
+    have = np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1])  # (F, N, K)
+    g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
+    w = g[:, None, None] * have
+    y = np.where(have[..., None], kp[..., :2], 0.0)
+    powers = t[:, None] ** np.arange(5)[None, :]  # (F, 5): 1, t, t², t³, t⁴
+    m = np.einsum("fnk,fp->nkp", w, powers)  # moments
+    a = np.stack([m[..., 0:3], m[..., 1:4], m[..., 2:5]], axis=-2)  # (N, K, 3, 3) normal equations
+    a = a + np.diag([1e-9, 1e-3, 1e-3]) * np.maximum(m[..., :1, None], 1e-9)  # ridge: short runs stay near linear
+    wy = w[..., None] * y  # (F, N, K, 2)
+    b = np.einsum("fnkc,fp->nkpc", wy, powers[:, :3])  # (N, K, 3, 2)
+    count = have.sum(axis=0)  # (N, K)
+    ok = count >= 2
+    sides = (have & (t < 0)[:, None, None]).any(axis=0) & (have & (t > 0)[:, None, None]).any(axis=0)
+    ok &= sides | ~both_sides[:, None]
+    points = np.full((n, k, 2), np.nan)
     if ok.any():
-        coef = np.linalg.solve(a[ok], b[ok])  # (k, 3, 2)
-        points[ok] = coef[:, 0, :]
-    one = n == 1  # a keypoint seen once in the window: itself
-    if not both_sides and one.any():
-        points[one] = (w[:, one, None] * y[:, one]).sum(axis=0) / np.maximum(w[:, one].sum(axis=0), 1e-12)[:, None]
-    total = np.maximum(w.sum(axis=0), 1e-12)
-    conf = (w * np.where(have, kp[..., 2], 0.0)).sum(axis=0) / total
-    weights = np.exp(-0.5 * (t / sigma) ** 2)
-    score = float((weights * np.array([s[1].score for s in seen])).sum() / weights.sum())
-    return points, conf, score, seen[0][1].skeleton
+        points[ok] = np.linalg.solve(a[ok], b[ok])[:, 0, :]
+    one = (count == 1) & ~both_sides[:, None]
+    if one.any():
+        points[one] = wy.sum(axis=0)[one] / w.sum(axis=0)[one][:, None]
+    conf = (w * np.where(have, kp[..., 2], 0.0)).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-12)
+    seen = g[:, None] * present
+    score = (seen * scores).sum(axis=0) / np.maximum(seen.sum(axis=0), 1e-12)
+    return points, conf, score
 
 
 def track_offline(frames: Iterable[Any], config: TrackerConfig | None = None) -> Iterator[Poses]:
