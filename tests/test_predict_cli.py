@@ -325,3 +325,24 @@ def test_posetrack_output_per_sequence(env, dance_frame, tmp_path):
             assert sorted(a["track_id"] for a in people) == [0, 1, 2]
             assert all(len(a["keypoints"]) == 51 and len(a["scores"]) == 17 for a in people)
             assert all(a["keypoints"][2 * 3 + 2] == 0 for a in people)  # head_top: no counterpart, absent
+
+
+def test_video_person_ids_agree_with_the_drawn_labels(env, dance_frame, tmp_path):
+    """Each person of a frame's OpenPose JSON is drawn in their id's colour in that frame's picture."""
+    from pafpose.draw import id_color
+
+    make_video(tmp_path / "clip.mp4", dance_frame, 4)
+    r = pafpose(env, "predict", tmp_path / "clip.mp4", "--out", tmp_path / "out", "--save-images", "--height", "256")
+    assert r.returncode == 0, r.stderr
+    for i in range(4):
+        people = json.loads((tmp_path / "out" / f"clip_{i:012d}_keypoints.json").read_text())["people"]
+        picture = cv2.imread(str(tmp_path / "out" / f"clip_{i:012d}_rendered.jpg")).astype(int)
+        ids = [p["person_id"][0] for p in people]
+        assert len(people) == 3 and sorted(ids) == [0, 1, 2]
+        colours = {k: np.array(id_color(k)) for k in ids}
+        for person, k in zip(people, ids, strict=True):
+            kp = np.array(person["pose_keypoints_2d"]).reshape(-1, 3)
+            joints = kp[kp[:, 2] > 0.1, :2].round().astype(int)
+            seen = picture[joints[:, 1], joints[:, 0]]  # the joints' discs
+            nearest = [min(colours, key=lambda j, c=c: np.abs(c - colours[j]).sum()) for c in seen]
+            assert nearest.count(k) > 0.8 * len(nearest), (i, k, nearest)
