@@ -314,43 +314,11 @@ class Detector:
                keep_fields: bool = False) -> Iterator[tuple[int, np.ndarray, Poses]]:
         """``(frame_index, frame, poses)`` as :meth:`Estimator.stream` gives them, people found at the
         detect resolution."""
-        import collections
-        import os
-
-        from pafpose.io import is_url
-        from pafpose.tracker import TrackerConfig, track_frames
-        from pafpose.video import FrameRange, capture_info, open_capture, read_frames
+        from pafpose.predict import stream_frames
 
         _no_fields(keep_fields)
-        if offline is None:  # as Estimator.stream: a video file is a recording
-            offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
-        selected = frames or FrameRange()
-        owned = isinstance(source, (int, str, os.PathLike))
-        cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
-        if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step
-            track = TrackerConfig(fps=capture_info(cap)[0] / selected.step)
-        held: collections.deque[tuple[int, float | None]] = collections.deque()
-
-        def read() -> Iterator[np.ndarray]:
-            for index, frame, t in read_frames(cap, selected):
-                held.append((index, t))
-                yield frame
-
-        def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None]]:
-            for frame, poses in self.pipeline(read(), batch_size, track=False):
-                index, t = held.popleft()
-                yield (index, frame), poses, t
-
-        try:
-            if track:
-                tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
-            else:
-                tracked = ((payload, poses) for payload, poses, _ in found())
-            for (index, frame), poses in tracked:
-                yield index, frame, poses
-        finally:
-            if owned:
-                cap.release()
+        return stream_frames(lambda images: self.pipeline(images, batch_size, track=False), source, timeout, track,
+                             offline, frames)
 
     @property
     def spec(self) -> Any:

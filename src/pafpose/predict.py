@@ -20,7 +20,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -450,22 +450,33 @@ class Estimator:
         video. The tracker's time step is then ``step`` frames. ``keep_fields``: each frame's
         people also hold the fields they were decoded from (:attr:`Poses.fields`).
         """
-        from pafpose.tracker import TrackerConfig
-        from pafpose.video import FrameRange, capture_info, open_capture, read_frames
-
         if batch_size < 1:
             raise PafposeError(f"batch_size must be at least 1, got {batch_size}")
-        selected = FrameRange() if frames is None else frames
-        if not isinstance(selected, FrameRange):
-            raise PafposeError(f"frames must be a FrameRange, got {type(selected).__name__}")
-        owned = isinstance(source, (int, str, os.PathLike))
-        cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
+        return stream_frames(lambda images: self._pipeline(images, batch_size, None, keep_fields), source, timeout,
+                             track, offline, frames)
+
+
+def stream_frames(detect: Callable[[Iterator[np.ndarray]], Iterable[tuple[np.ndarray, Poses]]],
+                  source: int | str | Any, timeout: float = 10.0, track: bool | TrackerConfig = True,
+                  offline: bool | None = None, frames: FrameRange | None = None
+                  ) -> Iterator[tuple[int, np.ndarray, Poses]]:
+    """:meth:`Estimator.stream` for any ``detect`` (frames in, ``(frame, people)`` out, in
+    order): the source opened, the frames ``frames`` selects read with their times, and the
+    people tracked online or offline."""
+    from pafpose.io import is_url
+    from pafpose.tracker import TrackerConfig, track_frames
+    from pafpose.video import FrameRange, capture_info, open_capture, read_frames
+
+    selected = FrameRange() if frames is None else frames
+    if not isinstance(selected, FrameRange):
+        raise PafposeError(f"frames must be a FrameRange, got {type(selected).__name__}")
+    owned = isinstance(source, (int, str, os.PathLike))
+    if offline is None:  # a video file is a recording: its later frames are known
+        offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
+    cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
+    try:
         if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step
             track = TrackerConfig(fps=capture_info(cap)[0] / selected.step)
-        if offline is None:
-            from pafpose.io import is_url
-
-            offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
         held: collections.deque[tuple[int, float | None]] = collections.deque()  # frames in flight: index, time
 
         def read() -> Iterator[np.ndarray]:
@@ -474,19 +485,16 @@ class Estimator:
                 yield frame
 
         def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None]]:
-            for frame, poses in self._pipeline(read(), batch_size, None, keep_fields):
+            for frame, poses in detect(read()):
                 index, t = held.popleft()
                 yield (index, frame), poses, t
 
-        try:
-            if track:  # the frames' own times: a dropped frame is a longer step for the tracker
-                from pafpose.tracker import track_frames
-
-                tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
-            else:
-                tracked = ((payload, poses) for payload, poses, _ in found())
-            for (index, frame), poses in tracked:
-                yield index, frame, poses
-        finally:
-            if owned:
-                cap.release()
+        if track:  # the frames' own times: a dropped frame is a longer step for the tracker
+            tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
+        else:
+            tracked = ((payload, poses) for payload, poses, _ in found())
+        for (index, frame), poses in tracked:
+            yield index, frame, poses
+    finally:
+        if owned:
+            cap.release()
