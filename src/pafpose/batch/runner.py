@@ -1,0 +1,283 @@
+"""A batch run, end to end: enumerate the inputs, subtract what the shards already hold,
+stream the rest through a pool of Ray actors (Ray Data: ``map_batches`` over an actor pool,
+its backpressure and retries), count as results come back, and say what was done.
+
+Images go in Ray Data batches of ``shard_size`` (one block each, so a batch is a task and a
+shard); each video is a task of its own, so that tracking runs over the whole video. The
+driver holds only the paths and a few numbers per input: pixels and poses stay in the
+workers and the shards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pafpose.batch.cluster import Resources, ray_session, worker_error
+from pafpose.batch.inputs import Item, enumerate_inputs
+from pafpose.batch.ledger import clean_temporaries, exclusive, scan
+from pafpose.batch.results import FORMATS
+from pafpose.batch.worker import WorkerSettings, worker_class
+from pafpose.checks import check_number
+from pafpose.errors import PafposeError
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run works and what it writes (the estimator's options are separate:
+    :class:`~pafpose.estimator_config.EstimatorConfig`)."""
+
+    out: Path
+    format: str = "parquet"  #: result shards: "parquet" or "jsonl"
+    json: str = "none"  #: "openpose": also one OpenPose JSON per image or frame
+    save_images: bool = False
+    save_video: bool = False
+    threshold: float = 0.1  #: keypoint score below which nothing is drawn
+    timeout: float = 10.0  #: seconds to wait for a URL
+    batch_size: int = 1  #: images or frames per network call
+    shard_size: int = 64  #: images per Ray Data batch and per shard: the most work a crash can cost a worker
+    track: bool = True  #: track people through each video
+    workers: int = 1  #: Ray actors, each with its own Estimator
+    cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
+    gpus_per_worker: float = 0.0  #: GPUs each actor reserves (e.g. 1, or 0.5 for two per GPU)
+    address: str | None = None  #: a Ray cluster to join (else $RAY_ADDRESS, else a local instance)
+    path_column: str = "path"  #: the column of paths or URLs in Parquet/CSV manifests
+    verbose: bool = False  #: Ray's own logs and progress bars
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise PafposeError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.json not in ("none", "openpose"):
+            raise PafposeError(f"json must be none or openpose, got {self.json!r}")
+        check_number("threshold", self.threshold, 0, 1)
+        check_number("timeout", self.timeout, 0.1, 3600)
+        check_number("batch_size", self.batch_size, 1, 256, integer=True)
+        check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
+        check_number("workers", self.workers, 1, 10_000, integer=True)
+        if self.cpus_per_worker is not None:
+            check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
+        check_number("gpus_per_worker", self.gpus_per_worker, 0, 64)
+
+
+@dataclass
+class WorkerStats:
+    inputs: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    """What a run did (``summary.json`` under ``--out`` holds the same)."""
+
+    inputs: int = 0  #: inputs the sources name
+    done_before: int = 0  #: of them, already in the shards when the run started
+    processed: int = 0  #: inputs finished by this run
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    people: int = 0
+    errors: int = 0  #: inputs of this run with an error row
+    errors_total: int = 0  #: inputs with an error row in all the shards, this run's included
+    source_errors: list[str] = field(default_factory=list)  #: sources that named nothing
+    ignored: int = 0  #: files in folders that are neither images nor videos
+    startup: float = 0.0  #: seconds to start or join Ray
+    seconds: float = 0.0  #: seconds from the pool's start to the last result
+    workers: dict[str, WorkerStats] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.inputs - self.done_before - self.processed
+
+    def line(self) -> str:
+        """One line: what was done, at what speed."""
+        head = "interrupted after " if self.interrupted else ""
+        what = [f"{self.images} image{'s' * (self.images != 1)}"]
+        if self.videos:
+            what.append(f"{self.videos} video{'s' * (self.videos != 1)} ({self.frames} frames)")
+        rows = self.images + self.frames
+        rate = ""
+        if rows and self.seconds > 0:
+            n = max(1, len(self.workers))
+            rate = (f"; {rows / self.seconds:.1f} images/s, {rows / self.seconds / n:.1f}/s per worker "
+                    f"({n} worker{'s' * (n != 1)})")
+        before = f", {self.done_before} done before" if self.done_before else ""
+        left = f", {self.remaining} left" if self.remaining and self.interrupted else ""
+        return (f"{head}{' and '.join(what)}: {self.people} people found, {self.errors} failed{before}{left}{rate}, "
+                f"after {self.startup:.1f} s start-up")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["workers"] = {k: asdict(v) for k, v in self.workers.items()}
+        d["remaining"] = self.remaining
+        return d
+
+
+def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float, int]:
+    """``(actors, CPUs each reserves, threads each runs)`` for this cluster.
+
+    Unless told, an actor reserves its share of the cluster's CPUs *less a quarter CPU for
+    Ray Data's own tasks* (an actor pool that reserves every CPU leaves none for them, and
+    the run stalls, backpressured, before it starts), and runs that many threads.
+    """
+    actors = max(1, min(options.workers, tasks))
+    cpus = options.cpus_per_worker
+    if cpus is None:
+        share = (res.cpus - 0.25) / actors if res.cpus > 0.25 else 0.1
+        cpus = max(0.1, min(share, res.node_cpus or share))
+        if options.gpus_per_worker:
+            cpus = min(cpus, 1.0)  # the GPU computes; a CPU decodes and draws
+    if res.local:  # nothing can join a local instance: what doesn't fit never starts
+        if cpus > res.node_cpus:
+            raise PafposeError(f"--cpus-per-worker {cpus:g}: this machine has {res.node_cpus:g} CPUs")
+        if options.gpus_per_worker > res.node_gpus:
+            raise PafposeError(f"--gpus-per-worker {options.gpus_per_worker:g}: this machine has "
+                               f"{res.node_gpus:g} GPUs")
+    threads = max(1, round(cpus))
+    return actors, round(cpus, 3), threads
+
+
+def _blocks(items: Sequence[Item], size: int) -> list[Any]:
+    import pyarrow as pa
+
+    blocks = []
+    for i in range(0, len(items), size):
+        chunk = items[i : i + size]
+        blocks.append(pa.table({"key": [x.key for x in chunk], "source": [x.source for x in chunk],
+                                "kind": [x.kind for x in chunk], "name": [x.name for x in chunk]}))
+    return blocks
+
+
+def _model_name(config: Any) -> str:
+    from pafpose.estimator_config import DEFAULT_MODEL
+
+    if config.model:
+        return str(config.model)
+    return Path(config.weights).name if config.weights else DEFAULT_MODEL
+
+
+def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress: bool = True,
+        warn: Callable[[str], None] | None = None) -> Summary:
+    """Run (or resume) a batch job: every input of ``sources`` not yet in ``options.out``'s
+    shards goes through ``config``'s Estimator on Ray; returns the :class:`Summary` (also
+    written to ``OUT/summary.json``). Ctrl-C stops it cleanly (``interrupted``), keeping
+    every finished shard. Raises :class:`PafposeError` for a bad source list, an output
+    folder that can't be written, a Ray cluster that can't be joined or a worker that fails
+    (not for a bad input file: that is an error row).
+    """
+    from pafpose.formats import write_json_atomic
+    from pafpose.io import check_output_dir
+
+    say = warn or (lambda message: None)
+    out = check_output_dir(options.out, "--out").resolve()
+    (out / "results").mkdir(exist_ok=True)
+    summary = Summary()
+    with exclusive(out):
+        inputs = enumerate_inputs(list(sources), out, options.path_column)
+        for message in inputs.errors:
+            say(f"error: {message}")
+        summary.source_errors, summary.ignored, summary.inputs = inputs.errors, inputs.ignored, len(inputs.items)
+        if not inputs.items:
+            raise PafposeError("nothing to process: no readable source among " + " ".join(sources))
+        clean_temporaries(out)
+        done = scan(out, say)
+        todo = [i for i in inputs.items if i.key not in done.keys]
+        summary.done_before = summary.inputs - len(todo)
+        summary.errors_total = done.errors
+        if todo:
+            try:
+                _process(todo, config, options, out, summary, progress)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+        write_json_atomic(summary.to_dict(), out / "summary.json")
+    return summary
+
+
+def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, summary: Summary,
+             progress: bool) -> None:
+    from tqdm import tqdm
+
+    images = [i for i in todo if i.kind == "image"]
+    videos = [i for i in todo if i.kind == "video"]
+    t0 = time.perf_counter()
+    with ray_session(options.address, options.verbose) as res:
+        summary.startup = time.perf_counter() - t0
+        marker = f".run-{uuid.uuid4().hex}"
+        (out / "results" / marker).touch()
+        try:
+            start = time.perf_counter()
+            for kind, items, per_task in (("image", images, options.shard_size), ("video", videos, 1)):
+                if not items:
+                    continue
+                tasks = math.ceil(len(items) / per_task)
+                actors, cpus, threads = _plan(options, res, tasks)
+                settings = WorkerSettings(
+                    config=config.replace(threads=config.threads or threads).to_dict(), out=str(out),
+                    format=options.format, json=options.json, save_images=options.save_images,
+                    save_video=options.save_video, threshold=options.threshold, timeout=options.timeout,
+                    batch_size=options.batch_size, track=options.track, model=_model_name(config), marker=marker)
+                with tqdm(total=len(items), unit=kind, disable=not progress or len(items) < 2,
+                          dynamic_ncols=True) as bar:
+                    _pool(items, per_task, settings, actors, cpus, options.gpus_per_worker, summary, bar)
+                summary.seconds = time.perf_counter() - start
+        finally:
+            (out / "results" / marker).unlink(missing_ok=True)
+
+
+def _pool(items: list[Item], per_task: int, settings: WorkerSettings, actors: int, cpus: float, gpus: float,
+          summary: Summary, bar: Any) -> None:
+    """One Ray Data pass of ``items`` through an actor pool; counts results as they come."""
+    import ray
+    import ray.data
+
+    ds = ray.data.from_arrow(_blocks(items, per_task))
+    results = ds.map_batches(worker_class(settings), batch_size=per_task, batch_format="pyarrow",
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus,
+                             num_gpus=gpus or None)
+    try:
+        for batch in results.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
+            for r in batch.to_pylist():
+                _count(summary, r)
+            bar.update(batch.num_rows)
+            bar.set_postfix_str(f"{summary.people} people, {summary.errors} failed"
+                                + (f", {summary.frames} frames" if summary.frames else ""), refresh=False)
+    except KeyboardInterrupt:
+        raise
+    except (ray.exceptions.RayError, RuntimeError) as err:  # a worker's failure, not an input's: stop, say why
+        raise PafposeError(f"a worker failed: {worker_error(err)}") from None
+
+
+def _count(summary: Summary, r: dict[str, Any]) -> None:
+    summary.processed += 1
+    if r["kind"] == "video":
+        summary.videos += 1
+        summary.frames += r["frames"]
+    else:
+        summary.images += 1
+    summary.people += r["people"]
+    if r["error"] is not None:
+        summary.errors += 1
+        summary.errors_total += 1
+    w = summary.workers.setdefault(r["worker"], WorkerStats())
+    w.inputs += 1
+    w.rows += r["rows"]
+    w.seconds += r["seconds"]
+
+
+def summary_text(summary: Summary) -> list[str]:
+    """The lines a command prints after a run: the summary line, then per worker."""
+    lines = [summary.line()]
+    if summary.workers and summary.seconds > 0:
+        for name, w in sorted(summary.workers.items()):
+            lines.append(f"  worker {name}: {w.inputs} inputs, {w.rows} rows, {w.rows / summary.seconds:.1f} rows/s "
+                         f"(busy {min(100.0, 100 * w.seconds / summary.seconds):.0f}%)")
+    return lines
+
+
+__all__ = ["BatchOptions", "Summary", "run", "summary_text"]
