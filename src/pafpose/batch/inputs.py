@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pafpose.errors import PafposeError
 from pafpose.io import VIDEO_EXTENSIONS, UniqueNames, expand_sources
@@ -95,30 +96,26 @@ def manifest_entries(path: Path, column: str) -> Iterator[str]:
         if path.suffix.lower() == ".csv":
             from pyarrow import csv
 
-            reader = csv.open_csv(path, convert_options=csv.ConvertOptions(include_columns=[column],
-                                                                           column_types={column: pa.string()}))
-            batches: Iterator[pa.RecordBatch] = iter(reader)
+            reader: Any = csv.open_csv(path, convert_options=csv.ConvertOptions(column_types={column: pa.string()}))
+            names = reader.schema.names
         else:
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(path)
             names = pf.schema_arrow.names
-            if column not in names:
-                raise PafposeError(f"{path}: no column {column!r} (it has: {', '.join(names)}); --path-column "
-                                   "names the column of paths or URLs")
-            batches = pf.iter_batches(columns=[column], batch_size=65536)
+        if column not in names:
+            raise PafposeError(f"{path}: no column {column!r} (it has: {', '.join(names)}); --path-column names the "
+                               "column of paths or URLs")
+        batches = iter(reader) if path.suffix.lower() == ".csv" else pf.iter_batches(columns=[column],
+                                                                                      batch_size=65536)
         for batch in batches:
-            for value in batch.column(0).cast(pa.string()).to_pylist():
+            for value in batch.column(column).cast(pa.string()).to_pylist():
                 if value and value.strip():
                     yield value.strip()
     except PafposeError:
         raise
-    except (pa.ArrowInvalid, KeyError) as err:
-        message = str(err).splitlines()[0]
-        if "include_columns" in message or column in message:
-            raise PafposeError(f"{path}: no column {column!r}; --path-column names the column of paths or URLs "
-                               f"({message})") from None
-        raise PafposeError(f"{path}: not a readable manifest ({message})") from None
+    except pa.ArrowException as err:
+        raise PafposeError(f"{path}: not a readable manifest ({str(err).splitlines()[0]})") from None
     except OSError as err:
         raise PafposeError(f"{path}: can't be read ({err.strerror or err})") from None
 

@@ -36,7 +36,7 @@ class Done:
     keys: set[str] = field(default_factory=set)
     shards: int = 0
     rows: int = 0
-    errors: int = 0  #: inputs with at least one error row
+    error_keys: set[str] = field(default_factory=set)  #: inputs with an error row
     bad: list[str] = field(default_factory=list)  #: shards that could not be read (set aside, redone)
 
 
@@ -68,7 +68,7 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
             done.shards += 1
             done.rows += len(keys)
             done.keys.update(keys)
-            done.errors += len({k for k, e in zip(keys, errors, strict=True) if e is not None})
+            done.error_keys.update(k for k, e in zip(keys, errors, strict=True) if e is not None)
     return done
 
 

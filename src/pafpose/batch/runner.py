@@ -10,7 +10,6 @@ workers and the shards.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -83,12 +82,13 @@ class Summary:
     frames: int = 0
     people: int = 0
     errors: int = 0  #: inputs of this run with an error row
-    errors_total: int = 0  #: inputs with an error row in all the shards, this run's included
+    errors_total: int = 0  #: of the inputs, those with an error row in the shards (this run's included)
     source_errors: list[str] = field(default_factory=list)  #: sources that named nothing
     ignored: int = 0  #: files in folders that are neither images nor videos
     startup: float = 0.0  #: seconds to start or join Ray
     seconds: float = 0.0  #: seconds from the pool's start to the last result
-    workers: dict[str, WorkerStats] = field(default_factory=dict)
+    pool: int = 0  #: actors working at once
+    workers: dict[str, WorkerStats] = field(default_factory=dict)  #: per actor (host:pid), restarted ones apart
     interrupted: bool = False
 
     @property
@@ -104,7 +104,7 @@ class Summary:
         rows = self.images + self.frames
         rate = ""
         if rows and self.seconds > 0:
-            n = max(1, len(self.workers))
+            n = max(1, self.pool)
             rate = (f"; {rows / self.seconds:.1f} images/s, {rows / self.seconds / n:.1f}/s per worker "
                     f"({n} worker{'s' * (n != 1)})")
         before = f", {self.done_before} done before" if self.done_before else ""
@@ -189,7 +189,7 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
         done = scan(out, say)
         todo = [i for i in inputs.items if i.key not in done.keys]
         summary.done_before = summary.inputs - len(todo)
-        summary.errors_total = done.errors
+        summary.errors_total = sum(i.key in done.error_keys for i in inputs.items)
         if todo:
             try:
                 _process(todo, config, options, out, summary, progress)
@@ -203,43 +203,42 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
              progress: bool) -> None:
     from tqdm import tqdm
 
-    images = [i for i in todo if i.kind == "image"]
     videos = [i for i in todo if i.kind == "video"]
+    images = [i for i in todo if i.kind == "image"]
+    # one block per task: each video alone (the longest tasks first), images shard_size at a time
+    blocks = _blocks(videos, 1) + _blocks(images, options.shard_size)
     t0 = time.perf_counter()
     with ray_session(options.address, options.verbose) as res:
         summary.startup = time.perf_counter() - t0
+        actors, cpus, threads = _plan(options, res, len(blocks))
+        summary.pool = actors
         marker = f".run-{uuid.uuid4().hex}"
         (out / "results" / marker).touch()
+        settings = WorkerSettings(
+            config=config.replace(threads=config.threads or threads).to_dict(), out=str(out), format=options.format,
+            json=options.json, save_images=options.save_images, save_video=options.save_video,
+            threshold=options.threshold, timeout=options.timeout, batch_size=options.batch_size, track=options.track,
+            model=_model_name(config), marker=marker)
+        start = time.perf_counter()
         try:
-            start = time.perf_counter()
-            for kind, items, per_task in (("image", images, options.shard_size), ("video", videos, 1)):
-                if not items:
-                    continue
-                tasks = math.ceil(len(items) / per_task)
-                actors, cpus, threads = _plan(options, res, tasks)
-                settings = WorkerSettings(
-                    config=config.replace(threads=config.threads or threads).to_dict(), out=str(out),
-                    format=options.format, json=options.json, save_images=options.save_images,
-                    save_video=options.save_video, threshold=options.threshold, timeout=options.timeout,
-                    batch_size=options.batch_size, track=options.track, model=_model_name(config), marker=marker)
-                with tqdm(total=len(items), unit=kind, disable=not progress or len(items) < 2,
-                          dynamic_ncols=True) as bar:
-                    _pool(items, per_task, settings, actors, cpus, options.gpus_per_worker, summary, bar)
-                summary.seconds = time.perf_counter() - start
+            with tqdm(total=len(todo), unit="input" if videos else "image", disable=not progress or len(todo) < 2,
+                      dynamic_ncols=True) as bar:
+                _pool(blocks, settings, actors, cpus, options.gpus_per_worker, summary, bar)
         finally:
+            summary.seconds = time.perf_counter() - start
             (out / "results" / marker).unlink(missing_ok=True)
 
 
-def _pool(items: list[Item], per_task: int, settings: WorkerSettings, actors: int, cpus: float, gpus: float,
-          summary: Summary, bar: Any) -> None:
-    """One Ray Data pass of ``items`` through an actor pool; counts results as they come."""
+def _pool(blocks: list[Any], settings: WorkerSettings, actors: int, cpus: float, gpus: float, summary: Summary,
+          bar: Any) -> None:
+    """``blocks`` through a pool of actors, one block per task (``batch_size=None``: a block
+    is a batch); counts the results as they come."""
     import ray
     import ray.data
 
-    ds = ray.data.from_arrow(_blocks(items, per_task))
-    results = ds.map_batches(worker_class(settings), batch_size=per_task, batch_format="pyarrow",
-                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus,
-                             num_gpus=gpus or None)
+    ds = ray.data.from_arrow(blocks)
+    results = ds.map_batches(worker_class(settings), batch_size=None, batch_format="pyarrow",
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
     try:
         for batch in results.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
             for r in batch.to_pylist():
