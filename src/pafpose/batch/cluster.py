@@ -8,10 +8,13 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pafpose.errors import PafposeError
 
@@ -24,7 +27,7 @@ CONNECT_TIMEOUT = 5.0
 FORWARDED_ENV = ("PAFPOSE_HOME", "PAFPOSE_WEIGHTS_PATH", "PAFPOSE_OFFLINE")
 
 
-def ray_module() -> object:
+def ray_module() -> Any:
     """``ray`` (with Ray Data), or a one-line error saying how to install it."""
     try:
         import ray
@@ -67,26 +70,30 @@ class Resources:
 
 
 @contextlib.contextmanager
-def _native_stderr_muted() -> Iterator[None]:
-    """Ray's C++ core writes notes to this process's stderr (file descriptor 2) that are no
-    concern of a user (e.g. about its own actors' arguments); while Ray runs, descriptor 2
-    goes to a temporary file and Python's ``sys.stderr`` (warnings, the progress bar) to the
-    terminal. ``--verbose`` leaves everything as it is."""
+def _ray_chatter_muted() -> Iterator[None]:
+    """Ray's C++ core writes notes to this process's stderr (file descriptor 2), and its
+    error listener prints the raylet's to ``sys.stdout`` (e.g. that a task is retried after
+    an actor was stopped), none of which is a user's concern: pafpose reports failures
+    itself. While Ray runs, descriptor 2 goes to a temporary file, ``sys.stdout`` nowhere,
+    and ``sys.stderr`` (warnings, the progress bar) to the terminal. ``--verbose`` leaves
+    everything as it is."""
     import tempfile
 
+    sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(2)
-    previous = sys.stderr
-    with tempfile.TemporaryFile() as sink:
+    previous = sys.stdout, sys.stderr
+    with tempfile.TemporaryFile() as sink, open(os.devnull, "w") as nowhere:
         os.dup2(sink.fileno(), 2)
-        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=previous.encoding or "utf-8",
+        sys.stdout = nowhere
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=previous[1].encoding or "utf-8",
                                errors="backslashreplace")
         try:
             yield
         finally:
             sys.stderr.flush()
             sys.stderr.close()
-            sys.stderr = previous
+            sys.stdout, sys.stderr = previous
             os.dup2(saved, 2)
             os.close(saved)
 
@@ -109,44 +116,47 @@ def ray_session(address: str | None = None, verbose: bool = False,
     """Ray for one run: joins ``address`` (or ``$RAY_ADDRESS``), else starts a local instance
     on this machine's CPUs and GPUs, dashboard off; stops what it started on the way out.
     A Ray session the caller already opened is used as it is (and left open)."""
-    ray = ray_module()
+    ray: Any = ray_module()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":
         address = None
-    started = False
-    muted = contextlib.ExitStack()
-    if not ray.is_initialized() and not verbose:
-        muted.enter_context(_native_stderr_muted())
-    if not ray.is_initialized():  # type: ignore[attr-defined]
-        level = logging.INFO if verbose else logging.ERROR
+    if address:
+        check_reachable(address)
+    if ray.is_initialized():
+        yield _resources(ray, local=False)
+        return
+    level = logging.INFO if verbose else logging.ERROR
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    with contextlib.ExitStack() as stack:
+        if not verbose:
+            stack.enter_context(_ray_chatter_muted())
         if address:
-            check_reachable(address)
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
             try:
-                ray.init(address=address, logging_level=level, log_to_driver=verbose,  # type: ignore[attr-defined]
+                ray.init(address=address, logging_level=level, log_to_driver=verbose,
                          runtime_env={"env_vars": env} if env else None)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise PafposeError(f"--address {address}: can't join the Ray cluster "
                                    f"({str(err).strip().splitlines()[0]})") from None
         else:
             os.environ.pop("RAY_ADDRESS", None)  # "local" asked for: never join a cluster by accident
-            ray.init(address="local", include_dashboard=False,  # type: ignore[attr-defined]
-                     object_store_memory=object_store_memory, logging_level=level, log_to_driver=verbose)
-        started = True
-    try:
+            ray.init(address="local", include_dashboard=False, object_store_memory=object_store_memory,
+                     logging_level=level, log_to_driver=verbose)
+        stack.callback(ray.shutdown)
+        if sigterm is not None:  # ray.init's own (sys.exit from inside Ray's calls) can abort the process
+            signal.signal(signal.SIGTERM, sigterm)
         _quiet(verbose)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[attr-defined]
-        total = ray.cluster_resources()  # type: ignore[attr-defined]
-        yield Resources(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)),
-                        node_cpus=max((float(n["Resources"].get("CPU", 0)) for n in nodes), default=0.0),
-                        node_gpus=max((float(n["Resources"].get("GPU", 0)) for n in nodes), default=0.0),
-                        nodes=len(nodes), local=started and not address)
-    finally:
-        try:
-            if started:
-                ray.shutdown()  # type: ignore[attr-defined]
-        finally:
-            muted.close()
+        yield _resources(ray, local=not address)
+
+
+def _resources(ray: Any, local: bool) -> Resources:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    return Resources(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)),
+                     node_cpus=max((float(n["Resources"].get("CPU", 0)) for n in nodes), default=0.0),
+                     node_gpus=max((float(n["Resources"].get("GPU", 0)) for n in nodes), default=0.0),
+                     nodes=len(nodes), local=local)
 
 
 def worker_error(err: BaseException) -> str:

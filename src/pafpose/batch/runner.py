@@ -76,7 +76,8 @@ class Summary:
 
     inputs: int = 0  #: inputs the sources name
     done_before: int = 0  #: of them, already in the shards when the run started
-    processed: int = 0  #: inputs finished by this run
+    processed: int = 0  #: inputs finished by this run (as the workers reported back)
+    results: int = 0  #: inputs in the shards when the run ended (after an interruption: read again from them)
     images: int = 0
     videos: int = 0
     frames: int = 0
@@ -93,7 +94,7 @@ class Summary:
 
     @property
     def remaining(self) -> int:
-        return self.inputs - self.done_before - self.processed
+        return self.inputs - self.results
 
     def line(self) -> str:
         """One line: what was done, at what speed."""
@@ -190,11 +191,17 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
         todo = [i for i in inputs.items if i.key not in done.keys]
         summary.done_before = summary.inputs - len(todo)
         summary.errors_total = sum(i.key in done.error_keys for i in inputs.items)
+        summary.results = summary.done_before
         if todo:
             try:
                 _process(todo, config, options, out, summary, progress)
+                summary.results += summary.processed
             except KeyboardInterrupt:
                 summary.interrupted = True
+                # shards finished as it stopped never reached the counts: the shards say what is done
+                now = scan(out)
+                summary.results = sum(i.key in now.keys for i in inputs.items)
+                summary.errors_total = sum(i.key in now.error_keys for i in inputs.items)
         write_json_atomic(summary.to_dict(), out / "summary.json")
     return summary
 

@@ -102,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.ignored:
         print(f"ignored {summary.ignored} file{'s' * (summary.ignored != 1)} in folders that are neither images "
               "nor videos")
-    total = summary.inputs - summary.remaining
-    print(f"results: {total} of {summary.inputs} inputs in {args.out / 'results'}"
+    print(f"results: {summary.results} of {summary.inputs} inputs in {args.out / 'results'}"
           + (f", {summary.errors_total} with errors" if summary.errors_total else ""))
     if summary.interrupted:
         return 130
