@@ -10,6 +10,7 @@ workers and the shards.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,6 +26,10 @@ from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 
+#: Images per shard unless told: the shards of a million images are 16,000 files, and a crash
+#: costs a worker at most 64 images.
+DEFAULT_SHARD = 64
+
 
 @dataclass(frozen=True)
 class BatchOptions:
@@ -39,7 +44,8 @@ class BatchOptions:
     threshold: float = 0.1  #: keypoint score below which nothing is drawn
     timeout: float = 10.0  #: seconds to wait for a URL
     batch_size: int = 1  #: images or frames per network call
-    shard_size: int = 64  #: images per Ray Data batch and per shard: the most work a crash can cost a worker
+    shard_size: int | None = None  #: images per Ray Data batch and per shard (the most work a crash can cost a
+    #: worker); default: up to 64, fewer where that gives each worker at least 4 batches
     track: bool = True  #: track people through each video
     workers: int = 1  #: Ray actors, each with its own Estimator
     cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
@@ -56,7 +62,8 @@ class BatchOptions:
         check_number("threshold", self.threshold, 0, 1)
         check_number("timeout", self.timeout, 0.1, 3600)
         check_number("batch_size", self.batch_size, 1, 256, integer=True)
-        check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
+        if self.shard_size is not None:
+            check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
         check_number("workers", self.workers, 1, 10_000, integer=True)
         if self.cpus_per_worker is not None:
             check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
@@ -67,7 +74,10 @@ class BatchOptions:
 class WorkerStats:
     inputs: int = 0
     rows: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  #: busy, of which:
+    read: float = 0.0  #: reading and decoding files
+    infer: float = 0.0  #: the Estimator
+    write: float = 0.0  #: writing results and per-file outputs
 
 
 @dataclass
@@ -213,7 +223,8 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
     videos = [i for i in todo if i.kind == "video"]
     images = [i for i in todo if i.kind == "image"]
     # one block per task: each video alone (the longest tasks first), images shard_size at a time
-    blocks = _blocks(videos, 1) + _blocks(images, options.shard_size)
+    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * options.workers))))
+    blocks = _blocks(videos, 1) + _blocks(images, shard)
     t0 = time.perf_counter()
     with ray_session(options.address, options.verbose) as res:
         summary.startup = time.perf_counter() - t0
@@ -274,6 +285,9 @@ def _count(summary: Summary, r: dict[str, Any]) -> None:
     w.inputs += 1
     w.rows += r["rows"]
     w.seconds += r["seconds"]
+    w.read += r["read"]
+    w.infer += r["infer"]
+    w.write += r["write"]
 
 
 def summary_text(summary: Summary) -> list[str]:
@@ -282,7 +296,8 @@ def summary_text(summary: Summary) -> list[str]:
     if summary.workers and summary.seconds > 0:
         for name, w in sorted(summary.workers.items()):
             lines.append(f"  worker {name}: {w.inputs} inputs, {w.rows} rows, {w.rows / summary.seconds:.1f} rows/s "
-                         f"(busy {min(100.0, 100 * w.seconds / summary.seconds):.0f}%)")
+                         f"(busy {min(100.0, 100 * w.seconds / summary.seconds):.0f}%: read {w.read:.1f} s, "
+                         f"model {w.infer:.1f} s, write {w.write:.1f} s)")
     return lines
 
 

@@ -38,7 +38,10 @@ SUMMARY = pa.schema([
     ("frames", pa.int64()),     # video frames with poses
     ("people", pa.int64()),
     ("error", pa.string()),     # the first error of this input, if any
-    ("seconds", pa.float64()),  # the worker's time on it
+    ("seconds", pa.float64()),  # the worker's time on it, of which:
+    ("read", pa.float64()),     #   reading and decoding the file (for a video: its frames)
+    ("infer", pa.float64()),    #   the Estimator (preprocess, network, decoding people)
+    ("write", pa.float64()),    #   writing its outputs: result rows, per-file JSON, drawings
     ("worker", pa.string()),    # host:pid of the actor
     ("skipped", pa.bool_()),    # its shard was already there (a retried task): nothing redone
 ])
@@ -124,6 +127,7 @@ class PoseWorker:
         self.options = json.dumps(s.config, sort_keys=True)
         self.skeleton = self.est.skeleton.name
         self.worker = f"{self.host}:{os.getpid()}"
+        self._clock: dict[str, float] = {}  # seconds per stage of the unit in hand
 
     # ------------------------------------------------------------------ the unit of work
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -157,9 +161,11 @@ class PoseWorker:
         return list(out.values())
 
     def _summary(self, key: str, kind: str, rows: int, frames: int, people: int, error: str | None,
-                 seconds: float, skipped: bool = False) -> dict[str, Any]:
+                 seconds: float, skipped: bool = False, stages: dict[str, float] | None = None) -> dict[str, Any]:
+        st = stages or {}
         return {"key": key, "kind": kind, "rows": rows, "frames": frames, "people": people, "error": error,
-                "seconds": seconds, "worker": self.worker, "skipped": skipped}
+                "seconds": seconds, "read": st.get("read", 0.0), "infer": st.get("infer", 0.0),
+                "write": st.get("write", 0.0), "worker": self.worker, "skipped": skipped}
 
     def _row(self, item: Item, frame: int | None, size: tuple[int, int] | None, found: Sequence[Any] | None,
              error: str | None = None) -> dict[str, Any]:
@@ -187,19 +193,26 @@ class PoseWorker:
             return existing
         rows: dict[str, dict[str, Any]] = {}
         pending: list[tuple[Item, Any]] = []
+        self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
         for item in items:
+            t0 = time.perf_counter()
             try:
                 pending.append((item, self._read(item)))
             except PafposeError as err:
                 rows[item.key] = self._row(item, None, None, None, str(err))
+            self._clock["read"] += time.perf_counter() - t0
             if len(pending) >= self.s.batch_size:
                 self._predict(pending, rows)
                 pending = []
         self._predict(pending, rows)
+        t0 = time.perf_counter()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
-        spent = (time.perf_counter() - started) / len(items)
-        return [self._summary(i.key, "image", 1, 0, len(rows[i.key]["people"]), rows[i.key]["error"], spent)
-                for i in items]
+        self._clock["write"] += time.perf_counter() - t0
+        n = len(items)
+        spent = (time.perf_counter() - started) / n
+        stages = {k: v / n for k, v in self._clock.items()}
+        return [self._summary(i.key, "image", 1, 0, len(rows[i.key]["people"]), rows[i.key]["error"], spent,
+                              stages=stages) for i in items]
 
     def _predict(self, pending: list[tuple[Item, Any]], rows: dict[str, dict[str, Any]]) -> None:
         """Poses for decoded images, in network calls of images with equal input sizes: each
@@ -209,6 +222,7 @@ class PoseWorker:
         for item, file in pending:
             groups.setdefault(self.est.input_sizes(file.image.shape), []).append((item, file))
         for group in groups.values():
+            t0 = time.perf_counter()
             try:
                 found = self.est.predict_batch([file.image for _, file in group])
             except PafposeError:  # one odd image: find which, the others still get poses
@@ -218,12 +232,15 @@ class PoseWorker:
                         found.append(self.est.predict(file.image))
                     except PafposeError as err:
                         found.append(err)
+            t1 = time.perf_counter()
+            self._clock["infer"] += t1 - t0
             for (item, file), poses in zip(group, found, strict=True):
                 if isinstance(poses, PafposeError):
                     rows[item.key] = self._row(item, None, (file.width, file.height), None,
                                                f"{item.source}: {poses}")
                 else:
                     rows[item.key] = self._image_done(item, file, poses)
+            self._clock["write"] += time.perf_counter() - t1
 
     def _image_done(self, item: Item, file: Any, poses: Any) -> dict[str, Any]:
         """The per-file outputs of one image, and its row (keypoints in the file's pixels)."""
@@ -259,10 +276,15 @@ class PoseWorker:
             return existing
         count = {"frames": 0, "people": 0}
         errors: list[str] = []
+        self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
+        before = sum(self.est.timings.values())
         write_shard(path, self.s.format, lambda w: self._frames(item, w, count, errors))
+        spent = time.perf_counter() - started
+        self._clock["infer"] = sum(self.est.timings.values()) - before
+        self._clock["read"] = max(0.0, spent - self._clock["infer"] - self._clock["write"])  # the frames' decoding
         frames = count["frames"]
         return [self._summary(item.key, "video", frames + len(errors), frames, count["people"],
-                              errors[0] if errors else None, time.perf_counter() - started)]
+                              errors[0] if errors else None, spent, stages=dict(self._clock))]
 
     def _frames(self, item: Item, w: ShardWriter, count: dict[str, int], errors: list[str]) -> None:
         from pafpose.video import VideoWriter, capture_info, open_capture
@@ -280,6 +302,7 @@ class PoseWorker:
         try:
             for index, frame, poses in self.est.stream(cap, batch_size=self.s.batch_size, timeout=self.s.timeout,
                                                        track=self.s.track):
+                t0 = time.perf_counter()
                 count["frames"] += 1
                 count["people"] += len(poses)
                 name = f"{item.name}_{index:012d}"
@@ -296,6 +319,7 @@ class PoseWorker:
 
                         write_image_atomic(drawn, self.out / f"{name}_rendered.jpg")
                 w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), poses)])
+                self._clock["write"] += time.perf_counter() - t0
         finally:
             cap.release()
             if video is not None:

@@ -60,9 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "quarter CPU for Ray Data's own tasks)")
     g.add_argument("--gpus-per-worker", type=number(0, 64), default=0.0, metavar="N",
                    help="GPUs each actor reserves (1; 0.5 puts two actors on a GPU; default: 0, the CPU)")
-    g.add_argument("--shard-size", type=number(1, 100_000, integer=True), default=64, metavar="N",
+    g.add_argument("--shard-size", type=number(1, 100_000, integer=True), default=None, metavar="N",
                    help="images per Ray Data batch and per result file: the most work a crash can cost a worker "
-                   "(default: %(default)s)")
+                   "(default: 64, fewer where that gives each worker at least 4 batches)")
     g.add_argument("--verbose", action="store_true", help="show Ray's own logs, progress bars and the workers' output")
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
