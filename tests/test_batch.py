@@ -245,3 +245,19 @@ def test_options_are_checked():
         BatchOptions(out=Path("x"), shard_size=0)
     with pytest.raises(PafposeError, match="gpus_per_worker"):
         BatchOptions(out=Path("x"), gpus_per_worker=float("nan"))
+
+
+def test_the_cluster_example_is_a_valid_ray_up_config():
+    import jsonschema
+    import ray
+    import yaml
+
+    from conftest import REPO
+
+    schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+    config = yaml.safe_load((REPO / "examples" / "ray-cluster-aws.yaml").read_text())
+    jsonschema.validate(config, schema)
+    types = config["available_node_types"]
+    assert types[config["head_node_type"]]["resources"] == {"CPU": 0}  # the head runs no pose work
+    assert "g5.xlarge" in str(types) and "c6i.4xlarge" in str(types)  # GPU and CPU workers
+    assert config["docker"]["image"].startswith("rayproject/ray:")
