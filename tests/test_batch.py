@@ -261,3 +261,36 @@ def test_the_cluster_example_is_a_valid_ray_up_config():
     assert types[config["head_node_type"]]["resources"] == {"CPU": 0}  # the head runs no pose work
     assert "g5.xlarge" in str(types) and "c6i.4xlarge" in str(types)  # GPU and CPU workers
     assert config["docker"]["image"].startswith("rayproject/ray:")
+
+
+def test_cpus_are_shared_out_leaving_room_for_ray_data():
+    from pafpose.batch.cluster import Resources
+    from pafpose.batch.runner import BatchOptions, _plan
+
+    here = Resources(cpus=2, gpus=0, node_cpus=2, node_gpus=0, nodes=1, local=True, cpu_nodes=1, smallest_cpus=2)
+    assert _plan(BatchOptions(out=Path("x"), workers=1), here, tasks=50) == (1, 1.75, 2)
+    assert _plan(BatchOptions(out=Path("x"), workers=2), here, tasks=50) == (2, 0.875, 1)  # never a whole CPU each
+    assert _plan(BatchOptions(out=Path("x"), workers=8), here, tasks=3)[0] == 3  # no idle actors
+    with pytest.raises(PafposeError, match="this machine has 0 GPUs"):
+        _plan(BatchOptions(out=Path("x"), gpus_per_worker=1), here, tasks=5)
+    with pytest.raises(PafposeError, match="this machine has 2 CPUs"):
+        _plan(BatchOptions(out=Path("x"), cpus_per_worker=3), here, tasks=5)
+    # a cluster: a head with no CPUs for work, four 16-CPU nodes; one whose workers are still to come
+    cluster = Resources(cpus=64, gpus=0, node_cpus=16, node_gpus=0, nodes=5, local=False, cpu_nodes=4,
+                        smallest_cpus=16)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), cluster, tasks=1000) == (32, 1.969, 2)
+    empty = Resources(cpus=0, gpus=0, node_cpus=0, node_gpus=0, nodes=1, local=False)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), empty, tasks=1000) == (32, 1.0, 1)
+    assert _plan(BatchOptions(out=Path("x"), workers=4, gpus_per_worker=1), empty, tasks=9) == (4, 1.0, 1)
+
+
+def test_a_rerun_with_other_options_is_told(tmp_path):
+    from pafpose.batch.ledger import changed_options
+    from pafpose.estimator_config import EstimatorConfig
+
+    config = EstimatorConfig(height=256, threads=2).to_dict()
+    rows = [row("/a", "/a", "image", None, (4, 3), [], "coco18", "m", json.dumps(config), None)]
+    write_shard(tmp_path / "results" / shard_name(["/a"], "jsonl"), "jsonl", lambda w: w.write(rows))
+    assert changed_options(tmp_path, "m", EstimatorConfig(height=256, threads=1).to_dict()) == []  # speed only
+    assert changed_options(tmp_path, "m", EstimatorConfig(height=368, flip=True).to_dict()) == ["flip", "height"]
+    assert changed_options(tmp_path, "other", config) == ["model"]

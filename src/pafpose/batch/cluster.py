@@ -67,6 +67,8 @@ class Resources:
     node_gpus: float
     nodes: int
     local: bool  #: a local instance this run started (nothing will be added to it)
+    cpu_nodes: int = 0  #: nodes with CPUs for work (a head started with ``CPU: 0`` has none)
+    smallest_cpus: float = 0.0  #: the smallest of those nodes' CPUs
 
 
 @contextlib.contextmanager
@@ -153,10 +155,11 @@ def ray_session(address: str | None = None, verbose: bool = False,
 def _resources(ray: Any, local: bool) -> Resources:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     total = ray.cluster_resources()
-    return Resources(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)),
-                     node_cpus=max((float(n["Resources"].get("CPU", 0)) for n in nodes), default=0.0),
+    cpus = [float(n["Resources"].get("CPU", 0)) for n in nodes]
+    working = [c for c in cpus if c > 0]
+    return Resources(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)), node_cpus=max(cpus, default=0.0),
                      node_gpus=max((float(n["Resources"].get("GPU", 0)) for n in nodes), default=0.0),
-                     nodes=len(nodes), local=local)
+                     nodes=len(nodes), local=local, cpu_nodes=len(working), smallest_cpus=min(working, default=0.0))
 
 
 def worker_error(err: BaseException) -> str:

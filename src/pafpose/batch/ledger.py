@@ -73,18 +73,44 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
 
 
 def clean_temporaries(out: str | Path, older_than: float = 3600.0) -> int:
-    """Remove the hidden temporary shards (``.part-*.part.*``) a killed writer left more than
-    ``older_than`` seconds ago; returns how many. Recent ones may still be in use."""
+    """Remove the hidden temporary shards (``.part-*.part.*``) and run markers (``.run-*``) a
+    killed run left more than ``older_than`` seconds ago; returns how many. Recent ones may
+    still be in use by the workers of a run that was killed a moment ago."""
     folder = Path(out) / "results"
     removed = 0
     if folder.is_dir():
         now = time.time()
-        for p in folder.glob(".part-*.part.*"):
+        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".run-*")]:
             with contextlib.suppress(OSError):
                 if now - p.stat().st_mtime > older_than:
                     p.unlink()
                     removed += 1
     return removed
+
+
+#: Estimator options that don't change results (where and how fast it runs).
+_NEUTRAL = ("threads", "device")
+
+
+def changed_options(out: str | Path, model: str, options: dict) -> list[str]:
+    """The Estimator options (and ``model``) that differ between the shards already in
+    ``out`` and this run: results made with other options are kept, so a user who changed
+    them should know (the first shard speaks for all: one run writes one set)."""
+    import json
+
+    paths = shard_paths(out)
+    if not paths:
+        return []
+    try:
+        first = read_shard(paths[0], ["model", "options"]).slice(0, 1).to_pylist()
+    except Exception:  # damaged: scan() reports it
+        return []
+    if not first or first[0]["options"] is None:
+        return []
+    before = json.loads(first[0]["options"])
+    names = sorted(k for k in set(before) | set(options)
+                   if k not in _NEUTRAL and before.get(k) != options.get(k))
+    return (["model"] if first[0]["model"] != model else []) + names
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ workers and the shards.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Any
 
 from pafpose.batch.cluster import Resources, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
-from pafpose.batch.ledger import clean_temporaries, exclusive, scan
+from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, scan
 from pafpose.batch.results import FORMATS
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
@@ -133,17 +134,22 @@ class Summary:
 def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float, int]:
     """``(actors, CPUs each reserves, threads each runs)`` for this cluster.
 
-    Unless told, an actor reserves its share of the cluster's CPUs *less a quarter CPU for
-    Ray Data's own tasks* (an actor pool that reserves every CPU leaves none for them, and
-    the run stalls, backpressured, before it starts), and runs that many threads.
+    Unless told, actors share out the CPUs of the nodes they will land on, each node less a
+    quarter CPU for Ray Data's own tasks (an actor pool that reserves every CPU leaves none
+    for them, and the run stalls, backpressured, before it starts), and each runs that many
+    threads. On a cluster whose worker nodes the autoscaler has yet to start, 1 CPU each.
+    With GPUs, 1 CPU each (the GPU computes; a CPU decodes and draws).
     """
     actors = max(1, min(options.workers, tasks))
     cpus = options.cpus_per_worker
     if cpus is None:
-        share = (res.cpus - 0.25) / actors if res.cpus > 0.25 else 0.1
-        cpus = max(0.1, min(share, res.node_cpus or share))
         if options.gpus_per_worker:
-            cpus = min(cpus, 1.0)  # the GPU computes; a CPU decodes and draws
+            cpus = min(1.0, res.smallest_cpus or 1.0)
+        elif res.cpu_nodes == 0:
+            cpus = 1.0
+        else:
+            per_node = math.ceil(actors / res.cpu_nodes)
+            cpus = max(0.1, (res.smallest_cpus - 0.25) / per_node)
     if res.local:  # nothing can join a local instance: what doesn't fit never starts
         if cpus > res.node_cpus:
             raise PafposeError(f"--cpus-per-worker {cpus:g}: this machine has {res.node_cpus:g} CPUs")
@@ -198,6 +204,10 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
             raise PafposeError("nothing to process: no readable source among " + " ".join(sources))
         clean_temporaries(out)
         done = scan(out, say)
+        changed = changed_options(out, _model_name(config), json.loads(json.dumps(config.to_dict())))
+        if changed:
+            say(f"{out} holds results made with other {', '.join(changed)}: they are kept and only the inputs "
+                "missing from them are done now (another --out does them all again)")
         todo = [i for i in inputs.items if i.key not in done.keys]
         summary.done_before = summary.inputs - len(todo)
         summary.errors_total = sum(i.key in done.error_keys for i in inputs.items)
