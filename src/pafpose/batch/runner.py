@@ -79,6 +79,13 @@ class WorkerStats:
     read: float = 0.0  #: reading and decoding files
     infer: float = 0.0  #: the Estimator
     write: float = 0.0  #: writing results and per-file outputs
+    first: float = 0.0  #: when it began its first unit of work (Unix time)
+    last: float = 0.0  #: when it finished its last
+
+    @property
+    def span(self) -> float:
+        """Seconds from its first unit's start to its last unit's end: busy, or waiting for work."""
+        return self.last - self.first
 
 
 @dataclass
@@ -99,6 +106,7 @@ class Summary:
     ignored: int = 0  #: files in folders that are neither images nor videos
     startup: float = 0.0  #: seconds to start or join Ray
     seconds: float = 0.0  #: seconds from the pool's start to the last result
+    began: float = 0.0  #: when the pool was started (Unix time)
     pool: int = 0  #: actors working at once
     workers: dict[str, WorkerStats] = field(default_factory=dict)  #: per actor (host:pid), restarted ones apart
     interrupted: bool = False
@@ -248,6 +256,7 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
             threshold=options.threshold, timeout=options.timeout, batch_size=options.batch_size, track=options.track,
             model=_model_name(config), marker=marker)
         start = time.perf_counter()
+        summary.began = time.time()
         try:
             with tqdm(total=len(todo), unit="input" if videos else "image", disable=not progress or len(todo) < 2,
                       dynamic_ncols=True) as bar:
@@ -298,6 +307,8 @@ def _count(summary: Summary, r: dict[str, Any]) -> None:
     w.read += r["read"]
     w.infer += r["infer"]
     w.write += r["write"]
+    w.first = min(w.first or r["started"], r["started"])
+    w.last = max(w.last, r["ended"])
 
 
 def summary_text(summary: Summary) -> list[str]:
@@ -305,9 +316,10 @@ def summary_text(summary: Summary) -> list[str]:
     lines = [summary.line()]
     if summary.workers and summary.seconds > 0:
         for name, w in sorted(summary.workers.items()):
-            lines.append(f"  worker {name}: {w.inputs} inputs, {w.rows} rows, {w.rows / summary.seconds:.1f} rows/s "
-                         f"(busy {min(100.0, 100 * w.seconds / summary.seconds):.0f}%: read {w.read:.1f} s, "
-                         f"model {w.infer:.1f} s, write {w.write:.1f} s)")
+            busy = min(100.0, 100 * w.seconds / w.span) if w.span > 0 else 100.0
+            lines.append(f"  worker {name}: {w.inputs} inputs, {w.rows} rows, {w.rows / summary.seconds:.1f} rows/s; "
+                         f"busy {busy:.0f}% from its first task to its last (read {w.read:.1f} s, model "
+                         f"{w.infer:.1f} s, write {w.write:.1f} s), started after {w.first - summary.began:.1f} s")
     return lines
 
 

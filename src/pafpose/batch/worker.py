@@ -42,6 +42,8 @@ SUMMARY = pa.schema([
     ("read", pa.float64()),     #   reading and decoding the file (for a video: its frames)
     ("infer", pa.float64()),    #   the Estimator (preprocess, network, decoding people)
     ("write", pa.float64()),    #   writing its outputs: result rows, per-file JSON, drawings
+    ("started", pa.float64()),  # when the worker began the unit this input was in (Unix time)
+    ("ended", pa.float64()),    # and when it finished it
     ("worker", pa.string()),    # host:pid of the actor
     ("skipped", pa.bool_()),    # its shard was already there (a retried task): nothing redone
 ])
@@ -131,12 +133,16 @@ class PoseWorker:
 
     # ------------------------------------------------------------------ the unit of work
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.time()
         items = [Item(**r) for r in batch.select(["key", "source", "kind", "name"]).to_pylist()]
         images = [i for i in items if i.kind == "image"]
         summaries = self.images(images) if images else []
         for item in items:
             if item.kind == "video":
                 summaries += self.video(item)
+        ended = time.time()
+        for s in summaries:
+            s["started"], s["ended"] = started, ended
         return pa.Table.from_pylist(summaries, schema=SUMMARY)
 
     def _existing(self, path: Path, started: float) -> list[dict[str, Any]] | None:
