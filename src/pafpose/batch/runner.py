@@ -115,6 +115,15 @@ class Summary:
     def remaining(self) -> int:
         return self.inputs - self.results
 
+    @property
+    def steady(self) -> float:
+        """Images and frames per second from the first worker's first task to the last result:
+        the pool's pace once started (Ray's and the model's start-up apart)."""
+        if not self.workers:
+            return 0.0
+        span = max(w.last for w in self.workers.values()) - min(w.first for w in self.workers.values())
+        return (self.images + self.frames) / span if span > 0 else 0.0
+
     def line(self) -> str:
         """One line: what was done, at what speed."""
         head = "interrupted after " if self.interrupted else ""
@@ -125,8 +134,8 @@ class Summary:
         rate = ""
         if rows and self.seconds > 0:
             n = max(1, self.pool)
-            rate = (f"; {rows / self.seconds:.1f} images/s, {rows / self.seconds / n:.1f}/s per worker "
-                    f"({n} worker{'s' * (n != 1)})")
+            rate = (f"; {rows / self.seconds:.1f} images/s, {self.steady:.1f}/s once the workers ran, "
+                    f"{self.steady / n:.1f}/s per worker ({n} worker{'s' * (n != 1)})")
         before = f", {self.done_before} done before" if self.done_before else ""
         left = f", {self.remaining} left" if self.remaining and self.interrupted else ""
         return (f"{head}{' and '.join(what)}: {self.people} people found, {self.errors} failed{before}{left}{rate}, "
@@ -136,6 +145,7 @@ class Summary:
         d = asdict(self)
         d["workers"] = {k: asdict(v) for k, v in self.workers.items()}
         d["remaining"] = self.remaining
+        d["steady"] = self.steady
         return d
 
 

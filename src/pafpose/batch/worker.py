@@ -106,9 +106,9 @@ class PoseWorker:
     (a ``pyarrow.Table`` with ``key``, ``source``, ``kind``, ``name``) and returns one
     :data:`SUMMARY` row per input.
 
-    The settings come as a class attribute (:func:`worker_class`), not as constructor
-    arguments: Ray then ships them inside the class, not through its object store, where an
-    actor restarted after a crash could find them gone.
+    The settings ride on a subclass (:func:`worker_class`), so that a worker needs no
+    constructor arguments: Ray Data builds it, and rebuilds it after a crash, from the class
+    alone.
     """
 
     settings: dict[str, Any] = {}  # noqa: RUF012 (set per run on a subclass)
