@@ -162,7 +162,10 @@ def test_a_killed_driver_resumes_with_every_input_exactly_once(env, dance_frame,
             time.sleep(0.01)
         proc.kill()  # the driver alone, SIGKILL: no clean-up of its own
         proc.wait(timeout=30)
-        time.sleep(2)  # its local Ray stops with it; a worker in the middle of a shard may still finish it
+        # its local Ray stops with it; a worker in the middle of a unit may still finish it: wait for quiet
+        files, deadline = None, time.monotonic() + 60
+        while files != (files := sorted(p.name for p in out.rglob("*"))) and time.monotonic() < deadline:
+            time.sleep(1.0)
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # what is left of the killed run's Ray (its agents)

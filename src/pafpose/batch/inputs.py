@@ -31,7 +31,7 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One input: an image or a video.
 
@@ -144,7 +144,9 @@ def enumerate_inputs(specs: list[str], out: str | Path | None = None, path_colum
         else:
             path = entry if os.path.isabs(entry) else os.path.join(base, entry)
             key = os.path.abspath(path)
-            add(key, entry, _kind(entry), Path(entry).stem or "file")
+            if key == entry:
+                key = entry  # one string, not two equal ones: a million entries are held at once
+            add(key, entry, _kind(entry), os.path.splitext(os.path.basename(entry))[0] or "file")
 
     for spec in specs:
         p = Path(spec)
