@@ -223,20 +223,20 @@ def test_inputs_from_folders_lists_and_manifests(tmp_path):
 
 
 def test_ledger_and_reading_results(tmp_path):
-    def shard(keys, error=None):
+    def shard(keys, error=None, fmt="parquet"):
         rows = [row(k, k, "image", None, (4, 3), [], "coco18", "m", "{}", error) for k in keys]
-        return write_shard(tmp_path / "results" / shard_name(keys, "parquet"), "parquet", lambda w: w.write(rows))
+        return write_shard(tmp_path / "results" / shard_name(keys, fmt), fmt, lambda w: w.write(rows))
 
     assert shard_name(["a", "b"], "parquet") == shard_name(["a", "b"], "parquet") != shard_name(["b", "a"], "parquet")
     shard(["/a", "/b"])
-    shard(["/c"], error="broken")
+    shard(["/c"], error="broken", fmt="jsonl")  # a run with --format jsonl into the same folder
     shard(["/b", "/d"])  # /b twice (not something a run does): read back once
     (tmp_path / "results" / "part-0000.parquet").write_bytes(b"PAR1 damaged")
     done = scan(tmp_path)
     assert done.keys == {"/a", "/b", "/c", "/d"} and done.error_keys == {"/c"} and done.bad == ["part-0000.parquet"]
     assert (tmp_path / "results" / "part-0000.parquet.bad").exists()  # set aside: its inputs are done again
     table = read_results(tmp_path)
-    assert sorted(table.column("key").to_pylist()) == ["/a", "/b", "/c", "/d"]
+    assert sorted(table.column("key").to_pylist()) == ["/a", "/b", "/c", "/d"] and table.schema.equals(SCHEMA)
     assert read_results(tmp_path, ["key", "error"]).column_names == ["key", "error"]
     assert read_results(tmp_path / "nothing").num_rows == 0
 

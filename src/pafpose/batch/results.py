@@ -137,7 +137,7 @@ def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
         return pq.read_table(path, columns=list(columns) if columns else None)
     from pyarrow import json as pj
 
-    table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=SCHEMA))
+    table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=SCHEMA)).cast(SCHEMA)  # list names
     return table.select(list(columns)) if columns else table
 
 
