@@ -189,6 +189,17 @@ def _blocks(items: Sequence[Item], size: int) -> list[Any]:
     return blocks
 
 
+def _check_model(config: Any) -> None:
+    """A model name or weights file that can't be right fails here, in a second, rather than
+    in every worker after Ray has started (the workers still check what needs their device)."""
+    from pafpose.weights import architecture_of
+
+    if config.weights is not None and not Path(config.weights).is_file():
+        raise PafposeError(f"{config.weights}: no such weights file")
+    if config.model is not None:
+        architecture_of(config.model)
+
+
 def _model_name(config: Any) -> str:
     from pafpose.estimator_config import DEFAULT_MODEL
 
@@ -210,6 +221,7 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
     from pafpose.io import check_output_dir
 
     say = warn or (lambda message: None)
+    _check_model(config)
     out = check_output_dir(options.out, "--out").resolve()
     (out / "results").mkdir(exist_ok=True)
     summary = Summary()
@@ -260,8 +272,11 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
         summary.pool = actors
         marker = f".run-{uuid.uuid4().hex}"
         (out / "results" / marker).touch()
+        # "auto" means the device Ray gives the actor: a GPU it reserved, else the CPU (not a GPU it didn't reserve)
+        device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
         settings = WorkerSettings(
-            config=config.replace(threads=config.threads or threads).to_dict(), out=str(out), format=options.format,
+            config=config.replace(threads=config.threads or threads, device=device).to_dict(), out=str(out),
+            format=options.format,
             json=options.json, save_images=options.save_images, save_video=options.save_video,
             threshold=options.threshold, timeout=options.timeout, batch_size=options.batch_size, track=options.track,
             model=_model_name(config), marker=marker)
