@@ -196,9 +196,9 @@ def test_a_cluster_that_does_not_exist_fails_fast_in_one_line(env, images, tmp_p
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert f"--address 127.0.0.1:{port}: no Ray cluster answers there" in r.stderr
     assert time.monotonic() - t0 < 30
-    r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out", "--model", "nosuch", timeout=60)
+    r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out2", "--model", "nosuch", timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("pafpose: error: unknown model 'nosuch'")  # before Ray starts
-    assert r.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "out2").exists()
 
 
 # ------------------------------------------------------------------ without Ray
