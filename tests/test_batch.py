@@ -138,7 +138,7 @@ def test_a_finished_run_run_again_does_nothing(env, data_set):
     before = sorted(p.name for p in (out / "results").iterdir())
     r = pafpose(env, "batch", root / "data", root / "more.txt", "--out", out, "--height", "256")
     assert r.returncode == 1, r.stderr  # the results still hold the bad files' error rows
-    assert "0 images: 0 people found, 0 failed, 8 done before" in r.stdout, r.stdout
+    assert "nothing to do: all 8 inputs were done before" in r.stdout, r.stdout
     assert "8 of 8 inputs" in r.stdout and "3 with errors" in r.stdout
     assert sorted(p.name for p in (out / "results").iterdir()) == before
 

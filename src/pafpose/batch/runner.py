@@ -126,6 +126,8 @@ class Summary:
 
     def line(self) -> str:
         """One line: what was done, at what speed."""
+        if not self.interrupted and self.inputs and self.done_before == self.inputs:
+            return f"nothing to do: all {self.inputs} inputs were done before"
         head = "interrupted after " if self.interrupted else ""
         what = [f"{self.images} image{'s' * (self.images != 1)}"]
         if self.videos:
