@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/serve_soak.py
 	$(PY) benchmarks/backends.py
 	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/batch.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -16,7 +16,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from pafpose import __version__
-from pafpose.cli import bench, evaluate, explain, export, openpose_flags, predict, serve, show_data, train, zoo
+from pafpose.cli import batch, bench, evaluate, explain, export, openpose_flags, predict, serve, show_data, train, zoo
 from pafpose.errors import PafposeError
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     zoo.add_parsers(sub)
     predict.add_parser(sub)
+    batch.add_parser(sub)
     explain.add_parser(sub)
     evaluate.add_parser(sub)
     show_data.add_parser(sub)

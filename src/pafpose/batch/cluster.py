@@ -1,0 +1,174 @@
+"""Where a batch run's Ray lives: a local instance this process starts and stops (no
+dashboard, a bounded object store), or an existing cluster joined by address, checked
+first so that a wrong address fails in seconds rather than hanging in Ray's retries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pafpose.errors import PafposeError
+
+#: The local instance's object store: the run's rows of paths and its per-input summaries are
+#: all it holds (pixels and results never pass through it), so a small one is plenty.
+LOCAL_OBJECT_STORE = 256 * 2**20
+#: Seconds to wait for a cluster's address to answer.
+CONNECT_TIMEOUT = 5.0
+#: Environment variables a worker on another machine needs from the driver's.
+FORWARDED_ENV = ("PAFPOSE_HOME", "PAFPOSE_WEIGHTS_PATH", "PAFPOSE_OFFLINE")
+
+
+def ray_module() -> Any:
+    """``ray`` (with Ray Data), or a one-line error saying how to install it."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as err:
+        raise PafposeError(f"pafpose batch needs Ray Data: pip install 'pafpose[ray]' ({err})") from None
+    return ray
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise a one-line :class:`PafposeError` unless something answers at a cluster address
+    (``HOST:PORT``, ``ray://HOST:PORT``); ``auto`` is left to Ray, which fails fast itself."""
+    if address == "auto":
+        return
+    client = address.startswith("ray://")
+    hostport = address.removeprefix("ray://").rstrip("/")
+    m = re.fullmatch(r"\[?([^\]]+?)\]?(?::(\d+))?", hostport)
+    if not m:
+        raise PafposeError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    host, port = m.group(1), int(m.group(2) or (10001 if client else 6379))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as err:
+        why = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise PafposeError(f"--address {address}: no Ray cluster answers there ({why}); start one (ray start --head, "
+                           "ray up) or leave --address out to run on this machine") from None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the Ray cluster offers, as the run starts."""
+
+    cpus: float  #: all nodes together
+    gpus: float
+    node_cpus: float  #: the largest node's
+    node_gpus: float
+    nodes: int
+    local: bool  #: a local instance this run started (nothing will be added to it)
+    cpu_nodes: int = 0  #: nodes with CPUs for work (a head started with ``CPU: 0`` has none)
+    smallest_cpus: float = 0.0  #: the smallest of those nodes' CPUs
+
+
+@contextlib.contextmanager
+def _ray_chatter_muted() -> Iterator[None]:
+    """Ray's C++ core writes notes to this process's stderr (file descriptor 2), and its
+    error listener prints the raylet's to ``sys.stdout`` (e.g. that a task is retried after
+    an actor was stopped), none of which is a user's concern: pafpose reports failures
+    itself. While Ray runs, descriptor 2 goes to a temporary file, ``sys.stdout`` nowhere,
+    and ``sys.stderr`` (warnings, the progress bar) to the terminal. ``--verbose`` leaves
+    everything as it is."""
+    import tempfile
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    previous = sys.stdout, sys.stderr
+    with tempfile.TemporaryFile() as sink, open(os.devnull, "w") as nowhere:
+        os.dup2(sink.fileno(), 2)
+        sys.stdout = nowhere
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=previous[1].encoding or "utf-8",
+                               errors="backslashreplace")
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stdout, sys.stderr = previous
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _quiet(verbose: bool) -> None:
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = verbose  # pafpose's own bar counts images, frames and errors
+    ctx.print_on_execution_start = verbose
+    ctx.enable_auto_log_stats = False
+    if not verbose:
+        for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, verbose: bool = False,
+                object_store_memory: int = LOCAL_OBJECT_STORE) -> Iterator[Resources]:
+    """Ray for one run: joins ``address`` (or ``$RAY_ADDRESS``), else starts a local instance
+    on this machine's CPUs and GPUs, dashboard off; stops what it started on the way out.
+    A Ray session the caller already opened is used as it is (and left open)."""
+    ray: Any = ray_module()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address == "local":
+        address = None
+    if address:
+        check_reachable(address)
+    if ray.is_initialized():
+        yield _resources(ray, local=False)
+        return
+    level = logging.INFO if verbose else logging.ERROR
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    with contextlib.ExitStack() as stack:
+        if not verbose:
+            stack.enter_context(_ray_chatter_muted())
+        if address:
+            env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            try:
+                ray.init(address=address, logging_level=level, log_to_driver=verbose,
+                         runtime_env={"env_vars": env} if env else None)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise PafposeError(f"--address {address}: can't join the Ray cluster "
+                                   f"({str(err).strip().splitlines()[0]})") from None
+        else:
+            os.environ.pop("RAY_ADDRESS", None)  # "local" asked for: never join a cluster by accident
+            ray.init(address="local", include_dashboard=False, object_store_memory=object_store_memory,
+                     logging_level=level, log_to_driver=verbose)
+        stack.callback(ray.shutdown)
+        if sigterm is not None:  # ray.init's own (sys.exit from inside Ray's calls) can abort the process
+            signal.signal(signal.SIGTERM, sigterm)
+        _quiet(verbose)
+        yield _resources(ray, local=not address)
+
+
+def _resources(ray: Any, local: bool) -> Resources:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    cpus = [float(n["Resources"].get("CPU", 0)) for n in nodes]
+    working = [c for c in cpus if c > 0]
+    return Resources(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)), node_cpus=max(cpus, default=0.0),
+                     node_gpus=max((float(n["Resources"].get("GPU", 0)) for n in nodes), default=0.0),
+                     nodes=len(nodes), local=local, cpu_nodes=len(working), smallest_cpus=min(working, default=0.0))
+
+
+def worker_error(err: BaseException) -> str:
+    """The one line that says why a Ray worker failed (its exception's last line, without
+    Ray's traceback and terminal colours)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)), None)
+    if cause is None:
+        return lines[0] if lines else type(err).__name__
+    name, _, message = cause.partition(": ")
+    return message if name.endswith("PafposeError") or name.endswith("ImageError") else f"{name}: {message}"

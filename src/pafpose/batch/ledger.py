@@ -1,0 +1,135 @@
+"""What a batch run has done: the shard files present under ``OUT/results/``.
+
+There is no separate journal to keep in step: a shard is renamed into place whole once its
+unit of work (a batch of images, a video) is finished, and its name is a hash of the
+unit's keys, so the same unit done twice (a task Ray retries after a worker died) lands in
+the same file instead of a second one. A new run reads the keys of the shards present and
+works only on the rest: after a crash, Ctrl-C or a killed worker, what is redone is the
+units that were in flight, at most one per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pafpose.batch.results import SUFFIXES, read_shard, shard_paths
+from pafpose.errors import PafposeError
+
+
+def shard_name(keys: Iterable[str], fmt: str) -> str:
+    """``part-<hash of the keys>.parquet`` (or ``.jsonl``): the same unit, the same name."""
+    digest = hashlib.sha1("\n".join(keys).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"part-{digest}{SUFFIXES[fmt]}"
+
+
+@dataclass
+class Done:
+    """The keys the shards present hold, and counts over them."""
+
+    keys: set[str] = field(default_factory=set)
+    shards: int = 0
+    rows: int = 0
+    error_keys: set[str] = field(default_factory=set)  #: inputs with an error row
+    bad: list[str] = field(default_factory=list)  #: shards that could not be read (set aside, redone)
+
+
+def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: int = 8) -> Done:
+    """Read the keys (and error column) of every shard in ``out``.
+
+    A shard that can't be read (damaged on disk; a run never leaves one half-written) is
+    renamed ``*.bad`` and reported, so that its inputs are done again.
+    """
+    done = Done()
+    paths = shard_paths(out)
+
+    def read(path: Path) -> tuple[Path, list[str] | None, list[str | None]]:
+        try:
+            table = read_shard(path, ["key", "error"])
+        except Exception:  # any reader error: the file is damaged, whatever the library says
+            return path, None, []
+        return path, table.column("key").to_pylist(), table.column("error").to_pylist()
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for path, keys, errors in pool.map(read, paths):
+            if keys is None:
+                with contextlib.suppress(OSError):
+                    os.replace(path, path.with_name(path.name + ".bad"))
+                done.bad.append(path.name)
+                if warn is not None:
+                    warn(f"{path}: damaged result file, set aside as {path.name}.bad; its inputs are done again")
+                continue
+            done.shards += 1
+            done.rows += len(keys)
+            done.keys.update(keys)
+            done.error_keys.update(k for k, e in zip(keys, errors, strict=True) if e is not None)
+    return done
+
+
+def clean_temporaries(out: str | Path, older_than: float = 3600.0) -> int:
+    """Remove the hidden temporary shards (``.part-*.part.*``) and run markers (``.run-*``) a
+    killed run left more than ``older_than`` seconds ago; returns how many. Recent ones may
+    still be in use by the workers of a run that was killed a moment ago."""
+    folder = Path(out) / "results"
+    removed = 0
+    if folder.is_dir():
+        now = time.time()
+        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".run-*")]:
+            with contextlib.suppress(OSError):
+                if now - p.stat().st_mtime > older_than:
+                    p.unlink()
+                    removed += 1
+    return removed
+
+
+#: Estimator options that don't change results (where and how fast it runs).
+_NEUTRAL = ("threads", "device")
+
+
+def changed_options(out: str | Path, model: str, options: dict) -> list[str]:
+    """The Estimator options (and ``model``) that differ between the shards already in
+    ``out`` and this run: results made with other options are kept, so a user who changed
+    them should know (the first shard speaks for all: one run writes one set)."""
+    import json
+
+    paths = shard_paths(out)
+    if not paths:
+        return []
+    try:
+        first = read_shard(paths[0], ["model", "options"]).slice(0, 1).to_pylist()
+    except Exception:  # damaged: scan() reports it
+        return []
+    if not first or first[0]["options"] is None:
+        return []
+    before = json.loads(first[0]["options"])
+    names = sorted(k for k in set(before) | set(options)
+                   if k not in _NEUTRAL and before.get(k) != options.get(k))
+    return (["model"] if first[0]["model"] != model else []) + names
+
+
+@contextlib.contextmanager
+def exclusive(out: str | Path) -> Iterator[None]:
+    """Hold ``OUT/.pafpose-batch.lock`` for the run: a second run on the same folder is a
+    one-line error, not two runs writing the same shards. The lock goes with the process,
+    however it ends (``kill -9`` included)."""
+    import fcntl
+
+    path = Path(out) / ".pafpose-batch.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PafposeError(f"{out}: another pafpose batch is writing there; wait for it or use another --out") \
+                from None
+        except OSError:
+            pass  # a file system without locks (some network mounts): carry on unguarded
+        yield
+    finally:
+        os.close(fd)

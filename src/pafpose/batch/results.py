@@ -1,0 +1,174 @@
+"""The result rows of a batch run and their files.
+
+One row per image or video frame (:data:`SCHEMA`), written as *shards*: each finished unit
+of work (a batch of images, or one whole video) is one Parquet or JSON Lines file under
+``OUT/results/``, written to a hidden temporary file and renamed into place, so a shard is
+either complete or absent (:mod:`pafpose.batch.ledger` builds resume on that). Rows are
+streamed into the temporary file as they come, so a long video never holds its rows in
+memory. :func:`read_results` reads a run's shards back as one table, each input once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pafpose.pose import Pose
+
+#: One person: ``id`` (track id in a video, null otherwise), ``score`` (0..1), ``keypoints``:
+#: ``x, y, score`` per keypoint in the skeleton's order, flat (3 K values), in the image's
+#: pixels; a missing keypoint is ``NaN, NaN, 0`` in Parquet and ``null, null, 0`` in JSON Lines.
+PERSON = pa.struct([("id", pa.int64()), ("score", pa.float32()), ("keypoints", pa.list_(pa.float32()))])
+
+#: The columns of every result file, in order.
+SCHEMA = pa.schema([
+    ("key", pa.string()),        # the input's identity: absolute path or URL (resume and dedup go by it)
+    ("source", pa.string()),     # the path or URL as listed
+    ("kind", pa.string()),       # "image" or "video"
+    ("frame", pa.int64()),       # frame index in a video (0-based); null for images and a video's error row
+    ("width", pa.int32()),       # the image's (or frame's) width in pixels; null when it couldn't be read
+    ("height", pa.int32()),
+    ("people", pa.list_(PERSON)),
+    ("skeleton", pa.string()),   # the keypoint layout of ``keypoints`` (pafpose skeleton name, e.g. coco18)
+    ("model", pa.string()),      # the model (zoo name or weights file)
+    ("options", pa.string()),    # the Estimator's options as JSON (EstimatorConfig.to_dict)
+    ("error", pa.string()),      # null, or why this input (or the rest of this video) has no poses
+])
+
+FORMATS = ("parquet", "jsonl")
+SUFFIXES = {"parquet": ".parquet", "jsonl": ".jsonl"}
+
+
+def people(poses: Sequence[Pose]) -> list[dict[str, Any]]:
+    """The ``people`` column's value for one image's poses."""
+    out = []
+    for p in poses:
+        kps = p.keypoints.astype("float32")
+        missing = ~(kps[:, 0] == kps[:, 0]) | ~(kps[:, 1] == kps[:, 1])  # NaN x or y
+        kps[missing, 2] = 0.0
+        out.append({"id": None if p.track_id is None else int(p.track_id), "score": float(p.score),
+                    "keypoints": kps.ravel().tolist()})
+    return out
+
+
+def row(key: str, source: str, kind: str, frame: int | None, size: tuple[int, int] | None,
+        found: Sequence[Pose] | None, skeleton: str, model: str, options: str, error: str | None = None,
+        ) -> dict[str, Any]:
+    """One result row (``size`` is ``(width, height)``; ``found`` None for an error row)."""
+    w, h = size if size is not None else (None, None)
+    return {"key": key, "source": source, "kind": kind, "frame": frame, "width": w, "height": h,
+            "people": [] if found is None else people(found), "skeleton": skeleton, "model": model,
+            "options": options, "error": error}
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN -> null, floats to 0.001 (the precision OpenPose JSON keeps)."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 3)
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+class ShardWriter:
+    """Appends rows to one shard file (the temporary file :func:`write_shard` renames)."""
+
+    def __init__(self, path: str, fmt: str, flush_rows: int = 256) -> None:
+        self.format = fmt
+        self.rows = 0
+        self._pending: list[dict[str, Any]] = []
+        self._flush_rows = flush_rows
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer: Any = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+        else:
+            self._writer = open(path, "w", encoding="utf-8")
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for r in rows:
+            self._pending.append(r)
+            self.rows += 1
+            if len(self._pending) >= self._flush_rows:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        if self.format == "parquet":
+            self._writer.write_table(pa.Table.from_pylist(self._pending, schema=SCHEMA))
+        else:
+            self._writer.write("".join(json.dumps(_json_safe(r), allow_nan=False) + "\n" for r in self._pending))
+        self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
+def write_shard(path: Path, fmt: str, produce: Callable[[ShardWriter], None]) -> Path:
+    """Write a shard atomically: ``produce(writer)`` appends the rows; the file appears, whole,
+    only when it returns (an exception or a kill leaves no shard)."""
+    from pafpose.io import atomic_output
+
+    def write(tmp: str) -> None:
+        writer = ShardWriter(tmp, fmt)
+        try:
+            produce(writer)
+        finally:
+            writer.close()
+
+    return atomic_output(path, write)
+
+
+def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One shard as a table with :data:`SCHEMA`'s columns (or ``columns`` of them)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=list(columns) if columns else None)
+    from pyarrow import json as pj
+
+    table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=SCHEMA)).cast(SCHEMA)  # list names
+    return table.select(list(columns)) if columns else table
+
+
+def shard_paths(out: str | Path) -> list[Path]:
+    """A run's shards (``OUT/results/part-*``), in name order."""
+    folder = Path(out) / "results"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix in SUFFIXES.values())
+
+
+def read_results(out: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every result of the batch run(s) in ``out``, each input once: one table with
+    :data:`SCHEMA` (or ``columns``), ordered by shard name.
+
+    A run never writes an input twice, but should two shards ever hold the same key (e.g.
+    shards copied together from two output folders), the rows of the first shard by name
+    are kept and the other's dropped.
+    """
+    wanted = list(columns) if columns else list(SCHEMA.names)
+    read = wanted if "key" in wanted else [*wanted, "key"]
+    seen: set[str] = set()
+    tables = []
+    for path in shard_paths(out):
+        table = read_shard(path, read)
+        keys = table.column("key").to_pylist()
+        fresh = set(keys) - seen
+        if len(fresh) < len(set(keys)):
+            table = table.filter(pa.array([k in fresh for k in keys]))
+        seen |= fresh
+        tables.append(table.select(wanted))
+    if not tables:
+        return SCHEMA.empty_table().select(wanted)
+    return pa.concat_tables(tables)

@@ -1,0 +1,355 @@
+"""A batch run, end to end: enumerate the inputs, subtract what the shards already hold,
+stream the rest through a pool of Ray actors (Ray Data: ``map_batches`` over an actor pool,
+its backpressure and retries), count as results come back, and say what was done.
+
+Images go in Ray Data batches of ``shard_size`` (one block each, so a batch is a task and a
+shard); each video is a task of its own, so that tracking runs over the whole video. The
+driver holds only the paths and a few numbers per input: pixels and poses stay in the
+workers and the shards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pafpose.batch.cluster import Resources, ray_session, worker_error
+from pafpose.batch.inputs import Item, enumerate_inputs
+from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, scan
+from pafpose.batch.results import FORMATS
+from pafpose.batch.worker import WorkerSettings, worker_class
+from pafpose.checks import check_number
+from pafpose.errors import PafposeError
+
+#: Images per shard unless told: the shards of a million images are 16,000 files, and a crash
+#: costs a worker at most 64 images.
+DEFAULT_SHARD = 64
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run works and what it writes (the estimator's options are separate:
+    :class:`~pafpose.estimator_config.EstimatorConfig`)."""
+
+    out: Path
+    format: str = "parquet"  #: result shards: "parquet" or "jsonl"
+    json: str = "none"  #: "openpose": also one OpenPose JSON per image or frame
+    save_images: bool = False
+    save_video: bool = False
+    threshold: float = 0.1  #: keypoint score below which nothing is drawn
+    timeout: float = 10.0  #: seconds to wait for a URL
+    batch_size: int = 1  #: images or frames per network call
+    shard_size: int | None = None  #: images per Ray Data batch and per shard (the most work a crash can cost a
+    #: worker); default: up to 64, fewer where that gives each worker at least 4 batches
+    track: bool = True  #: track people through each video
+    online: bool = False  #: track video files as live streams (no look-ahead), not offline as predict does
+    workers: int = 1  #: Ray actors, each with its own Estimator
+    cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
+    gpus_per_worker: float = 0.0  #: GPUs each actor reserves (e.g. 1, or 0.5 for two per GPU)
+    address: str | None = None  #: a Ray cluster to join (else $RAY_ADDRESS, else a local instance)
+    path_column: str = "path"  #: the column of paths or URLs in Parquet/CSV manifests
+    verbose: bool = False  #: Ray's own logs and progress bars
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise PafposeError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.json not in ("none", "openpose"):
+            raise PafposeError(f"json must be none or openpose, got {self.json!r}")
+        check_number("threshold", self.threshold, 0, 1)
+        check_number("timeout", self.timeout, 0.1, 3600)
+        check_number("batch_size", self.batch_size, 1, 256, integer=True)
+        if self.shard_size is not None:
+            check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
+        check_number("workers", self.workers, 1, 10_000, integer=True)
+        if self.cpus_per_worker is not None:
+            check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
+        check_number("gpus_per_worker", self.gpus_per_worker, 0, 64)
+
+
+@dataclass
+class WorkerStats:
+    inputs: int = 0
+    rows: int = 0
+    seconds: float = 0.0  #: busy, of which:
+    read: float = 0.0  #: reading and decoding files
+    infer: float = 0.0  #: the Estimator
+    write: float = 0.0  #: writing results and per-file outputs
+    first: float = 0.0  #: when it began its first unit of work (Unix time)
+    last: float = 0.0  #: when it finished its last
+
+    @property
+    def span(self) -> float:
+        """Seconds from its first unit's start to its last unit's end: busy, or waiting for work."""
+        return self.last - self.first
+
+
+@dataclass
+class Summary:
+    """What a run did (``summary.json`` under ``--out`` holds the same)."""
+
+    inputs: int = 0  #: inputs the sources name
+    done_before: int = 0  #: of them, already in the shards when the run started
+    processed: int = 0  #: inputs finished by this run (as the workers reported back)
+    results: int = 0  #: inputs in the shards when the run ended (after an interruption: read again from them)
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    people: int = 0
+    errors: int = 0  #: inputs of this run with an error row
+    errors_total: int = 0  #: of the inputs, those with an error row in the shards (this run's included)
+    source_errors: list[str] = field(default_factory=list)  #: sources that named nothing
+    ignored: int = 0  #: files in folders that are neither images nor videos
+    startup: float = 0.0  #: seconds to start or join Ray
+    seconds: float = 0.0  #: seconds from the pool's start to the last result
+    began: float = 0.0  #: when the pool was started (Unix time)
+    pool: int = 0  #: actors working at once
+    workers: dict[str, WorkerStats] = field(default_factory=dict)  #: per actor (host:pid), restarted ones apart
+    interrupted: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.inputs - self.results
+
+    @property
+    def steady(self) -> float:
+        """Images and frames per second from the first worker's first task to the last result:
+        the pool's pace once started (Ray's and the model's start-up apart)."""
+        if not self.workers:
+            return 0.0
+        span = max(w.last for w in self.workers.values()) - min(w.first for w in self.workers.values())
+        return (self.images + self.frames) / span if span > 0 else 0.0
+
+    def line(self) -> str:
+        """One line: what was done, at what speed."""
+        if not self.interrupted and self.inputs and self.done_before == self.inputs:
+            return f"nothing to do: all {self.inputs} inputs were done before"
+        head = "interrupted after " if self.interrupted else ""
+        what = [f"{self.images} image{'s' * (self.images != 1)}"]
+        if self.videos:
+            what.append(f"{self.videos} video{'s' * (self.videos != 1)} ({self.frames} frames)")
+        rows = self.images + self.frames
+        rate = ""
+        if rows and self.seconds > 0:
+            n = max(1, self.pool)
+            rate = (f"; {rows / self.seconds:.1f} images/s, {self.steady:.1f}/s once the workers ran, "
+                    f"{self.steady / n:.1f}/s per worker ({n} worker{'s' * (n != 1)})")
+        before = f", {self.done_before} done before" if self.done_before else ""
+        left = f", {self.remaining} left" if self.remaining and self.interrupted else ""
+        return (f"{head}{' and '.join(what)}: {self.people} people found, {self.errors} failed{before}{left}{rate}, "
+                f"after {self.startup:.1f} s start-up")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["workers"] = {k: asdict(v) for k, v in self.workers.items()}
+        d["remaining"] = self.remaining
+        d["steady"] = self.steady
+        return d
+
+
+def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float, int]:
+    """``(actors, CPUs each reserves, threads each runs)`` for this cluster.
+
+    Unless told, actors share out the CPUs of the nodes they will land on, each node less a
+    quarter CPU for Ray Data's own tasks (an actor pool that reserves every CPU leaves none
+    for them, and the run stalls, backpressured, before it starts), and each runs that many
+    threads. On a cluster whose worker nodes the autoscaler has yet to start, 1 CPU each.
+    With GPUs, 1 CPU each (the GPU computes; a CPU decodes and draws).
+    """
+    actors = max(1, min(options.workers, tasks))
+    cpus = options.cpus_per_worker
+    if cpus is None:
+        if options.gpus_per_worker:
+            cpus = min(1.0, res.smallest_cpus or 1.0)
+        elif res.cpu_nodes == 0:
+            cpus = 1.0
+        else:
+            per_node = math.ceil(actors / res.cpu_nodes)
+            cpus = max(0.1, (res.smallest_cpus - 0.25) / per_node)
+    if res.local:  # nothing can join a local instance: what doesn't fit never starts
+        if cpus > res.node_cpus:
+            raise PafposeError(f"--cpus-per-worker {cpus:g}: this machine has {res.node_cpus:g} CPUs")
+        if options.gpus_per_worker > res.node_gpus:
+            raise PafposeError(f"--gpus-per-worker {options.gpus_per_worker:g}: this machine has "
+                               f"{res.node_gpus:g} GPUs")
+    threads = max(1, round(cpus))
+    return actors, round(cpus, 3), threads
+
+
+def _blocks(items: Sequence[Item], size: int) -> list[Any]:
+    import pyarrow as pa
+
+    blocks = []
+    for i in range(0, len(items), size):
+        chunk = items[i : i + size]
+        blocks.append(pa.table({"key": [x.key for x in chunk], "source": [x.source for x in chunk],
+                                "kind": [x.kind for x in chunk], "name": [x.name for x in chunk]}))
+    return blocks
+
+
+def _check_model(config: Any) -> None:
+    """A model name or weights file that can't be right fails here, in a second, rather than
+    in every worker after Ray has started (the workers still check what needs their device)."""
+    from pafpose.weights import architecture_of
+
+    if config.weights is not None and not Path(config.weights).is_file():
+        raise PafposeError(f"{config.weights}: no such weights file")
+    if config.model is not None:
+        architecture_of(config.model)
+
+
+def _model_name(config: Any) -> str:
+    from pafpose.estimator_config import DEFAULT_MODEL
+
+    if config.model:
+        return str(config.model)
+    return Path(config.weights).name if config.weights else DEFAULT_MODEL
+
+
+def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress: bool = True,
+        warn: Callable[[str], None] | None = None) -> Summary:
+    """Run (or resume) a batch job: every input of ``sources`` not yet in ``options.out``'s
+    shards goes through ``config``'s Estimator on Ray; returns the :class:`Summary` (also
+    written to ``OUT/summary.json``). Ctrl-C stops it cleanly (``interrupted``), keeping
+    every finished shard. Raises :class:`PafposeError` for a bad source list, an output
+    folder that can't be written, a Ray cluster that can't be joined or a worker that fails
+    (not for a bad input file: that is an error row).
+    """
+    from pafpose.formats import write_json_atomic
+    from pafpose.io import check_output_dir
+
+    say = warn or (lambda message: None)
+    _check_model(config)
+    out = check_output_dir(options.out, "--out").resolve()
+    (out / "results").mkdir(exist_ok=True)
+    summary = Summary()
+    with exclusive(out):
+        inputs = enumerate_inputs(list(sources), out, options.path_column)
+        for message in inputs.errors:
+            say(f"error: {message}")
+        summary.source_errors, summary.ignored, summary.inputs = inputs.errors, inputs.ignored, len(inputs.items)
+        if not inputs.items:
+            raise PafposeError("nothing to process: no readable source among " + " ".join(sources))
+        clean_temporaries(out)
+        done = scan(out, say)
+        changed = changed_options(out, _model_name(config), json.loads(json.dumps(config.to_dict())))
+        if changed:
+            say(f"{out} holds results made with other {', '.join(changed)}: they are kept and only the inputs "
+                "missing from them are done now (another --out does them all again)")
+        todo = [i for i in inputs.items if i.key not in done.keys]
+        summary.done_before = summary.inputs - len(todo)
+        summary.errors_total = sum(i.key in done.error_keys for i in inputs.items)
+        summary.results = summary.done_before
+        if todo:
+            try:
+                _process(todo, config, options, out, summary, progress)
+                summary.results += summary.processed
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                # shards finished as it stopped never reached the counts: the shards say what is done
+                now = scan(out)
+                summary.results = sum(i.key in now.keys for i in inputs.items)
+                summary.errors_total = sum(i.key in now.error_keys for i in inputs.items)
+        write_json_atomic(summary.to_dict(), out / "summary.json")
+    return summary
+
+
+def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, summary: Summary,
+             progress: bool) -> None:
+    from tqdm import tqdm
+
+    videos = [i for i in todo if i.kind == "video"]
+    images = [i for i in todo if i.kind == "image"]
+    # one block per task: each video alone (the longest tasks first), images shard_size at a time
+    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * options.workers))))
+    blocks = _blocks(videos, 1) + _blocks(images, shard)
+    t0 = time.perf_counter()
+    with ray_session(options.address, options.verbose) as res:
+        summary.startup = time.perf_counter() - t0
+        actors, cpus, threads = _plan(options, res, len(blocks))
+        summary.pool = actors
+        marker = f".run-{uuid.uuid4().hex}"
+        (out / "results" / marker).touch()
+        # "auto" means the device Ray gives the actor: a GPU it reserved, else the CPU (not a GPU it didn't reserve)
+        device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
+        settings = WorkerSettings(
+            config=config.replace(threads=config.threads or threads, device=device).to_dict(), out=str(out),
+            format=options.format,
+            json=options.json, save_images=options.save_images, save_video=options.save_video,
+            threshold=options.threshold, timeout=options.timeout, batch_size=options.batch_size, track=options.track,
+            online=options.online,
+            model=_model_name(config), marker=marker)
+        start = time.perf_counter()
+        summary.began = time.time()
+        try:
+            with tqdm(total=len(todo), unit="input" if videos else "image", disable=not progress or len(todo) < 2,
+                      dynamic_ncols=True) as bar:
+                _pool(blocks, settings, actors, cpus, options.gpus_per_worker, summary, bar)
+        finally:
+            summary.seconds = time.perf_counter() - start
+            (out / "results" / marker).unlink(missing_ok=True)
+
+
+def _pool(blocks: list[Any], settings: WorkerSettings, actors: int, cpus: float, gpus: float, summary: Summary,
+          bar: Any) -> None:
+    """``blocks`` through a pool of actors, one block per task (``batch_size=None``: a block
+    is a batch); counts the results as they come."""
+    import ray
+    import ray.data
+
+    ds = ray.data.from_arrow(blocks)
+    results = ds.map_batches(worker_class(settings), batch_size=None, batch_format="pyarrow",
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
+    try:
+        for batch in results.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
+            for r in batch.to_pylist():
+                _count(summary, r)
+            bar.update(batch.num_rows)
+            bar.set_postfix_str(f"{summary.people} people, {summary.errors} failed"
+                                + (f", {summary.frames} frames" if summary.frames else ""), refresh=False)
+    except KeyboardInterrupt:
+        raise
+    except (ray.exceptions.RayError, RuntimeError) as err:  # a worker's failure, not an input's: stop, say why
+        raise PafposeError(f"a worker failed: {worker_error(err)}") from None
+
+
+def _count(summary: Summary, r: dict[str, Any]) -> None:
+    summary.processed += 1
+    if r["kind"] == "video":
+        summary.videos += 1
+        summary.frames += r["frames"]
+    else:
+        summary.images += 1
+    summary.people += r["people"]
+    if r["error"] is not None:
+        summary.errors += 1
+        summary.errors_total += 1
+    w = summary.workers.setdefault(r["worker"], WorkerStats())
+    w.inputs += 1
+    w.rows += r["rows"]
+    w.seconds += r["seconds"]
+    w.read += r["read"]
+    w.infer += r["infer"]
+    w.write += r["write"]
+    w.first = min(w.first or r["started"], r["started"])
+    w.last = max(w.last, r["ended"])
+
+
+def summary_text(summary: Summary) -> list[str]:
+    """The lines a command prints after a run: the summary line, then per worker."""
+    lines = [summary.line()]
+    if summary.workers and summary.seconds > 0:
+        for name, w in sorted(summary.workers.items()):
+            busy = min(100.0, 100 * w.seconds / w.span) if w.span > 0 else 100.0
+            lines.append(f"  worker {name}: {w.inputs} inputs, {w.rows} rows, {w.rows / summary.seconds:.1f} rows/s; "
+                         f"busy {busy:.0f}% from its first task to its last (read {w.read:.1f} s, model "
+                         f"{w.infer:.1f} s, write {w.write:.1f} s), started after {w.first - summary.began:.1f} s")
+    return lines
+
+
+__all__ = ["BatchOptions", "Summary", "run", "summary_text"]

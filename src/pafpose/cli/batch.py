@@ -1,0 +1,113 @@
+"""pafpose batch SOURCE... --out DIR: poses for a whole data set, on this machine or a Ray cluster, resumable.
+
+SOURCE is a folder (searched recursively), a glob, an image or video file or URL, a list
+file (.txt, .lst, .list: one path or URL per line; relative paths are relative to the list)
+or a manifest (.csv, .parquet) whose --path-column holds paths or URLs. The work runs on Ray
+Data in a pool of --workers actors, each loading the model once: images in batches of
+--shard-size, each video as one task (people tracked through it). With no --address (and no
+$RAY_ADDRESS) a local Ray instance is started and stopped on this machine.
+
+Under --out, results/part-*.parquet (or .jsonl) hold one row per image or video frame:
+key, source, kind, frame, width, height, people (id, score, keypoints x, y, score per
+keypoint), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
+as one table. --json openpose, --save-images and --save-video also write the per-file
+outputs pafpose predict writes, with the same names. summary.json says what the run did.
+
+Run the same command again after a crash, Ctrl-C or a killed worker: only what is missing
+is done, and every input ends up in the results exactly once. A file that can't be read is
+an error row; the exit code is 1 when the results hold any error, 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pafpose.checks import number
+from pafpose.cli.options import add_model_arguments, config_from_args, warn
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="poses for a whole data set on Ray (local or a cluster), resumable",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="folder, glob, image or video file or URL, list file (.txt) or manifest (.csv, .parquet)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (results/, summary.json, per-file outputs)")
+    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
+                   help="result files: Parquet or JSON Lines (default: %(default)s)")
+    p.add_argument("--json", choices=("none", "openpose"), default="none",
+                   help="also one OpenPose JSON per image or frame, as pafpose predict writes (default: %(default)s)")
+    p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
+    p.add_argument("--save-video", action="store_true", help="write the drawn video of each video")
+    p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames and no smoothing")
+    p.add_argument("--online", action="store_true",
+                   help="track video files as live streams are (each frame smoothed from the frames before it "
+                   "only); by default from the frames on both sides too, as pafpose predict does")
+    p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
+    p.add_argument("--timeout", type=number(0.1, 3600), default=10.0,
+                   help="seconds to wait for a URL (each image, or a stream's frames) (default: %(default)s)")
+    p.add_argument("--path-column", default="path", metavar="NAME",
+                   help="manifests: the column of paths or URLs (default: %(default)s)")
+    g = p.add_argument_group("Ray")
+    g.add_argument("--address", default=None, metavar="ADDR",
+                   help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default: $RAY_ADDRESS, else a "
+                   "local Ray instance on this machine)")
+    g.add_argument("--workers", type=number(1, 10_000, integer=True), default=1,
+                   help="Ray actors, each with the model loaded once (default: %(default)s)")
+    g.add_argument("--cpus-per-worker", type=number(0.01, 1024), default=None, metavar="N",
+                   help="CPUs each actor reserves, and its threads (default: the cluster's CPUs shared out, less a "
+                   "quarter CPU for Ray Data's own tasks)")
+    g.add_argument("--gpus-per-worker", type=number(0, 64), default=0.0, metavar="N",
+                   help="GPUs each actor reserves (1; 0.5 puts two actors on a GPU; default: 0, the CPU)")
+    g.add_argument("--shard-size", type=number(1, 100_000, integer=True), default=None, metavar="N",
+                   help="images per Ray Data batch and per result file: the most work a crash can cost a worker "
+                   "(default: 64, fewer where that gives each worker at least 4 batches)")
+    g.add_argument("--verbose", action="store_true", help="show Ray's own logs, progress bars and the workers' output")
+    add_model_arguments(p)
+    p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
+                   help="images or frames per network call (1..256; images of one input size go together)")
+    p.set_defaults(func=run)
+
+
+def _stop_on_sigterm() -> Any:
+    """``kill`` (SIGTERM) stops a run as Ctrl-C does: the finished shards kept, Ray stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pafpose.batch.runner import BatchOptions, run, summary_text
+
+    config = config_from_args(args)
+    options = BatchOptions(out=args.out, format=args.format, json=args.json, save_images=args.save_images,
+                           save_video=args.save_video, threshold=args.threshold, timeout=args.timeout,
+                           batch_size=args.batch_size, shard_size=args.shard_size, track=not args.no_track,
+                           online=args.online,
+                           workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                           gpus_per_worker=args.gpus_per_worker, address=args.address, path_column=args.path_column,
+                           verbose=args.verbose)
+    previous = _stop_on_sigterm()
+    try:
+        summary = run(args.sources, config, options, progress=sys.stderr.isatty() or args.verbose, warn=warn)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    for line in summary_text(summary):
+        print(line)
+    if summary.ignored:
+        print(f"ignored {summary.ignored} file{'s' * (summary.ignored != 1)} in folders that are neither images "
+              "nor videos")
+    print(f"results: {summary.results} of {summary.inputs} inputs in {args.out / 'results'}"
+          + (f", {summary.errors_total} with errors" if summary.errors_total else ""))
+    if summary.interrupted:
+        return 130
+    return 1 if summary.errors_total or summary.source_errors else 0

@@ -1,0 +1,302 @@
+"""`pafpose batch` on real Ray (a local instance, as the command starts it) and the real model:
+one row per input, the poses `pafpose predict` finds, Parquet that reads back into the
+documented schema, exactly-once results after the driver is killed part-way, and one-line
+failures. The pieces that need no Ray (inputs, ledger, reading results) are tested directly."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pytest.importorskip("ray.data")
+import pyarrow.parquet as pq  # noqa: E402
+
+from pafpose.batch import SCHEMA, read_results  # noqa: E402
+from pafpose.batch.inputs import enumerate_inputs  # noqa: E402
+from pafpose.batch.ledger import scan, shard_name  # noqa: E402
+from pafpose.batch.results import row, write_shard  # noqa: E402
+from pafpose.errors import PafposeError  # noqa: E402
+from test_predict_cli import EXE, make_video  # noqa: E402
+
+
+def pafpose(env, *args, timeout=300):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def people_of(openpose_file):
+    """``{id or order: K*3 keypoints}`` of an OpenPose JSON file."""
+    doc = json.loads(Path(openpose_file).read_text())
+    return [(p["person_id"][0], np.array(p["pose_keypoints_2d"])) for p in doc["people"]]
+
+
+def people_of_row(r):
+    """The same from a result row (missing keypoints NaN -> OpenPose's 0, 0, 0)."""
+    out = []
+    for p in r["people"]:
+        kps = np.array(p["keypoints"], dtype=np.float64).reshape(-1, 3)
+        kps[~np.isfinite(kps)] = 0.0
+        kps[kps[:, 2] == 0] = 0.0
+        out.append((-1 if p["id"] is None else p["id"], kps.ravel()))
+    return out
+
+
+def same_people(a, b):
+    """The same people, ids and keypoints (to the 0.001 px OpenPose JSON keeps), in the same order."""
+    pairs = zip(a, b, strict=True) if len(a) == len(b) else ()
+    return len(a) == len(b) and all(i == j and np.allclose(x, y, atol=2e-3) for (i, x), (j, y) in pairs)
+
+
+@pytest.fixture(scope="module")
+def data_set(env, images, dance_frame, tmp_path_factory):
+    """A folder of good and bad images and a short video, a list file naming a missing file,
+    and one `pafpose batch` run (2 workers) and one `pafpose predict` run over them."""
+    root = tmp_path_factory.mktemp("batch")
+    data = root / "data"
+    (data / "sub").mkdir(parents=True)
+    for name in ("p1.jpg", "cat.jpg"):
+        (data / name).write_bytes((images / name).read_bytes())
+    cv2.imwrite(str(data / "sub" / "dance.png"), dance_frame)
+    (data / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (data / "empty.png").write_bytes(b"")
+    make_video(data / "clip.mp4", dance_frame, 4)
+    (root / "more.txt").write_text(f"# inputs by list\n{images / 'ski.jpg'}\ndata/p1.jpg\nmissing.jpg\n")
+    out = root / "out"
+    batch = pafpose(env, "batch", data, root / "more.txt", "--out", out, "--workers", "2", "--shard-size", "2",
+                    "--json", "openpose", "--height", "256")
+    predict = pafpose(env, "predict", data, images / "ski.jpg", "--out", root / "predicted", "--height", "256")
+    return root, out, batch, predict
+
+
+def test_one_row_per_input_and_the_poses_of_predict(data_set):
+    root, out, batch, predict = data_set
+    assert batch.returncode == 1, batch.stderr  # bad files are error rows: the run goes on, the exit code says so
+    assert "Traceback" not in batch.stderr
+    assert "7 images and 1 video (4 frames)" in batch.stdout and "3 failed" in batch.stdout, batch.stdout
+    assert "8 of 8 inputs" in batch.stdout  # p1.jpg is named twice (in the folder and the list): once
+    table = read_results(out)
+    rows = table.to_pylist()
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(Path(r["source"]).name, []).append(r)
+    assert sorted(by_source) == ["cat.jpg", "clip.mp4", "corrupt.jpg", "dance.png", "empty.png", "missing.jpg",
+                                 "p1.jpg", "ski.jpg"]
+    assert all(len(v) == 1 for k, v in by_source.items() if k != "clip.mp4")
+    assert [r["frame"] for r in by_source["clip.mp4"]] == [0, 1, 2, 3]
+    errors = {k: v[0]["error"] for k, v in by_source.items() if v[0]["error"]}
+    assert sorted(errors) == ["corrupt.jpg", "empty.png", "missing.jpg"]
+    assert "empty file" in errors["empty.png"] and "no such file" in errors["missing.jpg"]
+    assert all(r["people"] == [] and r["width"] is None for k in errors for r in by_source[k])
+    assert by_source["dance.png"][0]["width"] == 456 and by_source["dance.png"][0]["height"] == 256
+    assert len(by_source["dance.png"][0]["people"]) == 3 and by_source["cat.jpg"][0]["people"] == []
+    # the poses pafpose predict finds: images, and the video's frames with their track ids
+    assert predict.returncode == 1 and "2 failed" in predict.stdout, predict.stderr
+    pred = root / "predicted"
+    for name, file in (("p1.jpg", "p1"), ("ski.jpg", "ski"), ("dance.png", "sub/dance"), ("cat.jpg", "cat")):
+        assert same_people(people_of_row(by_source[name][0]), people_of(pred / f"{file}_keypoints.json")), name
+    for r in by_source["clip.mp4"]:
+        expected = people_of(pred / f"clip_{r['frame']:012d}_keypoints.json")
+        assert same_people(people_of_row(r), expected) and sorted(i for i, _ in expected) == [0, 1, 2]
+    # --json openpose: the files pafpose predict writes, under the same names (the workers' one thread each may
+    # round a coordinate's last digit the other way than predict's two threads)
+    for file in ("p1", "sub/dance", "cat", "clip_000000000003"):
+        ours, theirs = (json.loads((d / f"{file}_keypoints.json").read_text()) for d in (out, pred))
+        assert [sorted(p) for p in ours["people"]] == [sorted(p) for p in theirs["people"]]
+        assert same_people(people_of(out / f"{file}_keypoints.json"), people_of(pred / f"{file}_keypoints.json"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inputs"] == 8 and summary["processed"] == 8 and summary["errors"] == 3
+    assert summary["frames"] == 4 and summary["pool"] == 2
+
+
+def test_parquet_reads_back_into_the_documented_schema(data_set):
+    _, out, _, _ = data_set
+    shards = sorted((out / "results").glob("part-*.parquet"))
+    assert len(shards) == 5  # 7 images in batches of 2, the video alone
+    for shard in shards:
+        table = pq.read_table(shard)
+        assert table.schema.equals(SCHEMA), table.schema
+    rows = read_results(out).to_pylist()
+    assert len({(r["key"], r["frame"]) for r in rows}) == len(rows) == 11
+    person = next(p for r in rows for p in r["people"])
+    assert set(person) == {"id", "score", "keypoints"} and len(person["keypoints"]) == 18 * 3
+    assert all(r["skeleton"] == "coco18" and r["model"] == "human-pose-estimation-0001" for r in rows)
+    options = json.loads(rows[0]["options"])
+    assert options["height"] == 256 and options["backend"] == "torch"
+    assert not list((out / "results").glob(".*part*"))  # no temporary file left behind
+
+
+def test_a_finished_run_run_again_does_nothing(env, data_set):
+    root, out, _, _ = data_set
+    before = sorted(p.name for p in (out / "results").iterdir())
+    r = pafpose(env, "batch", root / "data", root / "more.txt", "--out", out, "--height", "256")
+    assert r.returncode == 1, r.stderr  # the results still hold the bad files' error rows
+    assert "nothing to do: all 8 inputs were done before" in r.stdout, r.stdout
+    assert "8 of 8 inputs" in r.stdout and "3 with errors" in r.stdout
+    assert sorted(p.name for p in (out / "results").iterdir()) == before
+
+
+def test_a_killed_driver_resumes_with_every_input_exactly_once(env, dance_frame, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    total, shard, workers = 64, 4, 2
+    for i in range(total):  # distinct, deterministic crops, small: the network's time is not what is tested
+        x = (i * 7) % 200
+        cv2.imwrite(str(data / f"img{i:03d}.jpg"), cv2.resize(dance_frame[:, x : x + 256], (128, 128)))
+    out = tmp_path / "out"
+    args = [EXE, "batch", str(data), "--out", str(out), "--workers", str(workers), "--shard-size", str(shard),
+            "--json", "openpose", "--height", "128"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((out / "results").glob("part-*"))) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no shard written in 120 s"
+            time.sleep(0.01)
+        proc.kill()  # the driver alone, SIGKILL: no clean-up of its own
+        proc.wait(timeout=30)
+        # its local Ray stops with it; a worker in the middle of a unit may still finish it: wait for quiet
+        files, deadline = None, time.monotonic() + 60
+        while files != (files := sorted(p.name for p in out.rglob("*"))) and time.monotonic() < deadline:
+            time.sleep(1.0)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what is left of the killed run's Ray (its agents)
+    done = scan(out)
+    processed = {p.name.removesuffix("_keypoints.json") for p in out.glob("*_keypoints.json")}
+    assert 0 < len(done.keys) < total, "the kill came too late (or too early) to test resuming"
+    lost = processed - {Path(k).stem for k in done.keys}  # done by a worker, not yet in a shard: done again
+    assert len(lost) <= workers * shard
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(done.keys)} done before" in r.stdout and f"{total} of {total} inputs" in r.stdout
+    keys = []
+    for path in (out / "results").glob("part-*"):
+        keys += pq.read_table(path, columns=["key"]).column("key").to_pylist()
+    assert len(keys) == len(set(keys)) == total  # every input exactly once, in the files themselves
+    assert read_results(out).num_rows == total
+    assert len(list(out.glob("*_keypoints.json"))) == total
+
+
+def test_a_cluster_that_does_not_exist_fails_fast_in_one_line(env, images, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out", "--address", f"127.0.0.1:{port}",
+                timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert f"--address 127.0.0.1:{port}: no Ray cluster answers there" in r.stderr
+    assert time.monotonic() - t0 < 30
+    r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out2", "--model", "nosuch", timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("pafpose: error: unknown model 'nosuch'")  # before Ray starts
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "out2").exists()
+
+
+# ------------------------------------------------------------------ without Ray
+def test_inputs_from_folders_lists_and_manifests(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.jpg", "b.png", "clip.mp4", "notes.md"):
+        (tmp_path / "imgs" / name).write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("# comment\n\nimgs/a.jpg\n/elsewhere/c.jpg\nhttp://host/d.jpg?x=1\n"
+                                       "rtsp://cam/live\n")
+    pq.write_table(pa.table({"path": ["imgs/b.png", "e.jpg", None], "label": [1, 2, 3]}), tmp_path / "m.parquet")
+    (tmp_path / "m.csv").write_text("file,label\nimgs/clip.mp4,1\nf.avi,2\n")
+    got = enumerate_inputs([str(tmp_path / "imgs"), str(tmp_path / "list.txt"), str(tmp_path / "m.parquet")])
+    assert got.errors == [] and got.ignored == 1
+    keys = [(i.key.replace(str(tmp_path), "T"), i.kind, i.name) for i in got.items]
+    assert keys == [("T/imgs/a.jpg", "image", "a"), ("T/imgs/b.png", "image", "b"),
+                    ("T/imgs/clip.mp4", "video", "clip"), ("/elsewhere/c.jpg", "image", "c"),
+                    ("http://host/d.jpg?x=1", "image", "d"), ("rtsp://cam/live", "video", "live"),
+                    ("T/e.jpg", "image", "e")]  # relative to the list's folder; each file once
+    got = enumerate_inputs([str(tmp_path / "m.csv")])
+    assert got.items == [] and "no column 'path' (it has: file, label)" in got.errors[0]
+    got = enumerate_inputs([str(tmp_path / "m.csv")], path_column="file")
+    assert [(Path(i.key).name, i.kind) for i in got.items] == [("clip.mp4", "video"), ("f.avi", "video")]
+    got = enumerate_inputs(["0", str(tmp_path / "nothing")])
+    assert len(got.errors) == 2 and "camera" in got.errors[0] and "no such file" in got.errors[1]
+
+
+def test_ledger_and_reading_results(tmp_path):
+    def shard(keys, error=None, fmt="parquet"):
+        rows = [row(k, k, "image", None, (4, 3), [], "coco18", "m", "{}", error) for k in keys]
+        return write_shard(tmp_path / "results" / shard_name(keys, fmt), fmt, lambda w: w.write(rows))
+
+    assert shard_name(["a", "b"], "parquet") == shard_name(["a", "b"], "parquet") != shard_name(["b", "a"], "parquet")
+    shard(["/a", "/b"])
+    shard(["/c"], error="broken", fmt="jsonl")  # a run with --format jsonl into the same folder
+    shard(["/b", "/d"])  # /b twice (not something a run does): read back once
+    (tmp_path / "results" / "part-0000.parquet").write_bytes(b"PAR1 damaged")
+    done = scan(tmp_path)
+    assert done.keys == {"/a", "/b", "/c", "/d"} and done.error_keys == {"/c"} and done.bad == ["part-0000.parquet"]
+    assert (tmp_path / "results" / "part-0000.parquet.bad").exists()  # set aside: its inputs are done again
+    table = read_results(tmp_path)
+    assert sorted(table.column("key").to_pylist()) == ["/a", "/b", "/c", "/d"] and table.schema.equals(SCHEMA)
+    assert read_results(tmp_path, ["key", "error"]).column_names == ["key", "error"]
+    assert read_results(tmp_path / "nothing").num_rows == 0
+
+
+def test_options_are_checked():
+    from pafpose.batch import BatchOptions
+
+    with pytest.raises(PafposeError, match="shard_size"):
+        BatchOptions(out=Path("x"), shard_size=0)
+    with pytest.raises(PafposeError, match="gpus_per_worker"):
+        BatchOptions(out=Path("x"), gpus_per_worker=float("nan"))
+
+
+def test_the_cluster_example_is_a_valid_ray_up_config():
+    import jsonschema
+    import ray
+    import yaml
+
+    from conftest import REPO
+
+    schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+    config = yaml.safe_load((REPO / "examples" / "ray-cluster-aws.yaml").read_text())
+    jsonschema.validate(config, schema)
+    types = config["available_node_types"]
+    assert types[config["head_node_type"]]["resources"] == {"CPU": 0}  # the head runs no pose work
+    assert "g5.xlarge" in str(types) and "c6i.4xlarge" in str(types)  # GPU and CPU workers
+    assert config["docker"]["image"].startswith("rayproject/ray:")
+
+
+def test_cpus_are_shared_out_leaving_room_for_ray_data():
+    from pafpose.batch.cluster import Resources
+    from pafpose.batch.runner import BatchOptions, _plan
+
+    here = Resources(cpus=2, gpus=0, node_cpus=2, node_gpus=0, nodes=1, local=True, cpu_nodes=1, smallest_cpus=2)
+    assert _plan(BatchOptions(out=Path("x"), workers=1), here, tasks=50) == (1, 1.75, 2)
+    assert _plan(BatchOptions(out=Path("x"), workers=2), here, tasks=50) == (2, 0.875, 1)  # never a whole CPU each
+    assert _plan(BatchOptions(out=Path("x"), workers=8), here, tasks=3)[0] == 3  # no idle actors
+    with pytest.raises(PafposeError, match="this machine has 0 GPUs"):
+        _plan(BatchOptions(out=Path("x"), gpus_per_worker=1), here, tasks=5)
+    with pytest.raises(PafposeError, match="this machine has 2 CPUs"):
+        _plan(BatchOptions(out=Path("x"), cpus_per_worker=3), here, tasks=5)
+    # a cluster: a head with no CPUs for work, four 16-CPU nodes; one whose workers are still to come
+    cluster = Resources(cpus=64, gpus=0, node_cpus=16, node_gpus=0, nodes=5, local=False, cpu_nodes=4,
+                        smallest_cpus=16)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), cluster, tasks=1000) == (32, 1.969, 2)
+    empty = Resources(cpus=0, gpus=0, node_cpus=0, node_gpus=0, nodes=1, local=False)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), empty, tasks=1000) == (32, 1.0, 1)
+    assert _plan(BatchOptions(out=Path("x"), workers=4, gpus_per_worker=1), empty, tasks=9) == (4, 1.0, 1)
+
+
+def test_a_rerun_with_other_options_is_told(tmp_path):
+    from pafpose.batch.ledger import changed_options
+    from pafpose.estimator_config import EstimatorConfig
+
+    config = EstimatorConfig(height=256, threads=2).to_dict()
+    rows = [row("/a", "/a", "image", None, (4, 3), [], "coco18", "m", json.dumps(config), None)]
+    write_shard(tmp_path / "results" / shard_name(["/a"], "jsonl"), "jsonl", lambda w: w.write(rows))
+    assert changed_options(tmp_path, "m", EstimatorConfig(height=256, threads=1).to_dict()) == []  # speed only
+    assert changed_options(tmp_path, "m", EstimatorConfig(height=368, flip=True).to_dict()) == ["flip", "height"]
+    assert changed_options(tmp_path, "other", config) == ["model"]
