@@ -16,8 +16,8 @@ dequantised); ``"auto"`` the network's own IR if it has one, at the IR's precisi
 the float network.
 
 ``backend="auto"`` (:func:`choose_backend`): on a GPU, torch; on a CPU, the fastest of
-:data:`AUTO_CPU` this machine can run. Only backends whose COCO AP on val2017-dev is within
-0.005 of torch float32 are in that list (``benchmarks/backend_choice.py``, BENCHMARKS.md).
+:data:`AUTO_CPU` this machine can run. Only backends whose COCO AP on val2017-dev is at most
+0.005 below torch float32's are in that list (``benchmarks/backend_choice.py``, BENCHMARKS.md).
 Where the runtime of the first one is missing, the next is taken with a one-line notice
 that says what to install.
 """
@@ -44,10 +44,13 @@ from pafpose.preprocess import Normalise
 
 log = logging.getLogger(__name__)
 
-# What ``backend="auto"`` may run on a CPU, fastest first (measured: ``benchmarks/backend_choice.py``,
-# BENCHMARKS.md "Backends: what auto picks"); each keeps COCO AP within 0.005 of torch float32.
-# Left out for accuracy: openvino int8 (-0.011 AP), openvino bfloat16 (+0.006 AP: keypoints move).
-AUTO_CPU: tuple[tuple[str, str], ...] = (("torch", "bfloat16"), ("openvino", "float32"), ("torch", "float32"))
+# What ``backend="auto"`` may run on a CPU, fastest first (``benchmarks/backend_choice.py``, BENCHMARKS.md
+# "Backends: what auto picks"). Each loses at most 0.005 COCO AP on val2017-dev against torch float32
+# (openvino bfloat16: +0.006 there, -0.0001 on train2017-mini, keypoints closer to float32's than torch
+# bfloat16's). Left out: openvino int8, 1.6-2x faster again but -0.011 AP. On CPUs without bfloat16
+# instructions the bfloat16 entries are skipped.
+AUTO_CPU: tuple[tuple[str, str], ...] = (("openvino", "bfloat16"), ("torch", "bfloat16"), ("openvino", "float32"),
+                                         ("torch", "float32"))
 # what each runtime needs beyond torch (onnx: to export the network), and how to get it
 RUNTIMES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
 INSTALL = {"openvino": "pip install openvino onnx", "onnxruntime": "pip install onnxruntime onnx"}
@@ -177,24 +180,25 @@ class OpenVINOBackend:
     inputs run on the dynamic model, so a folder of photos of all sizes doesn't compile per
     photo. ``nchw``: the file takes N x 3 x H x W (an Open Model Zoo IR, which normalises
     inside); OpenVINO's pre-processing then reads the N x H x W x 3 pixels as they are.
-    ``f32``: compute in float32 where the file does; without it OpenVINO picks bfloat16 on
-    CPUs that have it, which moves a float network's keypoints by pixels (an INT8 IR is
-    quantized already and gains speed without losing accuracy).
+    ``hint``: OpenVINO's inference precision for the float layers, ``"f32"`` or ``"bf16"``
+    (on CPUs with bfloat16 instructions: 2-2.5x faster, the same COCO AP, see
+    :data:`AUTO_CPU`), or ``None`` for OpenVINO's own choice (an INT8 IR's quantized layers
+    are 8-bit either way).
     """
 
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int | None = None, nchw: bool = False, f32: bool = True,
+    def __init__(self, path: str | Path, threads: int | None = None, nchw: bool = False, hint: str | None = "f32",
                  max_static: int = 8) -> None:
         try:
             import openvino as ov
         except ImportError as err:
-            raise PafposeError("backend openvino: pip install 'pafpose[openvino]'") from err
+            raise PafposeError(f"backend openvino: {INSTALL['openvino']}") from err
         self._ov, self.path, self.nchw, self.max_static = ov, str(path), nchw, max_static
         self.core = ov.Core()
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if f32:
-            self.config["INFERENCE_PRECISION_HINT"] = "f32"
+        if hint:
+            self.config["INFERENCE_PRECISION_HINT"] = hint
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = self._compile(None, np.dtype(np.uint8))
@@ -347,10 +351,10 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, precision: str
         return OnnxRuntimeBackend(exported_onnx(net, name), threads)
     if ir is not None:
         try:  # an INT8 IR as published (its own precision: bfloat16 would gain nothing); a float one in float32
-            return OpenVINOBackend(ir, threads, nchw=True, f32=precision != "int8")
+            return OpenVINOBackend(ir, threads, nchw=True, hint=None if precision == "int8" else "f32")
         except RuntimeError as err:  # e.g. an IR version this runtime no longer reads
             if precision == "int8":
                 raise PafposeError(f"OpenVINO can't run {ir} ({str(err).splitlines()[0]})") from err
             log.warning("OpenVINO can't run %s (%s); running the exported network instead", ir,
                         str(err).splitlines()[0])
-    return OpenVINOBackend(exported_onnx(net, name), threads, f32=precision != "bfloat16")
+    return OpenVINOBackend(exported_onnx(net, name), threads, hint="bf16" if precision == "bfloat16" else "f32")

@@ -34,14 +34,13 @@ class EstimatorConfig:
         "weights file for the model's architecture (instead of the zoo's), e.g. a `pafpose train` checkpoint")})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda, cuda:N"})
     precision: str = field(default="auto", metadata={"help": (
-        "network precision: auto (what --backend auto picks; float32 for torch and onnxruntime; openvino: the "
-        "model's own IR as published, INT8 for the default model), float32, float16/bfloat16 on a GPU, bfloat16 "
-        "on CPUs with bfloat16 instructions, int8 (--backend openvino: the Open Model Zoo IR's 8-bit activations, "
-        "-0.011 COCO AP)")})
+        "network precision: auto (what --backend auto picks; else float32, and for openvino the model's own IR as "
+        "published: INT8 for the default model), float32, bfloat16 (a CPU with bfloat16 instructions, or a GPU), "
+        "float16 (a GPU), int8 (openvino: the Open Model Zoo IR's 8-bit activations, 0.011 COCO AP lower)")})
     backend: str = field(default="auto", metadata={"help": (
-        "where the network runs: auto (a GPU: torch; a CPU: the fastest backend whose COCO AP matches torch "
-        "float32, i.e. torch bfloat16 on CPUs with bfloat16 instructions, else openvino float32), torch, "
-        "onnxruntime (pip install 'pafpose[onnx]'), openvino")})
+        "where the network runs: auto (on a GPU torch; on a CPU the fastest that keeps torch float32's COCO AP: "
+        "openvino bfloat16 on CPUs with bfloat16 instructions, else openvino float32, torch if OpenVINO is "
+        "missing), torch, openvino, onnxruntime (pip install 'pafpose[onnx]')")})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for the network (default: the "
                                                                 "runtime's choice)"})
     height: int | None = field(default=None, metadata={"help": f"network input height (default: the model's; "

@@ -108,7 +108,7 @@ def export_openvino(net: nn.Module, path: str | Path, height: int | None = None,
     try:
         import openvino as ov
     except ImportError as err:
-        raise PafposeError("export to openvino: pip install 'pafpose[openvino]'") from err
+        raise PafposeError("export to openvino: pip install openvino onnx") from err
     path = Path(path)
     if path.suffix != ".xml":
         raise PafposeError(f"{path}: an OpenVINO IR is an .xml file (with a .bin beside it)")

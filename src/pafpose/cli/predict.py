@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pafpose.checks import number
-from pafpose.cli.options import add_model_arguments, make_estimator, warn
+from pafpose.cli.options import add_model_arguments, backend_line, make_estimator, warn
 from pafpose.errors import PafposeError
 from pafpose.io import Source, UniqueNames
 from pafpose.pose import Poses
@@ -507,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
     start = time.perf_counter()
     est = make_estimator(args)
+    print(backend_line(args, est), flush=True)
     if controlnet is not None:  # people found as ControlNet's preprocessor finds them
         from pafpose.controlnet import Detector
 
