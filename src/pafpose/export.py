@@ -71,7 +71,10 @@ def export_onnx(net: nn.Module, path: str | Path, height: int | None = None, wid
 
     ``layout="NHWC"`` takes N x H x W x 3 pixels instead (what pafpose's CPU backends feed).
     """
-    import onnx
+    try:
+        import onnx
+    except ImportError as err:
+        raise PafposeError(f"export to ONNX needs the onnx package: pip install onnx ({err})") from err
 
     net = net.eval().cpu().float()
     s = net.spec.stride

@@ -103,7 +103,7 @@ def make_estimator(args: argparse.Namespace) -> Any:
 def backend_line(args: argparse.Namespace, est: Any) -> str:
     """One line: where the network runs (``--backend auto`` resolved), for a command to print once."""
     c = est.config
-    why = " (--backend auto: the fastest that matches torch float32's accuracy here)" if args.backend == "auto" else ""
+    why = " (chosen by --backend auto)" if args.backend == "auto" else ""
     return f"network: {c.backend} {c.precision} on {est.device}{why}"
 
 
