@@ -74,6 +74,15 @@ def test_the_estimator_says_what_it_runs_and_explicit_backends_keep_their_meanin
     assert Estimator(device="cpu", height=128, precision="int8").config.backend == "openvino"
 
 
+def test_a_callers_network_runs_in_pytorch_as_it_is(tmp_path, monkeypatch):
+    """Estimator(network): a network being trained, say; no snapshot exported, no threads taken."""
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))
+    torch.set_num_threads(2)
+    est = Estimator(build_architecture("lightweight-openpose").eval(), device="cpu", height=64)
+    assert (est.config.backend, est.config.precision) == ("torch", "float32")
+    assert torch.get_num_threads() == 2 and not (tmp_path / "exported").exists()
+
+
 def test_int8_is_openvinos_and_needs_an_int8_ir(shared):
     from pafpose.weights.openvino_ir import quantized_activations
 

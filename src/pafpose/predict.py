@@ -70,8 +70,8 @@ class Estimator:
     - ``max_side``: longest network input side at scale 1 (very wide images are shrunk to fit).
     - ``backend``: where the network runs: ``"auto"`` (default: on a GPU torch; on a CPU the
       fastest backend whose COCO AP matches torch float32's, see
-      :func:`~pafpose.backends.choose_backend`), ``"torch"``, or on the CPU ``"openvino"`` or
-      ``"onnxruntime"`` (an optional extra).
+      :func:`~pafpose.backends.choose_backend`; a network object given as ``model``: torch),
+      ``"torch"``, or on the CPU ``"openvino"`` or ``"onnxruntime"`` (an optional extra).
     - ``precision``: ``"auto"`` (default: what ``backend="auto"`` picks; float32 for torch and
       onnxruntime; for openvino the network's own IR at its precision, INT8 for
       human-pose-estimation-0001), ``"float32"``, on a GPU ``"float16"`` / ``"bfloat16"``
@@ -99,7 +99,10 @@ class Estimator:
         else:
             config = EstimatorConfig(model=None if network is not None else model, **options)
         self.device = resolve_device(config.device)
-        backend, precision = choose_backend(config.backend, config.precision, self.device)
+        # a caller's network (one being trained, say) runs as it is, in PyTorch: exporting it would copy a
+        # snapshot of weights that may still change, and a CPU runtime would take PyTorch's threads
+        requested = "torch" if network is not None and config.backend == "auto" else config.backend
+        backend, precision = choose_backend(requested, config.precision, self.device)
         if precision in ("float16", "bfloat16") and self.device.type != "cuda":
             if precision == "float16":
                 raise PafposeError("precision float16 needs a CUDA device (on the CPU: bfloat16, on CPUs with "
