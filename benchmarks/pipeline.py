@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as out:
         cmd = [str(exe), "predict", str(images_dir), "--out", out, "--model", args.model, "--backend", args.backend]
         r = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
-    summary = r.stdout.splitlines()[0] if r.returncode == 0 and r.stdout else f"failed: {r.stderr.strip()}"
+    lines = [line for line in r.stdout.splitlines() if not line.startswith("network:")]  # the summary, not the
+    summary = lines[0] if r.returncode == 0 and lines else f"failed: {r.stderr.strip()}"  # backend line above it
     print(f"pafpose predict {images_dir} (fresh process): {summary}")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
     return 0
