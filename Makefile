@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/serve_soak.py
 	$(PY) benchmarks/backends.py
+	$(PY) benchmarks/backend_choice.py
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/batch.py
 

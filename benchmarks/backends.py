@@ -75,7 +75,7 @@ class EndToEnd:
 
         backend, _, precision = backend.partition(":")  # e.g. torch:bfloat16
         self.est = Estimator("human-pose-estimation-0001", backend=backend, height=256, threads=threads,
-                             device="cpu", precision=precision or "float32")
+                             device="cpu", precision=precision or "auto")
         self.sequential = sequential
         self.shares: list[dict[str, float]] = []
 

@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         configs = [c for c in configs if any(w in c[0] for w in wanted)]
 
     scales = tuple(args.scales)
-    plain = Estimator(device="cpu", height=args.height, scales=scales)
-    flipped = Estimator(device="cpu", height=args.height, scales=scales, flip=True)
+    plain = Estimator(device="cpu", backend="torch", height=args.height, scales=scales)
+    flipped = Estimator(device="cpu", backend="torch", height=args.height, scales=scales, flip=True)
     need_plain, need_flip = any(not c[2] for c in configs), any(c[2] for c in configs)
     cache = []
     for image_id in tqdm(image_ids, desc="network", unit="image"):

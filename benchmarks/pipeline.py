@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="human-pose-estimation-0001")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backend", default="torch", help="the Estimator's backend (default torch, which the "
+                        "recorded figures use; auto is the Estimator's own default)")
     args = parser.parse_args(argv)
     images_dir = args.shared / "images"
     if not images_dir.is_dir():
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from pafpose.io import read_image
     from pafpose.predict import Estimator, to_image
 
-    est = Estimator(args.model, device="cpu")
+    est = Estimator(args.model, device="cpu", backend=args.backend)
     files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     stages: dict[str, list[float]] = {"read": [], "preprocess": [], "network": [], "decode": []}
     people = 0
@@ -83,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     exe = Path(sys.executable).with_name("pafpose")
     with tempfile.TemporaryDirectory() as out:
-        cmd = [str(exe), "predict", str(images_dir), "--out", out, "--model", args.model]
+        cmd = [str(exe), "predict", str(images_dir), "--out", out, "--model", args.model, "--backend", args.backend]
         r = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
-    summary = r.stdout.splitlines()[0] if r.returncode == 0 and r.stdout else f"failed: {r.stderr.strip()}"
+    lines = [line for line in r.stdout.splitlines() if not line.startswith("network:")]  # the summary, not the
+    summary = lines[0] if r.returncode == 0 and lines else f"failed: {r.stderr.strip()}"  # backend line above it
     print(f"pafpose predict {images_dir} (fresh process): {summary}")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
     return 0

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = {
-    "plain": {},
-    "tta": {"scales": (1.0, 0.5, 1.5), "flip": True},
-    "h256": {"height": 256},
+CONFIGS = {  # torch by name: the default became "auto" (issue 18); snapshots from before stay comparable
+    "plain": {"backend": "torch"},
+    "tta": {"backend": "torch", "scales": (1.0, 0.5, 1.5), "flip": True},
+    "h256": {"backend": "torch", "height": 256},
     "onnxruntime": {"backend": "onnxruntime", "height": 256},
     "openvino": {"backend": "openvino", "height": 256},
 }
@@ -38,7 +38,7 @@ def snapshot(images: Path) -> dict[str, np.ndarray]:
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     for name, kwargs in CONFIGS.items():
         backend = kwargs.get("backend")
-        if backend and importlib.util.find_spec(backend) is None:
+        if backend and backend != "torch" and importlib.util.find_spec(backend) is None:
             continue
         est = Estimator(device="cpu", threads=1, **kwargs)
         for p in paths:

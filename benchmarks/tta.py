@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from pafpose.io import read_image
     from pafpose.predict import Estimator, to_image
 
-    est = Estimator(device="cpu", flip=True)
+    est = Estimator(device="cpu", backend="torch", flip=True)
     spec, s = est.spec, est.spec.stride
     nh = spec.num_heatmaps
     fine_spec = replace(spec, stride=1)

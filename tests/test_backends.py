@@ -37,10 +37,10 @@ def test_cpu_backends_leave_pytorch_one_thread(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     Estimator(random_net(), device="cpu", height=64, backend="onnxruntime")
     assert torch.get_num_threads() == 1
-    Estimator(random_net(), device="cpu", height=64)  # a torch backend restores what the CPU backend lowered
+    Estimator(random_net(), device="cpu", height=64, backend="torch")  # torch restores what the CPU backend lowered
     assert torch.get_num_threads() == pafpose.backends._TORCH_THREADS
     torch.set_num_threads(2)
-    Estimator(random_net(), device="cpu", height=64)  # ... but leaves a caller's own setting alone
+    Estimator(random_net(), device="cpu", height=64, backend="torch")  # ... but leaves a caller's own setting alone
     assert torch.get_num_threads() == 2
 
 
@@ -114,7 +114,7 @@ def test_estimator_backends_give_the_same_fields(tmp_path, monkeypatch):
     monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path))  # the exported file is cached here
     net = random_net()
     image = np.random.default_rng(3).integers(0, 255, (120, 200, 3), dtype=np.uint8)
-    ref = Estimator(net, device="cpu", height=64).fields([image])[0]
+    ref = Estimator(net, device="cpu", height=64, backend="torch").fields([image])[0]
     for backend in ("onnxruntime", "openvino"):
         got = Estimator(net, device="cpu", height=64, backend=backend, threads=1).fields([image])[0]
         assert got[2] == ref[2]
@@ -128,7 +128,7 @@ def test_estimator_backends_give_the_same_fields(tmp_path, monkeypatch):
 
 def test_a_callers_network_is_not_modified():
     net = random_net()
-    Estimator(net, device="cpu")
+    Estimator(net, device="cpu", backend="torch")
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
 
 
@@ -211,7 +211,7 @@ def test_bfloat16_on_the_cpu_is_checked(monkeypatch):
     net = random_net()
     with pytest.raises(PafposeError, match="float16 needs a CUDA device"):
         Estimator(net, device="cpu", precision="float16")
-    with pytest.raises(PafposeError, match="only bfloat16 with --backend torch"):
+    with pytest.raises(PafposeError, match="only with --backend torch or openvino"):
         Estimator(net, device="cpu", precision="bfloat16", backend="onnxruntime")
     monkeypatch.setattr(pafpose.predict, "cpu_has_bfloat16", lambda: False)
     with pytest.raises(PafposeError, match="this CPU lacks"):
@@ -224,8 +224,8 @@ def test_bfloat16_on_the_cpu_finds_the_same_people(photos):
     0.424 both ways): the same people, keypoints within a pixel or two."""
     if not pafpose.predict.cpu_has_bfloat16():
         pytest.skip("this CPU has no bfloat16 instructions")
-    f32 = Estimator(height=256, device="cpu")
-    bf16 = Estimator(height=256, device="cpu", precision="bfloat16")
+    f32 = Estimator(height=256, device="cpu", backend="torch")
+    bf16 = Estimator(height=256, device="cpu", backend="torch", precision="bfloat16")
     a, b = [f32.predict(im) for im in photos], [bf16.predict(im) for im in photos]
     assert [len(p) for p in a] == [len(p) for p in b] and sum(len(p) for p in a) >= 8
     errors = matched_keypoint_errors(a, b)

@@ -110,8 +110,12 @@ def test_one_config_whatever_way_it_is_given(estimator_cls, est):
     assert config.scales == (1.0, 0.5)  # normalised
     by_config, by_keywords = estimator_cls(config), estimator_cls(device="cpu", scales=(1.0, 0.5),
                                                                   decoder=DecoderConfig(min_score=0.3))
-    assert by_config.config == by_keywords.config == config
-    assert estimator_cls(config, flip=True).config == config.replace(flip=True)  # keywords refine a config
+    # an Estimator's config is what runs: "auto" resolved, the rest as given
+    ran = by_config.config
+    assert "auto" not in (ran.backend, ran.precision)
+    assert by_config.config == by_keywords.config == config.replace(backend=ran.backend, precision=ran.precision)
+    assert estimator_cls(ran).config == ran  # resolved already: runs the same, nothing chosen again
+    assert estimator_cls(config, flip=True).config == ran.replace(flip=True)  # keywords refine a config
     assert EstimatorConfig.from_dict(config.to_dict()) == config  # what worker processes receive
     import json
 

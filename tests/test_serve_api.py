@@ -41,7 +41,9 @@ def est(images):
     mp.setenv("PAFPOSE_WEIGHTS_PATH", str(images.parent / "weights"))
     from pafpose.predict import Estimator
 
-    yield Estimator(MODEL, device="cpu")
+    # torch: the tests compare the service's answers with this network run again in-process, as a network
+    # object (which runs in PyTorch) or on other pixels; `pafpose serve`'s default (auto) is test_serve_server's
+    yield Estimator(MODEL, device="cpu", backend="torch")
     mp.undo()
 
 

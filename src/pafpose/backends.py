@@ -1,21 +1,32 @@
-"""Where the network runs: PyTorch, ONNX Runtime or OpenVINO.
+"""Where the network runs: PyTorch, ONNX Runtime or OpenVINO, and what ``backend="auto"`` picks.
 
 Everything around the network (resize, padding, test-time augmentation, the decoder) is
 the Estimator's and the same for every backend. A backend maps an N x H x W x 3 uint8 or
 float32 batch of BGR pixels, the layout images have, to ``(heatmaps, pafs)`` tensors at feature
 resolution: normalisation and the change of layout happen inside the network's graph,
-not as extra passes over the pixels in Python. ONNX Runtime and OpenVINO are
-optional (``pip install 'pafpose[onnx]'`` / ``'pafpose[openvino]'``) and run on the CPU.
+not as extra passes over the pixels in Python. OpenVINO is a dependency; ONNX Runtime is
+optional (``pip install 'pafpose[onnx]'``); both run on the CPU.
 
 The ONNX file a backend needs is exported once per network and weights and kept under
 ``$PAFPOSE_HOME/exported`` (written atomically), so later starts skip the export. OpenVINO
-runs a network's own IR when its weights came from one (human-pose-estimation-0001's
-INT8 IR runs in INT8, as the Open Model Zoo ships it); otherwise the exported ONNX file.
+runs, by precision: ``"int8"`` the network's own INT8 IR as the Open Model Zoo ships it
+(human-pose-estimation-0001's: 8-bit activations, COCO AP 0.011 lower than float32);
+``"float32"`` / ``"bfloat16"`` the float network (the exported ONNX file, the IR's weights
+dequantised); ``"auto"`` the network's own IR if it has one, at the IR's precision, else
+the float network.
+
+``backend="auto"`` (:func:`choose_backend`): on a GPU, torch; on a CPU, the fastest of
+:data:`AUTO_CPU` this machine can run. Only backends whose COCO AP on val2017-dev is at most
+0.005 below torch float32's are in that list (``benchmarks/backend_choice.py``, BENCHMARKS.md).
+Where the runtime of the first one is missing, the next is taken with a one-line notice
+that says what to install.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -26,11 +37,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from pafpose.device import cpu_has_bfloat16
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import BACKENDS
 from pafpose.preprocess import Normalise
 
 log = logging.getLogger(__name__)
+
+# What ``backend="auto"`` may run on a CPU, fastest first (``benchmarks/backend_choice.py``, BENCHMARKS.md
+# "Backends: what auto picks"). Each loses at most 0.005 COCO AP on val2017-dev against torch float32
+# (openvino bfloat16: +0.006 there, -0.0001 on train2017-mini, keypoints closer to float32's than torch
+# bfloat16's). Left out: openvino int8, 1.6-2x faster again but -0.011 AP. On CPUs without bfloat16
+# instructions the bfloat16 entries are skipped.
+AUTO_CPU: tuple[tuple[str, str], ...] = (("openvino", "bfloat16"), ("torch", "bfloat16"), ("openvino", "float32"),
+                                         ("torch", "float32"))
+# what each runtime needs beyond torch (onnx: to export the network), and how to get it
+RUNTIMES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
+INSTALL = {"openvino": "pip install openvino onnx", "onnxruntime": "pip install onnxruntime onnx"}
 
 _TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any backend changed it
 _lowered = False  # whether a CPU backend set PyTorch to one thread (only then does torch restore it)
@@ -157,24 +180,25 @@ class OpenVINOBackend:
     inputs run on the dynamic model, so a folder of photos of all sizes doesn't compile per
     photo. ``nchw``: the file takes N x 3 x H x W (an Open Model Zoo IR, which normalises
     inside); OpenVINO's pre-processing then reads the N x H x W x 3 pixels as they are.
-    ``f32``: compute in float32 where the file does; without it OpenVINO picks bfloat16 on
-    CPUs that have it, which moves a float network's keypoints by pixels (an INT8 IR is
-    quantized already and gains speed without losing accuracy).
+    ``hint``: OpenVINO's inference precision for the float layers, ``"f32"`` or ``"bf16"``
+    (on CPUs with bfloat16 instructions: 2-2.5x faster, the same COCO AP, see
+    :data:`AUTO_CPU`), or ``None`` for OpenVINO's own choice (an INT8 IR's quantized layers
+    are 8-bit either way).
     """
 
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int | None = None, nchw: bool = False, f32: bool = True,
+    def __init__(self, path: str | Path, threads: int | None = None, nchw: bool = False, hint: str | None = "f32",
                  max_static: int = 8) -> None:
         try:
             import openvino as ov
         except ImportError as err:
-            raise PafposeError("backend openvino: pip install 'pafpose[openvino]'") from err
+            raise PafposeError(f"backend openvino: {INSTALL['openvino']}") from err
         self._ov, self.path, self.nchw, self.max_static = ov, str(path), nchw, max_static
         self.core = ov.Core()
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if f32:
-            self.config["INFERENCE_PRECISION_HINT"] = "f32"
+        if hint:
+            self.config["INFERENCE_PRECISION_HINT"] = hint
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = self._compile(None, np.dtype(np.uint8))
@@ -224,18 +248,87 @@ class OpenVINOBackend:
         return torch.from_numpy(outs[0].copy()), torch.from_numpy(outs[1].copy())
 
 
-def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.dtype | None = None,
+def runtime_missing(kind: str) -> str | None:
+    """Why backend ``kind``'s runtime can't be used here (``None``: it can).
+
+    The runtime itself is imported (a broken installation counts as missing); ``onnx``,
+    needed only to export the network once, is looked up without importing it.
+    """
+    modules = RUNTIMES.get(kind, ())
+    for i, module in enumerate(modules):
+        try:
+            if i == 0:
+                importlib.import_module(module)
+            elif importlib.util.find_spec(module) is None:
+                raise ImportError(f"No module named {module!r}")
+        except (ImportError, ValueError) as err:  # ValueError: find_spec on a module set to None
+            return f"{module} can't be imported ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    return None
+
+
+def auto_candidates() -> tuple[tuple[str, str], ...]:
+    """:data:`AUTO_CPU` less what this CPU can't compute (bfloat16 without its instructions)."""
+    return tuple(c for c in AUTO_CPU if c[1] != "bfloat16" or cpu_has_bfloat16())
+
+
+def choose_backend(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
+    """The ``(backend, precision)`` that runs: ``"auto"`` resolved for ``device``.
+
+    ``backend="auto"``: on a GPU torch (float32 unless ``precision`` says); on a CPU the first
+    of :func:`auto_candidates` at ``precision`` (any, for ``"auto"``) whose runtime is
+    installed, with a one-line notice (logging, stderr by default) for each one skipped
+    because its runtime is missing; ``precision="int8"`` is OpenVINO's. An explicit backend
+    is kept; its ``"auto"`` precision is float32, except openvino's, which depends on the
+    network's own IR and is resolved when the weights are (the Estimator does).
+    """
+    if backend != "auto":
+        return backend, ("float32" if precision == "auto" and backend != "openvino" else precision)
+    if device.type != "cpu":
+        if precision == "int8":
+            raise PafposeError("precision int8 runs on the CPU with --backend openvino; on a GPU use float16, "
+                               "bfloat16 or float32")
+        return "torch", "float32" if precision == "auto" else precision
+    if precision == "int8":
+        missing = runtime_missing("openvino")
+        if missing:
+            raise PafposeError(f"precision int8 runs on OpenVINO, but {missing}: {INSTALL['openvino']}")
+        return "openvino", "int8"
+    candidates = [c for c in auto_candidates() if precision in ("auto", c[1])]
+    for i, (kind, prec) in enumerate(candidates):
+        missing = runtime_missing(kind)
+        if missing is None:
+            return kind, prec
+        later = candidates[i + 1:]
+        instead = f"running {later[0][0]} {later[0][1]} instead (slower)" if later else "no other backend left"
+        log.warning("pafpose: backend auto: %s; %s. For the faster one: %s", missing, instead, INSTALL[kind])
+    # float16, or bfloat16 on a CPU without its instructions: torch, whose checks say why not
+    return "torch", precision
+
+
+def make_backend(kind: str, net: nn.Module, device: torch.device, precision: str | torch.dtype | None = None,
                  threads: int | None = None, name: str = "model", ir: Path | None = None,
                  optimize: bool = True) -> Backend:
-    """A backend of ``kind`` for ``net``; ``ir``: the network's own OpenVINO IR, if it has one;
+    """A backend of ``kind`` for ``net``; ``precision``: ``"float32"``, ``"float16"``, ``"bfloat16"`` or
+    ``"int8"`` (openvino: run ``ir``), or a torch dtype (``None``: float32); ``ir``: the network's own
+    OpenVINO IR, which openvino runs at ``"int8"`` (and a float IR at float32);
     ``optimize``: let the torch backend fold batch-norm (not for a network still training).
 
-    The CPU runtimes set PyTorch's thread count to 1 for the whole process (see below).
+    ``kind`` must be resolved (not ``"auto"``: see :func:`choose_backend`). The CPU runtimes
+    set PyTorch's thread count to 1 for the whole process (see below).
     """
-    if kind not in BACKENDS:
-        raise PafposeError(f"unknown backend {kind!r}; known: {', '.join(BACKENDS)}")
+    if kind not in BACKENDS or kind == "auto":
+        raise PafposeError(f"unknown backend {kind!r}; known: {', '.join(b for b in BACKENDS if b != 'auto')}")
     if threads is not None and threads < 1:
         raise PafposeError(f"threads must be at least 1, got {threads}")
+    if isinstance(precision, str):
+        if precision not in ("auto", "float32", "float16", "bfloat16", "int8"):
+            raise PafposeError(f"unknown precision {precision!r}")
+        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(precision)
+    else:
+        dtype, precision = precision, {torch.float16: "float16", torch.bfloat16: "bfloat16"}.get(precision, "float32")
+    if precision == "int8" and (kind != "openvino" or ir is None):
+        raise PafposeError("precision int8 is OpenVINO's, for a network with its own INT8 IR "
+                           "(human-pose-estimation-0001): --backend openvino")
     global _lowered
     if kind == "torch":
         if threads:
@@ -246,8 +339,9 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
         return TorchBackend(net, device, dtype, optimize=optimize)
     if device.type != "cpu":
         raise PafposeError(f"backend {kind} runs on the CPU; use --backend torch for {device}")
-    if dtype is not None:
-        raise PafposeError(f"backend {kind} runs float32 (float16/bfloat16 are for --backend torch on a GPU)")
+    if precision == "float16" or (precision == "bfloat16" and kind != "openvino"):
+        raise PafposeError(f"backend {kind} runs float32 (float16/bfloat16 are for --backend torch; bfloat16 also "
+                           "for openvino on CPUs with bfloat16 instructions)")
     # The runtime brings its own thread pool; PyTorch's, which is left only the decoder's small
     # operations, gets one thread so that the two pools don't fight over the cores (measured:
     # 48.8 -> 28.0 ms per frame with a load beside it, 17.9 -> 15.1 ms alone).
@@ -256,9 +350,11 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, dtype: torch.d
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(exported_onnx(net, name), threads)
     if ir is not None:
-        try:
-            return OpenVINOBackend(ir, threads, nchw=True, f32=False)
+        try:  # an INT8 IR as published (its own precision: bfloat16 would gain nothing); a float one in float32
+            return OpenVINOBackend(ir, threads, nchw=True, hint=None if precision == "int8" else "f32")
         except RuntimeError as err:  # e.g. an IR version this runtime no longer reads
+            if precision == "int8":
+                raise PafposeError(f"OpenVINO can't run {ir} ({str(err).splitlines()[0]})") from err
             log.warning("OpenVINO can't run %s (%s); running the exported network instead", ir,
                         str(err).splitlines()[0])
-    return OpenVINOBackend(exported_onnx(net, name), threads)
+    return OpenVINOBackend(exported_onnx(net, name), threads, hint="bf16" if precision == "bfloat16" else "f32")

@@ -71,7 +71,10 @@ def export_onnx(net: nn.Module, path: str | Path, height: int | None = None, wid
 
     ``layout="NHWC"`` takes N x H x W x 3 pixels instead (what pafpose's CPU backends feed).
     """
-    import onnx
+    try:
+        import onnx
+    except ImportError as err:
+        raise PafposeError(f"export to ONNX needs the onnx package: pip install onnx ({err})") from err
 
     net = net.eval().cpu().float()
     s = net.spec.stride
@@ -108,7 +111,7 @@ def export_openvino(net: nn.Module, path: str | Path, height: int | None = None,
     try:
         import openvino as ov
     except ImportError as err:
-        raise PafposeError("export to openvino: pip install 'pafpose[openvino]'") from err
+        raise PafposeError("export to openvino: pip install openvino onnx") from err
     path = Path(path)
     if path.suffix != ".xml":
         raise PafposeError(f"{path}: an OpenVINO IR is an .xml file (with a .bin beside it)")

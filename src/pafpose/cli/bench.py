@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         result["peak_memory_mib"]["cuda"] = round(torch.cuda.max_memory_allocated(est.device) / 2**20, 1)
     result["machine"] = machine()
     result["settings"] = {"model": args.model or str(args.weights or "human-pose-estimation-0001"),
-                          "backend": args.backend, "device": str(est.device), "precision": est.precision,
+                          "backend": est.config.backend, "device": str(est.device), "precision": est.precision,
                           "height": est.height, "batch": args.batch, "threads": args.threads,
                           "scales": list(est.scales), "flip": est.flip, "images": str(folder),
                           "photos": len(readable), "warmup": args.warmup, "repeat": args.repeat}

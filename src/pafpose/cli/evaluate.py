@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     rate = f"{done / ev.seconds:.2f} images/s" if ev.seconds > 0 else "no image read"
     tta = f"scales {' '.join(f'{s:g}' for s in est.scales)}{', flip' if est.flip else ''}"
     name = args.model or args.weights or DEFAULT_MODEL
-    print(f"{name}, height {est.height}, {tta}: {ev.images} images, {len(ev.results)} people, "
+    print(f"{name} ({est.config.backend} {est.config.precision}), height {est.height}, {tta}: {ev.images} images, "
+          f"{len(ev.results)} people, "
           f"{len(ev.failed)} unreadable, {len(ev.skipped)} annotation-file entries skipped; {rate}")
     for path in (args.out, args.metrics_json):
         if path:

@@ -101,6 +101,13 @@ def make_estimator(args: argparse.Namespace) -> Any:
     return Estimator(config_from_args(args))
 
 
+def backend_line(args: argparse.Namespace, est: Any) -> str:
+    """One line: where the network runs (``--backend auto`` resolved), for a command to print once."""
+    c = est.config
+    why = " (chosen by --backend auto)" if args.backend == "auto" else ""
+    return f"network: {c.backend} {c.precision} on {est.device}{why}"
+
+
 def warn(message: str) -> None:
     from tqdm import tqdm
 

@@ -37,7 +37,7 @@ import numpy as np
 from pafpose.checks import number
 from pafpose.cli import openpose_flags
 from pafpose.cli.openpose_flags import OpenPoseOptions
-from pafpose.cli.options import add_model_arguments, make_estimator, warn
+from pafpose.cli.options import add_model_arguments, backend_line, make_estimator, warn
 from pafpose.errors import PafposeError
 from pafpose.io import Source, UniqueNames
 from pafpose.pose import Poses
@@ -674,6 +674,7 @@ def run(args: argparse.Namespace) -> int:
     video_fps = _video_fps(openpose, sources, args.timeout)
     start = time.perf_counter()
     est = make_estimator(args)
+    print(backend_line(args, est), flush=True)
     if controlnet is not None:  # people found as ControlNet's preprocessor finds them
         from pafpose.controlnet import Detector
 

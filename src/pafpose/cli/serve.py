@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         from pafpose.serve.server import make_config
     except ImportError as err:
         raise PafposeError(f"pafpose serve needs the serve extra: pip install 'pafpose[serve]' ({err})") from err
-    from pafpose.cli.options import config_from_args, make_estimator, warn
+    from pafpose.cli.options import make_estimator, warn
     from pafpose.estimator_config import DEFAULT_MODEL
     from pafpose.serve.service import warm_up
 
@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             state = f"ready after {time.perf_counter() - start:.1f} s"
         else:  # connections made meanwhile wait in the socket's queue
             state = f"{args.workers} worker processes loading the model"
-        print(f"pafpose serve: {url}/ ({name} on {est.device}, {batching}; {state}; Ctrl-C stops)", flush=True)
+        print(f"pafpose serve: {url}/ ({name} on {est.device}, {est.config.backend} {est.config.precision}, "
+              f"{batching}; {state}; Ctrl-C stops)", flush=True)
         host, port = sock.getsockname()[:2]
         if args.workers == 1:
             app = create_app(est, settings, model_name=name)
@@ -185,10 +186,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             from uvicorn.supervisors import Multiprocess
 
-            del est
+            # what the parent resolved (--backend auto): every worker runs the same, without choosing again;
             # the cores are shared among the workers unless --threads says
-            options = config_from_args(args).replace(threads=args.threads or max(1, (os.cpu_count() or 1)
-                                                                                 // args.workers))
+            options = est.config.replace(threads=args.threads or max(1, (os.cpu_count() or 1) // args.workers))
+            del est
             os.environ[CONFIG_ENV] = json.dumps({"estimator": options.to_dict(), "settings": settings.__dict__,
                                                  "name": name})
             config = make_config("pafpose.serve.app:app_from_env", settings, factory=True, host=host, port=port,

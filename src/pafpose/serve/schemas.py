@@ -74,6 +74,7 @@ class ModelBody(BaseModel):
     input_height: int
     stride: int
     device: str
+    backend: str = Field(description="where the network runs (--backend auto resolved)")
     precision: str
     scales: list[float] = Field(description="default test-time scales (a request may choose others)")
     flip: bool = Field(description="default test-time flip")

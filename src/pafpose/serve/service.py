@@ -108,6 +108,7 @@ class PoseService:
             "input_height": est.height,
             "stride": est.spec.stride,
             "device": str(est.device),
+            "backend": est.config.backend,
             "precision": est.precision,
             "scales": list(est.scales),
             "flip": est.flip,

@@ -131,6 +131,26 @@ class _Folder:
         return out
 
 
+def quantized_activations(path: str | Path) -> bool:
+    """Whether the IR quantizes activations (a ``FakeQuantize`` fed by the network input, not
+    only by constants): an INT8 IR such as the Open Model Zoo's FP16-INT8, which OpenVINO runs
+    in 8 bits. Reads the ``.xml`` only."""
+    layers, _ = _parse_xml(Path(path))
+    consumers: dict[str, list[str]] = {}
+    for layer in layers.values():
+        for src, _ in layer.inputs.values():
+            consumers.setdefault(src, []).append(layer.id)
+    varying = [lid for lid, layer in layers.items() if layer.type == "Parameter"]
+    seen = set(varying)
+    while varying:  # everything downstream of the input
+        for nxt in consumers.get(varying.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                varying.append(nxt)
+    return any(layer.type == "FakeQuantize" and 0 in layer.inputs and layer.inputs[0][0] in seen
+               for layer in layers.values())
+
+
 def read(paths: Sequence[Path]) -> dict[str, np.ndarray]:
     """Float32 weights and biases of every convolution, by IR layer name (see module doc)."""
     xml = Path(paths[0])
