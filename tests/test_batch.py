@@ -129,7 +129,7 @@ def test_parquet_reads_back_into_the_documented_schema(data_set):
     assert set(person) == {"id", "score", "keypoints"} and len(person["keypoints"]) == 18 * 3
     assert all(r["skeleton"] == "coco18" and r["model"] == "human-pose-estimation-0001" for r in rows)
     options = json.loads(rows[0]["options"])
-    assert options["height"] == 256 and options["backend"] == "torch"
+    assert options["height"] == 256 and options["backend"] == "auto"  # the options as given (auto: the default)
     assert not list((out / "results").glob(".*part*"))  # no temporary file left behind
 
 
