@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 from pafpose.checks import number
-from pafpose.cli.options import add_model_arguments, config_from_args, warn
+from pafpose.cli.options import add_model_arguments, config_from_args, stop_on_sigterm, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,17 +71,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _stop_on_sigterm() -> Any:
-    """``kill`` (SIGTERM) stops a run as Ctrl-C does: the finished shards kept, Ray stopped."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
 def run(args: argparse.Namespace) -> int:
     from pafpose.batch.runner import BatchOptions, run, summary_text
 
@@ -95,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                            workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                            gpus_per_worker=args.gpus_per_worker, address=args.address, path_column=args.path_column,
                            verbose=args.verbose)
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         summary = run(args.sources, config, options, progress=sys.stderr.isatty() or args.verbose, warn=warn)
     finally:

@@ -112,3 +112,19 @@ def warn(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"pafpose: {message}", file=sys.stderr)
+
+
+def stop_on_sigterm() -> Any:
+    """Make ``kill`` (SIGTERM) stop a run the way Ctrl-C does (finished outputs kept, videos
+    playable, Ray stopped); the previous handler, for the caller to put back (None off the
+    main thread, where no handler can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

@@ -37,7 +37,7 @@ import numpy as np
 from pafpose.checks import number
 from pafpose.cli import openpose_flags
 from pafpose.cli.openpose_flags import OpenPoseOptions
-from pafpose.cli.options import add_model_arguments, backend_line, make_estimator, warn
+from pafpose.cli.options import add_model_arguments, backend_line, make_estimator, stop_on_sigterm, warn
 from pafpose.errors import PafposeError
 from pafpose.io import Source, UniqueNames
 from pafpose.pose import Poses
@@ -582,17 +582,6 @@ def deferred_interrupts() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def _stop_on_sigterm() -> Any:
-    """Make ``kill`` (SIGTERM) stop a run the way Ctrl-C does: outputs finished, videos playable."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
 def _controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:
     """(detect, image) resolution for --render controlnet, else None; the resolutions alone are a mistake."""
     from pafpose.controlnet import DEFAULT_RESOLUTION
@@ -687,7 +676,7 @@ def run(args: argparse.Namespace) -> int:
     job = Run(args, est, outputs)
     job.failed = len(errors)
     interrupted = False
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         if images:
             job.run_images(images)
