@@ -27,8 +27,8 @@ __version__ = "0.1.0"
 # first use, so that ``import pafpose`` stays light.
 _SUBMODULES = frozenset({"backends", "checks", "controlnet", "coords", "data", "decoder", "draw", "encoder", "errors",
                          "evaluate", "export", "fields", "formats", "images", "io", "models", "offline", "openpose",
-                         "pose", "predict", "preprocess", "skeleton", "synthetic", "train", "tracker", "video", "viz",
-                         "weights"})
+                         "pose", "predict", "preprocess", "skeleton", "synthetic", "train", "tracker", "tracking",
+                         "video", "viz", "weights"})
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,285 @@
+"""The online tracker (live frames: cameras, streams): a stable id per person and less
+jitter, each frame given back at once.
+
+Each frame's people are matched to the tracks by an optimal assignment (scipy's
+``linear_sum_assignment``) on a keypoint similarity: COCO's OKS falloff per keypoint,
+scaled by the track's size, between a detection and the track's *predicted* pose (each
+keypoint moved on by its velocity, a constant-velocity model), averaged over the keypoints
+either side has. Tracks seen in the previous frame are matched first; the people left over
+are then matched to the tracks that lost their person (an occlusion, a missed detection),
+whose tolerance grows with the frames they have been missing, as their predicted pose grows
+uncertain (the matching cascade of SORT-style trackers: a lost track never takes a person
+from a track that still sees one). Pairs less similar than ``min_similarity`` are never
+matched (gating). A track survives ``max_missed`` frames without a match and takes its id
+back when the person reappears; a person no track explains starts a new id. Ids are never
+reused within a sequence.
+
+The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
+2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
+a moving one is followed with little lag), run in the frame that moves with the person's
+body (the filtered pose is carried by the track's mean velocity before the new one is
+blended in, so walking adds no lag), its speed measured in person sizes per second so the
+same settings fit near and far people. The filter state belongs to the track,
+so it follows the person, not a position in a list.
+
+State is kept as arrays over the tracks, so a frame costs a few vectorised steps whatever
+the number of people.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pafpose.pose import Pose, Poses
+from pafpose.tracking.base import SequenceTracker
+from pafpose.tracking.config import TrackerConfig
+
+_BIG = 1e6  # cost of a pair that the gate forbids
+
+
+def _alpha(cutoff: np.ndarray | float, dt: np.ndarray | float) -> np.ndarray | float:
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+def one_euro_step(x: np.ndarray, dx: np.ndarray, value: np.ndarray, dt: np.ndarray | float, min_cutoff: float,
+                  beta: float, d_cutoff: float, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the One Euro filter, elementwise: ``(filtered, speed)`` from the previous
+    ``(x, dx)`` and the new ``value`` after ``dt`` seconds. The speed is divided by ``scale``
+    before it raises the cut-off. NaN is "not seen": it passes through and resets that value."""
+    fresh = np.isnan(x) & ~np.isnan(value)  # seen again: start from the new value
+    d = (value - x) / dt
+    dx_hat = dx + _alpha(d_cutoff, dt) * (d - dx)
+    cutoff = min_cutoff + beta * np.abs(dx_hat) / scale
+    x_hat = x + _alpha(cutoff, dt) * (value - x)
+    x_hat = np.where(fresh, value, x_hat)
+    dx_hat = np.where(fresh | np.isnan(dx_hat), 0.0, dx_hat)
+    gone = np.isnan(value)
+    return np.where(gone, np.nan, x_hat), np.where(gone, 0.0, dx_hat)
+
+
+@dataclass
+class OneEuro:
+    """A One Euro filter over an array of values (each filtered on its own); NaN is "not
+    seen": it passes through and resets that value's state."""
+
+    min_cutoff: float
+    beta: float
+    d_cutoff: float
+    x: np.ndarray | None = None
+    dx: np.ndarray | None = None
+
+    def __call__(self, value: np.ndarray, dt: float, scale: float = 1.0) -> np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+        if self.x is None:
+            self.x, self.dx = value.copy(), np.zeros_like(value)
+            return value.copy()
+        self.x, self.dx = one_euro_step(self.x, self.dx, value, dt, self.min_cutoff, self.beta, self.d_cutoff, scale)
+        return self.x.copy()
+
+
+def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """``(D, T)`` OKS-like similarity of D detections to T predicted poses.
+
+    Per keypoint ``exp(-d² / (2 area (2 sigma)²))`` (COCO's falloff, ``area`` the track's),
+    summed over the keypoints both have and divided by the number either has: a person who
+    shares few keypoints with a track is a weak match, whatever their distance.
+    """
+    # a missing keypoint is put far away, on opposite sides for the two, so it adds nothing
+    p = np.where(np.isfinite(points), points, 1e7)
+    q = np.where(np.isfinite(tracks), tracks, -1e7)
+    d = p[:, None] - q[None]  # (D, T, K, 2)
+    d2 = d[..., 0] ** 2 + d[..., 1] ** 2
+    inv = 1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)  # (T, K)
+    total = np.exp(-d2 * inv[None]).sum(axis=2)
+    miss_p = (~np.isfinite(points[..., 0])).astype(np.float64)
+    miss_q = (~np.isfinite(tracks[..., 0])).astype(np.float64)
+    either = points.shape[1] - miss_p @ miss_q.T  # keypoints one of the two has
+    return total / np.maximum(either, 1.0)
+
+
+def _areas(points: np.ndarray, floor: float) -> np.ndarray:
+    """``(N,)`` box area of each pose's known keypoints (at least ``floor``)."""
+    known = np.isfinite(points[..., 0])
+    lo = np.where(known[..., None], points, np.inf).min(axis=1)
+    hi = np.where(known[..., None], points, -np.inf).max(axis=1)
+    span = np.where(known.sum(axis=1)[:, None] >= 2, hi - lo, 0.0)
+    return np.maximum(span[:, 0] * span[:, 1], floor)
+
+
+class Tracker(SequenceTracker):
+    """Gives every person a stable id through the frames of one sequence.
+
+    Call :meth:`update` with each frame's people, in order (or :meth:`push`, the
+    :class:`~pafpose.tracking.SequenceTracker` protocol: the frame comes back at once and
+    :meth:`flush` has nothing left); a new sequence needs a new Tracker (or :meth:`reset`).
+
+    Example:
+        >>> tracker = Tracker()
+        >>> for frame in frames:
+        ...     for person in tracker.update(estimator.predict(frame)):
+        ...         print(person.track_id, person.keypoints[1])
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.reset()
+
+    @property
+    def frame_time(self) -> float:
+        """The time of the last frame updated, in frames (seconds times ``config.fps``);
+        -1 before the first."""
+        return self._frame
+
+    def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
+        """:meth:`update`, as the protocol has it: ``[(payload, tracked people)]``, this frame at once."""
+        return [(payload, self.update(poses, time_s))]
+
+    def flush(self) -> list[tuple[Any, Poses]]:
+        """Nothing: an online tracker holds no frame back. The ids go on if more frames follow."""
+        return []
+
+    def reset(self) -> None:
+        """Forget every track; ids start again at 0."""
+        self._next_id = 0
+        self._frame = -1.0
+        self._k = 0  # keypoints per person (set by the first person seen)
+        self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
+        self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
+        self._velocity = np.zeros((0, 0, 2))  # (T, K, 2) pixels per frame
+        self._last_seen = np.zeros(0)  # (T,) frame position of the last match
+        self._missed = np.zeros(0, np.int64)  # (T,)
+        self._fx = np.zeros((0, 0, 2))  # (T, K, 2) One Euro state: filtered values ...
+        self._fdx = np.zeros((0, 0, 2))  # ... and their speeds
+
+    def update(self, poses: Any, time_s: float | None = None) -> Poses:
+        """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
+        keypoints filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
+        of ``config.fps`` after the last)."""
+        c = self.config
+        now = self._frame + 1.0 if time_s is None else float(time_s) * c.fps
+        if not math.isfinite(now):
+            now = self._frame + 1.0
+        step = max(now - self._frame, 1e-6) if self._frame >= 0 else 1.0
+        self._frame = now
+        people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
+        out = Poses()
+        out.truncated = getattr(poses, "truncated", False)
+        out.fields = getattr(poses, "fields", None)  # the frame's fields: tracking moves no pixel grid
+        if people and self._k != len(people[0].keypoints):
+            self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
+        rows = self._assign(people, now) if people else np.zeros(0, np.int64)
+        if people:
+            points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
+            new = rows < 0
+            if new.any():
+                rows[new] = self._start(int(new.sum()))
+            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-6))
+            self._continue(rows, points, gaps, new, now)
+            smoothed = self._smooth(rows, points, gaps, new) if c.smooth else points
+            for person, row, k in zip(people, rows, smoothed, strict=True):
+                kp = person.keypoints.copy()
+                kp[:, :2] = k
+                out.append(Pose(kp, person.score, person.skeleton, int(self.ids[row])))
+        seen = np.zeros(len(self.ids), bool)
+        seen[rows] = True
+        self._missed = np.where(seen, 0, self._missed + 1)
+        self._keep(self._missed <= c.max_missed)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _restart(self, k: int) -> None:
+        next_id, frame = self._next_id, self._frame
+        self.reset()
+        self._next_id, self._frame, self._k = next_id, frame, k
+        self._points = np.zeros((0, k, 2))
+        self._velocity = np.zeros((0, k, 2))
+        self._fx = np.zeros((0, k, 2))
+        self._fdx = np.zeros((0, k, 2))
+
+    def _assign(self, people: list[Pose], now: float) -> np.ndarray:
+        """``(D,)`` the track row of each person, -1 for none."""
+        rows = np.full(len(people), -1, np.int64)
+        if not len(self.ids):
+            return rows
+        c = self.config
+        from scipy.optimize import linear_sum_assignment
+
+        sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
+        points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
+        ahead = np.minimum(now - self._last_seen, c.max_extrapolation)
+        predicted = self._points + self._velocity * ahead[:, None, None]
+        widen = (1.0 + c.lost_growth * self._missed) ** 2
+        sim = similarity(points, predicted, sigmas, _areas(self._points, c.min_area) * widen)
+        ok = sim >= c.min_similarity
+        for level in (self._missed == 0, self._missed > 0):  # the tracks that see their person first
+            free = rows < 0
+            if not level.any() or not free.any():
+                continue
+            d_idx, t_idx = np.flatnonzero(free), np.flatnonzero(level)
+            cost = np.where(ok[np.ix_(d_idx, t_idx)], 1.0 - sim[np.ix_(d_idx, t_idx)], _BIG)
+            r, k = linear_sum_assignment(cost)
+            good = cost[r, k] < _BIG
+            rows[d_idx[r[good]]] = t_idx[k[good]]
+        return rows
+
+    def _start(self, n: int) -> np.ndarray:
+        k = self._k
+        first = len(self.ids)
+        self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
+        self._next_id += n
+        nan = np.full((n, k, 2), np.nan)
+        self._points = np.concatenate([self._points, nan])
+        self._velocity = np.concatenate([self._velocity, np.zeros((n, k, 2))])
+        self._last_seen = np.concatenate([self._last_seen, np.full(n, self._frame)])
+        self._missed = np.concatenate([self._missed, np.zeros(n, np.int64)])
+        self._fx = np.concatenate([self._fx, nan])
+        self._fdx = np.concatenate([self._fdx, np.zeros((n, k, 2))])
+        return np.arange(first, first + n)
+
+    def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float) -> None:
+        c = self.config
+        old, vel = self._points[rows], self._velocity[rows]
+        seen = np.isfinite(new[..., 0])
+        known = seen & np.isfinite(old[..., 0]) & ~fresh[:, None]
+        with np.errstate(invalid="ignore"):
+            v = (new - old) / gaps[:, None, None]
+        a = c.velocity_smoothing
+        vel = np.where(known[..., None], a * v + (1 - a) * vel, vel)
+        # keypoints not seen now move with the body (the mean velocity of those that are)
+        n_known = known.sum(axis=1)
+        body = np.where(known[..., None], vel, 0.0).sum(axis=1) / np.maximum(n_known, 1)[:, None]
+        vel = np.where(~known[..., None] & (n_known > 0)[:, None, None], body[:, None, :], vel)
+        ahead = np.minimum(gaps, c.max_extrapolation)
+        predicted = old + vel * ahead[:, None, None]
+        self._points[rows] = np.where(seen[..., None], new, predicted)
+        self._velocity[rows] = vel
+        self._last_seen[rows] = now
+
+    def _smooth(self, rows: np.ndarray, points: np.ndarray, gaps: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """One Euro in the frame that moves with the body: each keypoint's filtered position is
+        first carried by the person's mean velocity, so walking adds no lag and the filter only
+        sees articulation and noise."""
+        c = self.config
+        x, dx = self._fx[rows], self._fdx[rows]
+        x = np.where(fresh[:, None, None], np.nan, x)  # a new track starts from its first pose
+        vel = self._velocity[rows]
+        ok = np.isfinite(vel[..., 0]) & np.isfinite(points[..., 0])
+        body = np.where(ok[..., None], vel, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)[:, None]
+        carried = x + (body * gaps[:, None])[:, None, :]
+        size = np.sqrt(_areas(points, c.min_area))[:, None, None]  # the person's scale, pixels
+        dt = (gaps / c.fps)[:, None, None]
+        x, dx = one_euro_step(carried, dx, points, dt, c.min_cutoff, c.beta, c.d_cutoff, size)
+        self._fx[rows], self._fdx[rows] = x, dx
+        return x
+
+    def _keep(self, alive: np.ndarray) -> None:
+        if alive.all():
+            return
+        self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
+        self._last_seen, self._missed = self._last_seen[alive], self._missed[alive]
+        self._fx, self._fdx = self._fx[alive], self._fdx[alive]
