@@ -26,7 +26,7 @@ The detector runs once per frame; every tracker then sees the same detections:
   whose OKS-like similarity exceeds 0.5, if at least 3 do; otherwise a new id;
 * hungarian: optimal assignment (scipy) on the mean keypoint distance to the previous
   frame's poses, gated at half the square root of the previous pose's box area;
-* pafpose / pafpose-raw: ``pafpose.tracker.Tracker`` with ``smooth`` on / off.
+* pafpose / pafpose-raw: ``pafpose.tracking.Tracker`` with ``smooth`` on / off.
 
 Metrics (motmetrics): a ground-truth person and a hypothesis may match when their OKS over
 the COCO-17 labelled keypoints is at least 0.5 (distance ``1 - OKS``). "oracle IDF1" is
@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from pafpose.pose import Pose  # noqa: E402
 from pafpose.skeleton import COCO17, COCO18  # noqa: E402
-from pafpose.tracker import Tracker, TrackerConfig  # noqa: E402
+from pafpose.tracking import Tracker, TrackerConfig  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 SIGMAS17 = np.asarray(COCO17.sigmas, dtype=np.float64)
@@ -434,7 +434,7 @@ class PafposeOffline:
         self.config = TrackerConfig(fps=fps)
 
     def sequence(self, frames: list[list[Pose]]) -> list[list[Pose]]:
-        from pafpose.offline import track_offline
+        from pafpose.tracking import track_offline
 
         return [list(p) for p in track_offline(frames, self.config)]
 

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from pafpose.pose import Pose, Poses
-from pafpose.tracker import Tracker, TrackerConfig
+from pafpose.tracking import Tracker, TrackerConfig
 
 
 class Sessions:
