@@ -7,7 +7,7 @@ import pytest
 from pafpose import COCO18, PafposeError, Pose, Poses
 from pafpose.formats import openpose_json
 from pafpose.synthetic import random_scene
-from pafpose.tracker import OneEuro, Tracker, TrackerConfig
+from pafpose.tracking import OneEuro, Tracker, TrackerConfig
 
 
 def template(seed=0):
@@ -167,7 +167,7 @@ def test_drawings_colour_and_label_each_tracked_person_by_id_and_labels_never_ov
 
 
 def test_offline_mode_smooths_without_lag_holds_a_bounded_window_and_fills_gaps_on_request():
-    from pafpose.offline import OfflineTracker, track_offline
+    from pafpose.tracking import OfflineTracker, track_offline
 
     rng = np.random.default_rng(5)
     shape = template(0)
