@@ -39,13 +39,11 @@ def people_of(openpose_file):
 
 
 def people_of_row(r):
-    """The same from a result row (missing keypoints NaN -> OpenPose's 0, 0, 0)."""
+    """The same from a result row (missing keypoints null -> OpenPose's 0, 0, 0)."""
     out = []
     for p in r["people"]:
-        kps = np.array(p["keypoints"], dtype=np.float64).reshape(-1, 3)
-        kps[~np.isfinite(kps)] = 0.0
-        kps[kps[:, 2] == 0] = 0.0
-        out.append((-1 if p["id"] is None else p["id"], kps.ravel()))
+        kps = np.array([k if k is not None else (0.0, 0.0, 0.0) for k in p["keypoints"]], dtype=np.float64)
+        out.append((-1 if p["track_id"] is None else p["track_id"], kps.ravel()))
     return out
 
 
@@ -126,11 +124,57 @@ def test_parquet_reads_back_into_the_documented_schema(data_set):
     rows = read_results(out).to_pylist()
     assert len({(r["key"], r["frame"]) for r in rows}) == len(rows) == 11
     person = next(p for r in rows for p in r["people"])
-    assert set(person) == {"id", "score", "keypoints"} and len(person["keypoints"]) == 18 * 3
+    assert set(person) == {"track_id", "score", "keypoints", "parts"} and len(person["keypoints"]) == 18
+    assert all(k is None or len(k) == 3 for k in person["keypoints"]) and person["parts"] is None
     assert all(r["skeleton"] == "coco18" and r["model"] == "human-pose-estimation-0001" for r in rows)
     options = json.loads(rows[0]["options"])
     assert options["height"] == 256 and options["backend"] == "auto"  # the options as given (auto: the default)
     assert not list((out / "results").glob(".*part*"))  # no temporary file left behind
+
+
+def _files(folder):
+    """Every file a run wrote under ``folder`` (relative paths), batch's own ledger apart."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and p.parts[len(folder.parts)] != "results" and p.name != "summary.json")
+
+
+def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_path):
+    """The same inputs and output options (OpenPose's, drawings, ControlNet, PoseTrack for videos):
+    the same files, with the same contents (one thread each, so the network's sums agree)."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "p1.jpg").write_bytes((images / "p1.jpg").read_bytes())
+    cv2.imwrite(str(data / "sub" / "dance.png"), dance_frame)
+    make_video(data / "clip.mp4", dance_frame, 3)
+    common = ["--height", "256", "--threads", "1", "--batch-size", "2", "--save-images", "--save-video",
+              "--number-people-max", "2", "--keypoints", "body25", "--keypoint-scale", "1", "--part-candidates",
+              "--write-heatmaps", "--render", "controlnet", "--detect-resolution", "256"]
+    r = pafpose(env, "predict", data, "--out", tmp_path / "p", *common)
+    assert r.returncode == 0, r.stderr
+    r = pafpose(env, "batch", data, "--out", tmp_path / "b", "--json", "openpose", "--workers", "1", *common)
+    assert r.returncode == 0, r.stderr
+    files = _files(tmp_path / "p")
+    assert files == _files(tmp_path / "b")
+    assert {"p1_keypoints.json", "sub/dance_rendered.png", "p1_rendered.jpg", "clip_rendered.mp4",
+            "clip_000000000002_controlnet.png", "sub/dance_pose_heatmaps.png"} <= set(files)
+    for name in files:
+        ours, theirs = ((tmp_path / d / name).read_bytes() for d in ("b", "p"))
+        if name.endswith(".json"):
+            ours, theirs = json.loads(ours), json.loads(theirs)
+            if "people" in ours and "pose_keypoints_2d" in str(ours):
+                assert len(ours["people"][0]["pose_keypoints_2d"]) == 25 * 3 and len(ours["people"]) <= 2
+        if not name.endswith(".mp4"):  # videos carry their own creation time
+            assert ours == theirs, name
+    # PoseTrack files for videos alike; images are no sequence in batch: said in one line
+    for d, cmd in (("p", "predict"), ("b", "batch")):
+        extra = ["--workers", "1"] if cmd == "batch" else []
+        r = pafpose(env, cmd, data / "clip.mp4", "--out", tmp_path / f"{d}t", "--height", "256", "--threads", "1",
+                    "--json", "posetrack", *extra)
+        assert r.returncode == 0, r.stderr
+    pt = [json.loads((tmp_path / f"{d}t" / "clip_posetrack.json").read_text()) for d in ("p", "b")]
+    assert pt[0] == pt[1] and len(pt[0]["images"]) == 3
+    r = pafpose(env, "batch", data, "--out", tmp_path / "bad", "--json", "posetrack")
+    assert r.returncode == 2 and "--json posetrack" in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
 def test_a_finished_run_run_again_does_nothing(env, data_set):

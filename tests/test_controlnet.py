@@ -237,7 +237,7 @@ def test_annotate_reports_missing_keypoints(ref, est, shared):
 
 def test_render_from_poses_in_image_pixels(est, shared):
     bgr = cv2.imread(str(shared / "images" / "p3_dance.png"))
-    det = controlnet.Detector(est, 512)
+    det = controlnet.detector(est, 512)
     poses = det.predict(bgr)  # found at the detection size, in the photo's pixels
     result = controlnet.annotate(est, bgr)
     assert len(poses) == len(result.poses) == 3
@@ -256,7 +256,7 @@ def test_render_from_poses_in_image_pixels(est, shared):
 
 def test_detector_streams_a_video_at_the_detect_resolution(est, shared):
     video = shared / "videos" / "street.avi"
-    det = controlnet.Detector(est, 256)
+    det = controlnet.detector(est, 256)
     frames = list(itertools.islice(det.stream(video, track=False), 2))
     assert [i for i, _, _ in frames] == [0, 1]
     _, frame, poses = frames[0]

@@ -388,7 +388,7 @@ def test_a_session_keeps_track_ids_across_requests(client, dance):
     other = client.post("/v1/poses?session=cam-2&format=openpose", content=dance, headers=headers).json()
     assert sorted(p["person_id"] for p in other["people"]) == [[0], [1], [2]]  # its own ids, OpenPose's field
     plain = client.post("/v1/poses", content=dance, headers=headers).json()
-    assert all("track_id" not in p for p in plain["people"])
+    assert all(p["track_id"] is None for p in plain["people"])
     r = client.post("/v1/poses?session=no%20spaces%21", content=dance, headers=headers)
     assert r.status_code in (400, 422) and "session" in r.text
 

@@ -25,26 +25,23 @@ there: drawing the JSON on it and resizing to the image's size gives the image a
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pafpose.checks import check_number
-from pafpose.coords import Geometry
 from pafpose.errors import PafposeError
-from pafpose.pose import Pose, Poses, map_poses
+from pafpose.pose import Pose, Poses
 from pafpose.skeleton import COCO18, convert_keypoints
 
 if TYPE_CHECKING:
     from pafpose.predict import Estimator
-    from pafpose.tracker import TrackerConfig
-    from pafpose.video import FrameRange
 
-__all__ = ["COLORS", "DEFAULT_RESOLUTION", "KEYPOINTS", "LIMBS", "RESOLUTION_RANGE", "ControlNetPose", "Detector",
-           "Sizes", "annotate", "detect_input", "draw", "keypoints", "pose_image", "pose_json", "render", "sizes"]
+__all__ = ["COLORS", "DEFAULT_RESOLUTION", "KEYPOINTS", "LIMBS", "RESOLUTION_RANGE", "ControlNetPose", "DetectInput",
+           "Sizes", "annotate", "detect_input", "detector", "draw", "keypoints", "pose_image", "pose_json", "render",
+           "sizes"]
 
 DEFAULT_RESOLUTION = 512  #: ControlNet's default detect and image resolution
 RESOLUTION_RANGE = (64, 4096)  #: accepted resolutions (short side, pixels)
@@ -240,106 +237,30 @@ def annotate(estimator: Estimator, image: Any, detect_resolution: int = DEFAULT_
     return ControlNetPose(pose_image(people, size), pose_json(people, size), poses, size)
 
 
-class Detector:
-    """An :class:`~pafpose.predict.Estimator` that finds people as ControlNet's preprocessor does:
-    in each image or frame resized by ControlNet's rule (:func:`sizes`), reported in the
-    image's own pixels. ``pafpose predict --render controlnet`` runs through it, so that its
-    keypoint files and pose images come from the same people.
+@dataclass(frozen=True)
+class DetectInput:
+    """The preprocessing hook (:data:`pafpose.predict.Prepare`) that resizes each image as
+    ControlNet's preprocessor does before detection (:func:`detect_input`)."""
 
-    :meth:`predict_batch`, :meth:`predict`, :meth:`pipeline` and :meth:`stream` take and
-    return what the Estimator's do; tracking runs on the people in the frames' pixels.
+    detect_resolution: int = DEFAULT_RESOLUTION
+
+    def __post_init__(self) -> None:
+        check_number("detect_resolution", self.detect_resolution, *RESOLUTION_RANGE, integer=True)
+        object.__setattr__(self, "detect_resolution", int(self.detect_resolution))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return detect_input(image, self.detect_resolution)
+
+
+def detector(estimator: Estimator, detect_resolution: int = DEFAULT_RESOLUTION) -> Estimator:
+    """``estimator`` finding people as ControlNet's preprocessor does: in each image or frame
+    resized by ControlNet's rule (:func:`sizes`), reported in the image's own pixels (the
+    Estimator maps them back). ``pafpose predict --render controlnet`` runs through it, so that
+    its keypoint files and pose images come from the same people; every method of the
+    Estimator (``predict``, ``predict_batch``, ``pipeline``, ``stream``) works as usual.
+
+    Example:
+        >>> det = detector(pafpose.Estimator(), 512)
+        >>> people = det.predict("photo.jpg")  # in photo.jpg's pixels
     """
-
-    def __init__(self, estimator: Estimator, detect_resolution: int = DEFAULT_RESOLUTION) -> None:
-        check_number("detect_resolution", detect_resolution, *RESOLUTION_RANGE, integer=True)
-        self.estimator = estimator
-        self.detect_resolution = int(detect_resolution)
-
-    @staticmethod
-    def _back(poses: Poses, image: np.ndarray, small: np.ndarray) -> Poses:
-        """People in ``small`` -> the same people in ``image``'s pixels (the aspect may differ a little)."""
-        back = Geometry(small.shape[1] / image.shape[1], small.shape[0] / image.shape[0])
-        return map_poses(poses, back.input_to_image)
-
-    def predict_batch(self, images: Sequence[Any], color: str = "BGR", keep_fields: bool = False) -> list[Poses]:
-        """People in each image, found at the detect resolution; keypoints in the image's pixels."""
-        _no_fields(keep_fields)
-        from pafpose.images import as_bgr, open_image
-        from pafpose.pose import scale_poses
-
-        out = []
-        for im in images:  # one at a time: their detection sizes differ
-            reduced = (1.0, 1.0)
-            if isinstance(im, str) or hasattr(im, "__fspath__"):
-                file = open_image(im)
-                bgr, reduced = file.image, file.scale
-            else:
-                bgr = as_bgr(im, color)
-            small = detect_input(bgr, self.detect_resolution)
-            found = self._back(self.estimator.predict(small), bgr, small)
-            out.append(found if reduced == (1.0, 1.0) else scale_poses(found, 1 / reduced[0], 1 / reduced[1]))
-        return out
-
-    def predict(self, image: Any, color: str = "BGR") -> Poses:
-        return self.predict_batch([image], color)[0]
-
-    def pipeline(self, frames: Iterable[np.ndarray], batch_size: int = 1, overlap: bool | None = None,
-                 track: bool | TrackerConfig = True, offline: bool = False,
-                 keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
-        """``(frame, poses)`` as :meth:`Estimator.pipeline` gives them, people found at the detect resolution."""
-        _no_fields(keep_fields)
-        from pafpose.images import as_bgr
-        from pafpose.tracker import TrackerConfig, track_frames
-
-        held: deque[tuple[np.ndarray, np.ndarray]] = deque()  # the frames in flight (at most two batches)
-
-        def small() -> Iterator[np.ndarray]:
-            for frame in frames:
-                bgr = as_bgr(frame)
-                held.append((bgr, detect_input(bgr, self.detect_resolution)))
-                yield held[-1][1]
-
-        def found() -> Iterator[tuple[np.ndarray, Poses]]:
-            for _, poses in self.estimator.pipeline(small(), batch_size, overlap, track=False):
-                frame, resized = held.popleft()
-                yield frame, self._back(poses, frame, resized)
-
-        if not track:
-            yield from found()
-            return
-        yield from track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
-
-    def stream(self, source: int | str | Any, batch_size: int = 1, timeout: float = 10.0,
-               track: bool | TrackerConfig = True, offline: bool | None = None, frames: FrameRange | None = None,
-               keep_fields: bool = False) -> Iterator[tuple[int, np.ndarray, Poses]]:
-        """``(frame_index, frame, poses)`` as :meth:`Estimator.stream` gives them, people found at the
-        detect resolution."""
-        from pafpose.predict import stream_frames
-
-        _no_fields(keep_fields)
-        return stream_frames(lambda images: self.pipeline(images, batch_size, track=False), source, timeout, track,
-                             offline, frames)
-
-    @property
-    def spec(self) -> Any:
-        """The model's field layout (:attr:`Estimator.spec`)."""
-        return self.estimator.spec
-
-    @property
-    def decoder(self) -> Any:
-        """The Estimator's decoder (its settings)."""
-        return self.estimator.decoder
-
-    def geometry(self, shape: tuple[int, ...]) -> Geometry:
-        """Where an image of ``shape`` lies on the network input: resized to the detection
-        canvas first (see :meth:`Estimator.geometry`)."""
-        h, w = shape[:2]
-        dw, dh = sizes(w, h, self.detect_resolution).detect
-        g = self.estimator.geometry((dh, dw))
-        return Geometry(g.fx * dw / w, g.fy * dh / h, g.stride)
-
-
-def _no_fields(keep_fields: bool) -> None:
-    if keep_fields:
-        raise PafposeError("ControlNet's detection (--render controlnet) keeps no fields: heatmaps and part "
-                           "candidates are not available with it")
+    return estimator.with_options(prepare=DetectInput(detect_resolution))

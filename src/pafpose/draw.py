@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pafpose.pose import Pose
+if TYPE_CHECKING:  # drawing needs only each person's keypoints, skeleton and id: no import of the result type
+    from pafpose.pose import Pose
 
 
 def poses(image: np.ndarray, people: Sequence[Pose], threshold: float = 0.1) -> np.ndarray:

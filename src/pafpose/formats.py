@@ -13,41 +13,14 @@ import numpy as np
 
 from pafpose.errors import PafposeError
 from pafpose.io import write_bytes_atomic
-from pafpose.pose import Pose, Poses
+from pafpose.pose import OPENPOSE_PARTS, POSETRACK_KEYPOINTS, Pose, Poses, as_poses
 from pafpose.skeleton import SKELETONS, Skeleton, get_skeleton
-
-
-def _flat(kps: np.ndarray, missing: tuple[float, float] = (0.0, 0.0), decimals: int = 3) -> list[float]:
-    out = np.where(np.isfinite(kps), kps, 0.0)
-    lost = ~np.isfinite(kps[:, 0]) | ~np.isfinite(kps[:, 1])
-    out[lost, 0], out[lost, 1], out[lost, 2] = missing[0], missing[1], 0.0
-    return [round(float(v), decimals) for v in out.ravel()]
-
-
-_OPENPOSE_EMPTY = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
-                   "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
 
 
 def openpose_json(poses: Sequence[Pose], part_candidates: list[dict[str, list[float]]] | None = None,
                   missing: tuple[float, float] = (0.0, 0.0), decimals: int = 3) -> dict[str, Any]:
-    """OpenPose's per-image JSON (version 1.3): keypoints in the poses' order, missing = 0, 0, 0.
-
-    The face, hand and 3-D arrays OpenPose always writes are present and empty, so readers
-    of OpenPose output work unchanged; ``score`` (the person's confidence) is an addition.
-    ``person_id`` is ``[track id]`` for a tracked person, else OpenPose's ``[-1]``.
-    ``part_candidates`` (:func:`pafpose.openpose.candidates_block`) follows ``people`` as
-    OpenPose writes it with ``--part_candidates``; ``missing`` is the ``x, y`` written for a
-    keypoint not found (OpenPose's ``-1, -1`` with ``--keypoint_scale 4``); ``decimals``
-    rounds the numbers (more for the [0, 1] and [-1, 1] scales).
-    """
-    doc: dict[str, Any] = {"version": 1.3, "people": [
-        {"person_id": [-1 if p.track_id is None else int(p.track_id)],
-         "pose_keypoints_2d": _flat(p.keypoints, missing, decimals),
-         **{k: [] for k in _OPENPOSE_EMPTY}, "score": round(float(p.score), 5)}
-        for p in poses]}
-    if part_candidates is not None:
-        doc["part_candidates"] = part_candidates
-    return doc
+    """OpenPose's per-image JSON (version 1.3) of any people: :meth:`Poses.to_openpose`."""
+    return as_poses(poses).to_openpose(part_candidates, missing, decimals)
 
 
 def poses_from_openpose(doc: dict[str, Any], skeleton: Skeleton | str | None = None) -> Poses:
@@ -76,7 +49,19 @@ def poses_from_openpose(doc: dict[str, Any], skeleton: Skeleton | str | None = N
         score = float(person["score"]) if "score" in person else float(kps[found, 2].mean()) if found.any() else 0.0
         pid = person.get("person_id", [-1])
         track = int(pid[0]) if isinstance(pid, list) and pid and int(pid[0]) >= 0 else None
-        out.append(Pose(kps, score, sk, track))
+        out.append(Pose(kps, score, sk, track, parts=_parts(person)))
+    return out
+
+
+def _parts(person: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A person's face and hands (OpenPose's 2-D arrays, where not empty), score 0 as missing."""
+    out = {}
+    for name, key in OPENPOSE_PARTS.items():
+        flat = np.asarray(person.get(key) or [], dtype=np.float64)
+        if flat.ndim == 1 and len(flat) and len(flat) % 3 == 0:
+            kps = flat.reshape(-1, 3).copy()
+            kps[kps[:, 2] <= 0] = (np.nan, np.nan, 0.0)
+            out[name] = kps
     return out
 
 
@@ -88,42 +73,13 @@ def _layout_of(count: int) -> Skeleton:
 
 
 def coco_results(poses: Sequence[Pose], image_id: int) -> list[dict[str, Any]]:
-    """COCO keypoint results (category 1, 17 keypoints) for one image."""
-    return [{"image_id": int(image_id), "category_id": 1, "keypoints": p.to_coco_keypoints(),
-             "score": float(p.score)} for p in poses]
-
-
-#: PoseTrack 2018's keypoints, in its order.
-POSETRACK_KEYPOINTS = ("nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                       "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-                       "right_knee", "left_ankle", "right_ankle")
-# PoseTrack's head_bottom (the neck's top) is closest to COCO-18's neck; head_top has no counterpart.
-_POSETRACK_SOURCE = {"head_bottom": "neck"}
+    """COCO keypoint results (category 1, 17 keypoints) for one image: :meth:`Poses.to_coco`."""
+    return as_poses(poses).to_coco(image_id)
 
 
 def posetrack_annotations(poses: Sequence[Pose], image_id: int, first_id: int = 0) -> list[dict[str, Any]]:
-    """PoseTrack 2018 annotations of one frame's tracked people (``track_id`` -1 if untracked).
-
-    Keypoints are matched by name (``head_bottom`` from the neck, ``head_top`` missing);
-    a missing keypoint is ``0, 0, 0``; ``scores`` holds each keypoint's confidence.
-    """
-    out = []
-    for n, p in enumerate(poses):
-        names = p.skeleton.keypoints
-        kps, scores = [], []
-        for name in POSETRACK_KEYPOINTS:
-            source = _POSETRACK_SOURCE.get(name, name)
-            k = p.keypoints[names.index(source)] if source in names else None
-            if k is None or not np.isfinite(k[:2]).all():
-                kps += [0.0, 0.0, 0]
-                scores.append(0.0)
-            else:
-                kps += [round(float(k[0]), 3), round(float(k[1]), 3), 1]
-                scores.append(round(float(k[2]), 5))
-        out.append({"id": first_id + n, "image_id": int(image_id), "category_id": 1, "keypoints": kps,
-                    "scores": scores, "score": round(float(p.score), 5),
-                    "track_id": -1 if p.track_id is None else int(p.track_id)})
-    return out
+    """PoseTrack 2018 annotations of one frame's people: :meth:`Poses.to_posetrack`."""
+    return as_poses(poses).to_posetrack(image_id, first_id)
 
 
 def posetrack_document(images: list[dict[str, Any]], annotations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ applied, any depth), and :func:`to_bgr8` turns any depth and channel count into 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -201,12 +202,14 @@ class Decoded:
         width: the file's width after EXIF orientation, in pixels.
         height: its height.
         format: Pillow's format name (``"JPEG"``, ``"PNG"``...).
+        source: the file's path, when read from one (:func:`open_image`).
     """
 
     image: np.ndarray
     width: int
     height: int
     format: str
+    source: str | None = None
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -321,7 +324,7 @@ def open_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS, max_s
     """
     data = read_file(path, max_bytes=max(64 * 2**20, 8 * max_pixels))
     try:
-        return decode_image(data, max_pixels, max_side)
+        return dataclasses.replace(decode_image(data, max_pixels, max_side), source=os.fspath(path))
     except ImageError as err:
         message = str(err)
         if message.startswith("not an image pafpose reads"):

@@ -32,7 +32,7 @@ from pafpose.checks import MAX_HEIGHT, MAX_SIDE, check_number
 from pafpose.coords import Geometry
 from pafpose.errors import PafposeError
 from pafpose.fields import Fields, FieldSpec
-from pafpose.pose import Pose, Poses, map_poses
+from pafpose.pose import Pose, Poses, as_poses, map_poses
 from pafpose.skeleton import Skeleton, get_skeleton
 
 #: ``--keypoint_scale``: what each value writes (OpenPose's ScaleMode).
@@ -105,39 +105,8 @@ class KeypointScale:
 
 
 def top_people(poses: Sequence[Pose], n: int | None) -> Poses:
-    """The ``n`` people OpenPose's ``--number_people_max n`` keeps, in their order.
-
-    OpenPose ranks people by their score times the square root of the area of the box
-    around their keypoints scoring above 0.05, so that small or faint false positives go
-    first, and keeps the order of those it keeps; on a tie at the threshold it keeps the
-    first ones. ``n`` None or -1 keeps everyone.
-    """
-    out = Poses()
-    out.truncated = getattr(poses, "truncated", False)
-    out.fields = getattr(poses, "fields", None)
-    if n is not None and n != -1:
-        check_number("number of people", n, 1, None, integer=True)
-    if n is None or n == -1 or len(poses) <= n:
-        out.extend(poses)
-        return out
-    final = [p.score * math.sqrt(_area(p)) for p in poses]
-    threshold = sorted(final, reverse=True)[n - 1]
-    ties = n - sum(f > threshold for f in final)
-    for p, f in zip(poses, final, strict=True):
-        if f > threshold or (f == threshold and ties > 0):
-            ties -= f == threshold
-            out.append(p)
-    return out
-
-
-def _area(pose: Pose, threshold: float = 0.05) -> float:
-    """Area of the box around the keypoints scoring above ``threshold`` (OpenPose's ``getKeypointsArea``)."""
-    k = pose.keypoints
-    ok = np.isfinite(k[:, 0]) & np.isfinite(k[:, 1]) & (k[:, 2] > threshold)
-    if not ok.any():
-        return 0.0
-    (x0, y0), (x1, y1) = k[ok, :2].min(axis=0), k[ok, :2].max(axis=0)
-    return float((x1 - x0) * (y1 - y0))
+    """The ``n`` people OpenPose's ``--number_people_max n`` keeps, in their order (:meth:`Poses.top`)."""
+    return as_poses(poses).top(n)
 
 
 # ----------------------------------------------------------------------------- part candidates

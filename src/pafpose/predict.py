@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,13 +34,13 @@ from pafpose.device import cpu_has_bfloat16, resolve_device
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import EstimatorConfig
 from pafpose.fields import Fields
-from pafpose.images import as_bgr, open_image
+from pafpose.images import Decoded, as_bgr, open_image
 from pafpose.models._base import PafModel
-from pafpose.pose import Poses, map_poses, scale_poses
+from pafpose.pose import Poses, map_poses
 from pafpose.skeleton import Skeleton
 
 if TYPE_CHECKING:
-    from pafpose.tracker import TrackerConfig
+    from pafpose.tracking import TrackerConfig
     from pafpose.video import FrameRange
 
 
@@ -56,6 +56,25 @@ def to_image(poses: Poses, geometry: Geometry | float) -> Poses:
 def _host(x: torch.Tensor) -> np.ndarray:
     """A float32 copy on the host (a field crop may be a view into its whole batch)."""
     return np.array(x.detach().float().cpu().numpy(), dtype=np.float32, copy=True)
+
+
+#: A preprocessing hook (:meth:`Estimator.with_options`): a BGR image -> the image the
+#: network is run on (e.g. resized as ControlNet's preprocessor resizes it). People are still
+#: reported in the given image's pixels.
+Prepare = Callable[[np.ndarray], np.ndarray]
+
+
+class _Shot(NamedTuple):
+    """One image on its way to the network: ``image`` as given (BGR; a file as decoded),
+    ``pixels`` what the network gets, ``size`` the original ``(width, height)``, ``steps`` the
+    resizes from the original to ``pixels``, in order (each a :class:`Geometry`: later pixels
+    per earlier pixel), undone in reverse on the people."""
+
+    image: np.ndarray
+    pixels: np.ndarray
+    size: tuple[int, int]
+    source: str | None
+    steps: tuple[Geometry, ...]
 
 
 class Estimator:
@@ -153,15 +172,18 @@ class Estimator:
         self._flip_tables()
         # seconds spent per stage since the last reset (``pafpose bench`` reads and clears them)
         self.timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "decode": 0.0}
+        self.prepare: Prepare | None = None  # a preprocessing hook (with_options)
         self.backend = make_backend(backend, self.net, self.device, precision, config.threads,
                                     name=type(self.net).__name__, ir=ir, optimize=own)
 
     def with_options(self, scales: Sequence[float] | None = None, flip: bool | None = None,
-                     decoder: DecoderConfig | None = None) -> Estimator:
+                     decoder: DecoderConfig | None = None, prepare: Prepare | bool | None = False) -> Estimator:
         """This estimator with other per-call options, sharing its loaded network and backend.
 
         Nothing is loaded or compiled, and no runtime setting (such as PyTorch's thread
-        count) is touched: a server runs each request's options this way.
+        count) is touched: a server runs each request's options this way. ``prepare``: a
+        preprocessing hook (:data:`Prepare`) every image goes through before the network,
+        people still reported in the image's own pixels (None: none; left out: unchanged).
         """
         config = self.config.replace(**{k: v for k, v in (("scales", scales), ("flip", flip), ("decoder", decoder))
                                         if v is not None})
@@ -170,6 +192,10 @@ class Estimator:
         other.scales, other.flip = config.scales, config.flip
         if config.decoder != self.config.decoder:
             other.decoder = Decoder(self.spec, config.decoder)
+        if prepare is not False:
+            if prepare is not None and not callable(prepare):
+                raise PafposeError(f"prepare must be a function of an image, got {type(prepare).__name__}")
+            other.prepare = prepare  # type: ignore[assignment]
         other.timings = dict.fromkeys(self.timings, 0.0)
         return other
 
@@ -329,19 +355,54 @@ class Estimator:
         return F.grid_sample(field, grid_xy, mode="bilinear", padding_mode="border", align_corners=True)
 
     # ------------------------------------------------------------------ API
-    def _decode(self, fields: Sequence[tuple[torch.Tensor, torch.Tensor, Geometry]],
+    def _load(self, image: Any, color: str = "BGR") -> _Shot:
+        """A path, a decoded file, an array or a PIL image -> what the network gets, and the way back."""
+        steps: tuple[Geometry, ...] = ()
+        source = None
+        if isinstance(image, (str, os.PathLike)):  # a huge JPEG is read reduced: one more resize to undo
+            image = open_image(image)
+        if isinstance(image, Decoded):
+            bgr, size, source = image.image, (image.width, image.height), image.source
+            if image.scale != (1.0, 1.0):
+                steps = (Geometry(*image.scale),)
+        else:
+            bgr = as_bgr(image, color)
+            size = (bgr.shape[1], bgr.shape[0])
+        pixels = bgr
+        if self.prepare is not None:
+            pixels = as_bgr(self.prepare(bgr))
+            (h, w), (ph, pw) = bgr.shape[:2], pixels.shape[:2]
+            if (ph, pw) != (h, w):
+                steps = (*steps, Geometry(pw / w, ph / h))
+        return _Shot(bgr, pixels, size, source, steps)
+
+    def _decode(self, fields: Sequence[tuple[torch.Tensor, torch.Tensor, Geometry]], shots: Sequence[_Shot],
                 keep_fields: bool) -> list[Poses]:
-        """Each image's people in its pixels; with ``keep_fields`` their fields come along
-        (:attr:`Poses.fields`, float32 copies on the host)."""
+        """Each image's people in its original pixels: the one place where people found on the
+        network input go back to the image as given, through every resize on the way (a
+        reduced decode, a preprocessing hook). Each result says its image's size, source and
+        geometry; with ``keep_fields`` its fields come along (:attr:`Poses.fields`, float32
+        copies on the host)."""
         t0 = time.perf_counter()
         out = []
-        for hm, paf, g in fields:
+        for (hm, paf, g), shot in zip(fields, shots, strict=True):
             people = to_image(self.decoder.decode(hm, paf), g)
+            fx, fy = g.fx, g.fy
+            for step in reversed(shot.steps):
+                people = people.moved(step.input_to_image)
+                fx, fy = fx * step.fx, fy * step.fy
+            people.geometry = g if not shot.steps else Geometry(fx, fy, g.stride)
+            people.image_size, people.source, people.skeleton = shot.size, shot.source, self.spec.skeleton
             if keep_fields:
-                people.fields = Fields(_host(hm), _host(paf), g)
+                people.fields = Fields(_host(hm), _host(paf), people.geometry)
             out.append(people)
         self.timings["decode"] += time.perf_counter() - t0
         return out
+
+    def _predict(self, shots: Sequence[_Shot], keep_fields: bool) -> list[Poses]:
+        if not shots:
+            return []
+        return self._decode(self.fields([s.pixels for s in shots]), shots, keep_fields)
 
     def predict_batch(self, images: Sequence[Any], color: str = "BGR", keep_fields: bool = False) -> list[Poses]:
         """People in each image; keypoints in that image's pixels (see :meth:`predict`).
@@ -351,35 +412,26 @@ class Estimator:
         ``keep_fields``: each result also holds the heatmaps and PAFs it was decoded from
         (:attr:`Poses.fields`).
         """
-        if (isinstance(images, (str, bytes, os.PathLike)) or type(images).__module__.startswith("PIL.")
+        if (isinstance(images, (str, bytes, os.PathLike, Decoded)) or type(images).__module__.startswith("PIL.")
                 or (isinstance(images, np.ndarray) and images.ndim < 4)):
             raise PafposeError(f"predict_batch takes a list of images, got one {type(images).__name__}; "
                                "use predict() for a single image")
         t0 = time.perf_counter()
-        bgr, reduced = [], []
-        for im in images:
-            if isinstance(im, (str, os.PathLike)):  # a huge JPEG is read reduced: keypoints go back to its pixels
-                file = open_image(im)
-                bgr.append(file.image)
-                reduced.append(file.scale)
-            else:
-                bgr.append(as_bgr(im, color))
-                reduced.append((1.0, 1.0))
+        shots = [self._load(im, color) for im in images]
         self.timings["preprocess"] += time.perf_counter() - t0
-        if not bgr:
-            return []
-        out = self._decode(self.fields(bgr), keep_fields)
-        return [p if s == (1.0, 1.0) else scale_poses(p, 1 / s[0], 1 / s[1]) for p, s in zip(out, reduced, strict=True)]
+        return self._predict(shots, keep_fields)
 
     def predict(self, image: Any, color: str = "BGR") -> Poses:
         """People in one image.
 
         Args:
             image: a path, an HxWx3 uint8 array (``color`` says BGR, as OpenCV reads, or RGB),
-                a grayscale / RGBA / 16-bit array, or a PIL image.
+                a grayscale / RGBA / 16-bit array, a PIL image, or a decoded file
+                (:func:`pafpose.images.open_image`).
 
         Returns:
-            :class:`Poses`, best first; keypoints in the input image's pixels.
+            :class:`Poses`, best first; keypoints in the image's own pixels (a file's, also
+            when it was decoded reduced).
         """
         return self.predict_batch([image], color)[0]
 
@@ -389,11 +441,11 @@ class Estimator:
         """``(frame, poses)`` for a sequence of BGR frames, in order, ``batch_size`` at a time.
 
         ``track``: the frames are one video's, so every person gets a ``track_id`` that
-        follows them and their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
-        :class:`~pafpose.tracker.TrackerConfig` sets it up); False for frames that are no
+        follows them and their keypoints are smoothed (:class:`pafpose.tracking.Tracker`; a
+        :class:`~pafpose.tracking.TrackerConfig` sets it up); False for frames that are no
         sequence (each frame's people as :meth:`predict` finds them). ``offline``: the frames
         are a recording, not live: each is given out ``window`` frames later, smoothed
-        without lag from the frames on both sides (:class:`pafpose.offline.OfflineTracker`).
+        without lag from the frames on both sides (:class:`pafpose.tracking.OfflineTracker`).
 
         ``overlap``: the network works on the next batch while this one is decoded (a thread:
         the runtimes and OpenCV release the GIL), so that a video's throughput approaches the
@@ -411,7 +463,7 @@ class Estimator:
         if not track:
             yield from self._pipeline(frames, batch_size, overlap, keep_fields)
             return
-        from pafpose.tracker import TrackerConfig, track_frames
+        from pafpose.tracking import TrackerConfig, track_frames
 
         config = track if isinstance(track, TrackerConfig) else None
         yield from track_frames(self._pipeline(frames, batch_size, overlap, keep_fields), config, offline)
@@ -424,24 +476,31 @@ class Estimator:
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             overlap = self.backend.threads < cpus
         it = iter(frames)
+
+        def batches() -> Iterator[list[_Shot]]:
+            while batch := [self._load(f) for f in itertools.islice(it, batch_size)]:
+                yield batch
+
         if not overlap:
-            while batch := [as_bgr(f) for f in itertools.islice(it, batch_size)]:
-                yield from zip(batch, self.predict_batch(batch, keep_fields=keep_fields), strict=True)
+            for shots in batches():
+                yield from zip([s.image for s in shots], self._predict(shots, keep_fields), strict=True)
             return
 
-        def decoded(batch: list[np.ndarray], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
-            people = self._decode(self._merge(batch, inputs, outputs.result()), keep_fields)
-            yield from zip(batch, people, strict=True)
+        def decoded(shots: list[_Shot], inputs: Any, outputs: Any) -> Iterator[tuple[np.ndarray, Poses]]:
+            pixels = [s.pixels for s in shots]
+            people = self._decode(self._merge(pixels, inputs, outputs.result()), shots, keep_fields)
+            yield from zip([s.image for s in shots], people, strict=True)
 
         # this thread: read, preprocess batch k+1, then decode batch k; the worker: the network
         with ThreadPoolExecutor(1, thread_name_prefix="pafpose-network") as pool:
             pending = None
+            batch_iter = batches()
             while True:
-                batch = [as_bgr(f) for f in itertools.islice(it, batch_size)]
+                shots = next(batch_iter, None)
                 ahead = None
-                if batch:
-                    inputs = self._inputs(batch)
-                    ahead = (batch, inputs, pool.submit(self._outputs, inputs))
+                if shots:
+                    inputs = self._inputs([s.pixels for s in shots])
+                    ahead = (shots, inputs, pool.submit(self._outputs, inputs))
                 if pending is not None:
                     yield from decoded(*pending)
                 if ahead is None:
@@ -458,8 +517,8 @@ class Estimator:
         :meth:`pipeline` runs them (the network on the next batch while this one is decoded,
         where that pays). ``timeout`` bounds the wait for a stream URL and each of its frames.
         ``track``: every person gets a ``track_id`` that follows them through the video and
-        their keypoints are smoothed (:class:`pafpose.tracker.Tracker`; a
-        :class:`~pafpose.tracker.TrackerConfig` sets it up, the video's frame rate filled in);
+        their keypoints are smoothed (:class:`pafpose.tracking.Tracker`; a
+        :class:`~pafpose.tracking.TrackerConfig` sets it up, the video's frame rate filled in);
         False gives each frame's people as :meth:`predict` finds them. ``offline``: smooth
         each frame from the frames on both sides too, giving it out ``window`` frames later
         (see :meth:`pipeline`); by default on for a video file, off for a camera, a URL or an
@@ -484,8 +543,7 @@ def stream_frames(detect: Callable[[Iterator[np.ndarray]], Iterable[tuple[np.nda
     """:meth:`Estimator.stream` for any ``detect`` (frames in, ``(frame, people)`` out, in
     order): the source opened, the frames ``frames`` selects read with their times, and the
     people tracked online or offline."""
-    from pafpose.io import is_url
-    from pafpose.tracker import TrackerConfig, track_frames
+    from pafpose.tracking import TrackerConfig, is_recording, track_frames
     from pafpose.video import FrameRange, capture_info, open_capture, read_frames
 
     selected = FrameRange() if frames is None else frames
@@ -493,7 +551,7 @@ def stream_frames(detect: Callable[[Iterator[np.ndarray]], Iterable[tuple[np.nda
         raise PafposeError(f"frames must be a FrameRange, got {type(selected).__name__}")
     owned = isinstance(source, (int, str, os.PathLike))
     if offline is None:  # a video file is a recording: its later frames are known
-        offline = isinstance(source, (str, os.PathLike)) and not is_url(str(source))
+        offline = is_recording(source)
     cap = open_capture(source if isinstance(source, int) else str(source), timeout) if owned else source
     try:
         if track is True:  # the video's own frame rate, over the frames run on, sets the filter's time step

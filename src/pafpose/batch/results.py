@@ -20,10 +20,13 @@ import pyarrow as pa
 
 from pafpose.pose import Pose
 
-#: One person: ``id`` (track id in a video, null otherwise), ``score`` (0..1), ``keypoints``:
-#: ``x, y, score`` per keypoint in the skeleton's order, flat (3 K values), in the image's
-#: pixels; a missing keypoint is ``NaN, NaN, 0`` in Parquet and ``null, null, 0`` in JSON Lines.
-PERSON = pa.struct([("id", pa.int64()), ("score", pa.float32()), ("keypoints", pa.list_(pa.float32()))])
+#: One person, :meth:`pafpose.pose.Pose.to_dict`'s shape (the one of ``pafpose serve`` too):
+#: ``track_id`` (null unless tracked), ``score`` (0..1), ``keypoints``: ``[x, y, score]`` per
+#: keypoint in the skeleton's order, in the image's pixels, null where missing; ``parts``: more
+#: keypoint groups by name (face, hands...), null when the person has none.
+POINTS = pa.list_(pa.list_(pa.float32()))
+PERSON = pa.struct([("track_id", pa.int64()), ("score", pa.float32()), ("keypoints", POINTS),
+                    ("parts", pa.map_(pa.string(), POINTS))])
 
 #: The columns of every result file, in order.
 SCHEMA = pa.schema([
@@ -45,15 +48,8 @@ SUFFIXES = {"parquet": ".parquet", "jsonl": ".jsonl"}
 
 
 def people(poses: Sequence[Pose]) -> list[dict[str, Any]]:
-    """The ``people`` column's value for one image's poses."""
-    out = []
-    for p in poses:
-        kps = p.keypoints.astype("float32")
-        missing = ~(kps[:, 0] == kps[:, 0]) | ~(kps[:, 1] == kps[:, 1])  # NaN x or y
-        kps[missing, 2] = 0.0
-        out.append({"id": None if p.track_id is None else int(p.track_id), "score": float(p.score),
-                    "keypoints": kps.ravel().tolist()})
-    return out
+    """The ``people`` column's value for one image's poses (:meth:`Pose.to_dict`, unrounded)."""
+    return [p.to_dict(decimals=None) for p in poses]
 
 
 def row(key: str, source: str, kind: str, frame: int | None, size: tuple[int, int] | None,

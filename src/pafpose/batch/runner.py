@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pafpose.batch.cluster import Resources, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
@@ -26,6 +26,10 @@ from pafpose.batch.results import FORMATS
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
 from pafpose.errors import PafposeError
+
+if TYPE_CHECKING:
+    from pafpose.outputs import OutputOptions
+    from pafpose.video import FrameRange
 
 #: Images per shard unless told: the shards of a million images are 16,000 files, and a crash
 #: costs a worker at most 64 images.
@@ -39,10 +43,9 @@ class BatchOptions:
 
     out: Path
     format: str = "parquet"  #: result shards: "parquet" or "jsonl"
-    json: str = "none"  #: "openpose": also one OpenPose JSON per image or frame
-    save_images: bool = False
-    save_video: bool = False
-    threshold: float = 0.1  #: keypoint score below which nothing is drawn
+    #: the per-file outputs, as pafpose predict writes them (default: none, the shards only)
+    outputs: OutputOptions | None = None
+    frames: FrameRange | None = None  #: the frames of each video run on (OpenPose's --frame_first/step/last)
     timeout: float = 10.0  #: seconds to wait for a URL
     batch_size: int = 1  #: images or frames per network call
     shard_size: int | None = None  #: images per Ray Data batch and per shard (the most work a crash can cost a
@@ -59,9 +62,20 @@ class BatchOptions:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise PafposeError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.json not in ("none", "openpose"):
-            raise PafposeError(f"json must be none or openpose, got {self.json!r}")
-        check_number("threshold", self.threshold, 0, 1)
+        from pafpose.outputs import OutputOptions
+        from pafpose.video import FrameRange
+
+        if self.outputs is None:
+            object.__setattr__(self, "outputs", OutputOptions(out=self.out, json="none"))
+        if self.frames is None:
+            object.__setattr__(self, "frames", FrameRange())
+        assert self.outputs is not None
+        if self.outputs.json == "coco":
+            raise PafposeError("--json coco writes one results file for a whole run, in order: pafpose batch's result "
+                               "shards hold the same people (read_results); pafpose predict --json coco writes it")
+        if self.outputs.write_video is not None:
+            raise PafposeError("--write-video joins every drawn image and frame of a run into one video, in order: "
+                               "pafpose batch works in parallel; use pafpose predict, or --save-video for each video")
         check_number("timeout", self.timeout, 0.1, 3600)
         check_number("batch_size", self.batch_size, 1, 256, integer=True)
         if self.shard_size is not None:
@@ -232,8 +246,9 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
         inputs = enumerate_inputs(list(sources), out, options.path_column)
         for message in inputs.errors:
             say(f"error: {message}")
-        summary.source_errors, summary.ignored, summary.inputs = inputs.errors, inputs.ignored, len(inputs.items)
-        if not inputs.items:
+        items = _selected(inputs.items, options)
+        summary.source_errors, summary.ignored, summary.inputs = inputs.errors, inputs.ignored, len(items)
+        if not items:
             raise PafposeError("nothing to process: no readable source among " + " ".join(sources))
         clean_temporaries(out)
         done = scan(out, say)
@@ -241,9 +256,9 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
         if changed:
             say(f"{out} holds results made with other {', '.join(changed)}: they are kept and only the inputs "
                 "missing from them are done now (another --out does them all again)")
-        todo = [i for i in inputs.items if i.key not in done.keys]
+        todo = [i for i in items if i.key not in done.keys]
         summary.done_before = summary.inputs - len(todo)
-        summary.errors_total = sum(i.key in done.error_keys for i in inputs.items)
+        summary.errors_total = sum(i.key in done.error_keys for i in items)
         summary.results = summary.done_before
         if todo:
             try:
@@ -253,10 +268,24 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
                 summary.interrupted = True
                 # shards finished as it stopped never reached the counts: the shards say what is done
                 now = scan(out)
-                summary.results = sum(i.key in now.keys for i in inputs.items)
-                summary.errors_total = sum(i.key in now.error_keys for i in inputs.items)
+                summary.results = sum(i.key in now.keys for i in items)
+                summary.errors_total = sum(i.key in now.error_keys for i in items)
         write_json_atomic(summary.to_dict(), out / "summary.json")
     return summary
+
+
+def _selected(items: list[Item], options: BatchOptions) -> list[Item]:
+    """The inputs run on: each folder's images as its frames under OpenPose's --frame-first/-step/-last
+    (as pafpose predict selects them); PoseTrack files need sequences, which batch makes of videos only."""
+    from pafpose.loops import select_images
+
+    assert options.frames is not None and options.outputs is not None
+    images = select_images([i for i in items if i.kind == "image"], lambda i: i.key, options.frames)
+    if images and options.outputs.json == "posetrack":
+        raise PafposeError("--json posetrack: pafpose batch writes PoseTrack files for videos; a folder of frames "
+                           "as one tracked sequence is pafpose predict --track's (images are among the inputs)")
+    chosen = {i.key for i in images}
+    return [i for i in items if i.kind == "video" or i.key in chosen]
 
 
 def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, summary: Summary,
@@ -279,10 +308,9 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
         device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
         settings = WorkerSettings(
             config=config.replace(threads=config.threads or threads, device=device).to_dict(), out=str(out),
-            format=options.format,
-            json=options.json, save_images=options.save_images, save_video=options.save_video,
-            threshold=options.threshold, timeout=options.timeout, batch_size=options.batch_size, track=options.track,
-            online=options.online,
+            format=options.format, outputs=options.outputs.to_dict(),
+            frames=(options.frames.first, options.frames.step, options.frames.last),
+            timeout=options.timeout, batch_size=options.batch_size, track=options.track, online=options.online,
             model=_model_name(config), marker=marker)
         start = time.perf_counter()
         summary.began = time.time()

@@ -29,6 +29,8 @@ from pafpose.batch.inputs import Item
 from pafpose.batch.ledger import shard_name
 from pafpose.batch.results import ShardWriter, read_shard, row, write_shard
 from pafpose.errors import PafposeError
+from pafpose.outputs import OutputOptions, Writer
+from pafpose.video import FrameRange
 
 #: What a worker returns per input to the driver (progress, summary): small, whatever the results.
 SUMMARY = pa.schema([
@@ -59,10 +61,8 @@ class WorkerSettings:
     config: dict[str, Any]  #: EstimatorConfig.to_dict()
     out: str  #: absolute output folder (on a cluster, a path every node sees)
     format: str = "parquet"
-    json: str = "none"  #: "openpose": one OpenPose JSON per image or frame, as pafpose predict writes
-    save_images: bool = False
-    save_video: bool = False
-    threshold: float = 0.1  #: keypoint score below which nothing is drawn
+    outputs: dict[str, Any] | None = None  #: OutputOptions.to_dict(): the per-file outputs, as pafpose predict's
+    frames: tuple[int, int, int | None] = (0, 1, None)  #: FrameRange (first, step, last) of each video
     timeout: float = 10.0  #: seconds to wait for a URL
     batch_size: int = 1  #: images or frames per network call
     track: bool = True  #: track people through each video
@@ -127,6 +127,12 @@ class PoseWorker:
             raise PafposeError(f"--out {s.out} is not the same folder on {self.host} as where the run started: on a "
                                "cluster, --out (and the inputs) must be on storage every node mounts at one path")
         self.est = Estimator(EstimatorConfig.from_dict(s.config))
+        self.outputs = OutputOptions.from_dict(s.outputs or {"out": s.out, "json": "none"})
+        if self.outputs.controlnet is not None:  # people found as ControlNet's preprocessor finds them
+            from pafpose.controlnet import detector
+
+            self.est = detector(self.est, self.outputs.controlnet[0])
+        self.frames = FrameRange(*s.frames)
         self.options = json.dumps(s.config, sort_keys=True)
         self.skeleton = self.est.skeleton.name
         self.worker = f"{self.host}:{os.getpid()}"
@@ -191,87 +197,56 @@ class PoseWorker:
         except ImageError as err:
             raise ImageError(err.problem, f"{item.key}: {err}") from None
 
+    def _writer(self) -> Writer:
+        """A unit's writer: the names are the driver's (unique across the run)."""
+        return Writer(self.outputs, self.est.spec, self.est.decoder.config)
+
     def images(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        """A batch of images -> their shard (one row each, in order)."""
+        """A batch of images -> their per-file outputs, then their shard (one row each, in order)."""
+        from pafpose.loops import predict_files
+        from pafpose.outputs import picture_suffix
+
         started = time.perf_counter()
         path = self.results / shard_name([i.key for i in items], self.s.format)
         existing = self._existing(path, started)
         if existing is not None:
             return existing
-        rows: dict[str, dict[str, Any]] = {}
-        pending: list[tuple[Item, Any]] = []
         self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
-        for item in items:
+        before = self._spent()
+        writer = self._writer()
+        rows: dict[str, dict[str, Any]] = {}
+        for item, file, found in predict_files(self.est, items, self._read_timed, self.s.batch_size,
+                                               self.outputs.keep_fields):
             t0 = time.perf_counter()
-            try:
-                pending.append((item, self._read(item)))
-            except PafposeError as err:
-                rows[item.key] = self._row(item, None, None, None, str(err))
-            self._clock["read"] += time.perf_counter() - t0
-            if len(pending) >= self.s.batch_size:
-                self._predict(pending, rows)
-                pending = []
-        self._predict(pending, rows)
+            if isinstance(found, PafposeError):
+                size = None if file is None else (file.width, file.height)
+                message = str(found) if file is None else f"{item.source}: {found}"
+                rows[item.key] = self._row(item, None, size, None, message)
+            else:
+                written = writer.image(found, file.image, item.name, location=item.key,
+                                       suffix=picture_suffix(item.key))
+                rows[item.key] = self._row(item, None, (file.width, file.height), written.people)
+            self._clock["write"] += time.perf_counter() - t0
+        writer.finish()
         t0 = time.perf_counter()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
         self._clock["write"] += time.perf_counter() - t0
+        self._clock["infer"] = self._spent() - before - self._clock["read"]
         n = len(items)
         spent = (time.perf_counter() - started) / n
         stages = {k: v / n for k, v in self._clock.items()}
         return [self._summary(i.key, "image", 1, 0, len(rows[i.key]["people"]), rows[i.key]["error"], spent,
                               stages=stages) for i in items]
 
-    def _predict(self, pending: list[tuple[Item, Any]], rows: dict[str, dict[str, Any]]) -> None:
-        """Poses for decoded images, in network calls of images with equal input sizes: each
-        image gets exactly the padding it gets alone, so its poses are those ``pafpose
-        predict`` finds, whatever company it has in the batch."""
-        groups: dict[tuple[Any, ...], list[tuple[Item, Any]]] = {}
-        for item, file in pending:
-            groups.setdefault(self.est.input_sizes(file.image.shape), []).append((item, file))
-        for group in groups.values():
-            t0 = time.perf_counter()
-            try:
-                found = self.est.predict_batch([file.image for _, file in group])
-            except PafposeError:  # one odd image: find which, the others still get poses
-                found = []
-                for _, file in group:
-                    try:
-                        found.append(self.est.predict(file.image))
-                    except PafposeError as err:
-                        found.append(err)
-            t1 = time.perf_counter()
-            self._clock["infer"] += t1 - t0
-            for (item, file), poses in zip(group, found, strict=True):
-                if isinstance(poses, PafposeError):
-                    rows[item.key] = self._row(item, None, (file.width, file.height), None,
-                                               f"{item.source}: {poses}")
-                else:
-                    rows[item.key] = self._image_done(item, file, poses)
-            self._clock["write"] += time.perf_counter() - t1
+    def _read_timed(self, item: Item) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._read(item)
+        finally:
+            self._clock["read"] += time.perf_counter() - t0
 
-    def _image_done(self, item: Item, file: Any, poses: Any) -> dict[str, Any]:
-        """The per-file outputs of one image, and its row (keypoints in the file's pixels)."""
-        from pafpose.pose import scale_poses
-
-        sx, sy = file.scale
-        found = poses if (sx, sy) == (1.0, 1.0) else scale_poses(poses, 1 / sx, 1 / sy)
-        if self.s.json == "openpose":
-            self._json(item.name, found)
-        if self.s.save_images:
-            suffix = ".jpg" if Path(item.key.split("?")[0]).suffix.lower() in (".jpg", ".jpeg") else ".png"
-            self._picture(item.name, file.image, poses, suffix)
-        return self._row(item, None, (file.width, file.height), found)
-
-    def _json(self, name: str, found: Any) -> None:
-        from pafpose.formats import openpose_json, write_json_atomic
-
-        write_json_atomic(openpose_json(found), self.out / f"{name}_keypoints.json")
-
-    def _picture(self, name: str, image: np.ndarray, poses: Any, suffix: str) -> None:
-        from pafpose.draw import poses as draw_poses
-        from pafpose.io import write_image_atomic
-
-        write_image_atomic(draw_poses(image, poses, threshold=self.s.threshold), self.out / f"{name}_rendered{suffix}")
+    def _spent(self) -> float:
+        return sum(self.est.timings.values())
 
     # ------------------------------------------------------------------ videos
     def video(self, item: Item) -> list[dict[str, Any]]:
@@ -294,53 +269,26 @@ class PoseWorker:
                               errors[0] if errors else None, spent, stages=dict(self._clock))]
 
     def _frames(self, item: Item, w: ShardWriter, count: dict[str, int], errors: list[str]) -> None:
-        from pafpose.io import is_url
-        from pafpose.video import VideoWriter, capture_info, open_capture
+        from pafpose.loops import run_video
 
         count["frames"] = count["people"] = 0  # this attempt's own counts
         errors.clear()
-        try:
-            cap = open_capture(item.key, timeout=self.s.timeout)
-        except PafposeError as err:
-            errors.append(str(err))
-            w.write([self._row(item, None, None, None, str(err))])
-            return
-        fps, total = capture_info(cap)
-        video = VideoWriter(self.out / f"{item.name}_rendered.mp4", fps) if self.s.save_video else None
-        try:
-            offline = not self.s.online and not is_url(item.key)  # a file: smoothed from both sides, as predict
-            for index, frame, poses in self.est.stream(cap, batch_size=self.s.batch_size, timeout=self.s.timeout,
-                                                       track=self.s.track, offline=offline):
-                t0 = time.perf_counter()
-                count["frames"] += 1
-                count["people"] += len(poses)
-                name = f"{item.name}_{index:012d}"
-                if self.s.json == "openpose":
-                    self._json(name, poses)
-                if video is not None or self.s.save_images:
-                    from pafpose.draw import poses as draw_poses
 
-                    drawn = draw_poses(frame, poses, threshold=self.s.threshold)
-                    if video is not None:
-                        video.write(drawn)
-                    if self.s.save_images:
-                        from pafpose.io import write_image_atomic
+        def row(index: int, frame: np.ndarray, written: Any) -> bool:
+            t0 = time.perf_counter()
+            w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), written.people)])
+            self._clock["write"] += time.perf_counter() - t0
+            return True
 
-                        write_image_atomic(drawn, self.out / f"{name}_rendered.jpg")
-                w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), poses)])
-                self._clock["write"] += time.perf_counter() - t0
-        finally:
-            cap.release()
-            if video is not None:
-                video.close()
-        frames = count["frames"]
-        if frames == 0:
-            errors.append(f"{item.source}: no frame could be decoded")
-        elif total and "://" not in item.key and frames + max(2, total // 100) < total:
-            errors.append(f"{item.source}: the video ended after {frames} of its {total} frames (truncated or "
-                          "damaged); the frames read are kept")
-        if errors:
-            w.write([self._row(item, None, None, None, errors[0])])
+        writer = self._writer()
+        done = run_video(self.est, item.key, writer, item.name, frames=self.frames, batch_size=self.s.batch_size,
+                         track=self.s.track, online=self.s.online, timeout=self.s.timeout,
+                         keep_fields=self.outputs.keep_fields, on_frame=row, label=item.source)
+        writer.finish()
+        count["frames"], count["people"] = done.frames, done.people
+        if done.error is not None:
+            errors.append(done.error)
+            w.write([self._row(item, None, None, None, done.error)])
 
 
 def worker_class(settings: WorkerSettings) -> type[PoseWorker]:

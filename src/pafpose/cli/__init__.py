@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command; user mistakes are one line on stderr and exit 2, Ctrl-C exits 130."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["predict"]:  # OpenPose's flags in the forms gflags takes (-flag, --flag=false)
+    if argv[:1] in (["predict"], ["batch"]):  # OpenPose's flags in the forms gflags takes (-flag, --flag=false)
         argv = openpose_flags.prepare_argv(argv)
     args = build_parser().parse_args(argv)
     try:

@@ -10,8 +10,9 @@ $RAY_ADDRESS) a local Ray instance is started and stopped on this machine.
 Under --out, results/part-*.parquet (or .jsonl) hold one row per image or video frame:
 key, source, kind, frame, width, height, people (id, score, keypoints x, y, score per
 keypoint), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
-as one table. --json openpose, --save-images and --save-video also write the per-file
-outputs pafpose predict writes, with the same names. summary.json says what the run did.
+as one table. The output options are pafpose predict's (--json openpose|coco|posetrack,
+--save-images, --save-video, --render controlnet, OpenPose's options): they write the files
+pafpose predict writes, with the same names. summary.json says what the run did.
 
 Run the same command again after a crash, Ctrl-C or a killed worker: only what is missing
 is done, and every input ends up in the results exactly once. A file that can't be read is
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from pafpose.checks import number
 from pafpose.cli.options import add_model_arguments, config_from_args, stop_on_sigterm, warn
+from pafpose.cli.predict import add_output_arguments
+from pafpose.errors import PafposeError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (results/, summary.json, per-file outputs)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
                    help="result files: Parquet or JSON Lines (default: %(default)s)")
-    p.add_argument("--json", choices=("none", "openpose"), default="none",
-                   help="also one OpenPose JSON per image or frame, as pafpose predict writes (default: %(default)s)")
-    p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
-    p.add_argument("--save-video", action="store_true", help="write the drawn video of each video")
     p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames and no smoothing")
     p.add_argument("--online", action="store_true",
                    help="track video files as live streams are (each frame smoothed from the frames before it "
                    "only); by default from the frames on both sides too, as pafpose predict does")
-    p.add_argument("--threshold", type=number(0, 1), default=0.1, help="keypoint score below which nothing is drawn")
     p.add_argument("--timeout", type=number(0.1, 3600), default=10.0,
                    help="seconds to wait for a URL (each image, or a stream's frames) (default: %(default)s)")
     p.add_argument("--path-column", default="path", metavar="NAME",
@@ -68,15 +66,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256; images of one input size go together)")
+    add_output_arguments(p, json_default="none")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pafpose.batch.runner import BatchOptions, run, summary_text
+    from pafpose.cli import openpose_flags
 
+    outputs = openpose_flags.resolve(args)
+    if getattr(args, "show", False):
+        raise PafposeError("--display: pafpose batch shows no window (pafpose predict --show does)")
     config = config_from_args(args)
-    options = BatchOptions(out=args.out, format=args.format, json=args.json, save_images=args.save_images,
-                           save_video=args.save_video, threshold=args.threshold, timeout=args.timeout,
+    options = BatchOptions(out=args.out, format=args.format, outputs=outputs, frames=args.frames, timeout=args.timeout,
                            batch_size=args.batch_size, shard_size=args.shard_size, track=not args.no_track,
                            online=args.online,
                            workers=args.workers, cpus_per_worker=args.cpus_per_worker,

@@ -9,7 +9,7 @@ ignored with a notice. README's "Switching from OpenPose" table says the same, f
 
 :func:`add_arguments` adds the options to the parser, :func:`prepare_argv` rewrites the
 forms gflags accepts and argparse lacks (``-flag``, ``--flag=false``, ``--noflag``), and
-:func:`resolve` checks them and turns them into :class:`OpenPoseOptions` (and the
+:func:`resolve` checks them and turns them into :class:`~pafpose.outputs.OutputOptions` (and the
 Estimator's settings: ``--net-resolution``, ``--scale_number``). The work is the library's
 (:mod:`pafpose.openpose`, :mod:`pafpose.formats`); this module only reads the command line.
 """
@@ -17,12 +17,14 @@ Estimator's settings: ``--net-resolution``, ``--scale_number``). The work is the
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pafpose.checks import number
 from pafpose.errors import PafposeError
+
+if TYPE_CHECKING:
+    from pafpose.outputs import OutputOptions
 
 _HANDS = ("hand keypoints are not offered: OpenPose's hand network has no public weights pafpose can reach; "
           "the body keypoints include the wrists")
@@ -265,46 +267,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        dest="op_ignore_" + flag, help=argparse.SUPPRESS)
 
 
-@dataclass(frozen=True)
-class HeatmapOptions:
-    """``--write-heatmaps``: where, which channels, how scaled, in which format."""
-
-    folder: Path
-    parts: bool
-    background: bool
-    pafs: bool
-    scale: int
-    format: str
-
-
-@dataclass(frozen=True)
-class OpenPoseOptions:
-    """What OpenPose's options ask of one `pafpose predict` run."""
-
-    number_people_max: int | None
-    keypoint_scale: int
-    frames: Any  # pafpose.video.FrameRange
-    render: bool
-    disable_blending: bool
-    part_candidates: bool
-    heatmaps: HeatmapOptions | None
-    write_video: Path | None
-    write_video_fps: float | None
-    keypoints: str | None
-    json_dir: Path
-    images_dir: Path
-    images_format: str | None
-
-    @property
-    def keep_fields(self) -> bool:
-        """Whether the run needs each image's fields (heatmap files, part candidates)."""
-        return self.part_candidates or self.heatmaps is not None
-
-
-def resolve(args: argparse.Namespace) -> OpenPoseOptions:
+def resolve(args: argparse.Namespace) -> OutputOptions:
     """Check OpenPose's options together, apply those that are the Estimator's or the run's
-    (sources, --height, --scales, --show, --json, --out, --save-images) to ``args``, and
-    return the rest. Conflicts are one-line errors."""
+    (sources, --height, --scales, --show, --json, --out, --save-images, the frames: ``args.frames``)
+    to ``args``, and return what the run writes. Conflicts are one-line errors."""
+    from pafpose.outputs import HeatmapOptions, OutputOptions
     from pafpose.video import FrameRange
 
     for notice in getattr(args, "op_notices", []):
@@ -368,21 +335,39 @@ def resolve(args: argparse.Namespace) -> OpenPoseOptions:
     fps = args.write_video_fps
     if fps != -1 and not 0 < fps < 1000:
         raise PafposeError(f"--write-video-fps must be -1 (the source's) or in (0, 1000), got {fps:g}")
-    return OpenPoseOptions(
+    args.frames = FrameRange(args.frame_first, args.frame_step, None if args.frame_last == -1 else args.frame_last)
+    return OutputOptions(
+        out=args.out,
+        json=args.json,
+        save_images=args.save_images,
+        save_video=getattr(args, "save_video", False),
+        threshold=args.threshold,
+        controlnet=controlnet_resolutions(args),
         number_people_max=None if args.number_people_max == -1 else args.number_people_max,
         keypoint_scale=args.keypoint_scale,
-        frames=FrameRange(args.frame_first, args.frame_step, None if args.frame_last == -1 else args.frame_last),
-        render=args.render_pose != 0,
-        disable_blending=args.disable_blending,
+        keypoints=args.keypoints,
         part_candidates=args.part_candidates,
         heatmaps=heatmaps,
+        render=args.render_pose != 0,
+        disable_blending=args.disable_blending,
         write_video=args.write_video,
         write_video_fps=None if fps == -1 else float(fps),
-        keypoints=args.keypoints,
         json_dir=json_dir or args.out,
         images_dir=images_dir or args.out,
         images_format=getattr(args, "op_images_format", None),
     )
+
+
+def controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(detect, image) resolution for --render controlnet, else None; the resolutions alone are a mistake."""
+    from pafpose.controlnet import DEFAULT_RESOLUTION
+
+    if getattr(args, "render", "pafpose") != "controlnet":
+        if getattr(args, "detect_resolution", None) is not None or getattr(args, "image_resolution", None) is not None:
+            raise PafposeError("--detect-resolution and --image-resolution are for --render controlnet")
+        return None
+    return (DEFAULT_RESOLUTION if args.detect_resolution is None else args.detect_resolution,
+            DEFAULT_RESOLUTION if args.image_resolution is None else args.image_resolution)
 
 
 def _scales_from_openpose(args: argparse.Namespace) -> None:

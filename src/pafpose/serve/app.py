@@ -37,7 +37,7 @@ from pafpose.predict import Estimator
 from pafpose.serve.batching import BusyError
 from pafpose.serve.guard import RequestGuard
 from pafpose.serve.images import Upload, UploadError, decode_upload
-from pafpose.serve.results import poses_document, to_original
+from pafpose.serve.results import poses_document
 from pafpose.serve.schemas import (
     CocoResultBody,
     ControlNetBody,
@@ -213,7 +213,9 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
             if prepare is not None:
                 upload = dataclasses.replace(upload, image=await in_thread(prepare, upload.image))
             decoded = time.perf_counter()
-            outcome = await service.predict(upload.image, *options)
+            # the decoded file: the Estimator gives people in its own pixels (also when decoded reduced);
+            # a prepared image: in the prepared image's
+            outcome = await service.predict(upload.image if prepare is not None else upload, *options)
             timing = {"read": read - start, "decode": decoded - read, "queue": outcome.queued_s,
                       "inference": outcome.run_s}
             return upload, outcome, timing
@@ -241,7 +243,7 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
             people = controlnet.keypoints(outcome.value, *size.detect, 0.1 if threshold is None else threshold)
             return JSONResponse(controlnet.pose_json(people, size), headers={"Server-Timing": _server_timing(timing)})
         upload, outcome, timing = await run(request, scales, flip)
-        people = to_original(outcome.value, upload.scale, threshold or 0.0)
+        people = outcome.value.thresholded(threshold) if threshold else outcome.value
         if session is not None:
             people = sessions.update(session, people)
         body = poses_document(people, fmt, upload.width, upload.height, estimator.skeleton, image_id,
@@ -313,7 +315,7 @@ def _draw_controlnet(image: Any, people: Any, threshold: float, kind: str, detec
 def _draw(upload: Upload, people: Any, threshold: float, kind: str) -> bytes:
     from pafpose.draw import poses as draw_poses
 
-    return _encode(draw_poses(upload.image, people, threshold=threshold), kind)
+    return _encode(draw_poses(upload.image, people.on(upload.image), threshold=threshold), kind)
 
 
 def _encode(drawn: Any, kind: str) -> bytes:

@@ -28,7 +28,7 @@ class PersonBody(BaseModel):
         description="[x, y, score] per keypoint in image pixels (x right, y down, pixel centres at integers); "
                     "null when the keypoint was not found or scored below the threshold")
     track_id: int | None = Field(default=None, description="the person's id across the frames of a `session` "
-                                                           "(only in responses to requests that name one)")
+                                                           "(null for requests that name none)")
 
 
 class PosesBody(BaseModel):

@@ -15,6 +15,7 @@ import numpy as np
 
 from pafpose.checks import MAX_SCALES, SCALE_RANGE  # a request's scales: as the CLI's and the Estimator's
 from pafpose.errors import PafposeError
+from pafpose.images import Decoded
 from pafpose.pose import Poses
 from pafpose.predict import Estimator
 from pafpose.serve.batching import Batcher, Outcome
@@ -75,16 +76,18 @@ class PoseService:
                 self._variants[(scales, flip)] = est
             return est
 
-    def key(self, image: np.ndarray, scales: tuple[float, ...], flip: bool) -> Hashable:
+    def key(self, image: np.ndarray | Decoded, scales: tuple[float, ...], flip: bool) -> Hashable:
         """What requests must share to run in one call: the options and the network input sizes."""
-        return scales, flip, self.variant(scales, flip).input_sizes(image.shape)
+        pixels = image.image if isinstance(image, Decoded) else image
+        return scales, flip, self.variant(scales, flip).input_sizes(pixels.shape)
 
-    def _run(self, key: Hashable, images: list[np.ndarray]) -> list[Poses]:
+    def _run(self, key: Hashable, images: list[np.ndarray | Decoded]) -> list[Poses]:
         scales, flip, _ = key  # type: ignore[misc]
         return self.variant(scales, flip).predict_batch(images)
 
-    async def predict(self, image: np.ndarray, scales: tuple[float, ...], flip: bool) -> Outcome[Poses]:
-        """People in one BGR image, in its pixels; waits with the event loop free.
+    async def predict(self, image: np.ndarray | Decoded, scales: tuple[float, ...], flip: bool) -> Outcome[Poses]:
+        """People in one BGR image or decoded file, in its pixels (a file's own, also when it was
+        decoded reduced); waits with the event loop free.
 
         Raises :class:`~pafpose.serve.batching.BusyError` when the queue is full. Cancelling the
         caller (a timeout) takes the request out of the queue if it has not started.

@@ -89,9 +89,7 @@ class OfflineTracker(SequenceTracker):
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
-        out = Poses()
-        out.truncated = getattr(centre.poses, "truncated", False)
-        out.fields = getattr(centre.poses, "fields", None)
+        out = centre.poses.derive([])  # the frame's image, geometry and fields
         gapped = self._gapped(frames) if c.max_gap > 0 else np.zeros(0, np.int64)
         wanted = np.union1d(centre.ids[centre.ids >= 0] if c.smooth else np.zeros(0, np.int64), gapped)
         fitted = _fit(frames, wanted, centre.time, c.window, both_sides=np.isin(wanted, gapped))
@@ -100,7 +98,7 @@ class OfflineTracker(SequenceTracker):
             if c.smooth and track_id >= 0:
                 points = fitted[0][np.searchsorted(wanted, track_id)]
                 k[:, :2] = np.where(np.isfinite(k[:, :2]) & np.isfinite(points), points, k[:, :2])
-            out.append(Pose(k, person.score, person.skeleton, person.track_id))
+            out.append(person.replace(k))
         skeleton = next((f.poses[0].skeleton for f in frames if len(f.poses)), None)
         for track_id in gapped.tolist():
             j = np.searchsorted(wanted, track_id)

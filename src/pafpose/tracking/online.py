@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pafpose.pose import Pose, Poses
+from pafpose.pose import Pose, Poses, as_poses
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
@@ -167,9 +167,7 @@ class Tracker(SequenceTracker):
         step = max(now - self._frame, 1e-6) if self._frame >= 0 else 1.0
         self._frame = now
         people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
-        out = Poses()
-        out.truncated = getattr(poses, "truncated", False)
-        out.fields = getattr(poses, "fields", None)  # the frame's fields: tracking moves no pixel grid
+        out = as_poses(poses).derive([])  # the frame's image, geometry and fields: tracking moves no pixel grid
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         rows = self._assign(people, now) if people else np.zeros(0, np.int64)
@@ -184,7 +182,7 @@ class Tracker(SequenceTracker):
             for person, row, k in zip(people, rows, smoothed, strict=True):
                 kp = person.keypoints.copy()
                 kp[:, :2] = k
-                out.append(Pose(kp, person.score, person.skeleton, int(self.ids[row])))
+                out.append(person.replace(kp, track_id=int(self.ids[row])))
         seen = np.zeros(len(self.ids), bool)
         seen[rows] = True
         self._missed = np.where(seen, 0, self._missed + 1)

@@ -1,0 +1,106 @@
+"""``--json coco``: one COCO results file for a run, journalled as it goes.
+
+Each image's results are appended to ``coco_results.partial.jsonl`` and flushed, so a hard
+kill (``kill -9``, the OOM killer) loses at most the image in flight; :meth:`CocoJournal.finish`
+streams the journal into ``coco_results.json`` (memory bounded however many images) with
+``coco_image_ids.json`` naming each id's image, and removes the journal. A journal left by an
+earlier killed run is kept under another name, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pafpose.pose import Poses
+
+
+class CocoIds:
+    """COCO image ids: a COCO-style file name's own (``000000000139.jpg``), else the next free
+    number; a repeated COCO id (the same name in two folders) is not trusted twice."""
+
+    def __init__(self, locations: Iterable[str] = ()) -> None:
+        from pafpose.formats import coco_image_id
+
+        self._known: dict[str, int] = {}
+        for location in locations:
+            found = coco_image_id(location)
+            if found is not None and found not in self._known.values():
+                self._known[location] = found
+        self._used = set(self._known.values())
+        self._next = 1
+
+    def __call__(self, location: str | None) -> int:
+        known = self._known.get(location) if location else None
+        if known is not None:
+            return known
+        while self._next in self._used:
+            self._next += 1
+        self._used.add(self._next)
+        return self._next
+
+
+class CocoJournal:
+    """The COCO results of a run in ``folder``, one image at a time."""
+
+    def __init__(self, folder: Path, ids: CocoIds, warn: Callable[[str], None]) -> None:
+        self.folder = folder
+        self.ids = ids
+        self.names: dict[int, str] = {}
+        self.partial = folder / "coco_results.partial.jsonl"
+        self._warn = warn
+        self._file: Any = None
+
+    def add(self, name: str, people: Poses, location: str | None) -> None:
+        """Append one image's results (people in its pixels) and flush them."""
+        image_id = self.ids(location)
+        self.names[image_id] = name
+        self._line({"image_id": image_id, "name": name, "results": people.to_coco(image_id)})
+
+    def _line(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self.partial.exists():
+                n = 1
+                while (kept := self.partial.with_name(f"coco_results.partial.{n}.jsonl")).exists():
+                    n += 1
+                os.replace(self.partial, kept)
+                self._warn(f"{self.partial} was left by an interrupted run; kept as {kept.name}")
+            self._file = open(self.partial, "a", encoding="utf-8")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as err:  # a full disk: name the file
+            raise OSError(err.errno, err.strerror or str(err), str(self.partial)) from err
+
+    def _results(self, tmp: str) -> None:
+        """The results file, streamed from the journal (never all results in memory)."""
+        if self._file is not None:
+            self._file.flush()
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write("[")
+            first = True
+            if self._file is not None and self.partial.exists():
+                with open(self.partial, encoding="utf-8") as journal:
+                    for line in journal:
+                        for result in json.loads(line)["results"]:
+                            out.write(("" if first else ", ") + json.dumps(result))
+                            first = False
+            out.write("]")
+
+    def finish(self) -> list[Path]:
+        """Write ``coco_results.json`` and ``coco_image_ids.json``; the journal goes."""
+        from pafpose.formats import write_json_atomic
+        from pafpose.io import atomic_output
+
+        written = [atomic_output(self.folder / "coco_results.json", self._results),
+                   write_json_atomic({str(k): v for k, v in sorted(self.names.items())},
+                                     self.folder / "coco_image_ids.json")]
+        if self._file is not None:  # the final files hold everything
+            self._file.close()
+            self._file = None
+            self.partial.unlink(missing_ok=True)
+        return written
