@@ -55,6 +55,9 @@ FORMAT_EXTENSIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 #: ``suffix.lower()``); a file named explicitly is read whatever its name.
 IMAGE_EXTENSIONS = tuple(ext for fmt in FORMATS for ext in FORMAT_EXTENSIONS[fmt])
 
+#: The extensions of JPEG files (MPO included): the drawn copy of one is a ``.jpg``.
+JPEG_EXTENSIONS = FORMAT_EXTENSIONS["JPEG"] + FORMAT_EXTENSIONS["MPO"]
+
 ImageProblem = Literal["missing", "unreadable", "empty", "too-large", "unsupported", "corrupt"]
 
 

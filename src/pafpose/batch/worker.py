@@ -29,6 +29,7 @@ from pafpose.batch.inputs import Item
 from pafpose.batch.ledger import shard_name
 from pafpose.batch.results import ShardWriter, read_shard, row, write_shard
 from pafpose.errors import PafposeError
+from pafpose.images import JPEG_EXTENSIONS
 
 #: What a worker returns per input to the driver (progress, summary): small, whatever the results.
 SUMMARY = pa.schema([
@@ -258,7 +259,7 @@ class PoseWorker:
         if self.s.json == "openpose":
             self._json(item.name, found)
         if self.s.save_images:
-            suffix = ".jpg" if Path(item.key.split("?")[0]).suffix.lower() in (".jpg", ".jpeg") else ".png"
+            suffix = ".jpg" if Path(item.key.split("?")[0]).suffix.lower() in JPEG_EXTENSIONS else ".png"
             self._picture(item.name, file.image, poses, suffix)
         return self._row(item, None, (file.width, file.height), found)
 

@@ -39,6 +39,7 @@ from pafpose.cli import openpose_flags
 from pafpose.cli.openpose_flags import OpenPoseOptions
 from pafpose.cli.options import add_model_arguments, backend_line, make_estimator, stop_on_sigterm, warn
 from pafpose.errors import PafposeError
+from pafpose.images import JPEG_EXTENSIONS
 from pafpose.io import Source, UniqueNames
 from pafpose.pose import Poses
 
@@ -466,7 +467,7 @@ class Run:
             self.outputs.heatmaps(name, shot)
             self.outputs.controlnet_files(name, found, (file.width, file.height))
             if self.args.save_images:
-                suffix = ".jpg" if Path(src.location).suffix.lower() in (".jpg", ".jpeg") else ".png"
+                suffix = ".jpg" if Path(src.location).suffix.lower() in JPEG_EXTENSIONS else ".png"
                 self.outputs.picture(name, drawn, suffix)
             if drawn is not None:
                 self.outputs.video_frame(drawn)
