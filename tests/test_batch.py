@@ -269,6 +269,16 @@ def test_inputs_from_folders_lists_and_manifests(tmp_path):
     assert len(got.errors) == 2 and "camera" in got.errors[0] and "no such file" in got.errors[1]
 
 
+def test_batch_folders_take_every_image_format_the_reader_reads(tmp_path):
+    """Issue 22: batch runs expand folders as pafpose predict does, with the reader's extensions."""
+    from helpers_images import image_of_every_extension
+
+    written, _ = image_of_every_extension(tmp_path / "in", np.full((24, 32, 3), 128, np.uint8))
+    got = enumerate_inputs([str(tmp_path / "in")])
+    assert (got.errors, got.ignored) == ([], 0)
+    assert sorted((Path(i.key).name, i.kind) for i in got.items) == [(name, "image") for name in sorted(written)]
+
+
 def test_ledger_and_reading_results(tmp_path):
     def shard(keys, error=None, fmt="parquet"):
         rows = [row(k, k, "image", None, (4, 3), [], "coco18", "m", "{}", error) for k in keys]

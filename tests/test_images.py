@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -193,3 +194,48 @@ def test_decode_image_refuses_empty_and_foreign_data():
     with pytest.raises(ImageError, match="ICO images are not supported") as info:
         decode_image(buf.getvalue())
     assert info.value.problem == "unsupported"
+
+
+# The brief of issue 22: a file of each of these, in a folder, is an image.
+NAMED_IN_THE_ISSUE = (".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff",
+                      ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".j2k", ".jpx", ".jpf", ".avif")
+
+
+def test_every_image_extension_names_a_format_the_reader_takes():
+    import pafpose.io
+    from pafpose.images import FORMAT_EXTENSIONS, FORMATS, IMAGE_EXTENSIONS
+
+    assert pafpose.io.IMAGE_EXTENSIONS is IMAGE_EXTENSIONS  # one list, owned by the reader
+    assert tuple(FORMAT_EXTENSIONS) == FORMATS
+    assert IMAGE_EXTENSIONS == tuple(e for f in FORMATS for e in FORMAT_EXTENSIONS[f])
+    assert len(set(IMAGE_EXTENSIONS)) == len(IMAGE_EXTENSIONS)
+    assert all(e.startswith(".") and e == e.lower() for e in IMAGE_EXTENSIONS)
+    assert set(NAMED_IN_THE_ISSUE) <= set(IMAGE_EXTENSIONS)
+    assert not set(IMAGE_EXTENSIONS) & set(pafpose.io.VIDEO_EXTENSIONS)
+    # Pillow knows each extension as that format (.dib: Pillow's is a headerless DIB; ours is a
+    # BMP with its file header, as Windows and OpenCV write it, read in test_predict_cli)...
+    pillow = Image.registered_extensions()
+    plugins = set(pillow.values())  # older Pillows have no AVIF plug-in: nothing to cross-check
+    assert set(FORMATS) - plugins <= {"AVIF"}
+    ours = {e: f for f in FORMATS for e in FORMAT_EXTENSIONS[f] if f in plugins}
+    assert {e: pillow.get(e) for e in ours} == {**ours, ".dib": "DIB"}
+    # ... and each extension Pillow registers for a format the reader takes is one of ours
+    assert {e for e, f in pillow.items() if f in FORMATS} <= set(ours)
+    # the README lists them
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"`pafpose.images.IMAGE_EXTENSIONS`: `{' '.join(IMAGE_EXTENSIONS)}`" in readme
+
+
+def test_a_file_of_every_image_extension_is_read_as_its_format(tmp_path):
+    from helpers_images import image_of_every_extension
+
+    img = photo()
+    written, unwritable = image_of_every_extension(tmp_path, img)
+    for name, fmt in written.items():
+        decoded = open_image(tmp_path / name)
+        assert decoded.format == fmt, name
+        assert decoded.image.shape == img.shape, name
+        if name.endswith((".png", ".bmp", ".dib", ".tif", ".tiff", ".ppm", ".pnm")):  # lossless colour
+            assert np.array_equal(decoded.image, img), name
+    if unwritable:
+        pytest.skip("every other extension is read; " + "; ".join(unwritable.values()))

@@ -1,5 +1,7 @@
 """Reading images and resolving sources, on files the tests write."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -64,6 +66,24 @@ def test_expand_sources(tmp_path):
     assert "gone.png: no such file or folder" in errors[1]
     (tmp_path / "c").mkdir()
     assert expand_sources([str(tmp_path / "c")])[1] == [f"{tmp_path / 'c'}: no images or videos in this folder"]
+
+
+def test_folders_and_globs_take_every_format_the_reader_reads(tmp_path):
+    """Issue 22: a GIF, AVIF or MPO named on the command line was read, the same file in a
+    folder was ignored (folders had their own, shorter list of extensions)."""
+    from helpers_images import image_of_every_extension
+
+    written, unwritable = image_of_every_extension(tmp_path / "in", picture())
+    assert {".gif", ".GIF", ".mpo", ".jpe", ".jfif", ".pbm", ".pnm", ".dib", ".j2k", ".jpx"} <= {
+        Path(name).suffix for name in written}
+    sources, errors, ignored = expand_sources([str(tmp_path / "in")])
+    assert (errors, ignored) == ([], 0)
+    assert sorted((s.kind, Path(s.location).name) for s in sources) == [("image", n) for n in sorted(written)]
+    for name in written:
+        sources, errors, ignored = expand_sources([str(tmp_path / "in" / ("*" + Path(name).suffix))])
+        assert not errors and ("image", name) in [(s.kind, Path(s.location).name) for s in sources]
+    if unwritable:
+        pytest.skip("every other format is taken; " + "; ".join(unwritable.values()))
 
 
 def test_atomic_writers_leave_only_the_result(tmp_path):

@@ -93,6 +93,32 @@ def test_folder_with_bad_files_processes_the_good_ones(env, images, tmp_path):
     assert len(check_openpose_json(out / "dance_keypoints.json")) == 3
 
 
+def test_a_folder_of_every_image_format_is_all_read(env, images, tmp_path):
+    """Issue 22: what counts as an image in a folder is what the reader reads (GIF, AVIF, MPO,
+    .jpe, .pbm... were read when named, ignored in a folder)."""
+    from helpers_images import image_of_every_extension
+    from pafpose.images import JPEG_EXTENSIONS
+
+    dancers = cv2.resize(cv2.imread(str(images / "p3_dance.png")), (320, 180), interpolation=cv2.INTER_AREA)
+    written, unwritable = image_of_every_extension(tmp_path / "in", dancers)
+    r = pafpose(env, "predict", tmp_path / "in", "--json", "openpose", "--out", tmp_path / "out", "--save-images")
+    assert r.returncode == 0, r.stderr
+    assert "ignored" not in r.stdout + r.stderr and "error" not in r.stderr
+    assert f"{len(written)} images: " in r.stdout and " 0 failed" in r.stdout
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("*_keypoints.json")) == sorted(
+        f"{Path(name).stem}_keypoints.json" for name in written)
+    found = {name: len(check_openpose_json(out / f"{Path(name).stem}_keypoints.json")) for name in written}
+    assert found["png_png.png"] > 0 and found["gif_gif.gif"] > 0, found
+    # the drawn copy of a JPEG (.jpe, .jfif, MPO too) is a .jpg, of anything else a .png
+    assert sorted(p.name for p in out.glob("*_rendered.*")) == sorted(
+        f"{Path(name).stem}_rendered.{'jpg' if Path(name).suffix.lower() in JPEG_EXTENSIONS else 'png'}"
+        for name in written)
+    assert {".jpe", ".jfif", ".mpo"} <= set(JPEG_EXTENSIONS)
+    if unwritable:
+        pytest.skip("every other format is read; " + "; ".join(unwritable.values()))
+
+
 def test_user_mistakes_are_one_line(env, images, tmp_path):
     r = pafpose(env, "predict", tmp_path / "missing.jpg", "--out", tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr

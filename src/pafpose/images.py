@@ -17,8 +17,10 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +34,30 @@ _OPENCV_MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
 
 #: What pafpose reads, by Pillow's format names (OpenCV decodes all of them).
 FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM", "JPEG2000", "AVIF")
+
+#: The file extensions (lower case) each format is known by: the extensions Pillow registers
+#: for it, written out so that what counts as an image does not vary with Pillow's plug-ins,
+#: and ``.dib``, a BMP as Windows and OpenCV write it (Pillow registers ``.dib`` for its
+#: headerless DIB, which is not read). The reader goes by content, not by name.
+FORMAT_EXTENSIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "MPO": (".mpo",),
+    "PNG": (".png", ".apng"),
+    "WEBP": (".webp",),
+    "BMP": (".bmp", ".dib"),
+    "TIFF": (".tif", ".tiff"),
+    "GIF": (".gif",),
+    "PPM": (".ppm", ".pgm", ".pbm", ".pnm", ".pfm"),
+    "JPEG2000": (".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"),
+    "AVIF": (".avif", ".avifs"),
+})
+
+#: Every image extension, lower case: what folders and globs take as images (compare
+#: ``suffix.lower()``); a file named explicitly is read whatever its name.
+IMAGE_EXTENSIONS = tuple(ext for fmt in FORMATS for ext in FORMAT_EXTENSIONS[fmt])
+
+#: The extensions of JPEG files (MPO included): the drawn copy of one is a ``.jpg``.
+JPEG_EXTENSIONS = FORMAT_EXTENSIONS["JPEG"] + FORMAT_EXTENSIONS["MPO"]
 
 ImageProblem = Literal["missing", "unreadable", "empty", "too-large", "unsupported", "corrupt"]
 

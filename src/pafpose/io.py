@@ -1,7 +1,8 @@
 """Resolving what users point pafpose at (files, folders, globs, videos, cameras and stream
 URLs), checking output paths before the work that fills them, and writing outputs
 atomically. Image files are read by :mod:`pafpose.images`
-(re-exported here: ``read_image``, ``as_bgr``, ``to_bgr8``)."""
+(re-exported here: ``read_image``, ``as_bgr``, ``to_bgr8``, and ``IMAGE_EXTENSIONS``, what
+folders and globs take as images)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from typing import Literal
 import numpy as np
 
 from pafpose.errors import PafposeError
-from pafpose.images import as_bgr, read_image, to_bgr8
+from pafpose.images import IMAGE_EXTENSIONS, as_bgr, read_image, to_bgr8
 
 __all__ = ["Source", "UniqueNames", "as_bgr", "atomic_output", "check_output_dir", "check_output_file",
            "expand_sources", "read_image", "to_bgr8", "write_bytes_atomic", "write_image_atomic"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
+# IMAGE_EXTENSIONS is pafpose.images's (every format the reader takes, by extension).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
                     ".mts", ".m2ts", ".3gp", ".ogv")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")

@@ -132,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.cli.options import make_estimator
     from pafpose.errors import PafposeError
     from pafpose.formats import write_json_atomic
-    from pafpose.images import read_image
-    from pafpose.io import IMAGE_EXTENSIONS
+    from pafpose.images import IMAGE_EXTENSIONS, read_image
 
     folder = args.images or default_images()
     if folder is None:

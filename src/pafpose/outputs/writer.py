@@ -33,10 +33,12 @@ def frame_name(video: str, index: int) -> str:
 
 
 def picture_suffix(location: str | None) -> str:
-    """A drawn image's suffix: ``.jpg`` for JPEG input (and video frames), else ``.png``."""
+    """A drawn image's suffix: ``.jpg`` for JPEG input (MPO too) and video frames, else ``.png``."""
+    from pafpose.images import JPEG_EXTENSIONS
+
     if location is None:
         return ".jpg"
-    return ".jpg" if Path(location.split("?")[0]).suffix.lower() in (".jpg", ".jpeg") else ".png"
+    return ".jpg" if Path(location.split("?")[0]).suffix.lower() in JPEG_EXTENSIONS else ".png"
 
 
 class Written(NamedTuple):
