@@ -219,22 +219,26 @@ class Run:
 
         if src.kind == "stream":
             warn(f"opening {src.location} (waiting up to {self.args.timeout:g} s for it and for each frame)")
-        with tqdm(unit="frame", desc=src.name) as bar:
-            def opened(expected: int | None) -> None:
-                bar.total = expected
-                bar.refresh()
+        bars: list[Any] = []  # the progress bar, once the video is open (nothing drawn while waiting for it)
 
-            def shown(index: int, frame: np.ndarray, written: Any) -> bool:
-                bar.update()
-                return self._keep_showing(src.name, written.drawn)
+        def opened(expected: int | None) -> None:
+            bars.append(tqdm(total=expected, unit="frame", desc=src.name))
 
+        def shown(index: int, frame: np.ndarray, written: Any) -> bool:
+            bars[0].update()
+            self.frames += 1  # counted as they are written: an interrupted run says what it did
+            self.people += len(written.people)
+            return self._keep_showing(src.name, written.drawn)
+
+        try:
             done = run_video(self.est, src.capture_arg(), self.writer, self.writer.unique(src.name),
                              frames=self.args.frames, batch_size=self.args.batch_size, track=not self.args.no_track,
                              online=self.args.online, timeout=self.args.timeout,
                              keep_fields=self.writer.options.keep_fields, on_frame=shown, on_open=opened,
                              label=src.location)
-        self.frames += done.frames
-        self.people += done.people
+        finally:
+            for bar in bars:
+                bar.close()
         if done.error is not None:
             self.fail(done.error)
         if done.notice is not None:
