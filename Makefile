@@ -36,6 +36,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/result_object.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/video_write.py

@@ -175,6 +175,18 @@ def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_pa
     assert pt[0] == pt[1] and len(pt[0]["images"]) == 3
     r = pafpose(env, "batch", data, "--out", tmp_path / "bad", "--json", "posetrack")
     assert r.returncode == 2 and "--json posetrack" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    # one COCO file for the run: the images as listed, then the video's frames, predict's ids and numbers
+    (data / "000000000139.jpg").write_bytes((images / "ski.jpg").read_bytes())  # a COCO name keeps its id
+    for d, cmd in (("p", "predict"), ("b", "batch")):
+        extra = ["--workers", "2", "--shard-size", "1"] if cmd == "batch" else []
+        r = pafpose(env, cmd, data, "--out", tmp_path / f"{d}c", "--height", "256", "--threads", "1", "--json", "coco",
+                    *extra)
+        assert r.returncode == 0, r.stderr
+    for name in ("coco_results.json", "coco_image_ids.json"):
+        ours, theirs = (json.loads((tmp_path / f"{d}c" / name).read_text()) for d in ("b", "p"))
+        assert ours == theirs, name
+    ids = json.loads((tmp_path / "bc" / "coco_image_ids.json").read_text())
+    assert ids["139"] == "000000000139" and "clip_000000000002" in ids.values() and len(ids) == 6
 
 
 def test_a_finished_run_run_again_does_nothing(env, data_set):

@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 # Submodules reachable as ``pafpose.draw.poses(...)`` without importing them first; loaded on
 # first use, so that ``import pafpose`` stays light.
 _SUBMODULES = frozenset({"backends", "checks", "controlnet", "coords", "data", "decoder", "draw", "encoder", "errors",
-                         "evaluate", "export", "fields", "formats", "images", "io", "models", "offline", "openpose",
-                         "pose", "predict", "preprocess", "skeleton", "synthetic", "train", "tracker", "tracking",
-                         "video", "viz", "weights"})
+                         "evaluate", "export", "fields", "formats", "images", "io", "loops", "models", "offline",
+                         "openpose", "outputs", "pose", "predict", "preprocess", "skeleton", "synthetic", "train",
+                         "tracker", "tracking", "video", "viz", "weights"})
 
 
 def __getattr__(name: str) -> object:

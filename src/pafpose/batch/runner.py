@@ -70,9 +70,6 @@ class BatchOptions:
         if self.frames is None:
             object.__setattr__(self, "frames", FrameRange())
         assert self.outputs is not None
-        if self.outputs.json == "coco":
-            raise PafposeError("--json coco writes one results file for a whole run, in order: pafpose batch's result "
-                               "shards hold the same people (read_results); pafpose predict --json coco writes it")
         if self.outputs.write_video is not None:
             raise PafposeError("--write-video joins every drawn image and frame of a run into one video, in order: "
                                "pafpose batch works in parallel; use pafpose predict, or --save-video for each video")
@@ -270,6 +267,14 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
                 now = scan(out)
                 summary.results = sum(i.key in now.keys for i in items)
                 summary.errors_total = sum(i.key in now.error_keys for i in items)
+        if options.outputs.json == "coco":
+            if summary.results == summary.inputs:
+                from pafpose.batch.coco import write_coco
+
+                write_coco(out, options.outputs.json_dir, items, say)
+            else:
+                say(f"--json coco: coco_results.json is written once every input is done ({summary.remaining} "
+                    "left): run the command again")
         write_json_atomic(summary.to_dict(), out / "summary.json")
     return summary
 
@@ -308,7 +313,7 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
         device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
         settings = WorkerSettings(
             config=config.replace(threads=config.threads or threads, device=device).to_dict(), out=str(out),
-            format=options.format, outputs=options.outputs.to_dict(),
+            format=options.format, outputs=options.outputs.absolute().to_dict(),
             frames=(options.frames.first, options.frames.step, options.frames.last),
             timeout=options.timeout, batch_size=options.batch_size, track=options.track, online=options.online,
             model=_model_name(config), marker=marker)

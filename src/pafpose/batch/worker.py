@@ -128,6 +128,9 @@ class PoseWorker:
                                "cluster, --out (and the inputs) must be on storage every node mounts at one path")
         self.est = Estimator(EstimatorConfig.from_dict(s.config))
         self.outputs = OutputOptions.from_dict(s.outputs or {"out": s.out, "json": "none"})
+        self.coco = self.outputs.json == "coco"  # one file for the run: the driver merges each unit's lines
+        if self.coco:
+            self.outputs = self.outputs.replace(json="none")
         if self.outputs.controlnet is not None:  # people found as ControlNet's preprocessor finds them
             from pafpose.controlnet import detector
 
@@ -214,20 +217,30 @@ class PoseWorker:
         self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
         before = self._spent()
         writer = self._writer()
+        coco = self._sidecar(path)
         rows: dict[str, dict[str, Any]] = {}
-        for item, file, found in predict_files(self.est, items, self._read_timed, self.s.batch_size,
-                                               self.outputs.keep_fields):
-            t0 = time.perf_counter()
-            if isinstance(found, PafposeError):
-                size = None if file is None else (file.width, file.height)
-                message = str(found) if file is None else f"{item.source}: {found}"
-                rows[item.key] = self._row(item, None, size, None, message)
-            else:
-                written = writer.image(found, file.image, item.name, location=item.key,
-                                       suffix=picture_suffix(item.key))
-                rows[item.key] = self._row(item, None, (file.width, file.height), written.people)
-            self._clock["write"] += time.perf_counter() - t0
-        writer.finish()
+        try:
+            for item, file, found in predict_files(self.est, items, self._read_timed, self.s.batch_size,
+                                                   self.outputs.keep_fields):
+                t0 = time.perf_counter()
+                if isinstance(found, PafposeError):
+                    size = None if file is None else (file.width, file.height)
+                    message = str(found) if file is None else f"{item.source}: {found}"
+                    rows[item.key] = self._row(item, None, size, None, message)
+                else:
+                    written = writer.image(found, file.image, item.name, location=item.key,
+                                           suffix=picture_suffix(item.key))
+                    rows[item.key] = self._row(item, None, (file.width, file.height), written.people)
+                    if coco is not None:
+                        coco.add(item.key, None, item.name, written.people)
+                self._clock["write"] += time.perf_counter() - t0
+            writer.finish()
+            if coco is not None:  # before the shard: a shard present means its COCO lines are there
+                coco.commit()
+        except BaseException:
+            if coco is not None:
+                coco.discard()
+            raise
         t0 = time.perf_counter()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
         self._clock["write"] += time.perf_counter() - t0
@@ -237,6 +250,14 @@ class PoseWorker:
         stages = {k: v / n for k, v in self._clock.items()}
         return [self._summary(i.key, "image", 1, 0, len(rows[i.key]["people"]), rows[i.key]["error"], spent,
                               stages=stages) for i in items]
+
+    def _sidecar(self, shard: Path) -> Any:
+        """The unit's COCO lines (``--json coco``), else None."""
+        if not self.coco:
+            return None
+        from pafpose.batch.coco import Sidecar, sidecar_name
+
+        return Sidecar(shard.with_name(sidecar_name(shard.name)))
 
     def _read_timed(self, item: Item) -> Any:
         t0 = time.perf_counter()
@@ -274,17 +295,30 @@ class PoseWorker:
         count["frames"] = count["people"] = 0  # this attempt's own counts
         errors.clear()
 
+        from pafpose.outputs import frame_name
+
+        coco = self._sidecar(self.results / shard_name([item.key], self.s.format))
+
         def row(index: int, frame: np.ndarray, written: Any) -> bool:
             t0 = time.perf_counter()
             w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), written.people)])
+            if coco is not None:
+                coco.add(item.key, index, frame_name(item.name, index), written.people)
             self._clock["write"] += time.perf_counter() - t0
             return True
 
         writer = self._writer()
-        done = run_video(self.est, item.key, writer, item.name, frames=self.frames, batch_size=self.s.batch_size,
-                         track=self.s.track, online=self.s.online, timeout=self.s.timeout,
-                         keep_fields=self.outputs.keep_fields, on_frame=row, label=item.source)
-        writer.finish()
+        try:
+            done = run_video(self.est, item.key, writer, item.name, frames=self.frames, batch_size=self.s.batch_size,
+                             track=self.s.track, online=self.s.online, timeout=self.s.timeout,
+                             keep_fields=self.outputs.keep_fields, on_frame=row, label=item.source)
+            writer.finish()
+            if coco is not None:  # before the shard is renamed into place
+                coco.commit()
+        except BaseException:
+            if coco is not None:
+                coco.discard()
+            raise
         count["frames"], count["people"] = done.frames, done.people
         if done.error is not None:
             errors.append(done.error)

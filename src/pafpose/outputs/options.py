@@ -120,6 +120,15 @@ class OutputOptions:
     def replace(self, **changes: Any) -> OutputOptions:
         return replace(self, **changes)
 
+    def absolute(self) -> OutputOptions:
+        """The same options with every folder absolute (for workers whose working folder differs)."""
+        def resolve(p: Path | None) -> Path | None:
+            return None if p is None else p.resolve()
+
+        heatmaps = None if self.heatmaps is None else replace(self.heatmaps, folder=self.heatmaps.folder.resolve())
+        return replace(self, out=self.out.resolve(), json_dir=resolve(self.json_dir),
+                       images_dir=resolve(self.images_dir), write_video=resolve(self.write_video), heatmaps=heatmaps)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (paths as strings): what a batch run ships to its workers."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,105 @@
+"""``--json coco`` in a batch run: the one COCO results file ``pafpose predict`` writes.
+
+A COCO file is one document for a whole run, its image ids given in the run's order, while
+a batch run's units finish in any order on any worker. So each unit writes its people's COCO
+results beside its shard (``results/coco-<hash>.jsonl``: one line per image or frame, the
+results with exact floats, the id left to the driver), renamed into place before the shard,
+so that a shard present means its COCO lines are there too; once every input is done the
+driver streams them, in ``pafpose predict``'s order (the images as listed, then each video's
+frames), into ``coco_results.json`` and ``coco_image_ids.json`` with predict's ids (a COCO
+file name's own id, else the next free number). Memory holds one sidecar's lines at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pafpose.batch.inputs import Item
+from pafpose.pose import Poses
+
+SIDECAR_PREFIX = "coco-"
+
+
+def sidecar_name(shard: str) -> str:
+    """A shard's COCO lines: ``coco-<the shard's hash>.jsonl``."""
+    return SIDECAR_PREFIX + shard.removeprefix("part-").rsplit(".", 1)[0] + ".jsonl"
+
+
+class Sidecar:
+    """One unit's COCO lines, written to a hidden file and renamed into place by :meth:`commit`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.part.{os.getpid()}")
+        self._file = open(self._tmp, "w", encoding="utf-8")
+
+    def add(self, key: str, frame: int | None, name: str, people: Poses) -> None:
+        self._file.write(json.dumps({"key": key, "frame": frame, "name": name, "results": people.to_coco(0)}) + "\n")
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _lines(path: Path) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            out.setdefault(record["key"], []).append(record)
+    return out
+
+
+def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[str], None]) -> list[Path]:
+    """``coco_results.json`` and ``coco_image_ids.json`` in ``folder`` from the sidecars under
+    ``out/results``, in predict's order; inputs without lines (an error, or done by an earlier
+    run without ``--json coco``) are counted in one notice."""
+    from pafpose.formats import write_json_atomic
+    from pafpose.io import atomic_output
+    from pafpose.outputs import CocoIds
+
+    where: dict[str, Path] = {}
+    for path in sorted((out / "results").glob(f"{SIDECAR_PREFIX}*.jsonl")):
+        for key in _lines(path):
+            where.setdefault(key, path)
+    ordered = [i for i in items if i.kind == "image"] + [i for i in items if i.kind == "video"]
+    ids = CocoIds(i.key for i in ordered if i.kind == "image")
+    names: dict[int, str] = {}
+    missing = [i for i in ordered if i.key not in where]
+
+    def records() -> Iterator[dict[str, Any]]:
+        cached: tuple[Path | None, dict[str, list[dict[str, Any]]]] = (None, {})
+        for item in ordered:
+            path = where.get(item.key)
+            if path is None:
+                continue
+            if cached[0] != path:
+                cached = (path, _lines(path))
+            yield from cached[1].get(item.key, [])
+
+    def results(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("[")
+            first = True
+            for record in records():
+                image_id = ids(record["key"] if record["frame"] is None else None)
+                names[image_id] = record["name"]
+                for result in record["results"]:
+                    f.write(("" if first else ", ") + json.dumps({**result, "image_id": image_id}))
+                    first = False
+            f.write("]")
+
+    written = [atomic_output(folder / "coco_results.json", results),
+               write_json_atomic({str(k): v for k, v in sorted(names.items())}, folder / "coco_image_ids.json")]
+    if missing:
+        warn(f"--json coco: {len(missing)} input{'s' * (len(missing) != 1)} have no COCO results (errors, or done "
+             "by an earlier run without --json coco)")
+    return written

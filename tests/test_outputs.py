@@ -1,0 +1,100 @@
+"""The one output writer (`pafpose.outputs`), driven directly: its options, and the files it
+writes for people it is given (no network: generated people on generated images)."""
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pafpose.coords import Geometry
+from pafpose.errors import PafposeError
+from pafpose.fields import OPENPOSE_COCO18
+from pafpose.outputs import HeatmapOptions, OutputOptions, Writer, frame_name, picture_suffix
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import COCO18
+
+
+def people(size=(320, 240), n=2, track=False):
+    rng = np.random.default_rng(0)
+    out = Poses()
+    for i in range(n):
+        k = np.c_[rng.uniform(20, 200, (18, 2)), rng.uniform(0.3, 1.0, 18)]
+        k[5] = (np.nan, np.nan, 0.0)
+        out.append(Pose(k, 0.9 - 0.1 * i, COCO18, i if track else None))
+    out.image_size, out.geometry, out.skeleton = size, Geometry(1.5, 1.5, 8), COCO18
+    return out
+
+
+def test_options_are_checked_and_travel_as_plain_values(tmp_path):
+    for bad, why in (({"json": "xml"}, "json must be one of"), ({"threshold": math.nan}, "threshold"),
+                     ({"keypoint_scale": 5}, "keypoint scale"), ({"number_people_max": 0}, "number_people_max"),
+                     ({"controlnet": (32, 512)}, "detect resolution"), ({"write_video_fps": 0}, "write_video_fps"),
+                     ({"json": "coco", "keypoints": "body25"}, "shapes the OpenPose JSON")):
+        with pytest.raises(PafposeError, match=why):
+            OutputOptions(out=tmp_path, **bad)
+    o = OutputOptions(out=Path("rel"), heatmaps=HeatmapOptions(Path("maps")), controlnet=(256, 512),
+                      keypoints="body25", images_format="png")
+    assert o.json_dir == o.images_dir == Path("rel") and o.keep_fields and not o.drawing
+    back = OutputOptions.from_dict(json.loads(json.dumps(o.to_dict())))
+    assert back == o
+    absolute = o.absolute()
+    assert absolute.out.is_absolute() and absolute.heatmaps.folder.is_absolute() and absolute.json_dir.is_absolute()
+
+
+def test_the_writer_writes_each_images_files(tmp_path):
+    o = OutputOptions(out=tmp_path / "out", save_images=True, number_people_max=1, keypoints="body25",
+                      controlnet=(256, 256), images_dir=tmp_path / "drawn")
+    w = Writer(o, OPENPOSE_COCO18)
+    image = np.full((240, 320, 3), 80, np.uint8)
+    written = w.image(people(), image, "sub/a", location="x/a.jpg", suffix=picture_suffix("x/a.jpg"))
+    assert len(written.people) == 1 and written.drawn.shape == image.shape and written.drawn.any()
+    w.finish()
+    doc = json.loads((tmp_path / "out" / "sub" / "a_keypoints.json").read_text())
+    assert len(doc["people"]) == 1 and len(doc["people"][0]["pose_keypoints_2d"]) == 25 * 3
+    assert cv2.imread(str(tmp_path / "drawn" / "sub" / "a_rendered.jpg")).shape == image.shape
+    assert (tmp_path / "out" / "sub" / "a_controlnet.png").exists()
+    assert {p.name for p in w.written} == {"a_keypoints.json", "a_rendered.jpg", "a_controlnet.png",
+                                           "a_controlnet.json"}
+    assert not list((tmp_path / "out").rglob(".*"))  # nothing half-written left
+    assert picture_suffix("b.PNG") == ".png" and picture_suffix("c.jpe") == ".jpg" and picture_suffix(None) == ".jpg"
+    assert frame_name("clip", 12) == "clip_000000000012"
+
+
+def test_a_thumbnail_is_drawn_in_its_own_pixels(tmp_path):
+    w = Writer(OutputOptions(out=tmp_path, save_images=True, json="none"), OPENPOSE_COCO18)
+    found = people(size=(640, 480))
+    thumb = np.zeros((240, 320, 3), np.uint8)
+    drawn = w.image(found, thumb, "t").drawn
+    from pafpose.draw import poses as draw_poses
+
+    assert np.array_equal(drawn, draw_poses(thumb, found.scaled(0.5, 0.5)))
+    # OpenPose's --keypoint_scale 2 is the drawn picture's pixels
+    w2 = Writer(OutputOptions(out=tmp_path, keypoint_scale=2), OPENPOSE_COCO18)
+    doc = w2.openpose_document(found, thumb)
+    k = np.array(doc["people"][0]["pose_keypoints_2d"]).reshape(-1, 3)
+    assert np.allclose(k[0, :2], (found[0].keypoints[0, :2] + 0.5) * 0.5 - 0.5, atol=1e-3)
+
+
+def test_coco_and_posetrack_files_for_the_run(tmp_path):
+    coco = Writer(OutputOptions(out=tmp_path / "c", json="coco"), OPENPOSE_COCO18,
+                  locations=["d/000000000139.jpg", "d/other.jpg"])
+    coco.image(people(), None, "other", location="d/other.jpg")
+    coco.image(people(n=1), None, "000000000139", location="d/000000000139.jpg")
+    assert (tmp_path / "c" / "coco_results.partial.jsonl").exists()  # journalled as it goes
+    coco.finish()
+    results = json.loads((tmp_path / "c" / "coco_results.json").read_text())
+    ids = json.loads((tmp_path / "c" / "coco_image_ids.json").read_text())
+    assert [r["image_id"] for r in results] == [1, 1, 139] and ids == {"1": "other", "139": "000000000139"}
+    assert not (tmp_path / "c" / "coco_results.partial.jsonl").exists()
+    pt = Writer(OutputOptions(out=tmp_path / "p", json="posetrack"), OPENPOSE_COCO18)
+    seq = pt.sequence("clip")
+    for i in range(3):
+        pt.image(people(track=True), None, frame_name("clip", i), sequence=seq)
+    pt.end_sequence(seq)
+    doc = json.loads((tmp_path / "p" / "clip_posetrack.json").read_text())
+    assert [im["frame_id"] for im in doc["images"]] == [0, 1, 2] and len(doc["annotations"]) == 6
+    assert {a["track_id"] for a in doc["annotations"]} == {0, 1}
+    assert pt.sequence("clip") == "clip_2"  # sequences never share a file
