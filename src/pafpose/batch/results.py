@@ -131,10 +131,18 @@ def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
         import pyarrow.parquet as pq
 
         return pq.read_table(path, columns=list(columns) if columns else None)
-    from pyarrow import json as pj
-
-    table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=SCHEMA)).cast(SCHEMA)  # list names
-    return table.select(list(columns)) if columns else table
+    # JSON Lines through Python's json, in chunks: pyarrow's JSON reader has no map type (``parts``)
+    schema = SCHEMA if not columns else pa.schema([SCHEMA.field(c) for c in columns])
+    chunks, rows = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+            if len(rows) >= 4096:
+                chunks.append(pa.Table.from_pylist(rows, schema=schema))
+                rows = []
+    chunks.append(pa.Table.from_pylist(rows, schema=schema))
+    return pa.concat_tables(chunks)
 
 
 def shard_paths(out: str | Path) -> list[Path]:
