@@ -45,6 +45,26 @@ def assemble(
     """
     cfg = config or DecoderConfig()
     k = spec.num_keypoints
+    people, limb_sum, limb_n = _group(peaks, conns, spec)
+    if not people:
+        return np.zeros((0, k), dtype=np.int64), np.zeros(0)
+    members = np.array(people, dtype=np.int64)
+    has = members >= 0
+    n_kp = has.sum(axis=1)
+    kp_sum = np.where(has, peaks.score[np.maximum(members, 0)], 0.0).sum(axis=1)
+    score = (kp_sum + np.array(limb_sum)) / np.maximum(n_kp + np.array(limb_n), 1)
+    keep = (n_kp >= max(cfg.min_keypoints, 1)) & (score >= cfg.min_score)
+    return members[keep], score[keep]
+
+
+def _group(peaks: Peaks, conns: Connections, spec: FieldSpec) -> tuple[list[list[int]], list[float], list[int]]:
+    """People grown from the connections in limb order.
+
+    Returns:
+        per person: the peak of each keypoint (-1 where missing; merged-away people are all
+        -1), and the sum and number of its limb scores.
+    """
+    k = spec.num_keypoints
     redundant = _redundant_limbs(spec)
     limb_parts = spec.limb_index.tolist()
     part = peaks.part.tolist()
@@ -90,12 +110,4 @@ def assemble(
         owner[new] = host
         limb_sum[host] += s
         limb_n[host] += 1
-    if not people:
-        return np.zeros((0, k), dtype=np.int64), np.zeros(0)
-    members = np.array(people, dtype=np.int64)
-    has = members >= 0
-    n_kp = has.sum(axis=1)
-    kp_sum = np.where(has, peaks.score[np.maximum(members, 0)], 0.0).sum(axis=1)
-    score = (kp_sum + np.array(limb_sum)) / np.maximum(n_kp + np.array(limb_n), 1)
-    keep = (n_kp >= max(cfg.min_keypoints, 1)) & (score >= cfg.min_score)
-    return members[keep], score[keep]
+    return people, limb_sum, limb_n

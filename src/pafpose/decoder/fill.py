@@ -55,29 +55,44 @@ def fill_missing(kps: np.ndarray, heatmaps: np.ndarray, spec: FieldSpec, config:
         found = np.isfinite(person[:, 0])
         if found.all() or not found.any():
             continue
-        both = found[limbs[:, 0]] & found[limbs[:, 1]]
-        seg = person[limbs[both, 0], :2] - person[limbs[both, 1], :2]
-        typical = float(np.median(np.hypot(seg[:, 0], seg[:, 1]))) if both.any() else 1.0
+        typical = _typical_limb(person, found, limbs)
         for j in np.flatnonzero(~found):
             dist = np.where(found, hops[j], np.iinfo(np.int64).max)
             i = int(np.argmin(dist))
             if dist[i] > spec.num_keypoints:
                 continue
             r = max(dist[i] * typical * config.fill_radius, 1.0)
-            cx, cy = person[i, 0], person[i, 1]
-            y0, y1 = max(0, int(np.floor(cy - r))), min(h, int(np.ceil(cy + r)) + 1)
-            x0, x1 = max(0, int(np.floor(cx - r))), min(w, int(np.ceil(cx + r)) + 1)
-            if y0 >= y1 or x0 >= x1:
-                continue
-            win = np.nan_to_num(heatmaps[j, y0:y1, x0:x1], nan=0.0, posinf=0.0, neginf=0.0)
-            inside = (gx[y0:y1, x0:x1] - cx) ** 2 + (gy[y0:y1, x0:x1] - cy) ** 2 <= r * r
-            win = np.where(inside, win, -np.inf)
-            if not win.max() > 0:
+            best = _strongest_in_disc(heatmaps[j], person[i, 0], person[i, 1], r, gx, gy)
+            if best is None:
                 continue  # no evidence at all: the keypoint stays missing
-            yy, xx = np.unravel_index(np.argmax(win), win.shape)
-            yy, xx = yy + y0, xx + x0
+            yy, xx, value = best
             pad[1:-1, 1:-1] = np.nan_to_num(heatmaps[j], nan=0.0, posinf=0.0, neginf=0.0)
             dx, dy = _refine(pad[None, yy : yy + 3, xx : xx + 3].astype(np.float64), config.refine
                              if config.refine != "upsample" else "quadratic")
-            person[j] = (xx + dx[0], yy + dy[0], float(win[yy - y0, xx - x0]))
+            person[j] = (xx + dx[0], yy + dy[0], value)
     return out
+
+
+def _typical_limb(person: np.ndarray, found: np.ndarray, limbs: np.ndarray) -> float:
+    """The median length of the person's found limbs (1 cell if none is found)."""
+    both = found[limbs[:, 0]] & found[limbs[:, 1]]
+    seg = person[limbs[both, 0], :2] - person[limbs[both, 1], :2]
+    return float(np.median(np.hypot(seg[:, 0], seg[:, 1]))) if both.any() else 1.0
+
+
+def _strongest_in_disc(heatmap: np.ndarray, cx: float, cy: float, r: float, gx: np.ndarray,
+                       gy: np.ndarray) -> tuple[int, int, float] | None:
+    """The cell (row, column) of ``heatmap``'s maximum within ``r`` cells of (cx, cy), and its
+    value; None where the disc is off the map or holds no positive value."""
+    h, w = heatmap.shape
+    y0, y1 = max(0, int(np.floor(cy - r))), min(h, int(np.ceil(cy + r)) + 1)
+    x0, x1 = max(0, int(np.floor(cx - r))), min(w, int(np.ceil(cx + r)) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    win = np.nan_to_num(heatmap[y0:y1, x0:x1], nan=0.0, posinf=0.0, neginf=0.0)
+    inside = (gx[y0:y1, x0:x1] - cx) ** 2 + (gy[y0:y1, x0:x1] - cy) ** 2 <= r * r
+    win = np.where(inside, win, -np.inf)
+    if not win.max() > 0:
+        return None
+    yy, xx = np.unravel_index(np.argmax(win), win.shape)
+    return yy + y0, xx + x0, float(win[yy, xx])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,27 @@ def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: Decoder
     if not _all_finite(pafs):
         pafs = np.nan_to_num(pafs, nan=0.0, posinf=0.0, neginf=0.0)
     limb, ia, ib = _pairs(peaks, spec)
+    project, length = _projector(pafs, peaks, spec, limb, ia, ib)
+    if cfg.paf_samples_per_cell > 0:
+        sel, hits, mean, need = _sample_by_length(project, length, cfg)
+    else:
+        sel, hits, mean, need = _sample_with_early_rejection(project, len(limb), cfg)
+    score = mean
+    if cfg.distance_prior > 0:
+        score = mean + np.minimum(cfg.distance_prior * pafs.shape[1] / length[sel] - 1.0, 0.0)
+    good = (hits >= need) & (score > 0)
+    sel, score = sel[good], score[good]
+    return _match(limb[sel], ia[sel], ib[sel], score, len(peaks.part))
+
+
+_Projector = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: the pairs kept, and per pair: supporting samples, mean projection, samples needed (or one number for all)
+_Sampled = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | int]
+
+
+def _projector(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, limb: np.ndarray, ia: np.ndarray,
+               ib: np.ndarray) -> tuple[_Projector, np.ndarray]:
+    """``project(t, sel)``: PAF . u at fractions ``t`` along the pairs ``sel``; and each pair's length."""
     # Positions as complex numbers: one scalar gather per pair instead of a row gather.
     z = np.empty(len(peaks.part), np.complex64)
     z.real, z.imag = peaks.xy[:, 0], peaks.xy[:, 1]
@@ -128,49 +150,55 @@ def score_limbs(pafs: np.ndarray, peaks: Peaks, spec: FieldSpec, config: Decoder
         uu = u[sel, None]
         return v.real * uu.real + v.imag * uu.imag
 
+    return project, length
+
+
+def _sample_by_length(project: _Projector, length: np.ndarray, cfg: DecoderConfig) -> _Sampled:
+    """``paf_samples_per_cell > 0``: each pair's own number of samples, all taken at once (every pair kept)."""
     n_max = cfg.paf_samples
-    sel = np.arange(len(limb))
-    if cfg.paf_samples_per_cell > 0:
-        n = np.clip(np.ceil(length * cfg.paf_samples_per_cell).astype(np.int64) + 1, 3, n_max)
-        j = np.arange(n_max)[None, :]
-        valid = j < n[:, None]
-        t = np.where(valid, j / np.maximum(n[:, None] - 1, 1), 0.0)
-        s = project(t, sel)
-        hits = ((s > cfg.paf_threshold) & valid).sum(axis=1)
-        mean = np.where(valid, s, 0.0).sum(axis=1) / n
-        need = np.floor(cfg.paf_min_fraction * n + 1e-9).astype(np.int64) + 1
+    sel = np.arange(len(length))
+    n = np.clip(np.ceil(length * cfg.paf_samples_per_cell).astype(np.int64) + 1, 3, n_max)
+    j = np.arange(n_max)[None, :]
+    valid = j < n[:, None]
+    t = np.where(valid, j / np.maximum(n[:, None] - 1, 1), 0.0)
+    s = project(t, sel)
+    hits = ((s > cfg.paf_threshold) & valid).sum(axis=1)
+    mean = np.where(valid, s, 0.0).sum(axis=1) / n
+    need = np.floor(cfg.paf_min_fraction * n + 1e-9).astype(np.int64) + 1
+    return sel, hits, mean, need
+
+
+def _sample_with_early_rejection(project: _Projector, n_pairs: int, cfg: DecoderConfig) -> _Sampled:
+    """``paf_samples`` samples per pair, in the chunks of :func:`_sample_chunks` (the pairs
+    that fail too many are dropped on the way)."""
+    n_max = cfg.paf_samples
+    sel = np.arange(n_pairs)
+    need = math.floor(cfg.paf_min_fraction * n_max + 1e-9) + 1  # 0.29 * 100 = 28.999...
+    misses = n_max - need
+    fails = np.zeros(n_pairs, dtype=np.int64)
+    total = np.zeros(n_pairs, dtype=np.float32)
+    chunks = _sample_chunks(n_max, misses)
+    if n_pairs <= _FEW_PAIRS:
+        # Few pairs (a few people): array operations, not samples, are the cost, so every
+        # sample in one pass; the sums are taken chunk by chunk as below, same to the bit.
+        sc = project(np.concatenate(chunks), sel)
+        fails += (sc <= cfg.paf_threshold).sum(axis=1)
+        start = 0
+        for t in chunks:
+            total += sc[:, start:start + len(t)].sum(axis=1)
+            start += len(t)
+        sel = sel[fails <= misses]
     else:
-        need = math.floor(cfg.paf_min_fraction * n_max + 1e-9) + 1  # 0.29 * 100 = 28.999...
-        misses = n_max - need
-        fails = np.zeros(len(limb), dtype=np.int64)
-        total = np.zeros(len(limb), dtype=np.float32)
-        chunks = _sample_chunks(n_max, misses)
-        if len(limb) <= _FEW_PAIRS:
-            # Few pairs (a few people): array operations, not samples, are the cost, so every
-            # sample in one pass; the sums are taken chunk by chunk as below, same to the bit.
-            sc = project(np.concatenate(chunks), sel)
-            fails += (sc <= cfg.paf_threshold).sum(axis=1)
-            start = 0
-            for t in chunks:
-                total += sc[:, start:start + len(t)].sum(axis=1)
-                start += len(t)
-            sel = sel[fails <= misses]
-        else:
-            for t in chunks:
-                if not len(sel):
-                    continue
-                sc = project(t, sel)
-                fails[sel] += (sc <= cfg.paf_threshold).sum(axis=1)
-                total[sel] += sc.sum(axis=1)
-                sel = sel[fails[sel] <= misses]
-        hits = n_max - fails[sel]
-        mean = total[sel] / n_max
-    score = mean
-    if cfg.distance_prior > 0:
-        score = mean + np.minimum(cfg.distance_prior * h / length[sel] - 1.0, 0.0)
-    good = (hits >= need) & (score > 0)
-    sel, score = sel[good], score[good]
-    return _match(limb[sel], ia[sel], ib[sel], score, len(peaks.part))
+        for t in chunks:
+            if not len(sel):
+                continue
+            sc = project(t, sel)
+            fails[sel] += (sc <= cfg.paf_threshold).sum(axis=1)
+            total[sel] += sc.sum(axis=1)
+            sel = sel[fails[sel] <= misses]
+    hits = n_max - fails[sel]
+    mean = total[sel] / n_max
+    return sel, hits, mean, need
 
 
 def _match(limb: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray, n_peaks: int) -> Connections:
