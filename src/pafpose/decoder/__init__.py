@@ -16,7 +16,7 @@ Three steps, the mirror of :mod:`pafpose.encoder`:
 Optionally, :func:`fill_missing` (:mod:`~pafpose.decoder.fill`) completes each person from
 the heatmaps. :class:`DecoderConfig` (:mod:`~pafpose.decoder.config`) holds every
 threshold; :class:`Decoder` (:mod:`~pafpose.decoder.core`) runs the steps on numpy arrays
-or torch tensors, one image or a batch, and says where each step runs.
+or torch tensors, one image or a batch (that module says which step runs on a GPU, and why).
 
 The modules import one another only downward (config, refine, peaks, limbs, assembly,
 fill, core), never this package.
