@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from pafpose import COCO17, COCO18, OPENPOSE_COCO18, Decoder, DecoderConfig, Encoder, PafposeError, Pose
-from pafpose.decoder import _peaks_torch, find_peaks
+from pafpose.decoder import find_peaks
+from pafpose.decoder.peaks import _peaks_torch
 from pafpose.synthetic import random_scene
 
 SPEC = OPENPOSE_COCO18
@@ -90,7 +91,7 @@ def test_gpu_peak_finder_agrees_with_the_cpu_one():
 def test_edge_peaks_refine_alike_one_by_one_and_as_arrays(monkeypatch):
     """A few edge peaks are refined in Python floats, many as arrays: bit-identical offsets
     on windows with missing sides, corners, flat and convex axes, and values <= 0."""
-    import pafpose.decoder as dec
+    import pafpose.decoder.refine as dec
 
     rng = np.random.default_rng(11)
     win = rng.uniform(-0.2, 1.0, (4000, 3, 3))
@@ -117,7 +118,7 @@ def test_edge_peaks_refine_alike_one_by_one_and_as_arrays(monkeypatch):
 def test_limbs_score_alike_in_one_pass_and_in_chunks(monkeypatch):
     """Few candidate pairs are sampled in one pass, many in early-rejection chunks: the same
     connections and scores to the bit."""
-    import pafpose.decoder as dec
+    import pafpose.decoder.limbs as dec
 
     for seed, n in ((1, 3), (2, 9)):
         _, hm, paf = fields(seed, n, separated=False)
