@@ -8,8 +8,8 @@ Data in a pool of --workers actors, each loading the model once: images in batch
 $RAY_ADDRESS) a local Ray instance is started and stopped on this machine.
 
 Under --out, results/part-*.parquet (or .jsonl) hold one row per image or video frame:
-key, source, kind, frame, width, height, people (id, score, keypoints x, y, score per
-keypoint), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
+key, source, kind, frame, width, height, people (track_id, score, keypoints: [x, y, score]
+per keypoint, parts), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
 as one table. The output options are pafpose predict's (--json openpose|coco|posetrack,
 --save-images, --save-video, --render controlnet, OpenPose's options): they write the files
 pafpose predict writes, with the same names. summary.json says what the run did.
