@@ -72,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base), args.baseline],
-                       check=True, capture_output=True)
+        made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base), args.baseline],
+                              capture_output=True, text=True)
+        if made.returncode != 0:  # a shallow clone, an unknown commit
+            print(f"result_object.py: can't check out {args.baseline} beside this one: {made.stderr.strip()}",
+                  file=sys.stderr)
+            return 2
         try:
             sides: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
             for _ in range(args.rounds):
