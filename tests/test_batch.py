@@ -366,3 +366,36 @@ def test_a_rerun_with_other_options_is_told(tmp_path):
     assert changed_options(tmp_path, "m", EstimatorConfig(height=256, threads=1).to_dict()) == []  # speed only
     assert changed_options(tmp_path, "m", EstimatorConfig(height=368, flip=True).to_dict()) == ["flip", "height"]
     assert changed_options(tmp_path, "other", config) == ["model"]
+
+
+def test_a_worker_counts_a_video_with_no_frame_asked_for_as_done(env, dance_frame, tmp_path, monkeypatch):
+    """--frame-first past a video's end: no frame, no error, and one row, so a rerun knows it is done."""
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", env["PAFPOSE_WEIGHTS_PATH"])
+    from pafpose.batch.inputs import Item
+    from pafpose.batch.worker import WorkerSettings, worker_class
+    from pafpose.estimator_config import EstimatorConfig
+    from pafpose.outputs import OutputOptions
+
+    make_video(tmp_path / "clip.mp4", dance_frame, 3)
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    config = EstimatorConfig(height=128, device="cpu", threads=1)
+    settings = WorkerSettings(config=config.to_dict(), out=str(tmp_path / "out"),
+                              outputs=OutputOptions(out=tmp_path / "out", json="coco").to_dict(), frames=(10, 1, None))
+    worker = worker_class(settings)()
+    item = Item(key=str(tmp_path / "clip.mp4"), source="clip.mp4", kind="video", name="clip")
+    summary = worker.video(item)
+    assert [(s["rows"], s["frames"], s["error"]) for s in summary] == [(1, 0, None)]
+    assert scan(tmp_path / "out").keys == {item.key}
+    assert read_results(tmp_path / "out").to_pylist()[0]["people"] == []
+
+
+def test_an_older_results_folder_is_refused_not_mixed(env, images, tmp_path):
+    """Shards whose people are the layout before Pose.to_dict ({id, flat keypoints}): a run adding today's
+    would leave a folder that no longer reads as one table, so it says so before starting Ray."""
+    old = pa.schema([("key", pa.string()), ("people", pa.list_(pa.struct([
+        ("id", pa.int64()), ("score", pa.float32()), ("keypoints", pa.list_(pa.float32()))])))])
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"key": "/a", "people": []}], schema=old),
+                   tmp_path / "out" / "results" / "part-000.parquet")
+    r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out", timeout=120)
+    assert r.returncode == 2 and "older pafpose" in r.stderr and r.stderr.count("\n") == 1, r.stderr

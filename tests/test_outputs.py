@@ -37,11 +37,11 @@ def test_options_are_checked_and_travel_as_plain_values(tmp_path):
             OutputOptions(out=tmp_path, **bad)
     o = OutputOptions(out=Path("rel"), heatmaps=HeatmapOptions(Path("maps")), controlnet=(256, 512),
                       keypoints="body25", images_format="png")
-    assert o.json_dir == o.images_dir == Path("rel") and o.keep_fields and not o.drawing
+    assert o.json_folder == o.images_folder == Path("rel") and o.keep_fields and not o.drawing
     back = OutputOptions.from_dict(json.loads(json.dumps(o.to_dict())))
     assert back == o
     absolute = o.absolute()
-    assert absolute.out.is_absolute() and absolute.heatmaps.folder.is_absolute() and absolute.json_dir.is_absolute()
+    assert absolute.out.is_absolute() and absolute.heatmaps.folder.is_absolute() and absolute.json_folder.is_absolute()
 
 
 def test_the_writer_writes_each_images_files(tmp_path):
@@ -98,3 +98,25 @@ def test_coco_and_posetrack_files_for_the_run(tmp_path):
     assert [im["frame_id"] for im in doc["images"]] == [0, 1, 2] and len(doc["annotations"]) == 6
     assert {a["track_id"] for a in doc["annotations"]} == {0, 1}
     assert pt.sequence("clip") == "clip_2"  # sequences never share a file
+
+
+def test_output_folders_follow_out_and_openpose_flags_resolve_alike():
+    o = OutputOptions(out=Path("a"), number_people_max=-1)
+    assert o.number_people_max is None  # OpenPose's -1: everyone
+    moved = o.replace(out=Path("b"))
+    assert moved.json_folder == moved.images_folder == Path("b")
+    assert OutputOptions(out=Path("a"), json_dir=Path("j")).replace(out=Path("b")).json_folder == Path("j")
+    for bad in ({"keypoint_scale": 1.0}, {"controlnet": (512,)}, {"images_format": "gif"},
+                {"heatmaps": {"folder": "h", "scale": 7}}):
+        with pytest.raises(PafposeError):
+            OutputOptions(out=Path("a"), **bad)
+    from pafpose.cli import build_parser
+    from pafpose.cli.openpose_flags import resolve
+
+    # OpenPose's --write_json DIR turns the JSON on, in batch (whose default is none) as in predict
+    for argv, default in ((["batch", "x", "--out", "o", "--write_json", "j"], "none"),
+                          (["predict", "x", "--write_json", "j"], "openpose")):
+        args = build_parser().parse_args(argv)
+        options = resolve(args, default)
+        assert options.json == "openpose" and options.json_folder == Path("j"), argv
+    assert resolve(build_parser().parse_args(["batch", "x", "--out", "o"]), "none").json == "none"

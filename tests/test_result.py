@@ -164,3 +164,21 @@ def test_a_preprocessing_hook_reports_people_in_the_images_pixels(est, photo):
     assert frames[0][0].shape == image.shape  # the frame as given comes back, not the prepared one
     with pytest.raises(PafposeError, match="prepare"):
         est.with_options(prepare=3)
+    with pytest.raises(PafposeError, match="output_shape"):  # a hook that can't say its size
+        hooked.geometry(image.shape)
+    from pafpose.controlnet import detector
+
+    det = detector(est, 256)  # ControlNet's hook says its size: geometry and batching keys answer for it
+    found = det.predict(image)
+    assert det.geometry(image.shape) == found.geometry and found.image_size == (w, h)
+    assert det.input_sizes(image.shape) == est.input_sizes(det.prepare(image).shape)
+
+
+def test_results_never_share_arrays():
+    face = np.ones((70, 3))
+    p = person(0, 0, parts={"face": face})
+    q = p.replace()
+    q.parts["face"][0, 0] = 5.0
+    assert p.parts["face"][0, 0] == 1.0
+    low = result(person(0, 0, parts={"face": np.c_[np.ones((4, 2)), [0.1, 0.9, 0.1, 0.9]]})).thresholded(0.5)
+    assert np.isnan(low[0].parts["face"][[0, 2], 0]).all() and np.isfinite(low[0].parts["face"][[1, 3], 0]).all()

@@ -251,6 +251,11 @@ class DetectInput:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return detect_input(image, self.detect_resolution)
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape :meth:`__call__` makes of an image of ``shape``: the detection canvas."""
+        w, h = sizes(shape[1], shape[0], self.detect_resolution).detect
+        return (h, w, *shape[2:])
+
 
 def detector(estimator: Estimator, detect_resolution: int = DEFAULT_RESOLUTION) -> Estimator:
     """``estimator`` finding people as ControlNet's preprocessor does: in each image or frame

@@ -43,7 +43,8 @@ def predict_files(est: Estimator, items: Sequence[T], read: Callable[[T], Any], 
             except PafposeError as err:
                 done[i] = (None, err)
                 continue
-            key = est.input_sizes(file.image.shape) if est.prepare is None else i  # a hook's sizes: alone
+            sized = est.prepare is None or hasattr(est.prepare, "output_shape")  # else a hook's sizes: alone
+            key = est.input_sizes(file.image.shape) if sized else i
             groups.setdefault(key, []).append((i, file))
         for group in groups.values():
             for (i, file), found in zip(group, _predict(est, [f for _, f in group], keep_fields), strict=True):

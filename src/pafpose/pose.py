@@ -87,7 +87,9 @@ class Pose:
     def replace(self, keypoints: np.ndarray | None = None, **changes: Any) -> Pose:
         """A copy with ``keypoints`` (and any other attribute) changed; the parts are kept."""
         values = {"score": self.score, "skeleton": self.skeleton, "track_id": self.track_id,
-                  "interpolated": self.interpolated, "parts": self.parts, **changes}
+                  "interpolated": self.interpolated, **changes}
+        if "parts" not in values:  # copies: a result never shares arrays with the one it came from
+            values["parts"] = {n: k.copy() for n, k in self.parts.items()} if self.parts else {}
         return Pose(self.keypoints.copy() if keypoints is None else keypoints, **values)
 
     def moved(self, points: Callable[[np.ndarray], np.ndarray]) -> Pose:
@@ -312,11 +314,14 @@ class Poses(list):
         return self.derive(kept)
 
     def thresholded(self, threshold: float) -> Poses:
-        """The people with keypoints scoring below ``threshold`` made missing."""
-        def low(p: Pose) -> Pose:
-            k = p.keypoints.copy()
+        """The people with keypoints (their parts' too) scoring below ``threshold`` made missing."""
+        def cut(k: np.ndarray) -> np.ndarray:
+            k = k.copy()
             k[k[:, 2] < threshold] = (np.nan, np.nan, 0.0)
-            return p.replace(k)
+            return k
+
+        def low(p: Pose) -> Pose:
+            return p.replace(cut(p.keypoints), parts={n: cut(k) for n, k in p.parts.items()})
 
         return self.derive(low(p) for p in self)
 
@@ -390,8 +395,9 @@ class Poses(list):
     # ------------------------------------------------------------------ pictures
     def plot(self, image: Any = None, threshold: float = 0.1) -> np.ndarray:
         """The image (BGR array, or a path; default: :attr:`source`) with every person drawn
-        (:func:`pafpose.draw.poses`). An image of another size than :attr:`image_size` (a
-        reduced decode, a thumbnail) is drawn on in its own pixels."""
+        (:func:`pafpose.draw.poses`; keypoints scoring below ``threshold`` left out). An image
+        of another size than :attr:`image_size` (a reduced decode, a thumbnail) is drawn on in
+        its own pixels."""
         from pafpose.draw import poses as draw_poses
 
         if image is None:
@@ -402,7 +408,7 @@ class Poses(list):
             from pafpose.images import open_image
 
             image = open_image(image).image
-        return draw_poses(image, self.on(image))
+        return draw_poses(image, self.on(image), threshold=threshold)
 
     def on(self, image: np.ndarray) -> Poses:
         """The people in the pixels of ``image``, a resized copy of theirs (itself when the sizes agree)."""

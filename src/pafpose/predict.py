@@ -60,7 +60,9 @@ def _host(x: torch.Tensor) -> np.ndarray:
 
 #: A preprocessing hook (:meth:`Estimator.with_options`): a BGR image -> the image the
 #: network is run on (e.g. resized as ControlNet's preprocessor resizes it). People are still
-#: reported in the given image's pixels.
+#: reported in the given image's pixels. A hook that also has ``output_shape(shape)`` (the
+#: shape it makes of an image of ``shape``) lets :meth:`Estimator.geometry` and
+#: :meth:`Estimator.input_sizes` answer for it.
 Prepare = Callable[[np.ndarray], np.ndarray]
 
 
@@ -222,16 +224,33 @@ class Estimator:
     def geometry(self, shape: tuple[int, ...]) -> Geometry:
         """Where an image of ``shape`` (``(H, W, ...)``) lies on the network input and on the
         fields :meth:`fields` returns (those of the largest scale, where the scales are
-        averaged): OpenPose's "net resolution" coordinates of that image."""
-        return self._geometry(shape, max(self.scales))
+        averaged): OpenPose's "net resolution" coordinates of that image (through the
+        preprocessing hook's resize, when it says the size it makes)."""
+        prepared = self._prepared_shape(shape)
+        g = self._geometry(prepared, max(self.scales))
+        if prepared[:2] == tuple(shape[:2]):
+            return g
+        return Geometry(g.fx * (prepared[1] / shape[1]), g.fy * (prepared[0] / shape[0]), g.stride)
+
+    def _prepared_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape the network gets for an image of ``shape``: the preprocessing hook's (its
+        ``output_shape(shape)``), else ``shape``."""
+        if self.prepare is None:
+            return tuple(shape)
+        sized = getattr(self.prepare, "output_shape", None)
+        if sized is None:
+            raise PafposeError("this Estimator's prepare hook does not say the size it makes (give it an "
+                               "output_shape(shape) method)")
+        return tuple(sized(tuple(shape)))
 
     def input_sizes(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         """The padded network input ``(h, w)`` at each scale for an image of ``shape`` (``(H, W, ...)``).
 
         Images with equal input sizes get exactly the padding in one :meth:`predict_batch` call
         that they get alone, so their results do not depend on the company: a server batches
-        by this key.
+        by this key. With a preprocessing hook: those of the image it makes (see :meth:`geometry`).
         """
+        shape = self._prepared_shape(shape)
         return tuple(self._geometry(shape, scale).padded_size(shape) for scale in self.scales)
 
     def _prepare(self, image: np.ndarray, geometry: Geometry) -> np.ndarray:

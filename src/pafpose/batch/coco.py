@@ -62,14 +62,17 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
     """``coco_results.json`` and ``coco_image_ids.json`` in ``folder`` from the sidecars under
     ``out/results``, in predict's order; inputs without lines (an error, or done by an earlier
     run without ``--json coco``) are counted in one notice."""
+    from pafpose.batch.results import shard_paths
     from pafpose.formats import write_json_atomic
     from pafpose.io import atomic_output
     from pafpose.outputs import CocoIds
 
     where: dict[str, Path] = {}
-    for path in sorted((out / "results").glob(f"{SIDECAR_PREFIX}*.jsonl")):
-        for key in _lines(path):
-            where.setdefault(key, path)
+    for shard in shard_paths(out):  # only a finished unit's lines: a sidecar whose shard is gone is stale
+        path = shard.with_name(sidecar_name(shard.name))
+        if path.exists():
+            for key in _lines(path):
+                where.setdefault(key, path)
     ordered = [i for i in items if i.kind == "image"] + [i for i in items if i.kind == "video"]
     ids = CocoIds(i.key for i in ordered if i.kind == "image")
     names: dict[int, str] = {}

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pafpose.batch.results import SUFFIXES, read_shard, shard_paths
+from pafpose.batch.results import SCHEMA, SUFFIXES, read_shard, shard_paths
 from pafpose.errors import PafposeError
 
 
@@ -73,14 +73,15 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
 
 
 def clean_temporaries(out: str | Path, older_than: float = 3600.0) -> int:
-    """Remove the hidden temporary shards (``.part-*.part.*``) and run markers (``.run-*``) a
+    """Remove the hidden temporary shards (``.part-*.part.*``), COCO lines (``.coco-*.part.*``)
+    and run markers (``.run-*``) a
     killed run left more than ``older_than`` seconds ago; returns how many. Recent ones may
     still be in use by the workers of a run that was killed a moment ago."""
     folder = Path(out) / "results"
     removed = 0
     if folder.is_dir():
         now = time.time()
-        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".run-*")]:
+        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".coco-*.part.*"), *folder.glob(".run-*")]:
             with contextlib.suppress(OSError):
                 if now - p.stat().st_mtime > older_than:
                     p.unlink()
@@ -111,6 +112,30 @@ def changed_options(out: str | Path, model: str, options: dict) -> list[str]:
     names = sorted(k for k in set(before) | set(options)
                    if k not in _NEUTRAL and before.get(k) != options.get(k))
     return (["model"] if first[0]["model"] != model else []) + names
+
+
+def older_layout(out: str | Path) -> bool:
+    """Whether ``out``'s shards hold people in the layout before ``Pose.to_dict`` (``id`` and
+    flat keypoints): a run must not add shards of another layout to them."""
+    paths = shard_paths(out)
+    if not paths:
+        return False
+    path = paths[0]
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).field("people").type != SCHEMA.field("people").type
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            for line, _ in zip(f, range(256), strict=False):
+                people = json.loads(line).get("people") or []
+                if people:
+                    return "track_id" not in people[0]
+    except Exception:  # damaged: scan() reports it
+        return False
+    return False
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pafpose.batch.cluster import Resources, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
-from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, scan
+from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, older_layout, scan
 from pafpose.batch.results import FORMATS
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
@@ -248,6 +248,10 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
         if not items:
             raise PafposeError("nothing to process: no readable source among " + " ".join(sources))
         clean_temporaries(out)
+        if older_layout(out):
+            raise PafposeError(f"--out {out}: holds results of an older pafpose, whose people are {{id, flat "
+                               "keypoints}}; adding today's {track_id, keypoints, parts} would make the folder "
+                               "unreadable as one table: use another --out")
         done = scan(out, say)
         changed = changed_options(out, _model_name(config), json.loads(json.dumps(config.to_dict())))
         if changed:
@@ -271,7 +275,7 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
             if summary.results == summary.inputs:
                 from pafpose.batch.coco import write_coco
 
-                write_coco(out, options.outputs.json_dir, items, say)
+                write_coco(out, options.outputs.json_folder, items, say)
             else:
                 say(f"--json coco: coco_results.json is written once every input is done ({summary.remaining} "
                     "left): run the command again")

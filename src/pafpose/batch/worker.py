@@ -244,7 +244,7 @@ class PoseWorker:
         t0 = time.perf_counter()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
         self._clock["write"] += time.perf_counter() - t0
-        self._clock["infer"] = self._spent() - before - self._clock["read"]
+        self._clock["infer"] = self._spent() - before  # the Estimator's own stages (reading files apart)
         n = len(items)
         spent = (time.perf_counter() - started) / n
         stages = {k: v / n for k, v in self._clock.items()}
@@ -277,7 +277,7 @@ class PoseWorker:
         existing = self._existing(path, started)
         if existing is not None:
             return existing
-        count = {"frames": 0, "people": 0}
+        count = {"frames": 0, "people": 0, "rows": 0}
         errors: list[str] = []
         self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
         before = sum(self.est.timings.values())
@@ -286,7 +286,7 @@ class PoseWorker:
         self._clock["infer"] = sum(self.est.timings.values()) - before
         self._clock["read"] = max(0.0, spent - self._clock["infer"] - self._clock["write"])  # the frames' decoding
         frames = count["frames"]
-        return [self._summary(item.key, "video", frames + len(errors), frames, count["people"],
+        return [self._summary(item.key, "video", count["rows"], frames, count["people"],
                               errors[0] if errors else None, spent, stages=dict(self._clock))]
 
     def _frames(self, item: Item, w: ShardWriter, count: dict[str, int], errors: list[str]) -> None:
@@ -319,10 +319,14 @@ class PoseWorker:
             if coco is not None:
                 coco.discard()
             raise
-        count["frames"], count["people"] = done.frames, done.people
+        count["frames"], count["people"], count["rows"] = done.frames, done.people, done.frames + 1
         if done.error is not None:
             errors.append(done.error)
             w.write([self._row(item, None, None, None, done.error)])
+        elif done.frames == 0:  # none of its frames asked for (--frame-first...): one row says it is done
+            w.write([self._row(item, None, None, [])])
+        else:
+            count["rows"] = done.frames
 
 
 def worker_class(settings: WorkerSettings) -> type[PoseWorker]:

@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256; images of one input size go together)")
-    add_output_arguments(p, json_default="none")
+    add_output_arguments(p, json_default=None, shown="none")
     p.set_defaults(func=run)
 
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.batch.runner import BatchOptions, run, summary_text
     from pafpose.cli import openpose_flags
 
-    outputs = openpose_flags.resolve(args)
+    outputs = openpose_flags.resolve(args, default_json="none")
     if getattr(args, "show", False):
         raise PafposeError("--display: pafpose batch shows no window (pafpose predict --show does)")
     config = config_from_args(args)

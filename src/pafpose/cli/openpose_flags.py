@@ -267,10 +267,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        dest="op_ignore_" + flag, help=argparse.SUPPRESS)
 
 
-def resolve(args: argparse.Namespace) -> OutputOptions:
+def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputOptions:
     """Check OpenPose's options together, apply those that are the Estimator's or the run's
     (sources, --height, --scales, --show, --json, --out, --save-images, the frames: ``args.frames``)
-    to ``args``, and return what the run writes. Conflicts are one-line errors."""
+    to ``args``, and return what the run writes (``default_json`` when neither --json nor
+    --write_json says: predict's openpose, batch's none). Conflicts are one-line errors."""
     from pafpose.outputs import HeatmapOptions, OutputOptions
     from pafpose.video import FrameRange
 
@@ -309,7 +310,12 @@ def resolve(args: argparse.Namespace) -> OutputOptions:
     json_dir = getattr(args, "op_json_dir", None)
     if args.json is None:  # OpenPose writes only what it is asked to: a script's --write_images alone, no JSON
         openpose_writes = spelled & {"--write_images", "--write_video", "--write_heatmaps"}
-        args.json = "none" if (json_dir is None and openpose_writes and not out_given) else "openpose"
+        if json_dir is not None:
+            args.json = "openpose"
+        elif default_json != "openpose":
+            args.json = default_json
+        else:
+            args.json = "none" if (openpose_writes and not out_given) else "openpose"
     images_dir = getattr(args, "op_images_dir", None)
     if images_dir is not None:
         args.save_images = True
@@ -352,8 +358,8 @@ def resolve(args: argparse.Namespace) -> OutputOptions:
         disable_blending=args.disable_blending,
         write_video=args.write_video,
         write_video_fps=None if fps == -1 else float(fps),
-        json_dir=json_dir or args.out,
-        images_dir=images_dir or args.out,
+        json_dir=json_dir,
+        images_dir=images_dir,
         images_format=getattr(args, "op_images_format", None),
     )
 

@@ -70,13 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_output_arguments(p: argparse.ArgumentParser, json_default: str | None) -> None:
+def add_output_arguments(p: argparse.ArgumentParser, json_default: str | None, shown: str = "openpose") -> None:
     """What a run writes (:class:`~pafpose.outputs.OutputOptions`): the same options in
     ``pafpose predict`` and ``pafpose batch``, OpenPose's and ControlNet's included."""
     from pafpose.outputs import JSON_FORMATS
 
     p.add_argument("--json", choices=JSON_FORMATS, default=json_default,
-                   help=f"keypoint output format (default: {json_default or 'openpose'}): openpose, one file per "
+                   help=f"keypoint output format (default: {json_default or shown}): openpose, one file per "
                    "image or frame; coco, one results file; posetrack, one file per video or sequence")
     p.add_argument("--save-images", action="store_true", help="write the drawn images (and video frames)")
     p.add_argument("--save-video", action="store_true", help="write the drawn video of each video source")
@@ -318,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"--out {args.out}: exists and is not a folder")
     if not args.sources:
         raise PafposeError("nothing to process: give a SOURCE (or OpenPose's --image_dir, --video, --camera)")
-    sources, errors, ignored = expand_sources(args.sources, options.images_dir)
+    sources, errors, ignored = expand_sources(args.sources, options.images_folder)
     for message in errors:
         warn(f"error: {message}")
     if not sources:

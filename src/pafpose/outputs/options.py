@@ -15,6 +15,11 @@ from pafpose.errors import PafposeError
 
 #: ``--json``: the keypoint files a run writes.
 JSON_FORMATS = ("openpose", "coco", "posetrack", "none")
+#: Drawn images' formats (OpenPose's ``--write_images_format``): what OpenCV encodes everywhere.
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
+#: OpenPose's heatmap file formats and scales (``--write_heatmaps_format``, ``--heatmaps_scale``).
+HEATMAP_FORMATS = ("png", "float")
+HEATMAP_SCALES = (0, 1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,13 @@ class HeatmapOptions:
     pafs: bool = True
     scale: int = 2
     format: str = "png"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))
+        if self.format not in HEATMAP_FORMATS:
+            raise PafposeError(f"heatmap format must be one of {', '.join(HEATMAP_FORMATS)}, got {self.format!r}")
+        if isinstance(self.scale, bool) or self.scale not in HEATMAP_SCALES:
+            raise PafposeError(f"heatmap scale must be one of 0, 1, 2, 3, got {self.scale!r}")
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,9 @@ class OutputOptions:
         disable_blending: draw on black, not on the image.
         write_video: one video of every drawn image and frame of the run (OpenPose's
             ``--write_video``), at ``write_video_fps`` (None: 30).
-        json_dir: where keypoint files go (default ``out``; OpenPose's ``--write_json DIR``).
-        images_dir: where drawn images go (default ``out``; ``--write_images DIR``).
+        json_dir: where keypoint files go (None: ``out``; OpenPose's ``--write_json DIR``);
+            :attr:`json_folder` says which.
+        images_dir: where drawn images go (None: ``out``; ``--write_images DIR``); :attr:`images_folder`.
         images_format: the drawn images' format (``--write_images_format``; default by input).
     """
 
@@ -81,31 +94,44 @@ class OutputOptions:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
-        if self.json_dir is None:
-            object.__setattr__(self, "json_dir", self.out)
-        if self.images_dir is None:
-            object.__setattr__(self, "images_dir", self.out)
         if self.json not in JSON_FORMATS:
             raise PafposeError(f"json must be one of {', '.join(JSON_FORMATS)}, got {self.json!r}")
         check_number("threshold", self.threshold, 0, 1)
         if self.write_video_fps is not None:
             check_number("write_video_fps", self.write_video_fps, 0, 1000, lo_open=True, hi_open=True)
-        if self.keypoint_scale not in range(5) or isinstance(self.keypoint_scale, bool):
+        if not isinstance(self.keypoint_scale, int) or isinstance(self.keypoint_scale, bool) \
+                or self.keypoint_scale not in range(5):
             raise PafposeError(f"keypoint scale must be 0, 1, 2, 3 or 4, got {self.keypoint_scale!r}")
+        if self.number_people_max == -1:  # OpenPose's "everyone"
+            object.__setattr__(self, "number_people_max", None)
         if self.number_people_max is not None:
             check_number("number_people_max", self.number_people_max, 1, None, integer=True)
         if self.controlnet is not None:
             from pafpose.controlnet import RESOLUTION_RANGE
 
+            if not isinstance(self.controlnet, (tuple, list)) or len(self.controlnet) != 2:
+                raise PafposeError(f"controlnet must be (detect, image) resolutions, got {self.controlnet!r}")
             for what, value in zip(("detect resolution", "image resolution"), self.controlnet, strict=True):
                 check_number(what, value, *RESOLUTION_RANGE, integer=True)
             object.__setattr__(self, "controlnet", tuple(int(v) for v in self.controlnet))
+        if self.images_format is not None and self.images_format not in IMAGE_FORMATS:
+            raise PafposeError(f"images format must be one of {', '.join(IMAGE_FORMATS)}, got {self.images_format!r}")
         if isinstance(self.heatmaps, dict):
             object.__setattr__(self, "heatmaps", HeatmapOptions(**self.heatmaps))
         shaping = [n for n, on in (("keypoints", self.keypoints is not None), ("keypoint_scale", self.keypoint_scale),
                                    ("part_candidates", self.part_candidates)) if on]
         if shaping and self.json != "openpose":
             raise PafposeError(f"{shaping[0]} shapes the OpenPose JSON, but json is {self.json}")
+
+    @property
+    def json_folder(self) -> Path:
+        """Where the keypoint files go."""
+        return self.out if self.json_dir is None else self.json_dir
+
+    @property
+    def images_folder(self) -> Path:
+        """Where the drawn images go."""
+        return self.out if self.images_dir is None else self.images_dir
 
     @property
     def keep_fields(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from pafpose.errors import PafposeError
 from pafpose.outputs.coco import CocoIds, CocoJournal
 from pafpose.outputs.options import OutputOptions
 from pafpose.outputs.posetrack import PoseTrackFiles
@@ -77,8 +78,8 @@ class Writer:
         self.written: list[Path] = []
         self._names = UniqueNames()
         self._sequence_names = UniqueNames()  # videos' and folders' sequences never share a file
-        self._posetrack = PoseTrackFiles(options.json_dir) if options.json == "posetrack" else None
-        self._coco = CocoJournal(options.json_dir, CocoIds(locations), self.warn) if options.json == "coco" else None
+        self._posetrack = PoseTrackFiles(options.json_folder) if options.json == "posetrack" else None
+        self._coco = CocoJournal(options.json_folder, CocoIds(locations), self.warn) if options.json == "coco" else None
         self._video: Any = None  # --write-video: one video of every drawn image and frame
 
     # ------------------------------------------------------------------ names
@@ -103,7 +104,7 @@ class Writer:
         with self.guard():  # an image's outputs, or none
             self._keypoints(people, image, name, location, sequence)
             self._heatmaps(people, name)
-            self._controlnet(people, name)
+            self._controlnet(people, image, name)
             if drawn is not None:
                 if video is not None:
                     video.write(drawn)
@@ -129,7 +130,7 @@ class Writer:
         o = self.options
         if o.json == "openpose":
             doc = self.openpose_document(people, image)
-            self.written.append(write_json_atomic(doc, o.json_dir / f"{name}_keypoints.json"))
+            self.written.append(write_json_atomic(doc, o.json_folder / f"{name}_keypoints.json"))
         elif o.json == "posetrack" and self._posetrack is not None:
             self._posetrack.add(sequence or name, people, location or name)
         elif o.json == "coco" and self._coco is not None:
@@ -166,15 +167,19 @@ class Writer:
         maps = heatmap_maps(people.fields, self.spec, h.parts, h.background, h.pafs, h.scale)
         self.written.append(write_heatmaps(h.folder / heatmap_file_name(name, h.format), maps, channels, h.format))
 
-    def _controlnet(self, people: Poses, name: str) -> None:
-        """ControlNet's pose image and pose JSON (``NAME_controlnet.png/.json``)."""
-        if self.options.controlnet is None or people.image_size is None:
+    def _controlnet(self, people: Poses, image: np.ndarray | None, name: str) -> None:
+        """ControlNet's pose image and pose JSON (``NAME_controlnet.png/.json``), at the people's
+        image's size (else the given image's)."""
+        if self.options.controlnet is None:
             return
         from pafpose import controlnet
         from pafpose.formats import write_json_atomic
         from pafpose.io import write_image_atomic
 
-        size = people.image_size
+        size = people.image_size or (None if image is None else (image.shape[1], image.shape[0]))
+        if size is None:
+            raise PafposeError(f"{name}: ControlNet's files need the image's size: give the image, or people "
+                               "that know it (Poses.image_size)")
         sizes = controlnet.sizes(*size, *self.options.controlnet)
         found = controlnet.keypoints(people, *size, self.options.threshold)
         stem = self.options.out / f"{name}_controlnet"  # names may hold dots: no with_suffix
@@ -186,7 +191,7 @@ class Writer:
 
         if self.options.images_format is not None:  # OpenPose's --write_images_format
             suffix = "." + self.options.images_format
-        self.written.append(write_image_atomic(drawn, self.options.images_dir / f"{name}_rendered{suffix}"))
+        self.written.append(write_image_atomic(drawn, self.options.images_folder / f"{name}_rendered{suffix}"))
 
     def _run_video(self, drawn: np.ndarray) -> None:
         """Add a drawn image or frame to the run's one video (OpenPose's ``--write_video``)."""
