@@ -65,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="seconds to wait for a stream URL to open and for each of its frames (default: %(default)s)")
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
-                   help="images or frames per network call (1..256)")
+                   help="images or frames per network call (1..256; images of one input size go together, so each "
+                   "finds what it finds alone)")
     add_output_arguments(p, json_default=None)
     p.set_defaults(func=run)
 
