@@ -49,6 +49,9 @@ def test_what_the_image_was_follows_every_conversion():
     assert np.isnan(low.keypoints[:, r[0].keypoints[:, 2] < 0.5, 0]).all()
     assert np.isfinite(low.keypoints[0, -1]).all()
     assert r.top(1).scores.tolist() == [0.9]
+    first = r[:1]  # a slice is a result of the same image
+    assert isinstance(first, Poses) and first.image_size == r.image_size and first.scores.tolist() == [0.9]
+    assert isinstance(r[0], Pose) and r[-1] is r[1]
     with pytest.raises(PafposeError, match="number of people"):
         r.top(0)
 

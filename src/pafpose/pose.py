@@ -218,6 +218,12 @@ class Poses(list):
     _skeleton: Skeleton | None = None
 
     # ------------------------------------------------------------------ what it holds
+    def __getitem__(self, index: Any) -> Any:
+        """A person, or for a slice (``people[:3]``) a result of the same image."""
+        if isinstance(index, slice):
+            return self.derive(super().__getitem__(index))
+        return super().__getitem__(index)
+
     @property
     def skeleton(self) -> Skeleton | None:
         """The keypoint layout (the people's; set for an empty result by the Estimator)."""
