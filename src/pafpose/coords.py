@@ -79,6 +79,17 @@ class Geometry:
         """Input coordinate of the centre of field cell 0: ``(stride - 1) / 2``."""
         return (self.stride - 1) / 2.0
 
+    # ------------------------------------------------------------------ resizes before this one
+    def for_resized(self, fx: float, fy: float) -> Geometry:
+        """This placement for the image resized by ``fx`` x ``fy`` (new pixels per old pixel):
+        the factors divide, so a point lands on the same input pixel from either image."""
+        return Geometry(self.fx / fx, self.fy / fy, self.stride)
+
+    def through(self, step: Geometry) -> Geometry:
+        """This placement for the image that ``step`` resized into this one's image (``step``:
+        later pixels per earlier pixel): the factors multiply, resize after resize."""
+        return Geometry(self.fx * step.fx, self.fy * step.fy, self.stride)
+
     # ------------------------------------------------------------------ sizes
     def input_size(self, image_shape: tuple[int, ...]) -> tuple[int, int]:
         """``(h, w)`` of the resized image (at least 1 x 1) for an image of ``(H, W, ...)``."""

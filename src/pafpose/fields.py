@@ -52,8 +52,7 @@ class Fields(NamedTuple):
         """The same fields for the people's image resized by ``fx`` x ``fy`` (new pixels per old
         pixel, as :func:`~pafpose.pose.scale_poses` moves the people): resizes compose by
         multiplying their factors (:mod:`pafpose.coords`)."""
-        g = self.geometry
-        return self._replace(geometry=Geometry(g.fx / fx, g.fy / fy, g.stride))
+        return self._replace(geometry=self.geometry.for_resized(fx, fy))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ def predict_files(est: Estimator, items: Sequence[T], read: Callable[[T], Any], 
     each image gets exactly the padding it gets alone: its people do not depend on the company
     it has in the batch. An image the network refuses is reported alone; the others go on.
     """
+    sized = est.prepare is None or hasattr(est.prepare, "output_shape")  # else a hook's images go alone
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         done: dict[int, tuple[Any, Poses | PafposeError]] = {}
@@ -43,7 +44,6 @@ def predict_files(est: Estimator, items: Sequence[T], read: Callable[[T], Any], 
             except PafposeError as err:
                 done[i] = (None, err)
                 continue
-            sized = est.prepare is None or hasattr(est.prepare, "output_shape")  # else a hook's sizes: alone
             key = est.input_sizes(file.image.shape) if sized else i
             groups.setdefault(key, []).append((i, file))
         for group in groups.values():

@@ -283,8 +283,7 @@ class Poses(list):
         if self.fields is not None:
             out.fields = self.fields.for_resized(fx, fy)
         if self.geometry is not None:
-            g = self.geometry
-            out.geometry = Geometry(g.fx / fx, g.fy / fy, g.stride)
+            out.geometry = self.geometry.for_resized(fx, fy)
         if size is not None:
             out.image_size = (int(size[0]), int(size[1]))
         elif self.image_size is not None:

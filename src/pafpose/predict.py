@@ -230,7 +230,7 @@ class Estimator:
         g = self._geometry(prepared, max(self.scales))
         if prepared[:2] == tuple(shape[:2]):
             return g
-        return Geometry(g.fx * (prepared[1] / shape[1]), g.fy * (prepared[0] / shape[0]), g.stride)
+        return g.through(Geometry(prepared[1] / shape[1], prepared[0] / shape[0]))
 
     def _prepared_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape the network gets for an image of ``shape``: the preprocessing hook's (its
@@ -406,11 +406,10 @@ class Estimator:
         out = []
         for (hm, paf, g), shot in zip(fields, shots, strict=True):
             people = to_image(self.decoder.decode(hm, paf), g)
-            fx, fy = g.fx, g.fy
             for step in reversed(shot.steps):
                 people = people.moved(step.input_to_image)
-                fx, fy = fx * step.fx, fy * step.fy
-            people.geometry = g if not shot.steps else Geometry(fx, fy, g.stride)
+                g = g.through(step)
+            people.geometry = g
             people.image_size, people.source, people.skeleton = shot.size, shot.source, self.spec.skeleton
             if keep_fields:
                 people.fields = Fields(_host(hm), _host(paf), people.geometry)

@@ -63,9 +63,7 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
     ``out/results``, in predict's order; inputs without lines (an error, or done by an earlier
     run without ``--json coco``) are counted in one notice."""
     from pafpose.batch.results import shard_paths
-    from pafpose.formats import write_json_atomic
-    from pafpose.io import atomic_output
-    from pafpose.outputs import CocoIds
+    from pafpose.outputs.coco import CocoIds, write_results
 
     where: dict[str, Path] = {}
     for shard in shard_paths(out):  # only a finished unit's lines: a sidecar whose shard is gone is stale
@@ -75,10 +73,9 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
                 where.setdefault(key, path)
     ordered = [i for i in items if i.kind == "image"] + [i for i in items if i.kind == "video"]
     ids = CocoIds(i.key for i in ordered if i.kind == "image")
-    names: dict[int, str] = {}
     missing = [i for i in ordered if i.key not in where]
 
-    def records() -> Iterator[dict[str, Any]]:
+    def records() -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
         cached: tuple[Path | None, dict[str, list[dict[str, Any]]]] = (None, {})
         for item in ordered:
             path = where.get(item.key)
@@ -86,22 +83,10 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
                 continue
             if cached[0] != path:
                 cached = (path, _lines(path))
-            yield from cached[1].get(item.key, [])
+            for record in cached[1].get(item.key, []):
+                yield ids(record["key"] if record["frame"] is None else None), record["name"], record["results"]
 
-    def results(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("[")
-            first = True
-            for record in records():
-                image_id = ids(record["key"] if record["frame"] is None else None)
-                names[image_id] = record["name"]
-                for result in record["results"]:
-                    f.write(("" if first else ", ") + json.dumps({**result, "image_id": image_id}))
-                    first = False
-            f.write("]")
-
-    written = [atomic_output(folder / "coco_results.json", results),
-               write_json_atomic({str(k): v for k, v in sorted(names.items())}, folder / "coco_image_ids.json")]
+    written = write_results(folder, records())
     if missing:
         warn(f"--json coco: {len(missing)} input{'s' * (len(missing) != 1)} have no COCO results (errors, or done "
              "by an earlier run without --json coco)")

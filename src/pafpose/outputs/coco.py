@@ -11,11 +11,35 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pafpose.pose import Poses
+
+
+def write_results(folder: Path, records: Iterable[tuple[int, str, list[dict[str, Any]]]]) -> list[Path]:
+    """``coco_results.json`` and ``coco_image_ids.json`` in ``folder`` from ``(image id, name,
+    results)`` per image, streamed: memory holds one image's results at a time, however many
+    images a run has. A run's journal and a batch run's merge both end here."""
+    from pafpose.formats import write_json_atomic
+    from pafpose.io import atomic_output
+
+    names: dict[int, str] = {}
+
+    def results(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write("[")
+            first = True
+            for image_id, name, found in records:
+                names[image_id] = name
+                for result in found:
+                    out.write(("" if first else ", ") + json.dumps({**result, "image_id": image_id}))
+                    first = False
+            out.write("]")
+
+    return [atomic_output(folder / "coco_results.json", results),
+            write_json_atomic({str(k): v for k, v in sorted(names.items())}, folder / "coco_image_ids.json")]
 
 
 class CocoIds:
@@ -49,7 +73,6 @@ class CocoJournal:
     def __init__(self, folder: Path, ids: CocoIds, warn: Callable[[str], None]) -> None:
         self.folder = folder
         self.ids = ids
-        self.names: dict[int, str] = {}
         self.partial = folder / "coco_results.partial.jsonl"
         self._warn = warn
         self._file: Any = None
@@ -57,7 +80,6 @@ class CocoJournal:
     def add(self, name: str, people: Poses, location: str | None) -> None:
         """Append one image's results (people in its pixels) and flush them."""
         image_id = self.ids(location)
-        self.names[image_id] = name
         self._line({"image_id": image_id, "name": name, "results": people.to_coco(image_id)})
 
     def _line(self, record: dict[str, Any]) -> None:
@@ -76,29 +98,19 @@ class CocoJournal:
         except OSError as err:  # a full disk: name the file
             raise OSError(err.errno, err.strerror or str(err), str(self.partial)) from err
 
-    def _results(self, tmp: str) -> None:
-        """The results file, streamed from the journal (never all results in memory)."""
-        if self._file is not None:
-            self._file.flush()
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write("[")
-            first = True
-            if self._file is not None and self.partial.exists():
-                with open(self.partial, encoding="utf-8") as journal:
-                    for line in journal:
-                        for result in json.loads(line)["results"]:
-                            out.write(("" if first else ", ") + json.dumps(result))
-                            first = False
-            out.write("]")
+    def _records(self) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+        """The journal's images, read back one line at a time."""
+        if self._file is None or not self.partial.exists():
+            return
+        self._file.flush()
+        with open(self.partial, encoding="utf-8") as journal:
+            for line in journal:
+                record = json.loads(line)
+                yield record["image_id"], record["name"], record["results"]
 
     def finish(self) -> list[Path]:
         """Write ``coco_results.json`` and ``coco_image_ids.json``; the journal goes."""
-        from pafpose.formats import write_json_atomic
-        from pafpose.io import atomic_output
-
-        written = [atomic_output(self.folder / "coco_results.json", self._results),
-                   write_json_atomic({str(k): v for k, v in sorted(self.names.items())},
-                                     self.folder / "coco_image_ids.json")]
+        written = write_results(self.folder, self._records())
         if self._file is not None:  # the final files hold everything
             self._file.close()
             self._file = None
