@@ -30,7 +30,8 @@ def sidecar_name(shard: str) -> str:
 
 
 class Sidecar:
-    """One unit's COCO lines, written to a hidden file and renamed into place by :meth:`commit`."""
+    """One unit's COCO lines, written to a hidden file and renamed into place by :meth:`commit`;
+    as a context manager, committed when the block ends well and discarded when it raises."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,6 +48,15 @@ class Sidecar:
     def discard(self) -> None:
         self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Sidecar:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 def _lines(path: Path) -> dict[str, list[dict[str, Any]]]:

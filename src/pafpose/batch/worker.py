@@ -13,6 +13,7 @@ actors, and the class is usable, and tested, without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -217,9 +218,8 @@ class PoseWorker:
         self._clock = dict.fromkeys(("read", "infer", "write"), 0.0)
         before = self._spent()
         writer = self._writer()
-        coco = self._sidecar(path)
         rows: dict[str, dict[str, Any]] = {}
-        try:
+        with self._sidecar(path) as coco:  # before the shard: a shard present means its COCO lines are there
             for item, file, found in predict_files(self.est, items, self._read_timed, self.s.batch_size,
                                                    self.outputs.keep_fields):
                 t0 = time.perf_counter()
@@ -235,12 +235,6 @@ class PoseWorker:
                         coco.add(item.key, None, item.name, written.people)
                 self._clock["write"] += time.perf_counter() - t0
             writer.finish()
-            if coco is not None:  # before the shard: a shard present means its COCO lines are there
-                coco.commit()
-        except BaseException:
-            if coco is not None:
-                coco.discard()
-            raise
         t0 = time.perf_counter()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
         self._clock["write"] += time.perf_counter() - t0
@@ -252,9 +246,10 @@ class PoseWorker:
                               stages=stages) for i in items]
 
     def _sidecar(self, shard: Path) -> Any:
-        """The unit's COCO lines (``--json coco``), else None."""
+        """The unit's COCO lines (``--json coco``; a context: committed when the unit's outputs are
+        all written), else a context of None."""
         if not self.coco:
-            return None
+            return contextlib.nullcontext(None)
         from pafpose.batch.coco import Sidecar, sidecar_name
 
         return Sidecar(shard.with_name(sidecar_name(shard.name)))
@@ -297,28 +292,21 @@ class PoseWorker:
 
         from pafpose.outputs import frame_name
 
-        coco = self._sidecar(self.results / shard_name([item.key], self.s.format))
-
-        def row(index: int, frame: np.ndarray, written: Any) -> bool:
-            t0 = time.perf_counter()
-            w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), written.people)])
-            if coco is not None:
-                coco.add(item.key, index, frame_name(item.name, index), written.people)
-            self._clock["write"] += time.perf_counter() - t0
-            return True
-
         writer = self._writer()
-        try:
+        with self._sidecar(self.results / shard_name([item.key], self.s.format)) as coco:  # before the shard
+
+            def row(index: int, frame: np.ndarray, written: Any) -> bool:
+                t0 = time.perf_counter()
+                w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), written.people)])
+                if coco is not None:
+                    coco.add(item.key, index, frame_name(item.name, index), written.people)
+                self._clock["write"] += time.perf_counter() - t0
+                return True
+
             done = run_video(self.est, item.key, writer, item.name, frames=self.frames, batch_size=self.s.batch_size,
                              track=self.s.track, online=self.s.online, timeout=self.s.timeout,
                              keep_fields=self.outputs.keep_fields, on_frame=row, label=item.source)
             writer.finish()
-            if coco is not None:  # before the shard is renamed into place
-                coco.commit()
-        except BaseException:
-            if coco is not None:
-                coco.discard()
-            raise
         count["frames"], count["people"], count["rows"] = done.frames, done.people, done.frames + 1
         if done.error is not None:
             errors.append(done.error)
