@@ -22,7 +22,7 @@ import numpy as np
 from pafpose.checks import check_number
 from pafpose.coords import Geometry
 from pafpose.errors import PafposeError
-from pafpose.skeleton import COCO17, Skeleton, convert_keypoints, get_skeleton
+from pafpose.skeleton import COCO17, FOOT_KEYPOINTS, Skeleton, convert_keypoints, get_skeleton
 
 if TYPE_CHECKING:
     from pafpose.fields import Fields
@@ -101,11 +101,27 @@ class Pose:
         """The same person in another keypoint layout (``"coco18"``, ``"body25"``, ``"coco17"``),
         keypoints matched by name: BODY-25's ``mid_hip`` is the mid-point of the hips and
         COCO-18's ``neck`` that of the shoulders when both are found; keypoints the source
-        lacks (BODY-25's feet) are missing (see :func:`~pafpose.skeleton.convert_keypoints`)."""
+        lacks (BODY-25's feet) are missing (see :func:`~pafpose.skeleton.convert_keypoints`)
+        unless the person has whole-body ``parts["feet"]``, which fill them."""
         skeleton = get_skeleton(skeleton)
         if skeleton is self.skeleton:
             return self.replace()
-        return self.replace(convert_keypoints(self.keypoints, self.skeleton, skeleton), skeleton=skeleton)
+        kps = convert_keypoints(self.keypoints, self.skeleton, skeleton)
+        feet = self.parts.get("feet")
+        if feet is not None:  # the whole-body feet fill the layout's foot keypoints (BODY-25's)
+            for i, name in enumerate(FOOT_KEYPOINTS):
+                if name in skeleton.keypoints and name not in self.skeleton.keypoints:
+                    kps[skeleton.index(name)] = feet[i]
+        return self.replace(kps, skeleton=skeleton)
+
+    def feet(self) -> np.ndarray:
+        """``(6, 3)`` foot keypoints in :data:`~pafpose.skeleton.FOOT_KEYPOINTS`' order: the
+        layout's own (BODY-25's), else the whole-body ``parts["feet"]``, else all missing."""
+        if all(n in self.skeleton.keypoints for n in FOOT_KEYPOINTS):
+            return self.keypoints[[self.skeleton.index(n) for n in FOOT_KEYPOINTS]].copy()
+        if "feet" in self.parts:
+            return self.parts["feet"].copy()
+        return np.tile([np.nan, np.nan, 0.0], (len(FOOT_KEYPOINTS), 1))
 
     def to_coco17(self) -> Pose:
         """The same person in COCO-17 order (OpenPose's neck is dropped)."""

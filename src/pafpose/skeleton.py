@@ -256,3 +256,20 @@ def convert_keypoints(keypoints: np.ndarray, src: Skeleton | str, dst: Skeleton 
             mid[..., 2] = np.where(both, np.minimum(ka[..., 2], kb[..., 2]), 0.0)
             out[..., dst.index(name), :] = mid
     return out
+
+
+# ---------------------------------------------------------------------- whole body: the parts beside the body
+#: OpenPose's (and MediaPipe's) 21 hand keypoints, in their order: the wrist, then each finger
+#: from its base to its tip (thumb, index, middle, ring, little finger).
+HAND_KEYPOINTS: tuple[str, ...] = ("wrist",) + tuple(
+    f"{finger}_{joint}" for finger in ("thumb", "index", "middle", "ring", "little")
+    for joint in (("cmc", "mcp", "ip", "tip") if finger == "thumb" else ("mcp", "pip", "dip", "tip")))
+#: OpenPose's face: the 68 iBUG (300-W) points, then the right and the left pupil.
+FACE_KEYPOINTS: tuple[str, ...] = tuple(f"face_{i}" for i in range(68)) + ("right_pupil", "left_pupil")
+#: The six foot keypoints in BODY-25's (and COCO-WholeBody's) order.
+FOOT_KEYPOINTS: tuple[str, ...] = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
+                                   "right_small_toe", "right_heel")
+#: :attr:`pafpose.pose.Pose.parts`' names and their keypoint names: a person's face (70), hands
+#: (21 each) and feet (6, filled into BODY-25's foot keypoints by a conversion).
+PART_KEYPOINTS: dict[str, tuple[str, ...]] = {"face": FACE_KEYPOINTS, "hand_left": HAND_KEYPOINTS,
+                                              "hand_right": HAND_KEYPOINTS, "feet": FOOT_KEYPOINTS}
