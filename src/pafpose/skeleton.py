@@ -261,11 +261,11 @@ def convert_keypoints(keypoints: np.ndarray, src: Skeleton | str, dst: Skeleton 
 # ---------------------------------------------------------------------- whole body: the parts beside the body
 #: OpenPose's (and MediaPipe's) 21 hand keypoints, in their order: the wrist, then each finger
 #: from its base to its tip (thumb, index, middle, ring, little finger).
-HAND_KEYPOINTS: tuple[str, ...] = ("wrist",) + tuple(
+HAND_KEYPOINTS: tuple[str, ...] = ("wrist", *(
     f"{finger}_{joint}" for finger in ("thumb", "index", "middle", "ring", "little")
-    for joint in (("cmc", "mcp", "ip", "tip") if finger == "thumb" else ("mcp", "pip", "dip", "tip")))
+    for joint in (("cmc", "mcp", "ip", "tip") if finger == "thumb" else ("mcp", "pip", "dip", "tip"))))
 #: OpenPose's face: the 68 iBUG (300-W) points, then the right and the left pupil.
-FACE_KEYPOINTS: tuple[str, ...] = tuple(f"face_{i}" for i in range(68)) + ("right_pupil", "left_pupil")
+FACE_KEYPOINTS: tuple[str, ...] = (*(f"face_{i}" for i in range(68)), "right_pupil", "left_pupil")
 #: The six foot keypoints in BODY-25's (and COCO-WholeBody's) order.
 FOOT_KEYPOINTS: tuple[str, ...] = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
                                    "right_small_toe", "right_heel")
