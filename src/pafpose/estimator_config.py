@@ -7,6 +7,7 @@ Kept free of torch, so that building the command line stays fast.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -17,6 +18,30 @@ from pafpose.errors import PafposeError
 DEFAULT_MODEL = "human-pose-estimation-0001"
 PRECISIONS = ("auto", "float32", "float16", "bfloat16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+
+#: What whole body can add: ``hands`` (both), ``face`` (70 points), ``feet`` (heels, big toes).
+PARTS = ("hands", "face", "feet")
+#: Where face crops come from: the body's keypoints (OpenPose's ``--face_detector 0``), or
+#: MediaPipe's face detector on the whole image as well (``1``: close-up portraits, where the
+#: body is barely visible; a face with no body found becomes a person of its own).
+FACE_DETECTORS = ("body", "detector")
+
+
+def check_parts(parts: Iterable[str]) -> tuple[str, ...]:
+    """``parts`` as a sorted tuple of :data:`PARTS` (``"wholebody"``/``"all"``: all three), or a one-line error."""
+    if isinstance(parts, str):
+        parts = (parts,)
+    out: set[str] = set()
+    for p in parts:
+        if p in ("wholebody", "all"):
+            out.update(PARTS)
+        elif p in ("hand", "hands"):
+            out.add("hands")
+        elif p in PARTS:
+            out.add(p)
+        else:
+            raise PafposeError(f"unknown part {p!r}: use any of {', '.join(PARTS)} (or wholebody)")
+    return tuple(p for p in PARTS if p in out)
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,12 @@ class EstimatorConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig, metadata={"help": "the decoder's thresholds"})
     max_side: int = field(default=2048, metadata={"help": "longest network input side at scale 1 (very wide "
                                                           "images are shrunk to fit)"})
+    parts: tuple[str, ...] = field(default=(), metadata={"help": (
+        "whole body: any of hands (21 points each), face (68 points + 2 pupils), feet (heels, big toes), or "
+        "wholebody for all three: found on crops the body gives, by MediaPipe's landmark networks")})
+    face_detector: str = field(default="body", metadata={"help": (
+        "where face crops come from: body (its nose, eyes and ears) or detector (also MediaPipe's face "
+        "detector on the whole image: close-up portraits, where the body is barely visible)")})
 
     def __post_init__(self) -> None:
         """Normalise types (a ``Path``, a ``torch.device``, a list of scales) and check every value."""
@@ -80,6 +111,11 @@ class EstimatorConfig:
         elif not isinstance(self.decoder, DecoderConfig):
             raise PafposeError(f"decoder must be a DecoderConfig, got {type(self.decoder).__name__}")
         check_number("max_side", self.max_side, 1, MAX_SIDE, integer=True)
+        set_(self, "parts", check_parts(self.parts))
+        if self.face_detector not in FACE_DETECTORS:
+            raise PafposeError(f"unknown face detector {self.face_detector!r}: use {' or '.join(FACE_DETECTORS)}")
+        if self.face_detector != "body" and "face" not in self.parts:
+            set_(self, "parts", check_parts((*self.parts, "face")))  # a face detector is asked for faces
 
     def replace(self, **changes: Any) -> EstimatorConfig:
         """A copy with ``changes``, checked as a new config is."""
@@ -89,11 +125,14 @@ class EstimatorConfig:
         """Plain JSON values (for worker processes); :meth:`from_dict` reads them back."""
         out = asdict(self)
         out["scales"] = list(self.scales)
+        out["parts"] = list(self.parts)
         return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EstimatorConfig:
         values = dict(values)
+        if isinstance(values.get("parts"), list):
+            values["parts"] = tuple(values["parts"])
         if isinstance(values.get("decoder"), dict):
             values["decoder"] = DecoderConfig(**values["decoder"])
         known = {f.name for f in fields(cls)}

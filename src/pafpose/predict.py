@@ -108,6 +108,10 @@ class Estimator:
       CPUs with bfloat16 instructions (:func:`cpu_has_bfloat16`; torch or openvino), ``"int8"``
       (openvino: the Open Model Zoo IR's 8-bit activations, faster, COCO AP 0.011 lower).
     - ``threads``: CPU threads for the network (default: the runtime's choice).
+    - ``parts``: whole body (:mod:`pafpose.wholebody`): any of ``"hands"``, ``"face"``, ``"feet"``
+      (``"wholebody"``: all three), found on crops the body gives; each person's
+      :attr:`Pose.parts` holds them. ``face_detector="detector"`` also finds faces in the
+      whole image (close-ups where the body is barely visible).
 
     ``config`` is what runs, with ``"auto"`` resolved (``config.backend``, ``config.precision``).
     :meth:`with_options` gives the same loaded network and backend with other per-call
@@ -174,6 +178,12 @@ class Estimator:
         self._flip_tables()
         # seconds spent per stage since the last reset (``pafpose bench`` reads and clears them)
         self.timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "decode": 0.0}
+        self.wholebody = None  # hands, face, feet on crops the body gives (pafpose.wholebody)
+        if config.parts:
+            from pafpose.wholebody import WholeBody
+
+            self.wholebody = WholeBody(config.parts, config.face_detector, config.threads)
+            self.timings["parts"] = 0.0
         self.prepare: Prepare | None = None  # a preprocessing hook (with_options)
         self.backend = make_backend(backend, self.net, self.device, precision, config.threads,
                                     name=type(self.net).__name__, ir=ir, optimize=own)
@@ -411,10 +421,24 @@ class Estimator:
                 g = g.through(step)
             people.geometry = g
             people.image_size, people.source, people.skeleton = shot.size, shot.source, self.spec.skeleton
+            if self.wholebody is not None:
+                people = self._parts(people, shot)
             if keep_fields:
                 people.fields = Fields(_host(hm), _host(paf), people.geometry)
             out.append(people)
         self.timings["decode"] += time.perf_counter() - t0
+        return out
+
+    def _parts(self, people: Poses, shot: _Shot) -> Poses:
+        """The people's hands, face and feet, found in the image as given (a reduced decode's
+        pixels, mapped back to the file's)."""
+        assert self.wholebody is not None
+        t0 = time.perf_counter()
+        local = people.on(shot.image)
+        out = self.wholebody(shot.image, local)
+        if local is not people:
+            out = out.scaled(shot.size[0] / shot.image.shape[1], shot.size[1] / shot.image.shape[0], shot.size)
+        self.timings["parts"] += time.perf_counter() - t0
         return out
 
     def _predict(self, shots: Sequence[_Shot], keep_fields: bool) -> list[Poses]:

@@ -25,10 +25,19 @@ from pafpose.io import atomic_output
 from pafpose.models import build_architecture
 from pafpose.models._base import InputConfig, PafModel
 from pafpose.weights._download import cache_dir, discard, intact, resolve_file, seal
-from pafpose.weights._zoo import ZOO, PretrainedCfg, WeightFile, get_pretrained_cfg, list_pretrained
+from pafpose.weights._zoo import (
+    PART_NETS,
+    ZOO,
+    PartNetCfg,
+    PretrainedCfg,
+    WeightFile,
+    get_pretrained_cfg,
+    list_pretrained,
+)
 
-__all__ = ["ZOO", "PretrainedCfg", "Resolved", "WeightFile", "architecture_of", "cache_dir", "get_pretrained_cfg",
-           "list_pretrained", "load", "load_state", "resolve", "resolve_input_config"]
+__all__ = ["PART_NETS", "ZOO", "PartNetCfg", "PretrainedCfg", "Resolved", "WeightFile", "architecture_of", "cache_dir",
+           "get_pretrained_cfg", "list_pretrained", "load", "load_state", "resolve", "resolve_file",
+           "resolve_input_config"]
 
 log = logging.getLogger(__name__)
 

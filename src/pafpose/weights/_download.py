@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pafpose.errors import PafposeError
 from pafpose.io import atomic_output
-from pafpose.weights._zoo import PretrainedCfg, WeightFile
+from pafpose.weights._zoo import PartNetCfg, PretrainedCfg, WeightFile
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -84,7 +84,7 @@ def download(url: str, dest: Path, sha256: str | None = None, size: int | None =
     return atomic_output(dest, fetch)
 
 
-def resolve_file(cfg: PretrainedCfg, wf: WeightFile) -> Path:
+def resolve_file(cfg: PretrainedCfg | PartNetCfg, wf: WeightFile) -> Path:
     """Where file ``wf`` of ``cfg`` is, fetching it if needed.
 
     Order: the cache (``$PAFPOSE_HOME/<model>/<file>``), then mirror folders in

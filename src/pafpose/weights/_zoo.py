@@ -261,6 +261,45 @@ _add(PretrainedCfg(
 ))
 
 
+# ---------------------------------------------------------------------- the part networks (whole body)
+@dataclass(frozen=True)
+class PartNetCfg:
+    """A published crop network for hands, faces or feet (:mod:`pafpose.wholebody`): its file,
+    cached and verified as the body networks' are, and its input side (square, RGB 0..1)."""
+
+    name: str
+    task: str
+    files: tuple[WeightFile, ...]
+    input_side: int
+    license: str
+    origin_url: str
+    available: bool = True
+
+
+# MediaPipe's landmark networks at one commit of its repository (Apache-2.0), TFLite files that
+# OpenVINO reads directly.
+_MEDIAPIPE_COMMIT = "63e679d99ca45b30514a9d84c9351a2d77bb9ba0"
+_MEDIAPIPE = f"https://raw.githubusercontent.com/google/mediapipe/{_MEDIAPIPE_COMMIT}/mediapipe/modules"
+PART_NETS: dict[str, PartNetCfg] = {}
+for _name, _task, _folder, _file, _side, _sha, _size in (
+    ("mediapipe-hand", "21 hand points on an upright hand crop", "hand_landmark", "hand_landmark_lite.tflite", 224,
+     "d7fde8ac11f8ce03f8663775bfc323f4fc9f2a38062b4f4efa142874ef5b2a48", 2071408),
+    ("mediapipe-face", "468-point face mesh on a level face crop", "face_landmark", "face_landmark.tflite", 192,
+     "c603fa6149219a3e9487dc9abd7a0c24474c77263273d24868378cdf40aa26d1", 1241896),
+    ("mediapipe-iris", "eye contour and iris (pupil) on an eye crop", "iris_landmark", "iris_landmark.tflite", 64,
+     "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", 2640568),
+    ("mediapipe-face-detector", "face boxes in a whole image (close-up portraits)", "face_detection",
+     "face_detection_short_range.tflite", 128,
+     "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", 229032),
+    ("mediapipe-pose", "BlazePose's 33 body points (heels, toes) on a person crop", "pose_landmark",
+     "pose_landmark_lite.tflite", 256, "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61", 2819824),
+):
+    PART_NETS[_name] = PartNetCfg(
+        name=_name, task=_task, files=(WeightFile(_file, (f"{_MEDIAPIPE}/{_folder}/{_file}",), _sha, _size),),
+        input_side=_side, license="Apache-2.0",
+        origin_url=f"https://github.com/google/mediapipe/tree/{_MEDIAPIPE_COMMIT}/mediapipe/modules/{_folder}")
+
+
 def list_pretrained(pattern: str = "*") -> list[str]:
     """Names of zoo entries matching a shell-style ``pattern``."""
     return sorted(n for n in ZOO if fnmatch.fnmatch(n, pattern))

@@ -1,0 +1,130 @@
+"""Whole body: each person's hands, face and feet, found from their body (OpenPose's method).
+
+The body's PAF keypoints give each person's hand boxes (beyond the wrist along the
+forearm), face box (nose, eyes, ears) and a person crop for the feet (:mod:`.crops`); a
+crop network then finds 21 points per hand (:mod:`.hands`), the 68 face points and two
+pupils (:mod:`.face`) and the heels and big toes (:mod:`.feet`). The networks are Google
+MediaPipe's published landmark networks (Apache-2.0, :data:`pafpose.weights.PART_NETS`),
+run by OpenVINO. The results go into :attr:`pafpose.pose.Pose.parts` (``"hand_left"``,
+``"hand_right"``, ``"face"``, ``"feet"``), which every output writes: OpenPose JSON's hand and
+face arrays, BODY-25's feet, COCO-WholeBody.
+
+A part the networks cannot produce is missing (NaN, score 0), never invented: BlazePose has
+no small toe, hands under ~25 pixels fail in every recipe, a face turned away has no mesh.
+
+Example:
+    >>> est = Estimator(parts=("hands", "face", "feet"))      # or WholeBody()(image, people)
+    >>> people = est.predict("photo.jpg"); people[0].parts["hand_left"].shape  # (21, 3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from pafpose.errors import PafposeError
+from pafpose.estimator_config import FACE_DETECTORS, PARTS, check_parts
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import PART_KEYPOINTS
+from pafpose.wholebody.crops import Crop, body_points, face_crop, hand_crop, person_crop
+
+#: A body keypoint must score this much to place a crop.
+BODY_THRESHOLD = 0.1
+
+
+__all__ = ["FACE_DETECTORS", "PARTS", "WholeBody", "check_parts"]
+
+def _empty(name: str) -> np.ndarray:
+    return np.tile([np.nan, np.nan, 0.0], (len(PART_KEYPOINTS[name]), 1))
+
+
+class WholeBody:
+    """Adds hands, faces and feet to people found by the body network.
+
+    ``WholeBody(parts)(image, people)``: ``image`` a BGR array, ``people`` the body's
+    :class:`~pafpose.pose.Poses` in that image's pixels. Every person gets every part asked
+    for (missing where not found), so the layout of a run's outputs does not depend on
+    what was seen. ``face_detector``: :data:`FACE_DETECTORS`.
+    """
+
+    def __init__(self, parts: Iterable[str] = PARTS, face_detector: str = "body", threads: int | None = None) -> None:
+        from pafpose.wholebody.face import FaceDetector, FaceNet
+        from pafpose.wholebody.feet import FootNet
+        from pafpose.wholebody.hands import HandNet
+
+        self.parts = check_parts(parts)
+        if face_detector not in FACE_DETECTORS:
+            raise PafposeError(f"unknown face detector {face_detector!r}: use {' or '.join(FACE_DETECTORS)}")
+        if face_detector != "body" and "face" not in self.parts:
+            raise PafposeError("a face detector finds faces: ask for the face too")
+        self.face_detector = face_detector
+        self.hands = HandNet(threads) if "hands" in self.parts else None
+        self.face = FaceNet(threads) if "face" in self.parts else None
+        self.feet = FootNet(threads) if "feet" in self.parts else None
+        self.detector = FaceDetector(threads) if face_detector == "detector" else None
+        self.timings: dict[str, float] = {"hands": 0.0, "face": 0.0, "feet": 0.0}
+
+    def names(self) -> tuple[str, ...]:
+        """The :attr:`Pose.parts` names this adds."""
+        out: list[str] = []
+        if self.face is not None:
+            out.append("face")
+        if self.hands is not None:
+            out += ["hand_left", "hand_right"]
+        if self.feet is not None:
+            out.append("feet")
+        return tuple(out)
+
+    def __call__(self, image: np.ndarray, people: Sequence[Pose]) -> Poses:
+        """The same people with their parts (and, with the face detector, faces without a body as people)."""
+        people = people if isinstance(people, Poses) else Poses(people)
+        bodies = [body_points(p.keypoints, p.skeleton.keypoints, BODY_THRESHOLD) for p in people]
+        found: dict[str, list[np.ndarray]] = {}
+        t0 = time.perf_counter()
+        if self.hands is not None:
+            for side in ("left", "right"):
+                found[f"hand_{side}"] = self.hands(image, [hand_crop(b, side) for b in bodies])
+        t1 = time.perf_counter()
+        extra: list[np.ndarray] = []
+        if self.face is not None:
+            crops: list[Crop | None] = [face_crop(b) for b in bodies]
+            if self.detector is not None:
+                extra_crops = self._detected_faces(image, crops, bodies)
+                crops += extra_crops
+            faces = self.face(image, crops)
+            found["face"], extra = faces[:len(bodies)], faces[len(bodies):]
+        t2 = time.perf_counter()
+        if self.feet is not None:
+            found["feet"] = self.feet(image, [person_crop(b) for b in bodies], bodies)
+        t3 = time.perf_counter()
+        for key, dt in zip(("hands", "face", "feet"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            self.timings[key] += dt
+        out = [p.replace(parts={**p.parts, **{name: found[name][i] for name in self.names()}})
+               for i, p in enumerate(people)]
+        skeleton = people.skeleton
+        for face in extra:  # a face the detector found that no body explains: a person with a face only
+            if skeleton is None or not np.isfinite(face[:, 0]).any():
+                continue
+            parts = {name: _empty(name) for name in self.names()}
+            parts["face"] = face
+            out.append(Pose(np.tile([np.nan, np.nan, 0.0], (skeleton.num_keypoints, 1)), float(face[0, 2]),
+                            skeleton, parts=parts))
+        return people.derive(out)
+
+    def _detected_faces(self, image: np.ndarray, crops: list[Crop | None],
+                        bodies: Sequence[dict[str, np.ndarray]]) -> list[Crop | None]:
+        """Detected faces: each gives a person's missing face crop when their head is in it,
+        else a crop of its own (a face without a body)."""
+        assert self.detector is not None
+        own: list[Crop | None] = []
+        for crop, _ in self.detector(image):
+            inside = [i for i, b in enumerate(bodies) if any(
+                (k in b and abs(b[k][0] - crop.cx) < crop.side / 2 and abs(b[k][1] - crop.cy) < crop.side / 2)
+                for k in ("nose", "left_eye", "right_eye"))]
+            if not inside:
+                own.append(crop)
+            elif crops[inside[0]] is None:
+                crops[inside[0]] = crop
+        return own

@@ -1,0 +1,165 @@
+"""Faces: OpenPose's 70 face points from MediaPipe's face mesh and iris networks.
+
+The first crop is the face box the body gives (:func:`~.crops.face_crop`, eyes level) or,
+for close-ups where the body is barely visible, a box of MediaPipe's face detector
+(:class:`FaceDetector`, OpenPose's ``--face_detector``). The mesh network's own first answer
+gives a second crop as MediaPipe makes it (eye corners 33 -> 263 level, 1.5x the mesh's
+box: ``face_landmark_landmarks_to_roi``). Its 468 points give the 68 iBUG points through a
+fixed vertex table (:data:`MESH_TO_IBUG`), and the iris network on each eye gives the two
+pupils (OpenPose's points 68 and 69).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from pafpose.wholebody.crops import MIN_SIDE, Crop, around
+from pafpose.wholebody.nets import landmark_net, sigmoid, to_input
+
+#: The face-mesh vertex for each of the 68 iBUG (300-W) points, in iBUG's order (jaw 0-16,
+#: brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). Fitted on the 165 300-W HELEN faces of
+#: ../shared/wholebody (for each point the vertex of least mean error, the mesh found on crops
+#: from the faces' boxes): NME 0.049 two-fold cross-validated (jaw 0.084), against 0.056 (jaw
+#: 0.106) for the table commonly published for this mapping, which it shares on 47 points.
+MESH_TO_IBUG: tuple[int, ...] = (
+    127, 227, 137, 215, 172, 136, 149, 148, 152, 400, 378, 365, 397, 435, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 460,
+    7, 159, 158, 155, 153, 144, 382, 385, 387, 249, 373, 380,
+    61, 73, 37, 11, 267, 304, 291, 321, 314, 17, 84, 181, 78, 82, 13, 268, 292, 317, 14, 87,
+)
+#: The eye corners of the mesh: the person's right eye (image left) and left eye, outer first.
+RIGHT_EYE, LEFT_EYE = (33, 133), (263, 362)
+
+
+def eye_crop(mesh: np.ndarray, corners: tuple[int, int]) -> Crop:
+    """MediaPipe's iris crop: centred between an eye's corners, 2.3x their distance, level with them."""
+    a, b = mesh[corners[0], :2], mesh[corners[1], :2]
+    d = b - a if corners == RIGHT_EYE else a - b  # both turned so that image-left -> image-right is +x
+    return Crop(*((a + b) / 2), 2.3 * float(np.hypot(*d)), math.atan2(float(d[1]), float(d[0])))
+
+
+def level_crop(mesh: np.ndarray) -> Crop | None:
+    """MediaPipe's next face crop from a mesh: eye line level, 1.5x the mesh's box."""
+    d = mesh[LEFT_EYE[0], :2] - mesh[RIGHT_EYE[0], :2]
+    return around(mesh, math.atan2(float(d[1]), float(d[0])), 1.5)
+
+
+class FaceNet:
+    """70 face points (68 iBUG + the right and left pupil) of each face crop."""
+
+    def __init__(self, threads: int | None = None, passes: int = 2, min_presence: float = 0.5,
+                 pupils: bool = True) -> None:
+        self.net = landmark_net("mediapipe-face", threads)
+        self.iris = landmark_net("mediapipe-iris", threads) if pupils else None
+        self.passes, self.min_presence = passes, min_presence
+
+    def meshes(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[tuple[np.ndarray, float] | None]:
+        """The 468-point mesh (image pixels) and face presence per crop (None: no face)."""
+        n = self.net.side
+        out: list[tuple[np.ndarray, float] | None] = [None] * len(crops)
+        todo = [(i, c) for i, c in enumerate(crops) if c is not None]
+        for step in range(self.passes):
+            if not todo:
+                break
+            lm, flag = self.net(to_input([c.cut(image, n) for _, c in todo]))[:2]
+            nxt = []
+            for (i, crop), row, logit in zip(todo, lm, flag[:, 0], strict=True):
+                mesh = crop.to_image(row.reshape(468, 3), n)
+                presence = float(sigmoid(logit))
+                if step == self.passes - 1:
+                    out[i] = (mesh, presence) if presence >= self.min_presence else None
+                    continue
+                again = level_crop(mesh)
+                if again is not None and again.side >= MIN_SIDE:
+                    nxt.append((i, again))
+            todo = nxt
+        return out
+
+    def pupils(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+        """``(2, 2)`` the right and the left pupil (the iris network's iris centre)."""
+        assert self.iris is not None
+        n = self.iris.side
+        crops = [eye_crop(mesh, RIGHT_EYE), eye_crop(mesh, LEFT_EYE)]
+        pixels = [c.cut(image, n) for c in crops]
+        pixels[1] = pixels[1][:, ::-1]  # the network sees every eye as the right one: the left is mirrored
+        iris = self.iris(to_input(pixels))[1].reshape(2, 5, 3)
+        iris[1, :, 0] = n - iris[1, :, 0]
+        return np.stack([crops[k].to_image(iris[k, 0], n)[:2] for k in range(2)])
+
+    def __call__(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[np.ndarray]:
+        """``(70, 3)`` ``x, y, presence`` per crop in image pixels; all missing (NaN, 0) where
+        there is no crop or no face."""
+        out = []
+        for found in self.meshes(image, crops):
+            face = np.tile([np.nan, np.nan, 0.0], (70, 1))
+            if found is not None:
+                mesh, presence = found
+                face[:68, :2] = mesh[list(MESH_TO_IBUG), :2]
+                face[:68, 2] = presence
+                if self.iris is not None:
+                    face[68:, :2] = self.pupils(image, mesh)
+                    face[68:, 2] = presence
+            out.append(face)
+        return out
+
+
+# ---------------------------------------------------------------------- close-ups: the face detector
+def _anchors() -> np.ndarray:
+    """BlazeFace short range's 896 anchor centres (0..1): 16x16 cells x 2, then 8x8 x 6."""
+    rows = []
+    for cells, per in ((16, 2), (8, 6)):
+        c = (np.arange(cells) + 0.5) / cells
+        y, x = np.meshgrid(c, c, indexing="ij")
+        rows.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per, axis=0))
+    return np.concatenate(rows)
+
+
+class FaceDetector:
+    """MediaPipe's short-range face detector (BlazeFace) on a whole image: the faces of
+    close-up portraits, where the body is barely visible (OpenPose's ``--face_detector``).
+    Each face gives a crop for :class:`FaceNet` as MediaPipe makes it (eyes level, 1.5x the box)."""
+
+    def __init__(self, threads: int | None = None, min_score: float = 0.5, overlap: float = 0.3) -> None:
+        self.net = landmark_net("mediapipe-face-detector", threads)
+        self.anchors = _anchors()
+        self.min_score, self.overlap = min_score, overlap
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Crop, float]]:
+        """The faces found, best first: their crop and score."""
+        h, w = image.shape[:2]
+        n = self.net.side
+        frame = Crop((w - 1) / 2, (h - 1) / 2, float(max(w, h)))  # the whole image, letterboxed
+        raw, logits = self.net(to_input([frame.cut(image, n)]))
+        raw, scores = raw.reshape(-1, 16), sigmoid(logits.reshape(-1))
+        keep = np.flatnonzero(scores >= self.min_score)
+        keep = keep[np.argsort(-scores[keep])]
+        boxes = raw[keep, :4] / n
+        boxes[:, :2] += self.anchors[keep]
+        eyes = raw[keep, 4:8].reshape(-1, 2, 2) / n + self.anchors[keep, None]
+        chosen: list[int] = []
+        for k in range(len(keep)):  # non-maximum suppression
+            if all(_iou(boxes[k], boxes[j]) < self.overlap for j in chosen):
+                chosen.append(k)
+        out = []
+        for k in chosen:
+            (cx, cy, bw, bh), (right, left) = boxes[k], eyes[k] * n  # right eye first, in the letterboxed input
+            centre = frame.to_image(np.array([[cx * n, cy * n]]), n)[0]
+            r, lft = frame.to_image(np.array([right, left]), n)
+            d = lft - r
+            side = max(bw, bh) * frame.side * 1.5
+            if side >= MIN_SIDE:
+                out.append((Crop(float(centre[0]), float(centre[1]), side, math.atan2(float(d[1]), float(d[0]))),
+                            float(scores[keep[k]])))
+        return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
+    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-12))

@@ -1,0 +1,83 @@
+"""The part networks (MediaPipe's landmark networks) compiled by OpenVINO on the CPU.
+
+The files come from the zoo (:data:`pafpose.weights.PART_NETS`: cached and checked by sha256,
+found in ``PAFPOSE_WEIGHTS_PATH`` folders, downloaded otherwise); OpenVINO reads the TFLite
+files as published, so no conversion is cached. A network is compiled once per process and
+shared: crops of several people go through it in one call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from pafpose.errors import PafposeError
+from pafpose.weights import PART_NETS, resolve_file
+
+#: How many of a network's first outputs are read (landmarks, then presence).
+_USED = {"mediapipe-hand": 2, "mediapipe-pose": 2}
+_COMPILED: dict[tuple[str, int | None], LandmarkNet] = {}
+_LOCK = threading.Lock()
+
+
+class LandmarkNet:
+    """One compiled part network: ``net(crops)`` -> its outputs, each ``(N, ...)``.
+
+    ``crops`` are ``N x n x n x 3`` RGB float32 in 0..1 (MediaPipe's input). Networks whose
+    graph fixes the batch to 1 (the iris network) are run one crop at a time.
+    """
+
+    def __init__(self, name: str, threads: int | None = None) -> None:
+        import openvino as ov
+
+        try:
+            cfg = PART_NETS[name]
+        except KeyError:
+            raise PafposeError(f"unknown part network {name!r}; known: {', '.join(PART_NETS)}") from None
+        self.name, self.side = name, cfg.input_side
+        path = resolve_file(cfg, cfg.files[0])
+        core = ov.Core()
+        model = core.read_model(str(path))
+        # only the outputs pafpose reads: BlazePose's segmentation and heatmap heads cost half its time
+        model = ov.Model(list(model.outputs[:_USED.get(name, len(model.outputs))]), model.get_parameters(), name)
+        self.batched = name != "mediapipe-iris"  # its graph flattens the batch into one row
+        if self.batched:
+            model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, self.side, self.side, 3])})
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(threads)
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as err:
+            raise PafposeError(f"{name}: OpenVINO could not compile {path.name} ({str(err).splitlines()[0]})") from err
+        self._lock = threading.Lock()  # one inference request: callers from several threads take turns
+
+    def __call__(self, crops: np.ndarray) -> list[np.ndarray]:
+        crops = np.ascontiguousarray(crops, dtype=np.float32)
+        if len(crops) == 0:
+            return []
+        with self._lock:
+            if self.batched:
+                result = self._compiled(crops)
+                return [np.asarray(v).reshape(len(crops), -1) for v in result.values()]
+            rows = [[np.asarray(v).reshape(-1) for v in self._compiled(c[None]).values()] for c in crops]
+        return [np.stack(col) for col in zip(*rows, strict=True)]
+
+
+def landmark_net(name: str, threads: int | None = None) -> LandmarkNet:
+    """The compiled network ``name`` of :data:`~pafpose.weights.PART_NETS` (compiled on first use)."""
+    with _LOCK:
+        key = (name, threads)
+        if key not in _COMPILED:
+            _COMPILED[key] = LandmarkNet(name, threads)
+        return _COMPILED[key]
+
+
+def to_input(bgr_crops: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 crops -> the networks' ``N x n x n x 3`` RGB float32 0..1."""
+    return np.stack([c[..., ::-1] for c in bgr_crops]).astype(np.float32) * np.float32(1 / 255)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
