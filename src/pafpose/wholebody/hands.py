@@ -24,7 +24,7 @@ PALM = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
 
 def recrop(points: np.ndarray) -> Crop | None:
     """MediaPipe's next hand crop from 21 hand points (image pixels)."""
-    base = np.mean(points[[5, 9, 13], :2], axis=0)  # about the middle finger's base, steadier
+    base = ((points[5, :2] + points[13, :2]) / 2 + points[9, :2]) / 2  # about the middle finger's base, steadier
     return around(points[PALM], upright(base - points[0, :2]), 2.0, 0.1)
 
 

@@ -1,0 +1,200 @@
+"""Whole body (issue 23): crop geometry with exact answers, and hands, faces and feet found on
+real photos by MediaPipe's networks (../shared/weights/mediapipe) from the body's keypoints."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from pafpose.errors import PafposeError
+from pafpose.estimator_config import EstimatorConfig, check_parts
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import COCO18, FOOT_KEYPOINTS
+from pafpose.wholebody.crops import MIN_SIDE, Crop, around, body_points, face_crop, hand_crop, person_crop, upright
+
+# ---------------------------------------------------------------------- geometry (synthetic, exact)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, -1.2, math.pi / 2, 3.0])
+def test_a_crop_maps_points_both_ways(angle):
+    crop = Crop(103.5, 57.25, 80.0, angle)
+    pts = np.array([[0.0, 0.0, 7.0], [224.0, 224.0, 1.0], [112.0, 30.5, 0.5]])
+    back = crop.from_image(crop.to_image(pts, 224), 224)
+    np.testing.assert_allclose(back, pts, atol=1e-9)
+    np.testing.assert_allclose(crop.to_image(np.array([[112.0, 112.0]]), 224)[0], [103.5, 57.25])  # the centre
+    # the corners of the crop lie side/sqrt(2) from its centre
+    corner = crop.to_image(np.array([[0.0, 0.0]]), 224)[0]
+    assert math.hypot(corner[0] - 103.5, corner[1] - 57.25) == pytest.approx(80 / math.sqrt(2))
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.7, -2.0])
+def test_cut_puts_an_image_point_where_from_image_says(angle):
+    image = np.zeros((200, 300, 3), np.uint8)
+    cv2.circle(image, (170, 90), 3, (255, 255, 255), -1)
+    crop = Crop(150.0, 100.0, 120.0, angle)
+    cut = crop.cut(image, 96)
+    ys, xs = np.nonzero(cut[..., 0] > 128)
+    found = np.array([xs.mean() + 0.5, ys.mean() + 0.5])  # the network's convention: left edge 0
+    np.testing.assert_allclose(found, crop.from_image(np.array([[170.0, 90.0]]), 96)[0], atol=0.35)
+
+
+def test_upright_turns_a_direction_to_the_crop_up():
+    for d in ([0, -1], [1, 0], [0, 1], [-3, 4]):
+        crop = Crop(0.0, 0.0, 10.0, upright(np.array(d, float)))
+        up = crop.to_image(np.array([[5.0, 0.0]]), 10)[0] - crop.to_image(np.array([[5.0, 5.0]]), 10)[0]
+        np.testing.assert_allclose(up / np.hypot(*up), np.array(d) / np.hypot(*d), atol=1e-9)
+
+
+def test_around_boxes_turned_points():
+    pts = np.array([[10.0, 10.0], [30.0, 10.0], [30.0, 50.0], [10.0, 50.0], [np.nan, 0.0]])
+    crop = around(pts, 0.0, 2.0, 0.1)
+    assert (crop.cx, crop.side) == (20.0, 80.0)
+    assert crop.cy == pytest.approx(30.0 - 0.1 * 40.0)  # moved a tenth of the box's side up
+    assert around(np.full((3, 2), np.nan), 0.0, 1.5) is None
+
+
+def _body(**points):
+    return {k: np.array([*v, 0.9]) for k, v in points.items()}
+
+
+def test_hand_crop_is_openposes_box_beyond_the_wrist():
+    body = _body(left_shoulder=(100, 0), left_elbow=(100, 40), left_wrist=(100, 70))
+    crop = hand_crop(body, "left")
+    # a third of the forearm (30) beyond the wrist, 1.5 x max(30, 0.9 x 40) across, fingers down
+    assert (crop.cx, crop.cy) == pytest.approx((100.0, 79.9))
+    assert crop.side == pytest.approx(1.5 * 36.0)
+    assert crop.angle == pytest.approx(math.pi)
+    assert hand_crop(body, "right") is None  # no right arm
+    assert hand_crop(_body(left_elbow=(0, 0), left_wrist=(0, 2)), "left") is None  # a 3-pixel box
+
+
+def test_face_crop_centres_on_the_nose_and_levels_the_eyes():
+    body = _body(nose=(50, 50), right_eye=(44, 46), left_eye=(56, 46), right_ear=(36, 50))
+    crop = face_crop(body)
+    assert (crop.cx, crop.cy, crop.angle) == (50.0, 50.0, 0.0)
+    assert crop.side == pytest.approx(2 * max(3 * 6, 1.5 * 14))
+    tilted = face_crop(_body(nose=(50, 50), right_eye=(44, 44), left_eye=(54, 54)))
+    assert tilted.angle == pytest.approx(math.pi / 4)
+    assert face_crop(_body(nose=(5, 5))) is None  # no eye
+    assert face_crop(_body(nose=(5, 5), left_eye=(5.5, 5))) is None  # a 1-pixel face
+
+
+def test_person_crop_is_blazeposes():
+    body = _body(left_hip=(110, 200), right_hip=(90, 200), left_shoulder=(110, 100), right_shoulder=(90, 100),
+                 nose=(100, 60), left_ankle=(110, 380))
+    crop = person_crop(body)
+    assert (crop.cx, crop.cy, crop.angle) == (100.0, 200.0, 0.0)
+    assert crop.side == pytest.approx(2.5 * math.hypot(10, 180))
+    assert person_crop(_body(left_hip=(1, 1), left_shoulder=(1, 0))) is None
+
+
+def test_body_points_keep_found_and_confident_keypoints():
+    kps = np.full((18, 3), np.nan)
+    kps[:, 2] = 0.0
+    kps[0] = (5, 5, 0.9)
+    kps[1] = (6, 6, 0.05)
+    assert list(body_points(kps, COCO18.keypoints, 0.1)) == ["nose"]
+
+
+def test_parts_option_is_checked():
+    assert check_parts(["wholebody"]) == ("hands", "face", "feet")
+    assert check_parts(("feet", "hand")) == ("hands", "feet")
+    with pytest.raises(PafposeError, match="unknown part 'toes'"):
+        EstimatorConfig(parts=("toes",))
+    with pytest.raises(PafposeError, match="face detector"):
+        EstimatorConfig(face_detector="opencv")
+    assert EstimatorConfig(face_detector="detector").parts == ("face",)
+    assert EstimatorConfig.from_dict(EstimatorConfig(parts=("feet",)).to_dict()).parts == ("feet",)
+
+
+def test_feet_fill_body25_and_absent_ones_stay_absent():
+    feet = np.tile([np.nan, np.nan, 0.0], (6, 1))
+    feet[0] = (10, 20, 0.8)  # left big toe
+    kps = np.tile([1.0, 1.0, 0.5], (18, 1))
+    p = Pose(kps, 0.5, COCO18, parts={"feet": feet})
+    b25 = p.convert("body25")
+    k = b25.keypoints
+    np.testing.assert_array_equal(k[b25.skeleton.index("left_big_toe")], [10, 20, 0.8])
+    assert np.isnan(k[b25.skeleton.index("left_small_toe"), :2]).all()
+    np.testing.assert_array_equal(b25.feet(), feet)
+    doc = Poses([b25]).to_openpose()["people"][0]["pose_keypoints_2d"]
+    small = b25.skeleton.index("left_small_toe")
+    assert doc[3 * small: 3 * small + 3] == [0, 0, 0]  # OpenPose's "not found", with confidence 0
+    assert FOOT_KEYPOINTS[0] == "left_big_toe"
+
+
+# ---------------------------------------------------------------------- real photos
+@pytest.fixture(scope="module")
+def wb_est(estimator_cls):
+    return estimator_cls(device="cpu", parts=("wholebody",))
+
+
+def _missing(k):
+    return np.isnan(k[:, :2]).all() and (k[:, 2] == 0).all()
+
+
+def test_hands_faces_and_feet_on_a_real_photo(wb_est, images):
+    people = wb_est.predict(str(images / "handsup1.jpg"))
+    assert len(people) >= 3
+    for p in people:
+        assert set(p.parts) == {"face", "hand_left", "hand_right", "feet"}
+        assert [len(p.parts[n]) for n in ("face", "hand_left", "hand_right", "feet")] == [70, 21, 21, 6]
+        assert _missing(p.parts["feet"][[1, 4]])  # BlazePose has no small toe: never invented
+    hands = [(p, side) for p in people for side in ("left", "right") if not _missing(p.parts[f"hand_{side}"])]
+    assert len(hands) >= 3  # the three raised hands in view
+    for p, side in hands:
+        hand = p.parts[f"hand_{side}"]
+        wrist = p.keypoints[p.skeleton.index(f"{side}_wrist")]
+        forearm = np.hypot(*(wrist[:2] - p.keypoints[p.skeleton.index(f"{side}_elbow"), :2]))
+        assert np.hypot(*(hand[0, :2] - wrist[:2])) < 0.5 * forearm  # the hand's wrist is the body's
+        assert 0.5 <= hand[0, 2] <= 1
+    raised = [p.parts[f"hand_{s}"] for p, s in hands if p.parts[f"hand_{s}"][0, 1] < 200]
+    assert raised and all((h[[8, 12, 16], 1] < h[0, 1]).all() for h in raised)  # raised: fingertips above wrists
+    faces = [p for p in people if not _missing(p.parts["face"])]
+    assert len(faces) >= 2
+    for p in faces:
+        face = p.parts["face"]
+        nose = p.keypoints[p.skeleton.index("nose")]
+        x0, y0 = np.nanmin(face[:68, :2], axis=0)
+        x1, y1 = np.nanmax(face[:68, :2], axis=0)
+        assert x0 < nose[0] < x1 and y0 < nose[1] < y1  # the body's nose is inside the face
+        right, left = face[68, :2], face[69, :2]
+        # each pupil lies between its eye's corners (iBUG 36-39: the right eye, 42-45: the left)
+        assert face[36, 0] < right[0] < face[39, 0] and face[42, 0] < left[0] < face[45, 0]
+
+
+def test_people_without_arms_or_faces_get_empty_parts(wb_est):
+    from pafpose.wholebody import WholeBody
+
+    wb = wb_est.wholebody
+    assert isinstance(wb, WholeBody)
+    image = np.zeros((40, 60, 3), np.uint8)
+    kps = np.tile([np.nan, np.nan, 0.0], (18, 1))
+    kps[COCO18.index("left_wrist")] = (-500, -500, 0.9)  # a wrist far outside the image, no elbow
+    kps[COCO18.index("nose")] = (30, 20, 0.9)
+    kps[COCO18.index("left_eye")] = (30.4, 19.8, 0.9)  # a 1-pixel face
+    out = wb(image, Poses([Pose(kps, 0.5, COCO18)]))
+    assert len(out) == 1 and all(_missing(k) for k in out[0].parts.values())
+    assert len(wb(image, Poses())) == 0
+
+
+def test_a_close_up_face_with_the_face_detector(estimator_cls, shared):
+    d = json.loads((shared / "wholebody/faces_300w_helen/face_landmarks_68.json").read_text())
+    ann, info = d["annotations"][0], {i["id"]: i for i in d["images"]}
+    path = shared / "wholebody/faces_300w_helen/images" / info[ann["image_id"]]["file_name"]
+    truth = np.array(ann["keypoints"]).reshape(68, 3)[:, :2]
+    est = estimator_cls(device="cpu", parts=("face",), face_detector="detector")
+    people = est.predict(str(path))
+    faces = [p.parts["face"] for p in people if not _missing(p.parts["face"])]
+    assert faces
+    norm = np.hypot(*(truth[45] - truth[36]))
+    nme = min(np.mean(np.hypot(*(f[:68, :2] - truth).T)) / norm for f in faces)
+    assert nme < 0.12
+
+
+def test_min_side_is_a_few_pixels():
+    assert 5 <= MIN_SIDE <= 25
