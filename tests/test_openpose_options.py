@@ -80,7 +80,9 @@ def check_openpose_document(doc, num_keypoints, candidates=False):
         assert len(person["person_id"]) == 1 and isinstance(person["person_id"][0], int)
         kps = person["pose_keypoints_2d"]
         assert len(kps) == 3 * num_keypoints and all(isinstance(v, (int, float)) and math.isfinite(v) for v in kps)
-        assert all(person[k] == [] for k in OPENPOSE_PERSON_KEYS[2:])  # no face, hands or 3-D
+        for key, count in (("face_keypoints_2d", 70), ("hand_left_keypoints_2d", 21), ("hand_right_keypoints_2d", 21)):
+            assert len(person[key]) in (0, 3 * count)  # empty, or every point (0, 0, 0 when not found) as OpenPose
+        assert all(person[k] == [] for k in OPENPOSE_PERSON_KEYS[5:])  # no 3-D
     if candidates:
         block = doc["part_candidates"]
         assert isinstance(block, list) and len(block) == 1
@@ -344,7 +346,14 @@ def test_keypoints_body25_round_trip_by_name(capsys, photos, tmp_path):
             np.testing.assert_allclose(mid[:2], (c.keypoints[lh, :2] + c.keypoints[rh, :2]) / 2, atol=1e-3)
             assert mid[2] == pytest.approx(min(c.keypoints[lh, 2], c.keypoints[rh, 2]), abs=1e-3)
         flat = np.array(docs["body25"]["people"][n]["pose_keypoints_2d"]).reshape(25, 3)
-        assert (flat[19:] == 0).all()  # the feet: absent, 0, 0, 0
+        assert (flat[[20, 23]] == 0).all()  # the small toes: never found, written as OpenPose's absent 0, 0, 0
+        for foot, ankle in (([19, 21], 14), ([22, 24], 11)):  # heels and big toes (issue 23): by their ankle
+            found = flat[foot, 2] > 0
+            assert (flat[foot][~found] == 0).all()
+            leg = np.hypot(*(flat[ankle, :2] - flat[ankle - 1, :2]))  # knee -> ankle
+            assert (np.hypot(*(flat[foot][found, :2] - flat[ankle, :2]).T) < 0.6 * leg).all()
+    feet = np.array([d["pose_keypoints_2d"] for d in docs["body25"]["people"]]).reshape(-1, 25, 3)[:, [19, 21, 22, 24]]
+    assert (feet[..., 2] > 0).sum() >= 8  # the dancers' feet are in view
     for c, c17 in zip(coco, poses_from_openpose(docs["coco17"]), strict=True):  # the layout read from the count
         assert c17.skeleton.name == "coco17"
         np.testing.assert_allclose(c17.convert("coco18").keypoints[[0, *range(2, 18)]],
@@ -353,12 +362,13 @@ def test_keypoints_body25_round_trip_by_name(capsys, photos, tmp_path):
 
 def test_a_third_party_openpose_reader_reads_the_body25_files(capsys, street, tmp_path):
     """pose-format (sign-language-processing, PyPI) reads an OpenPose folder of frames in
-    BODY_25 by OpenPose's file names: the frame numbers and the keypoints by name."""
+    BODY_25 by OpenPose's file names: the frame numbers and the keypoints by name, the feet,
+    the face and the hands."""
     from pose_format.utils.openpose import BODY_POINTS, load_openpose_directory
 
     out = tmp_path / "json"
     rc, _, _ = predict(capsys, street, "--out", out, "--keypoints", "body25", "--frame-first", 1, "--frame-last", 3,
-                       "--height", 256, "--write_heatmaps", tmp_path / "maps", "--heatmaps_add_bkg")
+                       "--height", 256, "--write_heatmaps", tmp_path / "maps", "--heatmaps_add_bkg", "--hand", "--face")
     assert rc == 0
     maps = sorted(p.name for p in (tmp_path / "maps").iterdir())  # tracked frames keep their fields too
     assert maps == [f"street_{i:012d}_pose_heatmaps.png" for i in (1, 2, 3)]
@@ -367,6 +377,7 @@ def test_a_third_party_openpose_reader_reads_the_body25_files(capsys, street, tm
     data, conf = pose.body.data, pose.body.confidence
     assert data.shape[0] == 4 and data.shape[2] == 25 + 70 + 21 + 21  # frames 0..3 (0 not written), OpenPose's parts
     assert not conf[0].any()
+    feet = 0
     for frame in (1, 2, 3):
         ours, doc = people(out / f"street_{frame:012d}_keypoints.json")
         check_openpose_document(doc, 25)
@@ -377,7 +388,21 @@ def test_a_third_party_openpose_reader_reads_the_body25_files(capsys, street, tm
                 assert conf[frame, n, i] == pytest.approx(k[i, 2], abs=1e-6)
                 if k[i, 2] > 0:
                     np.testing.assert_allclose(np.asarray(data[frame, n, i]), k[i, :2], atol=1e-3)
-            assert not conf[frame, n, BODY_POINTS.index("LBigToe")]
+            for name in ("LBigToe", "RHeel", "LSmallToe"):  # the feet (issue 23), the small toes always absent
+                i = BODY_POINTS.index(name)
+                assert conf[frame, n, i] == pytest.approx(k[i, 2], abs=1e-6)
+            assert not conf[frame, n, BODY_POINTS.index("LSmallToe")]
+            # the face and hands, in OpenPose's arrays, read back where pose-format puts them
+            person = doc["people"][n]
+            for key, start, count in (("face_keypoints_2d", 25, 70), ("hand_left_keypoints_2d", 95, 21),
+                                      ("hand_right_keypoints_2d", 116, 21)):
+                ours_part = np.array(person[key]).reshape(count, 3)
+                np.testing.assert_allclose(conf[frame, n, start:start + count], ours_part[:, 2], atol=1e-6)
+                seen = ours_part[:, 2] > 0
+                np.testing.assert_allclose(np.asarray(data[frame, n, start:start + count])[seen], ours_part[seen, :2],
+                                           atol=1e-3)
+            feet += int(conf[frame, n, BODY_POINTS.index("RHeel")] > 0)
+    assert feet  # the walkers' feet are found (their faces, ~15 pixels, are too small for the face network)
 
 
 # ------------------------------------------------------------------------------------ drawing, video
@@ -438,10 +463,13 @@ def test_an_openpose_script_runs(capsys, photos, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("flag, says", [
-    (["--hand"], "hand keypoints are not offered"),
-    (["--face", "--face_net_resolution", "320x320"], "face keypoints are not offered"),
+    (["--hand", "--hand_net_resolution", "320x320"], "at its own 224 x 224 input"),
+    (["--face", "--face_net_resolution", "320x320"], "at its own 192 x 192 input"),
+    (["--hand_detector", "3"], "hands come from the body's arms"),
+    (["--face_detector", "2"], "rectangles given by the user"),
     (["--3d"], "2-D only"),
-    (["--model_pose", "BODY_25"], "--keypoints body25"),
+    (["--model_pose", "BODY_25B"], "pafpose has no BODY_25B model"),
+    (["--model_pose", "BODY_25", "--keypoints", "coco17"], "disagree"),
     (["--write_coco_json", "x.json"], "--json coco"),
     (["--tracking", "1"], "tracked by default"),
     (["--disable_blending=maybe"], "disable_blending"),

@@ -26,24 +26,25 @@ from pafpose.errors import PafposeError
 if TYPE_CHECKING:
     from pafpose.outputs import OutputOptions
 
-_HANDS = ("hand keypoints are not offered: OpenPose's hand network has no public weights pafpose can reach; "
-          "the body keypoints include the wrists")
-_FACE = ("face keypoints are not offered: OpenPose's face network has no public weights pafpose can reach; "
-         "the body keypoints include the nose, eyes and ears")
+_HANDS = ("hands come from MediaPipe's hand network on crops the body gives (--hand), at its own 224 x 224 input, "
+          "drawn with the body")
+_FACE = ("faces come from MediaPipe's face mesh on crops the body gives (--face), at its own 192 x 192 input, "
+         "drawn with the body")
 _3D = ("pafpose is 2-D only: triangulate its per-camera OpenPose JSON with Pose2Sim or anipose "
        "(--keypoints body25 writes the BODY_25 files Pose2Sim reads)")
 
 #: OpenPose flags pafpose cannot honour, and what it has instead (a one-line error each).
 NOT_OFFERED: dict[str, str] = {
-    **dict.fromkeys(("hand", "hand_net_resolution", "hand_scale_number", "hand_scale_range", "hand_tracking",
-                     "hand_detector", "hand_render", "hand_render_threshold", "hand_alpha_pose",
-                     "hand_alpha_heatmap"), _HANDS),
-    **dict.fromkeys(("face", "face_net_resolution", "face_detector", "face_render", "face_render_threshold",
-                     "face_alpha_pose", "face_alpha_heatmap"), _FACE),
+    **dict.fromkeys(("hand_net_resolution", "hand_scale_number", "hand_scale_range", "hand_tracking",
+                     "hand_render", "hand_render_threshold", "hand_alpha_pose", "hand_alpha_heatmap"), _HANDS),
+    **dict.fromkeys(("face_net_resolution", "face_render", "face_render_threshold", "face_alpha_pose",
+                     "face_alpha_heatmap"), _FACE),
     **dict.fromkeys(("3d", "3d_min_views", "3d_views", "flir_camera", "flir_camera_index", "camera_parameter_path",
                      "frame_undistort", "write_video_3d"), _3D),
-    "body": "pafpose always finds the body (it has no face or hand network to run alone)",
-    "body_disable": "pafpose always finds the body (it has no face or hand network to run alone)",
+    "body": "pafpose always finds the body: hands and faces come from crops it gives (--face_detector 1 finds "
+            "faces without one)",
+    "body_disable": "pafpose always finds the body: hands and faces come from crops it gives (--face_detector 1 "
+                    "finds faces without one)",
     "output_resolution": "drawn images and videos have the source's size (--keypoint-scale 2 writes their pixels)",
     "part_to_show": "`pafpose explain IMAGE` draws the heatmaps and PAFs (--write-heatmaps writes them)",
     "alpha_pose": "skeletons are drawn opaque; --disable-blending draws them on black",
@@ -58,7 +59,8 @@ NOT_OFFERED: dict[str, str] = {
     "write_keypoint": "deprecated in OpenPose: --write_json DIR",
     "write_keypoint_format": "deprecated in OpenPose: --write_json DIR",
     "write_coco_json": "--json coco writes coco_results.json (and coco_image_ids.json) under --out",
-    "write_coco_foot_json": "--json coco writes coco_results.json under --out (no feet: the model has none)",
+    "write_coco_foot_json": "--json coco writes coco_results.json under --out (with --feet, COCO-WholeBody's "
+                            "foot_kpts)",
     "write_coco_json_variant": "--json coco writes coco_results.json under --out",
     "write_coco_json_variants": "--json coco writes coco_results.json under --out",
     "maximize_positives": "lower the decoder's thresholds instead (--peak-threshold, --min-score, --min-keypoints)",
@@ -99,7 +101,8 @@ TAKEN: dict[str, str] = {
     "keypoint_scale": "--keypoint-scale", "frame_first": "--frame-first", "frame_step": "--frame-step",
     "frame_last": "--frame-last", "net_resolution": "--net-resolution", "scale_number": "--scales",
     "scale_gap": "--scales", "render_threshold": "--render-threshold", "disable_blending": "--disable-blending",
-    "render_pose": "--render-pose", "display": "--show", "model_pose": "--keypoints",
+    "render_pose": "--render-pose", "display": "--show", "model_pose": "--keypoints", "hand": "--hand",
+    "face": "--face", "face_detector": "--face_detector", "hand_detector": "--hand_detector 0",
 }
 
 # gflags booleans: `--flag`, `--flag=true|false|1|0`, `--noflag`
@@ -175,6 +178,14 @@ class _Spelled(argparse.Action):
         namespace.op_spelled = [*getattr(namespace, "op_spelled", []), option_string]
 
 
+def _hand_detector(text: str) -> int:
+    if text == "0":
+        return 0
+    raise argparse.ArgumentTypeError(f"{text} is not offered: hands come from the body's arms (0); OpenPose's 1 "
+                                     "(OpenCV) has no hand detector either, 2 (rectangles given) and 3 (tracking) "
+                                     "are not in pafpose")
+
+
 def _net_resolution(text: str) -> tuple[int | None, int | None]:
     from pafpose.openpose import parse_net_resolution
 
@@ -229,8 +240,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--write-video-fps", type=number(-1, 1000), default=-1, metavar="FPS",
                    help="its frame rate (default: the first video source's)")
     g.add_argument("--keypoints", choices=_LAYOUTS, default=None,
-                   help="keypoint layout of the OpenPose JSON, by name: body25 (mid-hip from the hips, no feet), "
-                   "coco18, coco17 (default: the model's)")
+                   help="keypoint layout of the OpenPose JSON, by name: body25 (mid-hip from the hips, the heels and "
+                   "big toes found by --feet, the small toes missing), coco18, coco17 (default: the model's)")
+
+    w = p.add_argument_group("whole body", "hands, face and feet from crops the body gives (MediaPipe's networks; "
+                             "--parts and --face_detector are the model's options)")
+    w.add_argument("--hand", action="store_true", help="each person's hands: 21 points each (OpenPose's "
+                   "hand_left_keypoints_2d, hand_right_keypoints_2d)")
+    w.add_argument("--face", action="store_true", help="each person's face: 68 points and the 2 pupils (OpenPose's "
+                   "face_keypoints_2d)")
+    w.add_argument("--feet", action="store_true", help="each person's heels and big toes (BODY_25's feet: "
+                   "--keypoints body25 asks for them; the small toes are never found, written as missing)")
+    w.add_argument("--whole-body", action="store_true", help="--hand --face --feet")
+    w.add_argument("--hand_detector", "--hand-detector", type=_hand_detector, default=0, metavar="0",
+                   help="where hand crops come from: 0, the body's arms (the only one offered)")
 
     def alias(flag: str, dest: str, **kw: Any) -> None:
         kw.setdefault("action", _Spelled)
@@ -289,12 +312,16 @@ def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputO
         args.show = True
 
     model_pose = getattr(args, "op_model_pose", None)
-    if model_pose is not None and model_pose.upper() not in ("COCO", "COCO_18"):
-        hint = ("--keypoints body25 writes BODY_25 files from pafpose's COCO model (mid-hip from the hips, no feet); "
-                "--model openpose-body25 --weights pose_iter_584000.caffemodel runs CMU's own BODY_25 network")
-        raise PafposeError(f"--model_pose {model_pose}: pafpose's models find COCO-18 keypoints; "
-                           + (hint if model_pose.upper() == "BODY_25" else "--keypoints coco18|body25|coco17 sets "
-                              "the JSON's layout"))
+    if model_pose is not None:
+        layout = _MODEL_POSES.get(model_pose.upper())
+        if layout is None:
+            raise PafposeError(f"--model_pose {model_pose}: pafpose has no {model_pose.upper()} model; it writes "
+                               "BODY_25 (--model_pose BODY_25 = --keypoints body25, feet included) and COCO "
+                               "(--keypoints coco18)")
+        if args.keypoints is not None and args.keypoints != layout:
+            raise PafposeError(f"--model_pose {model_pose} and --keypoints {args.keypoints} disagree; give one")
+        args.keypoints = layout
+    _whole_body(args)
 
     _scales_from_openpose(args)
     if args.net_resolution is not None:
@@ -362,6 +389,27 @@ def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputO
         images_dir=images_dir,
         images_format=getattr(args, "op_images_format", None),
     )
+
+
+_MODEL_POSES = {"BODY_25": "body25", "COCO": "coco18", "COCO_18": "coco18"}
+
+
+def _whole_body(args: argparse.Namespace) -> None:
+    """--hand, --face, --feet, --whole-body and --keypoints body25 into the model's ``parts``:
+    BODY_25 files get their feet unless the model finds feet itself."""
+    parts = list(getattr(args, "parts", []) or [])
+    wanted = {"hands": args.hand, "face": args.face, "feet": args.feet}
+    parts += [name for name, on in wanted.items() if on or args.whole_body]
+    if args.keypoints == "body25" and "feet" not in parts:
+        from pafpose.weights import get_pretrained_cfg
+
+        try:
+            own_feet = get_pretrained_cfg(args.model or "").skeleton == "body25"
+        except PafposeError:
+            own_feet = False
+        if not own_feet:
+            parts.append("feet")
+    args.parts = parts
 
 
 def controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:

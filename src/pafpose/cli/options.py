@@ -19,7 +19,7 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
     from dataclasses import fields
 
     from pafpose.checks import MAX_HEIGHT, MAX_SCALES, SCALE_RANGE
-    from pafpose.estimator_config import BACKENDS, PRECISIONS, EstimatorConfig
+    from pafpose.estimator_config import BACKENDS, PARTS, PRECISIONS, EstimatorConfig
 
     how = {  # how each field is typed on the command line; max_side and decoder have no flag of their own
         "model": {},
@@ -31,12 +31,15 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
         "height": {"type": number(1, MAX_HEIGHT, integer=True)},
         "scales": {"type": number(*SCALE_RANGE), "nargs": "+", "action": _AtMost(MAX_SCALES)},
         "flip": {"action": "store_true"},
+        "parts": {"nargs": "+", "choices": (*PARTS, "wholebody"), "metavar": "PART"},
+        "face_detector": {"type": face_detector, "metavar": "body|detector"},
     }
     g = p.add_argument_group("model")
     for f in fields(EstimatorConfig):
         if f.name in how:
-            default = list(f.default) if f.name == "scales" else f.default
-            g.add_argument("--" + f.name, default=default, help=f.metadata["help"], **how[f.name])
+            default = list(f.default) if f.name in ("scales", "parts") else f.default
+            flags = ["--" + f.name] + (["--" + f.name.replace("_", "-")] if "_" in f.name else [])
+            g.add_argument(*flags, default=default, help=f.metadata["help"], **how[f.name])
     add_decoder_arguments(p, **decoder_defaults)
 
 
@@ -49,7 +52,22 @@ def config_from_args(args: argparse.Namespace) -> Any:
     extra = {"max_side": args.max_side} if getattr(args, "max_side", None) is not None else {}  # --net-resolution's
     return EstimatorConfig(model=args.model, weights=args.weights, device=args.device, height=args.height,
                            scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
-                           backend=args.backend, threads=args.threads, **extra)
+                           backend=args.backend, threads=args.threads, parts=tuple(args.parts),
+                           face_detector=args.face_detector, **extra)
+
+
+def face_detector(text: str) -> str:
+    """``--face_detector``: pafpose's names, or OpenPose's numbers where they mean the same."""
+    from pafpose.estimator_config import FACE_DETECTORS
+
+    named = {"0": "body", "1": "detector"}.get(text, text)
+    if named in FACE_DETECTORS:
+        return named
+    if text in ("2", "3"):
+        what = "rectangles given by the user" if text == "2" else "hand tracking"
+        raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: 0/body (from the "
+                                         "body's keypoints) or 1/detector (MediaPipe's face detector too)")
+    raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
 
 
 def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)
