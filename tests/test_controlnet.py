@@ -7,7 +7,8 @@ every detector, its requirements pull torchvision (no CPU build here) and timm, 
 test`` installs the wheel with ``--no-deps`` and these tests load two files by path, running
 none of the package's ``__init__``:
 
-- ``open_pose/util.py`` (``draw_bodypose``, the drawing), which needs numpy, cv2 and the two
+- ``open_pose/util.py`` (``draw_bodypose``, ``draw_handpose`` and ``draw_facepose``, the drawing:
+  the hands' colours come from matplotlib, a pafpose dependency), which needs numpy, cv2 and the two
   ``NamedTuple`` classes ``Keypoint`` and ``BodyResult`` from ``body.py``: those two class
   definitions are taken from ``body.py``'s own source (its syntax tree, nothing else of the
   file is run) into a stand-in ``body`` module;
@@ -16,7 +17,9 @@ none of the package's ``__init__``:
 
 ``OpenposeDetector.__call__`` and ``draw_poses`` (in ``open_pose/__init__.py``, which imports
 the network, hands, faces and huggingface_hub) are a few lines around those functions; the
-test repeats them, step by step, in ``reference_pose_image``.
+test repeats them, step by step, in ``reference_draw`` and ``reference_pose_image``, with the
+``include_body``, ``include_hand`` and ``include_face`` of each of sd-webui-controlnet's
+OpenPose preprocessors (``REFERENCE_MODES``).
 """
 
 import ast
@@ -35,9 +38,17 @@ import pytest
 
 from pafpose import controlnet
 from pafpose.errors import PafposeError
-from pafpose.pose import Pose
+from pafpose.pose import Pose, Poses
 
 REFERENCE = "controlnet-aux==0.0.10"  # what the Makefile installs (--no-deps)
+#: sd-webui-controlnet's OpenPose preprocessors and the OpenposeDetector flags each calls it with.
+REFERENCE_MODES = {
+    "openpose": {"include_body": True, "include_hand": False, "include_face": False},
+    "openpose_hand": {"include_body": True, "include_hand": True, "include_face": False},
+    "openpose_face": {"include_body": True, "include_hand": False, "include_face": True},
+    "openpose_faceonly": {"include_body": False, "include_hand": False, "include_face": True},
+    "openpose_full": {"include_body": True, "include_hand": True, "include_face": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,43 +81,65 @@ def ref():
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-    return types.SimpleNamespace(draw_bodypose=draw.draw_bodypose, HWC3=size.HWC3, resize_image=size.resize_image,
+    return types.SimpleNamespace(draw_bodypose=draw.draw_bodypose, draw_handpose=draw.draw_handpose,
+                                 draw_facepose=draw.draw_facepose, HWC3=size.HWC3, resize_image=size.resize_image,
                                  Keypoint=body.Keypoint)
 
 
-def reference_people(ref, people):
-    """Normalised (18, 2) arrays (NaN: missing) -> the reference's lists of Keypoint or None."""
-    return [[None if np.isnan(p).any() else ref.Keypoint(p[0], p[1]) for p in xy] for xy in people]
+def reference_points(ref, xy, width, height):
+    """A normalised hand or face (NaN: missing) -> the reference's list of Keypoint as its detector makes
+    it: a missing point at (-1 / W, -1 / H), its mark (its drawing takes no None there); None: no part."""
+    if xy is None:
+        return None
+    return [ref.Keypoint(-1.0 / width, -1.0 / height) if np.isnan(p).any() else ref.Keypoint(p[0], p[1])
+            for p in xy.tolist()]
 
 
-def reference_draw(ref, people, width, height):
-    """``draw_poses`` (open_pose/__init__.py) with only the body: each person on one black canvas (RGB)."""
+def reference_draw(ref, people, width, height, mode="openpose"):
+    """``draw_poses`` (open_pose/__init__.py) with ``mode``'s flags: each person's body (18 Keypoint or
+    None), left hand, right hand and face on one black canvas (RGB)."""
+    flags = REFERENCE_MODES[mode]
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    for keypoints in reference_people(ref, people):
-        canvas = ref.draw_bodypose(canvas, keypoints)
+    for person in people:
+        person = person if isinstance(person, controlnet.Person) else controlnet.Person(person)
+        if flags["include_body"]:
+            body = [None if np.isnan(p).any() else ref.Keypoint(p[0], p[1]) for p in person.body]
+            canvas = ref.draw_bodypose(canvas, body)
+        if flags["include_hand"]:
+            canvas = ref.draw_handpose(canvas, reference_points(ref, person.hand_left, width, height))
+            canvas = ref.draw_handpose(canvas, reference_points(ref, person.hand_right, width, height))
+        if flags["include_face"]:
+            canvas = ref.draw_facepose(canvas, reference_points(ref, person.face, width, height))
     return canvas
 
 
-def reference_pose_image(ref, rgb, people, detect_resolution, image_resolution):
+def reference_pose_image(ref, rgb, people, detect_resolution, image_resolution, mode="openpose"):
     """``OpenposeDetector.__call__`` after its network: the detection input, the drawing on its size,
     the resize to the image resolution's size (RGB, as it returns)."""
     input_image = ref.resize_image(ref.HWC3(rgb), detect_resolution)
     h, w, _ = input_image.shape
-    detected_map = ref.HWC3(reference_draw(ref, people, w, h))
+    detected_map = ref.HWC3(reference_draw(ref, people, w, h, mode))
     img = ref.resize_image(input_image, image_resolution)
     h, w, _ = img.shape
     return input_image, cv2.resize(detected_map, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def decode_json(doc):
-    """sd-webui-controlnet's ``decode_json_as_poses`` for the body: a confidence below 1 is a missing keypoint."""
-    people = []
-    for person in doc["people"]:
-        k = np.array(person["pose_keypoints_2d"], dtype=float).reshape(-1, 3)
+    """sd-webui-controlnet's ``decode_json_as_poses``: a confidence below 1 is a missing keypoint, an
+    empty or null array no part (here NaN and None, as controlnet.Person holds them)."""
+
+    def points(values):
+        if not values:
+            return None
+        assert len(values) % 3 == 0
+        k = np.array(values, dtype=float).reshape(-1, 3)
         xy = k[:, :2].copy()
         xy[k[:, 2] < 1.0] = np.nan
-        people.append(xy)
-    return people
+        return xy
+
+    return [controlnet.Person(points(p["pose_keypoints_2d"]), points(p.get("hand_left_keypoints_2d")),
+                              points(p.get("hand_right_keypoints_2d")), points(p.get("face_keypoints_2d")))
+            for p in doc["people"]]
 
 
 def random_people(rng, n):
@@ -201,7 +234,202 @@ def test_pose_json_is_what_sd_webui_controlnet_writes():
     k = np.array(person["pose_keypoints_2d"]).reshape(18, 3)
     assert (k[[3, 17]] == 0).all() and (k[np.isfinite(xy[:, 0]), 2] == 1.0).all()
     round_trip = decode_json(json.loads(json.dumps(doc)))  # written unrounded: the same floats come back
-    assert np.array_equal(round_trip[0], xy, equal_nan=True)
+    assert np.array_equal(round_trip[0].body, xy, equal_nan=True)
+
+
+def random_hand(rng, missing=0.2):
+    """A normalised hand of 21 points: a wrist and five fingers fanning out from it, each finger's
+    four joints further out; some points missing, the hand anywhere (also over the canvas's edges)."""
+    wrist = rng.uniform(-0.02, 1.02, 2)
+    size = rng.uniform(0.01, 0.12)
+    facing = rng.uniform(-np.pi, np.pi)
+    points = [wrist]
+    for finger in range(5):
+        angle = facing + (finger - 2) * 0.35 + rng.normal(0, 0.05)
+        for joint in range(4):
+            reach = size * (0.45 + 0.2 * joint) * (0.8 if finger == 0 else 1.0)
+            points.append(wrist + reach * np.array([np.cos(angle), np.sin(angle)]) + rng.normal(0, size * 0.03, 2))
+    xy = np.array(points)
+    xy[rng.random(21) < missing] = np.nan
+    return xy
+
+
+def random_face(rng, missing=0.15):
+    """A normalised face of 70 points: the 68 on an ellipse-like outline and features, two pupils; some missing."""
+    centre = rng.uniform(0.0, 1.0, 2)
+    size = rng.uniform(0.02, 0.15)
+    t = rng.uniform(0, 2 * np.pi, 68)
+    r = size * rng.uniform(0.2, 1.0, 68)
+    xy = np.r_[centre + np.c_[np.cos(t) * r * 0.8, np.sin(t) * r],
+               centre + size * np.array([[-0.3, -0.25], [0.3, -0.25]])]
+    xy[rng.random(70) < missing] = np.nan
+    return xy
+
+
+def random_persons(rng, n):
+    """``n`` people with a body, maybe hands, maybe a face (random_people's bodies)."""
+    return [controlnet.Person(body, *(random_hand(rng) if rng.random() < 0.8 else None for _ in range(2)),
+                              random_face(rng) if rng.random() < 0.8 else None) for body in random_people(rng, n)]
+
+
+def test_every_mode_matches_the_reference_pixel_for_pixel(ref):
+    """Body, hands and face, in each of ControlNet's OpenPose modes: pafpose's drawing is the reference's."""
+    assert controlnet.MODES == {m: tuple(f.values()) for m, f in REFERENCE_MODES.items()}
+    rng = np.random.default_rng(23)
+    added = dict.fromkeys(REFERENCE_MODES, 0)
+    for trial in range(60):
+        w, h = (int(rng.integers(1, 16)) * 64, int(rng.integers(1, 16)) * 64) if trial % 2 else \
+            (int(rng.integers(8, 1200)), int(rng.integers(8, 1200)))
+        people = random_persons(rng, int(rng.integers(0, 4)))
+        body_only = controlnet.draw(people, w, h)
+        for mode in REFERENCE_MODES:
+            ours = controlnet.draw(people, w, h, mode)
+            assert ours.shape == (h, w, 3) and ours.dtype == np.uint8
+            assert np.array_equal(ours[:, :, ::-1], reference_draw(ref, people, w, h, mode)), (trial, mode, w, h)
+            added[mode] += not np.array_equal(ours, body_only)
+    assert added["openpose"] == 0 and min(added[m] for m in REFERENCE_MODES if m != "openpose") > 30, added
+
+
+def test_hands_and_faces_draw_only_points_found(ref):
+    """A missing point is neither drawn nor joined to its neighbours; nothing lands at (0, 0)."""
+    w, h = 640, 512
+    rng = np.random.default_rng(5)
+    hand = random_hand(rng, missing=0.0)
+    hand = np.clip(hand, 0.2, 0.8)
+    alone = np.where(np.arange(21)[:, None] == 8, hand, np.nan)  # the index finger's tip alone
+    drawn = controlnet.draw([controlnet.Person(np.full((18, 2), np.nan), hand_left=alone)], w, h, "openpose_full")
+    assert np.array_equal(drawn[:, :, ::-1], reference_draw(
+        ref, [controlnet.Person(np.full((18, 2), np.nan), hand_left=alone)], w, h, "openpose_full"))
+    x, y = int(alone[8, 0] * w), int(alone[8, 1] * h)
+    ys, xs = np.nonzero(drawn.any(axis=2))
+    assert {tuple(c) for c in drawn[ys, xs]} == {(255, 0, 0)}  # one blue disc (BGR), no bone
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (x - 4, x + 4, y - 4, y + 4)
+    face = np.full((70, 2), np.nan)
+    face[[3, 69]] = [[0.5, 0.5], [0.25, 0.75]]
+    person = controlnet.Person(np.full((18, 2), np.nan), random_hand(rng, 0.5), None, face)
+    drawn = controlnet.draw([person], w, h, "openpose_full")
+    assert not drawn[:6, :6].any()  # no missing point drawn at the origin
+    assert tuple(drawn[int(0.75 * h), int(0.25 * w)]) == (255, 255, 255) and tuple(drawn[256, 320]) == (255, 255, 255)
+    faceonly = controlnet.draw([person], w, h, "openpose_faceonly")
+    assert {tuple(c) for c in faceonly.reshape(-1, 3)} == {(0, 0, 0), (255, 255, 255)}  # the two face dots
+    assert np.array_equal(faceonly[:, :, ::-1], reference_draw(ref, [person], w, h, "openpose_faceonly"))
+    edge = controlnet.Person(np.full((18, 2), np.nan), face=np.where(np.arange(70)[:, None] == 0, [[0.0, 0.5]], np.nan))
+    assert not controlnet.draw([edge], w, h, "openpose_face").any()  # column 0: ControlNet never draws it
+    assert not reference_draw(ref, [edge], w, h, "openpose_face").any()
+
+
+def whole_body_people(rng, width, height):
+    """Poses in an image's pixels with hands and faces in Pose.parts: scores in [0, 1], some points below
+    the threshold, some missing (NaN, NaN, 0), one person without parts, one whose hand has no point found."""
+    out = Poses()
+    for i in range(4):
+        body = np.c_[rng.uniform(0, 1, (18, 2)) * [width, height], rng.uniform(0.05, 1, 18)]
+        parts = {}
+        if i != 2:
+            for name, xy in (("hand_left", random_hand(rng)), ("hand_right", random_hand(rng)),
+                             ("face", random_face(rng))):
+                k = np.c_[xy * [width, height], rng.uniform(0.02, 1, len(xy))]
+                k[np.isnan(k[:, 0]), 2] = 0.0
+                parts[name] = k
+        if i == 3:
+            parts["hand_right"][:, 2] = 0.05  # every point below the threshold: no hand
+        out.append(Pose(body, 0.9, "coco18", parts=parts))
+    out.image_size = (width, height)
+    return out
+
+
+def test_whole_body_people_are_normalised_written_and_redrawn(ref):
+    """Pose.parts -> persons -> image and JSON: hands and face normalised by the canvas as the body, only
+    points at or above the threshold; the JSON read back as sd-webui-controlnet reads it redraws the image."""
+    rng = np.random.default_rng(7)
+    people = whole_body_people(rng, 896, 512)
+    size = controlnet.sizes(896, 512, 512, 768)
+    assert size.detect == (896, 512)
+    for mode in REFERENCE_MODES:
+        found = controlnet.persons(people, 896, 512, 0.1, mode)
+        needed = controlnet.parts_needed(mode)
+        for pose, person in zip(people, found, strict=True):
+            for name in ("hand_left", "hand_right", "face"):
+                xy = getattr(person, name)
+                k = pose.parts.get(name)
+                if name not in needed or k is None or not (k[:, 2] >= 0.1).any():
+                    assert xy is None, (mode, name)
+                    continue
+                ok = (k[:, 2] >= 0.1) & np.isfinite(k[:, 0])
+                assert np.array_equal(np.isfinite(xy[:, 0]), ok)
+                assert np.array_equal(xy[ok], k[ok, :2] / [896, 512])
+        doc = json.loads(json.dumps(controlnet.pose_json(found, size)))
+        for person, written in zip(found, doc["people"], strict=True):
+            for name, key in (("hand_left", "hand_left_keypoints_2d"), ("hand_right", "hand_right_keypoints_2d"),
+                              ("face", "face_keypoints_2d")):
+                xy = getattr(person, name)
+                if xy is None:
+                    assert written[key] is None
+                    continue
+                k = np.array(written[key]).reshape(-1, 3)
+                assert len(k) == (70 if name == "face" else 21)
+                missing = np.isnan(xy[:, 0])
+                assert (k[missing] == 0).all() and (k[~missing, 2] == 1.0).all()  # absent: 0, 0, 0, never found
+        back = decode_json(doc)
+        for a, b in zip(found, back, strict=True):
+            for name in ("body", "hand_left", "hand_right", "face"):
+                x, y = getattr(a, name), getattr(b, name)
+                assert (x is None and y is None) or np.array_equal(x, y, equal_nan=True), (mode, name)
+        image = controlnet.render(people, (896, 512), 512, 768, mode=mode)
+        assert np.array_equal(image, controlnet.pose_image(back, size, mode))
+        _, expected = reference_pose_image(ref, np.zeros((512, 896, 3), np.uint8), back, 512, 768, mode)
+        assert np.array_equal(image, expected[:, :, ::-1]), mode
+    full = controlnet.render(people, (896, 512), mode="openpose_full")
+    assert not np.array_equal(full, controlnet.render(people, (896, 512), mode="openpose"))
+
+
+def test_modes_and_parts_are_checked():
+    assert controlnet.parts_needed("openpose") == set()
+    assert controlnet.parts_needed("openpose_hand") == {"hand_left", "hand_right"}
+    assert controlnet.parts_needed("openpose_face") == controlnet.parts_needed("openpose_faceonly") == {"face"}
+    assert controlnet.parts_needed("openpose_full") == {"hand_left", "hand_right", "face"}
+    for bad in ("dw_openpose_full", "OpenPose", None, 3):
+        with pytest.raises(PafposeError, match="ControlNet mode must be one of openpose, openpose_hand"):
+            controlnet.parts_needed(bad)
+        with pytest.raises(PafposeError, match="ControlNet mode"):
+            controlnet.draw([], 64, 64, bad)
+    short = Pose(np.zeros((18, 3)), 0.5, "coco18", parts={"hand_left": np.zeros((20, 3))})
+    with pytest.raises(PafposeError, match="'hand_left' has 20 points"):
+        controlnet.persons([short], 64, 64, mode="openpose_hand")
+    assert controlnet.persons([short], 64, 64)[0].hand_left is None  # a mode without hands never reads them
+
+
+def test_the_writer_options_and_command_line_carry_the_mode(ref, tmp_path):
+    from pafpose.cli import build_parser
+    from pafpose.cli.openpose_flags import resolve
+    from pafpose.fields import OPENPOSE_COCO18
+    from pafpose.outputs import OutputOptions, Writer
+
+    options = OutputOptions(out=tmp_path, json="none", controlnet=(256, 384), controlnet_mode="openpose_full")
+    assert OutputOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+    for bad, why in (({"controlnet": (256, 256), "controlnet_mode": "full"}, "controlnet mode must be one of"),
+                     ({"controlnet_mode": "openpose_hand"}, "but controlnet is None")):
+        with pytest.raises(PafposeError, match=why):
+            OutputOptions(out=tmp_path, **bad)
+    people = whole_body_people(np.random.default_rng(11), 640, 480)
+    w = Writer(options, OPENPOSE_COCO18)
+    w.image(people, np.zeros((480, 640, 3), np.uint8), "a")
+    w.finish()
+    doc = json.loads((tmp_path / "a_controlnet.json").read_text())
+    image = cv2.imread(str(tmp_path / "a_controlnet.png"))
+    size = controlnet.sizes(640, 480, 256, 384)
+    assert sum(p["hand_left_keypoints_2d"] is not None for p in doc["people"]) == 3
+    assert np.array_equal(image, controlnet.pose_image(decode_json(doc), size, "openpose_full"))
+    _, expected = reference_pose_image(ref, np.zeros((480, 640, 3), np.uint8), decode_json(doc), 256, 384,
+                                       "openpose_full")
+    assert np.array_equal(image, expected[:, :, ::-1])
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.jpg", "--render", "controlnet", "--controlnet-mode", "openpose_face"])
+    assert resolve(args).controlnet_mode == "openpose_face"
+    assert resolve(parser.parse_args(["predict", "x.jpg", "--render", "controlnet"])).controlnet_mode == "openpose"
+    with pytest.raises(PafposeError, match="--controlnet-mode is for --render controlnet"):
+        resolve(parser.parse_args(["predict", "x.jpg", "--controlnet-mode", "openpose_full"]))
 
 
 @pytest.mark.parametrize(("photo", "detect", "image"), [("p3_dance.png", 512, 512), ("ski.jpg", 384, 768),
@@ -225,10 +453,10 @@ def test_annotate_reports_missing_keypoints(ref, est, shared):
     bgr = cv2.imread(str(shared / "images" / "ski.jpg"))
     result = controlnet.annotate(est, bgr)
     people = decode_json(result.json)
-    missing = sum(int(np.isnan(xy[:, 0]).sum()) for xy in people)
+    missing = sum(int(np.isnan(p.body[:, 0]).sum()) for p in people)
     assert missing > 0, "every keypoint found: this photo no longer tests missing ones"
     assert np.array_equal(result.image, controlnet.pose_image(people, result.sizes))
-    for p, xy in zip(result.poses, people, strict=True):  # the JSON is the people normalised by the canvas
+    for p, xy in zip(result.poses, (p.body for p in people), strict=True):  # the people normalised by the canvas
         ok = p.keypoints[:, 2] >= 0.1
         w, h = result.sizes.detect
         assert np.array_equal(np.isfinite(xy[:, 0]), ok & np.isfinite(p.keypoints[:, 0]))
@@ -289,6 +517,8 @@ def test_the_command_writes_the_pose_image_and_json(env, shared, tmp_path):
                       (["--render", "controlnet", "--detect-resolution", "nan"], "whole number"),
                       (["--render", "controlnet", "--image-resolution", "512.5"], "whole number"),
                       (["--render", "sdxl"], "invalid choice"),
+                      (["--render", "controlnet", "--controlnet-mode", "dw_openpose_full"], "invalid choice"),
+                      (["--controlnet-mode", "openpose_full"], "is for --render controlnet"),
                       (["--detect-resolution", "384"], "are for --render controlnet")):
         r = subprocess.run([exe, "predict", str(photo), *args, "--out", str(tmp_path / "bad")], capture_output=True,
                            text=True, env=env, timeout=120)

@@ -376,6 +376,7 @@ def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputO
         save_video=getattr(args, "save_video", False),
         threshold=args.threshold,
         controlnet=controlnet_resolutions(args),
+        controlnet_mode=controlnet_mode(args),
         number_people_max=None if args.number_people_max == -1 else args.number_people_max,
         keypoint_scale=args.keypoint_scale,
         keypoints=args.keypoints,
@@ -422,6 +423,16 @@ def controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:
         return None
     return (DEFAULT_RESOLUTION if args.detect_resolution is None else args.detect_resolution,
             DEFAULT_RESOLUTION if args.image_resolution is None else args.image_resolution)
+
+
+def controlnet_mode(args: argparse.Namespace) -> str:
+    """--controlnet-mode (default: the body alone); without --render controlnet it is a mistake."""
+    from pafpose.controlnet import DEFAULT_MODE
+
+    mode = getattr(args, "controlnet_mode", None)
+    if mode is not None and getattr(args, "render", "pafpose") != "controlnet":
+        raise PafposeError("--controlnet-mode is for --render controlnet")
+    return DEFAULT_MODE if mode is None else mode
 
 
 def _scales_from_openpose(args: argparse.Namespace) -> None:

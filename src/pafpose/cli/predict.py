@@ -87,8 +87,8 @@ def add_output_arguments(p: argparse.ArgumentParser, json_default: str | None, s
 
 
 def add_controlnet_arguments(p: argparse.ArgumentParser) -> None:
-    """--render controlnet and its resolutions (pafpose.controlnet)."""
-    from pafpose.controlnet import DEFAULT_RESOLUTION, RESOLUTION_RANGE
+    """--render controlnet, its resolutions and its mode (pafpose.controlnet)."""
+    from pafpose.controlnet import DEFAULT_MODE, DEFAULT_RESOLUTION, MODES, RESOLUTION_RANGE
 
     g = p.add_argument_group("ControlNet")
     g.add_argument("--render", choices=("pafpose", "controlnet"), default="pafpose",
@@ -102,6 +102,11 @@ def add_controlnet_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name}-resolution", type=number(*RESOLUTION_RANGE, integer=True), default=None, metavar="N",
                        help=f"--render controlnet: {what}, rounded as ControlNet rounds it to a multiple of 64 "
                        f"({RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}; default {DEFAULT_RESOLUTION})")
+    g.add_argument("--controlnet-mode", choices=tuple(MODES), default=None,
+                   help=f"--render controlnet: which of ControlNet's OpenPose preprocessors draws the pose image "
+                   f"(default {DEFAULT_MODE}, the body): openpose_hand adds the hands, openpose_face the face, "
+                   "openpose_faceonly draws the face alone, openpose_full body, hands and face; the JSON then carries "
+                   "the hands and faces too. People without hands or a face are drawn with what they have")
 
 
 class Display:

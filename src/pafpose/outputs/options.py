@@ -54,6 +54,10 @@ class OutputOptions:
         threshold: keypoint score below which nothing is drawn.
         controlnet: ``(detect, image)`` resolution: ControlNet's pose image and JSON of every
             image and frame (``NAME_controlnet.png/.json``); None: not written.
+        controlnet_mode: which of ControlNet's OpenPose preprocessors draws them
+            (:data:`pafpose.controlnet.MODES`: ``openpose``, the body; ``openpose_hand``,
+            ``openpose_face``, ``openpose_faceonly``, ``openpose_full`` with the people's hands
+            and faces); only with ``controlnet``.
         number_people_max: OpenPose's ``--number_people_max`` (None: everyone).
         keypoint_scale: OpenPose's ``--keypoint_scale`` 0..4 for the OpenPose JSON.
         keypoints: the OpenPose JSON's layout (``"body25"``, ``"coco17"``...; None: the model's).
@@ -75,6 +79,7 @@ class OutputOptions:
     save_video: bool = False
     threshold: float = 0.1
     controlnet: tuple[int, int] | None = None
+    controlnet_mode: str = "openpose"
     number_people_max: int | None = None
     keypoint_scale: int = 0
     keypoints: str | None = None
@@ -106,6 +111,14 @@ class OutputOptions:
             object.__setattr__(self, "number_people_max", None)
         if self.number_people_max is not None:
             check_number("number_people_max", self.number_people_max, 1, None, integer=True)
+        if self.controlnet_mode != "openpose" or self.controlnet is not None:
+            from pafpose.controlnet import MODES
+
+            if not isinstance(self.controlnet_mode, str) or self.controlnet_mode not in MODES:
+                raise PafposeError(f"controlnet mode must be one of {', '.join(MODES)}, got {self.controlnet_mode!r}")
+            if self.controlnet is None:
+                raise PafposeError(f"controlnet mode {self.controlnet_mode} is for ControlNet's files, but controlnet "
+                                   "is None")
         if self.controlnet is not None:
             from pafpose.controlnet import RESOLUTION_RANGE
 

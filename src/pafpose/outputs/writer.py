@@ -169,7 +169,7 @@ class Writer:
 
     def _controlnet(self, people: Poses, image: np.ndarray | None, name: str) -> None:
         """ControlNet's pose image and pose JSON (``NAME_controlnet.png/.json``), at the people's
-        image's size (else the given image's)."""
+        image's size (else the given image's), drawn as ``controlnet_mode`` draws."""
         if self.options.controlnet is None:
             return
         from pafpose import controlnet
@@ -181,9 +181,10 @@ class Writer:
             raise PafposeError(f"{name}: ControlNet's files need the image's size: give the image, or people "
                                "that know it (Poses.image_size)")
         sizes = controlnet.sizes(*size, *self.options.controlnet)
-        found = controlnet.keypoints(people, *size, self.options.threshold)
+        mode = self.options.controlnet_mode
+        found = controlnet.persons(people, *size, self.options.threshold, mode)
         stem = self.options.out / f"{name}_controlnet"  # names may hold dots: no with_suffix
-        self.written.append(write_image_atomic(controlnet.pose_image(found, sizes), f"{stem}.png"))
+        self.written.append(write_image_atomic(controlnet.pose_image(found, sizes, mode), f"{stem}.png"))
         self.written.append(write_json_atomic(controlnet.pose_json(found, sizes), f"{stem}.json"))
 
     def _picture(self, drawn: np.ndarray, name: str, suffix: str) -> None:
