@@ -401,6 +401,11 @@ def _whole_body(args: argparse.Namespace) -> None:
     parts = list(getattr(args, "parts", []) or [])
     wanted = {"hands": args.hand, "face": args.face, "feet": args.feet}
     parts += [name for name, on in wanted.items() if on or args.whole_body]
+    if getattr(args, "render", "pafpose") == "controlnet" and getattr(args, "controlnet_mode", None):
+        from pafpose.controlnet import parts_needed
+
+        needed = parts_needed(args.controlnet_mode)  # ControlNet's hand and face modes draw what they need
+        parts += ["hands"] * bool(needed & {"hand_left", "hand_right"}) + ["face"] * ("face" in needed)
     if args.keypoints == "body25" and "feet" not in parts:
         from pafpose.weights import get_pretrained_cfg
 
