@@ -22,7 +22,8 @@ class TrackerConfig:
             taken ``1 + lost_growth * missed`` times larger in the similarity).
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
             one-keypoint people would otherwise match nothing).
-        smooth: apply the One Euro filter to the tracked keypoints.
+        smooth: apply the One Euro filter to the tracked keypoints (whole-body parts too:
+            hands, face and feet, with the same settings and the person's size).
         min_cutoff: the filter's cut-off frequency at rest (Hz): lower, smoother.
         beta: how fast the cut-off rises with speed (speed relative to the body, in person
             sizes, the square root of the keypoints' box area, per second): higher, less lag.
