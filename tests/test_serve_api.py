@@ -405,3 +405,33 @@ def test_sessions_are_bounded_in_number_and_time():
     assert sessions.update("a", [person, person], now=3.0)[1].track_id == 1  # a new tracker: ids from 0 again
     sessions.update("d", [], now=20.0)  # every other session unused for over 10 s: forgotten
     assert len(sessions) == 1
+
+
+def test_a_whole_body_server_answers_hands_faces_and_feet(client, images):
+    """Issue 23: a server started with --parts finds hands, faces and feet for every format and ControlNet mode;
+    a body-only server refuses ControlNet's hand and face modes in one line."""
+    from pafpose import controlnet
+    from pafpose.predict import Estimator
+
+    handsup = (images / "handsup1.jpg").read_bytes()
+    r = post(client, handsup, "image/jpeg", format="controlnet", mode="openpose_full")
+    assert r.status_code == 400 and "--parts hands face" in r.json()["detail"]
+    r = post(client, handsup, "image/jpeg", path="/v1/poses/render", style="controlnet", mode="openpose_hand")
+    assert r.status_code == 400 and "--parts hands" in r.json()["detail"]
+    est = Estimator(MODEL, device="cpu", parts=("wholebody",))
+    with TestClient(create_app(est, ServeSettings(), model_name=MODEL), base_url=LOCAL) as whole:
+        r = post(whole, handsup, "image/jpeg")
+        assert r.status_code == 200
+        people = r.json()["people"]
+        assert {len(v) for p in people for v in p["parts"].values()} <= {70, 21, 6}
+        assert sum(any(k is not None for k in p["parts"]["hand_left"]) for p in people) >= 1
+        assert all(p["parts"]["feet"][1] is None for p in people)  # no small toe, ever
+        r = post(whole, handsup, "image/jpeg", format="openpose")
+        assert [len(p["hand_right_keypoints_2d"]) for p in r.json()["people"]] == [63] * len(people)
+        photo = cv2.imread(str(images / "handsup1.jpg"))
+        result = controlnet.annotate(est, photo, mode="openpose_full")
+        r = post(whole, handsup, "image/jpeg", format="controlnet", mode="openpose_full")
+        assert r.status_code == 200 and r.json() == result.json
+        assert any(p["hand_left_keypoints_2d"] for p in r.json()["people"])
+        r = post(whole, handsup, "image/jpeg", path="/v1/poses/render", style="controlnet", mode="openpose_full")
+        assert np.array_equal(cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR), result.image)

@@ -77,6 +77,9 @@ StyleQuery = Annotated[Literal["pafpose", "controlnet"], Query(description=(
 # ControlNet's resolutions (short side, rounded to a multiple of 64), bounded below the library's 4096:
 # a request's canvases are held in memory while it is drawn
 _CN_MAX = 2048
+ModeQuery = Annotated[Literal[tuple(controlnet.MODES)], Query(description=(  # type: ignore[valid-type]
+    "format=controlnet and style=controlnet: ControlNet's preprocessor (openpose: the body; openpose_hand, "
+    "openpose_face, openpose_faceonly, openpose_full add the hands and face of a server started with --parts)"))]
 DetectResolution = Annotated[int, Query(ge=controlnet.RESOLUTION_RANGE[0], le=_CN_MAX, description=(
     "format=controlnet and style=controlnet: the short side at which people are found and drawn, as ControlNet's "
     "detect_resolution"))]
@@ -228,19 +231,32 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
         timing["total"] = time.perf_counter() - start
         return upload, outcome, {k: round(v * 1e3, 2) for k, v in timing.items()}
 
+    found = set(getattr(getattr(estimator, "config", None), "parts", ()) or ())
+
+    def _check_mode(mode: str) -> None:
+        """A ControlNet mode that draws hands or a face needs a server that finds them."""
+        needed = controlnet.parts_needed(mode)
+        missing = [p for p, names in (("hands", {"hand_left", "hand_right"}), ("face", {"face"}))
+                   if needed & names and p not in found]
+        if missing:
+            raise HTTPException(400, f"mode {mode} draws {' and '.join(missing)}, which this server does not find: "
+                                     f"start it with --parts {' '.join(missing)}")
+
     @app.post("/v1/poses", summary="People in an image, as JSON", openapi_extra=_IMAGE_BODY, response_model=None,
               responses={200: {"model": PosesBody | OpenPoseBody | list[CocoResultBody] | ControlNetBody,
                                "description": "the people; the body's shape follows `format`"}, **_ERRORS})
     async def poses(request: Request, scales: ScalesQuery = None, flip: FlipQuery = None,
                     threshold: JsonThreshold = None, fmt: FormatQuery = "pafpose",
                     image_id: ImageIdQuery = 0, session: SessionQuery = None,
-                    detect_resolution: DetectResolution = controlnet.DEFAULT_RESOLUTION) -> JSONResponse:
+                    detect_resolution: DetectResolution = controlnet.DEFAULT_RESOLUTION,
+                    mode: ModeQuery = controlnet.DEFAULT_MODE) -> JSONResponse:
         if fmt == "controlnet":
             if session is not None:
                 raise HTTPException(400, "session: ControlNet's pose JSON has no person ids; use another format")
+            _check_mode(mode)
             upload, outcome, timing = await run(request, scales, flip, _controlnet_input(detect_resolution))
             size = _controlnet_sizes(upload.image, detect_resolution)
-            people = controlnet.keypoints(outcome.value, *size.detect, 0.1 if threshold is None else threshold)
+            people = controlnet.persons(outcome.value, *size.detect, 0.1 if threshold is None else threshold, mode)
             return JSONResponse(controlnet.pose_json(people, size), headers={"Server-Timing": _server_timing(timing)})
         upload, outcome, timing = await run(request, scales, flip)
         people = outcome.value.thresholded(threshold) if threshold else outcome.value
@@ -257,13 +273,15 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
                      threshold: DrawThreshold = 0.1, image_format: ImageFormatQuery = None,
                      style: StyleQuery = "pafpose",
                      detect_resolution: DetectResolution = controlnet.DEFAULT_RESOLUTION,
-                     image_resolution: ImageResolution = controlnet.DEFAULT_RESOLUTION) -> Response:
+                     image_resolution: ImageResolution = controlnet.DEFAULT_RESOLUTION,
+                     mode: ModeQuery = controlnet.DEFAULT_MODE) -> Response:
         if style == "controlnet":  # a pose map: PNG unless asked (JPEG's artefacts change the colours ControlNet reads)
+            _check_mode(mode)
             prepare = _controlnet_input(detect_resolution, image_resolution)
             upload, outcome, timing = await run(request, scales, flip, prepare)
             kind = image_format or "png"
             data = await in_thread(_draw_controlnet, upload.image, outcome.value, threshold, kind,
-                                   detect_resolution, image_resolution)
+                                   detect_resolution, image_resolution, mode)
         else:
             upload, outcome, timing = await run(request, scales, flip)
             kind = image_format or ("jpeg" if upload.format == "JPEG" else "png")
@@ -306,10 +324,10 @@ def _controlnet_sizes(image: Any, detect_resolution: int,
 
 
 def _draw_controlnet(image: Any, people: Any, threshold: float, kind: str, detect_resolution: int,
-                     image_resolution: int) -> bytes:
+                     image_resolution: int, mode: str = controlnet.DEFAULT_MODE) -> bytes:
     """ControlNet's pose image of the people found in ``image`` (already at the detection size)."""
     size = controlnet.Sizes(image.shape[1::-1], controlnet.sizes(*image.shape[1::-1], image_resolution).detect)
-    return _encode(controlnet.pose_image(controlnet.keypoints(people, *size.detect, threshold), size), kind)
+    return _encode(controlnet.pose_image(controlnet.persons(people, *size.detect, threshold, mode), size, mode), kind)
 
 
 def _draw(upload: Upload, people: Any, threshold: float, kind: str) -> bytes:
