@@ -148,7 +148,8 @@ def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_pa
     make_video(data / "clip.mp4", dance_frame, 3)
     common = ["--height", "256", "--threads", "1", "--batch-size", "2", "--save-images", "--save-video",
               "--number-people-max", "2", "--keypoints", "body25", "--keypoint-scale", "1", "--part-candidates",
-              "--write-heatmaps", "--render", "controlnet", "--detect-resolution", "256"]
+              "--write-heatmaps", "--render", "controlnet", "--detect-resolution", "256", "--hand", "--face",
+              "--controlnet-mode", "openpose_full"]  # whole body (issue 23) through the same writer
     r = pafpose(env, "predict", data, "--out", tmp_path / "p", *common)
     assert r.returncode == 0, r.stderr
     r = pafpose(env, "batch", data, "--out", tmp_path / "b", "--json", "openpose", "--workers", "1", *common)
@@ -163,6 +164,7 @@ def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_pa
             ours, theirs = json.loads(ours), json.loads(theirs)
             if name.endswith("_keypoints.json"):
                 assert len(ours["people"][0]["pose_keypoints_2d"]) == 25 * 3 and len(ours["people"]) <= 2
+                assert [len(ours["people"][0][k]) for k in ("face_keypoints_2d", "hand_left_keypoints_2d")] == [210, 63]
         if not name.endswith(".mp4"):  # videos carry their own creation time
             assert ours == theirs, name
     # PoseTrack files for videos alike; images are no sequence in batch: said in one line
