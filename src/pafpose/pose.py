@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 OPENPOSE_PARTS = {"face": "face_keypoints_2d", "hand_left": "hand_left_keypoints_2d",
                   "hand_right": "hand_right_keypoints_2d"}
 _OPENPOSE_3D = ("pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
+#: COCO-WholeBody results' keypoint arrays beside the 17 body ``keypoints``, in its order:
+#: ``(field, the Pose.parts name written into it, points)``. Its face is OpenPose's first 68
+#: points (no pupils); its feet are :meth:`Pose.feet`'s (a BODY-25 layout's own, else the part).
+COCO_WHOLEBODY_FIELDS: tuple[tuple[str, str, int], ...] = (
+    ("foot_kpts", "feet", 6), ("face_kpts", "face", 68), ("lefthand_kpts", "hand_left", 21),
+    ("righthand_kpts", "hand_right", 21))
 
 
 @dataclass
@@ -129,12 +135,28 @@ class Pose:
 
     def to_coco_keypoints(self) -> list[float]:
         """COCO results ``keypoints``: flat ``[x, y, v] * 17``; missing ones are ``0, 0, 0``."""
-        kps = self.to_coco17().keypoints
-        out = np.zeros_like(kps)
-        ok = np.isfinite(kps[:, 0])
-        out[ok, :2] = kps[ok, :2]
-        out[ok, 2] = 1.0
-        return [float(v) for v in out.ravel()]
+        return _coco_flat(self.to_coco17().keypoints)
+
+    def to_coco_wholebody_keypoints(self) -> dict[str, list[float]]:
+        """COCO-WholeBody's ``foot_kpts``, ``face_kpts``, ``lefthand_kpts`` and ``righthand_kpts``
+        (:data:`COCO_WHOLEBODY_FIELDS`), flat ``[x, y, v]`` like :meth:`to_coco_keypoints`.
+
+        A missing point is ``0, 0, 0`` and a part the person lacks is all zeros: the official
+        evaluation (xtcocotools) leaves a result out of a part's scoring when none of that
+        part's ``v`` is above 0, so a hand not found is no false positive, while its OKS
+        takes the coordinates whatever ``v`` says, so a missing point of a found part scores
+        as a miss (NaN would poison it, and is not JSON).
+        """
+        out = {}
+        for key, name, count in COCO_WHOLEBODY_FIELDS:
+            kps = self.feet() if name == "feet" else self.parts.get(name)
+            if kps is None:
+                out[key] = [0.0] * (3 * count)
+                continue
+            if len(kps) < count:
+                raise PafposeError(f"part {name!r} has {len(kps)} points; COCO-WholeBody's {key} needs {count}")
+            out[key] = _coco_flat(kps[:count])
+        return out
 
     def to_dict(self, decimals: int | None = 3) -> dict[str, Any]:
         """The person as JSON-ready values, the one shape of ``pafpose serve`` and ``pafpose batch``:
@@ -172,6 +194,16 @@ def _points(kps: np.ndarray, decimals: int | None) -> list[list[float] | None]:
     score = None if decimals is None else 5
     return [[_round(x, decimals), _round(y, decimals), _round(c, score)]
             if math.isfinite(x) and math.isfinite(y) else None for x, y, c in kps.tolist()]
+
+
+def _coco_flat(kps: np.ndarray) -> list[float]:
+    """COCO results' flat ``[x, y, v]``: ``v`` 1 for a found point (COCO reads no confidence
+    there), ``0, 0, 0`` for a missing one."""
+    out = np.zeros_like(kps)
+    ok = np.isfinite(kps[:, 0]) & np.isfinite(kps[:, 1])
+    out[ok, :2] = kps[ok, :2]
+    out[ok, 2] = 1.0
+    return [float(v) for v in out.ravel()]
 
 
 def _flat(kps: np.ndarray, missing: tuple[float, float] = (0.0, 0.0), decimals: int = 3) -> list[float]:
@@ -376,6 +408,18 @@ class Poses(list):
         """COCO keypoint results (category 1, 17 keypoints) for this image."""
         return [{"image_id": int(image_id), "category_id": 1, "keypoints": p.to_coco_keypoints(),
                  "score": float(p.score)} for p in self]
+
+    def has_wholebody(self) -> bool:
+        """Whether some person has a whole-body part COCO-WholeBody scores (feet, face, hands)."""
+        names = {name for _, name, _ in COCO_WHOLEBODY_FIELDS}
+        return any(names.intersection(p.parts) for p in self)
+
+    def to_coco_wholebody(self, image_id: int) -> list[dict[str, Any]]:
+        """COCO-WholeBody results for this image, as its official evaluation (xtcocotools'
+        COCOeval, ``keypoints_wholebody``; mmpose's) reads them: :meth:`to_coco`'s fields plus
+        :meth:`Pose.to_coco_wholebody_keypoints`' four arrays."""
+        return [{"image_id": int(image_id), "category_id": 1, "keypoints": p.to_coco_keypoints(),
+                 **p.to_coco_wholebody_keypoints(), "score": float(p.score)} for p in self]
 
     def to_posetrack(self, image_id: int, first_id: int = 0) -> list[dict[str, Any]]:
         """PoseTrack 2018 annotations of this frame's people (``track_id`` -1 if untracked).

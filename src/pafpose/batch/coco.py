@@ -8,6 +8,8 @@ so that a shard present means its COCO lines are there too; once every input is 
 driver streams them, in ``pafpose predict``'s order (the images as listed, then each video's
 frames), into ``coco_results.json`` and ``coco_image_ids.json`` with predict's ids (a COCO
 file name's own id, else the next free number). Memory holds one sidecar's lines at a time.
+People with whole-body parts make it COCO-WholeBody results, as in ``pafpose predict``
+(:mod:`pafpose.outputs.coco`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ class Sidecar:
         self._file = open(self._tmp, "w", encoding="utf-8")
 
     def add(self, key: str, frame: int | None, name: str, people: Poses) -> None:
-        self._file.write(json.dumps({"key": key, "frame": frame, "name": name, "results": people.to_coco(0)}) + "\n")
+        from pafpose.outputs.coco import results_for
+
+        record = {"key": key, "frame": frame, "name": name, "results": results_for(people, 0)}
+        self._file.write(json.dumps(record) + "\n")
 
     def commit(self) -> None:
         self._file.close()
@@ -73,14 +78,16 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
     ``out/results``, in predict's order; inputs without lines (an error, or done by an earlier
     run without ``--json coco``) are counted in one notice."""
     from pafpose.batch.results import shard_paths
-    from pafpose.outputs.coco import CocoIds, write_results
+    from pafpose.outputs.coco import CocoIds, is_wholebody, write_results
 
     where: dict[str, Path] = {}
+    wholebody = False  # some unit's people had whole-body parts: every result gets the part arrays
     for shard in shard_paths(out):  # only a finished unit's lines: a sidecar whose shard is gone is stale
         path = shard.with_name(sidecar_name(shard.name))
         if path.exists():
-            for key in _lines(path):
+            for key, lines in _lines(path).items():
                 where.setdefault(key, path)
+                wholebody = wholebody or any(is_wholebody(line["results"]) for line in lines)
     ordered = [i for i in items if i.kind == "image"] + [i for i in items if i.kind == "video"]
     ids = CocoIds(i.key for i in ordered if i.kind == "image")
     missing = [i for i in ordered if i.key not in where]
@@ -96,7 +103,7 @@ def write_coco(out: Path, folder: Path, items: Sequence[Item], warn: Callable[[s
             for record in cached[1].get(item.key, []):
                 yield ids(record["key"] if record["frame"] is None else None), record["name"], record["results"]
 
-    written = write_results(folder, records())
+    written = write_results(folder, records(), wholebody=wholebody)
     if missing:
         warn(f"--json coco: {len(missing)} input{'s' * (len(missing) != 1)} have no COCO results (errors, or done "
              "by an earlier run without --json coco)")

@@ -9,6 +9,13 @@ skipped). A missing or unreadable image is reported, counted, and scores as no d
 Broken entries of the annotation file (wrong types, missing keys, NaN or absurd numbers)
 are left out of the ground truth and reported; output paths are checked before the run.
 
+On COCO-WholeBody ground truth (people with foot_kpts, face_kpts, lefthand_kpts and
+righthand_kpts) the people are written as COCO-WholeBody results (their whole-body parts,
+zeros where they have none) and scored as its official evaluation (xtcocotools' COCOeval,
+as mmpose runs it) does: one line per part (body, foot, face, lefthand, righthand,
+wholebody), each part with its own OKS sigmas; --metrics-json adds body_AP ... wholebody_ARl
+to the ten figures, which are then the body's.
+
 Unlike predict, eval completes every person by default (--fill-missing): COCO's OKS
 scores every labelled keypoint, and a keypoint the grouping left out is placed at the
 strongest heatmap response near the person instead of scoring nothing. --no-fill-missing
@@ -33,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-detections", type=number(1, 1000, integer=True), default=20,
                    help="people kept per image (COCO scores 20)")
     p.add_argument("--out", type=Path, help="write the COCO results here")
-    p.add_argument("--metrics-json", type=Path, help="write {\"AP\": ..., \"AP50\": ..., ...} here")
+    p.add_argument("--metrics-json", type=Path, help="write {\"AP\": ..., \"AP50\": ..., ...} here (on COCO-WholeBody "
+                   "also \"body_AP\" ... \"wholebody_ARl\")")
     add_model_arguments(p, fill_missing=True)
     p.set_defaults(func=run)
 
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pafpose.cli.options import make_estimator, warn
     from pafpose.errors import PafposeError
     from pafpose.estimator_config import DEFAULT_MODEL
-    from pafpose.evaluate import evaluate, load_annotations
+    from pafpose.evaluate import WHOLEBODY_SIGMAS, evaluate, load_annotations
     from pafpose.formats import write_json_atomic
     from pafpose.io import check_output_file
 
@@ -60,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     est = make_estimator(args)
     ev = evaluate(est.predict, gt, args.images, max_detections=args.max_detections,
                   on_error=lambda msg: warn(f"error: {msg} (scored as no detections)"))
+    part_keys = [key for key in WHOLEBODY_SIGMAS if key != "keypoints"]
+    if ev.parts and not any(v > 0 for r in ev.results for key in part_keys for v in r[key][2::3]):
+        warn("the model gave no whole-body point (feet, face, hands): those parts score 0")
     if args.out:
         write_json_atomic(ev.results, args.out)
     if args.metrics_json:
-        write_json_atomic({**{k: round(v, 6) for k, v in ev.metrics.items()}, "images": ev.images,
+        write_json_atomic({**{k: round(v, 6) for k, v in ev.figures().items()}, "images": ev.images,
                            "unreadable": len(ev.failed), "skipped_entries": len(ev.skipped)}, args.metrics_json)
     print(ev.table())
     done = ev.images - len(ev.failed)

@@ -6,6 +6,8 @@ JSON, or whose top level is not a COCO object, is one clear error. A broken entr
 types, missing keys, NaN/inf or absurd numbers, an annotation of an unlisted image, a
 duplicate id) is left out and described in ``skipped``: the rest of the file is still
 usable, and what was left out is reported, never silently scored or trained on.
+A COCO-WholeBody file (part arrays ``foot_kpts``, ``face_kpts``... beside ``keypoints``) has
+them checked the same way, and a person without them is left out of it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from typing import Any
 from pycocotools.coco import COCO
 
 from pafpose.errors import PafposeError
+from pafpose.pose import COCO_WHOLEBODY_FIELDS
 
 KEYPOINTS = 17  # COCO person keypoints: 17 (x, y, v)
+#: COCO-WholeBody's keypoint arrays beside ``keypoints`` and their points (a file has all or none).
+WHOLEBODY_KEYPOINTS = {key: count for key, _, count in COCO_WHOLEBODY_FIELDS}
 MAX_COORD = 1e6  # pixels: anything beyond is a broken value, not a photo
 MAX_ID = 2**63 - 1  # ids must fit the int64 arrays pycocotools builds
 _REASONS_SHOWN = 3
@@ -116,8 +121,22 @@ def _check_segmentation(segm: Any) -> str | None:
     return f"segmentation is a {type(segm).__name__}"
 
 
-def _check_annotation(ann: Any, image_ids: set[int]) -> str | None:
-    """Why annotation ``ann`` is unusable, or None; fills ``category_id`` and ``num_keypoints``."""
+def _check_keypoints(kps: Any, field: str, n: int) -> str | None:
+    """Why ``kps`` is no flat ``[x, y, v] * n`` list, or None."""
+    if not isinstance(kps, list) or len(kps) != 3 * n:
+        count = len(kps) if isinstance(kps, list) else "no list of"
+        return f"has {count} {field} values, needs {3 * n} numbers ({n} x, y, v)"
+    if not all(_is_number(v) for v in kps):
+        bad = next(v for v in kps if not _is_number(v))
+        return f"{field} must be finite numbers within +-{MAX_COORD:g}, has {_describe(bad)}"
+    if any(v not in (0, 1, 2) for v in kps[2::3]):
+        return f"{field} visibility flags must be 0, 1 or 2"
+    return None
+
+
+def _check_annotation(ann: Any, image_ids: set[int], wholebody: bool = False) -> str | None:
+    """Why annotation ``ann`` is unusable, or None; fills ``category_id`` and ``num_keypoints``.
+    ``wholebody``: the file is COCO-WholeBody's, so the part arrays are required too."""
     if not isinstance(ann, dict):
         return f"is a {type(ann).__name__}, not an object"
     missing = [k for k in ("image_id", "keypoints", "area", "iscrowd", "bbox") if k not in ann]
@@ -136,6 +155,14 @@ def _check_annotation(ann: Any, image_ids: set[int]) -> str | None:
         return f"keypoints must be finite numbers within +-{MAX_COORD:g}, has {_describe(bad)}"
     if any(v not in (0, 1, 2) for v in kps[2::3]):
         return "keypoint visibility flags must be 0, 1 or 2"
+    if wholebody:
+        lacking = [k for k in WHOLEBODY_KEYPOINTS if k not in ann]
+        if lacking:
+            return f"lacks {', '.join(lacking)}, which the file's other people have (COCO-WholeBody)"
+        for field, n in WHOLEBODY_KEYPOINTS.items():
+            why = _check_keypoints(ann[field], field, n)
+            if why:
+                return why
     if not _numbers(ann["bbox"], 4) or ann["bbox"][2] < 0 or ann["bbox"][3] < 0:
         return "bbox must be 4 finite numbers (x, y, width >= 0, height >= 0)"
     area = ann["area"]
@@ -196,8 +223,9 @@ def validate(data: Any, source: str = "annotations") -> tuple[dict[str, Any], li
         images.append(img)
     kept: list[dict[str, Any]] = []
     ann_ids: set[int] = set()
+    wholebody = any(isinstance(a, dict) and not WHOLEBODY_KEYPOINTS.keys().isdisjoint(a) for a in data["annotations"])
     for i, ann in enumerate(data["annotations"]):
-        why = _check_annotation(ann, image_ids)
+        why = _check_annotation(ann, image_ids, wholebody)
         if why is None and "id" in ann and ann["id"] in ann_ids:  # pycocotools indexes by id: one would hide
             why = f"repeats annotation id {ann['id']}"
         if why:

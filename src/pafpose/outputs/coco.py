@@ -5,6 +5,11 @@ kill (``kill -9``, the OOM killer) loses at most the image in flight; :meth:`Coc
 streams the journal into ``coco_results.json`` (memory bounded however many images) with
 ``coco_image_ids.json`` naming each id's image, and removes the journal. A journal left by an
 earlier killed run is kept under another name, never overwritten.
+
+People with whole-body parts (feet, face, hands) make the file COCO-WholeBody results
+(:meth:`~pafpose.pose.Poses.to_coco_wholebody`): then every result of the run carries the four
+part arrays, all zeros for a person without parts, since the official evaluation reads them
+from every result. A run without parts writes the body-only results it always has.
 """
 
 from __future__ import annotations
@@ -15,13 +20,35 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pafpose.pose import Poses
+from pafpose.pose import COCO_WHOLEBODY_FIELDS, Poses
+
+_NO_PARTS = {key: [0.0] * (3 * count) for key, _, count in COCO_WHOLEBODY_FIELDS}
 
 
-def write_results(folder: Path, records: Iterable[tuple[int, str, list[dict[str, Any]]]]) -> list[Path]:
+def results_for(people: Poses, image_id: int) -> list[dict[str, Any]]:
+    """One image's results for ``--json coco``: COCO-WholeBody's when some person has
+    whole-body parts, else COCO's body-only ones."""
+    return people.to_coco_wholebody(image_id) if people.has_wholebody() else people.to_coco(image_id)
+
+
+def is_wholebody(results: Iterable[dict[str, Any]]) -> bool:
+    """Whether some result carries COCO-WholeBody's part arrays."""
+    return any(COCO_WHOLEBODY_FIELDS[0][0] in r for r in results)
+
+
+def _with_parts(result: dict[str, Any]) -> dict[str, Any]:
+    """A body-only result with empty part arrays, in COCO-WholeBody's field order (score last)."""
+    if COCO_WHOLEBODY_FIELDS[0][0] in result:
+        return result
+    return {**{k: v for k, v in result.items() if k != "score"}, **_NO_PARTS, "score": result["score"]}
+
+
+def write_results(folder: Path, records: Iterable[tuple[int, str, list[dict[str, Any]]]],
+                  wholebody: bool = False) -> list[Path]:
     """``coco_results.json`` and ``coco_image_ids.json`` in ``folder`` from ``(image id, name,
     results)`` per image, streamed: memory holds one image's results at a time, however many
-    images a run has. A run's journal and a batch run's merge both end here."""
+    images a run has. A run's journal and a batch run's merge both end here. ``wholebody``
+    (some result has parts) gives every result the part arrays, so that the file is one kind."""
     from pafpose.formats import write_json_atomic
     from pafpose.io import atomic_output
 
@@ -34,6 +61,8 @@ def write_results(folder: Path, records: Iterable[tuple[int, str, list[dict[str,
             for image_id, name, found in records:
                 names[image_id] = name
                 for result in found:
+                    if wholebody:
+                        result = _with_parts(result)
                     out.write(("" if first else ", ") + json.dumps({**result, "image_id": image_id}))
                     first = False
             out.write("]")
@@ -76,11 +105,14 @@ class CocoJournal:
         self.partial = folder / "coco_results.partial.jsonl"
         self._warn = warn
         self._file: Any = None
+        self.wholebody = False  # some person had whole-body parts: the file is COCO-WholeBody results
 
     def add(self, name: str, people: Poses, location: str | None) -> None:
         """Append one image's results (people in its pixels) and flush them."""
         image_id = self.ids(location)
-        self._line({"image_id": image_id, "name": name, "results": people.to_coco(image_id)})
+        found = results_for(people, image_id)
+        self.wholebody = self.wholebody or is_wholebody(found)
+        self._line({"image_id": image_id, "name": name, "results": found})
 
     def _line(self, record: dict[str, Any]) -> None:
         if self._file is None:
@@ -110,7 +142,7 @@ class CocoJournal:
 
     def finish(self) -> list[Path]:
         """Write ``coco_results.json`` and ``coco_image_ids.json``; the journal goes."""
-        written = write_results(self.folder, self._records())
+        written = write_results(self.folder, self._records(), wholebody=self.wholebody)
         if self._file is not None:  # the final files hold everything
             self._file.close()
             self._file = None
