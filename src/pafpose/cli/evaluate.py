@@ -65,12 +65,16 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"{args.images}: no such image folder")
     if gt.skipped:
         warn(f"{args.annotations}: {gt.summary()}; scoring the valid entries only")
+    from pafpose.evaluate import is_wholebody
+
+    if is_wholebody(gt) and not args.parts:  # COCO-WholeBody ground truth: find what it scores
+        args.parts = ["wholebody"]
     est = make_estimator(args)
     ev = evaluate(est.predict, gt, args.images, max_detections=args.max_detections,
                   on_error=lambda msg: warn(f"error: {msg} (scored as no detections)"))
     part_keys = [key for key in WHOLEBODY_SIGMAS if key != "keypoints"]
     if ev.parts and not any(v > 0 for r in ev.results for key in part_keys for v in r[key][2::3]):
-        warn("the model gave no whole-body point (feet, face, hands): those parts score 0")
+        warn("no whole-body point was found (feet, face, hands): those parts score 0")
     if args.out:
         write_json_atomic(ev.results, args.out)
     if args.metrics_json:
