@@ -426,6 +426,8 @@ def test_a_whole_body_server_answers_hands_faces_and_feet(client, images):
         assert {len(v) for p in people for v in p["parts"].values()} <= {70, 21, 6}
         assert sum(any(k is not None for k in p["parts"]["hand_left"]) for p in people) >= 1
         assert all(p["parts"]["feet"][1] is None for p in people)  # no small toe, ever
+        r = post(whole, handsup, "image/jpeg", format="coco")  # COCO-WholeBody's results
+        assert [len(x["lefthand_kpts"]) for x in r.json()] == [63] * len(people)
         r = post(whole, handsup, "image/jpeg", format="openpose")
         assert [len(p["hand_right_keypoints_2d"]) for p in r.json()["people"]] == [63] * len(people)
         photo = cv2.imread(str(images / "handsup1.jpg"))

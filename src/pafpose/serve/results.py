@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pafpose.pose import Pose
+from pafpose.pose import Pose, as_poses
 from pafpose.skeleton import Skeleton
 
 FORMATS = ("pafpose", "openpose", "coco")
@@ -31,7 +31,8 @@ def people_json(poses: Sequence[Pose]) -> list[dict[str, Any]]:
 
 def poses_document(poses: Sequence[Pose], fmt: str, width: int, height: int, skeleton: Skeleton,
                    image_id: int = 0, extra: dict[str, Any] | None = None) -> Any:
-    """The response body in ``fmt``: ``pafpose`` (ours), ``openpose`` (OpenPose 1.3 JSON) or ``coco`` (results list).
+    """The response body in ``fmt``: ``pafpose`` (ours), ``openpose`` (OpenPose 1.3 JSON) or ``coco`` (results list;
+    COCO-WholeBody's when the people have hands, faces or feet).
 
     The foreign formats are exactly what :mod:`pafpose.formats` writes, so their readers
     work unchanged; ``extra`` (timings, batch size) goes into our own format only.
@@ -40,7 +41,8 @@ def poses_document(poses: Sequence[Pose], fmt: str, width: int, height: int, ske
 
     if fmt == "openpose":
         return openpose_json(poses)
-    if fmt == "coco":
-        return coco_results(poses, image_id)
+    if fmt == "coco":  # COCO-WholeBody's results where the server finds hands, faces or feet
+        people = as_poses(poses)
+        return people.to_coco_wholebody(image_id) if people.has_wholebody() else coco_results(poses, image_id)
     return {"width": width, "height": height, "people": people_json(poses), "skeleton": skeleton_json(skeleton),
             **(extra or {})}
