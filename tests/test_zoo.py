@@ -73,3 +73,37 @@ def test_unverifiable_entries_do_not_pick_up_other_files(shared, monkeypatch):
     monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
     with pytest.raises(PafposeError, match=r"does not download .*no verified sha256"):
         W.load("human-pose-estimation-0001.fp32")
+
+
+def test_part_networks_are_zoo_files_verified_like_the_body_weights(shared, tmp_path, monkeypatch):
+    """Issue 23: MediaPipe's networks at one commit of its repository, sha256 and size known; found in a
+    mirror folder offline, fetched into the cache from their address (a file:// URL stands in), and a
+    damaged copy is neither used nor left behind."""
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PAFPOSE_OFFLINE", "1")
+    monkeypatch.delenv("PAFPOSE_WEIGHTS_PATH", raising=False)
+    folder = shared / "weights" / "mediapipe"
+    for cfg in W.PART_NETS.values():
+        (wf,) = cfg.files
+        assert wf.refusal() is None and cfg.license == "Apache-2.0"
+        assert wf.urls[0].startswith("https://raw.githubusercontent.com/google/mediapipe/63e679d99ca45b30514a9d84c9351a2d77bb9ba0/")
+        assert (folder / wf.name).stat().st_size == wf.size
+        with pytest.raises(PafposeError, match="PAFPOSE_OFFLINE"):
+            resolve_file(cfg, wf)
+    monkeypatch.setenv("PAFPOSE_WEIGHTS_PATH", str(shared / "weights"))
+    cfg = W.PART_NETS["mediapipe-hand"]
+    assert resolve_file(cfg, cfg.files[0]) == folder / "hand_landmark_lite.tflite"
+    monkeypatch.delenv("PAFPOSE_WEIGHTS_PATH")
+    monkeypatch.delenv("PAFPOSE_OFFLINE")
+    wf = cfg.files[0]
+    local = type(cfg)(**{**cfg.__dict__, "files": (type(wf)(wf.name, ((folder / wf.name).as_uri(),), wf.sha256,
+                                                                        wf.size),)})
+    got = resolve_file(local, local.files[0])
+    assert got == tmp_path / "home" / cfg.name / wf.name and got.read_bytes() == (folder / wf.name).read_bytes()
+    got.write_bytes(b"damaged")  # a damaged cache entry is fetched again
+    assert resolve_file(local, local.files[0]).stat().st_size == wf.size
+    bad = type(cfg)(**{**cfg.__dict__, "name": "other", "files": (type(wf)(wf.name, local.files[0].urls, "0" * 64,
+                                                                              wf.size),)})
+    with pytest.raises(PafposeError, match="sha256"):
+        resolve_file(bad, bad.files[0])
+    assert not (tmp_path / "home" / "other" / wf.name).exists()

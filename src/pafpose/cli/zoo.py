@@ -53,6 +53,20 @@ def models_command(args: argparse.Namespace) -> None:
             for url in wf.urls:
                 print(f"      {url}")
     print(auto_backend_lines())
+    print(part_network_lines())
+
+
+def part_network_lines() -> str:
+    """The crop networks of whole body (``--hand``, ``--face``, ``--feet``)."""
+    from pafpose.weights import PART_NETS
+
+    lines = ["Part networks (--hand, --face, --feet; run by OpenVINO on crops the body gives):"]
+    for cfg in PART_NETS.values():
+        (wf,) = cfg.files
+        lo, hi = cfg.input_range
+        lines += [f"{cfg.name}  [{cfg.input_side}x{cfg.input_side} RGB {lo:g}..{hi:g}, {cfg.license}]: {cfg.task}",
+                  f"    file {wf.name}: {wf.size:,} bytes, sha256 {wf.sha256}", f"      {wf.urls[0]}"]
+    return "\n".join(lines)
 
 
 def auto_backend_lines() -> str:

@@ -265,7 +265,8 @@ _add(PretrainedCfg(
 @dataclass(frozen=True)
 class PartNetCfg:
     """A published crop network for hands, faces or feet (:mod:`pafpose.wholebody`): its file,
-    cached and verified as the body networks' are, and its input side (square, RGB 0..1)."""
+    cached and verified as the body networks' are, its input side (square RGB) and the range
+    its pixels are scaled to (MediaPipe's graphs: 0..1, the face detector -1..1)."""
 
     name: str
     task: str
@@ -273,6 +274,7 @@ class PartNetCfg:
     input_side: int
     license: str
     origin_url: str
+    input_range: tuple[float, float] = (0.0, 1.0)
     available: bool = True
 
 
@@ -297,6 +299,7 @@ for _name, _task, _folder, _file, _side, _sha, _size in (
     PART_NETS[_name] = PartNetCfg(
         name=_name, task=_task, files=(WeightFile(_file, (f"{_MEDIAPIPE}/{_folder}/{_file}",), _sha, _size),),
         input_side=_side, license="Apache-2.0",
+        input_range=(-1.0, 1.0) if _name == "mediapipe-face-detector" else (0.0, 1.0),  # as its graph scales it
         origin_url=f"https://github.com/google/mediapipe/tree/{_MEDIAPIPE_COMMIT}/mediapipe/modules/{_folder}")
 
 

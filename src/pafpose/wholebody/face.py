@@ -133,7 +133,7 @@ class FaceDetector:
         h, w = image.shape[:2]
         n = self.net.side
         frame = Crop((w - 1) / 2, (h - 1) / 2, float(max(w, h)))  # the whole image, letterboxed
-        raw, logits = self.net(to_input([frame.cut(image, n)]) * 2 - 1)  # this network takes -1..1
+        raw, logits = self.net(to_input([frame.cut(image, n)]))
         raw, scores = raw.reshape(-1, 16), sigmoid(logits.reshape(-1))
         keep = np.flatnonzero(scores >= self.min_score)
         keep = keep[np.argsort(-scores[keep])]

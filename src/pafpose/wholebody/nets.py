@@ -24,7 +24,8 @@ _LOCK = threading.Lock()
 class LandmarkNet:
     """One compiled part network: ``net(crops)`` -> its outputs, each ``(N, ...)``.
 
-    ``crops`` are ``N x n x n x 3`` RGB float32 in 0..1 (MediaPipe's input). Networks whose
+    ``crops`` are ``N x n x n x 3`` RGB float32 in 0..1 (:func:`to_input`), scaled to the range the
+    network takes (:attr:`~pafpose.weights.PartNetCfg.input_range`). Networks whose
     graph fixes the batch to 1 (the iris network) are run one crop at a time.
     """
 
@@ -36,6 +37,7 @@ class LandmarkNet:
         except KeyError:
             raise PafposeError(f"unknown part network {name!r}; known: {', '.join(PART_NETS)}") from None
         self.name, self.side = name, cfg.input_side
+        self.range = cfg.input_range
         path = resolve_file(cfg, cfg.files[0])
         core = ov.Core()
         model = core.read_model(str(path))
@@ -55,6 +57,9 @@ class LandmarkNet:
 
     def __call__(self, crops: np.ndarray) -> list[np.ndarray]:
         crops = np.ascontiguousarray(crops, dtype=np.float32)
+        if self.range != (0.0, 1.0):
+            lo, hi = self.range
+            crops = crops * np.float32(hi - lo) + np.float32(lo)
         if len(crops) == 0:
             return []
         with self._lock:
