@@ -177,8 +177,13 @@ def test_people_without_arms_or_faces_get_empty_parts(wb_est):
     kps[COCO18.index("left_wrist")] = (-500, -500, 0.9)  # a wrist far outside the image, no elbow
     kps[COCO18.index("nose")] = (30, 20, 0.9)
     kps[COCO18.index("left_eye")] = (30.4, 19.8, 0.9)  # a 1-pixel face
+    kps[COCO18.index("right_elbow")] = (-300, -300, 0.9)  # a right arm whose hand crop lies outside the image
+    kps[COCO18.index("right_wrist")] = (-200, -200, 0.9)
+    kps[COCO18.index("left_hip")] = (5, 30, 0.9)  # hips on one point, no shoulder: no person crop
+    kps[COCO18.index("right_hip")] = (5, 30, 0.9)
     out = wb(image, Poses([Pose(kps, 0.5, COCO18)]))
     assert len(out) == 1 and all(_missing(k) for k in out[0].parts.values())
+    assert len(wb(np.zeros((1, 1, 3), np.uint8), Poses([Pose(kps, 0.5, COCO18)]))) == 1  # a 1-pixel image
     assert len(wb(image, Poses())) == 0
 
 
