@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(DEMO_ENV) $(VENV)/bin/pafpose predict "$(DEMO_IMAGE)" --out $(DEMO_OUT) --save-images
+	$(DEMO_ENV) $(VENV)/bin/pafpose predict "$(DEMO_IMAGE)" --out $(DEMO_OUT) --save-images --whole-body
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
