@@ -201,5 +201,11 @@ def test_a_close_up_face_with_the_face_detector(estimator_cls, shared):
     assert nme < 0.12
 
 
-def test_min_side_is_a_few_pixels():
+def test_small_hands_and_people_get_no_crop():
+    """Crops under what the networks can see are not run: hands under ~25 pixels, tiny people's feet."""
     assert 5 <= MIN_SIDE <= 25
+    small = _body(left_shoulder=(100, 0), left_elbow=(100, 20), left_wrist=(100, 40))  # a 30-pixel hand box
+    assert hand_crop(small, "left") is None
+    tiny = _body(left_hip=(11, 20), right_hip=(9, 20), left_shoulder=(11, 10), right_shoulder=(9, 10),
+                 left_ankle=(11, 38))
+    assert person_crop(tiny) is None

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("read", "preprocess", "network", "decode", "draw")
+STAGES = ("read", "preprocess", "network", "decode", "parts", "draw")  # parts: whole body (--parts), when asked
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,15 +105,16 @@ def measure(est: Any, paths: list[Path], batch: int, warmup: int, repeat: int,
                 people += sum(len(p) for p in found)
                 wall += t3 - t0
                 per_stage["read"].append((t1 - t0) / n)
-                for key in ("preprocess", "network", "decode"):
-                    per_stage[key].append(est.timings[key] / n)
+                for key in ("preprocess", "network", "decode", "parts"):
+                    per_stage[key].append(est.timings.get(key, 0.0) / n)
                 per_stage["draw"].append((t3 - t2) / n)
     return {"per_stage": per_stage, "images": images, "people": people, "wall": wall}
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     st = raw["per_stage"]
-    frame = [a + b + c for a, b, c in zip(st["preprocess"], st["network"], st["decode"], strict=True)]
+    frame = [a + b + c + d for a, b, c, d in zip(st["preprocess"], st["network"], st["decode"], st["parts"],
+                                                 strict=True)]
     out: dict[str, Any] = {
         "stages_ms": {k: {"median": 1000 * percentile(v, 50), "p90": 1000 * percentile(v, 90)} for k, v in st.items()},
         "frame_to_poses_ms": {"median": 1000 * percentile(frame, 50), "p90": 1000 * percentile(frame, 90)},
