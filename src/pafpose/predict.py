@@ -163,6 +163,7 @@ class Estimator:
                                    "OpenVINO IR (human-pose-estimation-0001 has); use float32")
             precision = "int8" if int8 else "float32"
         # what runs, "auto" resolved: Estimator(self.config) runs the same again, without choosing
+        asked = config.precision  # the part networks follow an explicit float32 or bfloat16
         self.config = config = config.replace(backend=backend, precision=precision)
         self.precision = precision
         own = network is None  # a caller's network is not modified (fused, relaid)
@@ -182,7 +183,8 @@ class Estimator:
         if config.parts:
             from pafpose.wholebody import WholeBody
 
-            self.wholebody = WholeBody(config.parts, config.face_detector, config.threads)
+            self.wholebody = WholeBody(config.parts, config.face_detector, config.threads,
+                                       asked if asked in ("float32", "bfloat16") else "auto")
             self.timings["parts"] = 0.0
         self.prepare: Prepare | None = None  # a preprocessing hook (with_options)
         self.backend = make_backend(backend, self.net, self.device, precision, config.threads,

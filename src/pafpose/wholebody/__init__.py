@@ -46,10 +46,12 @@ class WholeBody:
     ``WholeBody(parts)(image, people)``: ``image`` a BGR array, ``people`` the body's
     :class:`~pafpose.pose.Poses` in that image's pixels. Every person gets every part asked
     for (missing where not found), so the layout of a run's outputs does not depend on
-    what was seen. ``face_detector``: :data:`FACE_DETECTORS`.
+    what was seen. ``face_detector``: :data:`FACE_DETECTORS`. ``precision``: the networks'
+    (``auto``: bfloat16 where the CPU computes it natively, else float32; :mod:`.nets`).
     """
 
-    def __init__(self, parts: Iterable[str] = PARTS, face_detector: str = "body", threads: int | None = None) -> None:
+    def __init__(self, parts: Iterable[str] = PARTS, face_detector: str = "body", threads: int | None = None,
+                 precision: str = "auto") -> None:
         from pafpose.wholebody.face import FaceDetector, FaceNet
         from pafpose.wholebody.feet import FootNet
         from pafpose.wholebody.hands import HandNet
@@ -60,10 +62,10 @@ class WholeBody:
         if face_detector != "body" and "face" not in self.parts:
             raise PafposeError("a face detector finds faces: ask for the face too")
         self.face_detector = face_detector
-        self.hands = HandNet(threads) if "hands" in self.parts else None
-        self.face = FaceNet(threads) if "face" in self.parts else None
-        self.feet = FootNet(threads) if "feet" in self.parts else None
-        self.detector = FaceDetector(threads) if face_detector == "detector" else None
+        self.hands = HandNet(threads, precision) if "hands" in self.parts else None
+        self.face = FaceNet(threads, precision) if "face" in self.parts else None
+        self.feet = FootNet(threads, precision) if "feet" in self.parts else None
+        self.detector = FaceDetector(threads, precision) if face_detector == "detector" else None
         self.timings: dict[str, float] = {"hands": 0.0, "face": 0.0, "feet": 0.0}
 
     def names(self) -> tuple[str, ...]:

@@ -51,10 +51,10 @@ def level_crop(mesh: np.ndarray) -> Crop | None:
 class FaceNet:
     """70 face points (68 iBUG + the right and left pupil) of each face crop."""
 
-    def __init__(self, threads: int | None = None, passes: int = 2, min_presence: float = 0.5,
-                 pupils: bool = True) -> None:
-        self.net = landmark_net("mediapipe-face", threads)
-        self.iris = landmark_net("mediapipe-iris", threads) if pupils else None
+    def __init__(self, threads: int | None = None, precision: str = "auto", passes: int = 2,
+                 min_presence: float = 0.5, pupils: bool = True) -> None:
+        self.net = landmark_net("mediapipe-face", threads, precision)
+        self.iris = landmark_net("mediapipe-iris", threads, precision) if pupils else None
         self.passes, self.min_presence = passes, min_presence
 
     def meshes(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[tuple[np.ndarray, float] | None]:
@@ -123,8 +123,9 @@ class FaceDetector:
     close-up portraits, where the body is barely visible (OpenPose's ``--face_detector``).
     Each face gives a crop for :class:`FaceNet` as MediaPipe makes it (eyes level, 1.5x the box)."""
 
-    def __init__(self, threads: int | None = None, min_score: float = 0.5, overlap: float = 0.3) -> None:
-        self.net = landmark_net("mediapipe-face-detector", threads)
+    def __init__(self, threads: int | None = None, precision: str = "auto", min_score: float = 0.5,
+                 overlap: float = 0.3) -> None:
+        self.net = landmark_net("mediapipe-face-detector", threads, precision)
         self.anchors = _anchors()
         self.min_score, self.overlap = min_score, overlap
 

@@ -29,8 +29,8 @@ _ANKLES = {"left": (27, (0, 2)), "right": (28, (3, 5))}
 class FootNet:
     """The six foot points (:data:`~pafpose.skeleton.FOOT_KEYPOINTS`) of each person crop."""
 
-    def __init__(self, threads: int | None = None, min_visibility: float = 0.5) -> None:
-        self.net = landmark_net("mediapipe-pose", threads)
+    def __init__(self, threads: int | None = None, precision: str = "auto", min_visibility: float = 0.5) -> None:
+        self.net = landmark_net("mediapipe-pose", threads, precision)
         self.min_visibility = min_visibility
 
     def __call__(self, image: np.ndarray, crops: Sequence[Crop | None],

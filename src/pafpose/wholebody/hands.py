@@ -31,8 +31,9 @@ def recrop(points: np.ndarray) -> Crop | None:
 class HandNet:
     """21 points of each hand crop (``passes`` network runs each: the body's box, then re-crops)."""
 
-    def __init__(self, threads: int | None = None, passes: int = 2, min_presence: float = 0.5) -> None:
-        self.net = landmark_net("mediapipe-hand", threads)
+    def __init__(self, threads: int | None = None, precision: str = "auto", passes: int = 2,
+                 min_presence: float = 0.5) -> None:
+        self.net = landmark_net("mediapipe-hand", threads, precision)
         self.passes, self.min_presence = passes, min_presence
 
     def __call__(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[np.ndarray]:
