@@ -249,3 +249,27 @@ def test_without_smoothing_parts_pass_unchanged():
                 assert p.parts.keys() == q.parts.keys()
                 for name, k in p.parts.items():
                     assert np.array_equal(k, q.parts[name], equal_nan=True)
+
+
+def test_a_face_without_a_body_is_kept_untracked():
+    """A face the face detector found alone (a close-up, no body keypoint) has nothing to track by: both
+    trackers keep it in its frame, untracked and as found, and track the others as before."""
+    from pafpose.pose import Pose, Poses
+    from pafpose.skeleton import COCO18
+    from pafpose.tracking import OfflineTracker, Tracker
+
+    no_body = np.tile([np.nan, np.nan, 0.0], (18, 1))
+    face = np.tile([50.0, 60.0, 0.9], (70, 1))
+    body = np.tile([10.0, 10.0, 0.9], (18, 1))
+    for tracker in (Tracker(), OfflineTracker()):
+        frames = []
+        for i in range(6):
+            people = Poses([Pose(no_body, 0.9, COCO18, parts={"face": face + i}), Pose(body + i, 0.8, COCO18)])
+            frames += [out for _, out in tracker.push(people, i)]
+        frames += [out for _, out in tracker.flush()]
+        assert len(frames) == 6
+        for i, out in enumerate(frames):
+            assert sorted(p.track_id is None for p in out) == [False, True]
+            alone = next(p for p in out if p.track_id is None)
+            np.testing.assert_array_equal(alone.parts["face"], face + i)
+        assert len({next(p for p in out if p.track_id is not None).track_id for out in frames}) == 1

@@ -269,6 +269,10 @@ class Tracker(SequenceTracker):
                     kp = person.keypoints.copy()
                     kp[:, :2] = k[:self._k]
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
+        # a person without a body keypoint but with a part (a face the face detector found alone) has nothing to
+        # track by: kept, untracked, as found
+        out.extend(p for p in poses if not np.isfinite(p.keypoints[:, :2]).any()
+                   and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
         seen = np.zeros(len(self.ids), bool)
         seen[rows] = True
         self._missed = np.where(seen, 0, self._missed + 1)
