@@ -27,7 +27,7 @@ import numpy as np
 from pafpose.errors import PafposeError
 from pafpose.estimator_config import FACE_DETECTORS, PARTS, check_parts
 from pafpose.pose import Pose, Poses
-from pafpose.skeleton import PART_KEYPOINTS
+from pafpose.skeleton import PART_KEYPOINTS, get_skeleton
 from pafpose.wholebody.crops import Crop, body_points, face_crop, hand_crop, person_crop
 
 #: A body keypoint must score this much to place a crop.
@@ -105,9 +105,9 @@ class WholeBody:
             self.timings[key] += dt
         out = [p.replace(parts={**p.parts, **{name: found[name][i] for name in self.names()}})
                for i, p in enumerate(people)]
-        skeleton = people.skeleton
+        skeleton = people.skeleton or get_skeleton("coco18")  # no one found and no layout said: OpenPose's
         for face in extra:  # a face the detector found that no body explains: a person with a face only
-            if skeleton is None or not np.isfinite(face[:, 0]).any():
+            if not np.isfinite(face[:, 0]).any():
                 continue
             parts = {name: _empty(name) for name in self.names()}
             parts["face"] = face
