@@ -494,3 +494,15 @@ def test_readme_migration_table_names_every_openpose_flag():
     section = section[: section.index("\n## ", 3)]
     for flag in [*TAKEN, *NOT_OFFERED, *IGNORED]:
         assert f"`--{flag}" in section, flag
+
+
+def test_feet_make_body25_the_json_layout_unless_told(capsys, photos, tmp_path):
+    """Issue 23: the heels and big toes need BODY_25's places: --feet writes BODY_25, --keypoints still rules."""
+    for extra, count in (([], 25), (["--keypoints", "coco18"], 18)):
+        out = tmp_path / str(count)
+        rc, _, err = predict(capsys, photos / "p3_dance.png", "--feet", "--height", 256, "--out", out, *extra)
+        assert rc == 0, err
+        kps, doc = people(out / "p3_dance_keypoints.json")
+        check_openpose_document(doc, count)
+        if count == 25:
+            assert sum(k[[19, 21, 22, 24], 2].astype(bool).sum() for k in kps) >= 6  # the dancers' heels and toes

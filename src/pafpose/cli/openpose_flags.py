@@ -250,7 +250,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--face", action="store_true", help="each person's face: 68 points and the 2 pupils (OpenPose's "
                    "face_keypoints_2d)")
     w.add_argument("--feet", action="store_true", help="each person's heels and big toes (BODY_25's feet: "
-                   "--keypoints body25 asks for them; the small toes are never found, written as missing)")
+                   "--keypoints body25 asks for them, and they make it the OpenPose JSON's layout; the small toes "
+                   "are never found, written as missing)")
     w.add_argument("--whole-body", action="store_true", help="--hand --face --feet")
     w.add_argument("--hand_detector", "--hand-detector", type=_hand_detector, default=0, metavar="0",
                    help="where hand crops come from: 0, the body's arms (the only one offered)")
@@ -363,6 +364,8 @@ def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputO
                                            ("--part-candidates", args.part_candidates)) if on]
     if openpose_only and args.json != "openpose":
         raise PafposeError(f"{openpose_only[0]} shapes the OpenPose JSON, but --json is {args.json}")
+    if "feet" in args.parts and args.keypoints is None and args.json == "openpose" and not _own_feet(args):
+        args.keypoints = "body25"  # OpenPose's layout with feet: where the heels and big toes are written
     if args.number_people_max == 0:
         raise PafposeError("--number-people-max 0 would keep nobody; -1 keeps everyone")
     fps = args.write_video_fps
@@ -406,16 +409,19 @@ def _whole_body(args: argparse.Namespace) -> None:
 
         needed = parts_needed(args.controlnet_mode)  # ControlNet's hand and face modes draw what they need
         parts += ["hands"] * bool(needed & {"hand_left", "hand_right"}) + ["face"] * ("face" in needed)
-    if args.keypoints == "body25" and "feet" not in parts:
-        from pafpose.weights import get_pretrained_cfg
-
-        try:
-            own_feet = get_pretrained_cfg(args.model or "").skeleton == "body25"
-        except PafposeError:
-            own_feet = False
-        if not own_feet:
-            parts.append("feet")
+    if args.keypoints == "body25" and "feet" not in parts and not _own_feet(args):
+        parts.append("feet")
     args.parts = parts
+
+
+def _own_feet(args: argparse.Namespace) -> bool:
+    """Whether the model finds feet itself (CMU's BODY_25 network)."""
+    from pafpose.weights import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(args.model or "").skeleton == "body25"
+    except PafposeError:
+        return False
 
 
 def controlnet_resolutions(args: argparse.Namespace) -> tuple[int, int] | None:
