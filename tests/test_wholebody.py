@@ -209,3 +209,152 @@ def test_small_hands_and_people_get_no_crop():
     tiny = _body(left_hip=(11, 20), right_hip=(9, 20), left_shoulder=(11, 10), right_shoulder=(9, 10),
                  left_ankle=(11, 38))
     assert person_crop(tiny) is None
+
+
+# ---------------------------------------------------------------------- hands without arms: the palm detector
+def test_palm_anchors_are_mediapipes_ssd_grid():
+    from pafpose.wholebody.face import FaceDetector
+    from pafpose.wholebody.hands import PalmDetector
+    from pafpose.wholebody.nets import ssd_anchors
+
+    a = ssd_anchors(PalmDetector.LAYERS)
+    assert a.shape == (2016, 2) and len(ssd_anchors(FaceDetector.LAYERS)) == 896
+    # strides 8 (24 x 24 cells, 2 anchors each), then three layers of stride 16 merged (12 x 12, 6 each)
+    np.testing.assert_allclose(a[:2], [[0.5 / 24, 0.5 / 24]] * 2)
+    np.testing.assert_allclose(a[2], [1.5 / 24, 0.5 / 24])  # row by row: x moves first
+    np.testing.assert_allclose(a[48], [0.5 / 24, 1.5 / 24])
+    np.testing.assert_allclose(a[1151], [23.5 / 24, 23.5 / 24])
+    np.testing.assert_allclose(a[1152:1158], [[0.5 / 12, 0.5 / 12]] * 6)
+    np.testing.assert_allclose(a[-1], [11.5 / 12, 11.5 / 12])
+
+
+def test_decode_ssd_scores_boxes_keypoints_and_suppression():
+    from pafpose.wholebody.hands import PalmDetector
+    from pafpose.wholebody.nets import decode_ssd, ssd_anchors
+
+    anchors = ssd_anchors(PalmDetector.LAYERS)
+    raw, logits = np.zeros((2016, 18)), np.full(2016, -200.0)  # beyond MediaPipe's clip at -100: score 0
+    k = 1152 + 6 * (12 * 3 + 5)  # the 12 x 12 grid's row 3, column 5: anchor (5.5/12, 3.5/12) -> (88, 56) px
+    raw[k, :4] = (2, -4, 40, 30)
+    raw[k, 4:6], raw[k, 8:10] = (0, 10), (0, -10)  # keypoints 0 and 2
+    logits[k] = 3.0
+    raw[k + 1, :4] = (3, -4, 40, 30)  # the same palm again, less sure: suppressed (IoU 0.95)
+    logits[k + 1] = 2.0
+    raw[5, :4] = (0, 0, 10, 10)  # another palm, far away, barely sure
+    logits[5] = 0.1
+    logits[7] = -0.1  # under 0.5
+    found = decode_ssd(raw, logits, anchors, 192, 0.5, 0.3)
+    assert [round(d.score, 4) for d in found] == [round(1 / (1 + math.exp(-3)), 4), round(1 / (1 + math.exp(-0.1)), 4)]
+    np.testing.assert_allclose(found[0].box, [90, 52, 40, 30])
+    np.testing.assert_allclose(found[0].keypoints[[0, 2]], [[88, 66], [88, 46]])
+    assert found[0].keypoints.shape == (7, 2)
+    np.testing.assert_allclose(found[1].box, [2.5 * 192 / 24, 0.5 * 192 / 24, 10, 10])
+
+
+def test_palm_crop_is_mediapipes_hand_crop():
+    from pafpose.wholebody.hands import palm_crop
+    from pafpose.wholebody.nets import Detection
+
+    kps = np.zeros((7, 2))
+    kps[0], kps[2] = (100, 220), (100, 180)  # wrist below the middle finger's base: fingers up
+    crop = palm_crop(Detection(np.array([100.0, 200, 40, 50]), kps, 0.9))
+    assert (crop.cx, crop.cy, crop.side, crop.angle) == pytest.approx((100, 175, 130, 0))  # 0.5 box up, 2.6 x 50
+    kps[0], kps[2] = (80, 200), (120, 200)  # fingers pointing to the image's right: up is +x
+    crop = palm_crop(Detection(np.array([100.0, 200, 40, 50]), kps, 0.9))
+    assert (crop.cx, crop.cy, crop.side, crop.angle) == pytest.approx((125, 200, 130, math.pi / 2))
+    assert palm_crop(Detection(np.array([5.0, 5, 3, 3]), kps, 0.9)) is None  # 8 pixels: too small
+
+
+def test_hand_detector_option_is_checked():
+    import argparse
+
+    from pafpose.cli.options import add_model_arguments, config_from_args
+    from pafpose.wholebody import WholeBody
+
+    with pytest.raises(PafposeError, match="unknown hand detector 'opencv': use body or detector"):
+        EstimatorConfig(hand_detector="opencv")
+    assert EstimatorConfig(hand_detector="detector").parts == ("hands",)  # a hand detector is asked for hands
+    assert EstimatorConfig(parts=("face",), hand_detector="detector").parts == ("hands", "face")
+    config = EstimatorConfig(hand_detector="detector")
+    assert EstimatorConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(PafposeError, match="ask for the hands"):
+        WholeBody(parts=("face",), hand_detector="detector")
+    with pytest.raises(PafposeError, match="unknown hand detector"):
+        WholeBody(hand_detector="2")
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    for value, named in (("1", "detector"), ("detector", "detector"), ("0", "body")):
+        assert config_from_args(parser.parse_args(["--hand_detector", value])).hand_detector == named
+    assert config_from_args(parser.parse_args(["--hand-detector", "1"])).parts == ("hands",)
+
+
+@pytest.mark.parametrize("value, says", [("2", "rectangles given by the user"), ("3", "hand tracking")])
+def test_openposes_other_hand_detectors_are_one_line_errors(capsys, value, says):
+    from pafpose.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "photo.jpg", "--hand", "--hand_detector", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert says in err and "1/detector" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def palms(estimator_cls):  # the weights of ../shared
+    from pafpose.wholebody.hands import PalmDetector
+
+    return PalmDetector()
+
+
+def test_palms_are_found_where_the_hands_are(palms, estimator_cls, images):
+    # hand1.jpg: one raised right hand, its palm about (290, 265) in the 1200 x 886 photo
+    (palm,) = palms(cv2.imread(str(images / "hand1.jpg")))
+    assert palm.score > 0.8 and 250 < palm.box[0] < 330 and 220 < palm.box[1] < 310 and 120 < palm.box[2] < 200
+    wrist, middle = palm.keypoints[0], palm.keypoints[2]
+    assert middle[1] < wrist[1] - 0.5 * palm.box[3]  # fingers up: the middle finger's base above the wrist
+    # hand2.jpg: both hands raised beside the head; the body network finds the left wrist only
+    image = cv2.imread(str(images / "hand2.jpg"))
+    found = palms(image)
+    assert len(found) == 2
+    (body,) = estimator_cls(device="cpu").predict(image)
+    left_wrist = body.keypoints[body.skeleton.index("left_wrist"), :2]
+    nose = body.keypoints[body.skeleton.index("nose"), :2]
+    near = [np.hypot(*(p.keypoints[0] - left_wrist)) < p.box[3] for p in found]
+    assert sorted(near) == [False, True]
+    other = found[near.index(False)]
+    assert other.box[0] < nose[0] - 100 and other.box[1] < nose[1]  # the right hand: image left, raised
+
+
+def test_the_hand_detector_finds_hands_the_arms_do_not_give(estimator_cls, images, palms):
+    est = estimator_cls(device="cpu", parts=("hands",), hand_detector="detector")
+    image = cv2.imread(str(images / "hand1.jpg"))
+    (palm,) = palms(image)
+    # the right elbow scores under the body threshold: no hand box from the arm, no hand
+    (plain,) = estimator_cls(device="cpu", parts=("hands",)).predict(image)
+    assert _missing(plain.parts["hand_right"]) and _missing(plain.parts["hand_left"])
+    (person,) = est.predict(image)
+    hand = person.parts["hand_right"]  # the person's wrist is beside the palm: their right hand
+    assert np.isfinite(hand).all() and hand.shape == (21, 3) and hand[0, 2] >= 0.5
+    assert np.hypot(*(hand[0, :2] - palm.keypoints[0])) < 0.25 * palm.box[3]  # the hand's wrist is the palm's
+    assert (hand[[8, 12, 16], 1] < hand[0, 1]).all()  # raised: fingertips above the wrist
+    assert _missing(person.parts["hand_left"])
+    # hand2.jpg: the right arm has an elbow but no wrist; its hand goes to it, the left one stays the body's
+    image = cv2.imread(str(images / "hand2.jpg"))
+    (before,) = estimator_cls(device="cpu", parts=("hands",)).predict(image)
+    (after,) = est.predict(image)
+    assert _missing(before.parts["hand_right"]) and not _missing(after.parts["hand_right"])
+    np.testing.assert_allclose(after.parts["hand_left"], before.parts["hand_left"])
+
+
+def test_a_hand_no_body_takes_is_a_person_of_its_own(estimator_cls, images):  # estimator_cls: ../shared's weights
+    from pafpose.wholebody import WholeBody
+
+    wb = WholeBody(parts=("hands", "face"), hand_detector="detector")
+    nobody = Poses()
+    nobody.skeleton = "coco18"
+    out = wb(cv2.imread(str(images / "hand1.jpg")), nobody)
+    (person,) = out
+    assert np.isnan(person.keypoints[:, :2]).all() and set(person.parts) == {"face", "hand_left", "hand_right"}
+    # the raised hand is a right hand: the network's handedness (MediaPipe's, read unmirrored) says so
+    assert not _missing(person.parts["hand_right"]) and _missing(person.parts["hand_left"])
+    assert _missing(person.parts["face"]) and person.score == pytest.approx(person.parts["hand_right"][0, 2])

@@ -25,6 +25,10 @@ PARTS = ("hands", "face", "feet")
 #: MediaPipe's face detector on the whole image as well (``1``: close-up portraits, where the
 #: body is barely visible; a face with no body found becomes a person of its own).
 FACE_DETECTORS = ("body", "detector")
+#: Where hand crops come from: the body's forearms (OpenPose's ``--hand_detector 0``), or
+#: MediaPipe's palm detector on the whole image as well (``detector``: close-ups and signing with
+#: the elbows out of view; a hand no body takes becomes a person of its own).
+HAND_DETECTORS = ("body", "detector")
 
 
 def check_parts(parts: Iterable[str]) -> tuple[str, ...]:
@@ -82,6 +86,10 @@ class EstimatorConfig:
     face_detector: str = field(default="body", metadata={"help": (
         "where face crops come from: body (its nose, eyes and ears) or detector (also MediaPipe's face "
         "detector on the whole image: close-up portraits, where the body is barely visible)")})
+    hand_detector: str = field(default="body", metadata={"help": (
+        "where hand crops come from: body or 0 (its forearms) or detector or 1 (also MediaPipe's palm detector on "
+        "the whole image: close-up hands, signing with the elbows out of view; OpenPose's 1 is OpenCV's, which "
+        "finds no hands)")})
 
     def __post_init__(self) -> None:
         """Normalise types (a ``Path``, a ``torch.device``, a list of scales) and check every value."""
@@ -116,6 +124,10 @@ class EstimatorConfig:
             raise PafposeError(f"unknown face detector {self.face_detector!r}: use {' or '.join(FACE_DETECTORS)}")
         if self.face_detector != "body" and "face" not in self.parts:
             set_(self, "parts", check_parts((*self.parts, "face")))  # a face detector is asked for faces
+        if self.hand_detector not in HAND_DETECTORS:
+            raise PafposeError(f"unknown hand detector {self.hand_detector!r}: use {' or '.join(HAND_DETECTORS)}")
+        if self.hand_detector != "body" and "hands" not in self.parts:
+            set_(self, "parts", check_parts((*self.parts, "hands")))  # a hand detector is asked for hands
 
     def replace(self, **changes: Any) -> EstimatorConfig:
         """A copy with ``changes``, checked as a new config is."""

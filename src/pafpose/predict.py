@@ -111,7 +111,8 @@ class Estimator:
     - ``parts``: whole body (:mod:`pafpose.wholebody`): any of ``"hands"``, ``"face"``, ``"feet"``
       (``"wholebody"``: all three), found on crops the body gives; each person's
       :attr:`Pose.parts` holds them. ``face_detector="detector"`` also finds faces in the
-      whole image (close-ups where the body is barely visible).
+      whole image (close-ups where the body is barely visible), ``hand_detector="detector"``
+      hands (close-ups, signing with the elbows out of view).
 
     ``config`` is what runs, with ``"auto"`` resolved (``config.backend``, ``config.precision``).
     :meth:`with_options` gives the same loaded network and backend with other per-call
@@ -184,7 +185,7 @@ class Estimator:
             from pafpose.wholebody import WholeBody
 
             self.wholebody = WholeBody(config.parts, config.face_detector, config.threads,
-                                       asked if asked in ("float32", "bfloat16") else "auto")
+                                       asked if asked in ("float32", "bfloat16") else "auto", config.hand_detector)
             self.timings["parts"] = 0.0
         self.prepare: Prepare | None = None  # a preprocessing hook (with_options)
         self.backend = make_backend(backend, self.net, self.device, precision, config.threads,

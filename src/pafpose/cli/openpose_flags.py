@@ -41,10 +41,10 @@ NOT_OFFERED: dict[str, str] = {
                      "face_alpha_heatmap"), _FACE),
     **dict.fromkeys(("3d", "3d_min_views", "3d_views", "flir_camera", "flir_camera_index", "camera_parameter_path",
                      "frame_undistort", "write_video_3d"), _3D),
-    "body": "pafpose always finds the body: hands and faces come from crops it gives (--face_detector 1 finds "
-            "faces without one)",
+    "body": "pafpose always finds the body: hands and faces come from crops it gives (--face_detector 1 and "
+            "--hand_detector 1 find faces and hands without one)",
     "body_disable": "pafpose always finds the body: hands and faces come from crops it gives (--face_detector 1 "
-                    "finds faces without one)",
+                    "and --hand_detector 1 find faces and hands without one)",
     "output_resolution": "drawn images and videos have the source's size (--keypoint-scale 2 writes their pixels)",
     "part_to_show": "`pafpose explain IMAGE` draws the heatmaps and PAFs (--write-heatmaps writes them)",
     "alpha_pose": "skeletons are drawn opaque; --disable-blending draws them on black",
@@ -102,7 +102,7 @@ TAKEN: dict[str, str] = {
     "frame_last": "--frame-last", "net_resolution": "--net-resolution", "scale_number": "--scales",
     "scale_gap": "--scales", "render_threshold": "--render-threshold", "disable_blending": "--disable-blending",
     "render_pose": "--render-pose", "display": "--show", "model_pose": "--keypoints", "hand": "--hand",
-    "face": "--face", "face_detector": "--face_detector", "hand_detector": "--hand_detector 0",
+    "face": "--face", "face_detector": "--face_detector", "hand_detector": "--hand_detector",
 }
 
 # gflags booleans: `--flag`, `--flag=true|false|1|0`, `--noflag`
@@ -178,14 +178,6 @@ class _Spelled(argparse.Action):
         namespace.op_spelled = [*getattr(namespace, "op_spelled", []), option_string]
 
 
-def _hand_detector(text: str) -> int:
-    if text == "0":
-        return 0
-    raise argparse.ArgumentTypeError(f"{text} is not offered: hands come from the body's arms (0); OpenPose's 1 "
-                                     "(OpenCV) has no hand detector either, 2 (rectangles given) and 3 (tracking) "
-                                     "are not in pafpose")
-
-
 def _net_resolution(text: str) -> tuple[int | None, int | None]:
     from pafpose.openpose import parse_net_resolution
 
@@ -244,7 +236,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "big toes found by --feet, the small toes missing), coco18, coco17 (default: the model's)")
 
     w = p.add_argument_group("whole body", "hands, face and feet from crops the body gives (MediaPipe's networks; "
-                             "--parts and --face_detector are the model's options)")
+                             "--parts, --face_detector and --hand_detector are the model's options)")
     w.add_argument("--hand", action="store_true", help="each person's hands: 21 points each (OpenPose's "
                    "hand_left_keypoints_2d, hand_right_keypoints_2d)")
     w.add_argument("--face", action="store_true", help="each person's face: 68 points and the 2 pupils (OpenPose's "
@@ -253,8 +245,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "--keypoints body25 asks for them, and they make it the OpenPose JSON's layout; the small toes "
                    "are never found, written as missing)")
     w.add_argument("--whole-body", action="store_true", help="--hand --face --feet")
-    w.add_argument("--hand_detector", "--hand-detector", type=_hand_detector, default=0, metavar="0",
-                   help="where hand crops come from: 0, the body's arms (the only one offered)")
 
     def alias(flag: str, dest: str, **kw: Any) -> None:
         kw.setdefault("action", _Spelled)

@@ -33,6 +33,7 @@ def add_model_arguments(p: argparse.ArgumentParser, **decoder_defaults: Any) -> 
         "flip": {"action": "store_true"},
         "parts": {"nargs": "+", "choices": (*PARTS, "wholebody"), "metavar": "PART"},
         "face_detector": {"type": face_detector, "metavar": "body|detector"},
+        "hand_detector": {"type": hand_detector, "metavar": "body|detector"},
     }
     g = p.add_argument_group("model")
     for f in fields(EstimatorConfig):
@@ -53,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return EstimatorConfig(model=args.model, weights=args.weights, device=args.device, height=args.height,
                            scales=tuple(args.scales), flip=args.flip, precision=args.precision, decoder=decoder,
                            backend=args.backend, threads=args.threads, parts=tuple(args.parts),
-                           face_detector=args.face_detector, **extra)
+                           face_detector=args.face_detector, hand_detector=args.hand_detector, **extra)
 
 
 def face_detector(text: str) -> str:
@@ -67,6 +68,21 @@ def face_detector(text: str) -> str:
         what = "rectangles given by the user" if text == "2" else "hand tracking"
         raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: 0/body (from the "
                                          "body's keypoints) or 1/detector (MediaPipe's face detector too)")
+    raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
+
+
+def hand_detector(text: str) -> str:
+    """``--hand_detector``: pafpose's names, or OpenPose's numbers. OpenPose's 1 is OpenCV, which has
+    no hand detector there; pafpose's 1 is MediaPipe's palm detector, as its face detector's 1."""
+    from pafpose.estimator_config import HAND_DETECTORS
+
+    named = {"0": "body", "1": "detector"}.get(text, text)
+    if named in HAND_DETECTORS:
+        return named
+    if text in ("2", "3"):
+        what = "rectangles given by the user" if text == "2" else "hand tracking"
+        raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: hands come from the body's "
+                                         "arms (0/body) or MediaPipe's palm detector too (1/detector)")
     raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
 
 

@@ -293,13 +293,18 @@ for _name, _task, _folder, _file, _side, _sha, _size in (
     ("mediapipe-face-detector", "face boxes in a whole image (close-up portraits)", "face_detection",
      "face_detection_short_range.tflite", 128,
      "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", 229032),
+    ("mediapipe-palm", "palm boxes in a whole image (hands no arm gives a crop for)", "palm_detection",
+     "palm_detection_lite.tflite", 192,
+     "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18", 1985440),
     ("mediapipe-pose", "BlazePose's 33 body points (heels, toes) on a person crop", "pose_landmark",
      "pose_landmark_lite.tflite", 256, "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61", 2819824),
 ):
     PART_NETS[_name] = PartNetCfg(
         name=_name, task=_task, files=(WeightFile(_file, (f"{_MEDIAPIPE}/{_folder}/{_file}",), _sha, _size),),
         input_side=_side, license="Apache-2.0",
-        input_range=(-1.0, 1.0) if _name == "mediapipe-face-detector" else (0.0, 1.0),  # as its graph scales it
+        # as its graph scales it; the palm detector's 0..1 checked on hand1.jpg (its palm at 0.95; -1..1:
+        # boxes off the image)
+        input_range=(-1.0, 1.0) if _name == "mediapipe-face-detector" else (0.0, 1.0),
         origin_url=f"https://github.com/google/mediapipe/tree/{_MEDIAPIPE_COMMIT}/mediapipe/modules/{_folder}")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pafpose.wholebody.crops import MIN_SIDE, Crop, around
-from pafpose.wholebody.nets import landmark_net, sigmoid, to_input
+from pafpose.wholebody.nets import detect, landmark_net, sigmoid, ssd_anchors, to_input
 
 #: The face-mesh vertex for each of the 68 iBUG (300-W) points, in iBUG's order (jaw 0-16,
 #: brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). Fitted on the 165 300-W HELEN faces of
@@ -108,59 +108,28 @@ class FaceNet:
 
 
 # ---------------------------------------------------------------------- close-ups: the face detector
-def _anchors() -> np.ndarray:
-    """BlazeFace short range's 896 anchor centres (0..1): 16x16 cells x 2, then 8x8 x 6."""
-    rows = []
-    for cells, per in ((16, 2), (8, 6)):
-        c = (np.arange(cells) + 0.5) / cells
-        y, x = np.meshgrid(c, c, indexing="ij")
-        rows.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per, axis=0))
-    return np.concatenate(rows)
-
-
 class FaceDetector:
     """MediaPipe's short-range face detector (BlazeFace) on a whole image: the faces of
     close-up portraits, where the body is barely visible (OpenPose's ``--face_detector``).
     Each face gives a crop for :class:`FaceNet` as MediaPipe makes it (eyes level, 1.5x the box)."""
 
+    #: Its 896 anchors: 16 x 16 cells x 2, then 8 x 8 x 6.
+    LAYERS = ((16, 2), (8, 6))
+
     def __init__(self, threads: int | None = None, precision: str = "auto", min_score: float = 0.5,
                  overlap: float = 0.3) -> None:
         self.net = landmark_net("mediapipe-face-detector", threads, precision)
-        self.anchors = _anchors()
+        self.anchors = ssd_anchors(self.LAYERS)
         self.min_score, self.overlap = min_score, overlap
 
     def __call__(self, image: np.ndarray) -> list[tuple[Crop, float]]:
         """The faces found, best first: their crop and score."""
-        h, w = image.shape[:2]
-        n = self.net.side
-        frame = Crop((w - 1) / 2, (h - 1) / 2, float(max(w, h)))  # the whole image, letterboxed
-        raw, logits = self.net(to_input([frame.cut(image, n)]))
-        raw, scores = raw.reshape(-1, 16), sigmoid(logits.reshape(-1))
-        keep = np.flatnonzero(scores >= self.min_score)
-        keep = keep[np.argsort(-scores[keep])]
-        boxes = raw[keep, :4] / n
-        boxes[:, :2] += self.anchors[keep]
-        eyes = raw[keep, 4:8].reshape(-1, 2, 2) / n + self.anchors[keep, None]
-        chosen: list[int] = []
-        for k in range(len(keep)):  # non-maximum suppression
-            if all(_iou(boxes[k], boxes[j]) < self.overlap for j in chosen):
-                chosen.append(k)
         out = []
-        for k in chosen:
-            (cx, cy, bw, bh), (right, left) = boxes[k], eyes[k] * n  # right eye first, in the letterboxed input
-            centre = frame.to_image(np.array([[cx * n, cy * n]]), n)[0]
-            r, lft = frame.to_image(np.array([right, left]), n)
-            d = lft - r
-            side = max(bw, bh) * frame.side * 1.5
+        for face in detect(self.net, self.anchors, image, self.min_score, self.overlap):
+            right, left = face.keypoints[:2]  # the right eye first
+            d = left - right
+            side = float(max(face.box[2:])) * 1.5
             if side >= MIN_SIDE:
-                out.append((Crop(float(centre[0]), float(centre[1]), side, math.atan2(float(d[1]), float(d[0]))),
-                            float(scores[keep[k]])))
+                out.append((Crop(float(face.box[0]), float(face.box[1]), side, math.atan2(float(d[1]), float(d[0]))),
+                            face.score))
         return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
-    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
-    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-12))

@@ -6,20 +6,24 @@ files as published, so no conversion is cached. A network is compiled once per p
 shared: crops of several people go through it in one call. Like the body network's
 ``--precision auto``, they run in bfloat16 where the CPU computes it natively (1.4-1.7x faster
 here; hand PCK and face NME on the development sets unchanged to three decimals, points within
-a pixel or two of float32's: BENCHMARKS.md), else in float32.
+a pixel or two of float32's: BENCHMARKS.md), else in float32. The whole-image detectors (faces,
+palms) share MediaPipe's SSD decoding here (:func:`detect`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from pafpose.errors import PafposeError
 from pafpose.weights import PART_NETS, resolve_file
+from pafpose.wholebody.crops import Crop
 
-#: How many of a network's first outputs are read (landmarks, then presence).
-_USED = {"mediapipe-hand": 2, "mediapipe-pose": 2}
+#: How many of a network's first outputs are read (landmarks, presence, then the hand's handedness).
+_USED = {"mediapipe-hand": 3, "mediapipe-pose": 2}
 _COMPILED: dict[tuple[str, int | None, str], LandmarkNet] = {}
 _LOCK = threading.Lock()
 
@@ -94,4 +98,69 @@ def to_input(bgr_crops: list[np.ndarray]) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function; MediaPipe clips detector logits at +-100 first, which gives the
+    same scores as clipping at +-60 here (both ends are already 0 or 1 in float64)."""
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+# ---------------------------------------------------------------------- whole-image detectors (SSD)
+class Detection(NamedTuple):
+    """One find of a detector: ``box`` (centre x, y, width, height), ``keypoints`` ``(K, 2)`` and score."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    score: float
+
+
+def ssd_anchors(layers: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The anchor centres (0..1) of MediaPipe's SSD detectors (``SsdAnchorsCalculator`` with a
+    fixed anchor size and offsets 0.5): for each ``(cells, per_cell)`` a ``cells x cells`` grid,
+    row by row, each cell's centre repeated ``per_cell`` times (layers of one stride merged)."""
+    rows = []
+    for cells, per in layers:
+        c = (np.arange(cells) + 0.5) / cells
+        y, x = np.meshgrid(c, c, indexing="ij")
+        rows.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per, axis=0))
+    return np.concatenate(rows)
+
+
+def decode_ssd(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, n: int, min_score: float,
+               overlap: float) -> list[Detection]:
+    """MediaPipe's decoding of an ``n``-pixel detector's outputs (``TensorsToDetectionsCalculator``:
+    box centre and keypoints are offsets from the anchor, everything scaled by ``n``): the
+    detections scoring ``min_score`` or more, best first, without those overlapping a better one
+    by IoU ``overlap`` or more; in the input's pixels (left edge 0)."""
+    raw = np.asarray(raw, dtype=np.float64).reshape(len(anchors), -1)
+    scores = sigmoid(np.asarray(logits, dtype=np.float64).reshape(-1))
+    keep = np.flatnonzero(scores >= min_score)
+    keep = keep[np.argsort(-scores[keep], kind="stable")]
+    boxes = raw[keep, :4].copy()
+    boxes[:, :2] += anchors[keep] * n
+    points = raw[keep, 4:].reshape(len(keep), -1, 2) + anchors[keep, None] * n
+    chosen: list[int] = []
+    for k in range(len(keep)):  # non-maximum suppression
+        if all(_iou(boxes[k], boxes[j]) < overlap for j in chosen):
+            chosen.append(k)
+    return [Detection(boxes[k], points[k], float(scores[keep[k]])) for k in chosen]
+
+
+def detect(net: LandmarkNet, anchors: np.ndarray, image: np.ndarray, min_score: float,
+           overlap: float) -> list[Detection]:
+    """A detector on the whole image, letterboxed into its square input as MediaPipe pads it
+    (black): :func:`decode_ssd`'s detections in image pixels."""
+    h, w = image.shape[:2]
+    n = net.side
+    frame = Crop((w - 1) / 2, (h - 1) / 2, float(max(w, h)))
+    raw, logits = net(to_input([frame.cut(image, n)]))[:2]
+    k = frame.side / n
+    return [Detection(np.concatenate([frame.to_image(d.box[None, :2], n)[0], d.box[2:] * k]),
+                      frame.to_image(d.keypoints, n), d.score)
+            for d in decode_ssd(raw, logits, anchors, n, min_score, overlap)]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
+    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-12))
