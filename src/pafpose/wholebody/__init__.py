@@ -133,8 +133,6 @@ class WholeBody:
             out.append(Pose(np.tile([np.nan, np.nan, 0.0], (skeleton.num_keypoints, 1)), float(face[0, 2]),
                             skeleton, parts=parts))
         for side, hand in own_hands:  # likewise a hand no body takes: a person with that hand only
-            if skeleton is None:
-                continue
             parts = {name: _empty(name) for name in self.names()}
             parts[f"hand_{side}"] = hand
             out.append(Pose(np.tile([np.nan, np.nan, 0.0], (skeleton.num_keypoints, 1)), float(hand[0, 2]),
