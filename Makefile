@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/backend_choice.py
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/batch.py
+	$(PY) benchmarks/wholebody.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
