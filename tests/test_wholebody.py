@@ -358,3 +358,15 @@ def test_a_hand_no_body_takes_is_a_person_of_its_own(estimator_cls, images):  # 
     # the raised hand is a right hand: the network's handedness (MediaPipe's, read unmirrored) says so
     assert not _missing(person.parts["hand_right"]) and _missing(person.parts["hand_left"])
     assert _missing(person.parts["face"]) and person.score == pytest.approx(person.parts["hand_right"][0, 2])
+
+
+def test_detectors_find_nothing_in_an_empty_image(estimator_cls):  # estimator_cls: ../shared's weights
+    from pafpose.wholebody import WholeBody
+    from pafpose.wholebody.face import FaceDetector
+    from pafpose.wholebody.hands import PalmDetector
+
+    black = np.zeros((120, 160, 3), np.uint8)
+    assert PalmDetector()(black) == [] and FaceDetector()(black) == []
+    nobody = Poses()
+    nobody.skeleton = "coco18"
+    assert len(WholeBody(face_detector="detector", hand_detector="detector")(black, nobody)) == 0

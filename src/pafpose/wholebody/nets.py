@@ -136,7 +136,7 @@ def decode_ssd(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, n: int,
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     boxes = raw[keep, :4].copy()
     boxes[:, :2] += anchors[keep] * n
-    points = raw[keep, 4:].reshape(len(keep), -1, 2) + anchors[keep, None] * n
+    points = raw[keep, 4:].reshape(len(keep), (raw.shape[1] - 4) // 2, 2) + anchors[keep, None] * n  # none: (0, k, 2)
     chosen: list[int] = []
     for k in range(len(keep)):  # non-maximum suppression
         if all(_iou(boxes[k], boxes[j]) < overlap for j in chosen):
