@@ -74,11 +74,15 @@ def test_hand_crop_is_openposes_box_beyond_the_wrist():
 
 def test_face_crop_centres_on_the_nose_and_levels_the_eyes():
     body = _body(nose=(50, 50), right_eye=(44, 46), left_eye=(56, 46), right_ear=(36, 50))
-    crop = face_crop(body)
+    crop = face_crop(body, scale=1.0)
     assert (crop.cx, crop.cy, crop.angle) == (50.0, 50.0, 0.0)
     assert crop.side == pytest.approx(2 * max(3 * 6, 1.5 * 14))
+    assert face_crop(body).side == pytest.approx(0.8 * crop.side)  # what the mesh network wants
     tilted = face_crop(_body(nose=(50, 50), right_eye=(44, 44), left_eye=(54, 54)))
     assert tilted.angle == pytest.approx(math.pi / 4)
+    # in profile the eyes nearly meet: their line says nothing, the crop stays upright
+    profile = face_crop(_body(nose=(50, 50), right_eye=(57, 44), left_eye=(58, 42), left_ear=(70, 46)))
+    assert profile.angle == 0.0
     assert face_crop(_body(nose=(5, 5))) is None  # no eye
     assert face_crop(_body(nose=(5, 5), left_eye=(5.5, 5))) is None  # a 1-pixel face
 

@@ -2,9 +2,11 @@
 
 The first crop is the face box the body gives (:func:`~.crops.face_crop`, eyes level) or,
 for close-ups where the body is barely visible, a box of MediaPipe's face detector
-(:class:`FaceDetector`, OpenPose's ``--face_detector``). The mesh network's own first answer
-gives a second crop as MediaPipe makes it (eye corners 33 -> 263 level, 1.5x the mesh's
-box: ``face_landmark_landmarks_to_roi``). Its 468 points give the 68 iBUG points through a
+(:class:`FaceDetector`, OpenPose's ``--face_detector``). Each of the mesh network's answers
+gives the next crop as MediaPipe makes it (eye corners 33 -> 263 level, 1.5x the mesh's box:
+``face_landmark_landmarks_to_roi``); the third answer is kept (a second re-crop recovers the
+body's looser boxes: NME through the body 0.057 -> 0.054 on the 300-W faces, about 1.4 ms a
+face; BENCHMARKS.md). Its 468 points give the 68 iBUG points through a
 fixed vertex table (:data:`MESH_TO_IBUG`), and the iris network on each eye gives the two
 pupils (OpenPose's points 68 and 69).
 """
@@ -22,8 +24,9 @@ from pafpose.wholebody.nets import detect, landmark_net, sigmoid, ssd_anchors, t
 #: The face-mesh vertex for each of the 68 iBUG (300-W) points, in iBUG's order (jaw 0-16,
 #: brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). Fitted on the 165 300-W HELEN faces of
 #: ../shared/wholebody (for each point the vertex of least mean error, the mesh found on crops
-#: from the faces' boxes): NME 0.049 two-fold cross-validated (jaw 0.084), against 0.056 (jaw
-#: 0.106) for the table commonly published for this mapping, which it shares on 47 points.
+#: from the faces' boxes): NME 0.049 two-fold cross-validated (jaw 0.084), against 0.058 (jaw
+#: 0.106) for the table commonly published for this mapping (GeneFace++'s
+#: ``index_lm68_from_lm478``), which it shares on 44 points.
 MESH_TO_IBUG: tuple[int, ...] = (
     127, 227, 137, 215, 172, 136, 149, 148, 152, 400, 378, 365, 397, 435, 323, 454, 356,
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
@@ -51,7 +54,7 @@ def level_crop(mesh: np.ndarray) -> Crop | None:
 class FaceNet:
     """70 face points (68 iBUG + the right and left pupil) of each face crop."""
 
-    def __init__(self, threads: int | None = None, precision: str = "auto", passes: int = 2,
+    def __init__(self, threads: int | None = None, precision: str = "auto", passes: int = 3,
                  min_presence: float = 0.5, pupils: bool = True) -> None:
         self.net = landmark_net("mediapipe-face", threads, precision)
         self.iris = landmark_net("mediapipe-iris", threads, precision) if pupils else None

@@ -6,7 +6,7 @@ output has 39 points x (x, y, z, visibility, presence) in the crop's 256 pixels:
 foot index (the big toe's tip) 31/32, ankles 27/28 (left first). Each foot is then moved by
 the difference between the PAF ankle and BlazePose's, where the PAF found the ankle: the
 foot is placed relative to the better-localised ankle (on the 12 annotated people in
-../shared/wholebody/feet, PCK@0.1 0.79 -> 0.86; BENCHMARKS.md).
+../shared/wholebody/feet, PCK@0.1 0.76 -> 0.86; BENCHMARKS.md).
 
 BlazePose has no small toe: the small toes are always missing, written as OpenPose writes
 any point it did not find, never as a detection.
