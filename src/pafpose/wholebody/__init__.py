@@ -103,8 +103,8 @@ class WholeBody:
         t0 = time.perf_counter()
         own_hands: list[tuple[str, np.ndarray]] = []
         if self.hands is not None:
-            for side in ("left", "right"):
-                found[f"hand_{side}"] = self.hands(image, [hand_crop(b, side) for b in bodies])
+            hands = self.hands(image, [hand_crop(b, side) for side in ("left", "right") for b in bodies])  # one call
+            found["hand_left"], found["hand_right"] = hands[:len(bodies)], hands[len(bodies):]
             if self.palms is not None:
                 own_hands = self._detected_hands(image, found, bodies)
         t1 = time.perf_counter()

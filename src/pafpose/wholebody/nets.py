@@ -32,8 +32,7 @@ class LandmarkNet:
     """One compiled part network: ``net(crops)`` -> its outputs, each ``(N, ...)``.
 
     ``crops`` are ``N x n x n x 3`` RGB float32 in 0..1 (:func:`to_input`), scaled to the range the
-    network takes (:attr:`~pafpose.weights.PartNetCfg.input_range`). Networks whose
-    graph fixes the batch to 1 (the iris network) are run one crop at a time.
+    network takes (:attr:`~pafpose.weights.PartNetCfg.input_range`).
     """
 
     def __init__(self, name: str, threads: int | None = None, precision: str = "auto") -> None:
@@ -50,9 +49,8 @@ class LandmarkNet:
         model = core.read_model(str(path))
         # only the outputs pafpose reads: BlazePose's segmentation and heatmap heads cost half its time
         model = ov.Model(list(model.outputs[:_USED.get(name, len(model.outputs))]), model.get_parameters(), name)
-        self.batched = name != "mediapipe-iris"  # its graph flattens the batch into one row
-        if self.batched:
-            model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, self.side, self.side, 3])})
+        # any number of crops in one call (the iris network's outputs come as one row per call: crop after crop)
+        model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, self.side, self.side, 3])})
         if precision == "auto":  # bfloat16 where the CPU computes it natively, as the body network's auto
             precision = "bfloat16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "float32"
         if precision not in ("float32", "bfloat16"):
@@ -76,11 +74,8 @@ class LandmarkNet:
         if len(crops) == 0:
             return []
         with self._lock:
-            if self.batched:
-                result = self._compiled(crops)
-                return [np.asarray(v).reshape(len(crops), -1) for v in result.values()]
-            rows = [[np.asarray(v).reshape(-1) for v in self._compiled(c[None]).values()] for c in crops]
-        return [np.stack(col) for col in zip(*rows, strict=True)]
+            result = self._compiled(crops)
+        return [np.asarray(v).reshape(len(crops), -1) for v in result.values()]
 
 
 def landmark_net(name: str, threads: int | None = None, precision: str = "auto") -> LandmarkNet:
