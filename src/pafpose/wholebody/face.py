@@ -82,29 +82,36 @@ class FaceNet:
             todo = nxt
         return out
 
-    def pupils(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
-        """``(2, 2)`` the right and the left pupil (the iris network's iris centre)."""
+    def pupils(self, image: np.ndarray, meshes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``(2, 2)`` the right and the left pupil of each mesh (the iris network's iris centre),
+        every eye in one call."""
         assert self.iris is not None
+        if not meshes:
+            return []
         n = self.iris.side
-        crops = [eye_crop(mesh, RIGHT_EYE), eye_crop(mesh, LEFT_EYE)]
+        crops = [eye_crop(mesh, corners) for mesh in meshes for corners in (RIGHT_EYE, LEFT_EYE)]
         pixels = [c.cut(image, n) for c in crops]
-        pixels[1] = pixels[1][:, ::-1]  # the network sees every eye as the right one: the left is mirrored
-        iris = self.iris(to_input(pixels))[1].reshape(2, 5, 3)
-        iris[1, :, 0] = n - iris[1, :, 0]
-        return np.stack([crops[k].to_image(iris[k, 0], n)[:2] for k in range(2)])
+        pixels[1::2] = [p[:, ::-1] for p in pixels[1::2]]  # the network sees every eye as the right one
+        iris = self.iris(to_input(pixels))[1].reshape(len(crops), 5, 3)
+        iris[1::2, :, 0] = n - iris[1::2, :, 0]  # the left eyes mirrored back
+        centres = np.stack([crop.to_image(i[0], n)[:2] for crop, i in zip(crops, iris, strict=True)])
+        return list(centres.reshape(len(meshes), 2, 2))
 
     def __call__(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[np.ndarray]:
         """``(70, 3)`` ``x, y, presence`` per crop in image pixels; all missing (NaN, 0) where
         there is no crop or no face."""
+        meshes = self.meshes(image, crops)
+        found = [m for m in meshes if m is not None]
+        pupils = iter(self.pupils(image, [mesh for mesh, _ in found]) if self.iris is not None else [])
         out = []
-        for found in self.meshes(image, crops):
+        for one in meshes:
             face = np.tile([np.nan, np.nan, 0.0], (70, 1))
-            if found is not None:
-                mesh, presence = found
+            if one is not None:
+                mesh, presence = one
                 face[:68, :2] = mesh[list(MESH_TO_IBUG), :2]
                 face[:68, 2] = presence
                 if self.iris is not None:
-                    face[68:, :2] = self.pupils(image, mesh)
+                    face[68:, :2] = next(pupils)
                     face[68:, 2] = presence
             out.append(face)
         return out
