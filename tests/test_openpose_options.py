@@ -465,7 +465,7 @@ def test_an_openpose_script_runs(capsys, photos, tmp_path, monkeypatch):
 @pytest.mark.parametrize("flag, says", [
     (["--hand", "--hand_net_resolution", "320x320"], "at its own 224 x 224 input"),
     (["--face", "--face_net_resolution", "320x320"], "at its own 192 x 192 input"),
-    (["--hand_detector", "3"], "hands come from the body's arms"),
+    (["--hand_detector", "3"], "hands come from the body (0/body) or MediaPipe's palm detector"),
     (["--face_detector", "2"], "rectangles given by the user"),
     (["--3d"], "2-D only"),
     (["--model_pose", "BODY_25B"], "pafpose has no BODY_25B model"),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("read", "preprocess", "network", "decode", "parts", "draw")  # parts: whole body (--parts), when asked
+STAGES = ("read", "preprocess", "network", "decode", "draw")  # and "parts" with --parts (whole body)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +81,8 @@ def measure(est: Any, paths: list[Path], batch: int, warmup: int, repeat: int,
     from pafpose.images import read_image
 
     batches = [paths[i:i + batch] for i in range(0, len(paths), batch)]
-    per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
+    stages = [*STAGES[:4], "parts", *STAGES[4:]] if "parts" in est.timings else list(STAGES)
+    per_stage: dict[str, list[float]] = {k: [] for k in stages}
     images, people, wall = 0, 0, 0.0
     total = (warmup + repeat) * len(batches)
     with tqdm(total=total, unit="batch", disable=not progress, desc="bench") as bar:
@@ -106,15 +107,16 @@ def measure(est: Any, paths: list[Path], batch: int, warmup: int, repeat: int,
                 wall += t3 - t0
                 per_stage["read"].append((t1 - t0) / n)
                 for key in ("preprocess", "network", "decode", "parts"):
-                    per_stage[key].append(est.timings.get(key, 0.0) / n)
+                    if key in per_stage:
+                        per_stage[key].append(est.timings[key] / n)
                 per_stage["draw"].append((t3 - t2) / n)
     return {"per_stage": per_stage, "images": images, "people": people, "wall": wall}
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     st = raw["per_stage"]
-    frame = [a + b + c + d for a, b, c, d in zip(st["preprocess"], st["network"], st["decode"], st["parts"],
-                                                 strict=True)]
+    parts = st.get("parts", [0.0] * len(st["network"]))
+    frame = [a + b + c + d for a, b, c, d in zip(st["preprocess"], st["network"], st["decode"], parts, strict=True)]
     out: dict[str, Any] = {
         "stages_ms": {k: {"median": 1000 * percentile(v, 50), "p90": 1000 * percentile(v, 90)} for k, v in st.items()},
         "frame_to_poses_ms": {"median": 1000 * percentile(frame, 50), "p90": 1000 * percentile(frame, 90)},

@@ -57,33 +57,36 @@ def config_from_args(args: argparse.Namespace) -> Any:
                            face_detector=args.face_detector, hand_detector=args.hand_detector, **extra)
 
 
+def _detector(part: str, names: tuple[str, ...], one: str) -> Any:
+    """The type of ``--face_detector`` / ``--hand_detector``: pafpose's names, or OpenPose's
+    numbers where they mean the same (0: from the body; 1: ``one``, a MediaPipe detector)."""
+
+    def parse(text: str) -> str:
+        named = {"0": "body", "1": "detector"}.get(text, text)
+        if named in names:
+            return named
+        if text in ("2", "3"):
+            what = "rectangles given by the user" if text == "2" else "hand tracking"
+            raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: {part} come from the "
+                                             f"body (0/body) or {one} too (1/detector)")
+        raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
+
+    return parse
+
+
 def face_detector(text: str) -> str:
-    """``--face_detector``: pafpose's names, or OpenPose's numbers where they mean the same."""
+    """``--face_detector``: 0/body (the body's nose, eyes, ears) or 1/detector (MediaPipe's face detector too)."""
     from pafpose.estimator_config import FACE_DETECTORS
 
-    named = {"0": "body", "1": "detector"}.get(text, text)
-    if named in FACE_DETECTORS:
-        return named
-    if text in ("2", "3"):
-        what = "rectangles given by the user" if text == "2" else "hand tracking"
-        raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: 0/body (from the "
-                                         "body's keypoints) or 1/detector (MediaPipe's face detector too)")
-    raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
+    return _detector("faces", FACE_DETECTORS, "MediaPipe's face detector")(text)
 
 
 def hand_detector(text: str) -> str:
-    """``--hand_detector``: pafpose's names, or OpenPose's numbers. OpenPose's 1 is OpenCV, which has
-    no hand detector there; pafpose's 1 is MediaPipe's palm detector, as its face detector's 1."""
+    """``--hand_detector``: 0/body (the body's arms) or 1/detector. OpenPose's 1 is OpenCV, which
+    has no hand detector there; pafpose's 1 is MediaPipe's palm detector, as its face detector's 1."""
     from pafpose.estimator_config import HAND_DETECTORS
 
-    named = {"0": "body", "1": "detector"}.get(text, text)
-    if named in HAND_DETECTORS:
-        return named
-    if text in ("2", "3"):
-        what = "rectangles given by the user" if text == "2" else "hand tracking"
-        raise argparse.ArgumentTypeError(f"{text} (OpenPose's {what}) is not offered: hands come from the body's "
-                                         "arms (0/body) or MediaPipe's palm detector too (1/detector)")
-    raise argparse.ArgumentTypeError(f"{text!r}: use body (0) or detector (1)")
+    return _detector("hands", HAND_DETECTORS, "MediaPipe's palm detector")(text)
 
 
 def _AtMost(n: int) -> type[argparse.Action]:  # noqa: N802 (a class factory, used as action=)

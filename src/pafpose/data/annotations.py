@@ -125,7 +125,7 @@ def _check_keypoints(kps: Any, field: str, n: int) -> str | None:
     """Why ``kps`` is no flat ``[x, y, v] * n`` list, or None."""
     if not isinstance(kps, list) or len(kps) != 3 * n:
         count = len(kps) if isinstance(kps, list) else "no list of"
-        return f"has {count} {field} values, needs {3 * n} numbers ({n} x, y, v)"
+        return f"has {count} {field} values, needs {3 * n} numbers ({n} x, y, v)"  # COCO's body: 51
     if not all(_is_number(v) for v in kps):
         bad = next(v for v in kps if not _is_number(v))
         return f"{field} must be finite numbers within +-{MAX_COORD:g}, has {_describe(bad)}"
@@ -147,14 +147,9 @@ def _check_annotation(ann: Any, image_ids: set[int], wholebody: bool = False) ->
     if not _is_id(ann["image_id"]):
         return f"'image_id' must be a whole number >= 0, has {_describe(ann['image_id'])}"
     kps = ann["keypoints"]
-    if not isinstance(kps, list) or len(kps) != 3 * KEYPOINTS:
-        n = len(kps) if isinstance(kps, list) else "no list of"
-        return f"has {n} keypoint values, COCO person keypoints have 51 numbers (17 x, y, v)"
-    if not all(_is_number(v) for v in kps):
-        bad = next(v for v in kps if not _is_number(v))
-        return f"keypoints must be finite numbers within +-{MAX_COORD:g}, has {_describe(bad)}"
-    if any(v not in (0, 1, 2) for v in kps[2::3]):
-        return "keypoint visibility flags must be 0, 1 or 2"
+    why = _check_keypoints(kps, "keypoint", KEYPOINTS)
+    if why is not None:
+        return why
     if wholebody:
         lacking = [k for k in WHOLEBODY_KEYPOINTS if k not in ann]
         if lacking:

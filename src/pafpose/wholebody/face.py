@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pafpose.wholebody.crops import MIN_SIDE, Crop, around
-from pafpose.wholebody.nets import detect, landmark_net, sigmoid, ssd_anchors, to_input
+from pafpose.wholebody.nets import SsdDetector, landmark_net, recropped, sigmoid, to_input
 
 #: The face-mesh vertex for each of the 68 iBUG (300-W) points, in iBUG's order (jaw 0-16,
 #: brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). Fitted on the 165 300-W HELEN faces of
@@ -63,23 +63,15 @@ class FaceNet:
     def meshes(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[tuple[np.ndarray, float] | None]:
         """The 468-point mesh (image pixels) and face presence per crop (None: no face)."""
         n = self.net.side
-        out: list[tuple[np.ndarray, float] | None] = [None] * len(crops)
-        todo = [(i, c) for i, c in enumerate(crops) if c is not None]
-        for step in range(self.passes):
-            if not todo:
-                break
-            lm, flag = self.net(to_input([c.cut(image, n) for _, c in todo]))[:2]
-            nxt = []
-            for (i, crop), row, logit in zip(todo, lm, flag[:, 0], strict=True):
-                mesh = crop.to_image(row.reshape(468, 3), n)
-                presence = float(sigmoid(logit))
-                if step == self.passes - 1:
-                    out[i] = (mesh, presence) if presence >= self.min_presence else None
-                    continue
-                again = level_crop(mesh)
-                if again is not None and again.side >= MIN_SIDE:
-                    nxt.append((i, again))
-            todo = nxt
+        out: list[tuple[np.ndarray, float] | None] = []
+        for last in recropped(self.net, image, crops, self.passes,
+                              lambda crop, rows: level_crop(crop.to_image(rows[0].reshape(468, 3), n))):
+            presence = -1.0 if last is None else float(sigmoid(last[1][1][0]))
+            if last is None or presence < self.min_presence:
+                out.append(None)
+                continue
+            crop, (lm, _) = last
+            out.append((crop.to_image(lm.reshape(468, 3), n), presence))
         return out
 
     def pupils(self, image: np.ndarray, meshes: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -118,24 +110,19 @@ class FaceNet:
 
 
 # ---------------------------------------------------------------------- close-ups: the face detector
-class FaceDetector:
+class FaceDetector(SsdDetector):
     """MediaPipe's short-range face detector (BlazeFace) on a whole image: the faces of
     close-up portraits, where the body is barely visible (OpenPose's ``--face_detector``).
     Each face gives a crop for :class:`FaceNet` as MediaPipe makes it (eyes level, 1.5x the box)."""
 
+    NET = "mediapipe-face-detector"
     #: Its 896 anchors: 16 x 16 cells x 2, then 8 x 8 x 6.
     LAYERS = ((16, 2), (8, 6))
-
-    def __init__(self, threads: int | None = None, precision: str = "auto", min_score: float = 0.5,
-                 overlap: float = 0.3) -> None:
-        self.net = landmark_net("mediapipe-face-detector", threads, precision)
-        self.anchors = ssd_anchors(self.LAYERS)
-        self.min_score, self.overlap = min_score, overlap
 
     def __call__(self, image: np.ndarray) -> list[tuple[Crop, float]]:
         """The faces found, best first: their crop and score."""
         out = []
-        for face in detect(self.net, self.anchors, image, self.min_score, self.overlap):
+        for face in self.detections(image):
             right, left = face.keypoints[:2]  # the right eye first
             d = left - right
             side = float(max(face.box[2:])) * 1.5

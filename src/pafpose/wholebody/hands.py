@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pafpose.wholebody.crops import MIN_SIDE, Crop, around, upright
-from pafpose.wholebody.nets import Detection, detect, landmark_net, ssd_anchors, to_input
+from pafpose.wholebody.nets import Detection, SsdDetector, landmark_net, recropped
 
 #: The palm's points MediaPipe boxes for the next crop: wrist, thumb base, the fingers' bases and joints.
 PALM = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
@@ -49,23 +49,16 @@ class HandNet:
         here, unmirrored, it is the right hand's probability: measured on the palm detector's
         crops of 6 hands (hand1, hand2, handsup1.jpg), 0.85-0.93 for right hands, 0.05-0.08 for left ones."""
         n = self.net.side
-        out: list[tuple[np.ndarray, float] | None] = [None] * len(crops)
-        todo = [(i, c) for i, c in enumerate(crops) if c is not None]
-        for step in range(self.passes):
-            if not todo:
-                break
-            lm, presence, right = self.net(to_input([c.cut(image, n) for _, c in todo]))[:3]
-            nxt = []
-            for (i, crop), row, score, handed in zip(todo, lm, presence[:, 0], right[:, 0], strict=True):
-                pts = crop.to_image(row.reshape(21, 3), n)
-                if step == self.passes - 1:
-                    if score >= self.min_presence:
-                        out[i] = (np.column_stack([pts[:, :2], np.full(21, float(score))]), float(handed))
-                    continue
-                again = recrop(pts)
-                if again is not None and again.side >= MIN_SIDE:
-                    nxt.append((i, again))
-            todo = nxt
+        out: list[tuple[np.ndarray, float] | None] = []
+        for last in recropped(self.net, image, crops, self.passes,
+                              lambda crop, rows: recrop(crop.to_image(rows[0].reshape(21, 3), n))):
+            score = -1.0 if last is None else float(last[1][1][0])
+            if last is None or score < self.min_presence:
+                out.append(None)
+                continue
+            crop, (lm, _, right) = last
+            pts = crop.to_image(lm.reshape(21, 3), n)
+            out.append((np.column_stack([pts[:, :2], np.full(21, score)]), float(right[0])))
         return out
 
     def __call__(self, image: np.ndarray, crops: Sequence[Crop | None]) -> list[np.ndarray]:
@@ -88,23 +81,18 @@ def palm_crop(palm: Detection) -> Crop | None:
     return Crop(moved.cx, moved.cy, side, angle) if side >= MIN_SIDE else None
 
 
-class PalmDetector:
+class PalmDetector(SsdDetector):
     """MediaPipe's palm detector (lite) on a whole image: hands whose arm gives no crop
     (OpenPose's ``--hand_detector``; pafpose's 1 is this detector, OpenPose has none for hands).
     Measured on hand1.jpg, hand2.jpg and handsup1.jpg: palms on the 4 hands the body's arms give
     and on 2 they miss, none elsewhere (handsup1's small dark hands at the edges: neither);
     :func:`palm_crop` gives each one's hand crop for :class:`HandNet`."""
 
+    NET = "mediapipe-palm"
     #: Its 2016 anchors: strides 8, 16, 16, 16 of its 192-pixel input, i.e. 24 x 24 cells x 2, then 12 x 12 x 6.
     LAYERS = ((24, 2), (12, 6))
-
-    def __init__(self, threads: int | None = None, precision: str = "auto", min_score: float = 0.5,
-                 overlap: float = 0.3) -> None:
-        self.net = landmark_net("mediapipe-palm", threads, precision)
-        self.anchors = ssd_anchors(self.LAYERS)
-        self.min_score, self.overlap = min_score, overlap
 
     def __call__(self, image: np.ndarray) -> list[Detection]:
         """The palms found, best first, in image pixels: box, the 7 keypoints (0 the wrist's
         centre, 2 the middle finger's base) and score."""
-        return detect(self.net, self.anchors, image, self.min_score, self.overlap)
+        return self.detections(image)

@@ -13,14 +13,14 @@ palms) share MediaPipe's SSD decoding here (:func:`detect`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from pafpose.errors import PafposeError
 from pafpose.weights import PART_NETS, resolve_file
-from pafpose.wholebody.crops import Crop
+from pafpose.wholebody.crops import MIN_SIDE, Crop
 
 #: How many of a network's first outputs are read (landmarks, presence, then the hand's handedness).
 _USED = {"mediapipe-hand": 3, "mediapipe-pose": 2}
@@ -137,6 +137,50 @@ def decode_ssd(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, n: int,
         if all(_iou(boxes[k], boxes[j]) < overlap for j in chosen):
             chosen.append(k)
     return [Detection(boxes[k], points[k], float(scores[keep[k]])) for k in chosen]
+
+
+def recropped(net: LandmarkNet, image: np.ndarray, crops: Sequence[Crop | None], passes: int,
+              recrop: Callable[[Crop, list[np.ndarray]], Crop | None]) -> list[tuple[Crop, list[np.ndarray]] | None]:
+    """Each crop through ``net`` ``passes`` times, cut again each time where ``recrop(crop, its
+    answers)`` says (MediaPipe's re-crop from the network's own landmarks; None, or a crop too
+    small: no more): per crop, the last crop and the network's answers there (None: no crop).
+    Every pass runs the crops still going in one call."""
+    n = net.side
+    out: list[tuple[Crop, list[np.ndarray]] | None] = [None] * len(crops)
+    todo = [(i, c) for i, c in enumerate(crops) if c is not None]
+    for step in range(passes):
+        if not todo:
+            break
+        answers = net(to_input([c.cut(image, n) for _, c in todo]))
+        nxt = []
+        for k, (i, crop) in enumerate(todo):
+            rows = [a[k] for a in answers]
+            if step == passes - 1:
+                out[i] = (crop, rows)
+                continue
+            again = recrop(crop, rows)
+            if again is not None and again.side >= MIN_SIDE:
+                nxt.append((i, again))
+        todo = nxt
+    return out
+
+
+class SsdDetector:
+    """A MediaPipe whole-image detector (faces, palms): its network (:data:`NET`), its anchor
+    grid (:data:`LAYERS`, see :func:`ssd_anchors`) and MediaPipe's thresholds."""
+
+    NET: str = ""
+    LAYERS: tuple[tuple[int, int], ...] = ()
+
+    def __init__(self, threads: int | None = None, precision: str = "auto", min_score: float = 0.5,
+                 overlap: float = 0.3) -> None:
+        self.net = landmark_net(self.NET, threads, precision)
+        self.anchors = ssd_anchors(self.LAYERS)
+        self.min_score, self.overlap = min_score, overlap
+
+    def detections(self, image: np.ndarray) -> list[Detection]:
+        """What it finds in ``image``, best first, in image pixels (:func:`detect`)."""
+        return detect(self.net, self.anchors, image, self.min_score, self.overlap)
 
 
 def detect(net: LandmarkNet, anchors: np.ndarray, image: np.ndarray, min_score: float,
