@@ -22,7 +22,7 @@ import numpy as np
 from pafpose.checks import check_number
 from pafpose.coords import Geometry
 from pafpose.errors import PafposeError
-from pafpose.skeleton import COCO17, FOOT_KEYPOINTS, Skeleton, convert_keypoints, get_skeleton
+from pafpose.skeleton import COCO17, COCO_WHOLEBODY_FIELDS, FOOT_KEYPOINTS, Skeleton, convert_keypoints, get_skeleton
 
 if TYPE_CHECKING:
     from pafpose.fields import Fields
@@ -31,12 +31,6 @@ if TYPE_CHECKING:
 OPENPOSE_PARTS = {"face": "face_keypoints_2d", "hand_left": "hand_left_keypoints_2d",
                   "hand_right": "hand_right_keypoints_2d"}
 _OPENPOSE_3D = ("pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
-#: COCO-WholeBody results' keypoint arrays beside the 17 body ``keypoints``, in its order:
-#: ``(field, the Pose.parts name written into it, points)``. Its face is OpenPose's first 68
-#: points (no pupils); its feet are :meth:`Pose.feet`'s (a BODY-25 layout's own, else the part).
-COCO_WHOLEBODY_FIELDS: tuple[tuple[str, str, int], ...] = (
-    ("foot_kpts", "feet", 6), ("face_kpts", "face", 68), ("lefthand_kpts", "hand_left", 21),
-    ("righthand_kpts", "hand_right", 21))
 
 
 @dataclass

@@ -273,3 +273,9 @@ FOOT_KEYPOINTS: tuple[str, ...] = ("left_big_toe", "left_small_toe", "left_heel"
 #: (21 each) and feet (6, filled into BODY-25's foot keypoints by a conversion).
 PART_KEYPOINTS: dict[str, tuple[str, ...]] = {"face": FACE_KEYPOINTS, "hand_left": HAND_KEYPOINTS,
                                               "hand_right": HAND_KEYPOINTS, "feet": FOOT_KEYPOINTS}
+#: COCO-WholeBody's keypoint arrays beside the 17 body ``keypoints``, in its order: ``(field,
+#: the Pose.parts name written into it, points)``. Its face is OpenPose's first 68 points (no
+#: pupils); its feet are ``Pose.feet()``'s (a BODY-25 layout's own, else the part).
+COCO_WHOLEBODY_FIELDS: tuple[tuple[str, str, int], ...] = (
+    ("foot_kpts", "feet", 6), ("face_kpts", "face", 68), ("lefthand_kpts", "hand_left", 21),
+    ("righthand_kpts", "hand_right", 21))

@@ -23,7 +23,7 @@ from typing import Any
 from pycocotools.coco import COCO
 
 from pafpose.errors import PafposeError
-from pafpose.pose import COCO_WHOLEBODY_FIELDS
+from pafpose.skeleton import COCO_WHOLEBODY_FIELDS
 
 KEYPOINTS = 17  # COCO person keypoints: 17 (x, y, v)
 #: COCO-WholeBody's keypoint arrays beside ``keypoints`` and their points (a file has all or none).
