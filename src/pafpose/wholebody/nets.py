@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,8 +31,10 @@ _LOCK = threading.Lock()
 class LandmarkNet:
     """One compiled part network: ``net(crops)`` -> its outputs, each ``(N, ...)``.
 
-    ``crops`` are ``N x n x n x 3`` RGB float32 in 0..1 (:func:`to_input`), scaled to the range the
-    network takes (:attr:`~pafpose.weights.PartNetCfg.input_range`).
+    ``crops`` are ``N x n x n x 3`` BGR uint8 pixels as cut (:func:`to_input`): the compiled
+    graph turns them into the RGB floats in the range the network takes
+    (:attr:`~pafpose.weights.PartNetCfg.input_range`), fused with its first layer, where numpy
+    would spend 0.2 ms a crop.
     """
 
     def __init__(self, name: str, threads: int | None = None, precision: str = "auto") -> None:
@@ -43,7 +45,6 @@ class LandmarkNet:
         except KeyError:
             raise PafposeError(f"unknown part network {name!r}; known: {', '.join(PART_NETS)}") from None
         self.name, self.side = name, cfg.input_side
-        self.range = cfg.input_range
         path = resolve_file(cfg, cfg.files[0])
         core = ov.Core()
         model = core.read_model(str(path))
@@ -51,6 +52,7 @@ class LandmarkNet:
         model = ov.Model(list(model.outputs[:_USED.get(name, len(model.outputs))]), model.get_parameters(), name)
         # any number of crops in one call (the iris network's outputs come as one row per call: crop after crop)
         model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, self.side, self.side, 3])})
+        model = _from_bgr_pixels(model, cfg.input_range)
         if precision == "auto":  # bfloat16 where the CPU computes it natively, as the body network's auto
             precision = "bfloat16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "float32"
         if precision not in ("float32", "bfloat16"):
@@ -67,10 +69,7 @@ class LandmarkNet:
         self._lock = threading.Lock()  # one inference request: callers from several threads take turns
 
     def __call__(self, crops: np.ndarray) -> list[np.ndarray]:
-        crops = np.ascontiguousarray(crops, dtype=np.float32)
-        if self.range != (0.0, 1.0):
-            lo, hi = self.range
-            crops = crops * np.float32(hi - lo) + np.float32(lo)
+        crops = np.ascontiguousarray(crops, dtype=np.uint8)
         if len(crops) == 0:
             return []
         with self._lock:
@@ -88,8 +87,24 @@ def landmark_net(name: str, threads: int | None = None, precision: str = "auto")
 
 
 def to_input(bgr_crops: list[np.ndarray]) -> np.ndarray:
-    """BGR uint8 crops -> the networks' ``N x n x n x 3`` RGB float32 0..1."""
-    return np.stack([c[..., ::-1] for c in bgr_crops]).astype(np.float32) * np.float32(1 / 255)
+    """BGR uint8 crops -> a :class:`LandmarkNet`'s input, ``N x n x n x 3`` (the colour order and
+    the scaling are the compiled graph's)."""
+    return np.stack(bgr_crops)
+
+
+def _from_bgr_pixels(model: Any, input_range: tuple[float, float]) -> Any:
+    """``model`` (RGB floats in ``input_range``) taking BGR uint8 pixels: x -> lo + x (hi - lo) / 255."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    lo, hi = input_range
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+        ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NHWC"))
+    ppp.input().preprocess().convert_color(ColorFormat.RGB).convert_element_type(ov.Type.f32).mean(
+        -lo * 255.0 / (hi - lo)).scale(255.0 / (hi - lo))
+    return ppp.build()
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
