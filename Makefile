@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/wholebody.py
+	$(PY) benchmarks/wholebody_fusion.py --set val2017-dev
+	$(PY) benchmarks/tracking_parts.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
