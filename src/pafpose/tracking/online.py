@@ -49,6 +49,9 @@ from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
 _BIG = 1e6  # cost of a pair that the gate forbids
+# A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
+# (a variable-rate video's fastest frames come about half a nominal frame apart)
+MIN_STEP = 0.25
 
 
 def _alpha(cutoff: np.ndarray | float, dt: np.ndarray | float) -> np.ndarray | float:
@@ -223,6 +226,7 @@ class Tracker(SequenceTracker):
         """Forget every track; ids start again at 0."""
         self._next_id = 0
         self._frame = -1.0
+        self._offset = 0.0  # frames added to the timestamps given, where they failed to move on
         self._k = 0  # keypoints per person (set by the first person seen)
         self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
         self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
@@ -238,11 +242,7 @@ class Tracker(SequenceTracker):
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
         of ``config.fps`` after the last)."""
         c = self.config
-        now = self._frame + 1.0 if time_s is None else float(time_s) * c.fps
-        if not math.isfinite(now):
-            now = self._frame + 1.0
-        step = max(now - self._frame, 1e-6) if self._frame >= 0 else 1.0
-        self._frame = now
+        now, step = self._advance(time_s)
         people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
         out = as_poses(poses).derive([])  # the frame's image, geometry and fields: tracking moves no pixel grid
         if people and self._k != len(people[0].keypoints):
@@ -280,10 +280,34 @@ class Tracker(SequenceTracker):
         return out
 
     # ------------------------------------------------------------------ internals
+    def _advance(self, time_s: float | None) -> tuple[float, float]:
+        """``(frame time, step)`` of the next frame, in frames; the time always moves on.
+
+        A timestamp that repeats or goes back counts as one frame after the last, one that
+        comes implausibly soon (under :data:`MIN_STEP` frames) as ``MIN_STEP`` after: a
+        glitch of the source's clock, whose tiny step would otherwise make velocities huge
+        and every person a new id. The correction is kept as an offset to later timestamps,
+        so their steps stay the source's own and the next one cannot collide again.
+        """
+        now = self._frame + 1.0 if time_s is None else float(time_s) * self.config.fps + self._offset
+        if not math.isfinite(now):
+            now = self._frame + 1.0
+        if self._frame < 0:
+            self._frame = now
+            return now, 1.0
+        step = now - self._frame
+        if step < MIN_STEP:
+            fixed = 1.0 if step < 1e-3 else MIN_STEP
+            if time_s is not None and math.isfinite(float(time_s)):
+                self._offset += fixed - step
+            now, step = self._frame + fixed, fixed
+        self._frame = now
+        return now, step
+
     def _restart(self, k: int) -> None:
-        next_id, frame = self._next_id, self._frame
+        next_id, frame, offset = self._next_id, self._frame, self._offset
         self.reset()
-        self._next_id, self._frame, self._k = next_id, frame, k
+        self._next_id, self._frame, self._offset, self._k = next_id, frame, offset, k
         self._points = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
         self._fx = np.zeros((0, k, 2))
