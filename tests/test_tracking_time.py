@@ -66,3 +66,80 @@ def test_frame_time_always_moves_forward():
         before = tracker.frame_time
         tracker.update(walkers(1, 1)[0], t)
         assert tracker.frame_time >= before + 0.25
+
+
+def write_vfr(path, times_ms):
+    """A Matroska video whose frames come at ``times_ms`` (PyAV, explicit timestamps)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (7 * i) % 255, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+class _Est:
+    """An estimator that finds nobody: run_video's reading and checks, without a network."""
+
+    def stream(self, cap, frames=None, **_):
+        from pafpose.predict import stream_frames
+
+        return stream_frames(lambda images: ((image, Poses()) for image in images), cap, track=False, frames=frames)
+
+
+class _Writer:
+    def sequence(self, name):
+        return name
+
+    def open_video(self, name, fps):
+        return None
+
+    def image(self, people, frame, name, **_):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(people=people)
+
+    def unique(self, name):
+        return name
+
+    def close_video(self, video, label):
+        pass
+
+    def end_sequence(self, sequence):
+        pass
+
+
+def test_a_variable_rate_video_is_no_truncated_one(tmp_path):
+    import cv2
+
+    from pafpose.loops import run_video
+    from pafpose.video import FrameRange
+
+    times = [round(i * 1000 / 30) for i in range(30)] + [1000 + 100 * i for i in range(30)]  # 30 fps, then 10
+    write_vfr(tmp_path / "vfr.mkv", times)
+    cap = cv2.VideoCapture(str(tmp_path / "vfr.mkv"))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) > 100  # the container's estimate: duration x 30 fps
+    cap.release()
+    run = run_video(_Est(), str(tmp_path / "vfr.mkv"), _Writer(), "vfr")
+    assert run.error is None and run.frames == 60, run.error
+    run = run_video(_Est(), str(tmp_path / "vfr.mkv"), _Writer(), "vfr", frames=FrameRange(step=5))
+    assert run.error is None and run.frames == 12, run.error
+    # a truncated one still is: its frames stop well before the duration it states
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(40):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    run = run_video(_Est(), str(tmp_path / "cut.avi"), _Writer(), "cut")
+    assert run.error and "truncated or damaged" in run.error and 10 < run.frames < 40
+    assert run_video(_Est(), str(tmp_path / "full.avi"), _Writer(), "full").error is None

@@ -107,15 +107,16 @@ def run_video(est: Estimator, location: int | str, writer: Writer, name: str, *,
     as they come for a camera or stream. ``frames`` picks the frames (OpenPose's first, step,
     last). ``on_open(expected frames)`` is called once the video is open, ``on_frame(index,
     frame, written)`` after each frame's outputs (False stops the video); messages name the
-    video ``label`` (default: ``location``). A video that ends well before the frame count its container states is an
-    error (truncated or damaged), its frames read kept.
+    video ``label`` (default: ``location``). A video that ends well before the frame count and the duration its
+    container states is an error (truncated or damaged), its frames read kept; a variable-rate one whose frames reach
+    that duration is not (its count was an estimate).
     """
-    from pafpose.video import FrameRange, capture_info, open_capture
+    from pafpose.video import FrameRange, TimedCapture, capture_info, ended_early, open_capture
 
     selected = FrameRange() if frames is None else frames
     run = VideoRun()
     try:
-        cap = open_capture(location, timeout=timeout)
+        cap = TimedCapture(open_capture(location, timeout=timeout))
     except PafposeError as err:
         run.error = str(err)
         return run
@@ -147,7 +148,8 @@ def run_video(est: Estimator, location: int | str, writer: Writer, name: str, *,
     expected = run.expected
     if run.frames == 0 and expected != 0:
         run.error = f"{label}: no frame could be decoded"
-    elif expected and recording and not run.stopped and run.frames + max(2, expected // 100) < expected:
+    elif (expected and count and recording and not run.stopped
+          and ended_early(run.frames, expected, count, fps, cap.last_time_s)):
         asked = "its" if selected.everything else f"the {expected} frames asked of its"
         run.error = (f"{label}: the video ended after {run.frames} of {asked} {count} frames (truncated or "
                      "damaged); the frames read are kept")

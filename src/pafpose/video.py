@@ -101,6 +101,55 @@ class FrameRange:
         return self.first == 0 and self.step == 1 and self.last is None
 
 
+class TimedCapture:
+    """A capture that remembers the time of the last frame read or grabbed past
+    (:attr:`last_time_s`), which OpenCV forgets at the end of a file: how far a video was
+    read, that tells a truncated file from a variable-rate one."""
+
+    def __init__(self, cap: Any) -> None:
+        self.cap = cap
+        self.last_time_s: float | None = None
+
+    def _note(self, ok: bool) -> None:
+        import cv2
+
+        t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if ok else math.nan
+        if math.isfinite(t) and (self.last_time_s is None or t > self.last_time_s):
+            self.last_time_s = t
+
+    def read(self) -> tuple[bool, Any]:
+        ok, frame = self.cap.read()
+        self._note(ok)
+        return ok, frame
+
+    def grab(self) -> bool:
+        ok = bool(self.cap.grab())
+        self._note(ok)
+        return ok
+
+    def get(self, prop: int) -> float:
+        return float(self.cap.get(prop))
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+def ended_early(read: int, expected: int, count: int, fps: float, last_time_s: float | None) -> bool:
+    """Whether a file that gave ``read`` of the ``expected`` frames asked was cut short.
+
+    The container's ``count`` is often its duration times ``fps``, an estimate that a
+    variable-rate video misses by far though it is whole: a file is only truncated when its
+    frames stop well before that duration too (``last_time_s``: the time of the last frame
+    read, None if unknown), not when they reach its end.
+    """
+    if read + max(2, expected // 100) >= expected:
+        return False
+    if last_time_s is None or not (count > 0 and 0 < fps < 1000):
+        return True
+    duration = count / fps
+    return last_time_s < duration - max(1.0, 3.0 / fps, 0.01 * duration)
+
+
 CAMERA_INDICES = range(100)  # OpenCV reads index // 100 as a capture API, and a negative index crashes it
 
 
