@@ -143,3 +143,47 @@ def test_a_variable_rate_video_is_no_truncated_one(tmp_path):
     run = run_video(_Est(), str(tmp_path / "cut.avi"), _Writer(), "cut")
     assert run.error and "truncated or damaged" in run.error and 10 < run.frames < 40
     assert run_video(_Est(), str(tmp_path / "full.avi"), _Writer(), "full").error is None
+
+
+@pytest.mark.parametrize("make", [Tracker, OfflineTracker])
+def test_bad_frames_are_named_and_change_nothing(make):
+    tracker = make()
+    people = walkers(2, 1)[0]
+    for bad in ["people", np.zeros((2, 18, 3)), None, 3, [people[0], "x"]]:
+        with pytest.raises(TypeError, match="poses"):
+            tracker.push(bad, None, 0.0)
+    for bad in ["0.5", [0.1], True]:
+        with pytest.raises(TypeError, match="time_s"):
+            tracker.push(people, None, bad)
+    k = np.ones((25, 3))
+    k[:, :2] = np.arange(50).reshape(25, 2)
+    from pafpose import BODY25
+
+    with pytest.raises(ValueError, match=r"poses.*18 and 25 keypoints"):
+        tracker.push(Poses([people[0], Pose(k, 0.9, BODY25)]), None, 0.0)
+    out = tracker.push(people, "first", 0.0) + tracker.flush()  # none of that changed a thing
+    assert [payload for payload, _ in out] == ["first"] and {p.track_id for p in out[0][1]} == {0, 1}
+
+
+def test_the_offline_tracker_restarts_when_the_keypoint_layout_changes():
+    from pafpose import BODY25
+
+    tracker = OfflineTracker()
+    coco = walkers(2, 15)
+    body25 = []
+    for poses in walkers(2, 15, seed=1):
+        frame = Poses()
+        for p in poses:
+            k = np.ones((25, 3))
+            k[:18] = p.keypoints
+            k[18:, :2] = p.keypoints[:7, :2] + 3
+            frame.append(Pose(k, 0.9, BODY25))
+        body25.append(frame)
+    out = []
+    for i, poses in enumerate(coco + body25 + coco):
+        out += tracker.push(poses, i, i / 30)
+    out += tracker.flush()
+    assert [payload for payload, _ in out] == list(range(45))
+    ids = [{p.track_id for p in people} for _, people in out]
+    assert ids[:15] == [{0, 1}] * 15 and ids[15:30] == [{2, 3}] * 15 and ids[30:] == [{4, 5}] * 15
+    assert all(len(p.keypoints) == 25 for _, people in out[15:30] for p in people)

@@ -74,19 +74,26 @@ class OfflineTracker(SequenceTracker):
         self._frames: deque[_Frame] = deque()
         self._next = 0  # index in _frames of the next frame to give out
         self._parts = PartSlots()
+        self._k = 0  # keypoints per person of the frames held (0: none seen yet)
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
         c = self.config
         tracked = self.online.update(poses, time_s)
         k = len(tracked[0].keypoints) if tracked else 0
+        out = []
+        if k and self._k and k != self._k:  # another skeleton: the held frames end their sequence, as online
+            out = [self._give() for _ in range(len(self._frames) - self._next)]
+            self._frames.clear()
+            self._next = 0
+            self._parts.clear()
+        self._k = k or self._k
         self._frames.append(_Frame(self.online.frame_time, tracked, payload,
                                    np.array([-1 if p.track_id is None else p.track_id for p in tracked], np.int64),
                                    np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3)),
                                    np.array([p.score for p in tracked], dtype=np.float64),
                                    self._parts.gather(list(tracked)) if c.smooth or c.max_gap
                                    else np.zeros((len(tracked), 0, 3))))
-        out = []
         while len(self._frames) - 1 - self._next >= self.config.window:
             out.append(self._give())
         return out
@@ -105,6 +112,7 @@ class OfflineTracker(SequenceTracker):
         self._frames.clear()
         self._next = 0
         self._parts.clear()
+        self._k = 0
 
     def _give(self) -> tuple[Any, Poses]:
         c = self.config

@@ -161,6 +161,24 @@ class PartSlots:
         return out
 
 
+def check_frame(poses: Any, time_s: Any) -> list[Pose]:
+    """``poses`` as a list of Pose, one keypoint layout, and ``time_s`` checked: a mistake is
+    named before it changes a tracker's state (or fails deep in numpy)."""
+    if poses is None or isinstance(poses, (str, bytes, np.ndarray)) or not hasattr(poses, "__iter__"):
+        raise TypeError(f"poses must be a Poses or a list of Pose, got {type(poses).__name__}")
+    people = list(poses)
+    bad = next((p for p in people if not isinstance(p, Pose)), None)
+    if bad is not None:
+        raise TypeError(f"poses must hold Pose objects, got a {type(bad).__name__}")
+    if time_s is not None and (isinstance(time_s, bool) or not isinstance(time_s, (int, float, np.integer,
+                                                                                     np.floating))):
+        raise TypeError(f"time_s must be a number of seconds or None, got {type(time_s).__name__}")
+    sizes = sorted({len(p.keypoints) for p in people})
+    if len(sizes) > 1:
+        raise ValueError(f"poses mixes keypoint layouts in one frame: {' and '.join(map(str, sizes))} keypoints")
+    return people
+
+
 def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """``(D, T)`` OKS-like similarity of D detections to T predicted poses.
 
@@ -240,11 +258,15 @@ class Tracker(SequenceTracker):
     def update(self, poses: Any, time_s: float | None = None) -> Poses:
         """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
-        of ``config.fps`` after the last)."""
+        of ``config.fps`` after the last; one that repeats, goes back or comes implausibly soon is
+        taken as a glitch, see :meth:`_advance`). ``poses`` that are no Pose list, or mix keypoint
+        layouts, are a TypeError or ValueError, and change nothing."""
         c = self.config
+        given = check_frame(poses, time_s)
         now, step = self._advance(time_s)
-        people = [p for p in poses if np.isfinite(p.keypoints[:, :2]).any()]
-        out = as_poses(poses).derive([])  # the frame's image, geometry and fields: tracking moves no pixel grid
+        people = [p for p in given if np.isfinite(p.keypoints[:, :2]).any()]
+        # the frame's image, geometry and fields: tracking moves no pixel grid
+        out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         rows = self._assign(people, now) if people else np.zeros(0, np.int64)
@@ -271,7 +293,7 @@ class Tracker(SequenceTracker):
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         # a person without a body keypoint but with a part (a face the face detector found alone) has nothing to
         # track by: kept, untracked, as found
-        out.extend(p for p in poses if not np.isfinite(p.keypoints[:, :2]).any()
+        out.extend(p for p in given if not np.isfinite(p.keypoints[:, :2]).any()
                    and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
         seen = np.zeros(len(self.ids), bool)
         seen[rows] = True
