@@ -28,12 +28,12 @@ def walkers(n=9, frames=60, seed=0):
 
 
 def glitched_times(frames, fps=30.0, kind="near"):
-    """Every 5th frame 1 ms after the one before ("near"), at the same time ("repeat", as None:
-    the reader's "no time that moves forward", the next real time then one frame on), or 10
-    ms before it ("back")."""
+    """Every 5th frame 1 ms after the one before ("near"), at the same time ("repeat", as the
+    reader gives it: None, "no time that moves forward", which the tracker takes as one frame
+    on, and the next frame's real time then equals), or 10 ms before it ("back")."""
     times = []
     for t in range(frames):
-        real = t / fps
+        real = (t - t // 5 if kind == "repeat" else t) / fps
         if t % 5 == 4:
             real = {"near": times[-1] + 0.001, "repeat": None, "back": times[-1] - 0.01}[kind]
         times.append(real)
