@@ -187,3 +187,21 @@ def test_the_offline_tracker_restarts_when_the_keypoint_layout_changes():
     ids = [{p.track_id for p in people} for _, people in out]
     assert ids[:15] == [{0, 1}] * 15 and ids[15:30] == [{2, 3}] * 15 and ids[30:] == [{4, 5}] * 15
     assert all(len(p.keypoints) == 25 for _, people in out[15:30] for p in people)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_video_whose_every_fifth_frame_comes_a_millisecond_late_keeps_every_id(tmp_path, offline):
+    from pafpose.predict import stream_frames
+
+    times = []
+    for t in range(60):
+        times.append(times[-1] + 1 if t % 5 == 4 else round(t * 1000 / 30))
+    write_vfr(tmp_path / "glitch.mkv", times)
+    people = walkers(9, 60)
+
+    def detect(images):
+        return ((image, people[i]) for i, image in enumerate(images))
+
+    out = list(stream_frames(detect, str(tmp_path / "glitch.mkv"), offline=offline))
+    assert [i for i, _, _ in out] == list(range(60))
+    assert ids_of(poses for _, _, poses in out) == set(range(9))
