@@ -205,3 +205,12 @@ def test_a_video_whose_every_fifth_frame_comes_a_millisecond_late_keeps_every_id
     out = list(stream_frames(detect, str(tmp_path / "glitch.mkv"), offline=offline))
     assert [i for i, _, _ in out] == list(range(60))
     assert ids_of(poses for _, _, poses in out) == set(range(9))
+
+
+def test_predict_on_a_variable_rate_video_succeeds(env, tmp_path):
+    from test_predict_cli import pafpose
+
+    write_vfr(tmp_path / "vfr.mkv", [round(i * 1000 / 30) for i in range(10)] + [400 + 100 * i for i in range(10)])
+    r = pafpose(env, "predict", tmp_path / "vfr.mkv", "--out", tmp_path / "out", "--height", "128")
+    assert r.returncode == 0 and "truncated" not in r.stderr, r.stderr
+    assert len(list((tmp_path / "out").glob("vfr_*_keypoints.json"))) == 20

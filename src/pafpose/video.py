@@ -157,7 +157,8 @@ def read_frames(cap: Any, frames: FrameRange | None = None) -> Iterator[tuple[in
     """``(index, frame, time in seconds)`` for each frame of ``cap`` that ``frames`` selects
     (the others are read past, never converted). The time is the stream's own
     (``CAP_PROP_POS_MSEC``: a dropped or variable-rate frame shows as a longer step), None where
-    it gives none that moves forward."""
+    it gives none that moves forward (a repeated or backwards time: the trackers take it as one
+    frame on, and a later time that then collides with it as a glitch, never as a tiny step)."""
     import cv2
 
     selected = frames or FrameRange()
