@@ -25,7 +25,8 @@ __all__ = ["Source", "UniqueNames", "as_bgr", "atomic_output", "check_output_dir
 
 # IMAGE_EXTENSIONS is pafpose.images's (every format the reader takes, by extension).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-                    ".mts", ".m2ts", ".3gp", ".ogv")
+                    ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc",
+                    ".mjpeg", ".mjpg", ".mxf", ".asf", ".divx", ".dv", ".ivf", ".nut")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -148,11 +149,36 @@ def _kind(path: Path) -> Literal["image", "video"] | None:
     return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
 
 
+def _sniff(path: Path) -> Literal["image", "video"]:
+    """What a file named directly holds, by content: an image when the reader knows its header
+    (or can't tell: its read then says why), a video when OpenCV can read a frame of it."""
+    import cv2
+
+    from pafpose.images import ImageError, probe
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+        probe(head)
+        return "image"
+    except ImageError as err:
+        if err.problem != "unsupported":
+            return "image"
+    except OSError:
+        return "image"
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return "video" if cap.isOpened() and cap.read()[0] else "image"
+    finally:
+        cap.release()
+
+
 def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple[list[Source], list[str], int]:
     """Resolve command-line sources: files, folders (recursive), globs, camera indices, URLs.
 
     Files found in folders or by globs are taken by extension (images and videos); a file
-    named explicitly is taken whatever its name (an unreadable one fails when it is read).
+    named explicitly is taken whatever its name, as what its content is (a raw ``.h264``
+    stream is a video; an unreadable file fails when it is read).
     Drawn outputs of an earlier run (``*_rendered.*`` inside ``outputs``) are not inputs.
     A name that is a file or folder wins over a camera index.
 
@@ -202,7 +228,7 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
             if not found:
                 errors.append(f"{spec}: no images or videos in this folder")
         elif Path(spec).is_file():
-            add(_kind(Path(spec)) or "image", spec, Path(spec).stem)
+            add(_kind(Path(spec)) or _sniff(Path(spec)), spec, Path(spec).stem)
         elif glob.has_magic(spec):
             matches = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
             matches = [p for p in matches if p.is_file() and _kind(p) and not ours(p)]
