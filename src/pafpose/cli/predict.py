@@ -16,7 +16,9 @@ OpenPose's options work with OpenPose's meaning (--number-people-max, --keypoint
 --image_dir DIR, --number_people_max N...): see README, "Switching from OpenPose".
 
 A file that can't be read is reported in one line and skipped; the exit code is 1 when
-anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable).
+anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable),
+2 for a mistake found before any work (a --frame-first past the end of every folder given
+is one: nothing would be processed).
 """
 
 from __future__ import annotations
@@ -314,11 +316,21 @@ def _check_openpose(options: OutputOptions, est: Any) -> None:
         heatmap_channels(est.spec, h.parts, h.background, h.pafs)
 
 
+def _longest_folder(images: list[Source]) -> int:
+    """How many images the fullest folder holds (OpenPose's frames of an --image_dir)."""
+    from collections import Counter
+
+    return max(Counter(str(Path(s.location).resolve().parent) for s in images).values())
+
+
 def run(args: argparse.Namespace) -> int:
     from pafpose.io import expand_sources
     from pafpose.loops import select_images
     from pafpose.outputs import Writer
 
+    for flag in ("--track", "--online"):
+        if args.no_track and getattr(args, flag[2:]):
+            raise PafposeError(f"{flag} and --no-track contradict each other; give one")
     options = openpose_flags.resolve(args)
     if args.out.exists() and not args.out.is_dir():
         raise PafposeError(f"--out {args.out}: exists and is not a folder")
@@ -329,6 +341,14 @@ def run(args: argparse.Namespace) -> int:
         warn(f"error: {message}")
     if not sources:
         raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
+    found = [s for s in sources if s.kind == "image"]
+    images = select_images(found, lambda s: s.location, args.frames)
+    if found and not images:
+        message = (f"--frame-first {args.frames.first} is past the end: the longest folder has "
+                   f"{_longest_folder(found)} images")
+        if len(found) == len(sources):
+            raise PafposeError("nothing to process: " + message)
+        warn(f"no image: {message}")
     options = options.replace(write_video_fps=_video_fps(options, sources, args.timeout))
     start = time.perf_counter()
     est = make_estimator(args)
@@ -339,7 +359,6 @@ def run(args: argparse.Namespace) -> int:
         est = detector(est, options.controlnet[0])
     _check_openpose(options, est)
     ready = time.perf_counter()
-    images = select_images([s for s in sources if s.kind == "image"], lambda s: s.location, args.frames)
     writer = Writer(options, est.spec, est.decoder.config, [s.location for s in images], warn=warn,
                     guard=deferred_interrupts, draw=args.show)
     job = Run(args, est, writer)
