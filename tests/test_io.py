@@ -155,3 +155,25 @@ def test_a_video_named_directly_is_a_video_whatever_its_suffix(tmp_path):
     assert sorted((s.kind, Path(s.location).name) for s in sources if s.kind == "video") == [
         ("video", "camera.h264"), ("video", "clip.y4m")]
     assert [s.kind for s in expand_sources([str(tmp_path / "*.y4m")])[0]] == ["video"]
+
+
+def test_every_output_pafpose_writes_is_not_an_input(tmp_path):
+    """Issue 24: only ``*_rendered.*`` was skipped; ControlNet pictures and heatmaps were read back."""
+    src = tmp_path / "src"
+    outputs = ("a_rendered.jpg", "a_controlnet.png", "a_controlnet.json", "a_pose_heatmaps.png", "a_keypoints.json",
+               "seq_posetrack.json", "coco_results.json", "clip_rendered.partial.mp4")
+    for rel in ("a.jpg", "sub/b.png", "run.mp4", *outputs, *(f"out/{n}" for n in outputs), "out/picked.png"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(b"")
+    # --out inside the source folder: skipped whole; the run's --write-video file too
+    sources, errors, ignored = expand_sources([str(src)], [src / "out", src / "run.mp4"])
+    names = sorted(Path(s.location).relative_to(src).as_posix() for s in sources)
+    assert names == ["a.jpg", "a_controlnet.png", "a_pose_heatmaps.png", "a_rendered.jpg",
+                     "clip_rendered.partial.mp4", "sub/b.png"]  # outside --out, a name is only a name
+    assert not errors and ignored == 4  # the JSON files outside --out
+    # --out is the source folder itself: its photos stay inputs, pafpose's files don't
+    sources, errors, ignored = expand_sources([str(src)], src)
+    names = sorted(Path(s.location).relative_to(src).as_posix() for s in sources)
+    assert names == ["a.jpg", "out/picked.png", "run.mp4", "sub/b.png"] and not errors and ignored == 0
+    sources, _, _ = expand_sources([str(src / "**" / "*.png")], src)
+    assert sorted(Path(s.location).name for s in sources) == ["b.png", "picked.png"]

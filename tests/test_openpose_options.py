@@ -532,3 +532,22 @@ def test_write_video_fps_the_writer_cannot_honour_is_refused(capsys, photos, tmp
     rc, _, err = predict(capsys, photos / "ski.jpg", "--out", tmp_path / "out", "--write-video",
                          tmp_path / "v.mp4", "--write-video-fps", fps)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "--write-video-fps" in err and fps in err
+
+
+def test_outputs_under_the_source_folder_are_not_inputs_next_time(capsys, photos, tmp_path):
+    """Issue 24: ControlNet pictures and heatmap files written under an --out inside the source
+    folder were the next run's inputs (heatmaps of heatmaps, nesting deeper each run)."""
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(photos / "ski.jpg", src / "ski.jpg")
+    shutil.copy(photos / "p1.jpg", src / "sub" / "p1.jpg")
+    flags = ("--render", "controlnet", "--write-heatmaps", "--save-images")
+    for run in range(2):
+        rc, out, _ = predict(capsys, src, "--out", src / "out", *flags)
+        assert rc == 0 and "2 images" in out, (run, out)
+    # an --out named by the folder's own name (the source folder itself) keeps the photos as inputs
+    rc, out, _ = predict(capsys, src, "--out", src, *flags)
+    assert rc == 0 and "2 images" in out, out
+    rc, out, _ = predict(capsys, src, "--out", src, *flags)
+    assert rc == 0 and "2 images" in out, out
+    assert not list(src.rglob("*_controlnet_*")) and not list(src.rglob("*_pose_heatmaps_*"))

@@ -8,7 +8,9 @@ NAME_000000000012_keypoints.json), or with --json coco one COCO results file
 the drawn pictures (NAME_rendered.png, or .jpg for JPEG input), with --save-video the drawn
 video of each video source (NAME_rendered.mp4); with --render controlnet ControlNet's
 OpenPose pose image and pose JSON of each image and frame (NAME_controlnet.png,
-NAME_controlnet.json). Every file is written atomically.
+NAME_controlnet.json). Every file is written atomically. What a run writes is never the
+next run's input: an --out inside a source folder is skipped, and so are pafpose's own
+files (NAME_rendered.*, NAME_controlnet.*, NAME_pose_heatmaps.*...) in an --out that is one.
 
 OpenPose's options work with OpenPose's meaning (--number-people-max, --keypoint-scale,
 --frame-first/-step/-last, --net-resolution, --part-candidates, --write-heatmaps,
@@ -316,6 +318,12 @@ def _check_openpose(options: OutputOptions, est: Any) -> None:
         heatmap_channels(est.spec, h.parts, h.background, h.pafs)
 
 
+def _written(options: OutputOptions) -> list[Path]:
+    """Where the run writes: an earlier run's files there are not inputs."""
+    places = [options.out, options.json_folder, options.images_folder, options.write_video]
+    return [p for p in [*places, None if options.heatmaps is None else options.heatmaps.folder] if p is not None]
+
+
 def _longest_folder(images: list[Source]) -> int:
     """How many images the fullest folder holds (OpenPose's frames of an --image_dir)."""
     from collections import Counter
@@ -336,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
         raise PafposeError(f"--out {args.out}: exists and is not a folder")
     if not args.sources:
         raise PafposeError("nothing to process: give a SOURCE (or OpenPose's --image_dir, --video, --camera)")
-    sources, errors, ignored = expand_sources(args.sources, options.images_folder)
+    sources, errors, ignored = expand_sources(args.sources, _written(options))
     for message in errors:
         warn(f"error: {message}")
     if not sources:
