@@ -239,3 +239,14 @@ def test_a_file_of_every_image_extension_is_read_as_its_format(tmp_path):
             assert np.array_equal(decoded.image, img), name
     if unwritable:
         pytest.skip("every other extension is read; " + "; ".join(unwritable.values()))
+
+
+def test_one_channel_float_tiff_is_read_as_gray_by_predict_and_serve(tmp_path):
+    # OpenCV's colour read of a 1-channel float TIFF asserts; 3-channel float was always read
+    gray = (np.mgrid[0:60, 0:80][1] / 80).astype(np.float32)
+    assert cv2.imwrite(str(tmp_path / "gray.tiff"), gray)
+    by_path = read_image(tmp_path / "gray.tiff")
+    upload = decode_upload((tmp_path / "gray.tiff").read_bytes())
+    assert by_path.shape == (60, 80, 3) and np.array_equal(upload.image, by_path)
+    assert np.abs(by_path[:, :, 0].astype(int) - np.round(gray * 255)).max() <= 1
+    assert np.array_equal(by_path[:, :, 0], by_path[:, :, 2])

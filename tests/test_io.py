@@ -125,3 +125,55 @@ def test_video_writer_refuses_unknown_containers(tmp_path):
     with pytest.raises(PafposeError, match="cannot write"), VideoWriter(tmp_path / "x.xyz", fps=5) as writer:
         writer.write(picture())
     assert list(tmp_path.iterdir()) == []
+
+
+def raw_y4m(path, frames=5, w=64, h=48):
+    """A raw YUV4MPEG2 video, written by hand: a header line, then 'FRAME' and the planes."""
+    y, uv = np.full((h, w), 100, np.uint8).tobytes(), np.full((h // 2, w // 2), 128, np.uint8).tobytes()
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n".encode()
+                     + b"".join(b"FRAME\n" + y + uv + uv for _ in range(frames)))
+
+
+def test_a_video_named_directly_is_a_video_whatever_its_suffix(tmp_path):
+    """Issue 24: a raw stream (.y4m, .h264, .vob) named directly was read as an image and refused."""
+    raw_y4m(tmp_path / "clip.y4m")
+    writer = cv2.VideoWriter(str(tmp_path / "mjpg.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    (tmp_path / "mjpg.avi").rename(tmp_path / "camera.h264")  # MJPG content, a raw stream's name
+    (tmp_path / "camera.xyz").write_bytes((tmp_path / "camera.h264").read_bytes())  # any name at all
+    (tmp_path / "notes.txt").write_text("not a picture\n")
+    (tmp_path / "photo.data").write_bytes(cv2.imencode(".png", picture())[1].tobytes())
+    named = ["clip.y4m", "camera.h264", "camera.xyz", "notes.txt", "photo.data"]
+    sources, errors, _ = expand_sources([str(tmp_path / n) for n in named])
+    assert not errors
+    assert [s.kind for s in sources] == ["video", "video", "video", "image", "image"]  # notes.txt: refused when read
+    # raw streams' usual suffixes are videos in folders and globs too
+    sources, errors, _ = expand_sources([str(tmp_path)])
+    assert not errors
+    assert sorted((s.kind, Path(s.location).name) for s in sources if s.kind == "video") == [
+        ("video", "camera.h264"), ("video", "clip.y4m")]
+    assert [s.kind for s in expand_sources([str(tmp_path / "*.y4m")])[0]] == ["video"]
+
+
+def test_every_output_pafpose_writes_is_not_an_input(tmp_path):
+    """Issue 24: only ``*_rendered.*`` was skipped; ControlNet pictures and heatmaps were read back."""
+    src = tmp_path / "src"
+    outputs = ("a_rendered.jpg", "a_controlnet.png", "a_controlnet.json", "a_pose_heatmaps.png", "a_keypoints.json",
+               "seq_posetrack.json", "coco_results.json", "clip_rendered.partial.mp4")
+    for rel in ("a.jpg", "sub/b.png", "run.mp4", *outputs, *(f"out/{n}" for n in outputs), "out/picked.png"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(b"")
+    # --out inside the source folder: skipped whole; the run's --write-video file too
+    sources, errors, ignored = expand_sources([str(src)], [src / "out", src / "run.mp4"])
+    names = sorted(Path(s.location).relative_to(src).as_posix() for s in sources)
+    assert names == ["a.jpg", "a_controlnet.png", "a_pose_heatmaps.png", "a_rendered.jpg",
+                     "clip_rendered.partial.mp4", "sub/b.png"]  # outside --out, a name is only a name
+    assert not errors and ignored == 4  # the JSON files outside --out
+    # --out is the source folder itself: its photos stay inputs, pafpose's files don't
+    sources, errors, ignored = expand_sources([str(src)], src)
+    names = sorted(Path(s.location).relative_to(src).as_posix() for s in sources)
+    assert names == ["a.jpg", "out/picked.png", "run.mp4", "sub/b.png"] and not errors and ignored == 0
+    sources, _, _ = expand_sources([str(src / "**" / "*.png")], src)
+    assert sorted(Path(s.location).name for s in sources) == ["b.png", "picked.png"]

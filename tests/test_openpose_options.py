@@ -506,3 +506,48 @@ def test_feet_make_body25_the_json_layout_unless_told(capsys, photos, tmp_path):
         check_openpose_document(doc, count)
         if count == 25:
             assert sum(k[[19, 21, 22, 24], 2].astype(bool).sum() for k in kps) >= 6  # the dancers' heels and toes
+
+
+# ------------------------------------------------------------------- issue 24: contradictions
+@pytest.mark.parametrize("flags", [("--track", "--no-track"), ("--online", "--no-track")], ids=" ".join)
+def test_contradictory_tracking_flags_are_one_line_errors(capsys, photos, tmp_path, flags):
+    rc, _, err = predict(capsys, photos / "ski.jpg", "--out", tmp_path / "out", *flags)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert all(f in err for f in flags) and not (tmp_path / "out").exists()
+
+
+def test_frame_first_past_a_folders_end_says_so(capsys, photos, tmp_path):
+    """An empty selection is OpenPose's frame range given wrong: exit 2, nothing loaded or written."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("p1.jpg", "ski.jpg", "p2.jpg"):
+        shutil.copy(photos / name, folder / name)
+    rc, _, err = predict(capsys, folder, "--out", tmp_path / "out", "--frame-first", 5)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--frame-first 5" in err and "3 images" in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fps", ["0.0004", "0.00001"])
+def test_write_video_fps_the_writer_cannot_honour_is_refused(capsys, photos, tmp_path, fps):
+    rc, _, err = predict(capsys, photos / "ski.jpg", "--out", tmp_path / "out", "--write-video",
+                         tmp_path / "v.mp4", "--write-video-fps", fps)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--write-video-fps" in err and fps in err
+
+
+def test_outputs_under_the_source_folder_are_not_inputs_next_time(capsys, photos, tmp_path):
+    """Issue 24: ControlNet pictures and heatmap files written under an --out inside the source
+    folder were the next run's inputs (heatmaps of heatmaps, nesting deeper each run)."""
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(photos / "ski.jpg", src / "ski.jpg")
+    shutil.copy(photos / "p1.jpg", src / "sub" / "p1.jpg")
+    flags = ("--render", "controlnet", "--write-heatmaps", "--save-images")
+    for run in range(2):
+        rc, out, _ = predict(capsys, src, "--out", src / "out", *flags)
+        assert rc == 0 and "2 images" in out, (run, out)
+    # an --out named by the folder's own name (the source folder itself) keeps the photos as inputs
+    rc, out, _ = predict(capsys, src, "--out", src, *flags)
+    assert rc == 0 and "2 images" in out, out
+    rc, out, _ = predict(capsys, src, "--out", src, *flags)
+    assert rc == 0 and "2 images" in out, out
+    assert not list(src.rglob("*_controlnet_*")) and not list(src.rglob("*_pose_heatmaps_*"))

@@ -372,3 +372,13 @@ def test_video_person_ids_agree_with_the_drawn_labels(env, dance_frame, tmp_path
             seen = picture[joints[:, 1], joints[:, 0]]  # the joints' discs
             nearest = [min(colours, key=lambda j, c=c: np.abs(c - colours[j]).sum()) for c in seen]
             assert nearest.count(k) > 0.8 * len(nearest), (i, k, nearest)
+
+
+def test_explain_checks_its_out_before_the_model_runs(env, images, tmp_path):
+    """Issue 24: an unwritable --out was found after the model ran, naming a hidden temporary file."""
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file" / "fig.png", tmp_path / "folder"):
+        (tmp_path / "folder").mkdir(exist_ok=True)
+        r = pafpose(env, "explain", images / "p3_dance.png", "--out", out, "--model", "no-such-model")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert str(out) in r.stderr and ".part." not in r.stderr and "no-such-model" not in r.stderr

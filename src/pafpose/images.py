@@ -289,6 +289,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int | None
     except cv2.error as err:
         raise ImageError("corrupt", f"corrupt image: OpenCV can't decode it "
                                     f"({str(err).strip().splitlines()[-1]})") from err
+    if (img is None or img.size == 0) and fmt == "TIFF":  # OpenCV's colour read of a 1-channel float TIFF
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # fails: read it as it is
     if img is None or img.size == 0:
         raise ImageError("corrupt", f"corrupt image: the {fmt} data can't be decoded (truncated or damaged)")
     try:

@@ -10,7 +10,7 @@ import glob
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,7 +25,8 @@ __all__ = ["Source", "UniqueNames", "as_bgr", "atomic_output", "check_output_dir
 
 # IMAGE_EXTENSIONS is pafpose.images's (every format the reader takes, by extension).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-                    ".mts", ".m2ts", ".3gp", ".ogv")
+                    ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc",
+                    ".mjpeg", ".mjpg", ".mxf", ".asf", ".divx", ".dv", ".ivf", ".nut")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -148,12 +149,55 @@ def _kind(path: Path) -> Literal["image", "video"] | None:
     return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
 
 
-def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple[list[Source], list[str], int]:
+def _sniff(path: Path) -> Literal["image", "video"]:
+    """What a file named directly holds, by content: an image when the reader knows its header
+    (or can't tell: its read then says why), a video when OpenCV can read a frame of it."""
+    import cv2
+
+    from pafpose.images import ImageError, probe
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+        probe(head)
+        return "image"
+    except ImageError as err:
+        if err.problem != "unsupported":
+            return "image"
+    except OSError:
+        return "image"
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return "video" if cap.isOpened() and cap.read()[0] else "image"
+    finally:
+        cap.release()
+
+
+#: How the files pafpose writes end (the stem, after ``NAME``; ``.partial`` removed): a drawn
+#: picture or video, ControlNet's files, heatmaps, OpenPose JSON, PoseTrack files.
+OUTPUT_STEM_ENDINGS = ("_rendered", "_controlnet", "_pose_heatmaps", "_keypoints", "_posetrack")
+
+#: The run-wide files pafpose writes (``--json coco``).
+OUTPUT_NAMES = ("coco_results.json", "coco_image_ids.json")
+
+
+def _is_output_name(p: Path) -> bool:
+    stem = p.stem.removesuffix(".partial")  # a video still being written, or left by a killed run
+    return stem.endswith(OUTPUT_STEM_ENDINGS) or p.name in OUTPUT_NAMES
+
+
+def expand_sources(specs: list[str], outputs: str | Path | Sequence[str | Path] | None = None,
+                   ) -> tuple[list[Source], list[str], int]:
     """Resolve command-line sources: files, folders (recursive), globs, camera indices, URLs.
 
     Files found in folders or by globs are taken by extension (images and videos); a file
-    named explicitly is taken whatever its name (an unreadable one fails when it is read).
-    Drawn outputs of an earlier run (``*_rendered.*`` inside ``outputs``) are not inputs.
+    named explicitly is taken whatever its name, as what its content is (a raw ``.h264``
+    stream is a video; an unreadable file fails when it is read).
+    ``outputs`` are the run's output folders (and files, such as ``--write-video``'s): what
+    an earlier run wrote there is not an input, so running twice reads the same files. An
+    output folder below a folder being searched is skipped whole; in one that is not (the
+    source folder itself), files named as pafpose names its outputs are (``NAME_rendered.*``,
+    ``NAME_controlnet.*``, ``NAME_pose_heatmaps.*``...: :data:`OUTPUT_STEM_ENDINGS`).
     A name that is a file or folder wins over a camera index.
 
     Returns:
@@ -174,11 +218,22 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
         seen.add(key)
         sources.append(Source(kind, location, names.take(name)))  # type: ignore[arg-type]
 
-    out_dir = Path(outputs).resolve() if outputs is not None else None
+    if outputs is None:
+        outputs = []
+    elif isinstance(outputs, (str, os.PathLike)):
+        outputs = [outputs]
+    written = {Path(o).resolve() for o in outputs}
 
-    def ours(p: Path) -> bool:
-        stem = p.stem.removesuffix(".partial")  # a video still being written, or left by a killed run
-        return out_dir is not None and stem.endswith("_rendered") and p.resolve().parent.is_relative_to(out_dir)
+    def ours(p: Path, root: Path | None = None) -> bool:
+        """Whether ``p`` is something this run writes (or a run like it wrote), searching ``root``."""
+        p = p.resolve()
+        for o in written:
+            if p == o:
+                return True
+            if p.is_relative_to(o) and ((root is not None and o != root and o.is_relative_to(root))
+                                        or _is_output_name(p)):
+                return True
+        return False
 
     for spec in specs:
         if spec.isdigit() and not Path(spec).exists():
@@ -193,16 +248,18 @@ def expand_sources(specs: list[str], outputs: str | Path | None = None) -> tuple
             for p in sorted(root.rglob("*")):
                 if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
                     continue
+                if ours(p, root.resolve()):
+                    continue
                 kind = _kind(p)
-                if kind is None or ours(p):
-                    ignored += kind is None
+                if kind is None:
+                    ignored += 1
                     continue
                 found += 1
                 add(kind, str(p), str(p.relative_to(root).with_suffix("")))
             if not found:
                 errors.append(f"{spec}: no images or videos in this folder")
         elif Path(spec).is_file():
-            add(_kind(Path(spec)) or "image", spec, Path(spec).stem)
+            add(_kind(Path(spec)) or _sniff(Path(spec)), spec, Path(spec).stem)
         elif glob.has_magic(spec):
             matches = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
             matches = [p for p in matches if p.is_file() and _kind(p) and not ours(p)]

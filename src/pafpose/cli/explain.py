@@ -29,9 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pafpose.cli.options import make_estimator
     from pafpose.errors import PafposeError
-    from pafpose.io import read_image
+    from pafpose.io import check_output_file, read_image
     from pafpose.viz import explain_figure, save_figure
 
+    check_output_file(args.out, "--out")  # before the model runs, naming the user's path
     image = read_image(args.image)
     est = make_estimator(args)
     for name, values, n in (("--limbs", args.limbs, len(est.spec.limbs)),

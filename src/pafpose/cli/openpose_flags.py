@@ -17,6 +17,7 @@ Estimator's settings: ``--net-resolution``, ``--scale_number``). The work is the
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,6 +189,9 @@ def _net_resolution(text: str) -> tuple[int | None, int | None]:
 
 
 _LAYOUTS = ("coco18", "body25", "coco17")
+
+#: The lowest --write-video-fps: the video writer's frame rate is a fraction over at most 1001.
+MIN_VIDEO_FPS = 0.001
 _IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 
 
@@ -230,7 +234,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--write-video", type=Path, default=None, metavar="PATH",
                    help="one video of every drawn image and frame of the run (.avi, .mp4, .mkv, .mov)")
     g.add_argument("--write-video-fps", type=number(-1, 1000), default=-1, metavar="FPS",
-                   help="its frame rate (default: the first video source's)")
+                   help=f"its frame rate, {MIN_VIDEO_FPS:g} (a frame every 1000 s) up to 1000 (default: the first "
+                   "video source's)")
     g.add_argument("--keypoints", choices=_LAYOUTS, default=None,
                    help="keypoint layout of the OpenPose JSON, by name: body25 (mid-hip from the hips, the heels and "
                    "big toes found by --feet, the small toes missing), coco18, coco17 (default: the model's)")
@@ -359,8 +364,9 @@ def resolve(args: argparse.Namespace, default_json: str = "openpose") -> OutputO
     if args.number_people_max == 0:
         raise PafposeError("--number-people-max 0 would keep nobody; -1 keeps everyone")
     fps = args.write_video_fps
-    if fps != -1 and not 0 < fps < 1000:
-        raise PafposeError(f"--write-video-fps must be -1 (the source's) or in (0, 1000), got {fps:g}")
+    if fps != -1 and not MIN_VIDEO_FPS <= fps < 1000:  # below, the writer's 1/1001 rate steps round it to 0
+        raise PafposeError(f"--write-video-fps must be -1 (the source's) or in [{MIN_VIDEO_FPS:g}, 1000), "
+                           f"got {Decimal(str(fps)):f}")
     args.frames = FrameRange(args.frame_first, args.frame_step, None if args.frame_last == -1 else args.frame_last)
     return OutputOptions(
         out=args.out,

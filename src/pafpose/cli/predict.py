@@ -8,7 +8,9 @@ NAME_000000000012_keypoints.json), or with --json coco one COCO results file
 the drawn pictures (NAME_rendered.png, or .jpg for JPEG input), with --save-video the drawn
 video of each video source (NAME_rendered.mp4); with --render controlnet ControlNet's
 OpenPose pose image and pose JSON of each image and frame (NAME_controlnet.png,
-NAME_controlnet.json). Every file is written atomically.
+NAME_controlnet.json). Every file is written atomically. What a run writes is never the
+next run's input: an --out inside a source folder is skipped, and so are pafpose's own
+files (NAME_rendered.*, NAME_controlnet.*, NAME_pose_heatmaps.*...) in an --out that is one.
 
 OpenPose's options work with OpenPose's meaning (--number-people-max, --keypoint-scale,
 --frame-first/-step/-last, --net-resolution, --part-candidates, --write-heatmaps,
@@ -16,7 +18,9 @@ OpenPose's options work with OpenPose's meaning (--number-people-max, --keypoint
 --image_dir DIR, --number_people_max N...): see README, "Switching from OpenPose".
 
 A file that can't be read is reported in one line and skipped; the exit code is 1 when
-anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable).
+anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable),
+2 for a mistake found before any work (a --frame-first past the end of every folder given
+is one: nothing would be processed).
 """
 
 from __future__ import annotations
@@ -314,21 +318,45 @@ def _check_openpose(options: OutputOptions, est: Any) -> None:
         heatmap_channels(est.spec, h.parts, h.background, h.pafs)
 
 
+def _written(options: OutputOptions) -> list[Path]:
+    """Where the run writes: an earlier run's files there are not inputs."""
+    places = [options.out, options.json_folder, options.images_folder, options.write_video]
+    return [p for p in [*places, None if options.heatmaps is None else options.heatmaps.folder] if p is not None]
+
+
+def _longest_folder(images: list[Source]) -> int:
+    """How many images the fullest folder holds (OpenPose's frames of an --image_dir)."""
+    from collections import Counter
+
+    return max(Counter(str(Path(s.location).resolve().parent) for s in images).values())
+
+
 def run(args: argparse.Namespace) -> int:
     from pafpose.io import expand_sources
     from pafpose.loops import select_images
     from pafpose.outputs import Writer
 
+    for flag in ("--track", "--online"):
+        if args.no_track and getattr(args, flag[2:]):
+            raise PafposeError(f"{flag} and --no-track contradict each other; give one")
     options = openpose_flags.resolve(args)
     if args.out.exists() and not args.out.is_dir():
         raise PafposeError(f"--out {args.out}: exists and is not a folder")
     if not args.sources:
         raise PafposeError("nothing to process: give a SOURCE (or OpenPose's --image_dir, --video, --camera)")
-    sources, errors, ignored = expand_sources(args.sources, options.images_folder)
+    sources, errors, ignored = expand_sources(args.sources, _written(options))
     for message in errors:
         warn(f"error: {message}")
     if not sources:
         raise PafposeError("nothing to process: no readable source among " + " ".join(args.sources))
+    found = [s for s in sources if s.kind == "image"]
+    images = select_images(found, lambda s: s.location, args.frames)
+    if found and not images:
+        message = (f"--frame-first {args.frames.first} is past the end: the longest folder has "
+                   f"{_longest_folder(found)} images")
+        if len(found) == len(sources):
+            raise PafposeError("nothing to process: " + message)
+        warn(f"no image: {message}")
     options = options.replace(write_video_fps=_video_fps(options, sources, args.timeout))
     start = time.perf_counter()
     est = make_estimator(args)
@@ -339,7 +367,6 @@ def run(args: argparse.Namespace) -> int:
         est = detector(est, options.controlnet[0])
     _check_openpose(options, est)
     ready = time.perf_counter()
-    images = select_images([s for s in sources if s.kind == "image"], lambda s: s.location, args.frames)
     writer = Writer(options, est.spec, est.decoder.config, [s.location for s in images], warn=warn,
                     guard=deferred_interrupts, draw=args.show)
     job = Run(args, est, writer)
