@@ -19,6 +19,8 @@ import numpy as np
 from pafpose.checks import check_number
 from pafpose.errors import PafposeError
 
+#: The lowest frame rate a drawn video can have: its rate is a fraction over at most 1001.
+MIN_VIDEO_FPS = 0.001
 
 def open_capture(source: int | str, timeout: float = 10.0) -> Any:
     """An opened ``cv2.VideoCapture`` for a file, a camera index or a stream URL.
@@ -214,7 +216,7 @@ class VideoWriter:
         if self.path.suffix.lower() not in _CONTAINERS:
             raise PafposeError(f"{self.path}: cannot write this kind of video; use "
                                + ", ".join(_CONTAINERS))
-        self.fps = float(fps) if 0 < fps < 1000 else 30.0
+        self.fps = float(fps) if MIN_VIDEO_FPS <= fps < 1000 else 30.0  # a source's unusable rate: 30
         self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
         self.frames = 0
         self.resized = 0

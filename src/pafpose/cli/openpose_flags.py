@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pafpose.checks import number
 from pafpose.errors import PafposeError
+from pafpose.video import MIN_VIDEO_FPS
 
 if TYPE_CHECKING:
     from pafpose.outputs import OutputOptions
@@ -190,8 +191,6 @@ def _net_resolution(text: str) -> tuple[int | None, int | None]:
 
 _LAYOUTS = ("coco18", "body25", "coco17")
 
-#: The lowest --write-video-fps: the video writer's frame rate is a fraction over at most 1001.
-MIN_VIDEO_FPS = 0.001
 _IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 
 

@@ -103,7 +103,9 @@ class OutputOptions:
             raise PafposeError(f"json must be one of {', '.join(JSON_FORMATS)}, got {self.json!r}")
         check_number("threshold", self.threshold, 0, 1)
         if self.write_video_fps is not None:
-            check_number("write_video_fps", self.write_video_fps, 0, 1000, lo_open=True, hi_open=True)
+            from pafpose.video import MIN_VIDEO_FPS
+
+            check_number("write_video_fps", self.write_video_fps, MIN_VIDEO_FPS, 1000, hi_open=True)
         if not isinstance(self.keypoint_scale, int) or isinstance(self.keypoint_scale, bool) \
                 or self.keypoint_scale not in range(5):
             raise PafposeError(f"keypoint scale must be 0, 1, 2, 3 or 4, got {self.keypoint_scale!r}")
