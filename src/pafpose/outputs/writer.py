@@ -78,7 +78,7 @@ class Writer:
         self.written: list[Path] = []
         self._names = UniqueNames()
         self._sequence_names = UniqueNames()  # videos' and folders' sequences never share a file
-        self._posetrack = PoseTrackFiles(options.json_folder) if options.json == "posetrack" else None
+        self._posetrack = PoseTrackFiles(options.json_folder, self.warn) if options.json == "posetrack" else None
         self._coco = CocoJournal(options.json_folder, CocoIds(locations), self.warn) if options.json == "coco" else None
         self._video: Any = None  # --write-video: one video of every drawn image and frame
 
