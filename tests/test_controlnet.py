@@ -545,3 +545,20 @@ def test_the_command_writes_one_pose_image_per_video_frame(env, dance_frame, tmp
         assert np.array_equal(image, controlnet.pose_image(decode_json(doc), size))
         keypoints = json.loads((out / f"clip_{i:012d}_keypoints.json").read_text())  # tracked, in the frame's pixels
         assert sorted(p["person_id"][0] for p in keypoints["people"]) == [0, 1, 2]
+
+
+def test_an_image_whose_canvas_is_too_large_fails_alone(env, dance_frame, tmp_path):
+    """One very wide image among others: reported in one line and skipped, the others written, exit 1."""
+    exe = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_wide.png"), np.full((100, 5000, 3), 90, np.uint8))  # 51200 x 1024 at 1024
+    cv2.imwrite(str(folder / "b_dance.png"), dance_frame)
+    r = subprocess.run([exe, "predict", str(folder), "--render", "controlnet", "--detect-resolution", "128",
+                        "--image-resolution", "1024", "--out", str(out)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "a_wide.png" in errors[0] and "Mpixel" in errors[0] and "Traceback" not in r.stderr
+    assert (out / "b_dance_controlnet.png").exists() and (out / "b_dance_keypoints.json").exists()
+    assert not list(out.glob("a_wide*"))  # an image's outputs, or none

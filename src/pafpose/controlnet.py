@@ -138,9 +138,6 @@ def _resolution_size(width: int, height: int, resolution: int) -> tuple[int, int
     k = float(resolution) / min(float(height), float(width))
     w = round(float(width) * k / 64.0) * 64
     h = round(float(height) * k / 64.0) * 64
-    if w * h > MAX_CANVAS_PIXELS:
-        raise PafposeError(f"ControlNet's canvas for a {width} x {height} image at resolution {resolution} would be "
-                           f"{w} x {h}, above {MAX_CANVAS_PIXELS / 1e6:g} Mpixel: use a lower resolution")
     return w, h
 
 
@@ -156,7 +153,13 @@ def sizes(width: int, height: int, detect_resolution: int = DEFAULT_RESOLUTION,
     check_number("detect_resolution", detect_resolution, *RESOLUTION_RANGE, integer=True)
     check_number("image_resolution", image_resolution, *RESOLUTION_RANGE, integer=True)
     detect = _resolution_size(int(width), int(height), int(detect_resolution))
-    return Sizes(detect, _resolution_size(*detect, int(image_resolution)))
+    output = _resolution_size(*detect, int(image_resolution))
+    for what, resolution, (w, h) in (("detect", detect_resolution, detect), ("image", image_resolution, output)):
+        if w * h > MAX_CANVAS_PIXELS:  # the image's own size named: the detection canvas means nothing to a user
+            raise PafposeError(f"ControlNet's canvas for a {width} x {height} image at {what} resolution {resolution} "
+                               f"would be {w} x {h}, above {MAX_CANVAS_PIXELS / 1e6:g} Mpixel: use a lower {what} "
+                               "resolution")
+    return Sizes(detect, output)
 
 
 def detect_input(image: np.ndarray, detect_resolution: int = DEFAULT_RESOLUTION) -> np.ndarray:
