@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from pafpose.pose import Poses
 
@@ -23,7 +22,6 @@ from pafpose.pose import Poses
 @dataclass
 class _Sequence:
     journal: Path
-    file: TextIO
     frames: int = 0
     annotations: int = 0
 
@@ -50,7 +48,8 @@ class PoseTrackFiles:
                 n += 1
             os.replace(journal, kept)
             self._warn(f"{journal} was left by an interrupted run; kept as {kept.name}")
-        seq = self._open[sequence] = _Sequence(journal, open(journal, "a", encoding="utf-8"))
+        journal.touch()  # the run's own from now on: a later frame never mistakes it for a killed run's
+        seq = self._open[sequence] = _Sequence(journal)
         return seq
 
     def add(self, sequence: str, people: Poses, file_name: str) -> None:
@@ -60,9 +59,9 @@ class PoseTrackFiles:
         frame = seq.frames
         image = {"file_name": file_name, "id": frame, "frame_id": frame, "vid_id": sequence, "is_labeled": True}
         annotations = people.to_posetrack(frame, seq.annotations)
-        try:
-            seq.file.write(json.dumps({"image": image, "annotations": annotations}) + "\n")
-            seq.file.flush()
+        try:  # opened per frame: a run with thousands of open sequences (folders) holds no file open
+            with open(seq.journal, "a", encoding="utf-8") as journal:
+                journal.write(json.dumps({"image": image, "annotations": annotations}) + "\n")
         except OSError as err:  # a full disk: name the file
             raise OSError(err.errno, err.strerror or str(err), str(seq.journal)) from err
         seq.frames += 1
@@ -77,7 +76,6 @@ class PoseTrackFiles:
         seq = self._open.pop(sequence, None)
         if seq is None:
             return None
-        seq.file.close()
         rest = json.dumps({k: v for k, v in posetrack_document([], []).items() if k not in ("images", "annotations")})
 
         def write(tmp: str) -> None:
