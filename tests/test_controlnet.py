@@ -545,3 +545,40 @@ def test_the_command_writes_one_pose_image_per_video_frame(env, dance_frame, tmp
         assert np.array_equal(image, controlnet.pose_image(decode_json(doc), size))
         keypoints = json.loads((out / f"clip_{i:012d}_keypoints.json").read_text())  # tracked, in the frame's pixels
         assert sorted(p["person_id"][0] for p in keypoints["people"]) == [0, 1, 2]
+
+
+def test_an_image_whose_canvas_is_too_large_fails_alone(env, dance_frame, tmp_path):
+    """One very wide image among others: reported in one line and skipped, the others written, exit 1."""
+    exe = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_wide.png"), np.full((100, 5000, 3), 90, np.uint8))  # 51200 x 1024 at 1024
+    cv2.imwrite(str(folder / "b_dance.png"), dance_frame)
+    r = subprocess.run([exe, "predict", str(folder), "--render", "controlnet", "--detect-resolution", "128",
+                        "--image-resolution", "1024", "--out", str(out)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "a_wide.png" in errors[0] and "Mpixel" in errors[0] and "Traceback" not in r.stderr
+    assert (out / "b_dance_controlnet.png").exists() and (out / "b_dance_keypoints.json").exists()
+    assert not list(out.glob("a_wide*"))  # an image's outputs, or none
+
+
+@pytest.mark.parametrize("far", [np.inf, -np.inf, 1e30, 3e9, -3e9])
+def test_a_point_at_infinity_or_beyond_any_canvas_is_drawn_as_missing(far):
+    """No OpenCV error: a point OpenCV can't place (infinite, or billions of pixels away) is missing, as NaN is."""
+    body = np.c_[np.tile([[120.0, 90.0], [150.0, 140.0]], (9, 1)), np.full(18, 0.9)]
+    hand = np.c_[np.full((21, 2), 100.0) + np.arange(21)[:, None], np.full(21, 0.9)]
+    face = np.c_[np.full((70, 2), 80.0) + np.arange(70)[:, None], np.full(70, 0.9)]
+    images = []
+    for value in (far, np.nan):
+        b, hd, f = body.copy(), hand.copy(), face.copy()
+        b[1, 1] = hd[3, 0] = f[3, 0] = value
+        person = Pose(b, 0.9, "coco18", parts={"hand_left": hd, "face": f})
+        images.append(controlnet.render([person], (320, 240), mode="openpose_full"))
+        xy = b[:, :2] / 320.0
+        images.append(controlnet.draw([xy], 320, 240))
+        images.append(controlnet.pose_image(controlnet.persons([person], 320, 240, mode="openpose_full"),
+                                            controlnet.sizes(320, 240), "openpose_full"))
+    assert all(np.array_equal(a, b) for a, b in zip(images[:3], images[3:], strict=True))
+    assert images[0].any()

@@ -110,3 +110,16 @@ def test_whole_body_parts_follow_the_person_and_are_checked():
     bad.parts["hand_left"] = bad.parts["hand_left"][:20]
     with pytest.raises(PafposeError, match="'hand_left' has 20 points, not 21"):
         poses(np.zeros((80, 100, 3), np.uint8), [bad])
+
+
+def test_a_point_beyond_any_image_is_left_out_not_an_opencv_error():
+    from pafpose.draw import poses as draw_people
+
+    image = np.zeros((240, 320, 3), np.uint8)
+    drawn = []
+    for value in (1e30, 3e9, np.inf, np.nan):
+        k = np.c_[np.tile([[120.0, 90.0], [150.0, 140.0]], (9, 1)), np.full(18, 0.9)]
+        hand = np.c_[np.full((21, 2), 100.0) + np.arange(21)[:, None], np.full(21, 0.9)]
+        k[1, 1] = hand[3, 0] = value
+        drawn.append(draw_people(image, [Pose(k, 0.9, "coco18", track_id=2, parts={"hand_left": hand})]))
+    assert drawn[0].any() and all(np.array_equal(d, drawn[-1]) for d in drawn)

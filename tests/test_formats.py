@@ -27,3 +27,26 @@ def test_formats_and_drawing(est, images, tmp_path):
     drawn = draw_poses(img, found)
     assert drawn.shape == img.shape and (drawn != img).any()
     assert (img == cv2.imread(str(images / "p3_dance.png"))).all()  # input untouched
+
+
+def test_reading_openpose_json_with_values_that_are_not_numbers_names_the_field():
+    import pytest
+
+    from pafpose.formats import poses_from_openpose
+
+    good = [10.0, 20.0, 0.9] * 18
+    for person, field in (({"pose_keypoints_2d": ["a"] * 54}, "pose_keypoints_2d"),
+                          ({"pose_keypoints_2d": [None] * 54}, "pose_keypoints_2d"),
+                          ({"pose_keypoints_2d": [[1, 2]] * 54}, "pose_keypoints_2d"),
+                          ({"pose_keypoints_2d": good, "score": "high"}, "score"),
+                          ({"pose_keypoints_2d": good, "score": None}, "score"),
+                          ({"pose_keypoints_2d": good, "score": [0.5]}, "score"),
+                          ({"pose_keypoints_2d": good, "person_id": ["x"]}, "person_id"),
+                          ({"pose_keypoints_2d": good, "person_id": [None]}, "person_id"),
+                          ({"pose_keypoints_2d": good, "person_id": [1.5]}, "person_id"),
+                          ({"pose_keypoints_2d": good, "hand_left_keypoints_2d": ["x"] * 63}, "hand_left_keypoints_2d"),
+                          ("not a person", "person 0")):
+        with pytest.raises(ValueError, match=field):
+            poses_from_openpose({"people": [person]})
+    one = poses_from_openpose({"people": [{"pose_keypoints_2d": good, "score": 0.7, "person_id": [3]}]})
+    assert one[0].score == 0.7 and one[0].track_id == 3

@@ -120,3 +120,71 @@ def test_output_folders_follow_out_and_openpose_flags_resolve_alike():
         options = resolve(args, default)
         assert options.json == "openpose" and options.json_folder == Path("j"), argv
     assert resolve(build_parser().parse_args(["batch", "x", "--out", "o"]), "none").json == "none"
+
+
+def test_a_killed_posetrack_run_leaves_a_journal_of_every_finished_frame(tmp_path):
+    """kill -9 mid-sequence: every finished frame is in the journal, which a later run keeps."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal
+from pathlib import Path
+import numpy as np
+from pafpose.coords import Geometry
+from pafpose.fields import OPENPOSE_COCO18
+from pafpose.outputs import OutputOptions, Writer, frame_name
+from pafpose.pose import Pose, Poses
+from pafpose.skeleton import COCO18
+people = Poses([Pose(np.c_[np.full((18, 2), 50.0), np.full(18, 0.9)], 0.9, COCO18, 0)])
+people.image_size, people.geometry, people.skeleton = (320, 240), Geometry(1.5, 1.5, 8), COCO18
+w = Writer(OutputOptions(out=Path({str(tmp_path)!r}), json="posetrack"), OPENPOSE_COCO18)
+seq = w.sequence("clip")
+for i in range(5):
+    w.image(people, None, frame_name("clip", i), sequence=seq)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    journal = tmp_path / "clip_posetrack.partial.jsonl"
+    frames = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [f["image"]["frame_id"] for f in frames] == [0, 1, 2, 3, 4]
+    assert all(len(f["annotations"]) == 1 for f in frames)
+    warnings = []
+    again = Writer(OutputOptions(out=tmp_path, json="posetrack"), OPENPOSE_COCO18, warn=warnings.append)
+    seq = again.sequence("clip")
+    again.image(people(track=True), None, frame_name("clip", 0), sequence=seq)
+    again.finish()
+    kept = tmp_path / "clip_posetrack.partial.1.jsonl"
+    assert kept.read_text() == "\n".join(json.dumps(f) for f in frames) + "\n"  # never overwritten
+    assert len(warnings) == 1 and kept.name in warnings[0]
+    doc = json.loads((tmp_path / "clip_posetrack.json").read_text())
+    assert len(doc["images"]) == 1 and doc["images"][0]["nframes"] == 1 and len(doc["annotations"]) == 2
+    assert not journal.exists()
+
+
+def test_posetrack_frames_are_not_held_in_memory(tmp_path):
+    """A long sequence's annotations go to the journal, not to memory."""
+    import tracemalloc
+
+    from pafpose.outputs import PoseTrackFiles
+
+    files = PoseTrackFiles(tmp_path)
+    crowd = people(n=10, track=True)
+    tracemalloc.start()
+    try:
+        for i in range(20):
+            files.add("clip", crowd, f"{i}.jpg")
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20, 520):
+            files.add("clip", crowd, f"{i}.jpg")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown  # 500 frames of 10 people: megabytes if they were kept
+    doc = json.loads(files.end("clip").read_text())
+    assert len(doc["images"]) == 520 and len(doc["annotations"]) == 5200
+    assert doc["images"][-1] == {"file_name": "519.jpg", "id": 519, "frame_id": 519, "vid_id": "clip",
+                                 "is_labeled": True, "nframes": 520}
+    assert [a["id"] for a in doc["annotations"][:3]] == [0, 1, 2] and doc["annotations"][-1]["image_id"] == 519
+    assert doc["categories"][0]["name"] == "person" and not list(tmp_path.glob("*.jsonl"))

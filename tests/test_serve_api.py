@@ -437,3 +437,25 @@ def test_a_whole_body_server_answers_hands_faces_and_feet(client, images):
         assert any(p["hand_left_keypoints_2d"] for p in r.json()["people"])
         r = post(whole, handsup, "image/jpeg", path="/v1/poses/render", style="controlnet", mode="openpose_full")
         assert np.array_equal(cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR), result.image)
+
+
+def test_a_session_lists_the_people_a_sessionless_request_does(client, dance):
+    """Everyone under the threshold: null keypoints, but the people stay, with or without a session."""
+    headers = {"content-type": "image/png"}
+    plain = client.post("/v1/poses?threshold=1", content=dance, headers=headers).json()["people"]
+    assert plain and all(k is None for p in plain for k in p["keypoints"])
+    tracked = client.post("/v1/poses?threshold=1&session=cam-empty", content=dance, headers=headers).json()["people"]
+    assert [p["keypoints"] for p in tracked] == [p["keypoints"] for p in plain]
+    assert [p["score"] for p in tracked] == [p["score"] for p in plain]
+    assert all(p["track_id"] is None for p in tracked)  # nothing to track them by
+    some = client.post("/v1/poses?threshold=0.5&session=cam-some", content=dance, headers=headers).json()["people"]
+    assert len(some) == len(plain)
+
+
+def test_a_session_keeps_people_without_a_keypoint_in_their_place():
+    from pafpose.serve.sessions import Sessions
+
+    seen = Pose(np.ones((18, 3)) * 50, 0.9, "coco18")
+    unseen = Pose(np.c_[np.full((18, 2), np.nan), np.zeros(18)], 0.8, "coco18")
+    out = Sessions().update("a", [unseen, seen, unseen], now=0.0)
+    assert [p.score for p in out] == [0.8, 0.9, 0.8] and [p.track_id for p in out] == [None, 0, None]

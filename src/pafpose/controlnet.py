@@ -76,6 +76,9 @@ COLORS = COCO18.keypoint_colors
 STICK_WIDTH = 4  #: half-width of a limb's ellipse, in detection-canvas pixels
 JOINT_RADIUS = 4  #: radius of a joint's disc
 LIMB_SHADE = 0.6  #: a limb's colour is its keypoint colour times this
+#: a point further than this many pixels from the canvas's origin is drawn as missing, as NaN and inf
+#: are: OpenCV can't place it (int32 pixels) and no canvas (at most MAX_CANVAS_PIXELS / 64 long) reaches it
+FAR_PIXELS = 2**24
 
 _LIMB_INDEX = [(KEYPOINTS.index(a), KEYPOINTS.index(b)) for a, b in LIMBS]
 _HAND_INDEX = [(HAND_KEYPOINTS.index(a), HAND_KEYPOINTS.index(b)) for a, b in HAND_LIMBS]
@@ -138,9 +141,6 @@ def _resolution_size(width: int, height: int, resolution: int) -> tuple[int, int
     k = float(resolution) / min(float(height), float(width))
     w = round(float(width) * k / 64.0) * 64
     h = round(float(height) * k / 64.0) * 64
-    if w * h > MAX_CANVAS_PIXELS:
-        raise PafposeError(f"ControlNet's canvas for a {width} x {height} image at resolution {resolution} would be "
-                           f"{w} x {h}, above {MAX_CANVAS_PIXELS / 1e6:g} Mpixel: use a lower resolution")
     return w, h
 
 
@@ -156,7 +156,13 @@ def sizes(width: int, height: int, detect_resolution: int = DEFAULT_RESOLUTION,
     check_number("detect_resolution", detect_resolution, *RESOLUTION_RANGE, integer=True)
     check_number("image_resolution", image_resolution, *RESOLUTION_RANGE, integer=True)
     detect = _resolution_size(int(width), int(height), int(detect_resolution))
-    return Sizes(detect, _resolution_size(*detect, int(image_resolution)))
+    output = _resolution_size(*detect, int(image_resolution))
+    for what, resolution, (w, h) in (("detect", detect_resolution, detect), ("image", image_resolution, output)):
+        if w * h > MAX_CANVAS_PIXELS:  # the image's own size named: the detection canvas means nothing to a user
+            raise PafposeError(f"ControlNet's canvas for a {width} x {height} image at {what} resolution {resolution} "
+                               f"would be {w} x {h}, above {MAX_CANVAS_PIXELS / 1e6:g} Mpixel: use a lower {what} "
+                               "resolution")
+    return Sizes(detect, output)
 
 
 def detect_input(image: np.ndarray, detect_resolution: int = DEFAULT_RESOLUTION) -> np.ndarray:
@@ -247,7 +253,8 @@ def draw(people: Iterable[Person | np.ndarray], width: int, height: int, mode: s
     Person after person: the body's limbs as filled ellipses around the segment (half-length by
     :data:`STICK_WIDTH`, angle and centre truncated to whole numbers as ControlNet's OpenCV
     calls take them), then its joints as discs; then the left hand, the right hand and the face
-    when the mode draws them. A point is placed at ``int(x * width)``.
+    when the mode draws them. A point is placed at ``int(x * width)``; one that is NaN, infinite or
+    beyond :data:`FAR_PIXELS` is missing.
     """
     import cv2
 
@@ -272,7 +279,8 @@ def draw(people: Iterable[Person | np.ndarray], width: int, height: int, mode: s
 def _draw_body(canvas: np.ndarray, xy: np.ndarray, w: float, h: float) -> None:
     import cv2
 
-    ok = np.isfinite(xy).all(axis=1)
+    with np.errstate(invalid="ignore"):  # NaN compares False: missing
+        ok = (np.abs(xy * (w, h)) < FAR_PIXELS).all(axis=1)
     for (a, b), (r, g, bl) in zip(_LIMB_INDEX, COLORS, strict=False):
         if not (ok[a] and ok[b]):
             continue
@@ -290,9 +298,10 @@ def _draw_body(canvas: np.ndarray, xy: np.ndarray, w: float, h: float) -> None:
 
 def _pixels(xy: np.ndarray, w: float, h: float) -> tuple[list[tuple[int, int]], list[bool]]:
     """A hand's or face's whole-pixel points, and which ControlNet draws: found, and both
-    coordinates above 0 (its ``> eps`` test on whole pixels, which its -1 marks of missing points fail)."""
-    px = [(int(float(x) * w), int(float(y) * h)) if math.isfinite(x) and math.isfinite(y) else (-1, -1)
-          for x, y in xy.tolist()]
+    coordinates above 0 (its ``> eps`` test on whole pixels, which its -1 marks of missing points fail);
+    a point beyond :data:`FAR_PIXELS` is missing."""
+    px = [(int(x * w), int(y * h)) if abs(x * w) < FAR_PIXELS and abs(y * h) < FAR_PIXELS else (-1, -1)
+          for x, y in xy.tolist()]  # NaN and inf compare False: missing
     return px, [x > 0 and y > 0 for x, y in px]
 
 

@@ -78,9 +78,16 @@ def poses(image: np.ndarray, people: Sequence[Pose], threshold: float = 0.1) -> 
     return out
 
 
+#: a keypoint further than this many pixels from the origin is left out, as NaN and inf are: OpenCV
+#: can't place it (int32 pixels), and no image it could be drawn on reaches it
+FAR_PIXELS = 2**24
+
+
 def _found(k: np.ndarray, threshold: float) -> np.ndarray:
-    """Which of ``(n, 3)`` keypoints are drawn: found, and scoring at least ``threshold``."""
-    return np.isfinite(k[:, 0]) & np.isfinite(k[:, 1]) & (k[:, 2] >= threshold)
+    """Which of ``(n, 3)`` keypoints are drawn: found, within :data:`FAR_PIXELS`, and scoring at
+    least ``threshold``."""
+    with np.errstate(invalid="ignore"):  # NaN compares False: missing
+        return (np.abs(k[:, :2]) < FAR_PIXELS).all(axis=1) & (k[:, 2] >= threshold)
 
 
 def _line(out: np.ndarray, a: np.ndarray, b: np.ndarray, color: tuple[int, int, int], thick: int) -> None:

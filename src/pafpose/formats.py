@@ -36,7 +36,9 @@ def poses_from_openpose(doc: dict[str, Any], skeleton: Skeleton | str | None = N
         raise PafposeError("not an OpenPose JSON document: no 'people' list")
     out = Poses()
     for n, person in enumerate(people):
-        flat = np.asarray(person.get("pose_keypoints_2d", []), dtype=np.float64)
+        if not isinstance(person, dict):
+            raise PafposeError(f"person {n}: not a JSON object")
+        flat = _numbers(person.get("pose_keypoints_2d", []), f"person {n}: pose_keypoints_2d")
         if flat.ndim != 1 or len(flat) % 3:
             raise PafposeError(f"person {n}: pose_keypoints_2d must be x, y, c triples")
         sk = get_skeleton(skeleton) if skeleton is not None else _layout_of(len(flat) // 3)
@@ -46,18 +48,46 @@ def poses_from_openpose(doc: dict[str, Any], skeleton: Skeleton | str | None = N
         kps[kps[:, 2] <= 0, :2] = np.nan
         kps[kps[:, 2] <= 0, 2] = 0.0
         found = kps[:, 2] > 0
-        score = float(person["score"]) if "score" in person else float(kps[found, 2].mean()) if found.any() else 0.0
-        pid = person.get("person_id", [-1])
-        track = int(pid[0]) if isinstance(pid, list) and pid and int(pid[0]) >= 0 else None
-        out.append(Pose(kps, score, sk, track, parts=_parts(person)))
+        if "score" in person:
+            if not _is_number(person["score"]):
+                raise PafposeError(f"person {n}: score must be a number, not {type(person['score']).__name__}")
+            score = float(person["score"])
+        else:
+            score = float(kps[found, 2].mean()) if found.any() else 0.0
+        out.append(Pose(kps, score, sk, _track_id(person.get("person_id", [-1]), n), parts=_parts(person, n)))
     return out
 
 
-def _parts(person: dict[str, Any]) -> dict[str, np.ndarray]:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _numbers(value: Any, what: str) -> np.ndarray:
+    """``value`` (a number or a flat list of them) as float64, or a one-line error naming the
+    field: numpy would read ``"1.5"`` as 1.5 and ``null`` as NaN, or fail with its own message."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value.astype(np.float64)
+    if _is_number(value):
+        return np.asarray(float(value))
+    if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+        return np.asarray(value, dtype=np.float64)
+    raise PafposeError(f"{what} must be numbers, not {type(value).__name__}"
+                       + ("" if not isinstance(value, (list, tuple)) else " of other values"))
+
+
+def _track_id(pid: Any, n: int) -> int | None:
+    """OpenPose's ``person_id`` (``[id]``, -1: none; a bare number accepted) as a track id."""
+    first = pid[0] if isinstance(pid, list) and pid else pid if not isinstance(pid, list) else -1
+    if not _is_number(first) or not float(first).is_integer():
+        raise PafposeError(f"person {n}: person_id must be [a whole number], not {pid!r:.40}")
+    return int(first) if first >= 0 else None
+
+
+def _parts(person: dict[str, Any], n: int) -> dict[str, np.ndarray]:
     """A person's face and hands (OpenPose's 2-D arrays, where not empty), score 0 as missing."""
     out = {}
     for name, key in OPENPOSE_PARTS.items():
-        flat = np.asarray(person.get(key) or [], dtype=np.float64)
+        flat = _numbers(person.get(key) or [], f"person {n}: {key}")
         if flat.ndim == 1 and len(flat) and len(flat) % 3 == 0:
             kps = flat.reshape(-1, 3).copy()
             kps[kps[:, 2] <= 0] = (np.nan, np.nan, 0.0)

@@ -186,7 +186,6 @@ class Run:
         (``--track``, or PoseTrack files)."""
         from tqdm import tqdm
 
-        from pafpose.images import open_image
         from pafpose.loops import FolderSequences, predict_files
 
         tracked = FolderSequences(offline=not self.args.online)
@@ -194,8 +193,8 @@ class Run:
         names: dict[str, str] = {}  # folder -> its sequence's output name
         try:
             with tqdm(total=len(sources), unit="image", disable=len(sources) < 2) as bar:
-                for src, file, found in predict_files(self.est, sources, lambda s: open_image(s.location),
-                                                      self.args.batch_size, self.writer.options.keep_fields):
+                for src, file, found in predict_files(self.est, sources, self._read, self.args.batch_size,
+                                                      self.writer.options.keep_fields):
                     bar.update()
                     if isinstance(found, PafposeError):
                         self.fail(str(found))
@@ -212,6 +211,15 @@ class Run:
         finally:
             for done, people in tracked.flush():  # frames an offline tracker still held: written, not lost
                 self._emit_image(*done, people)
+
+    def _read(self, src: Source) -> Any:
+        """An image file, decoded; one whose outputs can't be written (ControlNet's canvas too
+        large) fails here, alone, before the network runs on it."""
+        from pafpose.images import open_image
+
+        file = open_image(src.location)
+        self.writer.check(file.width, file.height, src.location)
+        return file
 
     def _emit_image(self, src: Source, image: np.ndarray, name: str, sequence: str, people: Poses) -> bool:
         """Write one image's outputs; False when the user stops."""

@@ -78,7 +78,7 @@ class Writer:
         self.written: list[Path] = []
         self._names = UniqueNames()
         self._sequence_names = UniqueNames()  # videos' and folders' sequences never share a file
-        self._posetrack = PoseTrackFiles(options.json_folder) if options.json == "posetrack" else None
+        self._posetrack = PoseTrackFiles(options.json_folder, self.warn) if options.json == "posetrack" else None
         self._coco = CocoJournal(options.json_folder, CocoIds(locations), self.warn) if options.json == "coco" else None
         self._video: Any = None  # --write-video: one video of every drawn image and frame
 
@@ -100,11 +100,12 @@ class Writer:
         ``suffix`` the drawn image's, ``video`` the source's drawn video (:meth:`open_video`)."""
         o = self.options
         people = people.top(o.number_people_max)  # after tracking, as OpenPose
+        canvas = self._controlnet_sizes(people, image, location or name)  # before any file: all or none
         drawn = self.draw(image, people) if self.draws and image is not None else None
         with self.guard():  # an image's outputs, or none
             self._keypoints(people, image, name, location, sequence)
             self._heatmaps(people, name)
-            self._controlnet(people, image, name)
+            self._controlnet(people, canvas, name)
             if drawn is not None:
                 if video is not None:
                     video.write(drawn)
@@ -167,20 +168,43 @@ class Writer:
         maps = heatmap_maps(people.fields, self.spec, h.parts, h.background, h.pafs, h.scale)
         self.written.append(write_heatmaps(h.folder / heatmap_file_name(name, h.format), maps, channels, h.format))
 
-    def _controlnet(self, people: Poses, image: np.ndarray | None, name: str) -> None:
-        """ControlNet's pose image and pose JSON (``NAME_controlnet.png/.json``), at the people's
-        image's size (else the given image's), drawn as ``controlnet_mode`` draws."""
+    def check(self, width: int, height: int, label: str) -> None:
+        """Raise :class:`PafposeError` naming ``label`` when a ``width`` x ``height`` image's outputs
+        can't be written (ControlNet's canvas too large), so that a run skips it as one bad image
+        before the network runs on it."""
+        if self.options.controlnet is not None:
+            from pafpose import controlnet
+
+            try:
+                controlnet.sizes(width, height, *self.options.controlnet)
+            except PafposeError as err:
+                raise PafposeError(f"{label}: {err}") from None
+
+    def _controlnet_sizes(self, people: Poses, image: np.ndarray | None,
+                          label: str) -> tuple[tuple[int, int], Any] | None:
+        """The image's size and ControlNet's canvas sizes for it (None when not written): the
+        people's image's size, else the given image's."""
         if self.options.controlnet is None:
+            return None
+        size = people.image_size or (None if image is None else (image.shape[1], image.shape[0]))
+        if size is None:
+            raise PafposeError(f"{label}: ControlNet's files need the image's size: give the image, or people "
+                               "that know it (Poses.image_size)")
+        from pafpose import controlnet
+
+        self.check(*size, label)
+        return size, controlnet.sizes(*size, *self.options.controlnet)
+
+    def _controlnet(self, people: Poses, canvas: tuple[tuple[int, int], Any] | None, name: str) -> None:
+        """ControlNet's pose image and pose JSON (``NAME_controlnet.png/.json``) on ``canvas``
+        (:meth:`_controlnet_sizes`), drawn as ``controlnet_mode`` draws."""
+        if canvas is None:
             return
+        size, sizes = canvas
         from pafpose import controlnet
         from pafpose.formats import write_json_atomic
         from pafpose.io import write_image_atomic
 
-        size = people.image_size or (None if image is None else (image.shape[1], image.shape[0]))
-        if size is None:
-            raise PafposeError(f"{name}: ControlNet's files need the image's size: give the image, or people "
-                               "that know it (Poses.image_size)")
-        sizes = controlnet.sizes(*size, *self.options.controlnet)
         mode = self.options.controlnet_mode
         found = controlnet.persons(people, *size, self.options.threshold, mode)
         stem = self.options.out / f"{name}_controlnet"  # names may hold dots: no with_suffix

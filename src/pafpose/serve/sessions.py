@@ -11,6 +11,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
+
 from pafpose.pose import Pose, Poses
 from pafpose.tracking import Tracker, TrackerConfig
 
@@ -28,7 +30,11 @@ class Sessions:
         return len(self._trackers)
 
     def update(self, session: str, poses: Sequence[Pose], now: float | None = None) -> Poses:
-        """The session's next frame's people, with their track ids (frames in the order they arrive)."""
+        """The session's next frame's people, with their track ids (frames in the order they arrive).
+
+        Every person given comes back, in their place: one with no keypoint (all under the
+        request's threshold) has nothing to track by, and stays untracked (``track_id`` None),
+        as a sessionless request lists them."""
         now = time.monotonic() if now is None else now
         with self._lock:
             for key in [k for k, (_, seen) in self._trackers.items() if now - seen > self.ttl_s]:
@@ -37,4 +43,8 @@ class Sessions:
             self._trackers[session] = (tracker, now)
             while len(self._trackers) > self.max_sessions:
                 self._trackers.popitem(last=False)
-            return tracker.update(poses)
+            tracked = tracker.update(poses)
+        # the tracker answers the people it can follow, in order, then those it passes through unchanged
+        # (a face alone); the people it leaves out (no keypoint at all) go back in their places
+        followed = iter(tracked[:sum(1 for p in poses if np.isfinite(p.keypoints[:, :2]).any())])
+        return tracked.derive(next(followed) if np.isfinite(p.keypoints[:, :2]).any() else p for p in poses)
