@@ -548,20 +548,26 @@ def test_the_command_writes_one_pose_image_per_video_frame(env, dance_frame, tmp
 
 
 def test_an_image_whose_canvas_is_too_large_fails_alone(env, dance_frame, tmp_path):
-    """One very wide image among others: reported in one line and skipped, the others written, exit 1."""
+    """One very wide image and one such video among others: each reported in one line and skipped, the
+    others written, exit 1."""
     exe = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     cv2.imwrite(str(folder / "a_wide.png"), np.full((100, 5000, 3), 90, np.uint8))  # 51200 x 1024 at 1024
     cv2.imwrite(str(folder / "b_dance.png"), dance_frame)
+    video = cv2.VideoWriter(str(folder / "c_wide.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (5000, 100))
+    for _ in range(3):  # a video of such frames fails alone too, before its first frame
+        video.write(np.full((100, 5000, 3), 90, np.uint8))
+    video.release()
     r = subprocess.run([exe, "predict", str(folder), "--render", "controlnet", "--detect-resolution", "128",
                         "--image-resolution", "1024", "--out", str(out)], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 1, r.stderr
     errors = [line for line in r.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "a_wide.png" in errors[0] and "Mpixel" in errors[0] and "Traceback" not in r.stderr
+    assert len(errors) == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "a_wide.png" in errors[0] and "Mpixel" in errors[0] and "c_wide.avi" in errors[1] and "Mpixel" in errors[1]
     assert (out / "b_dance_controlnet.png").exists() and (out / "b_dance_keypoints.json").exists()
-    assert not list(out.glob("a_wide*"))  # an image's outputs, or none
+    assert not list(out.glob("a_wide*")) and not list(out.glob("c_wide*"))  # an input's outputs, or none
 
 
 @pytest.mark.parametrize("far", [np.inf, -np.inf, 1e30, 3e9, -3e9])

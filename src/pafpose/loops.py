@@ -111,7 +111,7 @@ def run_video(est: Estimator, location: int | str, writer: Writer, name: str, *,
     container states is an error (truncated or damaged), its frames read kept; a variable-rate one whose frames reach
     that duration is not (its count was an estimate).
     """
-    from pafpose.video import FrameRange, TimedCapture, capture_info, ended_early, open_capture
+    from pafpose.video import FrameRange, TimedCapture, capture_info, ended_early, frame_size, open_capture
 
     selected = FrameRange() if frames is None else frames
     run = VideoRun()
@@ -121,10 +121,18 @@ def run_video(est: Estimator, location: int | str, writer: Writer, name: str, *,
         run.error = str(err)
         return run
     fps, count = capture_info(cap)
+    label = str(location) if label is None else label
+    size = frame_size(cap)
+    if size is not None:  # outputs that can't be written (ControlNet's canvas too large): this video fails alone
+        try:
+            writer.check(*size, label)
+        except PafposeError as err:
+            cap.release()
+            run.error = str(err)
+            return run
     run.expected = selected.count(count) if count else None
     if on_open is not None:
         on_open(run.expected)
-    label = str(location) if label is None else label
     sequence = writer.sequence(name)
     video = writer.open_video(name, fps)
     recording = is_recording(location)

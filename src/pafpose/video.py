@@ -61,6 +61,14 @@ def capture_info(cap: Any) -> tuple[float, int | None]:
     return (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
 
 
+def frame_size(cap: Any) -> tuple[int, int] | None:
+    """``(width, height)`` of a capture's frames, when it says (streams may not before a frame)."""
+    import cv2
+
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    return size if min(size) > 0 else None
+
+
 @dataclass(frozen=True)
 class FrameRange:
     """Which frames of a sequence to run on: OpenPose's ``--frame_first``, ``--frame_step`` and

@@ -194,12 +194,15 @@ class PoseWorker:
         from pafpose.images import ImageError, decode_image, open_image
 
         if "://" not in item.key:
-            return open_image(item.key)
-        data = fetch(item.key, self.s.timeout)
-        try:
-            return decode_image(data)
-        except ImageError as err:
-            raise ImageError(err.problem, f"{item.key}: {err}") from None
+            file = open_image(item.key)
+        else:
+            data = fetch(item.key, self.s.timeout)
+            try:
+                file = decode_image(data)
+            except ImageError as err:
+                raise ImageError(err.problem, f"{item.key}: {err}") from None
+        self._writer().check(file.width, file.height, item.key)  # a ControlNet canvas too large: this input alone
+        return file
 
     def _writer(self) -> Writer:
         """A unit's writer: the names are the driver's (unique across the run)."""
