@@ -401,3 +401,109 @@ def test_an_older_results_folder_is_refused_not_mixed(env, images, tmp_path):
                    tmp_path / "out" / "results" / "part-000.parquet")
     r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out", timeout=120)
     assert r.returncode == 2 and "older pafpose" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# ---------------------------------------------------------------- issue 24: one bad input never stops a run
+def _bare_worker(tmp_path):
+    """A PoseWorker without its Estimator: enough to read inputs."""
+    from types import SimpleNamespace
+
+    from pafpose.batch.worker import PoseWorker, WorkerSettings
+
+    w = PoseWorker.__new__(PoseWorker)
+    w.s = WorkerSettings(config={}, out=str(tmp_path), timeout=2.0)
+    w.est = SimpleNamespace(timings={})
+    return w
+
+
+def test_a_path_with_a_nul_byte_is_an_error_row_not_a_crash(tmp_path):
+    from pafpose.batch.inputs import Item
+    from pafpose.images import ImageError
+
+    w = _bare_worker(tmp_path)
+    for key in ("/data/a\x00b.jpg", "file:///data/a\x00b.jpg"):
+        with pytest.raises(ImageError, match="NUL"):
+            w._read(Item(key, key, "image", "a"))
+    inputs = enumerate_inputs([str(_list_with(tmp_path, "/data/a\x00b.jpg\n/data/c.jpg\n"))])
+    assert [i.source for i in inputs.items] == ["/data/a\x00b.jpg", "/data/c.jpg"] and not inputs.errors
+
+
+def _list_with(tmp_path, text):
+    p = tmp_path / "inputs.txt"
+    p.write_text(text)
+    return p
+
+
+def test_a_file_url_naming_a_fifo_is_refused_not_waited_on(tmp_path):
+    from pafpose.batch.worker import fetch
+    from pafpose.images import ImageError
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(ImageError, match="not a regular file"):
+        fetch(fifo.as_uri(), timeout=2.0)
+    with pytest.raises(ImageError, match="folder"):
+        fetch(tmp_path.as_uri(), timeout=2.0)
+    assert time.monotonic() - t0 < 1.5
+    (tmp_path / "ok.jpg").write_bytes(b"\xff\xd8abc")
+    assert fetch((tmp_path / "ok.jpg").as_uri(), timeout=2.0) == b"\xff\xd8abc"
+
+
+@contextlib.contextmanager
+def _dripping_server(size=10_000, every=0.2):
+    """A local HTTP server that sends ``size`` bytes one at a time, ``every`` seconds apart."""
+    import http.server
+    import threading
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                for _ in range(size):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(every)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/slow.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_timeout_is_a_deadline_for_the_whole_fetch_not_each_read():
+    from pafpose.batch.worker import fetch
+    from pafpose.images import ImageError
+
+    with _dripping_server() as url:
+        t0 = time.monotonic()
+        with pytest.raises(ImageError, match="within 1 s"):
+            fetch(url, timeout=1.0)
+        assert time.monotonic() - t0 < 2.0
+
+
+def test_a_workers_failure_says_its_cause_not_rays_wrapper():
+    from ray.exceptions import UserCodeException
+
+    from pafpose.batch.cluster import worker_error
+
+    try:
+        try:
+            raise ValueError("embedded null byte")
+        except ValueError as cause:
+            raise UserCodeException("UDF failed to process a data block.") from cause
+    except UserCodeException as err:
+        wrapped = err
+    assert worker_error(wrapped) == "ValueError: embedded null byte"

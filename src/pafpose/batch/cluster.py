@@ -163,8 +163,23 @@ def _resources(ray: Any, local: bool) -> Resources:
 
 
 def worker_error(err: BaseException) -> str:
-    """The one line that says why a Ray worker failed (its exception's last line, without
-    Ray's traceback and terminal colours)."""
+    """The one line that says why a Ray worker failed: the innermost exception of the chain
+    (Ray Data wraps the UDF's own in "UDF failed to process a data block", which says
+    nothing), its last line, without Ray's traceback and terminal colours."""
+    seen = {id(err)}
+    while True:  # down Ray's wrappers (RayTaskError.cause, UserCodeException.__cause__) to the cause
+        inner = getattr(err, "cause", None)
+        if not isinstance(inner, BaseException):
+            inner = err.__cause__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        err = inner
+    if isinstance(err, PafposeError):
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not type(err).__module__.startswith("ray"):  # the UDF's own exception: its name and message
+        message = str(err).strip()
+        return f"{type(err).__name__}: {message.splitlines()[0]}" if message else type(err).__name__
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     cause = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)), None)
