@@ -507,3 +507,47 @@ def test_a_workers_failure_says_its_cause_not_rays_wrapper():
     except UserCodeException as err:
         wrapped = err
     assert worker_error(wrapped) == "ValueError: embedded null byte"
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="Linux's /proc")
+def test_a_killed_driver_takes_the_local_rays_agents_with_it(tmp_path):
+    from pafpose.batch.cluster import AGENTS
+
+    found = tmp_path / "agents"
+    code = ("import os, sys, time\n"
+            "from pafpose.batch.cluster import AGENTS, _processes, ray_session\n"
+            "with ray_session():\n"
+            "    me = os.getpid()\n"
+            "    procs = _processes()\n"
+            "    kids = {p for p, (pp, _, _) in procs.items() if pp == me}\n"
+            "    agents = [p for p, (pp, _, c) in procs.items() if pp in kids and c.startswith(AGENTS)]\n"
+            f"    open({str(found)!r} + '.part', 'w').write(' '.join(map(str, agents)))\n"
+            f"    os.rename({str(found)!r} + '.part', {str(found)!r})\n"
+            "    time.sleep(300)\n")
+    driver = subprocess.Popen([os.sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "RAY_ADDRESS": ""})
+    try:
+        deadline = time.monotonic() + 120
+        while not found.exists() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        agents = [int(p) for p in found.read_text().split()]
+    finally:
+        driver.kill()
+        driver.wait()
+    assert len(agents) == len(AGENTS)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(map(_alive, agents)):
+        time.sleep(0.2)
+    left = [p for p in agents if _alive(p)]
+    for p in left:  # not to leave them behind
+        os.kill(p, signal.SIGKILL)
+    assert not left
