@@ -551,3 +551,22 @@ def test_a_killed_driver_takes_the_local_rays_agents_with_it(tmp_path):
     for p in left:  # not to leave them behind
         os.kill(p, signal.SIGKILL)
     assert not left
+
+
+def test_a_remote_workers_cause_is_found_in_rays_text():
+    """Across processes Ray keeps the cause only as the remote traceback's text."""
+    from ray.exceptions import UserCodeException
+
+    from pafpose.batch.cluster import worker_error
+
+    class RemoteError(UserCodeException):  # as RayTaskError(UserCodeException): the traceback in its text
+        def __init__(self):
+            super().__init__("\x1b[36mray::MapWorker(MapBatches(PoseWorker)).submit()\x1b[39m (pid=1)\n"
+                             "  File \"worker.py\", line 9, in images\n"
+                             "    raise ValueError(\"the real cause: boom\")\n"
+                             "ValueError: the real cause: boom\n\nThe above exception was the direct cause of "
+                             "the following exception:\n\n"
+                             "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+            self.cause = UserCodeException("UDF failed to process a data block.")
+
+    assert worker_error(RemoteError()) == "ValueError: the real cause: boom"

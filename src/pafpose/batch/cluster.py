@@ -238,27 +238,38 @@ def _resources(ray: Any, local: bool) -> Resources:
 
 
 def worker_error(err: BaseException) -> str:
-    """The one line that says why a Ray worker failed: the innermost exception of the chain
-    (Ray Data wraps the UDF's own in "UDF failed to process a data block", which says
-    nothing), its last line, without Ray's traceback and terminal colours."""
-    seen = {id(err)}
-    while True:  # down Ray's wrappers (RayTaskError.cause, UserCodeException.__cause__) to the cause
-        inner = getattr(err, "cause", None)
+    """The one line that says why a Ray worker failed: the UDF's own exception, not Ray
+    Data's wrapper ("UDF failed to process a data block", which says nothing), without
+    Ray's traceback and terminal colours. Across processes the cause survives only as text
+    (the remote traceback in the outer error's message), so that is searched too."""
+    chain = [err]
+    while True:  # down Ray's wrappers (RayTaskError.cause, UserCodeException.__cause__)
+        inner = getattr(chain[-1], "cause", None)
         if not isinstance(inner, BaseException):
-            inner = err.__cause__
-        if inner is None or id(inner) in seen:
+            inner = chain[-1].__cause__
+        if inner is None or any(inner is e for e in chain):
             break
-        seen.add(id(inner))
-        err = inner
-    if isinstance(err, PafposeError):
-        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if not type(err).__module__.startswith("ray"):  # the UDF's own exception: its name and message
-        message = str(err).strip()
-        return f"{type(err).__name__}: {message.splitlines()[0]}" if message else type(err).__name__
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    cause = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)), None)
-    if cause is None:
-        return lines[0] if lines else type(err).__name__
-    name, _, message = cause.partition(": ")
-    return message if name.endswith("PafposeError") or name.endswith("ImageError") else f"{name}: {message}"
+        chain.append(inner)
+    innermost = chain[-1]
+    if isinstance(innermost, PafposeError):
+        return (str(innermost).strip().splitlines() or [type(innermost).__name__])[0]
+    if not type(innermost).__module__.startswith("ray"):  # the UDF's own exception: its name and message
+        message = str(innermost).strip()
+        return f"{type(innermost).__name__}: {message.splitlines()[0]}" if message else type(innermost).__name__
+    for e in chain:
+        cause = _last_cause(str(e))
+        if cause is not None:
+            return cause
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _last_cause(text: str) -> str | None:
+    """The last ``Name: message`` line of a traceback's text that is not one of Ray's own wrappers."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    for line in reversed([line.strip() for line in text.splitlines()]):
+        m = re.match(r"^([\w.]+(?:Error|Exception))\b[^:]*: (.*)", line)
+        if m and not m.group(1).startswith("ray.") and "UserCodeException" not in m.group(1):
+            name, message = m.groups()
+            return message if name.endswith(("PafposeError", "ImageError")) else f"{name}: {message}"
+    return None
