@@ -173,3 +173,54 @@ def test_the_commands_say_what_auto_runs(shared, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stdout.splitlines() if line.startswith("network:")]
     assert lines == [f"network: {backend} {precision} on cpu (chosen by --backend auto)"]
+
+
+# ---------------------------------------------------------------- issue 24: auto falls back when OpenVINO can't run
+def test_auto_skips_an_openvino_that_imports_but_cannot_use_the_cpu(monkeypatch, caplog):
+    ov = pytest.importorskip("openvino")
+
+    class BrokenCore:
+        def __init__(self):
+            raise RuntimeError("Failed to create plugin libopenvino_intel_cpu_plugin.so for device CPU\nmore")
+
+    monkeypatch.setattr(ov, "Core", BrokenCore)
+    assert "CPU" in (runtime_missing("openvino") or "")
+    with caplog.at_level("WARNING"):
+        backend, _ = choose_backend("auto", "auto", CPU)
+    assert backend == "torch"
+    assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage(), caplog.text
+
+
+@pytest.mark.parametrize("how", ["cache", "compile"])
+def test_auto_runs_torch_when_openvino_fails_to_start(how, tmp_path, monkeypatch, caplog):
+    """A PAFPOSE_HOME that can't be written (the exported network has nowhere to go), or an
+    OpenVINO that fails to compile: auto runs torch, with one line; asked for, it is one line."""
+    pytest.importorskip("openvino")
+    if how == "cache":
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "file" / "home"))  # no folder can be made there
+    else:
+        monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "home"))
+
+        def no_compile(*args, **kwargs):
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:109: can't compile\nmore")
+
+        monkeypatch.setattr(pafpose.backends.OpenVINOBackend, "_compile", no_compile)
+    torch.manual_seed(0)
+    net = build_architecture("lightweight-openpose")
+    with caplog.at_level("WARNING"):
+        est = Estimator(device="cpu", height=64, weights=_weights_file(net, tmp_path))
+    assert est.config.backend == "torch" and est.backend.name == "torch"
+    assert est.predict(np.zeros((64, 64, 3), np.uint8)) is not None
+    notices = [r.getMessage() for r in caplog.records if "running torch" in r.getMessage()]
+    assert len(notices) == 1 and "\n" not in notices[0], caplog.text
+    with pytest.raises(PafposeError) as info:
+        Estimator(device="cpu", height=64, weights=_weights_file(net, tmp_path), backend="openvino",
+                  precision="float32")
+    assert "\n" not in str(info.value)
+
+
+def _weights_file(net, tmp_path):
+    path = tmp_path / "mine.pt"
+    torch.save({"architecture": "lightweight-openpose", "model": net.state_dict()}, path)
+    return str(path)

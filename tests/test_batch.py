@@ -401,3 +401,172 @@ def test_an_older_results_folder_is_refused_not_mixed(env, images, tmp_path):
                    tmp_path / "out" / "results" / "part-000.parquet")
     r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out", timeout=120)
     assert r.returncode == 2 and "older pafpose" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# ---------------------------------------------------------------- issue 24: one bad input never stops a run
+def _bare_worker(tmp_path):
+    """A PoseWorker without its Estimator: enough to read inputs."""
+    from types import SimpleNamespace
+
+    from pafpose.batch.worker import PoseWorker, WorkerSettings
+
+    w = PoseWorker.__new__(PoseWorker)
+    w.s = WorkerSettings(config={}, out=str(tmp_path), timeout=2.0)
+    w.est = SimpleNamespace(timings={})
+    return w
+
+
+def test_a_path_with_a_nul_byte_is_an_error_row_not_a_crash(tmp_path):
+    from pafpose.batch.inputs import Item
+    from pafpose.images import ImageError
+
+    w = _bare_worker(tmp_path)
+    for key in ("/data/a\x00b.jpg", "file:///data/a\x00b.jpg"):
+        with pytest.raises(ImageError, match="NUL"):
+            w._read(Item(key, key, "image", "a"))
+    inputs = enumerate_inputs([str(_list_with(tmp_path, "/data/a\x00b.jpg\n/data/c.jpg\n"))])
+    assert [i.source for i in inputs.items] == ["/data/a\x00b.jpg", "/data/c.jpg"] and not inputs.errors
+
+
+def _list_with(tmp_path, text):
+    p = tmp_path / "inputs.txt"
+    p.write_text(text)
+    return p
+
+
+def test_a_file_url_naming_a_fifo_is_refused_not_waited_on(tmp_path):
+    from pafpose.batch.worker import fetch
+    from pafpose.images import ImageError
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(ImageError, match="not a regular file"):
+        fetch(fifo.as_uri(), timeout=2.0)
+    with pytest.raises(ImageError, match="folder"):
+        fetch(tmp_path.as_uri(), timeout=2.0)
+    assert time.monotonic() - t0 < 1.5
+    (tmp_path / "ok.jpg").write_bytes(b"\xff\xd8abc")
+    assert fetch((tmp_path / "ok.jpg").as_uri(), timeout=2.0) == b"\xff\xd8abc"
+
+
+@contextlib.contextmanager
+def _dripping_server(size=10_000, every=0.2):
+    """A local HTTP server that sends ``size`` bytes one at a time, ``every`` seconds apart."""
+    import http.server
+    import threading
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                for _ in range(size):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(every)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/slow.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_timeout_is_a_deadline_for_the_whole_fetch_not_each_read():
+    from pafpose.batch.worker import fetch
+    from pafpose.images import ImageError
+
+    with _dripping_server() as url:
+        t0 = time.monotonic()
+        with pytest.raises(ImageError, match="within 1 s"):
+            fetch(url, timeout=1.0)
+        assert time.monotonic() - t0 < 2.0
+
+
+def test_a_workers_failure_says_its_cause_not_rays_wrapper():
+    from ray.exceptions import UserCodeException
+
+    from pafpose.batch.cluster import worker_error
+
+    try:
+        try:
+            raise ValueError("embedded null byte")
+        except ValueError as cause:
+            raise UserCodeException("UDF failed to process a data block.") from cause
+    except UserCodeException as err:
+        wrapped = err
+    assert worker_error(wrapped) == "ValueError: embedded null byte"
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="Linux's /proc")
+def test_a_killed_driver_takes_the_local_rays_agents_with_it(tmp_path):
+    from pafpose.batch.cluster import AGENTS
+
+    found = tmp_path / "agents"
+    code = ("import os, sys, time\n"
+            "from pafpose.batch.cluster import AGENTS, _processes, ray_session\n"
+            "with ray_session():\n"
+            "    me = os.getpid()\n"
+            "    procs = _processes()\n"
+            "    kids = {p for p, (pp, _, _) in procs.items() if pp == me}\n"
+            "    agents = [p for p, (pp, _, c) in procs.items() if pp in kids and c.startswith(AGENTS)]\n"
+            f"    open({str(found)!r} + '.part', 'w').write(' '.join(map(str, agents)))\n"
+            f"    os.rename({str(found)!r} + '.part', {str(found)!r})\n"
+            "    time.sleep(300)\n")
+    driver = subprocess.Popen([os.sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "RAY_ADDRESS": ""})
+    try:
+        deadline = time.monotonic() + 120
+        while not found.exists() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        agents = [int(p) for p in found.read_text().split()]
+    finally:
+        driver.kill()
+        driver.wait()
+    assert len(agents) == len(AGENTS)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(map(_alive, agents)):
+        time.sleep(0.2)
+    left = [p for p in agents if _alive(p)]
+    for p in left:  # not to leave them behind
+        os.kill(p, signal.SIGKILL)
+    assert not left
+
+
+def test_a_remote_workers_cause_is_found_in_rays_text():
+    """Across processes Ray keeps the cause only as the remote traceback's text."""
+    from ray.exceptions import UserCodeException
+
+    from pafpose.batch.cluster import worker_error
+
+    class RemoteError(UserCodeException):  # as RayTaskError(UserCodeException): the traceback in its text
+        def __init__(self):
+            super().__init__("\x1b[36mray::MapWorker(MapBatches(PoseWorker)).submit()\x1b[39m (pid=1)\n"
+                             "  File \"worker.py\", line 9, in images\n"
+                             "    raise ValueError(\"the real cause: boom\")\n"
+                             "ValueError: the real cause: boom\n\nThe above exception was the direct cause of "
+                             "the following exception:\n\n"
+                             "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+            self.cause = UserCodeException("UDF failed to process a data block.")
+
+    assert worker_error(RemoteError()) == "ValueError: the real cause: boom"

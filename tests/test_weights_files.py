@@ -177,3 +177,40 @@ def test_the_zoo_downloads_only_verified_files_over_https(tmp_path, monkeypatch)
         with pytest.raises(PafposeError, match="refusing a download"):
             download(url, tmp_path / "w.pt", sha, size)
     assert not (tmp_path / "w.pt").exists()
+
+
+# ---------------------------------------------------------------- issue 24: caches are an optimisation
+@pytest.mark.parametrize("data", [b".", b"\x80\x02.", b"\x80\x02R."], ids=["stop", "proto-stop", "reduce"])
+def test_a_pt_file_the_unpickler_chokes_on_is_one_line_naming_it(data, tmp_path):
+    from pafpose.weights.checkpoint import torch_load
+
+    path = tmp_path / "odd.pt"
+    path.write_bytes(data)  # torch's weights-only unpickler: IndexError (pop from empty list)
+    with pytest.raises(PafposeError, match=r"odd\.pt: not a readable PyTorch weights file") as info:
+        torch_load(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("PytorchStreamWriter failed writing file data/3: file write failed"),
+                                   OSError(28, "No space left on device")], ids=["torch", "os"])
+def test_a_full_cache_warns_once_and_runs_on_the_converted_network(error, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PAFPOSE_HOME", str(tmp_path / "home"))
+    source = tmp_path / "checkpoint_iter_370000.pth"
+    net = lightweight_checkpoint(source)
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):  # a part written, then the disk is full
+        real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(Path(f).read_bytes()[:1000])
+        raise error
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    for _ in range(2):  # and the rerun alike
+        monkeypatch.setattr(W, "_MEMORY", {})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            model = W.load(source)
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in model.state_dict().items())
+        assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage(), caplog.text
+        assert "could not cache" in caplog.text
+        assert not [p for p in (tmp_path / "home" / "converted").iterdir()]  # nothing partial left

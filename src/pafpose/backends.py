@@ -142,7 +142,12 @@ def exported_onnx(net: nn.Module, name: str) -> Path:
     if path.is_file() and not intact(path):
         discard(path, "cached exported network is damaged (checksum)")
     if not path.is_file():
-        export_onnx(net, path, dynamic=True, layout="NHWC")
+        try:
+            export_onnx(net, path, dynamic=True, layout="NHWC")
+        except OSError as err:  # a read-only or full PAFPOSE_HOME: the runtimes read the network from a file
+            raise PafposeError(f"{path.parent}: can't write the network for the CPU runtimes there "
+                               f"({err.strerror or err}); set PAFPOSE_HOME to a writable folder or use "
+                               "--backend torch") from None
         seal(path)
     return path
 
@@ -263,7 +268,32 @@ def runtime_missing(kind: str) -> str | None:
                 raise ImportError(f"No module named {module!r}")
         except (ImportError, ValueError) as err:  # ValueError: find_spec on a module set to None
             return f"{module} can't be imported ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    if kind == "openvino":  # imported is not enough: its CPU plugin may fail to load
+        return _openvino_cpu_missing()
     return None
+
+
+def _openvino_cpu_missing() -> str | None:
+    """Why OpenVINO can't run on the CPU here (its plugin missing or broken), or None."""
+    try:
+        import openvino as ov
+
+        devices = ov.Core().available_devices
+    except Exception as err:  # whatever the runtime raises, auto goes on without it
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        return f"openvino can't use the CPU ({first})"
+    if "CPU" not in devices:
+        return f"openvino can't use the CPU (its devices: {', '.join(devices) or 'none'})"
+    return None
+
+
+def torch_instead(kind: str, precision: str, err: BaseException) -> str:
+    """The precision torch runs when ``backend="auto"`` chose ``kind``, which failed to
+    start (``err``), with a one-line notice: auto promises a network that runs."""
+    fallback = "bfloat16" if precision == "bfloat16" else "float32"
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:400]
+    log.warning("pafpose: backend auto: %s failed to start (%s); running torch %s instead", kind, first, fallback)
+    return fallback
 
 
 def auto_candidates() -> tuple[tuple[str, str], ...]:
@@ -357,4 +387,9 @@ def make_backend(kind: str, net: nn.Module, device: torch.device, precision: str
                 raise PafposeError(f"OpenVINO can't run {ir} ({str(err).splitlines()[0]})") from err
             log.warning("OpenVINO can't run %s (%s); running the exported network instead", ir,
                         str(err).splitlines()[0])
-    return OpenVINOBackend(exported_onnx(net, name), threads, hint="bf16" if precision == "bfloat16" else "f32")
+    onnx = exported_onnx(net, name)
+    try:
+        return OpenVINOBackend(onnx, threads, hint="bf16" if precision == "bfloat16" else "f32")
+    except RuntimeError as err:  # its CPU plugin can't load or compile: one line, not OpenVINO's C++ trace
+        raise PafposeError(f"OpenVINO can't run the network ({(str(err).strip().splitlines() or ['?'])[0]}); "
+                           "--backend torch runs it") from err

@@ -188,8 +188,18 @@ class Estimator:
                                        asked if asked in ("float32", "bfloat16") else "auto", config.hand_detector)
             self.timings["parts"] = 0.0
         self.prepare: Prepare | None = None  # a preprocessing hook (with_options)
-        self.backend = make_backend(backend, self.net, self.device, precision, config.threads,
-                                    name=type(self.net).__name__, ir=ir, optimize=own)
+        try:
+            self.backend = make_backend(backend, self.net, self.device, precision, config.threads,
+                                        name=type(self.net).__name__, ir=ir, optimize=own)
+        except (PafposeError, RuntimeError, OSError) as err:
+            if requested != "auto" or backend == "torch":
+                raise
+            from pafpose.backends import torch_instead  # auto promised a network that runs: torch's
+
+            self.precision = torch_instead(backend, precision, err)
+            self.config = config = config.replace(backend="torch", precision=self.precision)
+            self.backend = make_backend("torch", self.net, self.device, self.precision, config.threads,
+                                        name=type(self.net).__name__, optimize=own)
 
     def with_options(self, scales: Sequence[float] | None = None, flip: bool | None = None,
                      decoder: DecoderConfig | None = None, prepare: Prepare | bool | None = False) -> Estimator:

@@ -77,23 +77,79 @@ class WorkerSettings:
         return asdict(self)
 
 
+def _file_url(url: str, max_bytes: int) -> bytes:
+    """The bytes of a ``file://`` URL, refused unless a regular file: a FIFO or device would
+    hold the worker forever (as the local-path reader refuses them)."""
+    import stat
+    import urllib.parse
+    import urllib.request
+
+    from pafpose.images import ImageError
+
+    path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise ImageError("missing" if isinstance(err, FileNotFoundError) else "unreadable",
+                         f"{url}: can't be read ({err.strerror or err})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, socket or device)"
+        raise ImageError("unreadable", f"{url}: {what}")
+    with os.fdopen(fd, "rb") as f:
+        return f.read(max_bytes + 1)
+
+
+def _read_by(response: Any, deadline: float, max_bytes: int) -> bytes:
+    """The body of ``response`` read in chunks, each socket read bounded by what is left of
+    the deadline: a server that drips bytes can't hold a worker past it."""
+    raw = getattr(getattr(response, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)  # the socket under http.client's buffered reader, where there is one
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def fetch(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
-    """The bytes at ``url`` (http, https, file), in bounded size and time; any failure is one
+    """The bytes at ``url`` (http, https, file), in bounded size and time (``timeout`` is the
+    whole fetch's deadline, not each read's); any failure is one
     :class:`~pafpose.images.ImageError` naming the URL."""
     import urllib.error
     import urllib.request
 
     from pafpose.images import ImageError
 
+    if "\x00" in url:
+        raise ImageError("unreadable", f"{url!r}: a URL with a NUL byte names nothing")
+    deadline = time.monotonic() + timeout
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            data = r.read(max_bytes + 1)
+        if url[:7].lower() == "file://":
+            data = _file_url(url, max_bytes)
+        else:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                data = _read_by(r, deadline, max_bytes)
+    except ImageError:
+        raise
     except urllib.error.HTTPError as err:
         raise ImageError("unreadable", f"{url}: can't be fetched (HTTP {err.code} {err.reason})") from None
     except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):
+            raise ImageError("unreadable", f"{url}: no answer within {timeout:g} s") from None
         raise ImageError("unreadable", f"{url}: can't be fetched ({err.reason})") from None
     except TimeoutError:
-        raise ImageError("unreadable", f"{url}: no answer within {timeout:g} s") from None
+        raise ImageError("unreadable", f"{url}: not fetched within {timeout:g} s (--timeout)") from None
     except (OSError, ValueError) as err:  # a reset connection, an unknown scheme...
         raise ImageError("unreadable", f"{url}: can't be fetched ({err})") from None
     if len(data) > max_bytes:
@@ -193,6 +249,8 @@ class PoseWorker:
     def _read(self, item: Item) -> Any:
         from pafpose.images import ImageError, decode_image, open_image
 
+        if "\x00" in item.key:  # os calls raise ValueError for it: an error row, not a failed worker
+            raise ImageError("unreadable", f"{item.source!r}: a path with a NUL byte names no file")
         if "://" not in item.key:
             file = open_image(item.key)
         else:
@@ -292,6 +350,11 @@ class PoseWorker:
 
         count["frames"] = count["people"] = 0  # this attempt's own counts
         errors.clear()
+        if "\x00" in item.key:  # os calls raise ValueError for it: an error row, not a failed worker
+            errors.append(f"{item.source!r}: a path with a NUL byte names no file")
+            count["rows"] = 1
+            w.write([self._row(item, None, None, None, errors[0])])
+            return
 
         from pafpose.outputs import frame_name
 

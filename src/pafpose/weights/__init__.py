@@ -144,10 +144,14 @@ def _import(file_format: str, paths: Sequence[Path], model: PafModel, arch: str,
 
 
 def _save_atomic(state: dict[str, torch.Tensor], path: Path) -> bool:
+    """Cache ``state`` at ``path``; False, with a one-line warning, where it can't be (a
+    read-only or full ``PAFPOSE_HOME`` only costs start-up time: the network in memory runs).
+    torch reports a full disk as ``RuntimeError``; the temporary file never stays behind."""
     try:
         atomic_output(path, lambda tmp: torch.save(state, tmp))
-    except OSError as err:  # a read-only cache only costs start-up time
-        log.warning("could not cache converted weights at %s (%s)", path, err)
+    except (OSError, RuntimeError) as err:
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        log.warning("pafpose: could not cache converted weights at %s (%s); going on without", path, why)
         return False
     return True
 

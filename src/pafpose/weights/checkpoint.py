@@ -36,7 +36,8 @@ def torch_load(path: Path, what: str = "PyTorch weights file") -> Any:
         raise PafposeError(f"{path}: not a {what}: damaged, or it holds objects other than tensors "
                            "(refused: loading those could run code)") from err
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, struct.error,
-            zipfile.BadZipFile, UnicodeDecodeError) as err:  # what torch raises on damaged files
+            zipfile.BadZipFile, UnicodeDecodeError, IndexError, KeyError, TypeError,
+            OverflowError) as err:  # what torch (its weights-only unpickler too) raises on damaged files
         first = (str(err).strip().splitlines() or [""])[0][:120]
         reason = type(err).__name__ if not first or "weights_only" in first else f"{type(err).__name__}: {first}"
         raise PafposeError(f"{path}: not a readable {what} ({reason})") from err
