@@ -570,3 +570,17 @@ def test_a_remote_workers_cause_is_found_in_rays_text():
             self.cause = UserCodeException("UDF failed to process a data block.")
 
     assert worker_error(RemoteError()) == "ValueError: the real cause: boom"
+
+
+def test_an_image_controlnet_cannot_take_is_an_error_row_the_others_done(env, dance_frame, tmp_path):
+    """Issue 24: as in predict, an image whose ControlNet canvas is too large fails alone, before the network."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cv2.imwrite(str(data / "a_wide.png"), np.full((100, 5000, 3), 90, np.uint8))  # 51200 x 1024 at 1024
+    cv2.imwrite(str(data / "b_dance.png"), dance_frame)
+    r = pafpose(env, "batch", data, "--out", tmp_path / "out", "--workers", "1", "--height", "256", "--render",
+                "controlnet", "--detect-resolution", "128", "--image-resolution", "1024")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    rows = {Path(row["source"]).name: row for row in read_results(tmp_path / "out").to_pylist()}
+    assert "Mpixel" in rows["a_wide.png"]["error"] and rows["b_dance.png"]["error"] is None
+    assert (tmp_path / "out" / "b_dance_controlnet.png").exists() and not list((tmp_path / "out").glob("a_wide*"))
