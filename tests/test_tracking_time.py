@@ -97,6 +97,9 @@ class _Est:
 
 
 class _Writer:
+    def check(self, width, height, label):  # every frame size can be written
+        pass
+
     def sequence(self, name):
         return name
 
