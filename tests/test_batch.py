@@ -494,6 +494,36 @@ def test_timeout_is_a_deadline_for_the_whole_fetch_not_each_read():
         assert time.monotonic() - t0 < 2.0
 
 
+def test_timeout_bounds_a_server_dripping_its_headers_too():
+    """urllib's timeout bounds each read until the headers are in: the deadline cuts the connection."""
+    import socketserver
+    import threading
+
+    from pafpose.batch.worker import fetch
+    from pafpose.images import ImageError
+
+    class Drip(socketserver.BaseRequestHandler):
+        def handle(self):
+            try:
+                for byte in b"HTTP/1.0 200 OK\r\nX-Slow: " + b"x" * 1000:
+                    self.request.sendall(bytes([byte]))
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ImageError, match="not fetched within 1 s"):
+            fetch(f"http://127.0.0.1:{server.server_address[1]}/slow.jpg", timeout=1.0)
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_workers_failure_says_its_cause_not_rays_wrapper():
     from ray.exceptions import UserCodeException
 

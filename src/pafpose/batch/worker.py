@@ -14,9 +14,11 @@ actors, and the class is usable, and tested, without it.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,36 +124,77 @@ def _read_by(response: Any, deadline: float, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _deadline_opener(timeout: float) -> tuple[Any, threading.Timer]:
+    """A urllib opener whose connections are cut ``timeout`` seconds from now, and the timer
+    that cuts them (cancel it when done): urllib's own timeout bounds each socket read, so a
+    server dripping its response headers byte by byte would hold a worker far longer."""
+    import urllib.request
+
+    sockets: list[socket.socket] = []
+
+    def recorded(connection: type) -> type:
+        class Recorded(connection):  # type: ignore[misc,valid-type]
+            def connect(self) -> None:
+                super().connect()
+                sockets.append(self.sock)
+
+        return Recorded
+
+    class Http(urllib.request.HTTPHandler):
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            return super().do_open(recorded(http_class), req, **kw)
+
+    class Https(urllib.request.HTTPSHandler):
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            return super().do_open(recorded(http_class), req, **kw)
+
+    def cut() -> None:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, cut)
+    timer.daemon = True
+    timer.start()
+    return urllib.request.build_opener(Http, Https), timer
+
+
 def fetch(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
     """The bytes at ``url`` (http, https, file), in bounded size and time (``timeout`` is the
-    whole fetch's deadline, not each read's); any failure is one
+    whole fetch's deadline, headers and body, not each read's); any failure is one
     :class:`~pafpose.images.ImageError` naming the URL."""
     import urllib.error
-    import urllib.request
 
     from pafpose.images import ImageError
 
     if "\x00" in url:
         raise ImageError("unreadable", f"{url!r}: a URL with a NUL byte names nothing")
     deadline = time.monotonic() + timeout
+    late = f"{url}: not fetched within {timeout:g} s (--timeout)"
+    timer = None
     try:
         if url[:7].lower() == "file://":
             data = _file_url(url, max_bytes)
         else:
-            with urllib.request.urlopen(url, timeout=timeout) as r:
+            opener, timer = _deadline_opener(timeout)
+            with opener.open(url, timeout=timeout) as r:
                 data = _read_by(r, deadline, max_bytes)
+            if time.monotonic() >= deadline:  # the cut connection ended the body early: not the whole file
+                raise TimeoutError
     except ImageError:
         raise
     except urllib.error.HTTPError as err:
         raise ImageError("unreadable", f"{url}: can't be fetched (HTTP {err.code} {err.reason})") from None
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
+        if isinstance(err, TimeoutError) or time.monotonic() >= deadline:  # cut by the deadline
+            raise ImageError("unreadable", late) from None
+        reason = err.reason if isinstance(err, urllib.error.URLError) else err
+        if isinstance(reason, TimeoutError):
             raise ImageError("unreadable", f"{url}: no answer within {timeout:g} s") from None
-        raise ImageError("unreadable", f"{url}: can't be fetched ({err.reason})") from None
-    except TimeoutError:
-        raise ImageError("unreadable", f"{url}: not fetched within {timeout:g} s (--timeout)") from None
-    except (OSError, ValueError) as err:  # a reset connection, an unknown scheme...
-        raise ImageError("unreadable", f"{url}: can't be fetched ({err})") from None
+        raise ImageError("unreadable", f"{url}: can't be fetched ({reason})") from None  # a reset, a bad scheme...
+    finally:
+        if timer is not None:
+            timer.cancel()
     if len(data) > max_bytes:
         raise ImageError("too-large", f"{url}: larger than any image pafpose reads ({max_bytes / 2**20:.0f} MiB)")
     if not data:
