@@ -475,6 +475,72 @@ def matches(oks: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(*linear_sum_assignment(cost), strict=True) if cost[r, c] < 1e6]
 
 
+def switch_causes(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict[str, int]:
+    """Each identity switch by its cause (issue 25's loss classes), from the ground truth's side:
+    a person matched (OKS >= 0.5) to hypothesis id ``b`` after id ``a``.
+
+    * takeover: ``b`` last covered another person (a track took someone else's person);
+    * fragment: ``b`` never covered anyone and the person was seen in the frame before (a new
+      track, born on a partial or split pose, won a person who never left);
+    * re-entry: ``b`` never covered anyone and the person was unmatched for a while (a
+      returning person got a new id: the lost track coasted away or died);
+    * recovered: ``b`` is the person's own earlier id (a switch back after a swap).
+    """
+    out = {"takeover": 0, "fragment": 0, "re-entry": 0, "recovered": 0}
+    for truths, frames in zip(sequences, hyps, strict=True):
+        last_id: dict[int, int] = {}  # gt -> hypothesis id of its last match
+        last_frame: dict[int, int] = {}  # gt -> frame of its last match
+        covered: dict[int, int] = {}  # hypothesis id -> gt it last covered
+        for f, (truth, poses) in enumerate(zip(truths, frames, strict=True)):
+            if truth is None:
+                continue
+            now = [(int(truth.ids[g]), int(poses[h].track_id)) for g, h in matches(oks_matrix(truth, coco17(poses)))]
+            for g, b in now:
+                a = last_id.get(g)
+                if a is not None and a != b:
+                    owner = covered.get(b)
+                    if owner is None:
+                        out["fragment" if last_frame[g] == f - 1 else "re-entry"] += 1
+                    else:
+                        out["recovered" if owner == g else "takeover"] += 1
+            for g, b in now:
+                last_id[g], last_frame[g], covered[b] = b, f, g
+    return out
+
+
+def hota(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> float | None:
+    """HOTA (Luiten et al. 2021, TrackEval's implementation) with OKS as the similarity; None
+    without trackeval (``make bench`` installs it with ``--no-deps``: it asks for opencv-python,
+    which would replace opencv-python-headless)."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from trackeval.metrics import HOTA
+    except ImportError:
+        return None
+    metric, results = HOTA(), {}
+    for s, (truths, frames) in enumerate(zip(sequences, hyps, strict=True)):
+        gt_ids, hyp_ids, sims = [], [], []
+        for truth, poses in zip(truths, frames, strict=True):
+            if truth is None:
+                continue
+            gt_ids.append(np.asarray(truth.ids, dtype=int))
+            hyp_ids.append(np.array([int(p.track_id) for p in poses], dtype=int))
+            sims.append(oks_matrix(truth, coco17(poses)))
+        # TrackEval wants ids 0..n-1 per sequence
+        gmap = {g: i for i, g in enumerate(sorted({int(g) for a in gt_ids for g in a}))}
+        hmap = {h: i for i, h in enumerate(sorted({int(h) for a in hyp_ids for h in a}))}
+        data = {"num_timesteps": len(gt_ids), "num_gt_ids": len(gmap), "num_tracker_ids": len(hmap),
+                "num_gt_dets": sum(len(a) for a in gt_ids), "num_tracker_dets": sum(len(a) for a in hyp_ids),
+                "gt_ids": [np.array([gmap[int(g)] for g in a], dtype=int) for a in gt_ids],
+                "tracker_ids": [np.array([hmap[int(h)] for h in a], dtype=int) for a in hyp_ids],
+                "similarity_scores": sims}
+        results[str(s)] = metric.eval_sequence(data)
+    return float(np.mean(metric.combine_sequences(results)["HOTA"])) if results else None
+
+
 def score(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) -> dict:
     """MOT metrics, ID switches per 100 GT track-frames, jitter and keypoint error."""
     import motmetrics as mm
@@ -550,14 +616,33 @@ def oracle(sequences: list[list[Truth]], detections: list[list[list[Pose]]]) -> 
     return out
 
 
-def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0) -> dict[str, list[list[list[Pose]]]]:
+def untracked_apart(frames: list[list[Pose]]) -> list[list[Pose]]:
+    """The frames with each untracked person (``track_id`` None: a fragment the tracker kept
+    out of its tracks) given an id of its own, used once: scored as a detection without
+    identity, as the ``none`` tracker's."""
+    fresh = -1
+    out = []
+    for poses in frames:
+        row = []
+        for p in poses:
+            if p.track_id is None:
+                p, fresh = p.replace(track_id=fresh), fresh - 1
+            row.append(p)
+        out.append(row)
+    return out
+
+
+def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0,
+                 names: list[str] | None = None) -> dict[str, list[list[list[Pose]]]]:
     out: dict[str, list[list[list[Pose]]]] = {}
     for name, make in zip(NAMES, trackers(fps), strict=True):
+        if names is not None and name not in names:
+            continue
         out[name] = []
         for frames in detections:
             tracker = make()
-            out[name].append(tracker.sequence(frames) if hasattr(tracker, "sequence")
-                             else [tracker(poses) for poses in frames])
+            out[name].append(untracked_apart(tracker.sequence(frames) if hasattr(tracker, "sequence")
+                                             else [tracker(poses) for poses in frames]))
     return out
 
 

@@ -54,11 +54,11 @@ def test_ids_stay_with_people_through_a_crossing():
 
 def test_an_occluded_person_takes_the_id_back_and_ids_are_never_reused():
     shapes = [template(0), template(2)]
-    tracker = Tracker(TrackerConfig(smooth=False, max_missed=15))
+    tracker = Tracker(TrackerConfig(smooth=False, max_lost=0.5))  # 15 frames at 30 fps
     seen = []
     for t in range(80):
         positions = [np.array([100 + 3 * t, 200.0]), np.array([500.0, 150.0])]
-        hidden = (0,) if 20 <= t < 30 or 40 <= t < 60 else ()  # 10 frames: within max_missed; 20: beyond
+        hidden = (0,) if 20 <= t < 30 or 40 <= t < 60 else ()  # 10 frames: within max_lost; 20: beyond
         people = tracker.update(frame(positions, shapes, drop=hidden))
         ids = [p.track_id for p in people]
         assert len(set(ids)) == len(ids)  # no collision within a frame
@@ -131,7 +131,8 @@ def test_one_euro_filter_and_config_checks():
     assert 0 < f(np.array([10.0]), 1 / 30)[0] < 10  # low-pass
     assert f(np.array([np.nan]), 1 / 30)[0] != f(np.array([np.nan]), 1 / 30)[0]  # NaN passes through
     assert f(np.array([5.0]), 1 / 30)[0] == 5.0  # seen again: starts from the new value
-    for bad in ({"min_similarity": 2}, {"max_missed": -1}, {"fps": 0}, {"beta": float("nan")}, {"smooth": 1}):
+    for bad in ({"min_similarity": 2}, {"max_lost": -1}, {"coast": float("inf")}, {"confirm_hits": 0},
+                {"fps": 0}, {"beta": float("nan")}, {"smooth": 1}):
         with pytest.raises(PafposeError):
             TrackerConfig(**bad)
 

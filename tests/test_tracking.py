@@ -64,9 +64,11 @@ def fingerprint(tracked):
 # --- end
 
 
-# Recorded with the modules before the package (pafpose.tracker.track_frames, commit f7a1f2b).
+# Recorded with the modules before the package (pafpose.tracker.track_frames, commit f7a1f2b); the ids and the
+# offline figures are still those; the online keypoints moved a little with issue 25 (the body's velocity that
+# carries the filter is now its keypoints' median, no more their mean), recorded then.
 GOLDEN = {
-    "online": ("e5055a398ea67706", 522844558.9133412, 0),
+    "online": ("e5055a398ea67706", 522852776.7721698, 0),
     "offline": ("9c4dc143a5119b5e", 538692728.6647638, 4),
 }
 
@@ -172,7 +174,7 @@ def test_the_old_import_paths_are_the_same_objects():
 
 def test_results_are_bit_identical_to_the_old_modules():
     frames = scene()
-    for mode, config in (("online", None), ("offline", TrackerConfig(max_gap=3, window=5, max_missed=5))):
+    for mode, config in (("online", None), ("offline", TrackerConfig(max_gap=3, window=5, max_lost=5 / 30))):
         tracked = list(track_frames(((i, p, t) for i, (p, t) in enumerate(frames)), config, mode == "offline"))
         payloads, digest, total, interpolated = fingerprint(tracked)
         assert payloads == list(range(len(frames)))

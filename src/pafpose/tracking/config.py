@@ -13,13 +13,25 @@ class TrackerConfig:
 
     Attributes:
         min_similarity: a detection continues a track only if their keypoint similarity
-            (0..1, OKS-like) is at least this (gating).
-        max_missed: frames a track survives without a match before its id is retired.
+            (0..1, OKS-like, times the track's weight below) is at least this (gating).
+        max_lost: seconds a track survives without a match before its id is retired (from
+            the frames' own timestamps: the same at 25 and 50 fps).
         velocity_smoothing: weight of the newest frame in each keypoint's velocity estimate.
-        max_extrapolation: frames a track's pose is moved on by its velocity at most (a long
-            occlusion stops drifting).
-        lost_growth: how fast a lost track's tolerance widens, per missed frame (its size is
-            taken ``1 + lost_growth * missed`` times larger in the similarity).
+        coast: time constant (seconds) of a lost track's velocity, which decays while its
+            person is hidden: it coasts at most ``speed * coast`` pixels.
+        lost_growth: how fast a lost track's tolerance widens, per second gone (its size is
+            taken ``1 + lost_growth * seconds`` times larger in the similarity).
+        lost_weight: a lost track's similarity counts this many times (under 1: a track that
+            saw its person in the last frame keeps them against an equal claim, but not
+            against a clearly better one).
+        confirm_hits: matches a new track needs before it is confirmed; until then it counts
+            ``tentative_weight`` times and is dropped when it misses a frame.
+        tentative_weight: an unconfirmed track's similarity counts this many times.
+        shared_prior: the similarity averages over the keypoints two poses share, times
+            ``n / (n + shared_prior)`` for ``n`` shared keypoints.
+        fragment_similarity: a person left over after the matching whose similarity to a
+            track matched this frame is at least this is a fragment of that person (half of a
+            person split in two): it starts no track and comes back untracked.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
             one-keypoint people would otherwise match nothing).
         smooth: apply the One Euro filter to the tracked keypoints (whole-body parts too:
@@ -41,10 +53,15 @@ class TrackerConfig:
     """
 
     min_similarity: float = 0.1
-    max_missed: int = 30
+    max_lost: float = 1.0
     velocity_smoothing: float = 0.3
-    max_extrapolation: int = 10
-    lost_growth: float = 0.2
+    coast: float = 0.6
+    lost_growth: float = 3.0
+    lost_weight: float = 1.0
+    confirm_hits: int = 3
+    tentative_weight: float = 0.5
+    shared_prior: float = 1.0
+    fragment_similarity: float = 0.5
     min_area: float = 32.0 * 32.0
     smooth: bool = True
     min_cutoff: float = 3.0
@@ -56,10 +73,15 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         check_number("min_similarity", self.min_similarity, 0.0, 1.0)
-        check_number("max_missed", self.max_missed, 0, 100_000, integer=True)
+        check_number("max_lost", self.max_lost, 0.0, 1e6)
         check_number("velocity_smoothing", self.velocity_smoothing, 0.0, 1.0)
-        check_number("max_extrapolation", self.max_extrapolation, 0, 100_000, integer=True)
-        check_number("lost_growth", self.lost_growth, 0.0, 100.0)
+        check_number("coast", self.coast, 0.0, 1e6)
+        check_number("lost_growth", self.lost_growth, 0.0, 1e6)
+        check_number("lost_weight", self.lost_weight, 0.0, 1.0)
+        check_number("confirm_hits", self.confirm_hits, 1, 1000, integer=True)
+        check_number("tentative_weight", self.tentative_weight, 0.0, 1.0)
+        check_number("shared_prior", self.shared_prior, 0.0, 1000.0)
+        check_number("fragment_similarity", self.fragment_similarity, 0.0, 1.0)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)
         check_number("beta", self.beta, 0.0, 1e6)

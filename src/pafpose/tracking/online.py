@@ -1,18 +1,24 @@
 """The online tracker (live frames: cameras, streams): a stable id per person and less
 jitter, each frame given back at once.
 
-Each frame's people are matched to the tracks by an optimal assignment (scipy's
-``linear_sum_assignment``) on a keypoint similarity: COCO's OKS falloff per keypoint,
-scaled by the track's size, between a detection and the track's *predicted* pose (each
-keypoint moved on by its velocity, a constant-velocity model), averaged over the keypoints
-either side has. Tracks seen in the previous frame are matched first; the people left over
-are then matched to the tracks that lost their person (an occlusion, a missed detection),
-whose tolerance grows with the frames they have been missing, as their predicted pose grows
-uncertain (the matching cascade of SORT-style trackers: a lost track never takes a person
-from a track that still sees one). Pairs less similar than ``min_similarity`` are never
-matched (gating). A track survives ``max_missed`` frames without a match and takes its id
-back when the person reappears; a person no track explains starts a new id. Ids are never
-reused within a sequence.
+Each frame's people are matched to the tracks by one optimal assignment (scipy's
+``linear_sum_assignment``) on a keypoint similarity: COCO's OKS falloff per keypoint, scaled
+by the track's size, between a detection and the track's *predicted* pose, averaged over the
+keypoints both have and weighted by how many they share (a partial pose is judged on what it
+shows). Tracks seen in the last frame and tracks that lost their person (an occlusion, a missed
+detection) compete in the same assignment: a lost track is predicted by its body's velocity
+(the median of its keypoints'), which decays while it is lost, and its tolerance widens with
+the seconds it has been gone, so a returning person takes their own track back even when a
+neighbour's track, seen a frame ago, is near enough to pass the gate. A new track is
+tentative until it has been matched ``confirm_hits`` times: it counts less in the assignment
+and dies at its first miss (a false or split detection never takes an established person). A
+person left over who closely fits a track matched this frame is a fragment of that person (a
+person found as two halves): it starts no track and is given back untracked. Pairs less
+similar than ``min_similarity`` are never matched (gating). A track survives ``max_lost``
+seconds without a match, from the frames' own timestamps, and takes its id back when the
+person reappears; a person no track explains starts a new id. Ids are never reused within a
+sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are compared,
+and each group of people and tracks that could match is solved on its own.
 
 The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
 2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
@@ -39,6 +45,7 @@ the number of people.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +56,7 @@ from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
 _BIG = 1e6  # cost of a pair that the gate forbids
+_FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
 # A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
 # (a variable-rate video's fastest frames come about half a nominal frame apart)
 MIN_STEP = 0.25
@@ -179,24 +187,41 @@ def check_frame(poses: Any, time_s: Any) -> list[Pose]:
     return people
 
 
-def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
+def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray,
+               prior: float = 3.0) -> np.ndarray:
     """``(D, T)`` OKS-like similarity of D detections to T predicted poses.
 
     Per keypoint ``exp(-d² / (2 area (2 sigma)²))`` (COCO's falloff, ``area`` the track's),
-    summed over the keypoints both have and divided by the number either has: a person who
-    shares few keypoints with a track is a weak match, whatever their distance.
+    averaged over the keypoints both have, times ``n / (n + prior)`` for ``n`` shared
+    keypoints: a partial pose scores as well against its own full track as the points it
+    shows allow (dividing by the keypoints either has scored it low), and a match on many
+    keypoints is still worth more than one on a few.
     """
-    # a missing keypoint is put far away, on opposite sides for the two, so it adds nothing
-    p = np.where(np.isfinite(points), points, 1e7)
-    q = np.where(np.isfinite(tracks), tracks, -1e7)
-    d = p[:, None] - q[None]  # (D, T, K, 2)
-    d2 = d[..., 0] ** 2 + d[..., 1] ** 2
-    inv = 1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)  # (T, K)
-    total = np.exp(-d2 * inv[None]).sum(axis=2)
-    miss_p = (~np.isfinite(points[..., 0])).astype(np.float64)
-    miss_q = (~np.isfinite(tracks[..., 0])).astype(np.float64)
-    either = points.shape[1] - miss_p @ miss_q.T  # keypoints one of the two has
-    return total / np.maximum(either, 1.0)
+    d_idx, t_idx = np.indices((len(points), len(tracks))).reshape(2, -1)
+    return _pair_similarity(points, tracks, sigmas, areas, d_idx, t_idx, prior).reshape(len(points), len(tracks))
+
+
+def _pair_similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray,
+                     d_idx: np.ndarray, t_idx: np.ndarray, prior: float) -> np.ndarray:
+    """:func:`similarity` of the pairs ``(d_idx[i], t_idx[i])`` only: ``(P,)``."""
+    # float32 and a missing keypoint put far away (on opposite sides for the two, so it adds nothing): the
+    # pairs of a crowd are many, and this is most of the tracker's time
+    have_p, have_q = np.isfinite(points[..., 0]), np.isfinite(tracks[..., 0])
+    p = np.where(have_p[..., None], points, 1e7).astype(np.float32)
+    q = np.where(have_q[..., None], tracks, -1e7).astype(np.float32)
+    inv = (1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)).astype(np.float32)
+    dx = p[d_idx, :, 0] - q[t_idx, :, 0]
+    dy = p[d_idx, :, 1] - q[t_idx, :, 1]
+    total = np.exp(-(dx * dx + dy * dy) * inv[t_idx]).sum(axis=1, dtype=np.float64)
+    n = (have_p[d_idx] & have_q[t_idx]).sum(axis=1)
+    return total / np.maximum(n, 1) * (n / np.maximum(n + prior, 1e-9))
+
+
+def _boxes(points: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` x0, y0, x1, y1 of each pose's known keypoints (NaN: none known)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known keypoint: NaN
+        return np.concatenate([np.nanmin(points, axis=1), np.nanmax(points, axis=1)], axis=1)
 
 
 def _areas(points: np.ndarray, floor: float) -> np.ndarray:
@@ -230,7 +255,12 @@ class Tracker(SequenceTracker):
     def frame_time(self) -> float:
         """The time of the last frame updated, in frames (seconds times ``config.fps``);
         -1 before the first."""
-        return self._frame
+        return self._now * self.config.fps if self._started else -1.0
+
+    @property
+    def time_s(self) -> float | None:
+        """The time of the last frame updated, in seconds (None before the first)."""
+        return self._now if self._started else None
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """:meth:`update`, as the protocol has it: ``[(payload, tracked people)]``, this frame at once."""
@@ -243,14 +273,16 @@ class Tracker(SequenceTracker):
     def reset(self) -> None:
         """Forget every track; ids start again at 0."""
         self._next_id = 0
-        self._frame = -1.0
-        self._offset = 0.0  # frames added to the timestamps given, where they failed to move on
+        self._started = False
+        self._now = -1.0 / self.config.fps  # seconds of the last frame (the first comes one frame after)
+        self._offset = 0.0  # seconds added to the timestamps given, where they failed to move on
         self._k = 0  # keypoints per person (set by the first person seen)
         self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
         self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
-        self._velocity = np.zeros((0, 0, 2))  # (T, K, 2) pixels per frame
-        self._last_seen = np.zeros(0)  # (T,) frame position of the last match
-        self._missed = np.zeros(0, np.int64)  # (T,)
+        self._velocity = np.zeros((0, 0, 2))  # (T, K, 2) pixels per second
+        self._body = np.zeros((0, 2))  # (T, 2) the body's velocity (median of its keypoints'), pixels per second
+        self._last_seen = np.zeros(0)  # (T,) seconds of the last match
+        self._hits = np.zeros(0, np.int64)  # (T,) frames matched
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
         self._parts = PartSlots()
@@ -260,76 +292,86 @@ class Tracker(SequenceTracker):
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
         of ``config.fps`` after the last; one that repeats, goes back or comes implausibly soon is
         taken as a glitch, see :meth:`_advance`). ``poses`` that are no Pose list, or mix keypoint
-        layouts, are a TypeError or ValueError, and change nothing."""
+        layouts, are a TypeError or ValueError, and change nothing.
+
+        A person found as a fragment of someone a track already follows this frame (half of a
+        person split in two, a limb found apart) starts no track: it comes back untracked
+        (``track_id`` None)."""
         c = self.config
         given = check_frame(poses, time_s)
         now, step = self._advance(time_s)
-        people = [p for p in given if np.isfinite(p.keypoints[:, :2]).any()]
+        body = [bool(np.isfinite(p.keypoints[:, :2]).any()) for p in given]
+        people = [p for p, b in zip(given, body, strict=True) if b]
         # the frame's image, geometry and fields: tracking moves no pixel grid
         out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        rows = self._assign(people, now) if people else np.zeros(0, np.int64)
-        if people:
-            points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
+        rows = self._assign(people, now, step) if people else np.zeros(0, np.int64)
+        tracked = rows != _FRAGMENT
+        people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
+        rows = rows[tracked]
+        if people_t:
+            points = np.stack([p.keypoints[:, :2] for p in people_t]).astype(np.float64)
             new = rows < 0
             if new.any():
                 rows[new] = self._start(int(new.sum()))
-            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-6))
+            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
             self._continue(rows, points, gaps, new, now)
-            parts = self._gather_parts(people) if c.smooth else None
+            parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
                 smoothed = self._smooth(rows, points, gaps, new) if c.smooth else points
-                for person, row, k in zip(people, rows, smoothed, strict=True):
+                for person, row, k in zip(people_t, rows, smoothed, strict=True):
                     kp = person.keypoints.copy()
                     kp[:, :2] = k
                     out.append(person.replace(kp, track_id=int(self.ids[row])))
             else:  # the parts filtered with the body, as more keypoints
                 smoothed = self._smooth(rows, np.concatenate([points, parts[..., :2]], axis=1), gaps, new)
-                merged = self._parts.scatter(people, parts, smoothed[:, self._k:])
-                for person, row, k, person_parts in zip(people, rows, smoothed, merged, strict=True):
+                merged = self._parts.scatter(people_t, parts, smoothed[:, self._k:])
+                for person, row, k, person_parts in zip(people_t, rows, smoothed, merged, strict=True):
                     kp = person.keypoints.copy()
                     kp[:, :2] = k[:self._k]
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
-        # a person without a body keypoint but with a part (a face the face detector found alone) has nothing to
-        # track by: kept, untracked, as found
-        out.extend(p for p in given if not np.isfinite(p.keypoints[:, :2]).any()
-                   and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
-        seen = np.zeros(len(self.ids), bool)
-        seen[rows] = True
-        self._missed = np.where(seen, 0, self._missed + 1)
-        self._keep(self._missed <= c.max_missed)
+        # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
+        # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
+        out.extend(p for p, keep in zip(people, tracked, strict=True) if not keep)
+        out.extend(p for p, b in zip(given, body, strict=True)
+                   if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
+        absent = now - self._last_seen
+        confirmed = self._hits >= c.confirm_hits
+        self._keep(np.where(confirmed, absent <= c.max_lost, absent <= 0.0))
         return out
 
     # ------------------------------------------------------------------ internals
     def _advance(self, time_s: float | None) -> tuple[float, float]:
-        """``(frame time, step)`` of the next frame, in frames; the time always moves on.
+        """``(time, step)`` of the next frame, in seconds; the time always moves on.
 
-        A timestamp that repeats or goes back counts as one frame after the last, one that
-        comes implausibly soon (under :data:`MIN_STEP` frames) as ``MIN_STEP`` after: a
-        glitch of the source's clock, whose tiny step would otherwise make velocities huge
-        and every person a new id. The correction is kept as an offset to later timestamps,
-        so their steps stay the source's own and the next one cannot collide again.
+        A timestamp that repeats or goes back counts as one frame (of ``config.fps``) after
+        the last, one that comes implausibly soon (under :data:`MIN_STEP` frames) as
+        ``MIN_STEP`` frames after: a glitch of the source's clock, whose tiny step would
+        otherwise make velocities huge and every person a new id. The correction is kept as an
+        offset to later timestamps, so their steps stay the source's own and the next one
+        cannot collide again.
         """
-        now = self._frame + 1.0 if time_s is None else float(time_s) * self.config.fps + self._offset
+        period = 1.0 / self.config.fps
+        now = self._now + period if time_s is None else float(time_s) + self._offset
         if not math.isfinite(now):
-            now = self._frame + 1.0
-        if self._frame < 0:
-            self._frame = now
-            return now, 1.0
-        step = now - self._frame
-        if step < MIN_STEP:
-            fixed = 1.0 if step < 1e-3 else MIN_STEP
+            now = self._now + period
+        if not self._started:
+            self._started, self._now = True, now
+            return now, period
+        step = now - self._now
+        if step < MIN_STEP * period:
+            fixed = period if step < 1e-3 * period else MIN_STEP * period
             if time_s is not None and math.isfinite(float(time_s)):
                 self._offset += fixed - step
-            now, step = self._frame + fixed, fixed
-        self._frame = now
+            now, step = self._now + fixed, fixed
+        self._now = now
         return now, step
 
     def _restart(self, k: int) -> None:
-        next_id, frame, offset = self._next_id, self._frame, self._offset
+        next_id, now, started, offset = self._next_id, self._now, self._started, self._offset
         self.reset()
-        self._next_id, self._frame, self._offset, self._k = next_id, frame, offset, k
+        self._next_id, self._now, self._started, self._offset, self._k = next_id, now, started, offset, k
         self._points = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
         self._fx = np.zeros((0, k, 2))
@@ -348,30 +390,73 @@ class Tracker(SequenceTracker):
             self._fdx = np.concatenate([self._fdx, np.zeros((t, grow, 2))], axis=1)
         return parts
 
-    def _assign(self, people: list[Pose], now: float) -> np.ndarray:
-        """``(D,)`` the track row of each person, -1 for none."""
+    def predicted(self, now: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(points (T, K, 2), absent (T,))``: each track's pose predicted at ``now`` and the
+        seconds it has gone unmatched before this frame (0: seen in the frame before).
+
+        A track seen in the frame before moves on by its keypoints' velocities. A lost one
+        coasts by its body's velocity, which decays (time constant ``config.coast``): the
+        velocity of the last, often partial poses before an occlusion is the least reliable,
+        and a person hidden for a second rarely keeps walking in a straight line at full speed.
+        """
+        c = self.config
+        ahead = now - self._last_seen
+        absent = np.maximum(ahead - step, 0.0)
+        lost = absent > 1e-9
+        tau = max(c.coast, 1e-9)
+        coast = tau * (1.0 - np.exp(-ahead / tau))  # distance factor of a decaying velocity
+        moved = np.where(lost[:, None, None], (self._body * coast[:, None])[:, None, :],
+                         self._velocity * ahead[:, None, None])
+        return self._points + moved, absent
+
+    def _assign(self, people: list[Pose], now: float, step: float) -> np.ndarray:
+        """``(D,)`` the track row of each person: -1 for a new track, :data:`_FRAGMENT` for a
+        fragment of a person matched this frame (no track).
+
+        One optimal assignment over every track, seen or lost: a lost track's tolerance
+        widens with the time it has been gone (its prediction grows uncertain) and its
+        similarity counts ``config.lost_weight`` times, so a track that saw its person in the
+        last frame keeps them against a lost track's equal claim, but a clearly better lost
+        match wins (a returning person takes their own id back from a neighbour's track). An
+        unconfirmed track (fewer than ``config.confirm_hits`` matches: a fragment, a false
+        detection) counts ``config.tentative_weight`` times. Pairs whose boxes, widened by the
+        tolerance, do not overlap are never compared (they could not pass the gate), and each
+        group of people and tracks that could match is solved on its own: 200 people cost
+        about what 10 do, times 20.
+        """
+        c = self.config
         rows = np.full(len(people), -1, np.int64)
+        points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
         if not len(self.ids):
             return rows
-        c = self.config
-        from scipy.optimize import linear_sum_assignment
-
         sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
-        points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
-        ahead = np.minimum(now - self._last_seen, c.max_extrapolation)
-        predicted = self._points + self._velocity * ahead[:, None, None]
-        widen = (1.0 + c.lost_growth * self._missed) ** 2
-        sim = similarity(points, predicted, sigmas, _areas(self._points, c.min_area) * widen)
+        predicted, absent = self.predicted(now, step)
+        areas = _areas(self._points, c.min_area) * (1.0 + c.lost_growth * absent) ** 2
+        # a keypoint farther than this from its prediction adds under 1 % to the similarity
+        if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
+            d_idx, t_idx = np.indices((len(people), len(self.ids))).reshape(2, -1)
+        else:
+            reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas)
+            det, trk = _boxes(points), _boxes(predicted)
+            trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
+            with np.errstate(invalid="ignore"):
+                near = ((det[:, None, 0] <= trk[None, :, 2]) & (det[:, None, 2] >= trk[None, :, 0])
+                        & (det[:, None, 1] <= trk[None, :, 3]) & (det[:, None, 3] >= trk[None, :, 1]))
+            d_idx, t_idx = np.nonzero(near)
+        if not len(d_idx):
+            return rows
+        raw = _pair_similarity(points, predicted, sigmas, areas, d_idx, t_idx, c.shared_prior)
+        weight = np.where(self._hits < c.confirm_hits, c.tentative_weight,
+                          np.where(absent > 1e-9, c.lost_weight, 1.0))
+        sim = raw * weight[t_idx]
         ok = sim >= c.min_similarity
-        for level in (self._missed == 0, self._missed > 0):  # the tracks that see their person first
-            free = rows < 0
-            if not level.any() or not free.any():
-                continue
-            d_idx, t_idx = np.flatnonzero(free), np.flatnonzero(level)
-            cost = np.where(ok[np.ix_(d_idx, t_idx)], 1.0 - sim[np.ix_(d_idx, t_idx)], _BIG)
-            r, k = linear_sum_assignment(cost)
-            good = cost[r, k] < _BIG
-            rows[d_idx[r[good]]] = t_idx[k[good]]
+        d_ok, t_ok, cost = d_idx[ok], t_idx[ok], 1.0 - sim[ok]
+        _solve(rows, d_ok, t_ok, cost, len(people), len(self.ids))
+        # a person left over who closely fits a track matched this frame is a fragment of that person
+        taken = np.zeros(len(self.ids), bool)
+        taken[rows[rows >= 0]] = True
+        frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
+        rows[d_idx[frag]] = _FRAGMENT
         return rows
 
     def _start(self, n: int) -> np.ndarray:
@@ -382,8 +467,9 @@ class Tracker(SequenceTracker):
         nan = np.full((n, k, 2), np.nan)
         self._points = np.concatenate([self._points, nan])
         self._velocity = np.concatenate([self._velocity, np.zeros((n, k, 2))])
-        self._last_seen = np.concatenate([self._last_seen, np.full(n, self._frame)])
-        self._missed = np.concatenate([self._missed, np.zeros(n, np.int64)])
+        self._body = np.concatenate([self._body, np.zeros((n, 2))])
+        self._last_seen = np.concatenate([self._last_seen, np.full(n, self._now)])
+        self._hits = np.concatenate([self._hits, np.zeros(n, np.int64)])
         width = self._fx.shape[1]  # the body's keypoints and the parts' columns
         self._fx = np.concatenate([self._fx, np.full((n, width, 2), np.nan)])
         self._fdx = np.concatenate([self._fdx, np.zeros((n, width, 2))])
@@ -398,21 +484,26 @@ class Tracker(SequenceTracker):
             v = (new - old) / gaps[:, None, None]
         a = c.velocity_smoothing
         vel = np.where(known[..., None], a * v + (1 - a) * vel, vel)
-        # keypoints not seen now move with the body (the mean velocity of those that are)
+        # the body's velocity: the median of the keypoints' (a keypoint that jumped to a neighbour moves it little)
         n_known = known.sum(axis=1)
-        body = np.where(known[..., None], vel, 0.0).sum(axis=1) / np.maximum(n_known, 1)[:, None]
+        body = np.where((n_known > 0)[:, None], _median(np.where(known[..., None], vel, np.nan), n_known),
+                        self._body[rows])
+        # keypoints not seen now move with the body
         vel = np.where(~known[..., None] & (n_known > 0)[:, None, None], body[:, None, :], vel)
-        ahead = np.minimum(gaps, c.max_extrapolation)
-        predicted = old + vel * ahead[:, None, None]
-        self._points[rows] = np.where(seen[..., None], new, predicted)
+        tau = max(c.coast, 1e-9)
+        carried = old + (body * (tau * (1.0 - np.exp(-gaps / tau)))[:, None])[:, None, :]
+        self._points[rows] = np.where(seen[..., None], new, carried)
         self._velocity[rows] = vel
+        self._body[rows] = body
         self._last_seen[rows] = now
+        self._hits[rows] += 1
 
     def _smooth(self, rows: np.ndarray, points: np.ndarray, gaps: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """One Euro in the frame that moves with the body: each keypoint's filtered position is
         first carried by the person's mean velocity, so walking adds no lag and the filter only
         sees articulation and noise. ``points``: the body's keypoints, then the parts' columns
-        (moved by the body's velocity and scaled by its size)."""
+        (moved by the body's velocity and scaled by its size); ``gaps``: seconds since each
+        track's last match."""
         c = self.config
         k = self._k
         x, dx = self._fx[rows], self._fdx[rows]
@@ -422,7 +513,7 @@ class Tracker(SequenceTracker):
         body = np.where(ok[..., None], vel, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)[:, None]
         carried = x + (body * gaps[:, None])[:, None, :]
         size = np.sqrt(_areas(points[:, :k], c.min_area))[:, None, None]  # the person's scale, pixels
-        dt = (gaps / c.fps)[:, None, None]
+        dt = gaps[:, None, None]
         x, dx = one_euro_step(carried, dx, points, dt, c.min_cutoff, c.beta, c.d_cutoff, size)
         self._fx[rows], self._fdx[rows] = x, dx
         return x
@@ -431,5 +522,54 @@ class Tracker(SequenceTracker):
         if alive.all():
             return
         self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
-        self._last_seen, self._missed = self._last_seen[alive], self._missed[alive]
+        self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
+
+
+def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``(T, 2)`` the median over axis 1 of ``values`` (``(T, K, 2)``, NaN: left out), ``count``
+    values known per row (at least 1): numpy's ``nanmedian`` without its cost."""
+    ordered = np.sort(values, axis=1)  # NaN last
+    lo = np.maximum(count - 1, 0) // 2
+    hi = np.maximum(count, 1) // 2
+    pick = np.take_along_axis
+    return 0.5 * (pick(ordered, lo[:, None, None].repeat(2, axis=2), axis=1)[:, 0]
+                  + pick(ordered, hi[:, None, None].repeat(2, axis=2), axis=1)[:, 0])
+
+
+def _solve(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, cost: np.ndarray, n_det: int,
+           n_trk: int) -> None:
+    """The minimum-cost assignment of the candidate pairs ``(d_idx, t_idx)`` written into
+    ``rows`` (detection -> track). The pairs split into groups that share no detection or
+    track (connected components); a group of one pair is matched at once, the rest by
+    scipy's ``linear_sum_assignment`` each, on a matrix the size of the group."""
+    if not len(d_idx):
+        return
+    from scipy.optimize import linear_sum_assignment
+
+    if n_det * n_trk <= 400:  # a few people: one small matrix is cheaper than finding the groups
+        matrix = np.full((n_det, n_trk), _BIG)
+        matrix[d_idx, t_idx] = cost
+        r, k = linear_sum_assignment(matrix)
+        good = matrix[r, k] < _BIG
+        rows[r[good]] = k[good]
+        return
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
+    n = n_det + n_trk
+    graph = csr_array((np.ones(len(d_idx)), (d_idx, n_det + t_idx)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    group = label[d_idx]
+    size = np.bincount(group, minlength=n)
+    single = size[group] == 1
+    rows[d_idx[single]] = t_idx[single]
+    for g in np.unique(group[~single]):
+        pick = np.flatnonzero(group == g)
+        dd, d_inv = np.unique(d_idx[pick], return_inverse=True)
+        tt, t_inv = np.unique(t_idx[pick], return_inverse=True)
+        matrix = np.full((len(dd), len(tt)), _BIG)
+        matrix[d_inv, t_inv] = cost[pick]
+        r, k = linear_sum_assignment(matrix)
+        good = matrix[r, k] < _BIG
+        rows[dd[r[good]]] = tt[k[good]]
