@@ -215,3 +215,34 @@ def _dense_solve(rows, d_idx, t_idx, cost, n_det, n_trk):
     r, k = linear_sum_assignment(matrix)
     good = matrix[r, k] < online._BIG
     rows[r[good]] = k[good]
+
+
+def test_offline_relinks_a_returning_person_to_the_track_that_ended_within_the_window():
+    """Hindsight: with lost tracks never matched online (``lost_weight`` 0), a person back from
+    0.5 s behind an occluder gets a new id online; the offline tracker compares their best
+    pose of the next ``window`` frames with the ended track moved on, and gives the id back
+    (and a stranger entering far away keeps a new id)."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(50):
+        who = []
+        if not 12 <= t < 27:
+            who.append(pose(a, (150 + 3 * t, 220), rng=rng))
+        if t >= 30:
+            who.append(pose(b, (560, 200), rng=rng))
+        frames.append(Poses(who))
+    config = TrackerConfig(smooth=False, lost_weight=0.0)
+    runs = {}
+    for offline in (False, True):
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
+        runs[offline] = [[(float(np.nanmean(p.keypoints[:, 0])) < 450, p.track_id) for p in people]
+                         for _, people in tracked]
+    online_a = {i for f in runs[False] for is_a, i in f if is_a}
+    offline_a = {i for f in runs[True] for is_a, i in f if is_a}
+    offline_b = {i for f in runs[True] for is_a, i in f if not is_a}
+    assert online_a == {0, 1}  # online: a new id on return
+    assert offline_a == {0}, runs[True]  # offline: re-linked
+    assert len(offline_b) == 1 and offline_b != {0}

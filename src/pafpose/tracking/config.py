@@ -32,6 +32,10 @@ class TrackerConfig:
         fragment_similarity: a person left over after the matching whose similarity to a
             track matched this frame is at least this is a fragment of that person (half of a
             person split in two): it starts no track and comes back untracked.
+        relink_similarity: offline, a new id whose best pose of the ``window`` frames after
+            its birth fits an id that ended within ``max_lost`` at least this well (the same
+            similarity, the ended track moved on by its decaying velocity) takes that id
+            (1: never).
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
             one-keypoint people would otherwise match nothing).
         smooth: apply the One Euro filter to the tracked keypoints (whole-body parts too:
@@ -62,6 +66,7 @@ class TrackerConfig:
     tentative_weight: float = 0.5
     shared_prior: float = 1.0
     fragment_similarity: float = 0.5
+    relink_similarity: float = 0.3
     min_area: float = 32.0 * 32.0
     smooth: bool = True
     min_cutoff: float = 3.0
@@ -82,6 +87,7 @@ class TrackerConfig:
         check_number("tentative_weight", self.tentative_weight, 0.0, 1.0)
         check_number("shared_prior", self.shared_prior, 0.0, 1000.0)
         check_number("fragment_similarity", self.fragment_similarity, 0.0, 1.0)
+        check_number("relink_similarity", self.relink_similarity, 0.0, 1.0)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)
         check_number("beta", self.beta, 0.0, 1e6)

@@ -28,7 +28,7 @@ import numpy as np
 from pafpose.pose import Pose, Poses
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker
+from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
 
 
 @dataclass
@@ -75,6 +75,9 @@ class OfflineTracker(SequenceTracker):
         self._next = 0  # index in _frames of the next frame to give out
         self._parts = PartSlots()
         self._k = 0  # keypoints per person of the frames held (0: none seen yet)
+        self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}  # id -> (time, keypoints, px/frame)
+        self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
+        self._checked: set[int] = set()  # online ids whose birth was looked at
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
@@ -88,15 +91,89 @@ class OfflineTracker(SequenceTracker):
             self._next = 0
             self._parts.clear()
         self._k = k or self._k
+        if self._alias:
+            tracked = tracked.derive([p.replace(track_id=self._alias.get(p.track_id, p.track_id)) for p in tracked])
         self._frames.append(_Frame(self.online.frame_time, tracked, payload,
                                    np.array([-1 if p.track_id is None else p.track_id for p in tracked], np.int64),
                                    np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3)),
                                    np.array([p.score for p in tracked], dtype=np.float64),
                                    self._parts.gather(list(tracked)) if c.smooth or c.max_gap
                                    else np.zeros((len(tracked), 0, 3))))
+        self._remember(self._frames[-1])
         while len(self._frames) - 1 - self._next >= self.config.window:
+            self._relink()
             out.append(self._give())
         return out
+
+    def _remember(self, frame: _Frame) -> None:
+        """Each id's last pose, time and body velocity (pixels per frame), for re-linking."""
+        for i, track_id in enumerate(frame.ids.tolist()):
+            if track_id < 0:
+                continue
+            points = frame.keypoints[i, :, :2]
+            velocity = np.zeros(2)
+            if track_id in self._last:
+                t0, p0, v0 = self._last[track_id]
+                both = np.isfinite(points[:, 0]) & np.isfinite(p0[:, 0])
+                if both.any() and frame.time > t0:
+                    velocity = np.median(points[both] - p0[both], axis=0) / (frame.time - t0)
+                else:
+                    velocity = v0
+                points = np.where(np.isfinite(points), points, p0 + velocity * (frame.time - t0))
+            self._last[track_id] = (frame.time, points, velocity)
+
+    def _relink(self) -> None:
+        """Hindsight: an id born in the frame about to be given out that continues an id which
+        ended before it (within ``max_lost``) takes that id back. The online tracker had to
+        decide on the returning person's first, often partial pose; here their best pose of
+        the next ``window`` frames is compared with the ended track's last one, moved on by
+        its decaying velocity. The ended track is then dropped from the online tracker, so the
+        two never meet again."""
+        c = self.config
+        frames = list(self._frames)
+        centre = frames[self._next]
+        born = [i for i in centre.ids.tolist() if i >= 0 and i not in self._checked]
+        self._checked.update(born)
+        if not born:
+            return
+        later = {i for f in frames[self._next:] for i in f.ids.tolist()}
+        earlier = {i for f in frames[:self._next] for i in f.ids.tolist()}
+        born = [i for i in born if i not in earlier]
+        ended = [i for i, (t, _, _) in self._last.items()
+                 if i not in later and 0 < centre.time - t <= c.max_lost * c.fps]
+        if not born or not ended:
+            return
+        skeleton = next(p.skeleton for p in centre.poses if p.track_id in born)
+        sigmas = np.asarray(skeleton.sigmas, dtype=np.float64)
+        taken: set[int] = set()
+        for new in born:
+            best = max(((int((f.ids == new).sum() and np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()), f)
+                        for f in frames[self._next:]), key=lambda x: x[0])[1]
+            points = best.keypoints[best.ids == new][0, :, :2]
+            scores = []
+            for old in ended:
+                if old in taken:
+                    scores.append(-1.0)
+                    continue
+                t0, p0, v0 = self._last[old]
+                gone = (best.time - t0) / c.fps  # seconds
+                tau = max(c.coast, 1e-9)
+                guess = p0 + v0 * c.fps * tau * (1.0 - np.exp(-gone / tau))
+                area = _box_area(p0, c.min_area) * (1.0 + c.lost_growth * gone) ** 2
+                scores.append(float(similarity(points[None], guess[None], sigmas, np.array([area]),
+                                               c.shared_prior)[0, 0]))
+            j = int(np.argmax(scores))
+            if scores[j] < c.relink_similarity or c.relink_similarity >= 1.0:
+                continue
+            old = ended[j]
+            taken.add(old)
+            self._alias[new] = old
+            self.online.forget(old)
+            for f in frames[self._next:]:
+                hit = f.ids == new
+                if hit.any():
+                    f.ids[hit] = old
+                    f.poses = f.poses.derive([p.replace(track_id=old) if p.track_id == new else p for p in f.poses])
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order. The ids go on if more frames follow (a new
@@ -113,6 +190,9 @@ class OfflineTracker(SequenceTracker):
         self._next = 0
         self._parts.clear()
         self._k = 0
+        self._last.clear()
+        self._alias.clear()
+        self._checked.clear()
 
     def _give(self) -> tuple[Any, Poses]:
         c = self.config
@@ -168,6 +248,10 @@ class OfflineTracker(SequenceTracker):
         here = set(centre.ids.tolist())
         return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
+
+
+def _box_area(points: np.ndarray, floor: float) -> float:
+    return float(_areas(points[None], floor)[0])
 
 
 def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sides: np.ndarray) -> _Fit:

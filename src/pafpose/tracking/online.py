@@ -518,6 +518,10 @@ class Tracker(SequenceTracker):
         self._fx[rows], self._fdx[rows] = x, dx
         return x
 
+    def forget(self, track_id: int) -> None:
+        """Drop the track of ``track_id`` (if alive): it will never take a person again."""
+        self._keep(self.ids != track_id)
+
     def _keep(self, alive: np.ndarray) -> None:
         if alive.all():
             return
