@@ -45,7 +45,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/serve_soak.py
 	$(PY) benchmarks/backends.py
 	$(PY) benchmarks/backend_choice.py
+	$(PY) -m pip install -q --no-deps 'trackeval==1.3.0'
 	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/tracking.py --seeds 0-9
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/wholebody.py
 	$(PY) benchmarks/wholebody_fusion.py --set val2017-dev
