@@ -75,9 +75,9 @@ class OfflineTracker(SequenceTracker):
         self._next = 0  # index in _frames of the next frame to give out
         self._parts = PartSlots()
         self._k = 0  # keypoints per person of the frames held (0: none seen yet)
-        self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}  # id -> (time, keypoints, px/frame)
+        # id -> (first seen, last seen, last keypoints, px/frame); ids gone longer than max_lost are forgotten
+        self._last: dict[int, tuple[float, float, np.ndarray, np.ndarray]] = {}
         self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
-        self._checked: set[int] = set()  # online ids whose birth was looked at
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
@@ -106,21 +106,30 @@ class OfflineTracker(SequenceTracker):
         return out
 
     def _remember(self, frame: _Frame) -> None:
-        """Each id's last pose, time and body velocity (pixels per frame), for re-linking."""
+        """Each id's first time, last pose, time and body velocity (pixels per frame), for
+        re-linking; memory stays bounded (ids gone longer than ``max_lost`` are dropped, and
+        so are the aliases of online ids no longer alive)."""
+        horizon = frame.time - self.config.max_lost * self.config.fps - 1.0
+        for gone in [i for i, v in self._last.items() if v[1] < horizon]:
+            del self._last[gone]
+        alive = set(self.online.ids.tolist())
+        for gone in [i for i in self._alias if i not in alive]:
+            del self._alias[gone]
         for i, track_id in enumerate(frame.ids.tolist()):
             if track_id < 0:
                 continue
             points = frame.keypoints[i, :, :2]
             velocity = np.zeros(2)
+            first = frame.time
             if track_id in self._last:
-                t0, p0, v0 = self._last[track_id]
+                first, t0, p0, v0 = self._last[track_id]
                 both = np.isfinite(points[:, 0]) & np.isfinite(p0[:, 0])
                 if both.any() and frame.time > t0:
                     velocity = np.median(points[both] - p0[both], axis=0) / (frame.time - t0)
                 else:
                     velocity = v0
                 points = np.where(np.isfinite(points), points, p0 + velocity * (frame.time - t0))
-            self._last[track_id] = (frame.time, points, velocity)
+            self._last[track_id] = (first, frame.time, points, velocity)
 
     def _relink(self) -> None:
         """Hindsight: an id born in the frame about to be given out that continues an id which
@@ -132,14 +141,11 @@ class OfflineTracker(SequenceTracker):
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
-        born = [i for i in centre.ids.tolist() if i >= 0 and i not in self._checked]
-        self._checked.update(born)
+        born = [i for i in centre.ids.tolist() if i >= 0 and i in self._last and self._last[i][0] == centre.time]
         if not born:
             return
         later = {i for f in frames[self._next:] for i in f.ids.tolist()}
-        earlier = {i for f in frames[:self._next] for i in f.ids.tolist()}
-        born = [i for i in born if i not in earlier]
-        ended = [i for i, (t, _, _) in self._last.items()
+        ended = [i for i, (_, t, _, _) in self._last.items()
                  if i not in later and 0 < centre.time - t <= c.max_lost * c.fps]
         if not born or not ended:
             return
@@ -155,7 +161,7 @@ class OfflineTracker(SequenceTracker):
                 if old in taken:
                     scores.append(-1.0)
                     continue
-                t0, p0, v0 = self._last[old]
+                _, t0, p0, v0 = self._last[old]
                 gone = (best.time - t0) / c.fps  # seconds
                 tau = max(c.coast, 1e-9)
                 guess = p0 + v0 * c.fps * tau * (1.0 - np.exp(-gone / tau))
@@ -192,7 +198,6 @@ class OfflineTracker(SequenceTracker):
         self._k = 0
         self._last.clear()
         self._alias.clear()
-        self._checked.clear()
 
     def _give(self) -> tuple[Any, Poses]:
         c = self.config
