@@ -1,7 +1,9 @@
 """Tracking a sequence whose later frames are known too (a video file, a folder of frames):
-smoothing without lag and short gaps filled.
+smoothing without lag, short gaps filled and returning people re-linked.
 
-The online :class:`~pafpose.tracking.Tracker` gives the ids (unsmoothed); each frame is then
+The online :class:`~pafpose.tracking.Tracker` gives the ids (unsmoothed), and a new id that
+continues a track ended within ``max_lost`` is re-linked to it from hindsight (its best pose
+of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); each frame is then
 held back ``window`` frames, until the frames after it have been seen. Its keypoints are
 replaced by a local quadratic fit over the same person's keypoints in the frames on both
 sides (Gaussian weights in time, a Savitzky-Golay-like smoother that handles uneven frame
