@@ -92,6 +92,8 @@ class OfflineTracker(SequenceTracker):
             self._frames.clear()
             self._next = 0
             self._parts.clear()
+            self._last.clear()  # nobody of the old layout can be re-linked to
+            self._alias.clear()
         self._k = k or self._k
         if self._alias:
             tracked = tracked.derive([p.replace(track_id=self._alias.get(p.track_id, p.track_id)) for p in tracked])
