@@ -30,7 +30,7 @@ import numpy as np
 from pafpose.pose import Pose, Poses
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
+from pafpose.tracking.online import PartSlots, Tracker, _areas, _median, similarity
 
 
 @dataclass
@@ -119,21 +119,30 @@ class OfflineTracker(SequenceTracker):
         alive = set(self.online.ids.tolist())
         for gone in [i for i in self._alias if i not in alive]:
             del self._alias[gone]
-        for i, track_id in enumerate(frame.ids.tolist()):
-            if track_id < 0:
-                continue
-            points = frame.keypoints[i, :, :2]
-            velocity = np.zeros(2)
-            first = frame.time
-            if track_id in self._last:
-                first, t0, p0, v0 = self._last[track_id]
-                both = np.isfinite(points[:, 0]) & np.isfinite(p0[:, 0])
-                if both.any() and frame.time > t0:
-                    velocity = np.median(points[both] - p0[both], axis=0) / (frame.time - t0)
-                else:
-                    velocity = v0
-                points = np.where(np.isfinite(points), points, p0 + velocity * (frame.time - t0))
-            self._last[track_id] = (first, frame.time, points, velocity)
+        ids = frame.ids
+        points = frame.keypoints[ids >= 0, :, :2]
+        points = np.where(np.isfinite(points).all(axis=2)[..., None], points, np.nan)
+        ids = ids[ids >= 0].tolist()
+        if not ids:
+            return
+        known = [self._last.get(i) for i in ids]
+        first = np.array([frame.time if k is None else k[0] for k in known])
+        before = [j for j, k in enumerate(known) if k is not None]
+        velocity = np.zeros((len(ids), 2))
+        if before:  # the body's velocity since the last time: the median of its keypoints' moves
+            t0 = np.array([known[j][1] for j in before])
+            p0 = np.stack([known[j][2] for j in before])
+            v0 = np.stack([known[j][3] for j in before])
+            now = points[before]
+            both = np.isfinite(now[..., 0]) & np.isfinite(p0[..., 0])
+            count = both.sum(axis=1)
+            dt = np.maximum(frame.time - t0, 1e-9)
+            moved = _median(np.where(both[..., None], now - p0, np.nan), count) / dt[:, None]
+            v = np.where(((count > 0) & (frame.time > t0))[:, None], moved, v0)
+            velocity[before] = v
+            points[before] = np.where(np.isfinite(now), now, p0 + v[:, None, :] * (frame.time - t0)[:, None, None])
+        for j, track_id in enumerate(ids):
+            self._last[track_id] = (float(first[j]), frame.time, points[j], velocity[j])
 
     def _relink(self) -> None:
         """Hindsight: an id born in the frame about to be given out that continues an id which
@@ -212,12 +221,15 @@ class OfflineTracker(SequenceTracker):
         wanted = np.union1d(centre.ids[centre.ids >= 0] if c.smooth else np.zeros(0, np.int64), gapped)
         fitted = _fit(frames, wanted, centre.time, c.window, both_sides=np.isin(wanted, gapped))
         merged = self._smoothed_parts(centre, wanted, fitted) if c.smooth and centre.parts.shape[1] else None
-        for i, (person, track_id) in enumerate(zip(centre.poses, centre.ids.tolist(), strict=True)):
-            k = person.keypoints.copy()
-            if c.smooth and track_id >= 0:
-                points = fitted.points[np.searchsorted(wanted, track_id)]
-                k[:, :2] = np.where(np.isfinite(k[:, :2]) & np.isfinite(points), points, k[:, :2])
-            out.append(person.replace(k) if merged is None else person.replace(k, parts=merged[i]))
+        keypoints = centre.keypoints.copy()
+        tracked = centre.ids >= 0
+        if c.smooth and tracked.any():  # the fitted points where the person has the keypoint
+            k, points = keypoints[tracked], fitted.points[np.searchsorted(wanted, centre.ids[tracked])]
+            k[..., :2] = np.where(np.isfinite(k[..., :2]) & np.isfinite(points), points, k[..., :2])
+            keypoints[tracked] = k
+        for i, person in enumerate(centre.poses):
+            out.append(person.replace(keypoints[i]) if merged is None
+                       else person.replace(keypoints[i], parts=merged[i]))
         skeleton = next((f.poses[0].skeleton for f in frames if len(f.poses)), None)
         for track_id in gapped.tolist():
             j = np.searchsorted(wanted, track_id)
@@ -276,19 +288,23 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     pk = np.full((len(near), n, width, 3), np.nan)
     present = np.zeros((len(near), n), bool)
     scores = np.zeros((len(near), n))
-    for i, f in enumerate(near):
-        if not n or not len(f.ids):
-            continue
-        pos = np.clip(np.searchsorted(ids, f.ids), 0, n - 1)
-        hit = ids[pos] == f.ids
-        kp[i, pos[hit]] = f.keypoints[hit]
-        if width:
-            pk[i, pos[hit], :f.parts.shape[1]] = f.parts[hit]
-        present[i, pos[hit]] = True
-        scores[i, pos[hit]] = f.scores[hit]
+    full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
+    if n and full:  # every frame's people at once: one lookup of their rows
+        frame_of = np.repeat([i for i, _ in full], [len(f.ids) for _, f in full])
+        all_ids = np.concatenate([f.ids for _, f in full])
+        pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
+        hit = ids[pos] == all_ids
+        rows, cols = frame_of[hit], pos[hit]
+        kp[rows, cols] = np.concatenate([f.keypoints for _, f in full])[hit]
+        present[rows, cols] = True
+        scores[rows, cols] = np.concatenate([f.scores for _, f in full])[hit]
+        if width:  # each frame's parts fill its first columns (the columns only grow)
+            bounds = np.cumsum([0] + [len(f.ids) for _, f in full])
+            for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
+                pk[i, pos[a:b][hit[a:b]], :f.parts.shape[1]] = f.parts[hit[a:b]]
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
-    points, conf = _local_fit(kp, t, g, both_sides)
+    points, conf = _local_fit(kp, t, g, both_sides, fast=True)
     if width:
         part_points, part_conf = _local_fit(pk, t, g, both_sides, fast=True)
     else:

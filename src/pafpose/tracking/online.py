@@ -45,7 +45,6 @@ the number of people.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,18 +218,14 @@ def _pair_similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray,
 
 def _boxes(points: np.ndarray) -> np.ndarray:
     """``(N, 4)`` x0, y0, x1, y1 of each pose's known keypoints (NaN: none known)."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known keypoint: NaN
-        return np.concatenate([np.nanmin(points, axis=1), np.nanmax(points, axis=1)], axis=1)
+    return np.concatenate([np.fmin.reduce(points, axis=1), np.fmax.reduce(points, axis=1)], axis=1)
 
 
 def _areas(points: np.ndarray, floor: float) -> np.ndarray:
-    """``(N,)`` box area of each pose's known keypoints (at least ``floor``)."""
-    known = np.isfinite(points[..., 0])
-    lo = np.where(known[..., None], points, np.inf).min(axis=1)
-    hi = np.where(known[..., None], points, -np.inf).max(axis=1)
-    span = np.where(known.sum(axis=1)[:, None] >= 2, hi - lo, 0.0)
-    return np.maximum(span[:, 0] * span[:, 1], floor)
+    """``(N,)`` box area of each pose's known keypoints (at least ``floor``); ``points``:
+    missing keypoints NaN in both coordinates (``fmin``/``fmax`` skip them)."""
+    span = np.fmax.reduce(points, axis=1) - np.fmin.reduce(points, axis=1)
+    return np.fmax(span[:, 0] * span[:, 1], floor)
 
 
 class Tracker(SequenceTracker):
@@ -300,18 +295,22 @@ class Tracker(SequenceTracker):
         c = self.config
         given = check_frame(poses, time_s)
         now, step = self._advance(time_s)
-        body = [bool(np.isfinite(p.keypoints[:, :2]).any()) for p in given]
+        xy = np.stack([p.keypoints[:, :2] for p in given]) if given else np.zeros((0, 0, 2))
+        seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
+        body = seen.any(axis=1).tolist()
         people = [p for p, b in zip(given, body, strict=True) if b]
+        # a keypoint is known in both coordinates or missing in both (NaN): inf or a lone coordinate is missing
+        xy = np.where(seen[..., None], xy, np.nan)[seen.any(axis=1)]
         # the frame's image, geometry and fields: tracking moves no pixel grid
         out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        rows = self._assign(people, now, step) if people else np.zeros(0, np.int64)
+        rows = self._assign(people, xy, now, step) if people else np.zeros(0, np.int64)
         tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
         if people_t:
-            points = np.stack([p.keypoints[:, :2] for p in people_t]).astype(np.float64)
+            points = xy[tracked]
             new = rows < 0
             if new.any():
                 rows[new] = self._start(int(new.sum()))
@@ -319,11 +318,15 @@ class Tracker(SequenceTracker):
             self._continue(rows, points, gaps, new, now)
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
-                smoothed = self._smooth(rows, points, gaps, new) if c.smooth else points
-                for person, row, k in zip(people_t, rows, smoothed, strict=True):
-                    kp = person.keypoints.copy()
-                    kp[:, :2] = k
-                    out.append(person.replace(kp, track_id=int(self.ids[row])))
+                if c.smooth:
+                    smoothed = self._smooth(rows, points, gaps, new)
+                    for person, row, k in zip(people_t, rows, smoothed, strict=True):
+                        kp = person.keypoints.copy()
+                        kp[:, :2] = k
+                        out.append(person.replace(kp, track_id=int(self.ids[row])))
+                else:  # the keypoints as found
+                    out.extend(person.replace(track_id=int(self.ids[row])) for person, row in zip(people_t, rows,
+                                                                                                strict=True))
             else:  # the parts filtered with the body, as more keypoints
                 smoothed = self._smooth(rows, np.concatenate([points, parts[..., :2]], axis=1), gaps, new)
                 merged = self._parts.scatter(people_t, parts, smoothed[:, self._k:])
@@ -409,7 +412,7 @@ class Tracker(SequenceTracker):
                          self._velocity * ahead[:, None, None])
         return self._points + moved, absent
 
-    def _assign(self, people: list[Pose], now: float, step: float) -> np.ndarray:
+    def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float) -> np.ndarray:
         """``(D,)`` the track row of each person: -1 for a new track, :data:`_FRAGMENT` for a
         fragment of a person matched this frame (no track).
 
@@ -426,7 +429,6 @@ class Tracker(SequenceTracker):
         """
         c = self.config
         rows = np.full(len(people), -1, np.int64)
-        points = np.stack([p.keypoints[:, :2] for p in people]).astype(np.float64)
         if not len(self.ids):
             return rows
         sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
