@@ -68,7 +68,7 @@ def fingerprint(tracked):
 # offline figures are still those; the online keypoints moved a little with issue 25 (the body's velocity that
 # carries the filter is now its keypoints' median, no more their mean), recorded then.
 GOLDEN = {
-    "online": ("e5055a398ea67706", 522852776.7721698, 0),
+    "online": ("e5055a398ea67706", 522829114.7899547, 0),
     "offline": ("9c4dc143a5119b5e", 538692728.6647638, 4),
 }
 

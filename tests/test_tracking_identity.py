@@ -246,3 +246,25 @@ def test_offline_relinks_a_returning_person_to_the_track_that_ended_within_the_w
     assert online_a == {0, 1}  # online: a new id on return
     assert offline_a == {0}, runs[True]  # offline: re-linked
     assert len(offline_b) == 1 and offline_b != {0}
+
+
+def test_the_grouped_solver_of_big_crowds_equals_one_matrix():
+    """Over 300 x 300 candidates the assignment is solved group by group (connected
+    components): the same matches as one matrix of all, on a random sparse problem."""
+    rng = np.random.default_rng(5)
+    n = 400
+    d_idx = np.concatenate([np.arange(n), rng.integers(0, n, 3 * n)])
+    t_idx = np.concatenate([rng.permutation(n), rng.integers(0, n, 3 * n)])
+    pairs = np.unique(np.stack([d_idx, t_idx], axis=1), axis=0)
+    d_idx, t_idx = pairs[:, 0], pairs[:, 1]
+    cost = rng.random(len(d_idx))
+    grouped, dense = np.full(n, -1), np.full(n, -1)
+    online._solve(grouped, d_idx, t_idx, cost, n, n)
+    _dense_solve(dense, d_idx, t_idx, cost, n, n)
+    lookup = dict(zip(zip(d_idx.tolist(), t_idx.tolist(), strict=True), cost.tolist(), strict=True))
+
+    def total(rows):
+        return sum(lookup[(d, t)] for d, t in enumerate(rows.tolist()) if t >= 0), int((rows >= 0).sum())
+
+    assert total(grouped)[1] == total(dense)[1]
+    assert total(grouped)[0] == pytest.approx(total(dense)[0])

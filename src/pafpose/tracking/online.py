@@ -196,36 +196,44 @@ def similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas
     shows allow (dividing by the keypoints either has scored it low), and a match on many
     keypoints is still worth more than one on a few.
     """
-    d_idx, t_idx = np.indices((len(points), len(tracks))).reshape(2, -1)
-    return _pair_similarity(points, tracks, sigmas, areas, d_idx, t_idx, prior).reshape(len(points), len(tracks))
+    return _pair_similarity(points, tracks, sigmas, areas, None, None, prior).reshape(len(points), len(tracks))
 
 
 def _pair_similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray, areas: np.ndarray,
-                     d_idx: np.ndarray, t_idx: np.ndarray, prior: float) -> np.ndarray:
-    """:func:`similarity` of the pairs ``(d_idx[i], t_idx[i])`` only: ``(P,)``."""
+                     d_idx: np.ndarray | None, t_idx: np.ndarray | None, prior: float) -> np.ndarray:
+    """:func:`similarity` of the pairs ``(d_idx[i], t_idx[i])`` only: ``(P,)`` (``None``: every
+    pair, detection-major)."""
     # float32 and a missing keypoint put far away (on opposite sides for the two, so it adds nothing): the
     # pairs of a crowd are many, and this is most of the tracker's time
     have_p, have_q = np.isfinite(points[..., 0]), np.isfinite(tracks[..., 0])
     p = np.where(have_p[..., None], points, 1e7).astype(np.float32)
     q = np.where(have_q[..., None], tracks, -1e7).astype(np.float32)
     inv = (1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)).astype(np.float32)
-    dx = p[d_idx, :, 0] - q[t_idx, :, 0]
-    dy = p[d_idx, :, 1] - q[t_idx, :, 1]
-    total = np.exp(-(dx * dx + dy * dy) * inv[t_idx]).sum(axis=1, dtype=np.float64)
-    n = (have_p[d_idx] & have_q[t_idx]).sum(axis=1)
+    if d_idx is None:  # every pair, by broadcasting: (D * T,) in row order
+        dx = (p[:, None, :, 0] - q[None, :, :, 0]).reshape(-1, p.shape[1])
+        dy = (p[:, None, :, 1] - q[None, :, :, 1]).reshape(-1, p.shape[1])
+        scale = np.broadcast_to(inv[None], (len(p), *inv.shape)).reshape(-1, p.shape[1])
+        n = (have_p[:, None] & have_q[None]).reshape(-1, p.shape[1]).sum(axis=1)
+    else:
+        dx = p[d_idx, :, 0] - q[t_idx, :, 0]
+        dy = p[d_idx, :, 1] - q[t_idx, :, 1]
+        scale = inv[t_idx]
+        n = (have_p[d_idx] & have_q[t_idx]).sum(axis=1)
+    total = np.exp(-(dx * dx + dy * dy) * scale).sum(axis=1, dtype=np.float64)
     return total / np.maximum(n, 1) * (n / np.maximum(n + prior, 1e-9))
 
 
 def _boxes(points: np.ndarray) -> np.ndarray:
     """``(N, 4)`` x0, y0, x1, y1 of each pose's known keypoints (NaN: none known)."""
-    return np.concatenate([np.fmin.reduce(points, axis=1), np.fmax.reduce(points, axis=1)], axis=1)
+    xy = points.transpose(0, 2, 1)  # (N, 2, K): the reductions run along the last axis
+    return np.concatenate([np.fmin.reduce(xy, axis=2), np.fmax.reduce(xy, axis=2)], axis=1)
 
 
 def _areas(points: np.ndarray, floor: float) -> np.ndarray:
     """``(N,)`` box area of each pose's known keypoints (at least ``floor``); ``points``:
     missing keypoints NaN in both coordinates (``fmin``/``fmax`` skip them)."""
-    span = np.fmax.reduce(points, axis=1) - np.fmin.reduce(points, axis=1)
-    return np.fmax(span[:, 0] * span[:, 1], floor)
+    box = _boxes(points)
+    return np.fmax((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), floor)
 
 
 class Tracker(SequenceTracker):
@@ -295,7 +303,7 @@ class Tracker(SequenceTracker):
         c = self.config
         given = check_frame(poses, time_s)
         now, step = self._advance(time_s)
-        xy = np.stack([p.keypoints[:, :2] for p in given]) if given else np.zeros((0, 0, 2))
+        xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
         seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
         body = seen.any(axis=1).tolist()
         people = [p for p, b in zip(given, body, strict=True) if b]
@@ -436,8 +444,10 @@ class Tracker(SequenceTracker):
         areas = _areas(self._points, c.min_area) * (1.0 + c.lost_growth * absent) ** 2
         # a keypoint farther than this from its prediction adds under 1 % to the similarity
         if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
-            d_idx, t_idx = np.indices((len(people), len(self.ids))).reshape(2, -1)
+            d_idx, t_idx = np.divmod(np.arange(len(people) * len(self.ids)), len(self.ids))
+            every = True
         else:
+            every = False
             reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas)
             det, trk = _boxes(points), _boxes(predicted)
             trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
@@ -447,7 +457,8 @@ class Tracker(SequenceTracker):
             d_idx, t_idx = np.nonzero(near)
         if not len(d_idx):
             return rows
-        raw = _pair_similarity(points, predicted, sigmas, areas, d_idx, t_idx, c.shared_prior)
+        raw = _pair_similarity(points, predicted, sigmas, areas, None if every else d_idx, None if every else t_idx,
+                               c.shared_prior)
         weight = np.where(self._hits < c.confirm_hits, c.tentative_weight,
                           np.where(absent > 1e-9, c.lost_weight, 1.0))
         sim = raw * weight[t_idx]
@@ -502,7 +513,7 @@ class Tracker(SequenceTracker):
 
     def _smooth(self, rows: np.ndarray, points: np.ndarray, gaps: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """One Euro in the frame that moves with the body: each keypoint's filtered position is
-        first carried by the person's mean velocity, so walking adds no lag and the filter only
+        first carried by the person's body velocity (its keypoints' median), so walking adds no lag and the filter only
         sees articulation and noise. ``points``: the body's keypoints, then the parts' columns
         (moved by the body's velocity and scaled by its size); ``gaps``: seconds since each
         track's last match."""
@@ -510,10 +521,7 @@ class Tracker(SequenceTracker):
         k = self._k
         x, dx = self._fx[rows], self._fdx[rows]
         x = np.where(fresh[:, None, None], np.nan, x)  # a new track starts from its first pose
-        vel = self._velocity[rows]
-        ok = np.isfinite(vel[..., 0]) & np.isfinite(points[:, :k, 0])
-        body = np.where(ok[..., None], vel, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)[:, None]
-        carried = x + (body * gaps[:, None])[:, None, :]
+        carried = x + (self._body[rows] * gaps[:, None])[:, None, :]  # the body's velocity, as just updated
         size = np.sqrt(_areas(points[:, :k], c.min_area))[:, None, None]  # the person's scale, pixels
         dt = gaps[:, None, None]
         x, dx = one_euro_step(carried, dx, points, dt, c.min_cutoff, c.beta, c.d_cutoff, size)
@@ -536,11 +544,8 @@ def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
     """``(T, 2)`` the median over axis 1 of ``values`` (``(T, K, 2)``, NaN: left out), ``count``
     values known per row (at least 1): numpy's ``nanmedian`` without its cost."""
     ordered = np.sort(values, axis=1)  # NaN last
-    lo = np.maximum(count - 1, 0) // 2
-    hi = np.maximum(count, 1) // 2
-    pick = np.take_along_axis
-    return 0.5 * (pick(ordered, lo[:, None, None].repeat(2, axis=2), axis=1)[:, 0]
-                  + pick(ordered, hi[:, None, None].repeat(2, axis=2), axis=1)[:, 0])
+    row = np.arange(len(values))
+    return 0.5 * (ordered[row, np.maximum(count - 1, 0) // 2] + ordered[row, np.maximum(count, 1) // 2])
 
 
 def _solve(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, cost: np.ndarray, n_det: int,
@@ -548,12 +553,13 @@ def _solve(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, cost: np.ndar
     """The minimum-cost assignment of the candidate pairs ``(d_idx, t_idx)`` written into
     ``rows`` (detection -> track). The pairs split into groups that share no detection or
     track (connected components); a group of one pair is matched at once, the rest by
-    scipy's ``linear_sum_assignment`` each, on a matrix the size of the group."""
+    scipy's ``linear_sum_assignment`` each, on a matrix the size of the group. Up to a few
+    hundred people one matrix of all is cheaper (its gated entries cost the solver little)."""
     if not len(d_idx):
         return
     from scipy.optimize import linear_sum_assignment
 
-    if n_det * n_trk <= 400:  # a few people: one small matrix is cheaper than finding the groups
+    if n_det * n_trk <= 300 * 300:  # up to a few hundred people one matrix is cheaper than finding the groups
         matrix = np.full((n_det, n_trk), _BIG)
         matrix[d_idx, t_idx] = cost
         r, k = linear_sum_assignment(matrix)
