@@ -647,12 +647,18 @@ def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0,
 
 
 def video_stats(frames: list[list[Pose]], fps: float) -> dict:
-    """Distinct ids, fragments shorter than 1 s, jitter over each id's consecutive frames."""
+    """Distinct ids, fragments shorter than 1 s, jitter over each id's consecutive frames; the
+    people left untracked (a negative id from :func:`untracked_apart`: fragments of a tracked
+    person) are counted apart, not as ids."""
     spans: dict[int, list[int]] = {}
     last: dict[int, list[np.ndarray]] = {}
     jerk = []
+    untracked = 0
     for f, poses in enumerate(frames):
         for p in poses:
+            if p.track_id is None or p.track_id < 0:
+                untracked += 1
+                continue
             spans.setdefault(p.track_id, [f, f])[1] = f
             hist = last.setdefault(p.track_id, [])
             if hist and hist[-1][0] != f - 1:
@@ -664,7 +670,8 @@ def video_stats(frames: list[list[Pose]], fps: float) -> dict:
                 jerk.extend(acc[np.isfinite(acc)].tolist())
                 del hist[0]
     short = sum(1 for a, b in spans.values() if b - a + 1 < fps)
-    return {"ids": len(spans), "short_fragments": short, "jitter": float(np.mean(jerk)) if jerk else float("nan")}
+    return {"ids": len(spans), "short_fragments": short, "untracked": untracked,
+            "jitter": float(np.mean(jerk)) if jerk else float("nan")}
 
 
 # ============================================================================ timing
@@ -963,10 +970,10 @@ def main() -> int:
                            "detections": sum(len(f) for f in frames), "trackers": stats}
         print(f"\n## {args.video.name}: {len(frames)} frames at {fps:g} fps, "
               f"{report['video']['detections']} detections (no ground truth)\n")
-        print("| tracker | distinct ids | fragments < 1 s | jitter px/frame² |")
-        print("| --- | --- | --- | --- |")
+        print("| tracker | distinct ids | fragments < 1 s | detections left untracked | jitter px/frame² |")
+        print("| --- | --- | --- | --- | --- |")
         for name, s in stats.items():
-            print(f"| {name} | {s['ids']} | {s['short_fragments']} | {fmt(s['jitter'], 2)} |")
+            print(f"| {name} | {s['ids']} | {s['short_fragments']} | {s['untracked']} | {fmt(s['jitter'], 2)} |")
     else:
         print(f"no {args.video}: no video")
 

@@ -153,9 +153,9 @@ def test_time_limits_are_seconds_the_same_at_25_and_50_fps(fps):
     assert after == {1}, seen
 
 
-def test_a_one_frame_false_detection_is_gone_next_frame_and_steals_nothing():
-    """Tentative tracks: a false person seen in one frame only is dropped when it misses the
-    next, and never takes a confirmed person's place."""
+def test_a_one_frame_false_detection_dies_within_a_tenth_of_a_second_and_steals_nothing():
+    """Tentative tracks: a false person seen in one frame only is dropped once unmatched for
+    ``tentative_lost`` (0.1 s: 3 frames at 30 fps), and never takes a confirmed person's place."""
     a = template(6)
     frames = []
     for t in range(20):
@@ -164,10 +164,13 @@ def test_a_one_frame_false_detection_is_gone_next_frame_and_steals_nothing():
             who["false"] = pose(template(7), (420, 230))
         frames.append(who)
     tracker = raw()
-    ids = track(tracker, frames)
-    assert {f["a"] for f in ids} == {0}
+    ids = track(tracker, frames[:11])
     assert ids[8]["false"] == 1
-    assert list(tracker.ids) == [0]  # the false one's track died after one missed frame
+    assert sorted(tracker.ids) == [0, 1]  # 2 frames (0.067 s) unmatched: still there
+    ids += track_from(tracker, frames[11:13], 11)
+    assert list(tracker.ids) == [0]  # 4 frames (0.133 s): gone
+    ids += track_from(tracker, frames[13:], 13)
+    assert {f["a"] for f in ids} == {0}
 
 
 def crowd(n, frames, seed=0):

@@ -20,13 +20,18 @@ class TrackerConfig:
         coast: time constant (seconds) of a lost track's velocity, which decays while its
             person is hidden: it coasts at most ``speed * coast`` pixels.
         lost_growth: how fast a lost track's tolerance widens, per second gone (its size is
-            taken ``1 + lost_growth * seconds`` times larger in the similarity).
+            taken ``1 + lost_growth * seconds`` times larger in the similarity) ...
+        speed_growth: ... plus ``speed_growth * speed * seconds`` pixels: a walker hidden for a
+            second may be anywhere within a few steps, a person standing still is where they
+            were (the uncertainty of a prediction grows with the speed it extrapolates).
         lost_weight: a lost track's similarity counts this many times (under 1: a track that
             saw its person in the last frame keeps them against an equal claim, but not
             against a clearly better one).
         confirm_hits: matches a new track needs before it is confirmed; until then it counts
-            ``tentative_weight`` times and is dropped when it misses a frame.
+            ``tentative_weight`` times and is dropped when unmatched for ``tentative_lost``.
         tentative_weight: an unconfirmed track's similarity counts this many times.
+        tentative_lost: seconds an unconfirmed track survives without a match (a far person
+            the detector finds in some frames only keeps a track; a false detection does not).
         shared_prior: the similarity averages over the keypoints two poses share, times
             ``n / (n + shared_prior)`` for ``n`` shared keypoints.
         fragment_similarity: a person left over after the matching whose similarity to a
@@ -60,10 +65,12 @@ class TrackerConfig:
     max_lost: float = 1.0
     velocity_smoothing: float = 0.3
     coast: float = 0.6
-    lost_growth: float = 3.0
+    lost_growth: float = 1.5
     lost_weight: float = 1.0
-    confirm_hits: int = 3
+    speed_growth: float = 4.0
+    confirm_hits: int = 2
     tentative_weight: float = 0.5
+    tentative_lost: float = 0.1
     shared_prior: float = 1.0
     fragment_similarity: float = 0.5
     relink_similarity: float = 0.3
@@ -83,8 +90,10 @@ class TrackerConfig:
         check_number("coast", self.coast, 0.0, 1e6)
         check_number("lost_growth", self.lost_growth, 0.0, 1e6)
         check_number("lost_weight", self.lost_weight, 0.0, 1.0)
+        check_number("speed_growth", self.speed_growth, 0.0, 1e6)
         check_number("confirm_hits", self.confirm_hits, 1, 1000, integer=True)
         check_number("tentative_weight", self.tentative_weight, 0.0, 1.0)
+        check_number("tentative_lost", self.tentative_lost, 0.0, 1e6)
         check_number("shared_prior", self.shared_prior, 0.0, 1000.0)
         check_number("fragment_similarity", self.fragment_similarity, 0.0, 1.0)
         check_number("relink_similarity", self.relink_similarity, 0.0, 1.0)

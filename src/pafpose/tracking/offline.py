@@ -178,7 +178,8 @@ class OfflineTracker(SequenceTracker):
                 gone = (best.time - t0) / c.fps  # seconds
                 tau = max(c.coast, 1e-9)
                 guess = p0 + v0 * c.fps * tau * (1.0 - np.exp(-gone / tau))
-                area = _box_area(p0, c.min_area) * (1.0 + c.lost_growth * gone) ** 2
+                size = np.sqrt(_box_area(p0, c.min_area)) * (1.0 + c.lost_growth * gone)
+                area = (size + c.speed_growth * float(np.hypot(*v0)) * c.fps * gone) ** 2
                 scores.append(float(similarity(points[None], guess[None], sigmas, np.array([area]),
                                                c.shared_prior)[0, 0]))
             j = int(np.argmax(scores))

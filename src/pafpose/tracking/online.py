@@ -5,25 +5,28 @@ Each frame's people are matched to the tracks by one optimal assignment (scipy's
 ``linear_sum_assignment``) on a keypoint similarity: COCO's OKS falloff per keypoint, scaled
 by the track's size, between a detection and the track's *predicted* pose, averaged over the
 keypoints both have and weighted by how many they share (a partial pose is judged on what it
-shows). Tracks seen in the last frame and tracks that lost their person (an occlusion, a missed
-detection) compete in the same assignment: a lost track is predicted by its body's velocity
-(the median of its keypoints'), which decays while it is lost, and its tolerance widens with
-the seconds it has been gone, so a returning person takes their own track back even when a
-neighbour's track, seen a frame ago, is near enough to pass the gate. A new track is
-tentative until it has been matched ``confirm_hits`` times: it counts less in the assignment
-and dies at its first miss (a false or split detection never takes an established person). A
-person left over who closely fits a track matched this frame is a fragment of that person (a
-person found as two halves): it starts no track and is given back untracked. Pairs less
-similar than ``min_similarity`` are never matched (gating). A track survives ``max_lost``
-seconds without a match, from the frames' own timestamps, and takes its id back when the
-person reappears; a person no track explains starts a new id. Ids are never reused within a
-sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are compared,
-and each group of people and tracks that could match is solved on its own.
+shows). Tracks seen in the last frame and tracks that lost their person (an occlusion, a
+missed detection) compete in the same assignment: a lost track is predicted by its body's
+velocity (the median of its keypoints'), which decays while it is lost, and its tolerance
+widens with the seconds it has been gone, the more the faster it moved (a walker hidden for
+a second may be a few steps from where the model puts them, someone standing still is where
+they were), so a returning person takes their own track back even when a neighbour's track,
+seen a frame ago, is near enough to pass the gate. A new track is tentative until it has
+been matched ``confirm_hits`` times: it counts less in the assignment and dies when
+unmatched for ``tentative_lost`` seconds (a false or split detection never takes an
+established person; a far person the detector finds in some frames only keeps one). A person
+left over who closely fits a track matched this frame is a fragment of that person (a person
+found as two halves): it starts no track and is given back untracked. Pairs less similar
+than ``min_similarity`` are never matched (gating). A track survives ``max_lost`` seconds
+without a match, from the frames' own timestamps, and takes its id back when the person
+reappears; a person no track explains starts a new id. Ids are never reused within a
+sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are
+compared (and beyond a few hundred people each group that could match is solved on its own).
 
 The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
 2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
 a moving one is followed with little lag), run in the frame that moves with the person's
-body (the filtered pose is carried by the track's mean velocity before the new one is
+body (the filtered pose is carried by the track's body velocity before the new one is
 blended in, so walking adds no lag), its speed measured in person sizes per second so the
 same settings fit near and far people. The filter state belongs to the track,
 so it follows the person, not a position in a list.
@@ -349,7 +352,7 @@ class Tracker(SequenceTracker):
                    if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
         absent = now - self._last_seen
         confirmed = self._hits >= c.confirm_hits
-        self._keep(np.where(confirmed, absent <= c.max_lost, absent <= 0.0))
+        self._keep(np.where(confirmed, absent <= c.max_lost, absent <= c.tentative_lost))
         return out
 
     # ------------------------------------------------------------------ internals
@@ -441,7 +444,9 @@ class Tracker(SequenceTracker):
             return rows
         sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
         predicted, absent = self.predicted(now, step)
-        areas = _areas(self._points, c.min_area) * (1.0 + c.lost_growth * absent) ** 2
+        speed = np.hypot(self._body[:, 0], self._body[:, 1])
+        areas = (np.sqrt(_areas(self._points, c.min_area)) * (1.0 + c.lost_growth * absent)
+                 + c.speed_growth * speed * absent) ** 2
         # a keypoint farther than this from its prediction adds under 1 % to the similarity
         if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
             d_idx, t_idx = np.divmod(np.arange(len(people) * len(self.ids)), len(self.ids))
