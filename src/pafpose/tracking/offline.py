@@ -305,9 +305,9 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
                 pk[i, pos[a:b][hit[a:b]], :f.parts.shape[1]] = f.parts[hit[a:b]]
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
-    points, conf = _local_fit(kp, t, g, both_sides, fast=True)
+    points, conf = _local_fit(kp, t, g, both_sides)
     if width:
-        part_points, part_conf = _local_fit(pk, t, g, both_sides, fast=True)
+        part_points, part_conf = _local_fit(pk, t, g, both_sides)
     else:
         part_points, part_conf = np.zeros((n, 0, 2)), np.zeros((n, 0))
     seen = g[:, None] * present
@@ -315,61 +315,35 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     return _Fit(points, conf, score, part_points, part_conf)
 
 
-def _local_fit(kp: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray,
-               fast: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _local_fit(kp: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(points (N, K, 2), confidences (N, K))`` at time 0 of the ``(F, N, K, 3)`` observations
     ``kp`` (NaN: not seen) at times ``t``, weighted by ``g`` in time: a local quadratic fit
-    per point. ``fast`` (the parts', 118 points a person): the sums over the frames as matrix
-    products and the 3 x 3 systems solved in closed form, about 4x faster than ``einsum`` and
-    a LAPACK call per system, equal to rounding; the body keeps those, so that its results
-    stay the same to the bit as before the parts."""
-    _, n, k, _ = kp.shape
+    per point. The sums over the frames are matrix products and each 3 x 3 system (symmetric,
+    its entries the weighted moments of time) is solved for its first unknown alone, the value
+    at time 0, from the cofactors of its first row: a few array operations for every point."""
     have = np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1])  # (F, N, K)
     w = g[:, None, None] * have
-    y = np.where(have[..., None], kp[..., :2], 0.0)
     powers = t[:, None] ** np.arange(5)[None, :]  # (F, 5): 1, t, t², t³, t⁴
-    if fast:
-        m = np.tensordot(w, powers, (0, 0))  # (N, K, 5) moments
-    else:
-        m = np.einsum("fnk,fp->nkp", w, powers)
-    a = np.stack([m[..., 0:3], m[..., 1:4], m[..., 2:5]], axis=-2)  # (N, K, 3, 3) normal equations
-    a = a + np.diag([1e-9, 1e-3, 1e-3]) * np.maximum(m[..., :1, None], 1e-9)  # ridge: short runs stay near linear
-    wy = w[..., None] * y  # (F, N, K, 2)
-    if fast:
-        b = np.tensordot(wy, powers[:, :3], (0, 0)).swapaxes(-1, -2)  # (N, K, 3, 2)
-    else:
-        b = np.einsum("fnkc,fp->nkpc", wy, powers[:, :3])
+    m = np.tensordot(w, powers, (0, 0))  # (N, K, 5) moments
+    wy = np.where(have[..., None], kp[..., :2], 0.0) * w[..., None]  # (F, N, K, 2)
+    b = np.tensordot(wy, powers[:, :3], (0, 0))  # (N, K, 2, 3)
+    m0 = m[..., 0]
+    ridge = 1e-3 * np.maximum(m0, 1e-9)  # short runs stay near linear
+    a00, a01, a02 = m0 + 1e-9 * np.maximum(m0, 1e-9), m[..., 1], m[..., 2]
+    a11, a12, a22 = m[..., 2] + ridge, m[..., 3], m[..., 4] + ridge
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a11 * a02
     count = have.sum(axis=0)  # (N, K)
     ok = count >= 2
     sides = (have & (t < 0)[:, None, None]).any(axis=0) & (have & (t > 0)[:, None, None]).any(axis=0)
     ok &= sides | ~both_sides[:, None]
-    if fast:
-        with np.errstate(divide="ignore", invalid="ignore"):  # the systems not ok are dropped
-            points = np.where(ok[..., None], _intercept(a, b), np.nan)
-    else:
-        points = np.full((n, k, 2), np.nan)
-        if ok.any():
-            points[ok] = np.linalg.solve(a[ok], b[ok])[:, 0, :]
-    one = (count == 1) & ~both_sides[:, None]
-    if one.any():
-        points[one] = wy.sum(axis=0)[one] / w.sum(axis=0)[one][:, None]
-    conf = (w * np.where(have, kp[..., 2], 0.0)).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the systems not ok are dropped
+        det = a00 * c00 + a01 * c01 + a02 * c02
+        value = (b[..., 0] * c00[..., None] + b[..., 1] * c01[..., None] + b[..., 2] * c02[..., None]) / det[..., None]
+        points = np.where(ok[..., None], value, np.nan)
+        one = (count == 1) & ~both_sides[:, None]
+        points = np.where(one[..., None], b[..., 0] / m0[..., None], points)  # seen once: itself
+    conf = (w * np.where(have, kp[..., 2], 0.0)).sum(axis=0) / np.maximum(m0, 1e-12)
     return points, conf
-
-
-def _det3(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-    """Determinants of the 3 x 3 matrices of columns ``c0, c1, c2`` (``(..., 3)`` each)."""
-    return (c0[..., 0] * (c1[..., 1] * c2[..., 2] - c1[..., 2] * c2[..., 1])
-            - c1[..., 0] * (c0[..., 1] * c2[..., 2] - c0[..., 2] * c2[..., 1])
-            + c2[..., 0] * (c0[..., 1] * c1[..., 2] - c0[..., 2] * c1[..., 1]))
-
-
-def _intercept(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` the first unknown of each ``a x = b`` (``a`` ``(..., 3, 3)``, ``b``
-    ``(..., 3, 2)``), by Cramer's rule: the fit's value at time 0 is all that is needed."""
-    c1, c2 = a[..., :, 1], a[..., :, 2]
-    det = _det3(a[..., :, 0], c1, c2)
-    return np.stack([_det3(b[..., 0], c1, c2), _det3(b[..., 1], c1, c2)], axis=-1) / det[..., None]
 
 
 def track_offline(frames: Iterable[Any], config: TrackerConfig | None = None) -> Iterator[Poses]:
