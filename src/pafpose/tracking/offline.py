@@ -30,7 +30,7 @@ import numpy as np
 from pafpose.pose import Pose, Poses
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, _median, similarity
+from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
 
 
 @dataclass
@@ -77,8 +77,7 @@ class OfflineTracker(SequenceTracker):
         self._next = 0  # index in _frames of the next frame to give out
         self._parts = PartSlots()
         self._k = 0  # keypoints per person of the frames held (0: none seen yet)
-        # id -> (first seen, last seen, last keypoints, px/frame); ids gone longer than max_lost are forgotten
-        self._last: dict[int, tuple[float, float, np.ndarray, np.ndarray]] = {}
+        self._first: dict[int, float] = {}  # id -> the time it was first seen
         self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
@@ -92,7 +91,7 @@ class OfflineTracker(SequenceTracker):
             self._frames.clear()
             self._next = 0
             self._parts.clear()
-            self._last.clear()  # nobody of the old layout can be re-linked to
+            self._first.clear()  # nobody of the old layout can be re-linked to
             self._alias.clear()
         self._k = k or self._k
         if self._alias:
@@ -110,90 +109,68 @@ class OfflineTracker(SequenceTracker):
         return out
 
     def _remember(self, frame: _Frame) -> None:
-        """Each id's first time, last pose, time and body velocity (pixels per frame), for
-        re-linking; memory stays bounded (ids gone longer than ``max_lost`` are dropped, and
-        so are the aliases of online ids no longer alive)."""
-        horizon = frame.time - self.config.max_lost * self.config.fps - 1.0
-        for gone in [i for i, v in self._last.items() if v[1] < horizon]:
-            del self._last[gone]
+        """Each id's first time (births are what :meth:`_relink` looks at); ids neither alive
+        in the online tracker nor in a held frame are forgotten, and so are the aliases of
+        online ids no longer alive: memory stays bounded."""
         alive = set(self.online.ids.tolist())
         for gone in [i for i in self._alias if i not in alive]:
             del self._alias[gone]
-        ids = frame.ids
-        points = frame.keypoints[ids >= 0, :, :2]
-        points = np.where(np.isfinite(points).all(axis=2)[..., None], points, np.nan)
-        ids = ids[ids >= 0].tolist()
-        if not ids:
-            return
-        known = [self._last.get(i) for i in ids]
-        first = np.array([frame.time if k is None else k[0] for k in known])
-        before = [j for j, k in enumerate(known) if k is not None]
-        velocity = np.zeros((len(ids), 2))
-        if before:  # the body's velocity since the last time: the median of its keypoints' moves
-            t0 = np.array([known[j][1] for j in before])
-            p0 = np.stack([known[j][2] for j in before])
-            v0 = np.stack([known[j][3] for j in before])
-            now = points[before]
-            both = np.isfinite(now[..., 0]) & np.isfinite(p0[..., 0])
-            count = both.sum(axis=1)
-            dt = np.maximum(frame.time - t0, 1e-9)
-            moved = _median(np.where(both[..., None], now - p0, np.nan), count) / dt[:, None]
-            v = np.where(((count > 0) & (frame.time > t0))[:, None], moved, v0)
-            velocity[before] = v
-            points[before] = np.where(np.isfinite(now), now, p0 + v[:, None, :] * (frame.time - t0)[:, None, None])
-        for j, track_id in enumerate(ids):
-            self._last[track_id] = (float(first[j]), frame.time, points[j], velocity[j])
+        keep = {self._alias.get(i, i) for i in alive} | {i for f in self._frames for i in f.ids.tolist()}
+        for gone in [i for i in self._first if i not in keep]:
+            del self._first[gone]
+        for track_id in frame.ids.tolist():
+            if track_id >= 0:
+                self._first.setdefault(track_id, frame.time)
 
     def _relink(self) -> None:
-        """Hindsight: an id born in the frame about to be given out that continues an id which
-        ended before it (within ``max_lost``) takes that id back. The online tracker had to
+        """Hindsight: an id born in the frame about to be given out that continues a track
+        lost before it (within ``max_lost``) takes that track's id. The online tracker had to
         decide on the returning person's first, often partial pose; here their best pose of
-        the next ``window`` frames is compared with the ended track's last one, moved on by
-        its decaying velocity. The ended track is then dropped from the online tracker, so the
-        two never meet again."""
+        the next ``window`` frames is compared with the lost track as the online tracker keeps
+        it (its last pose moved on by its decaying body velocity, its tolerance grown as in
+        the matching). The lost track is then dropped from the online tracker, so the two
+        never meet again."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
-        born = [i for i in centre.ids.tolist() if i >= 0 and i in self._last and self._last[i][0] == centre.time]
-        if not born:
+        born = [i for i in centre.ids.tolist() if i >= 0 and self._first.get(i) == centre.time]
+        if not born or c.relink_similarity >= 1.0:
             return
+        on = self.online
         later = {i for f in frames[self._next:] for i in f.ids.tolist()}
-        ended = [i for i, (_, t, _, _) in self._last.items()
-                 if i not in later and 0 < centre.time - t <= c.max_lost * c.fps]
-        if not born or not ended:
+        shown = np.array([self._alias.get(i, i) for i in on.ids.tolist()], dtype=np.int64)
+        lost = np.flatnonzero((on._hits >= c.confirm_hits) & (on._last_seen * c.fps < centre.time)
+                              & ~np.isin(shown, list(later)))
+        if not len(lost):
             return
-        skeleton = next(p.skeleton for p in centre.poses if p.track_id in born)
-        sigmas = np.asarray(skeleton.sigmas, dtype=np.float64)
-        taken: set[int] = set()
+        sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
+        tau = max(c.coast, 1e-9)
         for new in born:
-            best = max(((int((f.ids == new).sum() and np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()), f)
-                        for f in frames[self._next:]), key=lambda x: x[0])[1]
+            best = max((f for f in frames[self._next:] if (f.ids == new).any()),
+                       key=lambda f: int(np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()))
             points = best.keypoints[best.ids == new][0, :, :2]
-            scores = []
-            for old in ended:
-                if old in taken:
-                    scores.append(-1.0)
-                    continue
-                _, t0, p0, v0 = self._last[old]
-                gone = (best.time - t0) / c.fps  # seconds
-                tau = max(c.coast, 1e-9)
-                guess = p0 + v0 * c.fps * tau * (1.0 - np.exp(-gone / tau))
-                size = np.sqrt(_box_area(p0, c.min_area)) * (1.0 + c.lost_growth * gone)
-                area = (size + c.speed_growth * float(np.hypot(*v0)) * c.fps * gone) ** 2
-                scores.append(float(similarity(points[None], guess[None], sigmas, np.array([area]),
-                                               c.shared_prior)[0, 0]))
-            j = int(np.argmax(scores))
-            if scores[j] < c.relink_similarity or c.relink_similarity >= 1.0:
+            ahead = np.maximum(best.time / c.fps - on._last_seen[lost], 0.0)  # seconds
+            guess = on._points[lost] + (on._body[lost] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
+            speed = np.hypot(on._body[lost, 0], on._body[lost, 1])
+            areas = (np.sqrt(_areas(on._points[lost], c.min_area)) * (1.0 + c.lost_growth * ahead)
+                     + c.speed_growth * speed * ahead) ** 2
+            sim = similarity(points[None], guess, sigmas, areas, c.shared_prior)[0]
+            j = int(np.argmax(sim))
+            if sim[j] < c.relink_similarity:
                 continue
-            old = ended[j]
-            taken.add(old)
+            row = lost[j]
+            old = int(shown[row])
             self._alias[new] = old
-            self.online.forget(old)
+            on.forget(int(on.ids[row]))
+            lost = np.delete(lost, j)
+            lost = lost - (lost > row)  # the rows after the one dropped move up
             for f in frames[self._next:]:
                 hit = f.ids == new
                 if hit.any():
                     f.ids[hit] = old
                     f.poses = f.poses.derive([p.replace(track_id=old) if p.track_id == new else p for p in f.poses])
+            if not len(lost):
+                return
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order. The ids go on if more frames follow (a new
@@ -210,7 +187,7 @@ class OfflineTracker(SequenceTracker):
         self._next = 0
         self._parts.clear()
         self._k = 0
-        self._last.clear()
+        self._first.clear()
         self._alias.clear()
 
     def _give(self) -> tuple[Any, Poses]:
@@ -272,10 +249,6 @@ class OfflineTracker(SequenceTracker):
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
 
 
-def _box_area(points: np.ndarray, floor: float) -> float:
-    return float(_areas(points[None], floor)[0])
-
-
 def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sides: np.ndarray) -> _Fit:
     """The keypoints and parts of the people ``ids`` (sorted) at time ``at`` from a weighted
     local quadratic fit over the frames within ``window``, and their scores. A keypoint seen
@@ -284,11 +257,11 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     near = [f for f in frames if abs(f.time - at) <= window]
     k = next((f.keypoints.shape[1] for f in near if len(f.ids)), 0)
     width = max((f.parts.shape[1] for f in near), default=0)  # the latest frame's parts' columns
-    n = len(ids)
-    kp = np.full((len(near), n, k, 3), np.nan)
-    pk = np.full((len(near), n, width, 3), np.nan)
-    present = np.zeros((len(near), n), bool)
-    scores = np.zeros((len(near), n))
+    n, f_count = len(ids), len(near)
+    body = _Observed(f_count, n, k)
+    parts = _Observed(f_count, n, width)
+    present = np.zeros((f_count, n), bool)
+    scores = np.zeros((f_count, n))
     full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
     if n and full:  # every frame's people at once: one lookup of their rows
         frame_of = np.repeat([i for i, _ in full], [len(f.ids) for _, f in full])
@@ -296,18 +269,18 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
         pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
         hit = ids[pos] == all_ids
         rows, cols = frame_of[hit], pos[hit]
-        kp[rows, cols] = np.concatenate([f.keypoints for _, f in full])[hit]
+        body.put(rows, cols, np.concatenate([f.keypoints for _, f in full])[hit])
         present[rows, cols] = True
         scores[rows, cols] = np.concatenate([f.scores for _, f in full])[hit]
         if width:  # each frame's parts fill its first columns (the columns only grow)
             bounds = np.cumsum([0] + [len(f.ids) for _, f in full])
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-                pk[i, pos[a:b][hit[a:b]], :f.parts.shape[1]] = f.parts[hit[a:b]]
+                parts.put(i, pos[a:b][hit[a:b]], f.parts[hit[a:b]])
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
-    points, conf = _local_fit(kp, t, g, both_sides)
+    points, conf = _local_fit(body, t, g, both_sides)
     if width:
-        part_points, part_conf = _local_fit(pk, t, g, both_sides)
+        part_points, part_conf = _local_fit(parts, t, g, both_sides)
     else:
         part_points, part_conf = np.zeros((n, 0, 2)), np.zeros((n, 0))
     seen = g[:, None] * present
@@ -315,17 +288,35 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     return _Fit(points, conf, score, part_points, part_conf)
 
 
-def _local_fit(kp: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(points (N, K, 2), confidences (N, K))`` at time 0 of the ``(F, N, K, 3)`` observations
-    ``kp`` (NaN: not seen) at times ``t``, weighted by ``g`` in time: a local quadratic fit
-    per point. The sums over the frames are matrix products and each 3 x 3 system (symmetric,
+class _Observed:
+    """The observations of ``n`` people's ``k`` points over ``f`` frames, ready for the fit:
+    positions (0 where not seen), whether seen, and scores (0 where not seen)."""
+
+    def __init__(self, f: int, n: int, k: int) -> None:
+        self.xy = np.zeros((f, n, k, 2))
+        self.have = np.zeros((f, n, k), bool)
+        self.score = np.zeros((f, n, k))
+
+    def put(self, frame: Any, rows: np.ndarray, points: np.ndarray) -> None:
+        """``points`` (``(M, k', 3)``, NaN or inf: not seen) at ``[frame, rows, :k']``."""
+        ok = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])
+        width = points.shape[1]
+        self.xy[frame, rows, :width] = np.where(ok[..., None], points[..., :2], 0.0)
+        self.have[frame, rows, :width] = ok
+        self.score[frame, rows, :width] = np.where(ok, points[..., 2], 0.0)
+
+
+def _local_fit(obs: _Observed, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(points (N, K, 2), confidences (N, K))`` at time 0 of the observations ``obs``
+    (``(F, N, K)``) at times ``t``, weighted by ``g`` in time: a local quadratic fit per
+    point. The sums over the frames are matrix products and each 3 x 3 system (symmetric,
     its entries the weighted moments of time) is solved for its first unknown alone, the value
     at time 0, from the cofactors of its first row: a few array operations for every point."""
-    have = np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1])  # (F, N, K)
+    have = obs.have
     w = g[:, None, None] * have
     powers = t[:, None] ** np.arange(5)[None, :]  # (F, 5): 1, t, t², t³, t⁴
     m = np.tensordot(w, powers, (0, 0))  # (N, K, 5) moments
-    wy = np.where(have[..., None], kp[..., :2], 0.0) * w[..., None]  # (F, N, K, 2)
+    wy = obs.xy * w[..., None]  # (F, N, K, 2)
     b = np.tensordot(wy, powers[:, :3], (0, 0))  # (N, K, 2, 3)
     m0 = m[..., 0]
     ridge = 1e-3 * np.maximum(m0, 1e-9)  # short runs stay near linear
@@ -342,7 +333,7 @@ def _local_fit(kp: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.ndar
         points = np.where(ok[..., None], value, np.nan)
         one = (count == 1) & ~both_sides[:, None]
         points = np.where(one[..., None], b[..., 0] / m0[..., None], points)  # seen once: itself
-    conf = (w * np.where(have, kp[..., 2], 0.0)).sum(axis=0) / np.maximum(m0, 1e-12)
+    conf = (w * obs.score).sum(axis=0) / np.maximum(m0, 1e-12)
     return points, conf
 
 
