@@ -698,28 +698,36 @@ def fake_people(rng: np.random.Generator, count: int, frames: int) -> list[list[
     return out
 
 
-def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, seed: int = 0) -> dict:
+def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, seed: int = 0,
+                  repeats: int = 3) -> dict:
+    """Per-frame time of each tracker: the median over the frames after 20 warm-up (offline:
+    the whole sequence's time per frame), the best of ``repeats`` runs (as ``timeit``: the
+    others measure the machine's other jobs)."""
     out: dict = {}
     for n in counts:
         seq = fake_people(np.random.default_rng(seed), n, frames if n <= 50 else 120)
         for name, make in zip(NAMES, trackers(), strict=True):
             if name == "lwop" and n > 50:  # its pure-Python loops: about half a second a frame at 200
                 continue
-            tracker = make()
-            if hasattr(tracker, "sequence"):  # offline: the whole sequence at once, per frame
-                t0 = time.perf_counter()
-                tracker.sequence(seq)
-                per = 1e3 * (time.perf_counter() - t0) / len(seq)
-                out.setdefault(name, {})[n] = {"median_ms": per, "p10_ms": per, "mean": True}
-                continue
-            times = []
-            for poses in seq:
-                t0 = time.perf_counter()
-                tracker(poses)
-                times.append(time.perf_counter() - t0)
-            times = sorted(times[20:])
-            out.setdefault(name, {})[n] = {"median_ms": 1e3 * statistics.median(times),
-                                           "p10_ms": 1e3 * times[len(times) // 10]}
+            best: dict | None = None
+            for _ in range(repeats if name != "lwop" else 1):
+                tracker = make()
+                if hasattr(tracker, "sequence"):  # offline: the whole sequence at once, per frame
+                    t0 = time.perf_counter()
+                    tracker.sequence(seq)
+                    per = 1e3 * (time.perf_counter() - t0) / len(seq)
+                    got = {"median_ms": per, "p10_ms": per, "mean": True}
+                else:
+                    times = []
+                    for poses in seq:
+                        t0 = time.perf_counter()
+                        tracker(poses)
+                        times.append(time.perf_counter() - t0)
+                    times = sorted(times[20:])
+                    got = {"median_ms": 1e3 * statistics.median(times), "p10_ms": 1e3 * times[len(times) // 10]}
+                if best is None or got["median_ms"] < best["median_ms"]:
+                    best = got
+            out.setdefault(name, {})[n] = best
     return out
 
 
@@ -990,7 +998,8 @@ def main() -> int:
 
     timing = time_trackers(seed=args.seed)
     report["timing"] = timing
-    print("\n## Tracker time per frame (fake detections, 300 frames, 120 for 200 people, after 20 warm-up)\n")
+    print("\n## Tracker time per frame (fake detections, 300 frames, 120 for 200 people, after 20 warm-up; "
+          "best of 3 runs)\n")
     print("| tracker | 10 people median ms | p10 | 50 people median ms | p10 | 200 people median ms | p10 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, t in timing.items():
