@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -257,6 +258,40 @@ def test_a_cluster_that_does_not_exist_fails_fast_in_one_line(env, images, tmp_p
     r = pafpose(env, "batch", images / "p1.jpg", "--out", tmp_path / "out2", "--model", "nosuch", timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("pafpose: error: unknown model 'nosuch'")  # before Ray starts
     assert r.stderr.count("\n") == 1 and not (tmp_path / "out2").exists()
+
+
+def test_an_address_that_answers_but_is_not_ray_fails_in_seconds_in_one_line(env, images, tmp_path):
+    """The silent hang: a port that accepts connections but speaks no gRPC (here a server that
+    holds them open and says nothing, as a wrong service would) made Ray retry for minutes; it
+    is now a one-line error within the connect timeout. Given by RAY_ADDRESS, the message says so."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    held = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        for args, extra, named in (
+            (["--address", f"127.0.0.1:{port}"], {}, f"--address 127.0.0.1:{port}"),
+            ([], {"RAY_ADDRESS": f"127.0.0.1:{port}"}, f"RAY_ADDRESS=127.0.0.1:{port}"),
+        ):
+            t0 = time.monotonic()
+            r = pafpose({**env, **extra}, "batch", images / "p1.jpg", "--out", tmp_path / "out", *args, timeout=120)
+            assert r.returncode == 2 and r.stdout == "", r.stderr
+            assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+            assert f"{named}: something answers there, but not Ray" in r.stderr
+            assert time.monotonic() - t0 < 30
+            assert not (tmp_path / "out").exists()
+    finally:
+        server.close()
+        for c in held:
+            c.close()
 
 
 # ------------------------------------------------------------------ without Ray

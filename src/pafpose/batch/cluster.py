@@ -37,24 +37,70 @@ def ray_module() -> Any:
     return ray
 
 
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Raise a one-line :class:`PafposeError` unless something answers at a cluster address
-    (``HOST:PORT``, ``ray://HOST:PORT``); ``auto`` is left to Ray, which fails fast itself."""
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT, source: str = "--address") -> None:
+    """Raise a one-line :class:`PafposeError` unless a Ray cluster answers at ``address``
+    (``HOST:PORT``, ``ray://HOST:PORT``; ``auto`` is left to Ray, which fails fast itself):
+    something must accept a connection there and speak gRPC (HTTP/2), as Ray's GCS and client
+    servers do. Ray itself would retry a port that answers in another protocol for minutes,
+    silently. ``source`` names where the address came from in the message (``RAY_ADDRESS``)."""
     if address == "auto":
         return
     client = address.startswith("ray://")
     hostport = address.removeprefix("ray://").rstrip("/")
     m = re.fullmatch(r"\[?([^\]]+?)\]?(?::(\d+))?", hostport)
+    where = f"{source} {address}" if source == "--address" else f"{source}={address}"
     if not m:
-        raise PafposeError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+        raise PafposeError(f"{where}: expected HOST:PORT, ray://HOST:PORT or auto")
     host, port = m.group(1), int(m.group(2) or (10001 if client else 6379))
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as err:
         why = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise PafposeError(f"--address {address}: no Ray cluster answers there ({why}); start one (ray start --head, "
+        raise PafposeError(f"{where}: no Ray cluster answers there ({why}); start one (ray start --head, "
                            "ray up) or leave --address out to run on this machine") from None
+    if not _speaks_grpc(host, port, timeout):
+        raise PafposeError(f"{where}: something answers there, but not Ray (no gRPC reply in {timeout:g} s); "
+                           "give the head node's GCS port (ray start --head prints it, 6379 by default) or "
+                           "ray://HOST:10001")
+
+
+def _speaks_grpc(host: str, port: int, timeout: float) -> bool:
+    """Whether a gRPC (HTTP/2) server answers at ``host:port`` within ``timeout`` seconds
+    (True when grpc, which Ray brings, is not there to ask)."""
+    try:
+        import grpc
+    except ImportError:
+        return True
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
+
+
+_ANSWERED: set[str] = set()  # addresses :func:`check_address` found a Ray cluster at, in this process
+
+
+def cluster_address(address: str | None) -> tuple[str | None, str]:
+    """``(the cluster's address or None for a local run, where it came from)``: ``address``
+    (``--address``), else ``$RAY_ADDRESS``; ``local`` is a local run."""
+    source = "--address" if address else "RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return (None if address == "local" else address), source
+
+
+def check_address(address: str | None) -> None:
+    """:func:`check_reachable` on the address a run will join (if any), before it writes
+    anything: a wrong address fails in seconds, leaving no output folder behind."""
+    address, source = cluster_address(address)
+    if address:
+        check_reachable(address, source=source)
+        _ANSWERED.add(address)
 
 
 @dataclass(frozen=True)
@@ -119,11 +165,9 @@ def ray_session(address: str | None = None, verbose: bool = False,
     on this machine's CPUs and GPUs, dashboard off; stops what it started on the way out.
     A Ray session the caller already opened is used as it is (and left open)."""
     ray: Any = ray_module()
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address == "local":
-        address = None
-    if address:
-        check_reachable(address)
+    address, source = cluster_address(address)
+    if address and address not in _ANSWERED:
+        check_reachable(address, source=source)
     if ray.is_initialized():
         yield _resources(ray, local=False)
         return
@@ -139,7 +183,8 @@ def ray_session(address: str | None = None, verbose: bool = False,
                 ray.init(address=address, logging_level=level, log_to_driver=verbose,
                          runtime_env={"env_vars": env} if env else None)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise PafposeError(f"--address {address}: can't join the Ray cluster "
+                where = f"--address {address}" if source == "--address" else f"RAY_ADDRESS={address}"
+                raise PafposeError(f"{where}: can't join the Ray cluster "
                                    f"({str(err).strip().splitlines()[0]})") from None
         else:
             os.environ.pop("RAY_ADDRESS", None)  # "local" asked for: never join a cluster by accident

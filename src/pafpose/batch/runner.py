@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pafpose.batch.cluster import Resources, ray_session, worker_error
+from pafpose.batch.cluster import Resources, check_address, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
 from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, older_layout, scan
 from pafpose.batch.results import FORMATS
@@ -236,6 +236,7 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
 
     say = warn or (lambda message: None)
     _check_model(config)
+    check_address(options.address)
     out = check_output_dir(options.out, "--out").resolve()
     (out / "results").mkdir(exist_ok=True)
     summary = Summary()
