@@ -196,10 +196,39 @@ def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())
     r = pafpose(env, "batch", root / "data", root / "more.txt", "--out", out, "--height", "256")
-    assert r.returncode == 1, r.stderr  # the results still hold the bad files' error rows
+    assert r.returncode == 0, r.stderr  # nothing left to do: a scheduler's retry succeeds ...
     assert "nothing to do: all 8 inputs were done before" in r.stdout, r.stdout
     assert "8 of 8 inputs" in r.stdout and "3 with errors" in r.stdout
+    # ... and is told how to try the error rows again
+    assert "3 inputs stand as error rows; to try them again: pafpose batch " in r.stdout
+    assert r.stdout.rstrip().endswith("--height 256 --retry-errors")
     assert sorted(p.name for p in (out / "results").iterdir()) == before
+
+
+def test_retry_errors_runs_the_error_rows_again_and_keeps_every_input_once(env, images, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jpg").write_bytes((images / "p1.jpg").read_bytes())
+    (data / "late.jpg").write_bytes(b"not yet an image")  # e.g. a file still being copied
+    out = tmp_path / "out"
+    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--log-every", "0.2")
+    assert r.returncode == 1 and "1 failed" in r.stdout, r.stdout + r.stderr
+    # stderr is no terminal here (a log): progress comes as lines, the last one at the end
+    lines = [line for line in r.stderr.splitlines() if line.startswith("pafpose batch: ")]
+    assert lines and lines[-1].startswith("pafpose batch: 2/2 images (100 %) after "), r.stderr
+    assert lines[-1].endswith(", 1 failed") and "\r" not in r.stderr  # no bar redrawn in the log
+    (data / "late.jpg").write_bytes((images / "ski.jpg").read_bytes())
+    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--retry-errors")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "--retry-errors: 1 input with error rows done again" in r.stderr
+    assert "1 image: " in r.stdout and "0 failed, 1 done before" in r.stdout, r.stdout
+    table = read_results(out)
+    assert table.num_rows == 2
+    keys = []
+    for path in (out / "results").glob("part-*"):
+        keys += pq.read_table(path, columns=["key"]).column("key").to_pylist()
+    assert len(keys) == len(set(keys)) == 2  # in the files themselves: no error row left beside the new one
+    assert all(e is None for e in table.column("error").to_pylist())
 
 
 def test_a_killed_driver_resumes_with_every_input_exactly_once(env, dance_frame, tmp_path):

@@ -72,6 +72,38 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
     return done
 
 
+def drop_rows(out: str | Path, keys: set[str], threads: int = 8) -> int:
+    """Remove every row of the inputs ``keys`` from the shards of ``out`` (``--retry-errors``:
+    their error rows go, so that the run does them again); returns how many of ``keys`` were
+    found. Each shard is rewritten atomically without them, or deleted when nothing is left:
+    a crash half-way leaves those inputs either as they were or missing, and a missing input
+    is simply done by the next run, so each input still ends up in the results once."""
+    if not keys:
+        return 0
+    from pafpose.batch.results import write_shard
+
+    found: set[str] = set()
+
+    def rewrite(path: Path) -> None:
+        held = read_shard(path, ["key"]).column("key").to_pylist()
+        gone = [k in keys for k in held]
+        if not any(gone):
+            return
+        table = read_shard(path)
+        found.update(k for k, g in zip(held, gone, strict=True) if g)
+        if all(gone):
+            path.unlink()
+            return
+        import pyarrow as pa
+
+        kept = table.filter(pa.array([not g for g in gone])).to_pylist()
+        write_shard(path, "parquet" if path.suffix == ".parquet" else "jsonl", lambda w: w.write(kept))
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        list(pool.map(rewrite, shard_paths(out)))
+    return len(found)
+
+
 def clean_temporaries(out: str | Path, older_than: float = 3600.0) -> int:
     """Remove the hidden temporary shards (``.part-*.part.*``), COCO lines (``.coco-*.part.*``)
     and run markers (``.run-*``) a

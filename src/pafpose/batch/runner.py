@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pafpose.batch.cluster import Resources, check_address, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
-from pafpose.batch.ledger import changed_options, clean_temporaries, exclusive, older_layout, scan
+from pafpose.batch.ledger import changed_options, clean_temporaries, drop_rows, exclusive, older_layout, scan
 from pafpose.batch.results import FORMATS
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
@@ -58,6 +60,8 @@ class BatchOptions:
     address: str | None = None  #: a Ray cluster to join (else $RAY_ADDRESS, else a local instance)
     path_column: str = "path"  #: the column of paths or URLs in Parquet/CSV manifests
     verbose: bool = False  #: Ray's own logs and progress bars
+    retry_errors: bool = False  #: do the inputs whose results are error rows again (their rows dropped first)
+    log_every: float = 30.0  #: seconds between progress lines when stderr is no terminal (a log)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -78,6 +82,7 @@ class BatchOptions:
         if self.shard_size is not None:
             check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
         check_number("workers", self.workers, 1, 10_000, integer=True)
+        check_number("log_every", self.log_every, 0.1, 86400)
         if self.cpus_per_worker is not None:
             check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
         check_number("gpus_per_worker", self.gpus_per_worker, 0, 64)
@@ -254,6 +259,11 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
                                "keypoints}}; adding today's {track_id, keypoints, parts} would make the folder "
                                "unreadable as one table: use another --out")
         done = scan(out, say)
+        if options.retry_errors:
+            retried = drop_rows(out, {i.key for i in items} & done.error_keys)
+            if retried:
+                say(f"--retry-errors: {retried} input{'s' * (retried != 1)} with error rows done again")
+                done = scan(out, say)
         changed = changed_options(out, _model_name(config), json.loads(json.dumps(config.to_dict())))
         if changed:
             say(f"{out} holds results made with other {', '.join(changed)}: they are kept and only the inputs "
@@ -324,13 +334,68 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
             model=_model_name(config), marker=marker)
         start = time.perf_counter()
         summary.began = time.time()
+        unit = "input" if videos else "image"
+        if progress and len(todo) >= 2 and not sys.stderr.isatty():  # a log (nohup, CI, a scheduler): lines
+            bar: Any = LogProgress(len(todo), unit, options.log_every, summary)
+        else:
+            bar = tqdm(total=len(todo), unit=unit, disable=not progress or len(todo) < 2, dynamic_ncols=True)
         try:
-            with tqdm(total=len(todo), unit="input" if videos else "image", disable=not progress or len(todo) < 2,
-                      dynamic_ncols=True) as bar:
+            with bar:
                 _pool(blocks, settings, actors, cpus, options.gpus_per_worker, summary, bar)
         finally:
             summary.seconds = time.perf_counter() - start
             (out / "results" / marker).unlink(missing_ok=True)
+
+
+class LogProgress:
+    """Progress for a log rather than a terminal (output redirected: nohup, CI, a scheduler):
+    a line on stderr every ``every`` seconds, from a timer, so a long task (a video) still
+    shows the run is alive; and one at the end. Same calls as the tqdm bar it replaces."""
+
+    def __init__(self, total: int, unit: str, every: float, summary: Summary) -> None:
+        self.total, self.unit, self.every, self.summary = total, unit, every, summary
+        self.n = 0
+        self.start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="pafpose-progress", daemon=True)
+
+    def __enter__(self) -> LogProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.line()
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        """The counts are the summary's, read at each line."""
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every):
+            self.line()
+
+    def line(self) -> None:
+        s = self.summary
+        took = time.monotonic() - self.start
+        rate = self.n / took if took > 0 else 0.0
+        eta = f", about {_duration((self.total - self.n) / rate)} left" if rate > 0 and self.n < self.total else ""
+        frames = f", {s.frames} video frames" if s.frames else ""
+        print(f"pafpose batch: {self.n}/{self.total} {self.unit}s ({100 * self.n / max(self.total, 1):.0f} %) "
+              f"after {_duration(took)}, {rate:.2f}/s{eta}; {s.people} people{frames}, {s.errors} failed",
+              file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _pool(blocks: list[Any], settings: WorkerSettings, actors: int, cpus: float, gpus: float, summary: Summary,

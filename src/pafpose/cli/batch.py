@@ -16,12 +16,14 @@ pafpose predict writes, with the same names. summary.json says what the run did.
 
 Run the same command again after a crash, Ctrl-C or a killed worker: only what is missing
 is done, and every input ends up in the results exactly once. A file that can't be read is
-an error row; the exit code is 1 when the results hold any error, 130 after Ctrl-C.
+an error row; the exit code is 1 when this run left inputs as error rows (0 when there was
+nothing left to do: the errors stand, and --retry-errors runs them again), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -63,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="images per Ray Data batch and per result file: the most work a crash can cost a worker "
                    "(default: 64, fewer where that gives each worker at least 4 batches)")
     g.add_argument("--verbose", action="store_true", help="show Ray's own logs, progress bars and the workers' output")
+    g.add_argument("--log-every", type=number(0.1, 86400), default=30.0, metavar="SECONDS",
+                   help="when stderr is no terminal (a log: nohup, CI, a scheduler), a progress line every this "
+                   "many seconds: done, rate, time left, people, failures (default: 30)")
+    g.add_argument("--retry-errors", action="store_true",
+                   help="do the inputs whose results are error rows again (a URL that was down, a file since "
+                   "replaced): their error rows are dropped and they are run like the missing ones")
     add_model_arguments(p)
     p.add_argument("--batch-size", type=number(1, 256, integer=True), default=1,
                    help="images or frames per network call (1..256; images of one input size go together)")
@@ -83,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
                            online=args.online,
                            workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                            gpus_per_worker=args.gpus_per_worker, address=args.address, path_column=args.path_column,
-                           verbose=args.verbose)
+                           verbose=args.verbose, retry_errors=args.retry_errors, log_every=args.log_every)
     previous = stop_on_sigterm()
     try:
-        summary = run(args.sources, config, options, progress=sys.stderr.isatty() or args.verbose, warn=warn)
+        summary = run(args.sources, config, options, progress=True, warn=warn)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -99,4 +107,12 @@ def run(args: argparse.Namespace) -> int:
           + (f", {summary.errors_total} with errors" if summary.errors_total else ""))
     if summary.interrupted:
         return 130
-    return 1 if summary.errors_total or summary.source_errors else 0
+    if summary.errors_total:
+        again = " ".join(shlex.quote(a) for a in ["pafpose", *sys.argv[1:]] if a != "--retry-errors")
+        print(f"{summary.errors_total} input{'s' * (summary.errors_total != 1)} stand as error rows; to try them "
+              f"again: {again} --retry-errors")
+    if summary.source_errors:
+        return 1
+    # the errors of this run fail it; those of earlier runs stand, said above (a scheduler's retry of a finished
+    # job must not fail for ever)
+    return 1 if summary.errors else 0
