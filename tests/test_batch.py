@@ -21,7 +21,7 @@ pa = pytest.importorskip("pyarrow")
 pytest.importorskip("ray.data")
 import pyarrow.parquet as pq  # noqa: E402
 
-from pafpose.batch import SCHEMA, read_results  # noqa: E402
+from pafpose.batch import SCHEMA, read_results, results_frame  # noqa: E402
 from pafpose.batch.inputs import enumerate_inputs  # noqa: E402
 from pafpose.batch.ledger import scan, shard_name  # noqa: E402
 from pafpose.batch.results import row, write_shard  # noqa: E402
@@ -115,7 +115,7 @@ def test_one_row_per_input_and_the_poses_of_predict(data_set):
     assert summary["frames"] == 4 and summary["pool"] == 2
 
 
-def test_parquet_reads_back_into_the_documented_schema(data_set):
+def test_parquet_reads_back_into_the_documented_schema(data_set, env, monkeypatch):
     _, out, _, _ = data_set
     shards = sorted((out / "results").glob("part-*.parquet"))
     assert len(shards) == 5  # 7 images in batches of 2, the video alone
@@ -131,6 +131,38 @@ def test_parquet_reads_back_into_the_documented_schema(data_set):
     options = json.loads(rows[0]["options"])
     assert options["height"] == 256 and options["backend"] == "auto"  # the options as given (auto: the default)
     assert not list((out / "results").glob(".*part*"))  # no temporary file left behind
+    # what ran, on every row: "auto" resolved, the weights' digest, the version, the host, the time
+    import hashlib
+
+    import pafpose
+    from pafpose.weights import get_pretrained_cfg, resolve_file
+
+    for name in ("PAFPOSE_WEIGHTS_PATH", "PAFPOSE_HOME"):  # the weights the workers used
+        if name in env:
+            monkeypatch.setenv(name, env[name])
+    cfg = get_pretrained_cfg("human-pose-estimation-0001")  # an IR: .xml and .bin, hashed together
+    digests = [hashlib.sha256(resolve_file(cfg, f).read_bytes()).hexdigest() for f in cfg.files]
+    sha = hashlib.sha256("".join(digests).encode()).hexdigest() if len(digests) > 1 else digests[0]
+    for r in rows:
+        assert r["backend"] in ("openvino", "torch", "onnxruntime") and r["precision"] != "auto"
+        assert r["device"] == "cpu" and r["model_sha256"] == sha and r["pafpose_version"] == pafpose.__version__
+        assert r["host"] == socket.gethostname() and r["written"] is not None
+    written = sorted(r["written"] for r in rows)
+    assert (written[-1] - written[0]).total_seconds() < 600
+    # the keypoints' names are in the schema (for each skeleton)
+    names = json.loads(pq.read_schema(shards[0]).metadata[b"pafpose.keypoints"])
+    assert names["coco18"][:2] == ["nose", "neck"] and len(names["body25"]) == 25
+    # pandas: integers stay integers (null frame for images), missing keypoints are None
+    frame = results_frame(out)
+    assert str(frame["frame"].dtype) == "Int64" and str(frame["width"].dtype) == "Int32"
+    assert frame["frame"].isna().sum() == 7 and frame["frame"].max() == 3
+    # SQL in one line (DuckDB on the Parquet files): the mean x of the noses found, nulls left out
+    import duckdb
+
+    mean_x = duckdb.sql(f"select avg(p.keypoints[1][1]) from (select unnest(people) as p from "
+                        f"read_parquet('{out}/results/*.parquet'))").fetchall()[0][0]
+    noses = [p["keypoints"][0][0] for r in rows for p in r["people"] if p["keypoints"][0] is not None]
+    assert mean_x == pytest.approx(np.mean(noses), rel=1e-5)
 
 
 def _files(folder):

@@ -15,7 +15,7 @@ Example:
     >>> table = read_results("poses-out")  # every input once, as a pyarrow Table
 """
 
-from pafpose.batch.results import SCHEMA, read_results
+from pafpose.batch.results import PROVENANCE, SCHEMA, read_results, results_frame
 from pafpose.batch.runner import BatchOptions, Summary, run
 
-__all__ = ["SCHEMA", "BatchOptions", "Summary", "read_results", "run"]
+__all__ = ["PROVENANCE", "SCHEMA", "BatchOptions", "Summary", "read_results", "results_frame", "run"]

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from pafpose.pose import Pose
+from pafpose.skeleton import SKELETONS
 
 #: One person, :meth:`pafpose.pose.Pose.to_dict`'s shape (the one of ``pafpose serve`` too):
 #: ``track_id`` (null unless tracked), ``score`` (0..1), ``keypoints``: ``[x, y, score]`` per
@@ -39,9 +41,24 @@ SCHEMA = pa.schema([
     ("people", pa.list_(PERSON)),
     ("skeleton", pa.string()),   # the keypoint layout of ``keypoints`` (pafpose skeleton name, e.g. coco18)
     ("model", pa.string()),      # the model (zoo name or weights file)
-    ("options", pa.string()),    # the Estimator's options as JSON (EstimatorConfig.to_dict)
+    ("options", pa.string()),    # the Estimator's options as JSON (EstimatorConfig.to_dict), as asked
     ("error", pa.string()),      # null, or why this input (or the rest of this video) has no poses
+    # what ran, for results from mixed machines and versions (null in shards of an older pafpose):
+    ("backend", pa.string()),    # resolved: "openvino", "torch" or "onnxruntime" (never "auto")
+    ("precision", pa.string()),  # resolved: "float32", "bfloat16", "float16" or "int8"
+    ("device", pa.string()),     # "cpu", "cuda:0"...
+    ("model_sha256", pa.string()),  # of the weights: the zoo's published file(s), or the file given
+    ("pafpose_version", pa.string()),
+    ("host", pa.string()),       # the machine that computed the row
+    ("written", pa.timestamp("ms", tz="UTC")),  # when the row's unit was finished
 ])
+
+#: The schema's metadata ``pafpose.keypoints`` (in every Parquet shard too): per skeleton name,
+#: the names of the keypoints ``people.keypoints`` holds, in order (``json.loads`` it).
+SCHEMA = SCHEMA.with_metadata({"pafpose.keypoints": json.dumps({name: list(s.keypoints)
+                                                                 for name, s in SKELETONS.items()})})
+#: The columns that say what ran.
+PROVENANCE = ("backend", "precision", "device", "model_sha256", "pafpose_version", "host", "written")
 
 FORMATS = ("parquet", "jsonl")
 SUFFIXES = {"parquet": ".parquet", "jsonl": ".jsonl"}
@@ -54,12 +71,13 @@ def people(poses: Sequence[Pose]) -> list[dict[str, Any]]:
 
 def row(key: str, source: str, kind: str, frame: int | None, size: tuple[int, int] | None,
         found: Sequence[Pose] | None, skeleton: str, model: str, options: str, error: str | None = None,
-        ) -> dict[str, Any]:
-    """One result row (``size`` is ``(width, height)``; ``found`` None for an error row)."""
+        provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One result row (``size`` is ``(width, height)``; ``found`` None for an error row;
+    ``provenance``: the :data:`PROVENANCE` columns, null when not given)."""
     w, h = size if size is not None else (None, None)
     return {"key": key, "source": source, "kind": kind, "frame": frame, "width": w, "height": h,
             "people": [] if found is None else people(found), "skeleton": skeleton, "model": model,
-            "options": options, "error": error}
+            "options": options, "error": error, **dict.fromkeys(PROVENANCE), **(provenance or {})}
 
 
 def _json_safe(value: Any) -> Any:
@@ -70,6 +88,8 @@ def _json_safe(value: Any) -> Any:
         return [_json_safe(v) for v in value]
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
     return value
 
 
@@ -127,17 +147,26 @@ def write_shard(path: Path, fmt: str, produce: Callable[[ShardWriter], None]) ->
 def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One shard as a table with :data:`SCHEMA`'s columns (or ``columns`` of them)."""
     path = Path(path)
+    wanted = list(columns) if columns else list(SCHEMA.names)
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path, columns=list(columns) if columns else None)
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+        for name in wanted:  # a column a shard of an older pafpose lacks (the provenance): null
+            if name not in present:
+                table = table.append_column(SCHEMA.field(name), pa.nulls(table.num_rows, SCHEMA.field(name).type))
+        return table.select(wanted)
     # JSON Lines through Python's json, in chunks: pyarrow's JSON reader has no map type (``parts``)
     schema = SCHEMA if not columns else pa.schema([SCHEMA.field(c) for c in columns])
     chunks, rows = [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                rows.append(json.loads(line))
+                r = json.loads(line)
+                if r.get("written") is not None:  # an ISO 8601 string in JSON
+                    r["written"] = datetime.fromisoformat(r["written"])
+                rows.append(r)
             if len(rows) >= 4096:
                 chunks.append(pa.Table.from_pylist(rows, schema=schema))
                 rows = []
@@ -151,6 +180,16 @@ def shard_paths(out: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix in SUFFIXES.values())
+
+
+def results_frame(out: str | Path, columns: Sequence[str] | None = None) -> Any:
+    """:func:`read_results` as a pandas DataFrame whose integer columns stay integers
+    (pandas' nullable ``Int64``/``Int32``: ``frame`` is null for images, which plain pandas
+    would turn into float64) and strings pandas' own."""
+    import pandas as pd
+
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.string(): pd.StringDtype()}
+    return read_results(out, columns).to_pandas(types_mapper=mapping.get)
 
 
 def read_results(out: str | Path, columns: Sequence[str] | None = None) -> pa.Table:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,19 @@ def fetch(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
     return data
 
 
+def provenance(est: Any, host: str) -> dict[str, Any]:
+    """What runs in this actor, for every row it writes (the :data:`~pafpose.batch.results.PROVENANCE`
+    columns but the time): the backend and precision ``auto`` resolved to, the device, the
+    weights' sha256, pafpose's version and the host."""
+    import pafpose
+    from pafpose.weights import weights_sha256
+
+    config = est.config
+    return {"backend": config.backend, "precision": config.precision, "device": str(est.device),
+            "model_sha256": weights_sha256(config.model, config.weights), "pafpose_version": pafpose.__version__,
+            "host": host}
+
+
 class PoseWorker:
     """Ray Data's callable class: ``worker(batch)`` processes a batch of :class:`Item` rows
     (a ``pyarrow.Table`` with ``key``, ``source``, ``kind``, ``name``) and returns one
@@ -227,6 +241,7 @@ class PoseWorker:
             raise PafposeError(f"--out {s.out} is not the same folder on {self.host} as where the run started: on a "
                                "cluster, --out (and the inputs) must be on storage every node mounts at one path")
         self.est = Estimator(EstimatorConfig.from_dict(s.config))
+        self.provenance = provenance(self.est, self.host)
         self.outputs = OutputOptions.from_dict(s.outputs or {"out": s.out, "json": "none"})
         self.coco = self.outputs.json == "coco"  # one file for the run: the driver merges each unit's lines
         if self.coco:
@@ -286,7 +301,7 @@ class PoseWorker:
     def _row(self, item: Item, frame: int | None, size: tuple[int, int] | None, found: Sequence[Any] | None,
              error: str | None = None) -> dict[str, Any]:
         return row(item.key, item.source, item.kind, frame, size, found, self.skeleton, self.s.model, self.options,
-                   error)
+                   error, {**self.provenance, "written": datetime.now(timezone.utc)})
 
     # ------------------------------------------------------------------ images
     def _read(self, item: Item) -> Any:

@@ -236,6 +236,32 @@ class Resolved(NamedTuple):
     ir: Path | None  #: the network's own OpenVINO IR, when asked for and it has one
 
 
+def weights_sha256(model: str | None = None, weights: str | Path | None = None) -> str | None:
+    """The sha256 of the weights a model runs with, for the record: of the file given
+    (``weights``; an OpenVINO ``.xml`` with its ``.bin``: of their two digests), else the zoo's
+    published sha256 of the model's file (of its files' digests when several), None for a
+    model without known weights."""
+    from pafpose.estimator_config import DEFAULT_MODEL
+    from pafpose.weights._download import sha256sum
+
+    if weights is not None:
+        path = Path(weights)
+        files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" and path.with_suffix(".bin").is_file() \
+            else [path]
+        digests = [sha256sum(f) for f in files]
+    else:
+        try:
+            cfg = get_pretrained_cfg(DEFAULT_MODEL if model is None else model)
+        except PafposeError:
+            return None
+        digests = [f.sha256 for f in cfg.files]
+        if any(d is None for d in digests):
+            return None
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
 def resolve(model: str | None = None, weights: str | Path | None = None, ir: bool = False) -> Resolved:
     """The one way from what a user names to a network with weights, for every command.
 
