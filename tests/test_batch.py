@@ -243,7 +243,8 @@ def test_retry_errors_runs_the_error_rows_again_and_keeps_every_input_once(env, 
     (data / "a.jpg").write_bytes((images / "p1.jpg").read_bytes())
     (data / "late.jpg").write_bytes(b"not yet an image")  # e.g. a file still being copied
     out = tmp_path / "out"
-    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--log-every", "0.2")
+    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--log-every", "0.2", "--workers", "1",
+                "--max-workers", "2")  # an autoscaling pool
     assert r.returncode == 1 and "1 failed" in r.stdout, r.stdout + r.stderr
     # stderr is no terminal here (a log): progress comes as lines, the last one at the end
     lines = [line for line in r.stderr.splitlines() if line.startswith("pafpose batch: ")]
@@ -438,8 +439,8 @@ def test_cpus_are_shared_out_leaving_room_for_ray_data():
     from pafpose.batch.runner import BatchOptions, _plan
 
     here = Resources(cpus=2, gpus=0, node_cpus=2, node_gpus=0, nodes=1, local=True, cpu_nodes=1, smallest_cpus=2)
-    assert _plan(BatchOptions(out=Path("x"), workers=1), here, tasks=50) == (1, 1.75, 2)
-    assert _plan(BatchOptions(out=Path("x"), workers=2), here, tasks=50) == (2, 0.875, 1)  # never a whole CPU each
+    assert _plan(BatchOptions(out=Path("x"), workers=1), here, tasks=50) == (1, 1, 1.75, 2)
+    assert _plan(BatchOptions(out=Path("x"), workers=2), here, tasks=50) == (2, 2, 0.875, 1)  # never a whole CPU each
     assert _plan(BatchOptions(out=Path("x"), workers=8), here, tasks=3)[0] == 3  # no idle actors
     with pytest.raises(PafposeError, match="this machine has 0 GPUs"):
         _plan(BatchOptions(out=Path("x"), gpus_per_worker=1), here, tasks=5)
@@ -448,10 +449,15 @@ def test_cpus_are_shared_out_leaving_room_for_ray_data():
     # a cluster: a head with no CPUs for work, four 16-CPU nodes; one whose workers are still to come
     cluster = Resources(cpus=64, gpus=0, node_cpus=16, node_gpus=0, nodes=5, local=False, cpu_nodes=4,
                         smallest_cpus=16)
-    assert _plan(BatchOptions(out=Path("x"), workers=32), cluster, tasks=1000) == (32, 1.969, 2)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), cluster, tasks=1000) == (32, 32, 1.969, 2)
     empty = Resources(cpus=0, gpus=0, node_cpus=0, node_gpus=0, nodes=1, local=False)
-    assert _plan(BatchOptions(out=Path("x"), workers=32), empty, tasks=1000) == (32, 1.0, 1)
-    assert _plan(BatchOptions(out=Path("x"), workers=4, gpus_per_worker=1), empty, tasks=9) == (4, 1.0, 1)
+    assert _plan(BatchOptions(out=Path("x"), workers=32), empty, tasks=1000) == (32, 32, 1.0, 1)
+    assert _plan(BatchOptions(out=Path("x"), workers=4, gpus_per_worker=1), empty, tasks=9) == (4, 4, 1.0, 1)
+    # an autoscaling pool: the CPUs are shared out for its largest size, never more actors than tasks
+    assert _plan(BatchOptions(out=Path("x"), workers=1, max_workers=2), here, tasks=50) == (1, 2, 0.875, 1)
+    assert _plan(BatchOptions(out=Path("x"), workers=8, max_workers=64), cluster, tasks=40) == (8, 40, 1.575, 2)
+    with pytest.raises(PafposeError, match="--max-workers 1 is below --workers 2"):
+        BatchOptions(out=Path("x"), workers=2, max_workers=1)
 
 
 def test_a_rerun_with_other_options_is_told(tmp_path):

@@ -55,6 +55,7 @@ class BatchOptions:
     track: bool = True  #: track people through each video
     online: bool = False  #: track video files as live streams (no look-ahead), not offline as predict does
     workers: int = 1  #: Ray actors, each with its own Estimator
+    max_workers: int | None = None  #: more: the pool grows to this many while work waits (None: fixed size)
     cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
     gpus_per_worker: float = 0.0  #: GPUs each actor reserves (e.g. 1, or 0.5 for two per GPU)
     address: str | None = None  #: a Ray cluster to join (else $RAY_ADDRESS, else a local instance)
@@ -83,6 +84,10 @@ class BatchOptions:
             check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
         check_number("workers", self.workers, 1, 10_000, integer=True)
         check_number("log_every", self.log_every, 0.1, 86400)
+        if self.max_workers is not None:
+            check_number("max_workers", self.max_workers, 1, 10_000, integer=True)
+            if self.max_workers < self.workers:
+                raise PafposeError(f"--max-workers {self.max_workers} is below --workers {self.workers}")
         if self.cpus_per_worker is not None:
             check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
         check_number("gpus_per_worker", self.gpus_per_worker, 0, 64)
@@ -168,16 +173,19 @@ class Summary:
         return d
 
 
-def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float, int]:
-    """``(actors, CPUs each reserves, threads each runs)`` for this cluster.
+def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, int, float, int]:
+    """``(actors at least, actors at most, CPUs each reserves, threads each runs)`` for this
+    cluster (the pool grows from the first to the second while work waits: ``--max-workers``).
 
     Unless told, actors share out the CPUs of the nodes they will land on, each node less a
     quarter CPU for Ray Data's own tasks (an actor pool that reserves every CPU leaves none
     for them, and the run stalls, backpressured, before it starts), and each runs that many
     threads. On a cluster whose worker nodes the autoscaler has yet to start, 1 CPU each.
-    With GPUs, 1 CPU each (the GPU computes; a CPU decodes and draws).
+    With GPUs, 1 CPU each (the GPU computes; a CPU decodes and draws). The CPUs are shared out
+    for the largest pool.
     """
     actors = max(1, min(options.workers, tasks))
+    most = max(actors, min(options.max_workers or options.workers, tasks))
     cpus = options.cpus_per_worker
     if cpus is None:
         if options.gpus_per_worker:
@@ -185,7 +193,7 @@ def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float
         elif res.cpu_nodes == 0:
             cpus = 1.0
         else:
-            per_node = math.ceil(actors / res.cpu_nodes)
+            per_node = math.ceil(most / res.cpu_nodes)
             cpus = max(0.1, (res.smallest_cpus - 0.25) / per_node)
     if res.local:  # nothing can join a local instance: what doesn't fit never starts
         if cpus > res.node_cpus:
@@ -194,7 +202,7 @@ def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, float
             raise PafposeError(f"--gpus-per-worker {options.gpus_per_worker:g}: this machine has "
                                f"{res.node_gpus:g} GPUs")
     threads = max(1, round(cpus))
-    return actors, round(cpus, 3), threads
+    return actors, most, round(cpus, 3), threads
 
 
 def _blocks(items: Sequence[Item], size: int) -> list[Any]:
@@ -320,8 +328,8 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
     t0 = time.perf_counter()
     with ray_session(options.address, options.verbose) as res:
         summary.startup = time.perf_counter() - t0
-        actors, cpus, threads = _plan(options, res, len(blocks))
-        summary.pool = actors
+        actors, most, cpus, threads = _plan(options, res, len(blocks))
+        summary.pool = most
         marker = f".run-{uuid.uuid4().hex}"
         (out / "results" / marker).touch()
         # "auto" means the device Ray gives the actor: a GPU it reserved, else the CPU (not a GPU it didn't reserve)
@@ -341,7 +349,7 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
             bar = tqdm(total=len(todo), unit=unit, disable=not progress or len(todo) < 2, dynamic_ncols=True)
         try:
             with bar:
-                _pool(blocks, settings, actors, cpus, options.gpus_per_worker, summary, bar)
+                _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar)
         finally:
             summary.seconds = time.perf_counter() - start
             (out / "results" / marker).unlink(missing_ok=True)
@@ -398,7 +406,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _pool(blocks: list[Any], settings: WorkerSettings, actors: int, cpus: float, gpus: float, summary: Summary,
+def _pool(blocks: list[Any], settings: WorkerSettings, actors: tuple[int, int], cpus: float, gpus: float,
+          summary: Summary,
           bar: Any) -> None:
     """``blocks`` through a pool of actors, one block per task (``batch_size=None``: a block
     is a batch); counts the results as they come."""
@@ -407,7 +416,8 @@ def _pool(blocks: list[Any], settings: WorkerSettings, actors: int, cpus: float,
 
     ds = ray.data.from_arrow(blocks)
     results = ds.map_batches(worker_class(settings), batch_size=None, batch_format="pyarrow",
-                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
+                             compute=ray.data.ActorPoolStrategy(min_size=actors[0], max_size=actors[1]),
+                             num_cpus=cpus, num_gpus=gpus or None)
     try:
         for batch in results.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
             for r in batch.to_pylist():

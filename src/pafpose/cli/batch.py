@@ -55,7 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default: $RAY_ADDRESS, else a "
                    "local Ray instance on this machine)")
     g.add_argument("--workers", type=number(1, 10_000, integer=True), default=1,
-                   help="Ray actors, each with the model loaded once (default: %(default)s)")
+                   help="Ray actors, each with the model loaded once (default: %(default)s); with --max-workers, "
+                   "the fewest")
+    g.add_argument("--max-workers", type=number(1, 10_000, integer=True), default=None, metavar="N",
+                   help="an autoscaling pool: from --workers up to N actors while work waits (on a cluster whose "
+                   "autoscaler adds nodes, the pool follows them; default: a pool of --workers)")
     g.add_argument("--cpus-per-worker", type=number(0.01, 1024), default=None, metavar="N",
                    help="CPUs each actor reserves, and its threads (default: the cluster's CPUs shared out, less a "
                    "quarter CPU for Ray Data's own tasks)")
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     options = BatchOptions(out=args.out, format=args.format, outputs=outputs, frames=args.frames, timeout=args.timeout,
                            batch_size=args.batch_size, shard_size=args.shard_size, track=not args.no_track,
                            online=args.online,
-                           workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                           workers=args.workers, max_workers=args.max_workers, cpus_per_worker=args.cpus_per_worker,
                            gpus_per_worker=args.gpus_per_worker, address=args.address, path_column=args.path_column,
                            verbose=args.verbose, retry_errors=args.retry_errors, log_every=args.log_every)
     previous = stop_on_sigterm()
