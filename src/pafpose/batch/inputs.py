@@ -12,12 +12,14 @@ nothing is an enumeration error, as in ``pafpose predict``.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pafpose import storage
 from pafpose.errors import PafposeError
 from pafpose.io import VIDEO_EXTENSIONS, UniqueNames, expand_sources
 
@@ -87,27 +89,30 @@ def list_entries(path: Path) -> Iterator[str]:
         raise PafposeError(f"{path}: can't be read ({err.strerror or err})") from None
 
 
-def manifest_entries(path: Path, column: str) -> Iterator[str]:
-    """The values of ``column`` of a Parquet or CSV manifest, read a record batch at a time
-    (a manifest of millions of rows is never held whole); empty values are skipped."""
+def manifest_entries(path: Path | str, column: str) -> Iterator[str]:
+    """The values of ``column`` of a Parquet or CSV manifest (a file, or an object-store URL),
+    read a record batch at a time (a manifest of millions of rows is never held whole); empty
+    values are skipped."""
     import pyarrow as pa
 
+    source: Any = storage.open_file(path) if isinstance(path, str) else path
+    path = Path(path) if not isinstance(path, str) else path
+    suffix = os.path.splitext(str(path))[1].lower()
     try:
-        if path.suffix.lower() == ".csv":
+        if suffix == ".csv":
             from pyarrow import csv
 
-            reader: Any = csv.open_csv(path, convert_options=csv.ConvertOptions(column_types={column: pa.string()}))
+            reader: Any = csv.open_csv(source, convert_options=csv.ConvertOptions(column_types={column: pa.string()}))
             names = reader.schema.names
         else:
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(source)
             names = pf.schema_arrow.names
         if column not in names:
             raise PafposeError(f"{path}: no column {column!r} (it has: {', '.join(names)}); --path-column names the "
                                "column of paths or URLs")
-        batches = iter(reader) if path.suffix.lower() == ".csv" else pf.iter_batches(columns=[column],
-                                                                                      batch_size=65536)
+        batches = iter(reader) if suffix == ".csv" else pf.iter_batches(columns=[column], batch_size=65536)
         for batch in batches:
             for value in batch.column(column).cast(pa.string()).to_pylist():
                 if value and value.strip():
@@ -138,9 +143,13 @@ def enumerate_inputs(specs: list[str], out: str | Path | None = None, path_colum
             seen.add(key)
             result.items.append(Item(key, source, kind, names.take(name)))
 
-    def add_entry(entry: str, base: Path) -> None:
+    def add_entry(entry: str, base: Path | str) -> None:
         if _URL.match(entry):
             add(entry, entry, _url_kind(entry), _url_name(entry))
+        elif isinstance(base, str):  # a list or manifest in object storage: relative to its prefix
+            scheme, _, where = base.partition("://")
+            url = f"{scheme}://{posixpath.normpath(posixpath.join(where, entry))}"
+            add(url, entry, _url_kind(url), _url_name(url))
         else:
             path = entry if os.path.isabs(entry) else os.path.join(base, entry)
             key = os.path.abspath(path)
@@ -152,7 +161,9 @@ def enumerate_inputs(specs: list[str], out: str | Path | None = None, path_colum
         p = Path(spec)
         suffix = p.suffix.lower()
         try:
-            if _URL.match(spec):
+            if storage.is_object_url(spec):
+                _object_source(spec, path_column, add_entry, result)
+            elif _URL.match(spec):
                 add_entry(spec, Path.cwd())
             elif p.is_file() and suffix in LIST_SUFFIXES:
                 for entry in list_entries(p):
@@ -173,6 +184,39 @@ def enumerate_inputs(specs: list[str], out: str | Path | None = None, path_colum
         except PafposeError as err:
             result.errors.append(str(err))
     return result
+
+
+def _object_source(url: str, path_column: str, add_entry: Any, result: Inputs) -> None:
+    """An object-store source: a list or manifest object (entries relative to its prefix), a
+    prefix (every image and video under it, recursively), or one object."""
+    from pafpose.images import IMAGE_EXTENSIONS
+
+    suffix = os.path.splitext(url.split("?")[0])[1].lower()
+    where = storage.kind(url)
+    base = url.rsplit("/", 1)[0]
+    if where == "file" and suffix in LIST_SUFFIXES:
+        for line in storage.read_text(url).splitlines():
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                add_entry(entry, base)
+    elif where == "file" and suffix in MANIFEST_SUFFIXES:
+        for entry in manifest_entries(url, path_column):
+            add_entry(entry, base)
+    elif where == "dir":
+        found = 0
+        for obj in storage.list_objects(url):
+            ext = os.path.splitext(obj)[1].lower()
+            if ext in IMAGE_EXTENSIONS or ext in VIDEO_EXTENSIONS:
+                add_entry(obj, base)
+                found += 1
+            else:
+                result.ignored += 1
+        if not found:
+            result.errors.append(f"{url}: no image or video under this prefix")
+    elif where == "file":
+        add_entry(url, base)
+    else:
+        result.errors.append(f"{url}: no such object or prefix")
 
 
 __all__ = ["LIST_SUFFIXES", "MANIFEST_SUFFIXES", "Inputs", "Item", "enumerate_inputs",

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pafpose import storage
 from pafpose.batch.inputs import Item
 from pafpose.batch.ledger import shard_name
 from pafpose.batch.results import ShardWriter, read_shard, row, write_shard
@@ -174,6 +175,8 @@ def fetch(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
     late = f"{url}: not fetched within {timeout:g} s (--timeout)"
     timer = None
     try:
+        if storage.is_object_url(url):  # s3://, gs://...: pyarrow's file systems, their own timeouts
+            return storage.read_bytes(url, max_bytes)
         if url[:7].lower() == "file://":
             data = _file_url(url, max_bytes)
         else:
@@ -427,9 +430,22 @@ class PoseWorker:
                 self._clock["write"] += time.perf_counter() - t0
                 return True
 
-            done = run_video(self.est, item.key, writer, item.name, frames=self.frames, batch_size=self.s.batch_size,
-                             track=self.s.track, online=self.s.online, timeout=self.s.timeout,
-                             keep_fields=self.outputs.keep_fields, on_frame=row, label=item.source)
+            with contextlib.ExitStack() as stack:
+                where = item.key
+                if storage.is_object_url(item.key):  # OpenCV reads files: a local copy while it runs
+                    from pafpose.images import ImageError
+
+                    try:
+                        where = stack.enter_context(storage.local_copy(item.key))
+                    except ImageError as err:
+                        errors.append(str(err))
+                        count["rows"] = 1
+                        w.write([self._row(item, None, None, None, str(err))])
+                        return
+                done = run_video(self.est, where, writer, item.name, frames=self.frames,
+                                 batch_size=self.s.batch_size, track=self.s.track, online=self.s.online,
+                                 timeout=self.s.timeout, keep_fields=self.outputs.keep_fields, on_frame=row,
+                                 label=item.source)
             writer.finish()
         count["frames"], count["people"], count["rows"] = done.frames, done.people, done.frames + 1
         if done.error is not None:

@@ -23,6 +23,7 @@ nothing left to do: the errors stand, and --retry-errors runs them again), 130 a
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import signal
 import sys
@@ -39,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="folder, glob, image or video file or URL, list file (.txt) or manifest (.csv, .parquet)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (results/, summary.json, per-file outputs)")
+    p.add_argument("--out", type=_out_folder, required=True,
+                   help="output folder (results/, summary.json, per-file outputs): a local or mounted folder")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
                    help="result files: Parquet or JSON Lines (default: %(default)s)")
     p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames and no smoothing")
@@ -82,6 +84,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _out_folder(text: str) -> Path:
+    """``--out``: a folder. A URL is refused in one line (a Path would make ``s3://b/p`` a local
+    folder named ``s3:``); inputs may be in object storage, the results not yet."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        raise argparse.ArgumentTypeError(
+            f"{text}: --out is a local or mounted folder (object storage as --out is not supported yet: mount the "
+            "bucket, e.g. with mountpoint-s3 or gcsfuse, and give its path; inputs may be s3:// or gs:// URLs)")
+    return Path(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from pafpose.batch.runner import BatchOptions, run, summary_text
     from pafpose.cli import openpose_flags
@@ -113,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if summary.errors_total:
         again = " ".join(shlex.quote(a) for a in ["pafpose", *sys.argv[1:]] if a != "--retry-errors")
-        print(f"{summary.errors_total} input{'s' * (summary.errors_total != 1)} stand as error rows; to try them "
+        n = summary.errors_total
+        print(f"{n} input{'s' * (n != 1)} stand{'s' * (n == 1)} as error rows; to try {'them' if n != 1 else 'it'} "
               f"again: {again} --retry-errors")
     if summary.source_errors:
         return 1

@@ -1,0 +1,159 @@
+"""Object storage (``s3://``, ``gs://``, ``hdfs://``, ...) read through pyarrow's file systems:
+listing a prefix, reading an object's bytes in bounded size, and a local copy of one (a
+video, which OpenCV reads from a file).
+
+Credentials and endpoints are the file system's own: for S3 the AWS variables and files
+(``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` for an S3-compatible server
+such as MinIO), for Google Cloud Storage the application default credentials. Every
+failure is one :class:`~pafpose.errors.PafposeError` (or, reading an input, an
+:class:`~pafpose.images.ImageError`) naming the URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from pafpose.errors import PafposeError
+
+#: URL schemes read as object storage (pyarrow's file systems), not over HTTP.
+OBJECT_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def is_object_url(text: str) -> bool:
+    """Whether ``text`` is an object-store URL (``s3://bucket/key``, ``gs://...``)."""
+    m = _SCHEME.match(text)
+    return bool(m) and m.group(1).lower() in OBJECT_SCHEMES
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    """``(pyarrow file system, path in it)`` for an object-store URL."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(url)
+    except (pa.ArrowException, ValueError, OSError) as err:
+        raise PafposeError(f"{url}: can't open its storage ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _url(url: str, path: str) -> str:
+    """The URL of ``path`` in the file system of ``url`` (same scheme)."""
+    return f"{url.split('://', 1)[0]}://{path}"
+
+
+def kind(url: str) -> str:
+    """``"dir"`` (a bucket or a prefix with objects under it), ``"file"`` or ``"missing"``."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = _fs(url)
+    try:
+        info = fs.get_file_info(path.rstrip("/"))
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be read ({_first_line(err)})") from None
+    if info.type == pafs.FileType.File:
+        return "file"
+    return "dir" if info.type == pafs.FileType.Directory else "missing"
+
+
+def list_objects(url: str) -> list[str]:
+    """The URLs of every object under the prefix ``url``, recursively, sorted."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = _fs(url)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path.rstrip("/"), recursive=True))
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be listed ({_first_line(err)})") from None
+    return sorted(_url(url, i.path) for i in infos if i.type == pafs.FileType.File)
+
+
+def read_bytes(url: str, max_bytes: int) -> bytes:
+    """The object's bytes (at most ``max_bytes``: more is an error, never a partial read)."""
+    import pyarrow as pa
+
+    from pafpose.images import ImageError
+
+    fs, path = _fs(url)
+    try:
+        with fs.open_input_stream(path) as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ImageError("unreadable", f"{url}: no such object") from None
+    except (pa.ArrowException, OSError) as err:
+        raise ImageError("unreadable", f"{url}: can't be read ({_first_line(err)})") from None
+    if len(data) > max_bytes:
+        raise ImageError("too-large", f"{url}: larger than any image pafpose reads ({max_bytes / 2**20:.0f} MiB)")
+    if not data:
+        raise ImageError("empty", f"{url}: empty object")
+    return data
+
+
+def read_text(url: str, max_bytes: int = 2**30) -> str:
+    """A text object (a list of inputs) as a string; a one-line error if it can't be read."""
+    from pafpose.images import ImageError
+
+    try:
+        data = read_bytes(url, max_bytes)
+    except ImageError as err:
+        raise PafposeError(str(err)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PafposeError(f"{url}: not a text list of paths (not UTF-8: {err.reason})") from None
+
+
+def open_file(url: str) -> Any:
+    """A seekable pyarrow file of the object (a Parquet or CSV manifest reads from it)."""
+    import pyarrow as pa
+
+    fs, path = _fs(url)
+    try:
+        return fs.open_input_file(path)
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be read ({_first_line(err)})") from None
+
+
+@contextlib.contextmanager
+def local_copy(url: str, chunk: int = 8 * 2**20) -> Iterator[str]:
+    """A temporary local file with the object's bytes (copied in chunks, never held whole),
+    removed afterwards: OpenCV reads videos from files."""
+    import pyarrow as pa
+
+    from pafpose.images import ImageError
+
+    fs, path = _fs(url)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix="pafpose-", suffix=suffix)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, fs.open_input_stream(path) as f:
+                while True:
+                    block = f.read(chunk)
+                    if not block:
+                        break
+                    out.write(block)
+        except FileNotFoundError:
+            raise ImageError("unreadable", f"{url}: no such object") from None
+        except (pa.ArrowException, OSError) as err:
+            raise ImageError("unreadable", f"{url}: can't be read ({_first_line(err)})") from None
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+__all__ = ["OBJECT_SCHEMES", "is_object_url", "kind", "list_objects", "local_copy", "open_file", "read_bytes",
+           "read_text"]
