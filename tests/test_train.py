@@ -239,6 +239,7 @@ OVERFIT_IMAGES = [12448, 33601, 69468, 151408, 253686, 318219, 535506, 574769]
 OVERFIT_SIZE, OVERFIT_ITERATIONS = 192, 400
 
 
+@pytest.mark.slow  # about 3 minutes of the suite's 2 cores: `make test-slow` runs it
 def test_learning_works_a_small_model_overfits_8_images_from_scratch(tmp_path, shared):
     """The budget: lightweight-openpose from random weights, batch 8 (all 8 images), 192 px
     crops, Adam 2e-3, 400 iterations: about 4 minutes on 2 cores with bfloat16 (7.5 in
