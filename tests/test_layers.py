@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pafpose.checks", "pafpose.device", "pafpose.coords", "pafpose.skeleton", "pafpose.images", "pafpose.video",
      "pafpose.weights.checkpoint", "pafpose.weights.openvino_ir", "pafpose.weights.tflite",
      "pafpose.weights.tf_graphdef", "pafpose.data.annotations"),
-    ("pafpose.io", "pafpose.fields", "pafpose.draw", "pafpose.data.augment"),
+    ("pafpose.io", "pafpose.storage", "pafpose.fields", "pafpose.draw", "pafpose.data.augment"),
     ("pafpose.pose",),  # the result type
     ("pafpose.decoder", "pafpose.encoder", "pafpose.synthetic", "pafpose.formats", "pafpose.models",
      "pafpose.controlnet", "pafpose.tracking", "pafpose.tracker", "pafpose.offline"),
