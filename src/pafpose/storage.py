@@ -43,6 +43,17 @@ def _fs(url: str) -> tuple[Any, str]:
         raise PafposeError(f"{url}: can't open its storage ({_first_line(err)})") from None
 
 
+def _input_fs(url: str) -> tuple[Any, str]:
+    """:func:`_fs` for reading an input: a storage that can't be opened (a bad bucket name, no
+    credentials) is that input's error row, not the run's failure."""
+    from pafpose.images import ImageError
+
+    try:
+        return _fs(url)
+    except PafposeError as err:
+        raise ImageError("unreadable", str(err)) from None
+
+
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
@@ -86,7 +97,7 @@ def read_bytes(url: str, max_bytes: int) -> bytes:
 
     from pafpose.images import ImageError
 
-    fs, path = _fs(url)
+    fs, path = _input_fs(url)
     try:
         with fs.open_input_stream(path) as f:
             data = f.read(max_bytes + 1)
@@ -134,7 +145,7 @@ def local_copy(url: str, chunk: int = 8 * 2**20) -> Iterator[str]:
 
     from pafpose.images import ImageError
 
-    fs, path = _fs(url)
+    fs, path = _input_fs(url)
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix="pafpose-", suffix=suffix)
     try:
