@@ -155,7 +155,9 @@ def speed(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict:
                         stages = {k: round(sum(w[k] for w in summary["workers"].values()) / args.images * 1e3, 2)
                                   for k in ("read", "infer", "write")}
                     else:
-                        own = float(re.search(r"\(([\d.]+)/s\)", lines[label][0]).group(1))
+                        # predict's summary line ("N images: ... (R/s), after S s start-up"), after "network: ..."
+                        own = float(next(m.group(1) for line in lines[label]
+                                         if (m := re.search(r"\(([\d.]+)/s\)", line))))
                         stages = {}
                 shutil.rmtree(out)
             n = args.images - small
@@ -166,6 +168,9 @@ def speed(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict:
                                             "cpu_full": round(cpu["full"], 2), "cpu_part": round(cpu["part"], 2),
                                             "marginal_images_per_s": round(marginal, 2),
                                             "cpu_ms_per_image": round(cpu_ms, 2), "load": load(),
+                                            # everything the command spent (start-up included), per image
+                                            "cpu_ms_per_image_all": round(cpu["full"] / args.images * 1e3, 2),
+                                            "cpu_ms_per_image_all_part": round(cpu["part"] / small * 1e3, 2),
                                             "output": lines["full"][:4]})
             print(f"round {rnd}: {name}: {own:.2f} images/s after its start-up {stages or ''}; "
                   f"{args.images} images in {times['full']:.1f} s ({cpu['full']:.1f} CPU s), "
@@ -175,6 +180,9 @@ def speed(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict:
         res["best"] = max(r["marginal_images_per_s"] for r in res["rounds"])
         res["own_best"] = max(r["own_images_per_s"] for r in res["rounds"])
         res["cpu_ms_median"] = round(float(np.median([r["cpu_ms_per_image"] for r in res["rounds"]])), 2)
+        res["cpu_all_median"] = round(float(np.median([r["cpu_ms_per_image_all"] for r in res["rounds"]])), 2)
+        res["cpu_all_part_median"] = round(float(np.median([r["cpu_ms_per_image_all_part"] for r in res["rounds"]])),
+                                           2)
     ref, ref_cpu = results["predict"]["best"], results["predict"]["cpu_ms_median"]
     ref_own = results["predict"]["own_best"]
     print("\n| command | images/s after start-up (best round) | vs predict | images/s marginal (best round) "
@@ -183,7 +191,21 @@ def speed(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict:
     for name, res in ((n, r) for n, r in results.items() if isinstance(r, dict)):
         print(f"| {name} | {res['own_best']:.2f} | {res['own_best'] / ref_own:.2f}x | {res['best']:.2f} | "
               f"{res['best'] / ref:.2f}x | {res['cpu_ms_median']:.1f} | {res['cpu_ms_median'] / ref_cpu:.2f}x |")
+    small = args.images // 5
+    p_all, p_part = results["predict"]["cpu_all_median"], results["predict"]["cpu_all_part_median"]
+    print(f"\n| command | CPU ms per image, all of it, at {small} images | vs predict | at {args.images} images "
+          "| vs predict | start-up s (driver, Ray, model) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, res in ((n, r) for n, r in results.items() if isinstance(r, dict)):
+        start = [r["T_full"] - args.images / r["own_images_per_s"] for r in res["rounds"] if r["own_images_per_s"]]
+        print(f"| {name} | {res['cpu_all_part_median']:.1f} | {res['cpu_all_part_median'] / p_part:.2f}x | "
+              f"{res['cpu_all_median']:.1f} | {res['cpu_all_median'] / p_all:.2f}x | "
+              f"{fmt_s(min(start)) if start else '-'} |")
     return results
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.1f}"
 
 
 def ceiling(work: Path, env: dict[str, str], n: int = 20000) -> dict:
