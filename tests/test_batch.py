@@ -224,6 +224,26 @@ def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_pa
     assert ids["139"] == "000000000139" and "clip_000000000002" in ids.values() and len(ids) == 6
 
 
+def test_in_a_log_a_video_in_hand_advances_frame_by_frame(env, dance_frame, tmp_path):
+    """A video is one unit of work: without its worker's progress file the log would say
+    0/1 until its last frame. The lines count its frames while it runs; nothing is left."""
+    data = tmp_path / "data"
+    data.mkdir()
+    make_video(data / "long.mp4", dance_frame, 80)
+    cv2.imwrite(str(data / "still.png"), dance_frame)
+    out = tmp_path / "out"
+    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--log-every", "0.1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("pafpose batch: ")]
+    under_way = [line for line in lines if "in videos under way)" in line]
+    assert under_way, lines
+    counts = [int(line.split("(+")[1].split(" ")[0]) for line in under_way]
+    assert counts == sorted(counts)  # one video: its count only moves on
+    assert 0 < max(counts) <= 80
+    assert lines[-1].startswith("pafpose batch: 2/2 inputs (100 %)") and "under way" not in lines[-1]
+    assert not list((out / "results").glob(".progress-*"))
+
+
 def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())

@@ -113,7 +113,8 @@ def clean_temporaries(out: str | Path, older_than: float = 3600.0) -> int:
     removed = 0
     if folder.is_dir():
         now = time.time()
-        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".coco-*.part.*"), *folder.glob(".run-*")]:
+        for p in [*folder.glob(".part-*.part.*"), *folder.glob(".coco-*.part.*"), *folder.glob(".run-*"),
+                  *folder.glob(".progress-*")]:
             with contextlib.suppress(OSError):
                 if now - p.stat().st_mtime > older_than:
                     p.unlink()

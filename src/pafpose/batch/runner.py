@@ -344,7 +344,7 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
         summary.began = time.time()
         unit = "input" if videos else "image"
         if progress and len(todo) >= 2 and not sys.stderr.isatty():  # a log (nohup, CI, a scheduler): lines
-            bar: Any = LogProgress(len(todo), unit, options.log_every, summary)
+            bar: Any = LogProgress(len(todo), unit, options.log_every, summary, out / "results")
         else:
             bar = tqdm(total=len(todo), unit=unit, disable=not progress or len(todo) < 2, dynamic_ncols=True)
         try:
@@ -360,8 +360,8 @@ class LogProgress:
     a line on stderr every ``every`` seconds, from a timer, so a long task (a video) still
     shows the run is alive; and one at the end. Same calls as the tqdm bar it replaces."""
 
-    def __init__(self, total: int, unit: str, every: float, summary: Summary) -> None:
-        self.total, self.unit, self.every, self.summary = total, unit, every, summary
+    def __init__(self, total: int, unit: str, every: float, summary: Summary, results: Path | None = None) -> None:
+        self.total, self.unit, self.every, self.summary, self.results = total, unit, every, summary, results
         self.n = 0
         self.start = time.monotonic()
         self._stop = threading.Event()
@@ -392,6 +392,11 @@ class LogProgress:
         rate = self.n / took if took > 0 else 0.0
         eta = f", about {_duration((self.total - self.n) / rate)} left" if rate > 0 and self.n < self.total else ""
         frames = f", {s.frames} video frames" if s.frames else ""
+        if self.results is not None and self.n < self.total:  # videos in hand advance per frame
+            from pafpose.batch.worker import videos_in_progress
+
+            going = videos_in_progress(self.results)
+            frames += f" (+{going} in videos under way)" if going else ""
         print(f"pafpose batch: {self.n}/{self.total} {self.unit}s ({100 * self.n / max(self.total, 1):.0f} %) "
               f"after {_duration(took)}, {rate:.2f}/s{eta}; {s.people} people{frames}, {s.errors} failed",
               file=sys.stderr, flush=True)

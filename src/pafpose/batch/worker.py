@@ -206,6 +206,47 @@ def fetch(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
     return data
 
 
+#: The files a worker keeps while it runs a video: ``.progress-<pid>``, ``key<TAB>frames done``.
+PROGRESS_PREFIX = ".progress-"
+
+
+class VideoProgress:
+    """How far the video in hand is, for the driver's progress (a video is one unit of work,
+    which would otherwise show nothing until its last frame): a small file under the results
+    folder, rewritten whole at most once a second, removed when the video ends."""
+
+    def __init__(self, results: Path, key: str, every: float = 1.0) -> None:
+        self.path = results / f"{PROGRESS_PREFIX}{os.getpid()}"
+        self.key, self.every = key, every
+        self.frames = 0
+        self._last = 0.0
+
+    def frame(self) -> None:
+        self.frames += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with contextlib.suppress(OSError):  # progress is a courtesy: never a failed video
+                tmp.write_text(f"{self.key}\t{self.frames}\n", encoding="utf-8")
+                os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def videos_in_progress(results: Path) -> int:
+    """Frames done so far of the videos the workers have in hand (their progress files)."""
+    total = 0
+    for p in results.glob(f"{PROGRESS_PREFIX}*"):
+        if p.name.endswith(".tmp"):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(p.read_text(encoding="utf-8").split("\t")[1])
+    return total
+
+
 def provenance(est: Any, host: str) -> dict[str, Any]:
     """What runs in this actor, for every row it writes (the :data:`~pafpose.batch.results.PROVENANCE`
     columns but the time): the backend and precision ``auto`` resolved to, the device, the
@@ -422,8 +463,11 @@ class PoseWorker:
         writer = self._writer()
         with self._sidecar(self.results / shard_name([item.key], self.s.format)) as coco:  # before the shard
 
+            progress = VideoProgress(self.results, item.key)
+
             def row(index: int, frame: np.ndarray, written: Any) -> bool:
                 t0 = time.perf_counter()
+                progress.frame()
                 w.write([self._row(item, index, (frame.shape[1], frame.shape[0]), written.people)])
                 if coco is not None:
                     coco.add(item.key, index, frame_name(item.name, index), written.people)
@@ -442,10 +486,13 @@ class PoseWorker:
                         count["rows"] = 1
                         w.write([self._row(item, None, None, None, str(err))])
                         return
-                done = run_video(self.est, where, writer, item.name, frames=self.frames,
-                                 batch_size=self.s.batch_size, track=self.s.track, online=self.s.online,
-                                 timeout=self.s.timeout, keep_fields=self.outputs.keep_fields, on_frame=row,
-                                 label=item.source)
+                try:
+                    done = run_video(self.est, where, writer, item.name, frames=self.frames,
+                                     batch_size=self.s.batch_size, track=self.s.track, online=self.s.online,
+                                     timeout=self.s.timeout, keep_fields=self.outputs.keep_fields, on_frame=row,
+                                     label=item.source)
+                finally:
+                    progress.close()
             writer.finish()
         count["frames"], count["people"], count["rows"] = done.frames, done.people, done.frames + 1
         if done.error is not None:
