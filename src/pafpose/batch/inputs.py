@@ -96,7 +96,6 @@ def manifest_entries(path: Path | str, column: str) -> Iterator[str]:
     import pyarrow as pa
 
     source: Any = storage.open_file(path) if isinstance(path, str) else path
-    path = Path(path) if not isinstance(path, str) else path
     suffix = os.path.splitext(str(path))[1].lower()
     try:
         if suffix == ".csv":

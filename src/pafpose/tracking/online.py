@@ -433,10 +433,9 @@ class Tracker(SequenceTracker):
         last frame keeps them against a lost track's equal claim, but a clearly better lost
         match wins (a returning person takes their own id back from a neighbour's track). An
         unconfirmed track (fewer than ``config.confirm_hits`` matches: a fragment, a false
-        detection) counts ``config.tentative_weight`` times. Pairs whose boxes, widened by the
-        tolerance, do not overlap are never compared (they could not pass the gate), and each
-        group of people and tracks that could match is solved on its own: 200 people cost
-        about what 10 do, times 20.
+        detection) counts ``config.tentative_weight`` times. Beyond a few people, pairs whose
+        boxes, widened by the tolerance, do not overlap are never compared (they could not
+        pass the gate); :func:`_solve` then matches the pairs left.
         """
         c = self.config
         rows = np.full(len(people), -1, np.int64)
@@ -447,12 +446,12 @@ class Tracker(SequenceTracker):
         speed = np.hypot(self._body[:, 0], self._body[:, 1])
         areas = (np.sqrt(_areas(self._points, c.min_area)) * (1.0 + c.lost_growth * absent)
                  + c.speed_growth * speed * absent) ** 2
-        # a keypoint farther than this from its prediction adds under 1 % to the similarity
         if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
             d_idx, t_idx = np.divmod(np.arange(len(people) * len(self.ids)), len(self.ids))
             every = True
         else:
             every = False
+            # a keypoint farther than this from its prediction adds under 1 % to the similarity
             reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas)
             det, trk = _boxes(points), _boxes(predicted)
             trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
