@@ -105,6 +105,31 @@ def test_a_person_split_in_two_starts_no_track_and_keeps_their_id():
     assert tracker._next_id == 2  # no id was ever spent on a fragment
 
 
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_poses_that_carry_ids_from_elsewhere_come_back_with_this_trackers_ids_only(offline):
+    """People read back from a file already carry ids: a tracked person gets this tracker's
+    id and a fragment (left untracked) gets None, never the id it came with."""
+    from pafpose.tracking import OfflineTracker
+
+    a = template(2)
+    rng = np.random.default_rng(3)
+    tracker = OfflineTracker(TrackerConfig(window=2)) if offline else raw()
+    out = []
+    for t in range(12):
+        at = np.array([120 + 2 * t, 220.0])
+        given = [pose(a, at, rng=rng)] if t < 4 else [pose(a, at, UPPER, rng), pose(a, at, LOWER, rng)]
+        given = Poses(p.replace(track_id=77) for p in given)
+        if offline:
+            out.extend(people for _, people in tracker.push(given, time_s=t / 30))
+        else:
+            out.append(tracker.update(given, time_s=t / 30))
+    if offline:
+        out.extend(people for _, people in tracker.flush())
+    assert len(out) == 12
+    assert all(sorted((p.track_id for p in people), key=str) == ([0] if t < 4 else [0, None])
+               for t, people in enumerate(out)), [[p.track_id for p in f] for f in out]
+
 def test_a_person_returning_after_coasting_on_a_bad_velocity_takes_their_id_back():
     """Lost tracks drift: a slow walker's last poses before she goes behind someone are partial
     and two of their keypoints jump towards the occluder (the detector gives her a piece of

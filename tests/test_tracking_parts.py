@@ -8,7 +8,7 @@ import pytest
 from pafpose import COCO18, Pose, Poses
 from pafpose.synthetic import random_scene
 from pafpose.tracking import OfflineTracker, Tracker, TrackerConfig
-from pafpose.tracking.offline import _local_fit, _Observed
+from pafpose.tracking.offline import _local_fit, _observations
 
 FRAMES = 60
 WAVE = 25.0  # radius (px) of the right hand's circle around its resting place
@@ -256,9 +256,7 @@ def test_the_offline_fit_equals_a_plain_weighted_least_squares_to_rounding():
     kp[t > 0, 1, :10] = np.nan  # seen on one side only
     g = np.exp(-0.5 * (t / 3) ** 2)
     for both_sides in (np.zeros(5, bool), np.array([True, True, False, True, False])):
-        obs = _Observed(*kp.shape[:3])
-        for i, frame in enumerate(kp):
-            obs.put(i, np.arange(kp.shape[1]), frame)
+        obs = _observations(kp)
         (p, c), (q, d) = _reference_fit(kp, t, g, both_sides), _local_fit(obs, t, g, both_sides)
         assert np.array_equal(np.isnan(p), np.isnan(q)) and np.isnan(p).any() and not np.isnan(p).all()
         np.testing.assert_allclose(q, p, rtol=1e-9, atol=1e-9)

@@ -36,12 +36,14 @@ from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
 @dataclass
 class _Frame:
     time: float  # in frames
-    poses: Poses  # tracked, unsmoothed
+    poses: Poses  # as given (their ids in ``ids``)
     payload: Any
     ids: np.ndarray  # (P,) track id of each person (-1: none)
     keypoints: np.ndarray  # (P, K, 3)
     scores: np.ndarray  # (P,)
     parts: np.ndarray  # (P, columns, 3) the people's parts in PartSlots' columns of this frame's time
+    obs: np.ndarray  # (P, K, 4) the keypoints as the fit reads them (:func:`_observations`)
+    part_obs: np.ndarray  # (P, columns, 4) the parts likewise
 
 
 @dataclass
@@ -83,7 +85,11 @@ class OfflineTracker(SequenceTracker):
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
         c = self.config
-        tracked = self.online.update(poses, time_s)
+        on = self.online
+        empty, people, rows, _, _, _, rest, _now = on._track(poses, time_s)
+        ids = np.concatenate([on.ids[rows], np.full(len(rest), -1, np.int64)])
+        on._expire(_now)
+        tracked = empty.derive(people + rest)  # as given: each gets its id once, when given out
         k = len(tracked[0].keypoints) if tracked else 0
         out = []
         if k and self._k and k != self._k:  # another skeleton: the held frames end their sequence, as online
@@ -95,13 +101,12 @@ class OfflineTracker(SequenceTracker):
             self._alias.clear()
         self._k = k or self._k
         if self._alias:
-            tracked = tracked.derive([p.replace(track_id=self._alias.get(p.track_id, p.track_id)) for p in tracked])
-        self._frames.append(_Frame(self.online.frame_time, tracked, payload,
-                                   np.array([-1 if p.track_id is None else p.track_id for p in tracked], np.int64),
-                                   np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3)),
-                                   np.array([p.score for p in tracked], dtype=np.float64),
-                                   self._parts.gather(list(tracked)) if c.smooth or c.max_gap
-                                   else np.zeros((len(tracked), 0, 3))))
+            ids = np.array([self._alias.get(i, i) for i in ids.tolist()], np.int64)
+        keypoints = np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
+        parts = self._parts.gather(list(tracked)) if c.smooth or c.max_gap else np.zeros((len(tracked), 0, 3))
+        scores = np.array([p.score for p in tracked], dtype=np.float64)
+        self._frames.append(_Frame(self.online.frame_time, tracked, payload, ids.astype(np.int64), keypoints, scores,
+                                   parts, _observations(keypoints), _observations(parts)))
         self._remember(self._frames[-1])
         while len(self._frames) - 1 - self._next >= self.config.window:
             self._relink()
@@ -168,7 +173,6 @@ class OfflineTracker(SequenceTracker):
                 hit = f.ids == new
                 if hit.any():
                     f.ids[hit] = old
-                    f.poses = f.poses.derive([p.replace(track_id=old) if p.track_id == new else p for p in f.poses])
             if not len(lost):
                 return
 
@@ -205,9 +209,10 @@ class OfflineTracker(SequenceTracker):
             k, points = keypoints[tracked], fitted.points[np.searchsorted(wanted, centre.ids[tracked])]
             k[..., :2] = np.where(np.isfinite(k[..., :2]) & np.isfinite(points), points, k[..., :2])
             keypoints[tracked] = k
-        for i, person in enumerate(centre.poses):
-            out.append(person.replace(keypoints[i]) if merged is None
-                       else person.replace(keypoints[i], parts=merged[i]))
+        for i, (person, track_id) in enumerate(zip(centre.poses, centre.ids.tolist(), strict=True)):
+            track_id = None if track_id < 0 else track_id
+            out.append(person.replace(keypoints[i], track_id=track_id) if merged is None
+                       else person.replace(keypoints[i], track_id=track_id, parts=merged[i]))
         skeleton = next((f.poses[0].skeleton for f in frames if len(f.poses)), None)
         for track_id in gapped.tolist():
             j = np.searchsorted(wanted, track_id)
@@ -249,6 +254,17 @@ class OfflineTracker(SequenceTracker):
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
 
 
+def _observations(points: np.ndarray) -> np.ndarray:
+    """``(..., 4)``: whether each point (``(..., 3)``, NaN or inf: not seen) was seen, and
+    its x, y and score where it was (0 where not): computed once per frame, when it comes,
+    for all the fits that read it."""
+    have = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])
+    out = np.zeros((*points.shape[:-1], 4))
+    out[..., 0] = have
+    out[..., 1:][have] = points[have]
+    return out
+
+
 def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sides: np.ndarray) -> _Fit:
     """The keypoints and parts of the people ``ids`` (sorted) at time ``at`` from a weighted
     local quadratic fit over the frames within ``window``, and their scores. A keypoint seen
@@ -258,24 +274,25 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     k = next((f.keypoints.shape[1] for f in near if len(f.ids)), 0)
     width = max((f.parts.shape[1] for f in near), default=0)  # the latest frame's parts' columns
     n, f_count = len(ids), len(near)
-    body = _Observed(f_count, n, k)
-    parts = _Observed(f_count, n, width)
-    present = np.zeros((f_count, n), bool)
-    scores = np.zeros((f_count, n))
+    parts = np.zeros((f_count, n, width, 4))
     full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
-    if n and full:  # every frame's people at once: one lookup of their rows
+    if n and full:  # every frame's people at once: one lookup of their rows, one gather
         frame_of = np.repeat([i for i, _ in full], [len(f.ids) for _, f in full])
         all_ids = np.concatenate([f.ids for _, f in full])
         pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
         hit = ids[pos] == all_ids
-        rows, cols = frame_of[hit], pos[hit]
-        body.put(rows, cols, np.concatenate([f.keypoints for _, f in full])[hit])
-        present[rows, cols] = True
-        scores[rows, cols] = np.concatenate([f.scores for _, f in full])[hit]
+        source = np.zeros(f_count * n, np.int64)  # the row of each (frame, person) in the stack below; 0: absent
+        source[frame_of[hit] * n + pos[hit]] = np.flatnonzero(hit) + 1
+        body = np.concatenate([np.zeros((1, k, 4))] + [f.obs for _, f in full]).take(source, axis=0)
+        body = body.reshape(f_count, n, k, 4)
+        scores = np.concatenate([np.zeros(1)] + [f.scores for _, f in full]).take(source).reshape(f_count, n)
+        present = (source > 0).reshape(f_count, n)
         if width:  # each frame's parts fill its first columns (the columns only grow)
             bounds = np.cumsum([0] + [len(f.ids) for _, f in full])
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-                parts.put(i, pos[a:b][hit[a:b]], f.parts[hit[a:b]])
+                parts[i, pos[a:b][hit[a:b]], :f.part_obs.shape[1]] = f.part_obs[hit[a:b]]
+    else:
+        body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
     points, conf = _local_fit(body, t, g, both_sides)
@@ -288,52 +305,36 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     return _Fit(points, conf, score, part_points, part_conf)
 
 
-class _Observed:
-    """The observations of ``n`` people's ``k`` points over ``f`` frames, ready for the fit:
-    positions (0 where not seen), whether seen, and scores (0 where not seen)."""
-
-    def __init__(self, f: int, n: int, k: int) -> None:
-        self.xy = np.zeros((f, n, k, 2))
-        self.have = np.zeros((f, n, k), bool)
-        self.score = np.zeros((f, n, k))
-
-    def put(self, frame: Any, rows: np.ndarray, points: np.ndarray) -> None:
-        """``points`` (``(M, k', 3)``, NaN or inf: not seen) at ``[frame, rows, :k']``."""
-        ok = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])
-        width = points.shape[1]
-        self.xy[frame, rows, :width] = np.where(ok[..., None], points[..., :2], 0.0)
-        self.have[frame, rows, :width] = ok
-        self.score[frame, rows, :width] = np.where(ok, points[..., 2], 0.0)
-
-
-def _local_fit(obs: _Observed, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _local_fit(obs: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(points (N, K, 2), confidences (N, K))`` at time 0 of the observations ``obs``
-    (``(F, N, K)``) at times ``t``, weighted by ``g`` in time: a local quadratic fit per
-    point. The sums over the frames are matrix products and each 3 x 3 system (symmetric,
-    its entries the weighted moments of time) is solved for its first unknown alone, the value
-    at time 0, from the cofactors of its first row: a few array operations for every point."""
-    have = obs.have
-    w = g[:, None, None] * have
-    powers = t[:, None] ** np.arange(5)[None, :]  # (F, 5): 1, t, t², t³, t⁴
-    m = np.tensordot(w, powers, (0, 0))  # (N, K, 5) moments
-    wy = obs.xy * w[..., None]  # (F, N, K, 2)
-    b = np.tensordot(wy, powers[:, :3], (0, 0))  # (N, K, 2, 3)
+    (``(F, N, K, 4)`` as :func:`_observations` gives them) at times ``t``, weighted by ``g``
+    in time: a local quadratic fit per point. Every weighted sum over the frames (the moments
+    of time, the right-hand sides, the confidence) comes from one matrix product, and each
+    3 x 3 system (symmetric, its entries the moments) is solved for its first unknown alone,
+    the value at time 0, from the cofactors of its first row: a few array operations for every
+    point, whatever their number."""
+    powers = g[:, None] * t[:, None] ** np.arange(5)[None, :]  # (F, 5): g, g t, g t², g t³, g t⁴
+    sums = np.moveaxis((powers.T @ obs.reshape(len(t), -1)).reshape(5, *obs.shape[1:]), 0, -1)  # (N, K, 4, 5)
+    m = sums[..., 0, :]  # moments of the frames seen
+    b = sums[..., 1:3, :3]  # (N, K, 2, 3)
     m0 = m[..., 0]
     ridge = 1e-3 * np.maximum(m0, 1e-9)  # short runs stay near linear
     a00, a01, a02 = m0 + 1e-9 * np.maximum(m0, 1e-9), m[..., 1], m[..., 2]
     a11, a12, a22 = m[..., 2] + ridge, m[..., 3], m[..., 4] + ridge
     c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a11 * a02
+    have = obs[..., 0]
     count = have.sum(axis=0)  # (N, K)
     ok = count >= 2
-    sides = (have & (t < 0)[:, None, None]).any(axis=0) & (have & (t > 0)[:, None, None]).any(axis=0)
-    ok &= sides | ~both_sides[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):  # the systems not ok are dropped
-        det = a00 * c00 + a01 * c01 + a02 * c02
-        value = (b[..., 0] * c00[..., None] + b[..., 1] * c01[..., None] + b[..., 2] * c02[..., None]) / det[..., None]
-        points = np.where(ok[..., None], value, np.nan)
-        one = (count == 1) & ~both_sides[:, None]
-        points = np.where(one[..., None], b[..., 0] / m0[..., None], points)  # seen once: itself
-    conf = (w * obs.score).sum(axis=0) / np.maximum(m0, 1e-12)
+    if both_sides.any():
+        sides = (have[t < 0] > 0).any(axis=0) & (have[t > 0] > 0).any(axis=0)
+        ok &= sides | ~both_sides[:, None]
+    det = np.where(ok, a00 * c00 + a01 * c01 + a02 * c02, 1.0)  # the systems not ok are dropped
+    value = (b[..., 0] * c00[..., None] + b[..., 1] * c01[..., None] + b[..., 2] * c02[..., None]) / det[..., None]
+    points = np.where(ok[..., None], value, np.nan)
+    one = (count == 1) & ~both_sides[:, None]
+    if one.any():  # seen once: itself
+        points[one] = b[one][..., 0] / m0[one][:, None]
+    conf = sums[..., 3, 0] / np.maximum(m0, 1e-12)
     return points, conf
 
 

@@ -304,29 +304,8 @@ class Tracker(SequenceTracker):
         person split in two, a limb found apart) starts no track: it comes back untracked
         (``track_id`` None)."""
         c = self.config
-        given = check_frame(poses, time_s)
-        now, step = self._advance(time_s)
-        xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
-        seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
-        body = seen.any(axis=1).tolist()
-        people = [p for p, b in zip(given, body, strict=True) if b]
-        # a keypoint is known in both coordinates or missing in both (NaN): inf or a lone coordinate is missing
-        xy = np.where(seen[..., None], xy, np.nan)[seen.any(axis=1)]
-        # the frame's image, geometry and fields: tracking moves no pixel grid
-        out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
-        if people and self._k != len(people[0].keypoints):
-            self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        rows = self._assign(people, xy, now, step) if people else np.zeros(0, np.int64)
-        tracked = rows != _FRAGMENT
-        people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
-        rows = rows[tracked]
+        out, people_t, rows, points, gaps, new, rest, now = self._track(poses, time_s)
         if people_t:
-            points = xy[tracked]
-            new = rows < 0
-            if new.any():
-                rows[new] = self._start(int(new.sum()))
-            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
-            self._continue(rows, points, gaps, new, now)
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
                 if c.smooth:
@@ -345,15 +324,57 @@ class Tracker(SequenceTracker):
                     kp = person.keypoints.copy()
                     kp[:, :2] = k[:self._k]
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
+        out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
+        self._expire(now)
+        return out
+
+    def _track(self, poses: Any, time_s: float | None) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray,
+                                                                 np.ndarray, list[Pose], float]:
+        """The matching half of :meth:`update`, which the offline tracker shares: the frame's
+        people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
+        gaps, new, rest, now)``: ``out`` the empty result of the frame; ``people`` the tracked
+        people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
+        NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
+        tracks they start; ``rest`` the people that stay untracked, as given. :meth:`_expire`
+        with ``now`` ends the step (it drops rows)."""
+        given = check_frame(poses, time_s)
+        now, step = self._advance(time_s)
+        xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
+        seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
+        body = seen.any(axis=1).tolist()
+        people = [p for p, b in zip(given, body, strict=True) if b]
+        # a keypoint is known in both coordinates or missing in both (NaN): inf or a lone coordinate is missing
+        xy = np.where(seen[..., None], xy, np.nan)[seen.any(axis=1)]
+        # the frame's image, geometry and fields: tracking moves no pixel grid
+        out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
+        if people and self._k != len(people[0].keypoints):
+            self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
+        rows = self._assign(people, xy, now, step) if people else np.zeros(0, np.int64)
+        tracked = rows != _FRAGMENT
+        people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
+        rows = rows[tracked]
+        points = xy[tracked] if people_t else np.zeros((0, self._k, 2))
+        new = rows < 0
+        gaps = np.zeros(0)
+        if people_t:
+            if new.any():
+                rows[new] = self._start(int(new.sum()))
+            gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
+            self._continue(rows, points, gaps, new, now)
         # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
         # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
-        out.extend(p for p, keep in zip(people, tracked, strict=True) if not keep)
-        out.extend(p for p, b in zip(given, body, strict=True)
-                   if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
+        rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
+        rest.extend(p for p, b in zip(given, body, strict=True)
+                    if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
+        return out, people_t, rows, points, gaps, new, rest, now
+
+    def _expire(self, now: float) -> None:
+        """Drop the tracks lost for too long: confirmed ones after ``max_lost``, tentative ones
+        after ``tentative_lost``."""
+        c = self.config
         absent = now - self._last_seen
         confirmed = self._hits >= c.confirm_hits
         self._keep(np.where(confirmed, absent <= c.max_lost, absent <= c.tentative_lost))
-        return out
 
     # ------------------------------------------------------------------ internals
     def _advance(self, time_s: float | None) -> tuple[float, float]:
