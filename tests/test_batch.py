@@ -244,6 +244,41 @@ def test_in_a_log_a_video_in_hand_advances_frame_by_frame(env, dance_frame, tmp_
     assert not list((out / "results").glob(".progress-*"))
 
 
+
+def test_on_a_terminal_the_bar_shows_the_frames_of_a_video_in_hand(env, dance_frame, tmp_path):
+    """The same on a terminal (stderr a pseudo-terminal): the bar counts inputs, and beside it
+    the frames of the video under way move on while it runs."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    data = tmp_path / "data"
+    data.mkdir()
+    make_video(data / "long.mp4", dance_frame, 80)
+    cv2.imwrite(str(data / "still.png"), dance_frame)
+    main, other = pty.openpty()
+    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # a terminal 200 columns wide
+    proc = subprocess.Popen([EXE, "batch", str(data), "--out", str(tmp_path / "out"), "--height", "256"], env=env,
+                            stdout=subprocess.PIPE, stderr=other, stdin=subprocess.DEVNULL)
+    os.close(other)
+    seen = b""
+    while True:
+        try:
+            block = os.read(main, 65536)
+        except OSError:  # the other end closed: the run is over
+            break
+        if not block:
+            break
+        seen += block
+    os.close(main)
+    assert proc.wait(timeout=300) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    counts = [int(part.split(" in videos under way")[0].rsplit("(", 1)[1]) for part in text.split("\r")
+              if " in videos under way)" in part]
+    assert counts and 0 < max(counts) <= 80, text[-2000:]
+    assert counts == sorted(counts)  # one video: its count only moves on
+
 def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())

@@ -1,11 +1,13 @@
 """pafpose batch on inputs in object storage: a real S3-compatible server (moto in server mode,
 started here on 127.0.0.1), reached through pyarrow's S3 file system as any S3 endpoint
 would be (AWS_ENDPOINT_URL). Prefixes, list files and manifests in the bucket, videos copied
-locally while they run, a missing object an error row; --out as a URL refused in one line."""
+locally while they run, a missing object an error row; --out in the bucket, killed and resumed."""
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,7 @@ pytest.importorskip("flask")  # moto's server mode
 from pafpose.batch import read_results
 from pafpose.batch.inputs import enumerate_inputs
 from test_batch import pafpose, people_of, people_of_row, same_people
-from test_predict_cli import make_video
+from test_predict_cli import EXE, make_video
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +124,146 @@ def test_inputs_in_object_storage_give_the_poses_of_local_files(env, images, dan
     assert summary["inputs"] == 4 and np.isfinite(summary["startup"])
 
 
-def test_out_as_a_url_is_refused_in_one_line(env, tmp_path):
-    r = pafpose(env, "batch", tmp_path, "--out", "s3://bucket/poses")
+def shard_keys(fs, prefix: str) -> list[str]:
+    """Every key of every shard object under ``prefix``/results, read from the objects themselves."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    keys = []
+    for info in fs.get_file_info(pafs.FileSelector(f"{prefix}/results", allow_not_found=True)):
+        name = info.path.rsplit("/", 1)[-1]
+        if name.startswith("part-") and name.endswith(".parquet"):
+            with fs.open_input_file(info.path) as f:
+                keys += pq.read_table(f, columns=["key"]).column("key").to_pylist()
+    return keys
+
+
+def objects(fs, prefix: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    return sorted(i.path.removeprefix(prefix + "/")
+                  for i in fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+                  if i.type == pafs.FileType.File)
+
+
+def test_out_in_object_storage_holds_the_shards_each_input_once_after_a_kill(env, dance_frame, tmp_path, s3):
+    """--out s3://...: the shards and summary.json are objects (no local folder made); a run
+    killed (SIGKILL) after some shards resumes with every input exactly once, the lock object
+    the killed run left taken over (its process is gone)."""
+    import cv2
+
+    from pafpose.batch.results import results_frame
+
+    aws, fs = s3
+    fs.create_dir("poses-out")
+    data = tmp_path / "data"
+    data.mkdir()
+    total, shard = 32, 2
+    for i in range(total):  # distinct, deterministic crops, small: the network's time is not what is tested
+        x = (i * 7) % 200
+        cv2.imwrite(str(data / f"img{i:03d}.jpg"), cv2.resize(dance_frame[:, x: x + 256], (128, 128)))
+    scratch = Path(tempfile.mkdtemp(prefix="pp-", dir="/tmp"))
+    e = {**env, **aws, "TMPDIR": str(scratch)}
+    out = "s3://poses-out/run1"
+    args = [EXE, "batch", str(data), "--out", out, "--shard-size", str(shard),
+            "--height", "128"]
+    proc = subprocess.Popen(args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while len(shard_keys(fs, "poses-out/run1")) < 2 * shard:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no shard written in 180 s"
+            time.sleep(0.05)
+        proc.kill()  # the driver alone, SIGKILL: no clean-up of its own
+        proc.wait(timeout=30)
+        keys, deadline = None, time.monotonic() + 60  # a worker in the middle of a unit may still finish it
+        while keys != (keys := objects(fs, "poses-out/run1")) and time.monotonic() < deadline:
+            time.sleep(1.0)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what is left of the killed run's Ray (its agents)
+    before = shard_keys(fs, "poses-out/run1")
+    assert 0 < len(before) < total, "the kill came too late (or too early) to test resuming"
+    assert ".pafpose-batch.lock" in objects(fs, "poses-out/run1")  # left by the killed run: its process is gone
+    r = pafpose(e, "batch", data, "--out", out, "--shard-size", str(shard), "--height", "128")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(before)} done before" in r.stdout and f"{total} of {total} inputs in {out}/results" in r.stdout
+    keys = shard_keys(fs, "poses-out/run1")
+    assert len(keys) == len(set(keys)) == total  # every input exactly once, in the objects themselves
+    left = objects(fs, "poses-out/run1")
+    assert "summary.json" in left and ".pafpose-batch.lock" not in left
+    # and the killed run's marker (a later run cleans markers an hour old, as on disk)
+    assert len([n for n in left if not (n.startswith("results/part-") or n == "summary.json")]) == 1, left
+    assert [n for n in left if n.startswith("results/.run-")], left
+    assert not (tmp_path / "s3:").exists()  # nothing local named after the URL
+    os.environ.update(aws)
+    try:
+        frame = results_frame(out, ["key", "people", "error"])
+    finally:
+        for k in aws:
+            os.environ.pop(k, None)
+    assert len(frame) == total and frame["error"].isna().all()
+    # the same poses as a local --out
+    ref = tmp_path / "ref"
+    r = pafpose(env, "batch", data, "--out", ref, "--height", "128")
+    assert r.returncode == 0, r.stdout + r.stderr
+    local = {x["key"]: x for x in read_results(ref).to_pylist()}
+    for row in frame.to_dict("records"):
+        assert same_people(people_of_row(row), people_of_row(local[row["key"]])), row["key"]
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_out_in_object_storage_refuses_files_per_image_and_other_urls_in_one_line(env, tmp_path, images, s3):
+    aws, _ = s3
+    r = pafpose({**env, **aws}, "batch", images / "p1.jpg", "--out", "s3://poses-out/x", "--json", "openpose")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "--json openpose: files per image or video are written to a local or mounted folder" in r.stderr
+    r = pafpose(env, "batch", tmp_path, "--out", "http://example.com/poses")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "s3://bucket/poses: --out is a local or mounted folder" in r.stderr
-    assert not (tmp_path.parent / "s3:").exists() and not os.path.exists("s3:")
+    assert "http://example.com/poses: --out is a folder or an object-store prefix" in r.stderr
+    assert not (tmp_path.parent / "s3:").exists() and not os.path.exists("s3:") and not os.path.exists("http:")
+
+
+def test_the_lock_in_object_storage_stops_a_second_run_and_frees_a_dead_ones(s3, monkeypatch):
+    """The run's lock object: held by a live run (here this process, or a run elsewhere that
+    renewed it just now), a second run stops with one line; left by a dead process on this
+    host, or not renewed for LOCK_STALE seconds, it is taken over; a run removes its own."""
+    import pyarrow.fs as pafs
+
+    from pafpose.batch import ledger
+    from pafpose.errors import PafposeError
+
+    aws, fs = s3
+    for k, v in aws.items():
+        monkeypatch.setenv(k, v)
+    fs.create_dir("poses-lock")
+    out, lock = "s3://poses-lock/run", "poses-lock/run/.pafpose-batch.lock"
+    host = socket.gethostname()
+
+    def left(**held):
+        put(fs, lock, json.dumps({"run": "other", **held}).encode())
+
+    left(host=host, pid=os.getpid(), beat=time.time())  # alive, here
+    with pytest.raises(PafposeError, match=f"another pafpose batch is writing there \\(host {host}, pid {os.getpid()}"):
+        with ledger.exclusive(out):
+            pass
+    left(host="elsewhere", pid=1, beat=time.time() - 5)  # alive elsewhere, renewed 5 s ago
+    with pytest.raises(PafposeError, match="lock renewed 5 s ago"):
+        with ledger.exclusive(out):
+            pass
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for held in ({"host": host, "pid": dead.pid, "beat": time.time()},  # its process is gone
+                 {"host": "elsewhere", "pid": 1, "beat": time.time() - ledger.LOCK_STALE - 1}):  # not renewed
+        left(**held)
+        with ledger.exclusive(out):
+            mine = json.loads(fs.open_input_stream(lock).read())
+            assert mine["run"] != "other" and mine["pid"] == os.getpid()
+        assert fs.get_file_info(lock).type == pafs.FileType.NotFound  # a run removes its own lock
+    # renewed while held
+    monkeypatch.setattr(ledger, "LOCK_BEAT", 0.2)
+    with ledger.exclusive(out):
+        first = json.loads(fs.open_input_stream(lock).read())["beat"]
+        time.sleep(1.0)
+        assert json.loads(fs.open_input_stream(lock).read())["beat"] > first

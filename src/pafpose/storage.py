@@ -166,5 +166,85 @@ def local_copy(url: str, chunk: int = 8 * 2**20) -> Iterator[str]:
             os.unlink(tmp)
 
 
-__all__ = ["OBJECT_SCHEMES", "is_object_url", "kind", "list_objects", "local_copy", "open_file", "read_bytes",
-           "read_text"]
+# ---------------------------------------------------------------------------- writing (batch's --out)
+# An object appears whole when its upload completes (S3's PUT and multipart completion, GCS's
+# upload): writing straight to the final key is already atomic, and an upload cut short by a
+# kill leaves no object (S3 keeps the parts of an unfinished multipart upload until the
+# bucket's lifecycle rule for them removes them).
+
+
+def join(url: str, *names: str) -> str:
+    """``url/name/...``: an object's URL under a prefix."""
+    return "/".join([url.rstrip("/"), *names])
+
+
+def upload(local: str | os.PathLike, url: str, chunk: int = 8 * 2**20) -> None:
+    """Copy a local file to the object ``url``, in chunks (the object appears whole or not at all)."""
+    import pyarrow as pa
+
+    fs, path = _fs(url)
+    try:
+        with open(local, "rb") as src, fs.open_output_stream(path, metadata={}) as dst:
+            while True:
+                block = src.read(chunk)
+                if not block:
+                    break
+                dst.write(block)
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be written ({_first_line(err)})") from None
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """The object ``url`` with ``data`` as its contents (whole or not at all)."""
+    import pyarrow as pa
+
+    fs, path = _fs(url)
+    try:
+        with fs.open_output_stream(path, metadata={}) as f:
+            f.write(data)
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be written ({_first_line(err)})") from None
+
+
+def delete(url: str) -> bool:
+    """Remove the object ``url``; whether it was there."""
+    import pyarrow as pa
+
+    fs, path = _fs(url)
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        return False
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be removed ({_first_line(err)})") from None
+    return True
+
+
+def move(src: str, dst: str) -> None:
+    """Rename an object (on S3 and GCS a copy, then the original removed)."""
+    import pyarrow as pa
+
+    fs, path = _fs(src)
+    try:
+        fs.move(path, _fs(dst)[1])
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{src}: can't be renamed ({_first_line(err)})") from None
+
+
+def listing(url: str) -> list[tuple[str, float]]:
+    """``(URL, modification time in seconds since the epoch)`` of each object directly under
+    the prefix ``url`` (not recursive), sorted by URL; nothing when there is no such prefix."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = _fs(url)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path.rstrip("/"), allow_not_found=True))
+    except (pa.ArrowException, OSError) as err:
+        raise PafposeError(f"{url}: can't be listed ({_first_line(err)})") from None
+    return sorted((_url(url, i.path), i.mtime.timestamp() if i.mtime is not None else 0.0)
+                  for i in infos if i.type == pafs.FileType.File)
+
+
+__all__ = ["OBJECT_SCHEMES", "delete", "is_object_url", "join", "kind", "list_objects", "listing", "local_copy",
+           "move", "open_file", "read_bytes", "read_text", "upload", "write_bytes"]

@@ -6,6 +6,11 @@ of work (a batch of images, or one whole video) is one Parquet or JSON Lines fil
 either complete or absent (:mod:`pafpose.batch.ledger` builds resume on that). Rows are
 streamed into the temporary file as they come, so a long video never holds its rows in
 memory. :func:`read_results` reads a run's shards back as one table, each input once.
+
+``OUT`` may be an object-store URL (``s3://bucket/poses``): a shard is then written to a local
+temporary file and uploaded to its final key, where it appears whole when the upload
+completes (:mod:`pafpose.storage`), so the same promise holds. Paths are :class:`~pathlib.Path`
+on disk and URL strings in object storage (:func:`place`).
 """
 
 from __future__ import annotations
@@ -129,9 +134,45 @@ class ShardWriter:
         self._writer.close()
 
 
-def write_shard(path: Path, fmt: str, produce: Callable[[ShardWriter], None]) -> Path:
+Place = Path | str  #: a file or folder: a Path on disk, a URL string in object storage
+
+
+def place(where: str | Path) -> Place:
+    """``where`` as batch's code handles it: an object-store URL stays a string (a Path would
+    make ``s3://b/p`` the local ``s3:/b/p``), anything else is a Path."""
+    from pafpose.storage import is_object_url
+
+    text = str(where)
+    return text.rstrip("/") if is_object_url(text) else Path(where)
+
+
+def child(folder: Place, *names: str) -> Place:
+    """``folder/name/...`` on disk or in object storage."""
+    if isinstance(folder, str):
+        from pafpose.storage import join
+
+        return join(folder, *names)
+    return folder.joinpath(*names)
+
+
+def exists(path: Place) -> bool:
+    """Whether the file (or object) is there."""
+    if isinstance(path, str):
+        from pafpose.storage import kind
+
+        return kind(path) == "file"
+    return path.exists()
+
+
+def name_of(path: Place) -> str:
+    """The last part of a path or URL."""
+    return path.rsplit("/", 1)[-1] if isinstance(path, str) else path.name
+
+
+def write_shard(path: Place, fmt: str, produce: Callable[[ShardWriter], None]) -> Place:
     """Write a shard atomically: ``produce(writer)`` appends the rows; the file appears, whole,
-    only when it returns (an exception or a kill leaves no shard)."""
+    only when it returns (an exception or a kill leaves no shard). In object storage, the
+    rows go to a local temporary file first, uploaded when they are all there."""
     from pafpose.io import atomic_output
 
     def write(tmp: str) -> None:
@@ -141,18 +182,40 @@ def write_shard(path: Path, fmt: str, produce: Callable[[ShardWriter], None]) ->
         finally:
             writer.close()
 
+    if isinstance(path, str):
+        import os
+        import tempfile
+
+        from pafpose.storage import upload
+
+        fd, tmp = tempfile.mkstemp(prefix="pafpose-shard-", suffix=SUFFIXES[fmt])
+        os.close(fd)
+        try:
+            write(tmp)
+            upload(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return path
     return atomic_output(path, write)
 
 
-def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+def read_shard(path: Place, columns: Sequence[str] | None = None) -> pa.Table:
     """One shard as a table with :data:`SCHEMA`'s columns (or ``columns`` of them)."""
-    path = Path(path)
+    if not isinstance(path, str):
+        path = Path(path)
     wanted = list(columns) if columns else list(SCHEMA.names)
-    if path.suffix == ".parquet":
+    if name_of(path).endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+        if isinstance(path, str):
+            from pafpose.storage import open_file
+
+            source: Any = open_file(path)
+        else:
+            source = path
+        with pq.ParquetFile(source) as file:
+            present = set(file.schema_arrow.names)
+            table = file.read(columns=[c for c in wanted if c in present])
         for name in wanted:  # a column a shard of an older pafpose lacks (the provenance): null
             if name not in present:
                 table = table.append_column(SCHEMA.field(name), pa.nulls(table.num_rows, SCHEMA.field(name).type))
@@ -160,7 +223,15 @@ def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
     # JSON Lines through Python's json, in chunks: pyarrow's JSON reader has no map type (``parts``)
     schema = SCHEMA if not columns else pa.schema([SCHEMA.field(c) for c in columns])
     chunks, rows = [], []
-    with open(path, encoding="utf-8") as f:
+    if isinstance(path, str):
+        import io
+
+        from pafpose.storage import read_text
+
+        lines: Any = io.StringIO(read_text(path))
+    else:
+        lines = open(path, encoding="utf-8")  # closed by the with below
+    with lines as f:
         for line in f:
             if line.strip():
                 r = json.loads(line)
@@ -174,12 +245,20 @@ def read_shard(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
     return pa.concat_tables(chunks)
 
 
-def shard_paths(out: str | Path) -> list[Path]:
+def shard_paths(out: str | Path) -> list[Place]:
     """A run's shards (``OUT/results/part-*``), in name order."""
-    folder = Path(out) / "results"
+    folder = child(place(out), "results")
+    if isinstance(folder, str):
+        from pafpose.storage import listing
+
+        return [u for u, _ in listing(folder) if _is_shard(name_of(u))]
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix in SUFFIXES.values())
+    return sorted(p for p in folder.iterdir() if _is_shard(p.name))
+
+
+def _is_shard(name: str) -> bool:
+    return name.startswith("part-") and any(name.endswith(s) for s in SUFFIXES.values())
 
 
 def results_frame(out: str | Path, columns: Sequence[str] | None = None) -> Any:

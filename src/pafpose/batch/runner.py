@@ -10,6 +10,7 @@ workers and the shards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pafpose.batch.cluster import Resources, check_address, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
 from pafpose.batch.ledger import changed_options, clean_temporaries, drop_rows, exclusive, older_layout, scan
-from pafpose.batch.results import FORMATS
+from pafpose.batch.results import FORMATS, Place, child, place
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
 from pafpose.errors import PafposeError
@@ -43,7 +44,7 @@ class BatchOptions:
     """How a batch run works and what it writes (the estimator's options are separate:
     :class:`~pafpose.estimator_config.EstimatorConfig`)."""
 
-    out: Path
+    out: Path | str  #: a folder, or an object-store URL (``s3://bucket/poses``: the shards and summary only)
     format: str = "parquet"  #: result shards: "parquet" or "jsonl"
     #: the per-file outputs, as pafpose predict writes them (default: none, the shards only)
     outputs: OutputOptions | None = None
@@ -70,8 +71,14 @@ class BatchOptions:
         from pafpose.outputs import OutputOptions
         from pafpose.video import FrameRange
 
-        if self.outputs is None:
-            object.__setattr__(self, "outputs", OutputOptions(out=self.out, json="none"))
+        object.__setattr__(self, "out", place(self.out))
+        if isinstance(self.out, str):
+            files = _per_file(self.outputs)
+            if files:
+                raise PafposeError(f"{files[0]}: files per image or video are written to a local or mounted folder; "
+                                   f"with --out {self.out} in object storage, batch writes its result shards only")
+        if self.outputs is None:  # (no file per image is written: the folder is never made)
+            object.__setattr__(self, "outputs", OutputOptions(out=Path(str(self.out)), json="none"))
         if self.frames is None:
             object.__setattr__(self, "frames", FrameRange())
         assert self.outputs is not None
@@ -173,6 +180,16 @@ class Summary:
         return d
 
 
+def _per_file(outputs: OutputOptions | None) -> list[str]:
+    """The options that write files per image or video (beside the shards)."""
+    if outputs is None:
+        return []
+    return [flag for flag, on in (
+        (f"--json {outputs.json}", outputs.json != "none"), ("--save-images", outputs.save_images),
+        ("--save-video", outputs.save_video), ("--controlnet", outputs.controlnet is not None),
+        ("--heatmaps", outputs.heatmaps is not None), ("--write-video", outputs.write_video is not None)) if on]
+
+
 def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, int, float, int]:
     """``(actors at least, actors at most, CPUs each reserves, threads each runs)`` for this
     cluster (the pool grows from the first to the second while work waits: ``--max-workers``).
@@ -250,8 +267,15 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
     say = warn or (lambda message: None)
     _check_model(config)
     check_address(options.address)
-    out = check_output_dir(options.out, "--out").resolve()
-    (out / "results").mkdir(exist_ok=True)
+    out: Place = options.out
+    if isinstance(out, str):
+        from pafpose.storage import kind
+
+        if kind(out) == "file":  # reachable, with credentials: the lock's writing checks the rest
+            raise PafposeError(f"--out {out}: is an object, not a prefix")
+    else:
+        out = check_output_dir(out, "--out").resolve()
+        (out / "results").mkdir(exist_ok=True)
     summary = Summary()
     with exclusive(out):
         inputs = enumerate_inputs(list(sources), out, options.path_column)
@@ -298,7 +322,12 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
             else:
                 say(f"--json coco: coco_results.json is written once every input is done ({summary.remaining} "
                     "left): run the command again")
-        write_json_atomic(summary.to_dict(), out / "summary.json")
+        if isinstance(out, str):
+            from pafpose.storage import write_bytes
+
+            write_bytes(child(out, "summary.json"), (json.dumps(summary.to_dict(), indent=1) + "\n").encode())
+        else:
+            write_json_atomic(summary.to_dict(), out / "summary.json")
     return summary
 
 
@@ -316,8 +345,11 @@ def _selected(items: list[Item], options: BatchOptions) -> list[Item]:
     return [i for i in items if i.kind == "video" or i.key in chosen]
 
 
-def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, summary: Summary,
+def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, summary: Summary,
              progress: bool) -> None:
+    import shutil
+    import tempfile
+
     from tqdm import tqdm
 
     videos = [i for i in todo if i.kind == "video"]
@@ -331,7 +363,10 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
         actors, most, cpus, threads = _plan(options, res, len(blocks))
         summary.pool = most
         marker = f".run-{uuid.uuid4().hex}"
-        (out / "results" / marker).touch()
+        _touch(child(out, "results", marker))
+        # where the workers say how far their videos are: under results, or a local folder when that is in
+        # object storage (no object per second; workers on other machines then show no frames until done)
+        where = Path(tempfile.mkdtemp(prefix="pafpose-progress-")) if isinstance(out, str) else out / "results"
         # "auto" means the device Ray gives the actor: a GPU it reserved, else the CPU (not a GPU it didn't reserve)
         device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
         settings = WorkerSettings(
@@ -339,20 +374,81 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Path, su
             format=options.format, outputs=options.outputs.absolute().to_dict(),
             frames=(options.frames.first, options.frames.step, options.frames.last),
             timeout=options.timeout, batch_size=options.batch_size, track=options.track, online=options.online,
-            model=_model_name(config), marker=marker)
+            model=_model_name(config), marker=marker, progress=str(where))
         start = time.perf_counter()
         summary.began = time.time()
         unit = "input" if videos else "image"
         if progress and len(todo) >= 2 and not sys.stderr.isatty():  # a log (nohup, CI, a scheduler): lines
-            bar: Any = LogProgress(len(todo), unit, options.log_every, summary, out / "results")
+            bar: Any = LogProgress(len(todo), unit, options.log_every, summary, where)
         else:
             bar = tqdm(total=len(todo), unit=unit, disable=not progress or len(todo) < 2, dynamic_ncols=True)
+        shown = _Postfix(bar, summary, where if videos and isinstance(bar, tqdm) and not bar.disable else None)
         try:
-            with bar:
-                _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar)
+            with bar, shown:
+                _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar, shown)
         finally:
             summary.seconds = time.perf_counter() - start
-            (out / "results" / marker).unlink(missing_ok=True)
+            _remove_marker(child(out, "results", marker))
+            if isinstance(out, str):
+                shutil.rmtree(where, ignore_errors=True)
+
+
+def _touch(path: Place) -> None:
+    if isinstance(path, str):
+        from pafpose.storage import write_bytes
+
+        write_bytes(path, b"")
+    else:
+        path.touch()
+
+
+def _remove_marker(path: Place) -> None:
+    if isinstance(path, str):
+        from pafpose.storage import delete
+
+        with contextlib.suppress(PafposeError):  # left behind, it is cleaned by a later run
+            delete(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class _Postfix:
+    """The counts beside the terminal's bar: people, failures, video frames. The bar counts
+    whole inputs and a video is one, so while videos run (``where``: the workers' progress
+    files) a timer adds, once a second, the frames done so far of those in hand."""
+
+    def __init__(self, bar: Any, summary: Summary, where: Path | None, every: float = 1.0) -> None:
+        self.bar, self.summary, self.where, self.every = bar, summary, where, every
+        self.going = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pafpose-frames", daemon=True)
+
+    def __enter__(self) -> _Postfix:
+        if self.where is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def __call__(self, refresh: bool = False) -> None:
+        s = self.summary
+        frames = s.frames + self.going
+        self.bar.set_postfix_str(f"{s.people} people, {s.errors} failed" + (f", {frames} frames" if frames else "")
+                                 + (f" ({self.going} in videos under way)" if self.going else ""), refresh=refresh)
+
+    def _run(self) -> None:
+        from pafpose.batch.worker import videos_in_progress
+
+        assert self.where is not None
+        while not self._stop.wait(self.every):
+            going = videos_in_progress(self.where)
+            if going != self.going:
+                self.going = going
+                with contextlib.suppress(Exception):  # the bar closing meanwhile
+                    self(refresh=True)
 
 
 class LogProgress:
@@ -412,8 +508,7 @@ def _duration(seconds: float) -> str:
 
 
 def _pool(blocks: list[Any], settings: WorkerSettings, actors: tuple[int, int], cpus: float, gpus: float,
-          summary: Summary,
-          bar: Any) -> None:
+          summary: Summary, bar: Any, postfix: Callable[[], None]) -> None:
     """``blocks`` through a pool of actors, one block per task (``batch_size=None``: a block
     is a batch); counts the results as they come."""
     import ray
@@ -428,8 +523,7 @@ def _pool(blocks: list[Any], settings: WorkerSettings, actors: tuple[int, int], 
             for r in batch.to_pylist():
                 _count(summary, r)
             bar.update(batch.num_rows)
-            bar.set_postfix_str(f"{summary.people} people, {summary.errors} failed"
-                                + (f", {summary.frames} frames" if summary.frames else ""), refresh=False)
+            postfix()
     except KeyboardInterrupt:
         raise
     except (ray.exceptions.RayError, RuntimeError) as err:  # a worker's failure, not an input's: stop, say why

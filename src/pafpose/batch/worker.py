@@ -32,7 +32,7 @@ import pyarrow as pa
 from pafpose import storage
 from pafpose.batch.inputs import Item
 from pafpose.batch.ledger import shard_name
-from pafpose.batch.results import ShardWriter, read_shard, row, write_shard
+from pafpose.batch.results import ShardWriter, child, exists, place, read_shard, row, write_shard
 from pafpose.errors import PafposeError
 from pafpose.outputs import OutputOptions, Writer
 from pafpose.video import FrameRange
@@ -64,7 +64,7 @@ class WorkerSettings:
     """Everything a worker needs, as plain values (shipped to actors on other machines)."""
 
     config: dict[str, Any]  #: EstimatorConfig.to_dict()
-    out: str  #: absolute output folder (on a cluster, a path every node sees)
+    out: str  #: absolute output folder (on a cluster, a path every node sees) or object-store URL
     format: str = "parquet"
     outputs: dict[str, Any] | None = None  #: OutputOptions.to_dict(): the per-file outputs, as pafpose predict's
     frames: tuple[int, int, int | None] = (0, 1, None)  #: FrameRange (first, step, last) of each video
@@ -74,6 +74,7 @@ class WorkerSettings:
     online: bool = False  #: video files tracked as live streams are (by default offline, as pafpose predict)
     model: str = ""  #: the model's name for the ``model`` column
     marker: str = ""  #: a file the driver made under OUT/results: seen here means OUT is shared
+    progress: str = ""  #: the local folder of the progress files of videos in hand ("": OUT/results)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -278,10 +279,15 @@ class PoseWorker:
 
         s = WorkerSettings(**self.settings)
         self.s = s
-        self.out = Path(s.out)
-        self.results = self.out / "results"
+        self.out = place(s.out)
+        self.results = child(self.out, "results")
+        self.progress = Path(s.progress) if s.progress else Path(self.results)
         self.host = socket.gethostname()
-        if s.marker and not (self.results / s.marker).exists():
+        if isinstance(self.results, str):  # object storage: the driver's marker read through this node's credentials
+            if s.marker and not exists(child(self.results, s.marker)):
+                raise PafposeError(f"--out {s.out}: the driver's marker can't be seen from {self.host}: do the nodes "
+                                   "see the same object store, with the same endpoint and credentials?")
+        elif s.marker and not (self.results / s.marker).exists():
             raise PafposeError(f"--out {s.out} is not the same folder on {self.host} as where the run started: on a "
                                "cluster, --out (and the inputs) must be on storage every node mounts at one path")
         self.est = Estimator(EstimatorConfig.from_dict(s.config))
@@ -314,10 +320,10 @@ class PoseWorker:
             s["started"], s["ended"] = started, ended
         return pa.Table.from_pylist(summaries, schema=SUMMARY)
 
-    def _existing(self, path: Path, started: float) -> list[dict[str, Any]] | None:
+    def _existing(self, path: Any, started: float) -> list[dict[str, Any]] | None:
         """The summary of a unit whose shard is already there (Ray retried a task whose first
         attempt wrote it before its worker died): nothing is redone."""
-        if not path.exists():
+        if not exists(path):
             return None
         try:
             t = read_shard(path, ["key", "kind", "frame", "people", "error"]).to_pylist()
@@ -374,7 +380,7 @@ class PoseWorker:
         from pafpose.outputs import picture_suffix
 
         started = time.perf_counter()
-        path = self.results / shard_name([i.key for i in items], self.s.format)
+        path = child(self.results, shard_name([i.key for i in items], self.s.format))
         existing = self._existing(path, started)
         if existing is not None:
             return existing
@@ -408,13 +414,14 @@ class PoseWorker:
         return [self._summary(i.key, "image", 1, 0, len(rows[i.key]["people"]), rows[i.key]["error"], spent,
                               stages=stages) for i in items]
 
-    def _sidecar(self, shard: Path) -> Any:
+    def _sidecar(self, shard: Any) -> Any:
         """The unit's COCO lines (``--json coco``; a context: committed when the unit's outputs are
         all written), else a context of None."""
         if not self.coco:
             return contextlib.nullcontext(None)
         from pafpose.batch.coco import Sidecar, sidecar_name
 
+        assert isinstance(shard, Path)  # --json coco needs a local --out (BatchOptions)
         return Sidecar(shard.with_name(sidecar_name(shard.name)))
 
     def _read_timed(self, item: Item) -> Any:
@@ -431,7 +438,7 @@ class PoseWorker:
     def video(self, item: Item) -> list[dict[str, Any]]:
         """One video, start to end (people tracked through it) -> its shard (one row per frame)."""
         started = time.perf_counter()
-        path = self.results / shard_name([item.key], self.s.format)
+        path = child(self.results, shard_name([item.key], self.s.format))
         existing = self._existing(path, started)
         if existing is not None:
             return existing
@@ -461,9 +468,9 @@ class PoseWorker:
         from pafpose.outputs import frame_name
 
         writer = self._writer()
-        with self._sidecar(self.results / shard_name([item.key], self.s.format)) as coco:  # before the shard
+        with self._sidecar(child(self.results, shard_name([item.key], self.s.format))) as coco:  # before the shard
 
-            progress = VideoProgress(self.results, item.key)
+            progress = VideoProgress(self.progress, item.key)
 
             def row(index: int, frame: np.ndarray, written: Any) -> bool:
                 t0 = time.perf_counter()

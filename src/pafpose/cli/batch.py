@@ -23,7 +23,6 @@ nothing left to do: the errors stand, and --retry-errors runs them again), 130 a
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import signal
 import sys
@@ -41,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="folder, glob, image or video file or URL, list file (.txt) or manifest (.csv, .parquet)")
     p.add_argument("--out", type=_out_folder, required=True,
-                   help="output folder (results/, summary.json, per-file outputs): a local or mounted folder")
+                   help="output folder (results/, summary.json, per-file outputs), or an object-store prefix "
+                   "(s3://bucket/poses, gs://...: results/ and summary.json only)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
                    help="result files: Parquet or JSON Lines (default: %(default)s)")
     p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames and no smoothing")
@@ -84,17 +84,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _out_folder(text: str) -> Path:
-    """``--out``: a folder. A URL is refused in one line (a Path would make ``s3://b/p`` a local
-    folder named ``s3:``); inputs may be in object storage, the results not yet."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+def _out_folder(text: str) -> Path | str:
+    """``--out``: a folder, or a prefix in object storage (``s3://bucket/poses``, kept a string:
+    a Path would make it a local folder named ``s3:``). Another URL (http...) is refused in one
+    line."""
+    from pafpose.io import is_url
+    from pafpose.storage import OBJECT_SCHEMES, is_object_url
+
+    if is_object_url(text):
+        return text.rstrip("/")
+    if is_url(text):
         raise argparse.ArgumentTypeError(
-            f"{text}: --out is a local or mounted folder (object storage as --out is not supported yet: mount the "
-            "bucket, e.g. with mountpoint-s3 or gcsfuse, and give its path; inputs may be s3:// or gs:// URLs)")
+            f"{text}: --out is a folder or an object-store prefix ({', '.join(s + '://' for s in OBJECT_SCHEMES)})")
     return Path(text)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pafpose.batch.results import child
     from pafpose.batch.runner import BatchOptions, run, summary_text
     from pafpose.cli import openpose_flags
 
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.ignored:
         print(f"ignored {summary.ignored} file{'s' * (summary.ignored != 1)} in folders that are neither images "
               "nor videos")
-    print(f"results: {summary.results} of {summary.inputs} inputs in {args.out / 'results'}"
+    print(f"results: {summary.results} of {summary.inputs} inputs in {child(args.out, 'results')}"
           + (f", {summary.errors_total} with errors" if summary.errors_total else ""))
     if summary.interrupted:
         return 130
