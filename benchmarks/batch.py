@@ -128,6 +128,8 @@ def speed(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict:
         "predict": lambda src, out: [*EXE, "predict", str(src), "--out", str(out), *model],
         "batch, 1 worker": lambda src, out: [*EXE, "batch", str(src), "--out", str(out), "--workers", "1", *model],
         "batch, 2 workers": lambda src, out: [*EXE, "batch", str(src), "--out", str(out), "--workers", "2", *model],
+        "batch, in this process (--workers 0)": lambda src, out: [*EXE, "batch", str(src), "--out", str(out),
+                                                                  "--workers", "0", *model],
     }
     if args.three:
         configs["batch, 3 workers"] = lambda src, out: [*EXE, "batch", str(src), "--out", str(out), "--workers", "3",

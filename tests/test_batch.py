@@ -279,6 +279,33 @@ def test_on_a_terminal_the_bar_shows_the_frames_of_a_video_in_hand(env, dance_fr
     assert counts and 0 < max(counts) <= 80, text[-2000:]
     assert counts == sorted(counts)  # one video: its count only moves on
 
+
+def test_workers_0_runs_in_this_process_with_the_same_rows_files_and_resume(env, data_set, tmp_path):
+    """--workers 0: no Ray at all (no local instance started), the same rows and per-file
+    outputs as the Ray run of the same inputs, and the same ledger: run again, nothing to do."""
+    root, ray_out, _, _ = data_set
+    out = tmp_path / "out"
+    args = ["batch", root / "data", root / "more.txt", "--out", out, "--workers", "0", "--shard-size", "2",
+            "--json", "openpose", "--height", "256"]
+    r = pafpose(env, *args)
+    assert r.returncode == 1 and "3 failed" in r.stdout and "8 of 8 inputs" in r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "ray" not in r.stderr.lower()
+    assert "(0 workers)" not in r.stdout and "after 0.0 s start-up" in r.stdout, r.stdout
+    ours = {x["key"]: x for x in read_results(out).to_pylist()}
+    theirs = {x["key"]: x for x in read_results(ray_out).to_pylist()}
+    assert ours.keys() == theirs.keys()
+    for key, mine in ours.items():
+        twin = theirs[key]
+        assert (mine["error"] is None) == (twin["error"] is None), key
+        assert same_people(people_of_row(mine), people_of_row(twin)), key
+    assert sorted(p.name for p in out.glob("*.json") if p.name != "summary.json") == \
+        sorted(p.name for p in ray_out.glob("*.json") if p.name != "summary.json")
+    r = pafpose(env, *args)
+    assert r.returncode == 0 and "nothing to do: all 8 inputs were done before" in r.stdout, r.stdout + r.stderr
+    r = pafpose(env, *args, "--max-workers", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "--max-workers is for Ray's workers; --workers 0 runs in this process, without Ray" in r.stderr
+
 def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())

@@ -55,7 +55,7 @@ class BatchOptions:
     #: worker); default: up to 64, fewer where that gives each worker at least 4 batches
     track: bool = True  #: track people through each video
     online: bool = False  #: track video files as live streams (no look-ahead), not offline as predict does
-    workers: int = 1  #: Ray actors, each with its own Estimator
+    workers: int = 1  #: Ray actors, each with its own Estimator; 0: in this process, without Ray
     max_workers: int | None = None  #: more: the pool grows to this many while work waits (None: fixed size)
     cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
     gpus_per_worker: float = 0.0  #: GPUs each actor reserves (e.g. 1, or 0.5 for two per GPU)
@@ -89,7 +89,14 @@ class BatchOptions:
         check_number("batch_size", self.batch_size, 1, 256, integer=True)
         if self.shard_size is not None:
             check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
-        check_number("workers", self.workers, 1, 10_000, integer=True)
+        check_number("workers", self.workers, 0, 10_000, integer=True)
+        if self.workers == 0:  # in this process: nothing of Ray's applies
+            ray_only = [flag for flag, on in (("--address", self.address is not None),
+                                              ("--max-workers", self.max_workers is not None),
+                                              ("--cpus-per-worker", self.cpus_per_worker is not None),
+                                              ("--gpus-per-worker", bool(self.gpus_per_worker))) if on]
+            if ray_only:
+                raise PafposeError(f"{ray_only[0]} is for Ray's workers; --workers 0 runs in this process, without Ray")
         check_number("log_every", self.log_every, 0.1, 86400)
         if self.max_workers is not None:
             check_number("max_workers", self.max_workers, 1, 10_000, integer=True)
@@ -355,12 +362,16 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
     videos = [i for i in todo if i.kind == "video"]
     images = [i for i in todo if i.kind == "image"]
     # one block per task: each video alone (the longest tasks first), images shard_size at a time
-    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * options.workers))))
+    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * max(1, options.workers)))))
     blocks = _blocks(videos, 1) + _blocks(images, shard)
+    here = options.workers == 0
     t0 = time.perf_counter()
-    with ray_session(options.address, options.verbose) as res:
+    with contextlib.nullcontext(None) if here else ray_session(options.address, options.verbose) as res:
         summary.startup = time.perf_counter() - t0
-        actors, most, cpus, threads = _plan(options, res, len(blocks))
+        if res is None:  # this process: its threads as predict's (all the CPUs unless told)
+            actors, most, cpus, threads = 0, 0, 0.0, config.threads or 0
+        else:
+            actors, most, cpus, threads = _plan(options, res, len(blocks))
         summary.pool = most
         marker = f".run-{uuid.uuid4().hex}"
         _touch(child(out, "results", marker))
@@ -368,9 +379,9 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
         # object storage (no object per second; workers on other machines then show no frames until done)
         where = Path(tempfile.mkdtemp(prefix="pafpose-progress-")) if isinstance(out, str) else out / "results"
         # "auto" means the device Ray gives the actor: a GPU it reserved, else the CPU (not a GPU it didn't reserve)
-        device = config.device if config.device != "auto" else ("cuda" if options.gpus_per_worker else "cpu")
+        device = config.device if config.device != "auto" or here else ("cuda" if options.gpus_per_worker else "cpu")
         settings = WorkerSettings(
-            config=config.replace(threads=config.threads or threads, device=device).to_dict(), out=str(out),
+            config=config.replace(threads=config.threads or threads or None, device=device).to_dict(), out=str(out),
             format=options.format, outputs=options.outputs.absolute().to_dict(),
             frames=(options.frames.first, options.frames.step, options.frames.last),
             timeout=options.timeout, batch_size=options.batch_size, track=options.track, online=options.online,
@@ -385,7 +396,10 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
         shown = _Postfix(bar, summary, where if videos and isinstance(bar, tqdm) and not bar.disable else None)
         try:
             with bar, shown:
-                _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar, shown)
+                if here:
+                    _in_process(blocks, settings, summary, bar, shown)
+                else:
+                    _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar, shown)
         finally:
             summary.seconds = time.perf_counter() - start
             _remove_marker(child(out, "results", marker))
@@ -528,6 +542,21 @@ def _pool(blocks: list[Any], settings: WorkerSettings, actors: tuple[int, int], 
         raise
     except (ray.exceptions.RayError, RuntimeError) as err:  # a worker's failure, not an input's: stop, say why
         raise PafposeError(f"a worker failed: {worker_error(err)}") from None
+
+
+def _in_process(blocks: list[Any], settings: WorkerSettings, summary: Summary, bar: Any,
+                postfix: Callable[[], None]) -> None:
+    """``--workers 0``: the same worker, shards and ledger in this process, one block after
+    another, without Ray's start-up (a few seconds and CPU-seconds: what a small run on one
+    machine would mostly spend). A crash of this process is a crash of the run; the shards
+    written stand, as after a kill."""
+    worker = worker_class(settings)()
+    for block in blocks:
+        result = worker(block)
+        for r in result.to_pylist():
+            _count(summary, r)
+        bar.update(result.num_rows)
+        postfix()
 
 
 def _count(summary: Summary, r: dict[str, Any]) -> None:
