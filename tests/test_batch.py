@@ -306,6 +306,24 @@ def test_workers_0_runs_in_this_process_with_the_same_rows_files_and_resume(env,
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "--max-workers is for Ray's workers; --workers 0 runs in this process, without Ray" in r.stderr
 
+
+def test_no_work_waits_behind_a_long_video_while_another_worker_is_free(env, dance_frame, tmp_path):
+    """Two workers, one long video and six images of one per shard: one task in flight per
+    actor, so every image is done by the other worker while the video runs (with tasks queued
+    per actor, some wait behind the video; on a cluster, behind a lost node)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    make_video(data / "long.mp4", dance_frame, 90)
+    for i in range(6):
+        cv2.imwrite(str(data / f"img{i}.jpg"), cv2.resize(dance_frame[:, i * 20: i * 20 + 300], (200, 150)))
+    out = tmp_path / "out"
+    r = pafpose(env, "batch", data, "--out", out, "--height", "256", "--workers", "2", "--shard-size", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = read_results(out, ["key", "kind", "written"]).to_pylist()
+    video = max(x["written"] for x in rows if x["kind"] == "video")
+    images = [x["written"] for x in rows if x["kind"] == "image"]
+    assert len(images) == 6 and max(images) < video, (images, video)
+
 def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())

@@ -524,13 +524,19 @@ def _duration(seconds: float) -> str:
 def _pool(blocks: list[Any], settings: WorkerSettings, actors: tuple[int, int], cpus: float, gpus: float,
           summary: Summary, bar: Any, postfix: Callable[[], None]) -> None:
     """``blocks`` through a pool of actors, one block per task (``batch_size=None``: a block
-    is a batch); counts the results as they come."""
+    is a batch); counts the results as they come.
+
+    One task in flight per actor: Ray Data would otherwise queue a few tasks on each actor,
+    so that work waits behind a long video while another actor idles, and the tasks queued on
+    an actor whose node is lost wait for its replacement. A task is a block of paths, so
+    sending the next one only when an actor is free costs nothing measurable."""
     import ray
     import ray.data
 
     ds = ray.data.from_arrow(blocks)
     results = ds.map_batches(worker_class(settings), batch_size=None, batch_format="pyarrow",
-                             compute=ray.data.ActorPoolStrategy(min_size=actors[0], max_size=actors[1]),
+                             compute=ray.data.ActorPoolStrategy(min_size=actors[0], max_size=actors[1],
+                                                                max_tasks_in_flight_per_actor=1),
                              num_cpus=cpus, num_gpus=gpus or None)
     try:
         for batch in results.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
