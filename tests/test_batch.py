@@ -324,6 +324,31 @@ def test_no_work_waits_behind_a_long_video_while_another_worker_is_free(env, dan
     images = [x["written"] for x in rows if x["kind"] == "image"]
     assert len(images) == 6 and max(images) < video, (images, video)
 
+
+def test_workers_0_opens_no_port(env, dance_frame, tmp_path):
+    """A local Ray listens on every interface while it runs; --workers 0 listens on none:
+    the command and anything it starts are looked at while a video runs."""
+    import psutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    make_video(data / "long.mp4", dance_frame, 60)
+    proc = subprocess.Popen([EXE, "batch", str(data), "--out", str(tmp_path / "out"), "--height", "256",
+                             "--workers", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    looks, listening = 0, set()
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            me = psutil.Process(proc.pid)
+            for p in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    listening |= {(p.name(), c.laddr) for c in p.net_connections(kind="inet")
+                                  if c.status == psutil.CONN_LISTEN}
+            looks += 1
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert looks >= 10 and not listening, (looks, listening)
+
 def test_a_finished_run_run_again_does_nothing(env, data_set):
     root, out, _, _ = data_set
     before = sorted(p.name for p in (out / "results").iterdir())
