@@ -67,7 +67,7 @@ def test_models_lists_the_zoo():
     ["predict", "x.jpg", "--batch-size", "0"],
     ["predict", "x.jpg", "--threshold", "inf"],
     ["predict", "x.jpg", "--timeout", "0"],
-    ["batch", "x", "--out", "o", "--workers", "0"],
+    ["batch", "x", "--out", "o", "--workers", "-1"],
     ["batch", "x", "--out", "o", "--cpus-per-worker", "inf"],
     ["batch", "x", "--out", "o", "--gpus-per-worker", "nan"],
     ["batch", "x", "--out", "o", "--shard-size", "0"],

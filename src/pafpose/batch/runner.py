@@ -55,7 +55,9 @@ class BatchOptions:
     #: worker); default: up to 64, fewer where that gives each worker at least 4 batches
     track: bool = True  #: track people through each video
     online: bool = False  #: track video files as live streams (no look-ahead), not offline as predict does
-    workers: int = 1  #: Ray actors, each with its own Estimator; 0: in this process, without Ray
+    #: Ray actors, each with its own Estimator; 0: in this process, without Ray; None: in this process
+    #: for a local run (no ``address``, no ``$RAY_ADDRESS``, no other Ray option), else 1 actor
+    workers: int | None = None
     max_workers: int | None = None  #: more: the pool grows to this many while work waits (None: fixed size)
     cpus_per_worker: float | None = None  #: Ray CPUs each actor reserves (default: the CPUs shared out)
     gpus_per_worker: float = 0.0  #: GPUs each actor reserves (e.g. 1, or 0.5 for two per GPU)
@@ -89,7 +91,8 @@ class BatchOptions:
         check_number("batch_size", self.batch_size, 1, 256, integer=True)
         if self.shard_size is not None:
             check_number("shard_size", self.shard_size, 1, 100_000, integer=True)
-        check_number("workers", self.workers, 0, 10_000, integer=True)
+        if self.workers is not None:
+            check_number("workers", self.workers, 0, 10_000, integer=True)
         if self.workers == 0:  # in this process: nothing of Ray's applies
             ray_only = [flag for flag, on in (("--address", self.address is not None),
                                               ("--max-workers", self.max_workers is not None),
@@ -100,11 +103,29 @@ class BatchOptions:
         check_number("log_every", self.log_every, 0.1, 86400)
         if self.max_workers is not None:
             check_number("max_workers", self.max_workers, 1, 10_000, integer=True)
-            if self.max_workers < self.workers:
-                raise PafposeError(f"--max-workers {self.max_workers} is below --workers {self.workers}")
+            if self.max_workers < self.actors:
+                raise PafposeError(f"--max-workers {self.max_workers} is below --workers {self.actors}")
         if self.cpus_per_worker is not None:
             check_number("cpus_per_worker", self.cpus_per_worker, 0.01, 1024)
         check_number("gpus_per_worker", self.gpus_per_worker, 0, 64)
+
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the run works in this process, without Ray: ``workers`` 0, or not given for
+        a local run (nothing asks for Ray: no ``address``, no ``$RAY_ADDRESS``, no pool or
+        per-worker resources), where Ray would add its start-up and open ports for nothing."""
+        if self.workers is not None:
+            return self.workers == 0
+        import os
+
+        return (self.address is None and not os.environ.get("RAY_ADDRESS") and self.max_workers is None
+                and self.cpus_per_worker is None and not self.gpus_per_worker)
+
+    @property
+    def actors(self) -> int:
+        """Ray actors to start with (0: in this process)."""
+        return 0 if self.in_process else (self.workers or 1)
 
 
 @dataclass
@@ -208,8 +229,8 @@ def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, int, 
     With GPUs, 1 CPU each (the GPU computes; a CPU decodes and draws). The CPUs are shared out
     for the largest pool.
     """
-    actors = max(1, min(options.workers, tasks))
-    most = max(actors, min(options.max_workers or options.workers, tasks))
+    actors = max(1, min(options.actors, tasks))
+    most = max(actors, min(options.max_workers or options.actors, tasks))
     cpus = options.cpus_per_worker
     if cpus is None:
         if options.gpus_per_worker:
@@ -273,7 +294,8 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
 
     say = warn or (lambda message: None)
     _check_model(config)
-    check_address(options.address)
+    if not options.in_process:
+        check_address(options.address)
     out: Place = options.out
     if isinstance(out, str):
         from pafpose.storage import kind
@@ -362,9 +384,9 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
     videos = [i for i in todo if i.kind == "video"]
     images = [i for i in todo if i.kind == "image"]
     # one block per task: each video alone (the longest tasks first), images shard_size at a time
-    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * max(1, options.workers)))))
+    shard = options.shard_size or max(1, min(DEFAULT_SHARD, math.ceil(len(images) / (4 * max(1, options.actors)))))
     blocks = _blocks(videos, 1) + _blocks(images, shard)
-    here = options.workers == 0
+    here = options.in_process
     t0 = time.perf_counter()
     with contextlib.nullcontext(None) if here else ray_session(options.address, options.verbose) as res:
         summary.startup = time.perf_counter() - t0

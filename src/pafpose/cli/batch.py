@@ -56,9 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--address", default=None, metavar="ADDR",
                    help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default: $RAY_ADDRESS, else a "
                    "local Ray instance on this machine)")
-    g.add_argument("--workers", type=number(0, 10_000, integer=True), default=1,
-                   help="Ray actors, each with the model loaded once (default: %(default)s); with --max-workers, "
-                   "the fewest; 0: in this process, without Ray (no start-up cost: small runs on one machine)")
+    g.add_argument("--workers", type=number(0, 10_000, integer=True), default=None,
+                   help="Ray actors, each with the model loaded once; with --max-workers, the fewest; 0: in this "
+                   "process, without Ray (default: 0 for a local run, where Ray would add its start-up and open "
+                   "ports for nothing; 1 on a cluster, or with another Ray option)")
     g.add_argument("--max-workers", type=number(1, 10_000, integer=True), default=None, metavar="N",
                    help="an autoscaling pool: from --workers up to N actors while work waits (on a cluster whose "
                    "autoscaler adds nodes, the pool follows them; default: a pool of --workers)")
