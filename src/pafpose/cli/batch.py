@@ -2,12 +2,13 @@
 
 SOURCE is a folder (searched recursively), a glob, an image or video file or URL, a list
 file (.txt, .lst, .list: one path or URL per line; relative paths are relative to the list)
-or a manifest (.csv, .parquet) whose --path-column holds paths or URLs. The work runs on Ray
-Data in a pool of --workers actors, each loading the model once: images in batches of
---shard-size, each video as one task (people tracked through it). With no --address (and no
-$RAY_ADDRESS) a local Ray instance is started and stopped on this machine.
+or a manifest (.csv, .parquet) whose --path-column holds paths or URLs; s3:// and gs:// too.
+The work goes in units: images in batches of --shard-size, each video as one (people tracked
+through it). A local run works in this process; --workers N runs on Ray Data in a pool of N
+actors, each loading the model once, on a local Ray instance started and stopped on this
+machine, or on the cluster of --address (or $RAY_ADDRESS).
 
-Under --out, results/part-*.parquet (or .jsonl) hold one row per image or video frame:
+Under --out (a folder, or an object-store prefix: s3://bucket/poses), results/part-*.parquet (or .jsonl) hold one row per image or video frame:
 key, source, kind, frame, width, height, people (track_id, score, keypoints: [x, y, score]
 per keypoint, parts), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
 as one table. The output options are pafpose predict's (--json openpose|coco|posetrack,
@@ -35,7 +36,7 @@ from pafpose.errors import PafposeError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="poses for a whole data set on Ray (local or a cluster), resumable",
+    p = sub.add_parser("batch", help="poses for a whole data set, here or on Ray (local or a cluster), resumable",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="folder, glob, image or video file or URL, list file (.txt) or manifest (.csv, .parquet)")
