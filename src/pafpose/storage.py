@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -23,13 +22,12 @@ from pafpose.errors import PafposeError
 #: URL schemes read as object storage (pyarrow's file systems), not over HTTP.
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-
 
 def is_object_url(text: str) -> bool:
     """Whether ``text`` is an object-store URL (``s3://bucket/key``, ``gs://...``)."""
-    m = _SCHEME.match(text)
-    return bool(m) and m.group(1).lower() in OBJECT_SCHEMES
+    from pafpose.io import is_url
+
+    return is_url(text) and text.split("://", 1)[0].lower() in OBJECT_SCHEMES
 
 
 def _fs(url: str) -> tuple[Any, str]:

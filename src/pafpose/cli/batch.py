@@ -8,12 +8,13 @@ through it). A local run works in this process; --workers N runs on Ray Data in 
 actors, each loading the model once, on a local Ray instance started and stopped on this
 machine, or on the cluster of --address (or $RAY_ADDRESS).
 
-Under --out (a folder, or an object-store prefix: s3://bucket/poses), results/part-*.parquet (or .jsonl) hold one row per image or video frame:
-key, source, kind, frame, width, height, people (track_id, score, keypoints: [x, y, score]
-per keypoint, parts), skeleton, model, options, error; pafpose.batch.read_results(DIR) reads them back
-as one table. The output options are pafpose predict's (--json openpose|coco|posetrack,
---save-images, --save-video, --render controlnet, OpenPose's options): they write the files
-pafpose predict writes, with the same names. summary.json says what the run did.
+Under --out (a folder, or an object-store prefix: s3://bucket/poses), results/part-*.parquet
+(or .jsonl) hold one row per image or video frame: key, source, kind, frame, width, height,
+people (track_id, score, keypoints: [x, y, score] per keypoint, parts), skeleton, model,
+options, error and what ran; pafpose.batch.read_results(DIR) reads them back as one table.
+The output options are pafpose predict's (--json openpose|coco|posetrack, --save-images,
+--save-video, --render controlnet, OpenPose's options): they write the files pafpose predict
+writes, with the same names. summary.json says what the run did.
 
 Run the same command again after a crash, Ctrl-C or a killed worker: only what is missing
 is done, and every input ends up in the results exactly once. A file that can't be read is
