@@ -165,8 +165,8 @@ def test_out_in_object_storage_holds_the_shards_each_input_once_after_a_kill(env
     scratch = Path(tempfile.mkdtemp(prefix="pp-", dir="/tmp"))
     e = {**env, **aws, "TMPDIR": str(scratch)}
     out = "s3://poses-out/run1"
-    args = [EXE, "batch", str(data), "--out", out, "--shard-size", str(shard),
-            "--height", "128"]
+    # killed: Ray's actors writing to the bucket; resumed: in this process (the default), from the same objects
+    args = [EXE, "batch", str(data), "--out", out, "--shard-size", str(shard), "--height", "128", "--workers", "2"]
     proc = subprocess.Popen(args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             cwd=tmp_path)
     try:
