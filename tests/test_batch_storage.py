@@ -116,6 +116,17 @@ def test_inputs_in_object_storage_give_the_poses_of_local_files(env, images, dan
             assert same_people(people_of_row(row), people_of_row(twin)), row["key"]
     assert same_people(people_of(out / "p1_keypoints.json"), people_of(ref / "p1_keypoints.json"))
     assert not list(scratch.glob("pafpose-*"))  # no local copy of the video left behind
+    # the same run with --out in the bucket: its per-file outputs are the same bytes under the same names
+    r3 = pafpose(e, "batch", "s3://poses-in/data", "s3://poses-in/lists/some.txt", "--out", "s3://poses-in/out",
+                 *args)
+    assert r3.returncode == 1 and "1 failed" in r3.stdout, r3.stdout + r3.stderr
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json") if p.name != "summary.json")
+    assert len(files) == 5  # p1, ski and the video's 3 frames
+    assert objects(fs, "poses-in/out") == sorted(["summary.json", *files, *(f"results/{p.name}" for p in
+                                                                             (out / "results").glob("part-*"))])
+    for name in files:
+        assert fs.open_input_stream(f"poses-in/out/{name}").read() == (out / name).read_bytes(), name
+    assert scratch.is_dir() and not list(scratch.glob("pafpose-*"))  # the units' local files went with their upload
     shutil.rmtree(scratch, ignore_errors=True)
     # resumed: nothing left to do, in seconds
     r = pafpose(e, "batch", "s3://poses-in/data", "s3://poses-in/lists/some.txt", "--out", out, *args)
@@ -214,11 +225,11 @@ def test_out_in_object_storage_holds_the_shards_each_input_once_after_a_kill(env
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def test_out_in_object_storage_refuses_files_per_image_and_other_urls_in_one_line(env, tmp_path, images, s3):
+def test_out_in_object_storage_refuses_coco_and_other_urls_in_one_line(env, tmp_path, images, s3):
     aws, _ = s3
-    r = pafpose({**env, **aws}, "batch", images / "p1.jpg", "--out", "s3://poses-out/x", "--json", "openpose")
+    r = pafpose({**env, **aws}, "batch", images / "p1.jpg", "--out", "s3://poses-out/x", "--json", "coco")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "--json openpose: files per image or video are written to a local or mounted folder" in r.stderr
+    assert "--json coco: its one file for the run is merged in a local or mounted --out" in r.stderr
     r = pafpose(env, "batch", tmp_path, "--out", "http://example.com/poses")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "http://example.com/poses: --out is a folder or an object-store prefix" in r.stderr

@@ -44,7 +44,7 @@ class BatchOptions:
     """How a batch run works and what it writes (the estimator's options are separate:
     :class:`~pafpose.estimator_config.EstimatorConfig`)."""
 
-    out: Path | str  #: a folder, or an object-store URL (``s3://bucket/poses``: the shards and summary only)
+    out: Path | str  #: a folder, or an object-store URL (``s3://bucket/poses``)
     format: str = "parquet"  #: result shards: "parquet" or "jsonl"
     #: the per-file outputs, as pafpose predict writes them (default: none, the shards only)
     outputs: OutputOptions | None = None
@@ -74,11 +74,10 @@ class BatchOptions:
         from pafpose.video import FrameRange
 
         object.__setattr__(self, "out", place(self.out))
-        if isinstance(self.out, str):
-            files = _per_file(self.outputs)
-            if files:
-                raise PafposeError(f"{files[0]}: files per image or video are written to a local or mounted folder; "
-                                   f"with --out {self.out} in object storage, batch writes its result shards only")
+        if isinstance(self.out, str) and self.outputs is not None:
+            if self.outputs.json == "coco":
+                raise PafposeError(f"--json coco: its one file for the run is merged in a local or mounted --out; "
+                                   f"with --out {self.out} in object storage, use --json openpose or the shards")
         if self.outputs is None:  # (no file per image is written: the folder is never made)
             object.__setattr__(self, "outputs", OutputOptions(out=Path(str(self.out)), json="none"))
         if self.frames is None:
@@ -206,16 +205,6 @@ class Summary:
         d["remaining"] = self.remaining
         d["steady"] = self.steady
         return d
-
-
-def _per_file(outputs: OutputOptions | None) -> list[str]:
-    """The options that write files per image or video (beside the shards)."""
-    if outputs is None:
-        return []
-    return [flag for flag, on in (
-        (f"--json {outputs.json}", outputs.json != "none"), ("--save-images", outputs.save_images),
-        ("--save-video", outputs.save_video), ("--controlnet", outputs.controlnet is not None),
-        ("--heatmaps", outputs.heatmaps is not None), ("--write-video", outputs.write_video is not None)) if on]
 
 
 def _plan(options: BatchOptions, res: Resources, tasks: int) -> tuple[int, int, float, int]:

@@ -367,12 +367,39 @@ class PoseWorker:
                 file = decode_image(data)
             except ImageError as err:
                 raise ImageError(err.problem, f"{item.key}: {err}") from None
-        self._writer().check(file.width, file.height, item.key)  # a ControlNet canvas too large: this input alone
+        # a ControlNet canvas too large: this input alone
+        self._writer(staged=False).check(file.width, file.height, item.key)
         return file
 
-    def _writer(self) -> Writer:
-        """A unit's writer: the names are the driver's (unique across the run)."""
-        return Writer(self.outputs, self.est.spec, self.est.decoder.config)
+    def _writer(self, staged: bool = True) -> Writer:
+        """A unit's writer: the names are the driver's (unique across the run). With ``--out``
+        in object storage, the files meant for it go to a local folder of the unit's own
+        (:meth:`_publish` uploads them; ``staged`` False: a writer that only checks sizes)."""
+        outputs = self.outputs
+        if isinstance(self.out, str) and staged:
+            import shutil
+            import tempfile
+
+            if getattr(self, "_staged", None) is not None:  # a unit that failed half-way: its files go
+                shutil.rmtree(self._staged, ignore_errors=True)
+            self._staged = Path(tempfile.mkdtemp(prefix="pafpose-unit-"))
+            outputs = outputs.replace(out=self._staged, json_dir=outputs.json_dir or self._staged,
+                                      images_dir=outputs.images_dir or self._staged)
+        return Writer(outputs, self.est.spec, self.est.decoder.config)
+
+    def _publish(self) -> None:
+        """``--out`` in object storage: upload the unit's files (each appears whole) to the same
+        names under ``--out``, before its shard: a shard present means its files are there."""
+        staged, self._staged = getattr(self, "_staged", None), None
+        if staged is None:
+            return
+        import shutil
+
+        try:
+            for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+                storage.upload(path, child(self.out, *path.relative_to(staged).parts))
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
     def images(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         """A batch of images -> their per-file outputs, then their shard (one row each, in order)."""
@@ -405,6 +432,7 @@ class PoseWorker:
                 self._clock["write"] += time.perf_counter() - t0
             writer.finish()
         t0 = time.perf_counter()
+        self._publish()
         write_shard(path, self.s.format, lambda w: w.write(rows[i.key] for i in items))
         self._clock["write"] += time.perf_counter() - t0
         self._clock["infer"] = self._spent() - before  # the Estimator's own stages (reading files apart)
@@ -501,6 +529,7 @@ class PoseWorker:
                 finally:
                     progress.close()
             writer.finish()
+        self._publish()  # before the shard, which is written whole when this returns
         count["frames"], count["people"], count["rows"] = done.frames, done.people, done.frames + 1
         if done.error is not None:
             errors.append(done.error)

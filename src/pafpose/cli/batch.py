@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder, glob, image or video file or URL, list file (.txt) or manifest (.csv, .parquet)")
     p.add_argument("--out", type=_out_folder, required=True,
                    help="output folder (results/, summary.json, per-file outputs), or an object-store prefix "
-                   "(s3://bucket/poses, gs://...: results/ and summary.json only)")
+                   "(s3://bucket/poses, gs://...)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
                    help="result files: Parquet or JSON Lines (default: %(default)s)")
     p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames and no smoothing")
