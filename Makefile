@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint docs docs-serve clean
 
 # The demo photo: ../shared's three dancers when present, else a photo shipped with matplotlib.
 SHARED ?= $(abspath ../shared)
@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(VENV)/bin/pafpose predict "$(DEMO_IMAGE)" --out $(DEMO_OUT) --save-images --whole-body
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
@@ -56,8 +56,18 @@ bench: $(STAMP)
 	$(PY) benchmarks/wholebody_fusion.py --set val2017-dev
 	$(PY) benchmarks/tracking_parts.py
 
+# The documentation site in site/: the gallery's pictures made by pafpose from ../shared, then
+# MkDocs with warnings as errors (a broken link or a docstring it can't read fails the build).
+docs: $(STAMP)
+	$(PY) docs/gallery.py
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(PY) docs/gallery.py
+	$(VENV)/bin/mkdocs serve
+
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info src/*.egg-info .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info src/*.egg-info .pytest_cache .hypothesis test-artifacts site docs/gallery

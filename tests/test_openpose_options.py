@@ -486,12 +486,10 @@ def test_prepare_argv_reads_gflags_forms():
                                   "--frame_last", "-1", "photo.jpg", "--", "-face"]
 
 
-def test_readme_migration_table_names_every_openpose_flag():
+def test_the_migration_page_names_every_openpose_flag():
     from conftest import REPO
 
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Switching from OpenPose"):]
-    section = section[: section.index("\n## ", 3)]
+    section = (REPO / "docs" / "openpose.md").read_text()
     for flag in [*TAKEN, *NOT_OFFERED, *IGNORED]:
         assert f"`--{flag}" in section, flag
 

@@ -5,7 +5,7 @@ meaning, and OpenPose's spellings (``--number_people_max``, ``--write_json DIR``
 ``--image_dir DIR``...) so that a script written for OpenPose's demo runs once its command's
 name is changed. A flag pafpose cannot honour (hands, face, 3-D) is a one-line error saying
 what pafpose has instead; flags about OpenPose's own logging, GUI or GPUs are accepted and
-ignored with a notice. README's "Switching from OpenPose" table says the same, flag by flag.
+ignored with a notice. The "Switching from OpenPose" page (docs/openpose.md) says the same, flag by flag.
 
 :func:`add_arguments` adds the options to the parser, :func:`prepare_argv` rewrites the
 forms gflags accepts and argparse lacks (``-flag``, ``--flag=false``, ``--noflag``), and
@@ -91,7 +91,7 @@ IGNORED: dict[str, str] = {
     "model_folder": "weights come from pafpose's zoo (PAFPOSE_WEIGHTS_PATH, --weights FILE)",
 }
 
-#: OpenPose's flags pafpose takes (OpenPose's spelling -> pafpose's option), for the README.
+#: OpenPose's flags pafpose takes (OpenPose's spelling -> pafpose's option), for docs/openpose.md.
 TAKEN: dict[str, str] = {
     "image_dir": "SOURCE", "video": "SOURCE", "camera": "SOURCE", "ip_camera": "SOURCE",
     "write_json": "--out", "write_images": "--save-images", "write_images_format": "--save-images",
@@ -195,10 +195,10 @@ _IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """pafpose's OpenPose options (in --help) and OpenPose's own spellings (listed in README)."""
+    """pafpose's OpenPose options (in --help) and OpenPose's own spellings (listed in docs/openpose.md)."""
     g = p.add_argument_group("OpenPose's options", "as OpenPose's flags of the same name (their underscore "
-                             "spellings, --write_json DIR, --image_dir DIR... work too; README: Switching from "
-                             "OpenPose)")
+                             "spellings, --write_json DIR, --image_dir DIR... work too; the documentation's "
+                             "page: Switching from OpenPose)")
     g.add_argument("--number-people-max", type=number(-1, 100_000, integer=True), default=-1, metavar="N",
                    help="keep the N people OpenPose would keep (score times the root of their area); -1: all")
     g.add_argument("--keypoint-scale", type=int, choices=range(5), default=0, metavar="0..4",

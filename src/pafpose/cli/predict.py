@@ -15,7 +15,7 @@ files (NAME_rendered.*, NAME_controlnet.*, NAME_pose_heatmaps.*...) in an --out 
 OpenPose's options work with OpenPose's meaning (--number-people-max, --keypoint-scale,
 --frame-first/-step/-last, --net-resolution, --part-candidates, --write-heatmaps,
 --write-video, --keypoints body25...), and so do OpenPose's own spellings (--write_json DIR,
---image_dir DIR, --number_people_max N...): see README, "Switching from OpenPose".
+--image_dir DIR, --number_people_max N...): see docs/openpose.md, "Switching from OpenPose".
 
 A file that can't be read is reported in one line and skipped; the exit code is 1 when
 anything failed, 130 after Ctrl-C (the frames done are kept and the video stays playable),
