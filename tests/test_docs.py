@@ -130,39 +130,25 @@ def served(site):
 
 
 def test_the_pages_render_in_headless_chromium_and_the_search_finds(served, site, tmp_path):
-    from test_serve_server import CHROMIUM_FLAGS, find_chromium
+    from helpers_browser import chromium_page
 
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no Chromium installed: apt-get install chromium chromium-driver (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
     pages = sorted(p.parent.relative_to(site).as_posix() for p in site.rglob("index.html")
                    if p.parent.name not in ("search", "assets"))
     problems = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1200, "height": 900})
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda err: problems.append(f"{page.url}: page error: {err}"))
-            page.on("console", lambda msg: problems.append(f"{page.url}: console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
-            for path in pages:
-                page.goto(f"{served}/{'' if path == '.' else path + '/'}")
-                heading = page.locator("article h1").first
-                assert heading.is_visible() and heading.inner_text().strip(), path
-            page.goto(f"{served}/gallery/")
-            sizes = page.eval_on_selector_all("article img", "els => els.map(e => e.naturalWidth)")
-            assert len(sizes) == 8 and min(sizes) > 100, sizes
-            for term, expected in (("tracking", "Videos and tracking"), ("Pose2Sim", "3-D with Pose2Sim"),
-                                   ("retry-errors", "Data sets on Ray")):
-                page.goto(f"{served}/")
-                page.keyboard.press("/")  # Material's shortcut to the search box
-                page.fill("input.md-search__input", term)
-                results = page.locator(".md-search-result__list li")
-                sync_api.expect(results.first).to_be_visible(timeout=30_000)
-                assert expected in page.locator(".md-search-result__list").inner_text(), term
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "profile", problems, console=("error",)) as (sync_api, page):
+        for path in pages:
+            page.goto(f"{served}/{'' if path == '.' else path + '/'}")
+            heading = page.locator("article h1").first
+            assert heading.is_visible() and heading.inner_text().strip(), path
+        page.goto(f"{served}/gallery/")
+        sizes = page.eval_on_selector_all("article img", "els => els.map(e => e.naturalWidth)")
+        assert len(sizes) == 8 and min(sizes) > 100, sizes
+        for term, expected in (("tracking", "Videos and tracking"), ("Pose2Sim", "3-D with Pose2Sim"),
+                               ("retry-errors", "Data sets on Ray")):
+            page.goto(f"{served}/")
+            page.keyboard.press("/")  # Material's shortcut to the search box
+            page.fill("input.md-search__input", term)
+            results = page.locator(".md-search-result__list li")
+            sync_api.expect(results.first).to_be_visible(timeout=30_000)
+            assert expected in page.locator(".md-search-result__list").inner_text(), term
     assert not problems, problems

@@ -29,8 +29,6 @@ except ImportError:  # the fuzz test says so
 HEADER_TIMEOUT = 2  # seconds; short, so that the slowloris test is
 MAX_CONNECTIONS = 48
 EXE = shutil.which("pafpose") or str(Path(sys.executable).with_name("pafpose"))
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 class Server:
@@ -140,58 +138,39 @@ def test_fuzzing_the_openapi_spec_finds_no_server_error(server):
     assert seen == operations
 
 
-def find_chromium():
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 def test_the_page_in_headless_chromium(server, images, tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no Chromium installed: apt-get install chromium chromium-driver (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
+    from helpers_browser import chromium_page
+
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     problems = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1200, "height": 900})
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type in ("error", "warning") else None)
-            page.goto(f"{server.url}/")
-            status = page.locator("#status")
-            (tmp_path / "notes.txt").write_text("not a picture")
-            page.set_input_files("#file", str(tmp_path / "notes.txt"))  # the API's refusal, shown as it says
-            sync_api.expect(status).to_have_class("error", timeout=60_000)
-            assert "Error: not an image" in status.inner_text()
-            assert [p for p in problems if "status of 415" not in p] == []  # Chromium logs the refused upload
-            problems.clear()
-            page.set_input_files("#file", str(images / "p3_dance.png"))
-            # the page's CSP forbids eval, so waits go through attributes, not JavaScript predicates
-            sync_api.expect(status).to_have_attribute("data-people", re.compile(".+"), timeout=90_000)
-            assert status.get_attribute("data-people") == "3", status.inner_text()
-            assert int(status.get_attribute("data-limbs")) >= 3 * 12  # the skeletons were drawn
-            assert re.search(r"3 people · \d+ ms round trip", status.inner_text())
-            canvas = page.locator("#canvas")
-            assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("1280", "720")
-            assert canvas.is_visible()
-            for path in (tmp_path / "serve-page.png", artifacts / "serve-page.png"):
-                page.screenshot(path=str(path), full_page=True)
-            # the webcam, Chromium's fake camera: frames go to the API one after another
-            page.click("#webcam")
-            sync_api.expect(status).to_have_attribute("data-frames", re.compile(r"^([3-9]|\d\d+)$"), timeout=90_000)
-            assert "frames/s" in status.inner_text()
-            for path in (tmp_path / "serve-webcam.png", artifacts / "serve-webcam.png"):
-                page.screenshot(path=str(path), full_page=True)
-            page.click("#webcam")
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "profile", problems) as (sync_api, page):
+        page.goto(f"{server.url}/")
+        status = page.locator("#status")
+        (tmp_path / "notes.txt").write_text("not a picture")
+        page.set_input_files("#file", str(tmp_path / "notes.txt"))  # the API's refusal, shown as it says
+        sync_api.expect(status).to_have_class("error", timeout=60_000)
+        assert "Error: not an image" in status.inner_text()
+        assert [p for p in problems if "status of 415" not in p] == []  # Chromium logs the refused upload
+        problems.clear()
+        page.set_input_files("#file", str(images / "p3_dance.png"))
+        # the page's CSP forbids eval, so waits go through attributes, not JavaScript predicates
+        sync_api.expect(status).to_have_attribute("data-people", re.compile(".+"), timeout=90_000)
+        assert status.get_attribute("data-people") == "3", status.inner_text()
+        assert int(status.get_attribute("data-limbs")) >= 3 * 12  # the skeletons were drawn
+        assert re.search(r"3 people · \d+ ms round trip", status.inner_text())
+        canvas = page.locator("#canvas")
+        assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("1280", "720")
+        assert canvas.is_visible()
+        for path in (tmp_path / "serve-page.png", artifacts / "serve-page.png"):
+            page.screenshot(path=str(path), full_page=True)
+        # the webcam, Chromium's fake camera: frames go to the API one after another
+        page.click("#webcam")
+        sync_api.expect(status).to_have_attribute("data-frames", re.compile(r"^([3-9]|\d\d+)$"), timeout=90_000)
+        assert "frames/s" in status.inner_text()
+        for path in (tmp_path / "serve-webcam.png", artifacts / "serve-webcam.png"):
+            page.screenshot(path=str(path), full_page=True)
+        page.click("#webcam")
     assert not problems, problems
     shot = cv2.imread(str(artifacts / "serve-page.png"))
     assert shot is not None and shot.shape[1] >= 1000
