@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/wholebody.py
 	$(PY) benchmarks/wholebody_fusion.py --set val2017-dev
 	$(PY) benchmarks/tracking_parts.py
+	$(PY) benchmarks/speed_accuracy.py
 
 # The documentation site in site/: the gallery's pictures made by pafpose from ../shared, then
 # MkDocs with warnings as errors (a broken link or a docstring it can't read fails the build).
