@@ -233,8 +233,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--write-video", type=Path, default=None, metavar="PATH",
                    help="one video of every drawn image and frame of the run (.avi, .mp4, .mkv, .mov)")
     g.add_argument("--write-video-fps", type=number(-1, 1000), default=-1, metavar="FPS",
-                   help=f"its frame rate, {MIN_VIDEO_FPS:g} (a frame every 1000 s) up to 1000 (default: the first "
-                   "video source's)")
+                   help=f"its frame rate, {MIN_VIDEO_FPS:g} (a frame every 1000 s) up to, not including, 1000 "
+                   "(default: the first video source's)")
     g.add_argument("--keypoints", choices=_LAYOUTS, default=None,
                    help="keypoint layout of the OpenPose JSON, by name: body25 (mid-hip from the hips, the heels and "
                    "big toes found by --feet, the small toes missing), coco18, coco17 (default: the model's)")
