@@ -127,6 +127,20 @@ def test_inputs_in_object_storage_give_the_poses_of_local_files(env, images, dan
     for name in files:
         assert fs.open_input_stream(f"poses-in/out/{name}").read() == (out / name).read_bytes(), name
     assert scratch.is_dir() and not list(scratch.glob("pafpose-*"))  # the units' local files went with their upload
+    # the missing object appears; --retry-errors rewrites the shard in the bucket without its error row
+    put(fs, "poses-in/lists/missing.jpg", (local / "p1.jpg").read_bytes())
+    r4 = pafpose(e, "batch", "s3://poses-in/data", "s3://poses-in/lists/some.txt", "--out", "s3://poses-in/out",
+                 *args, "--retry-errors")
+    assert r4.returncode == 0 and "--retry-errors: 1 input with error rows done again" in r4.stderr, r4.stderr
+    keys = shard_keys(fs, "poses-in/out")
+    assert len(keys) == 6 and len(set(keys)) == 4  # 3 images and the video's 3 frames, each once
+    assert keys.count("s3://poses-in/lists/missing.jpg") == 1
+    os.environ.update(aws)
+    try:
+        assert read_results("s3://poses-in/out", ["error"]).column("error").null_count == 6
+    finally:
+        for k in aws:
+            os.environ.pop(k, None)
     shutil.rmtree(scratch, ignore_errors=True)
     # resumed: nothing left to do, in seconds
     r = pafpose(e, "batch", "s3://poses-in/data", "s3://poses-in/lists/some.txt", "--out", out, *args)
