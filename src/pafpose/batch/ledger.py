@@ -23,7 +23,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pafpose.batch.results import SCHEMA, SUFFIXES, Place, child, name_of, place, read_shard, shard_paths
+from pafpose.batch.results import (
+    SCHEMA,
+    SUFFIXES,
+    Place,
+    child,
+    name_of,
+    place,
+    read_shard,
+    remove,
+    rename,
+    shard_paths,
+)
 from pafpose.errors import PafposeError
 
 
@@ -64,7 +75,7 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
         for path, keys, errors in pool.map(read, paths):
             if keys is None:
                 with contextlib.suppress(OSError, PafposeError):
-                    _rename(path, name_of(path) + ".bad")
+                    rename(path, name_of(path) + ".bad")
                 done.bad.append(name_of(path))
                 if warn is not None:
                     warn(f"{path}: damaged result file, set aside as {name_of(path)}.bad; its inputs are done again")
@@ -74,25 +85,6 @@ def scan(out: str | Path, warn: Callable[[str], None] | None = None, threads: in
             done.keys.update(keys)
             done.error_keys.update(k for k, e in zip(keys, errors, strict=True) if e is not None)
     return done
-
-
-def _rename(path: Place, name: str) -> None:
-    """Rename a file or object within its folder."""
-    if isinstance(path, str):
-        from pafpose.storage import move
-
-        move(path, path.rsplit("/", 1)[0] + "/" + name)
-    else:
-        os.replace(path, path.with_name(name))
-
-
-def _remove(path: Place) -> None:
-    if isinstance(path, str):
-        from pafpose.storage import delete
-
-        delete(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def drop_rows(out: str | Path, keys: set[str], threads: int = 8) -> int:
@@ -115,7 +107,7 @@ def drop_rows(out: str | Path, keys: set[str], threads: int = 8) -> int:
         table = read_shard(path)
         found.update(k for k, g in zip(held, gone, strict=True) if g)
         if all(gone):
-            _remove(path)
+            remove(path)
             return
         import pyarrow as pa
 

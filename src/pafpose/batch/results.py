@@ -169,6 +169,41 @@ def name_of(path: Place) -> str:
     return path.rsplit("/", 1)[-1] if isinstance(path, str) else path.name
 
 
+def write_bytes(path: Place, data: bytes) -> None:
+    """A whole file (or object) with ``data``: renamed into place on disk, uploaded whole in
+    object storage."""
+    if isinstance(path, str):
+        from pafpose.storage import write_bytes as put
+
+        put(path, data)
+    else:
+        from pafpose.io import write_bytes_atomic
+
+        write_bytes_atomic(data, path)
+
+
+def rename(path: Place, name: str) -> None:
+    """Rename a file or object within its folder (in object storage: a copy, then a removal)."""
+    if isinstance(path, str):
+        from pafpose.storage import move
+
+        move(path, path.rsplit("/", 1)[0] + "/" + name)
+    else:
+        import os
+
+        os.replace(path, path.with_name(name))
+
+
+def remove(path: Place) -> None:
+    """Remove a file or object; nothing if it is not there."""
+    if isinstance(path, str):
+        from pafpose.storage import delete
+
+        delete(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def write_shard(path: Place, fmt: str, produce: Callable[[ShardWriter], None]) -> Place:
     """Write a shard atomically: ``produce(writer)`` appends the rows; the file appears, whole,
     only when it returns (an exception or a kill leaves no shard). In object storage, the

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pafpose.batch.cluster import Resources, check_address, ray_session, worker_error
 from pafpose.batch.inputs import Item, enumerate_inputs
 from pafpose.batch.ledger import changed_options, clean_temporaries, drop_rows, exclusive, older_layout, scan
-from pafpose.batch.results import FORMATS, Place, child, place
+from pafpose.batch.results import FORMATS, Place, child, place, remove, write_bytes
 from pafpose.batch.worker import WorkerSettings, worker_class
 from pafpose.checks import check_number
 from pafpose.errors import PafposeError
@@ -278,7 +278,6 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
     folder that can't be written, a Ray cluster that can't be joined or a worker that fails
     (not for a bad input file: that is an error row).
     """
-    from pafpose.formats import write_json_atomic
     from pafpose.io import check_output_dir
 
     say = warn or (lambda message: None)
@@ -340,12 +339,7 @@ def run(sources: Sequence[str], config: Any, options: BatchOptions, *, progress:
             else:
                 say(f"--json coco: coco_results.json is written once every input is done ({summary.remaining} "
                     "left): run the command again")
-        if isinstance(out, str):
-            from pafpose.storage import write_bytes
-
-            write_bytes(child(out, "summary.json"), (json.dumps(summary.to_dict(), indent=1) + "\n").encode())
-        else:
-            write_json_atomic(summary.to_dict(), out / "summary.json")
+        write_bytes(child(out, "summary.json"), (json.dumps(summary.to_dict(), indent=1) + "\n").encode())
     return summary
 
 
@@ -385,7 +379,7 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
             actors, most, cpus, threads = _plan(options, res, len(blocks))
         summary.pool = most
         marker = f".run-{uuid.uuid4().hex}"
-        _touch(child(out, "results", marker))
+        write_bytes(child(out, "results", marker), b"")
         # where the workers say how far their videos are: under results, or a local folder when that is in
         # object storage (no object per second; workers on other machines then show no frames until done)
         where = Path(tempfile.mkdtemp(prefix="pafpose-progress-")) if isinstance(out, str) else out / "results"
@@ -413,28 +407,10 @@ def _process(todo: list[Item], config: Any, options: BatchOptions, out: Place, s
                     _pool(blocks, settings, (actors, most), cpus, options.gpus_per_worker, summary, bar, shown)
         finally:
             summary.seconds = time.perf_counter() - start
-            _remove_marker(child(out, "results", marker))
+            with contextlib.suppress(PafposeError, OSError):  # left behind, a later run cleans it
+                remove(child(out, "results", marker))
             if isinstance(out, str):
                 shutil.rmtree(where, ignore_errors=True)
-
-
-def _touch(path: Place) -> None:
-    if isinstance(path, str):
-        from pafpose.storage import write_bytes
-
-        write_bytes(path, b"")
-    else:
-        path.touch()
-
-
-def _remove_marker(path: Place) -> None:
-    if isinstance(path, str):
-        from pafpose.storage import delete
-
-        with contextlib.suppress(PafposeError):  # left behind, it is cleaned by a later run
-            delete(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 class _Postfix:
