@@ -194,15 +194,16 @@ class FolderSequences:
         self.config = config
         self._trackers: dict[str, SequenceTracker] = {}
 
-    def push(self, folder: str, people: Poses, payload: Any = None) -> list[tuple[Any, Poses]]:
-        """The frames now final (this folder's, and any others' still held), in order."""
+    def push(self, folder: str, people: Poses, payload: Any = None, image: Any = None) -> list[tuple[Any, Poses]]:
+        """The frames now final (this folder's, and any others' still held), in order (``image``:
+        the frame the people were found in, for what they wear)."""
         from pafpose.tracking import make_tracker
 
         ready = []
         for other in [f for f in self._trackers if f != folder]:
             ready += self._trackers[other].flush()
         tracker = self._trackers.setdefault(folder, make_tracker(self.config, self.offline))
-        return ready + tracker.push(people, payload)
+        return ready + tracker.push(people, payload, None, image)
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """Every frame still held (at the end, or when the run stops: nothing is lost)."""

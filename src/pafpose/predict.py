@@ -522,7 +522,8 @@ class Estimator:
         from pafpose.tracking import TrackerConfig, track_frames
 
         config = track if isinstance(track, TrackerConfig) else None
-        yield from track_frames(self._pipeline(frames, batch_size, overlap, keep_fields), config, offline)
+        found = self._pipeline(frames, batch_size, overlap, keep_fields)
+        yield from track_frames(((image, poses, None, image) for image, poses in found), config, offline)
 
     def _pipeline(self, frames: Iterable[np.ndarray], batch_size: int,
                   overlap: bool | None, keep_fields: bool = False) -> Iterator[tuple[np.ndarray, Poses]]:
@@ -619,15 +620,16 @@ def stream_frames(detect: Callable[[Iterator[np.ndarray]], Iterable[tuple[np.nda
                 held.append((index, t))
                 yield frame
 
-        def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None]]:
+        def found() -> Iterator[tuple[tuple[int, np.ndarray], Poses, float | None, np.ndarray]]:
             for frame, poses in detect(read()):
                 index, t = held.popleft()
-                yield (index, frame), poses, t
+                yield (index, frame), poses, t, frame
 
-        if track:  # the frames' own times: a dropped frame is a longer step for the tracker
+        # the frames' own times (a dropped frame is a longer step for the tracker) and the frames (what people wear)
+        if track:
             tracked = track_frames(found(), track if isinstance(track, TrackerConfig) else None, offline)
         else:
-            tracked = ((payload, poses) for payload, poses, _ in found())
+            tracked = ((payload, poses) for payload, poses, *_ in found())
         for (index, frame), poses in tracked:
             yield index, frame, poses
     finally:

@@ -204,7 +204,7 @@ class Run:
                     if folder not in names:
                         names[folder] = self.writer.sequence(Path(folder).name)
                     frame = (src, file.image, self.writer.unique(src.name), names[folder])
-                    ready = tracked.push(folder, found, frame) if sequences else [(frame, found)]
+                    ready = tracked.push(folder, found, frame, file.image) if sequences else [(frame, found)]
                     for done, people in ready:
                         if not self._emit_image(*done, people):
                             return

@@ -63,12 +63,14 @@ def make_tracker(config: TrackerConfig | None = None, offline: bool = False) -> 
 
 def track_frames(frames: Iterable[tuple[Any, ...]], config: TrackerConfig | None = None,
                  offline: bool = False) -> Iterator[tuple[Any, Poses]]:
-    """``(payload, tracked people)`` for the ``(payload, people)`` or ``(payload, people,
-    time_s)`` of one sequence's frames, in order: online (:class:`Tracker`, each frame at
-    once), or offline (:class:`OfflineTracker`: each frame ``config.window`` frames later,
-    smoothed from the frames on both sides). ``time_s`` (seconds, or None) tells the tracker
-    about dropped frames."""
+    """``(payload, tracked people)`` for the ``(payload, people)``, ``(payload, people,
+    time_s)`` or ``(payload, people, time_s, image)`` of one sequence's frames, in order:
+    online (:class:`Tracker`, each frame at once), or offline (:class:`OfflineTracker`: each
+    frame ``config.window`` frames later, smoothed from the frames on both sides). ``time_s``
+    (seconds, or None) tells the tracker about dropped frames; ``image`` (the BGR frame the
+    people were found in) lets it tell people apart by what they wear."""
     tracker = make_tracker(config, offline)
-    for payload, poses, *when in frames:
-        yield from tracker.push(poses, payload, when[0] if when else None)
+    for payload, poses, *more in frames:
+        when, image = [*more, None, None][:2]
+        yield from tracker.push(poses, payload, when, image)
     yield from tracker.flush()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
+
 from pafpose.pose import Poses
 
 
@@ -29,9 +31,12 @@ class SequenceTracker(ABC):
     """
 
     @abstractmethod
-    def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
+    def push(self, poses: Any, payload: Any = None, time_s: float | None = None,
+             image: np.ndarray | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame's people (``time_s``: its time in seconds, None: one frame after
-        the last); the frames now final, in order, as ``(payload, tracked people)``."""
+        the last; ``image``: the frame the people were found in, BGR, which lets the tracker
+        tell people apart by what they wear); the frames now final, in order, as
+        ``(payload, tracked people)``."""
 
     @abstractmethod
     def flush(self) -> list[tuple[Any, Poses]]:

@@ -41,6 +41,23 @@ class TrackerConfig:
             its birth fits an id that ended within ``max_lost`` at least this well (the same
             similarity, the ended track moved on by its decaying velocity) takes that id
             (1: never).
+        appearance: how much what people wear counts, where the tracker is given the frame
+            (0: not at all; :mod:`~pafpose.tracking.appearance` reads the colour along each
+            limb found): a pair's similarity is taken ``1 - appearance * (1 - alike)`` times,
+            ``alike`` falling from 1 for the same colours as a Gaussian of their distance. It
+            weighs the pairs the keypoints' gate lets through and opens none, except for a
+            person left without a track who looks like a lost track's person (below).
+        appearance_scale: the colour distance (CIELAB units, 0..255 as OpenCV's) at which two
+            looks are one standard deviation apart; also the most a person left over may
+            differ from a lost track to take it back.
+        appearance_keep: a matched person whose colours lie farther than this many
+            ``appearance_scale`` from their track's leave the track's colours as they were
+            (a limb read across someone in front, a match that may be wrong).
+        appearance_reach: how many times wider a lost track's tolerance is for a person left
+            over who looks like its person: a person who returns farther from where their
+            track coasted than the keypoints allow keeps their id (offline: re-linked).
+        appearance_rate: weight of the newest frame in a track's running mean of colours.
+        appearance_unknown: ``alike`` for a pair that shares fewer than two limbs.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
             one-keypoint people would otherwise match nothing).
         smooth: apply the One Euro filter to the tracked keypoints (whole-body parts too:
@@ -75,6 +92,12 @@ class TrackerConfig:
     shared_prior: float = 1.0
     fragment_similarity: float = 0.5
     relink_similarity: float = 0.3
+    appearance: float = 0.5
+    appearance_scale: float = 20.0
+    appearance_keep: float = 1.5
+    appearance_reach: float = 2.0
+    appearance_rate: float = 0.2
+    appearance_unknown: float = 0.5
     min_area: float = 32.0 * 32.0
     smooth: bool = True
     min_cutoff: float = 3.0
@@ -98,6 +121,12 @@ class TrackerConfig:
         check_number("shared_prior", self.shared_prior, 0.0, 1000.0)
         check_number("fragment_similarity", self.fragment_similarity, 0.0, 1.0)
         check_number("relink_similarity", self.relink_similarity, 0.0, 1.0)
+        check_number("appearance", self.appearance, 0.0, 1.0)
+        check_number("appearance_scale", self.appearance_scale, 0.0, 1e6, lo_open=True)
+        check_number("appearance_unknown", self.appearance_unknown, 0.0, 1.0)
+        check_number("appearance_rate", self.appearance_rate, 0.0, 1.0, lo_open=True)
+        check_number("appearance_reach", self.appearance_reach, 1.0, 1e3)
+        check_number("appearance_keep", self.appearance_keep, 0.0, 1e6, lo_open=True)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)
         check_number("beta", self.beta, 0.0, 1e6)

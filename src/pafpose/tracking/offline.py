@@ -21,13 +21,15 @@ of the sequence.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from pafpose.pose import Pose, Poses
+from pafpose.skeleton import Skeleton
+from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
@@ -72,9 +74,10 @@ class OfflineTracker(SequenceTracker):
         >>> for image, people in tracker.flush(): ...
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None,
+                 describe: Callable[[Any, np.ndarray, Skeleton], np.ndarray] | None = None) -> None:
         self.config = config or TrackerConfig()
-        self.online = Tracker(replace(self.config, smooth=False))
+        self.online = Tracker(replace(self.config, smooth=False), describe)  # describe: as the online Tracker's
         self._frames: deque[_Frame] = deque()
         self._next = 0  # index in _frames of the next frame to give out
         self._parts = PartSlots()
@@ -82,11 +85,12 @@ class OfflineTracker(SequenceTracker):
         self._first: dict[int, float] = {}  # id -> the time it was first seen
         self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
 
-    def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
+    def push(self, poses: Any, payload: Any = None, time_s: float | None = None,
+             image: np.ndarray | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
         c = self.config
         on = self.online
-        empty, people, rows, _, _, _, rest, _now = on._track(poses, time_s)
+        empty, people, rows, _, _, _, rest, _now = on._track(poses, time_s, image)
         ids = np.concatenate([on.ids[rows], np.full(len(rest), -1, np.int64)])
         on._expire(_now)
         tracked = empty.derive(people + rest)  # as given: each gets its id once, when given out
@@ -160,6 +164,13 @@ class OfflineTracker(SequenceTracker):
             areas = (np.sqrt(_areas(on._points[lost], c.min_area)) * (1.0 + c.lost_growth * ahead)
                      + c.speed_growth * speed * ahead) ** 2
             sim = similarity(points[None], guess, sigmas, areas, c.shared_prior)[0]
+            if on._look.shape[1] and (on.ids == new).any():  # what they wear: as in the online matching
+                dist = appearance.distance(on._look[on.ids == new], on._look, np.zeros(len(lost), np.int64), lost)
+                wide = similarity(points[None], guess, sigmas, areas * c.appearance_reach ** 2, c.shared_prior)[0]
+                alike = np.where(np.isnan(dist), c.appearance_unknown, np.exp(-0.5 * (dist / c.appearance_scale) ** 2))
+                with np.errstate(invalid="ignore"):
+                    sim = np.where(dist <= c.appearance_scale, np.maximum(sim, wide), sim)
+                sim = sim * (1.0 - c.appearance * (1.0 - alike))
             j = int(np.argmax(sim))
             if sim[j] < c.relink_similarity:
                 continue

@@ -48,12 +48,15 @@ the number of people.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pafpose.pose import Pose, Poses, as_poses
+from pafpose.skeleton import Skeleton
+from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
@@ -253,8 +256,12 @@ class Tracker(SequenceTracker):
         ...         print(person.track_id, person.keypoints[1])
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None,
+                 describe: Callable[[Any, np.ndarray, Skeleton], np.ndarray] | None = None) -> None:
         self.config = config or TrackerConfig()
+        # how what people wear is read from the frame: (image, points (D, K, 2), skeleton) -> (D, S, F)
+        # features, compared part by part (the median over the S parts both have of the L2 distance over F)
+        self.describe = describe or appearance.read_looks
         self.reset()
 
     @property
@@ -268,9 +275,10 @@ class Tracker(SequenceTracker):
         """The time of the last frame updated, in seconds (None before the first)."""
         return self._now if self._started else None
 
-    def push(self, poses: Any, payload: Any = None, time_s: float | None = None) -> list[tuple[Any, Poses]]:
+    def push(self, poses: Any, payload: Any = None, time_s: float | None = None,
+             image: np.ndarray | None = None) -> list[tuple[Any, Poses]]:
         """:meth:`update`, as the protocol has it: ``[(payload, tracked people)]``, this frame at once."""
-        return [(payload, self.update(poses, time_s))]
+        return [(payload, self.update(poses, time_s, image))]
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """Nothing: an online tracker holds no frame back. The ids go on if more frames follow."""
@@ -291,9 +299,10 @@ class Tracker(SequenceTracker):
         self._hits = np.zeros(0, np.int64)  # (T,) frames matched
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
+        self._look = np.zeros((0, 0, 3))  # (T, S, 3) what each track's person wears (:mod:`appearance`; NaN: unknown)
         self._parts = PartSlots()
 
-    def update(self, poses: Any, time_s: float | None = None) -> Poses:
+    def update(self, poses: Any, time_s: float | None = None, image: np.ndarray | None = None) -> Poses:
         """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
         of ``config.fps`` after the last; one that repeats, goes back or comes implausibly soon is
@@ -304,7 +313,7 @@ class Tracker(SequenceTracker):
         person split in two, a limb found apart) starts no track: it comes back untracked
         (``track_id`` None)."""
         c = self.config
-        out, people_t, rows, points, gaps, new, rest, now = self._track(poses, time_s)
+        out, people_t, rows, points, gaps, new, rest, now = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
@@ -328,8 +337,8 @@ class Tracker(SequenceTracker):
         self._expire(now)
         return out
 
-    def _track(self, poses: Any, time_s: float | None) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray,
-                                                                 np.ndarray, list[Pose], float]:
+    def _track(self, poses: Any, time_s: float | None, image: np.ndarray | None = None
+               ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
         gaps, new, rest, now)``: ``out`` the empty result of the frame; ``people`` the tracked
@@ -349,7 +358,8 @@ class Tracker(SequenceTracker):
         out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        rows = self._assign(people, xy, now, step) if people else np.zeros(0, np.int64)
+        looks = self._looks(people, xy, image, getattr(poses, "image_size", None))
+        rows = self._assign(people, xy, now, step, looks) if people else np.zeros(0, np.int64)
         tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
@@ -360,7 +370,7 @@ class Tracker(SequenceTracker):
             if new.any():
                 rows[new] = self._start(int(new.sum()))
             gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
-            self._continue(rows, points, gaps, new, now)
+            self._continue(rows, points, gaps, new, now, None if looks is None else looks[tracked])
         # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
         # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
         rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
@@ -444,7 +454,28 @@ class Tracker(SequenceTracker):
                          self._velocity * ahead[:, None, None])
         return self._points + moved, absent
 
-    def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float) -> np.ndarray:
+    def _looks(self, people: list[Pose], points: np.ndarray, image: np.ndarray | None,
+               size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """``(D, S, 3)`` what the people wear (:func:`appearance.describe`), None without an image or
+        with ``config.appearance`` 0; the tracks' looks are widened to the limbs read. ``size``:
+        the ``(width, height)`` the keypoints are in, where the image given may be another size."""
+        if image is None or not self.config.appearance or not people:
+            return None
+        if self.describe is appearance.read_looks:
+            image = np.asarray(image)
+            if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+                raise ValueError(f"image must be an (H, W) or (H, W, C) array, got shape {image.shape}")
+            if size and size[0] > 0 and size[1] > 0 and (image.shape[1], image.shape[0]) != tuple(size):
+                points = points * np.array([image.shape[1] / size[0], image.shape[0] / size[1]])
+        looks = np.asarray(self.describe(image, points, people[0].skeleton), dtype=np.float32)
+        if looks.ndim != 3 or len(looks) != len(people):
+            raise ValueError(f"describe must give ({len(people)}, limbs, features) looks, got shape {looks.shape}")
+        if self._look.shape[1:] != looks.shape[1:]:
+            self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
+        return looks
+
+    def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float,
+                looks: np.ndarray | None = None) -> np.ndarray:
         """``(D,)`` the track row of each person: -1 for a new track, :data:`_FRAGMENT` for a
         fragment of a person matched this frame (no track).
 
@@ -488,14 +519,41 @@ class Tracker(SequenceTracker):
                           np.where(absent > 1e-9, c.lost_weight, 1.0))
         sim = raw * weight[t_idx]
         ok = sim >= c.min_similarity
-        d_ok, t_ok, cost = d_idx[ok], t_idx[ok], 1.0 - sim[ok]
+        if looks is not None:  # what they wear weighs the pairs the keypoints allow; it opens no gate
+            d_ok, t_ok = d_idx[ok], t_idx[ok]
+            dist = appearance.distance(looks, self._look, d_ok, t_ok)
+            alike = np.where(np.isnan(dist), c.appearance_unknown, np.exp(-0.5 * (dist / c.appearance_scale) ** 2))
+            cost = 1.0 - sim[ok] * (1.0 - c.appearance * (1.0 - alike))
+        else:
+            d_ok, t_ok, cost = d_idx[ok], t_idx[ok], 1.0 - sim[ok]
         _solve(rows, d_ok, t_ok, cost, len(people), len(self.ids))
         # a person left over who closely fits a track matched this frame is a fragment of that person
         taken = np.zeros(len(self.ids), bool)
         taken[rows[rows >= 0]] = True
         frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
         rows[d_idx[frag]] = _FRAGMENT
+        if looks is not None:
+            self._reclaim(rows, points, looks, predicted, areas, absent, taken, sigmas)
         return rows
+
+    def _reclaim(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, predicted: np.ndarray,
+                 areas: np.ndarray, absent: np.ndarray, taken: np.ndarray, sigmas: np.ndarray) -> None:
+        """A person left without a track takes back a lost, confirmed track that looks like
+        them (what they wear within ``appearance_scale``) and is near enough with its tolerance
+        widened ``appearance_reach`` times: a person who returns farther from where their
+        track coasted than the keypoints' gate allows keeps their id."""
+        c = self.config
+        left = np.flatnonzero(rows == -1)
+        free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits))
+        if not len(left) or not len(free):
+            return
+        d_idx, t_idx = np.repeat(left, len(free)), np.tile(free, len(left))
+        dist = appearance.distance(looks, self._look, d_idx, t_idx)
+        wide = _pair_similarity(points, predicted, sigmas, areas * c.appearance_reach ** 2, d_idx, t_idx,
+                                c.shared_prior)
+        ok = (dist <= c.appearance_scale) & (wide >= c.min_similarity)
+        if ok.any():
+            _solve(rows, d_idx[ok], t_idx[ok], dist[ok] / c.appearance_scale - wide[ok], len(rows), len(self.ids))
 
     def _start(self, n: int) -> np.ndarray:
         k = self._k
@@ -511,10 +569,20 @@ class Tracker(SequenceTracker):
         width = self._fx.shape[1]  # the body's keypoints and the parts' columns
         self._fx = np.concatenate([self._fx, np.full((n, width, 2), np.nan)])
         self._fdx = np.concatenate([self._fdx, np.zeros((n, width, 2))])
+        self._look = np.concatenate([self._look, np.full((n, *self._look.shape[1:]), np.nan, np.float32)])
         return np.arange(first, first + n)
 
-    def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float) -> None:
+    def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float,
+                  looks: np.ndarray | None = None) -> None:
         c = self.config
+        if looks is not None:  # a running mean of each limb's colour; a limb first seen is taken as read
+            had = self._look[rows]
+            read = np.isfinite(looks[..., :1])
+            if c.appearance_keep < 1e6:
+                far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
+                read = read & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
+            mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
+            self._look[rows] = np.where(read, mixed, had)
         old, vel = self._points[rows], self._velocity[rows]
         seen = np.isfinite(new[..., 0])
         known = seen & np.isfinite(old[..., 0]) & ~fresh[:, None]
@@ -563,6 +631,7 @@ class Tracker(SequenceTracker):
         self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
+        self._look = self._look[alive]
 
 
 def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
