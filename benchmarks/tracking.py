@@ -414,13 +414,25 @@ class HungarianDistance:
         return _carry(self, poses, ids)
 
 
-class Pafpose:
-    def __init__(self, smooth: bool, fps: float = 30.0) -> None:
-        self.name = "pafpose" if smooth else "pafpose-raw"
-        self.tracker = Tracker(TrackerConfig(smooth=smooth, fps=fps))
+def _cached(looks: np.ndarray, points: np.ndarray, skeleton: Any) -> np.ndarray:
+    """The trackers' ``describe`` here: the looks were read from each generated frame when it
+    was made (``collect``; the frames are not kept) and come in place of the image."""
+    return looks
 
-    def __call__(self, poses: list[Pose]) -> list[Pose]:
-        out = self.tracker.update(poses)
+
+class Pafpose:
+    """The online tracker, given each frame's looks (what people wear, read from the frame)
+    unless ``keypoints_only``."""
+
+    takes_looks = True
+
+    def __init__(self, smooth: bool, fps: float = 30.0, keypoints_only: bool = False) -> None:
+        self.name = ("pafpose" if smooth else "pafpose-raw") + ("-keypoints" if keypoints_only else "")
+        self.keypoints_only = keypoints_only
+        self.tracker = Tracker(TrackerConfig(smooth=smooth, fps=fps), _cached)
+
+    def __call__(self, poses: list[Pose], looks: np.ndarray | None = None) -> list[Pose]:
+        out = self.tracker.update(poses, None, None if self.keypoints_only or not poses else looks)
         assert len(out) == len(poses)  # detections are filtered to finite ones beforehand
         return list(out)
 
@@ -428,24 +440,30 @@ class Pafpose:
 class PafposeOffline:
     """Offline mode: the whole sequence is known; whole sequences only (not per frame)."""
 
-    name = "pafpose-offline"
-
-    def __init__(self, fps: float = 30.0) -> None:
+    def __init__(self, fps: float = 30.0, keypoints_only: bool = False) -> None:
+        self.name = "pafpose-offline" + ("-keypoints" if keypoints_only else "")
+        self.keypoints_only = keypoints_only
         self.config = TrackerConfig(fps=fps)
 
-    def sequence(self, frames: list[list[Pose]]) -> list[list[Pose]]:
-        from pafpose.tracking import track_offline
+    def sequence(self, frames: list[list[Pose]], looks: list[np.ndarray] | None = None) -> list[list[Pose]]:
+        from pafpose.tracking import OfflineTracker
 
-        return [list(p) for p in track_offline(frames, self.config)]
+        tracker, out = OfflineTracker(self.config, _cached), []
+        for i, poses in enumerate(frames):
+            look = None if self.keypoints_only or looks is None or not poses else looks[i]
+            out += [list(p) for _, p in tracker.push(poses, None, None, look)]
+        return out + [list(p) for _, p in tracker.flush()]
 
 
 def trackers(fps: float = 30.0) -> list[Callable[[], Any]]:
     """Factories, one fresh tracker per sequence."""
     return [NoTracking, LwopGreedy, HungarianDistance, lambda: Pafpose(True, fps), lambda: Pafpose(False, fps),
-            lambda: PafposeOffline(fps)]
+            lambda: PafposeOffline(fps), lambda: Pafpose(False, fps, keypoints_only=True),
+            lambda: PafposeOffline(fps, keypoints_only=True)]
 
 
-NAMES = ["none", "lwop", "hungarian", "pafpose", "pafpose-raw", "pafpose-offline"]
+NAMES = ["none", "lwop", "hungarian", "pafpose", "pafpose-raw", "pafpose-offline", "pafpose-raw-keypoints",
+         "pafpose-offline-keypoints"]
 
 
 # ============================================================================ scoring
@@ -643,17 +661,25 @@ def untracked_apart(frames: list[list[Pose]]) -> list[list[Pose]]:
     return out
 
 
-def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0,
-                 names: list[str] | None = None) -> dict[str, list[list[list[Pose]]]]:
+def run_trackers(detections: list[list[list[Pose]]], fps: float = 30.0, names: list[str] | None = None,
+                 looks: list[list[np.ndarray]] | None = None) -> dict[str, list[list[list[Pose]]]]:
+    """Each tracker over each sequence; ``looks``: what each detection wears, per frame (pafpose's
+    trackers read it; None: keypoints only)."""
     out: dict[str, list[list[list[Pose]]]] = {}
     for name, make in zip(NAMES, trackers(fps), strict=True):
         if names is not None and name not in names:
             continue
         out[name] = []
-        for frames in detections:
+        for s, frames in enumerate(detections):
             tracker = make()
-            out[name].append(untracked_apart(tracker.sequence(frames) if hasattr(tracker, "sequence")
-                                             else [tracker(poses) for poses in frames]))
+            seq_looks = looks[s] if looks is not None else [None] * len(frames)
+            if hasattr(tracker, "sequence"):
+                hyp = tracker.sequence(frames, seq_looks)
+            elif getattr(tracker, "takes_looks", False):
+                hyp = [tracker(poses, look) for poses, look in zip(frames, seq_looks, strict=True)]
+            else:
+                hyp = [tracker(poses) for poses in frames]
+            out[name].append(untracked_apart(hyp))
     return out
 
 
@@ -731,10 +757,39 @@ def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, se
                 if best is None or got["median_ms"] < best["median_ms"]:
                     best = got
             out.setdefault(name, {})[n] = best
+        # the online tracker given the frame too: what people wear read from a 1920 x 1080 image at each update
+        frame = np.random.default_rng(seed).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+        best = None
+        for _ in range(repeats):
+            tracker = Tracker(TrackerConfig())
+            times = []
+            for poses in seq:
+                t0 = time.perf_counter()
+                tracker.update(poses, None, frame)
+                times.append(time.perf_counter() - t0)
+            mean = 1e3 * sum(times) / len(times)
+            times = sorted(times[20:])
+            got = {"median_ms": 1e3 * statistics.median(times), "p10_ms": 1e3 * times[len(times) // 10],
+                   "mean_ms": mean}
+            if best is None or got["median_ms"] < best["median_ms"]:
+                best = got
+        out.setdefault("pafpose, frame given", {})[n] = best
     return out
 
 
 # ============================================================================ main
+LOOKS_VERSION = "limb colours 1"
+
+
+def looks_of(image: np.ndarray, poses: list[Pose]) -> np.ndarray | None:
+    """What each detected person wears, as the trackers read it from the frame (None: nobody)."""
+    from pafpose.tracking.appearance import read_looks
+
+    if not poses:
+        return None
+    return read_looks(image, np.stack([p.keypoints[:, :2] for p in poses]), poses[0].skeleton)
+
+
 def collect(args: argparse.Namespace) -> dict:
     """Ground truth and detections of the generated sequences and the video (from the cache
     ``args.detections`` when it matches the options)."""
@@ -742,6 +797,7 @@ def collect(args: argparse.Namespace) -> dict:
 
     key = {k: str(getattr(args, k)) for k in ("annotations", "images", "video", "seed", "sequences", "frames",
                                               "people", "drop", "no_camera", "posetrack", "posetrack_root")}
+    key["looks"] = LOOKS_VERSION  # a cache made before the looks were kept (or read otherwise) is made again
     if args.detections and args.detections.is_file():
         with args.detections.open("rb") as f:
             cached = pickle.load(f)
@@ -753,19 +809,22 @@ def collect(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         coco, people, backgrounds = load_set(args.annotations, args.images)
         rng = np.random.default_rng(args.seed)
-        truths, detections, det_time = [], [], 0.0
+        truths, detections, looks, det_time = [], [], [], 0.0
         for _ in range(args.sequences):
             seq_truth, seq_det = [], []
+            seq_looks = []
             for image, truth in generate(coco, people, backgrounds, args.images, rng, args.frames,
                                          tuple(args.people), camera=not args.no_camera, drop=args.drop):
                 t1 = time.perf_counter()
                 seq_det.append(finite(estimator.predict(image)))
                 det_time += time.perf_counter() - t1
                 seq_truth.append(truth)
+                seq_looks.append(looks_of(image, seq_det[-1]))
             truths.append(seq_truth)
             detections.append(seq_det)
+            looks.append(seq_looks)
         n_frames = sum(len(s) for s in truths)
-        data.update(truths=truths, detections=detections, generated={
+        data.update(truths=truths, detections=detections, looks=looks, generated={
             "sequences": args.sequences, "frames": n_frames,
             "people": [len({int(i) for t in s for i in t.ids}) for s in truths],
             "detections": sum(len(f) for s in detections for f in s),
@@ -773,30 +832,33 @@ def collect(args: argparse.Namespace) -> dict:
             "seconds": time.perf_counter() - t0})
     files = sorted(f for x in args.posetrack for f in ([x] if x.is_file() else x.glob("*.json")))
     if files:
-        truths, detections, names = [], [], []
+        truths, detections, looks, names = [], [], [], []
         for path in files:
             images, seq_truth = load_posetrack(path, args.posetrack_root)
-            seq_det = []
+            seq_det, seq_looks = [], []
             for image_path in images:
                 image = cv2.imread(str(image_path))
                 if image is None:
                     raise SystemExit(f"{path}: cannot read its frame {image_path} (--posetrack-root?)")
                 seq_det.append(finite(estimator.predict(image)))
+                seq_looks.append(looks_of(image, seq_det[-1]))
             names.append(path.stem)
             truths.append(seq_truth)
             detections.append(seq_det)
-        data.update(posetrack={"names": names, "truths": truths, "detections": detections})
+            looks.append(seq_looks)
+        data.update(posetrack={"names": names, "truths": truths, "detections": detections, "looks": looks})
     if args.video.is_file():
         cap = cv2.VideoCapture(str(args.video))
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        frames = []
+        frames, looks = [], []
         while True:
             ok, image = cap.read()
             if not ok:
                 break
             frames.append(finite(estimator.predict(image)))
+            looks.append(looks_of(image, frames[-1]))
         cap.release()
-        data.update(video=frames, fps=fps)
+        data.update(video=frames, video_looks=looks, fps=fps)
     if args.detections:
         tmp = args.detections.with_name(args.detections.name + ".tmp")
         with tmp.open("wb") as f:
@@ -839,7 +901,7 @@ def many_seeds(args: argparse.Namespace) -> int:
             truths, detections = data["truths"], data["detections"]
             bound = score(truths, oracle(truths, detections))
             row = {"set": set_name, "seed": seed, "oracle_idf1": bound["idf1"], "trackers": {}}
-            for name, hyp in run_trackers(detections, names=names).items():
+            for name, hyp in run_trackers(detections, names=names, looks=data["looks"]).items():
                 s, causes, h = score(truths, hyp), switch_causes(truths, hyp), hota(truths, hyp)
                 ratio = s["idf1"] / bound["idf1"]
                 row["trackers"][name] = {"idf1_ratio": ratio, "hota": h, "switches": s["id_switches"], **causes}
@@ -947,7 +1009,7 @@ def main() -> int:
 
     if "truths" in data:
         truths, detections, gen = data["truths"], data["detections"], data["generated"]
-        tracked = run_trackers(detections)
+        tracked = run_trackers(detections, looks=data["looks"])
         scores = {name: score(truths, hyp) for name, hyp in tracked.items()}
         bound = score(truths, oracle(truths, detections))
         report["synthetic"] = {**gen, "oracle": bound, "trackers": scores}
@@ -968,7 +1030,7 @@ def main() -> int:
 
     if "posetrack" in data:
         pt = data["posetrack"]
-        tracked = run_trackers(pt["detections"])
+        tracked = run_trackers(pt["detections"], looks=pt["looks"])
         scores = {name: score(pt["truths"], hyp) for name, hyp in tracked.items()}
         bound = score(pt["truths"], oracle(pt["truths"], pt["detections"]))
         report["posetrack"] = {"sequences": pt["names"], "oracle": bound, "trackers": scores}
@@ -986,7 +1048,7 @@ def main() -> int:
 
     if "video" in data:
         frames, fps = data["video"], data["fps"]
-        tracked = run_trackers([frames], fps)
+        tracked = run_trackers([frames], fps, looks=[data["video_looks"]])
         stats = {name: video_stats(hyp[0], fps) for name, hyp in tracked.items()}
         report["video"] = {"path": str(args.video), "frames": len(frames), "fps": fps,
                            "detections": sum(len(f) for f in frames), "trackers": stats}

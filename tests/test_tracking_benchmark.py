@@ -26,7 +26,7 @@ from pafpose.skeleton import COCO17  # noqa: E402
 def test_generated_sequence_scores_every_tracker() -> None:
     coco, people, backgrounds = tracking.load_set(DEV / "person_keypoints.json", DEV / "images")
     rng = np.random.default_rng(3)
-    truths, detections = [], []
+    truths, detections, looks = [], [], []
     for image, truth in tracking.generate(coco, people, backgrounds, DEV / "images", rng, frames=30,
                                           n_people=(3, 4), size=(320, 240)):
         assert image.shape == (240, 320, 3)
@@ -38,11 +38,15 @@ def test_generated_sequence_scores_every_tracker() -> None:
             poses.append(Pose(kp, 0.9, COCO17))
         truths.append(truth)
         detections.append(poses)
+        looks.append(tracking.looks_of(image, poses))
+    assert any(look is not None and np.isfinite(look).any() for look in looks)  # limbs read from the frames
     bound = tracking.score([truths], tracking.oracle([truths], [detections]))
     assert bound["idf1"] > 0.99
-    scores = {name: tracking.score([truths], hyp) for name, hyp in tracking.run_trackers([detections]).items()}
+    tracked = tracking.run_trackers([detections], looks=[looks])
+    scores = {name: tracking.score([truths], hyp) for name, hyp in tracked.items()}
     assert set(scores) == set(tracking.NAMES)
     assert scores["pafpose"]["idf1"] > 0.9 and scores["pafpose-raw"]["idf1"] > 0.9
+    assert scores["pafpose-offline"]["idf1"] > 0.9 and scores["pafpose-raw-keypoints"]["idf1"] > 0.9
     assert scores["none"]["idf1"] < 0.2
     stats = tracking.video_stats(tracking.run_trackers([detections])["pafpose"][0], fps=30.0)
     assert stats["ids"] >= len({int(i) for t in truths for i in t.ids})

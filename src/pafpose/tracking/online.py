@@ -465,8 +465,9 @@ class Tracker(SequenceTracker):
             image = np.asarray(image)
             if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
                 raise ValueError(f"image must be an (H, W) or (H, W, C) array, got shape {image.shape}")
-            if size and size[0] > 0 and size[1] > 0 and (image.shape[1], image.shape[0]) != tuple(size):
-                points = points * np.array([image.shape[1] / size[0], image.shape[0] / size[1]])
+        shape = getattr(image, "shape", ())
+        if size and size[0] > 0 and size[1] > 0 and len(shape) >= 2 and (shape[1], shape[0]) != tuple(size):
+            points = points * np.array([shape[1] / size[0], shape[0] / size[1]])  # the keypoints in its pixels
         looks = np.asarray(self.describe(image, points, people[0].skeleton), dtype=np.float32)
         if looks.ndim != 3 or len(looks) != len(people):
             raise ValueError(f"describe must give ({len(people)}, limbs, features) looks, got shape {looks.shape}")

@@ -1,0 +1,215 @@
+"""What people wear (issue 25): the colour along each limb, read from the frame, tells apart
+people whose keypoints and motion do not; each test paints its people and has an exact answer."""
+
+import cv2
+import numpy as np
+import pytest
+
+from pafpose import COCO17, COCO18, Pose, Poses
+from pafpose.tracking import OfflineTracker, Tracker, TrackerConfig, appearance, track_frames
+
+SIZE = (480, 640)  # frame height, width
+
+
+def person(x, y=240.0):
+    """A standing COCO-18 person about 200 px tall, feet at ``y + 100``, centred on ``x``."""
+    k = np.array([[0, -90], [0, -70], [-20, -70], [-25, -35], [-28, 0], [20, -70], [25, -35], [28, 0],
+                  [-12, 0], [-14, 50], [-15, 100], [12, 0], [14, 50], [15, 100],
+                  [-5, -95], [5, -95], [-10, -92], [10, -92]], float)
+    kp = np.ones((18, 3))
+    kp[:, :2] = k + np.array([x, y])
+    return Pose(kp, 0.9, COCO18)
+
+
+def paint(people, image=None):
+    """The people drawn as thick limbs in their colours (BGR), the nearer (later) over the farther."""
+    image = np.full((*SIZE, 3), 128, np.uint8) if image is None else image
+    for p, colour in people:
+        k = p.keypoints
+        for a, b in COCO18.limb_indices():
+            if np.isfinite(k[[a, b], 0]).all():
+                cv2.line(image, tuple(map(round, k[a, :2])), tuple(map(round, k[b, :2])), colour, 14)
+        torso = k[[2, 5, 11, 8], :2]
+        if np.isfinite(torso).all():
+            cv2.fillPoly(image, [np.round(torso).astype(np.int32)], colour)
+    return image
+
+
+RED, BLUE = (40, 40, 220), (220, 60, 40)
+
+
+def lab(bgr):
+    return cv2.cvtColor(np.uint8([[bgr]]), cv2.COLOR_BGR2LAB)[0, 0].astype(float)
+
+
+def test_looks_are_the_colour_of_each_limb_found():
+    p = person(320)
+    kp = p.keypoints.copy()
+    kp[4] = (np.nan, np.nan, 0.0)  # no right wrist: the right forearm is not read
+    image = paint([(p, RED)])
+    looks = appearance.read_looks(image, kp[None, :, :2], COCO18)
+    pairs = appearance.lines(COCO18)
+    assert looks.shape == (1, len(pairs), 3)
+    names = [(COCO18.keypoints[a], COCO18.keypoints[b]) for a, b in pairs]
+    forearm = names.index(("right_elbow", "right_wrist"))
+    assert np.isnan(looks[0, forearm]).all()
+    read = np.delete(looks[0], forearm, axis=0)
+    assert np.abs(read - lab(RED)).max() <= 2  # every limb read on the painted red
+    assert len(appearance.lines(COCO17)) == len(pairs) - 2  # COCO-17 has no neck: two torso lines fewer
+    # a limb across the grey background reads grey
+    grey = appearance.read_looks(np.full((*SIZE, 3), 128, np.uint8), kp[None, :, :2], COCO18)
+    assert np.abs(grey[0, ~np.isnan(grey[0, :, 0])] - lab((128, 128, 128))).max() <= 1
+
+
+def walk(turn_back, speed=6.0, hidden=8):
+    """Two people, red from the left and blue from the right, walk towards each other at
+    ``speed`` px a frame, are hidden for ``hidden`` frames (behind a pillar, 60 px apart) and
+    come out again: on the side they went in (they turned back, ``turn_back``) or on the far
+    side (they walked on). Frames of ``[(pose, colour, name)]``."""
+    frames = []
+    for t in range(8 + hidden + 10):
+        if 8 <= t < 8 + hidden:
+            frames.append([])
+            continue
+        if t < 8:
+            xa, xb = 170 - speed * (7 - t), 230 + speed * (7 - t)
+        elif turn_back:
+            d = speed * (t - 7 - hidden)
+            xa, xb = 170 - d, 230 + d
+        else:
+            d = speed * (t - 7)
+            xa, xb = 170 + d, 230 - d
+        frames.append([(person(xa), RED, "red"), (person(xb), BLUE, "blue")])
+    return frames
+
+
+def names_of(frames, tracked):
+    """``{name: ids}`` of each person, matched back by position."""
+    out = {"red": [], "blue": []}
+    for people, got in zip(frames, tracked, strict=True):
+        for p, _, name in people:
+            q = next(q for q in got if np.allclose(q.keypoints[:, :2], p.keypoints[:, :2], atol=1e-6))
+            out[name].append(q.track_id)
+    return out
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_two_people_who_turn_back_behind_a_pillar_keep_their_ids_by_what_they_wear(offline):
+    frames = walk(turn_back=True)
+    config = TrackerConfig(smooth=False)
+
+    def tracked(with_image):
+        tracker = OfflineTracker(config) if offline else Tracker(config)
+        got = []
+        for t, people in enumerate(frames):
+            image = paint([(p, c) for p, c, _ in people]) if with_image else None
+            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
+        got += [q for _, q in tracker.flush()]
+        return names_of(frames, got)
+
+    seen = tracked(with_image=True)
+    assert len(set(seen["red"])) == 1 and len(set(seen["blue"])) == 1 and seen["red"][0] != seen["blue"][0]
+    # the keypoints alone follow the motion: each track takes the other person, who comes out where it coasted to
+    blind = tracked(with_image=False)
+    assert blind["red"][0] != blind["red"][-1]
+
+
+def test_two_people_who_walk_on_behind_a_pillar_keep_their_ids_with_the_frame_too():
+    frames = walk(turn_back=False)
+    tracker = Tracker(TrackerConfig(smooth=False))
+    got = [tracker.update(Poses(p for p, _, _ in people), t / 30.0, paint([(p, c) for p, c, _ in people]))
+           for t, people in enumerate(frames)]
+    seen = names_of(frames, got)
+    assert len(set(seen["red"])) == 1 and len(set(seen["blue"])) == 1 and seen["red"][0] != seen["blue"][0]
+
+
+def come_back(jump, colour):
+    """A red person walks right, is hidden for half a second and comes out ``jump`` px ahead
+    of where walking on would bring them, dressed in ``colour``."""
+    frames = [[(person(150 + 4 * t), RED, "red")] for t in range(10)] + [[] for _ in range(15)]
+    return frames + [[(person(250 + 4 * t + jump), colour, "red")] for t in range(5)]
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_person_who_returns_beyond_the_keypoints_reach_takes_their_id_back_by_what_they_wear(offline):
+    def ids(frames, with_image):
+        tracker = OfflineTracker(TrackerConfig(smooth=False)) if offline else Tracker(TrackerConfig(smooth=False))
+        got = []
+        for t, people in enumerate(frames):
+            image = paint([(p, c) for p, c, _ in people]) if with_image else None
+            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
+        got += [q for _, q in tracker.flush()]
+        return set(names_of(frames, got)["red"])
+
+    assert len(ids(come_back(180, RED), with_image=True)) == 1
+    assert len(ids(come_back(180, RED), with_image=False)) == 2  # the keypoints' gate alone: a new id
+    assert len(ids(come_back(180, BLUE), with_image=True)) == 2  # someone else there: a new id
+
+
+def test_the_keypoints_may_be_in_another_size_than_the_frame_given():
+    """``Poses.image_size`` says the pixels the keypoints are in; a frame given smaller (a
+    preview) is read at the keypoints scaled to it."""
+    p = person(320)
+    small = cv2.resize(paint([(p, RED)]), (SIZE[1] // 2, SIZE[0] // 2), interpolation=cv2.INTER_AREA)
+    big = p.keypoints.copy()
+    big[:, :2] *= 2.0
+    poses = Poses([Pose(big, 0.9, COCO18)])
+    poses.image_size = (SIZE[1], SIZE[0])
+    read = []
+    tracker = Tracker(TrackerConfig(smooth=False), describe=lambda image, points, skeleton: read.append(points)
+                      or appearance.read_looks(image, points, skeleton))
+    tracker.update(poses, 0.0, small)
+    assert np.allclose(read[0][0], p.keypoints[:, :2])
+
+
+def test_a_describe_of_the_wrong_shape_is_named():
+    tracker = Tracker(describe=lambda image, points, skeleton: np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="describe must give"):
+        tracker.update([person(100)], 0.0, np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="image must be"):
+        Tracker().update([person(100)], 0.0, np.zeros(5, np.uint8))
+
+
+def test_without_appearance_the_frame_is_not_read():
+    calls = []
+    tracker = Tracker(TrackerConfig(appearance=0.0), describe=lambda *a: calls.append(a))
+    tracker.update([person(100)], 0.0, paint([(person(100), RED)]))
+    assert not calls
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_track_frames_hands_each_frame_to_the_tracker(monkeypatch, offline):
+    frames = walk(turn_back=True)
+    seen = []
+    real = appearance.read_looks
+    monkeypatch.setattr(appearance, "read_looks", lambda image, points, skeleton: seen.append(image.mean())
+                        or real(image, points, skeleton))
+    images = [paint([(p, c) for p, c, _ in people]) for people in frames]
+    items = [(t, Poses(p for p, _, _ in people), t / 30.0, image)
+             for t, (people, image) in enumerate(zip(frames, images, strict=True))]
+    got = [q for _, q in track_frames(items, TrackerConfig(smooth=False), offline)]
+    shown = [image.mean() for people, image in zip(frames, images, strict=True) if people]
+    assert seen == shown  # every frame with people read, in order
+    out = names_of(frames, got)
+    assert len(set(out["red"])) == 1 and len(set(out["blue"])) == 1
+
+
+def test_the_estimators_stream_gives_the_tracker_its_frames(est, monkeypatch, tmp_path):
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    cv2.circle(frame, (160, 120), 40, (0, 0, 255), -1)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    given = []
+    real = Tracker._looks
+
+    def spy(self, people, points, image, size=None):
+        given.append(None if image is None else image.shape)
+        return real(self, people, points, image, size)
+
+    monkeypatch.setattr(Tracker, "_looks", spy)
+    list(est.stream(str(path), offline=False))
+    list(est.pipeline([frame, frame]))
+    assert given == [(240, 320, 3)] * 5
