@@ -17,7 +17,10 @@ unmatched for ``tentative_lost`` seconds (a false or split detection never takes
 established person; a far person the detector finds in some frames only keeps one). A person
 left over who closely fits a track matched this frame is a fragment of that person (a person
 found as two halves): it starts no track and is given back untracked. Pairs less similar
-than ``min_similarity`` are never matched (gating). A track survives ``max_lost`` seconds
+than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
+wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
+the gate lets through, and a person left over who looks like a lost track's person takes it
+back within ``appearance_reach`` times its tolerance. A track survives ``max_lost`` seconds
 without a match, from the frames' own timestamps, and takes its id back when the person
 reappears; a person no track explains starts a new id. Ids are never reused within a
 sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are
@@ -306,8 +309,10 @@ class Tracker(SequenceTracker):
         """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
         of ``config.fps`` after the last; one that repeats, goes back or comes implausibly soon is
-        taken as a glitch, see :meth:`_advance`). ``poses`` that are no Pose list, or mix keypoint
-        layouts, are a TypeError or ValueError, and change nothing.
+        taken as a glitch, see :meth:`_advance`). ``image``: the frame the people were found in
+        (BGR; another size than the keypoints' pixels is scaled by ``poses.image_size``), from
+        which what they wear is read to tell them apart (``config.appearance``). ``poses`` that
+        are no Pose list, or mix keypoint layouts, are a TypeError or ValueError, and change nothing.
 
         A person found as a fragment of someone a track already follows this frame (half of a
         person split in two, a limb found apart) starts no track: it comes back untracked
