@@ -784,6 +784,32 @@ def looks_of(image: np.ndarray, poses: list[Pose]) -> np.ndarray | None:
     return read_looks(image, np.stack([p.keypoints[:, :2] for p in poses]), poses[0].skeleton)
 
 
+def separability(sequences: list[list[Truth]], detections: list[list[list[Pose]]],
+                 looks: list[list[np.ndarray | None]], gaps: tuple[int, ...] = (1, 10),
+                 within: tuple[float, ...] = (10.0, 20.0)) -> dict:
+    """How well the looks tell people apart: the colour distance (``appearance.distance``)
+    between two detections ``gaps`` frames apart that the oracle gives the same person, and
+    that it gives two people; the counts of each, and how many lie within each of ``within``."""
+    from pafpose.tracking.appearance import distance
+
+    out = {kind: {"pairs": 0, **{str(w): 0 for w in within}} for kind in ("same", "other")}
+    for frames, seq_looks in zip(oracle(sequences, detections), looks, strict=True):
+        ids = [np.array([p.track_id for p in poses]) for poses in frames]
+        for f in range(len(frames)):
+            for g in gaps:
+                if f + g >= len(frames) or seq_looks[f] is None or seq_looks[f + g] is None:
+                    continue
+                a, b = np.divmod(np.arange(len(ids[f]) * len(ids[f + g])), len(ids[f + g]))
+                d = distance(seq_looks[f], seq_looks[f + g], a, b)
+                person = (ids[f][a] < 10**6) & (ids[f + g][b] < 10**6) & ~np.isnan(d)  # both matched a person
+                for kind, pick in (("same", person & (ids[f][a] == ids[f + g][b])),
+                                   ("other", person & (ids[f][a] != ids[f + g][b]))):
+                    out[kind]["pairs"] += int(pick.sum())
+                    for w in within:
+                        out[kind][str(w)] += int((d[pick] <= w).sum())
+    return out
+
+
 def collect(args: argparse.Namespace) -> dict:
     """Ground truth and detections of the generated sequences and the video (from the cache
     ``args.detections`` when it matches the options)."""
@@ -884,6 +910,7 @@ def many_seeds(args: argparse.Namespace) -> int:
     pooled = {n: {"gtf": 0, "switches": 0, **dict.fromkeys(CAUSES, 0), "ratios": [], "held": [], "hota": []}
               for n in names}
     rows, report = [], {"command": command, "runs": []}
+    looks_apart: dict = {}  # separability, pooled over the runs
     for set_name in args.sets:
         folder = SHARED / "coco" / set_name
         for seed in seeds:
@@ -911,6 +938,10 @@ def many_seeds(args: argparse.Namespace) -> int:
                     q["hota"].append(h)
             rows.append(row)
             report["runs"].append(row)
+            for kind, counts in separability(truths, detections, data["looks"]).items():
+                for k, v in counts.items():
+                    looks_apart.setdefault(kind, {}).setdefault(k, 0)
+                    looks_apart[kind][k] += v
             print(f"{set_name} seed {seed}: " + ", ".join(f"{n} {t['idf1_ratio']:.3f}"
                                                         for n, t in row["trackers"].items()), flush=True)
     print("\n## IDF1 / bound per run (bound: the same detections with perfect ids)\n")
@@ -936,6 +967,13 @@ def many_seeds(args: argparse.Namespace) -> int:
               f"{len(q['ratios'])} | {fmt(None if m['hota'] is None else 100 * m['hota'])} | {m['switches']:.2f} | "
               + " | ".join(f"{m[c]:.2f}" for c in CAUSES) + " |")
     report["pooled"] = summary
+    report["looks_apart"] = looks_apart
+    same, other = looks_apart.get("same", {}), looks_apart.get("other", {})
+    if same.get("pairs") and other.get("pairs"):
+        print("\nwhat people wear (the limbs' colours the trackers read), detections 1 or 10 frames apart: "
+              + ", ".join(f"within {float(w):g} units: the same person {same[w] / same['pairs']:.1%}, two people "
+                          f"{other[w] / other['pairs']:.1%}" for w in same if w != "pairs")
+              + f" ({same['pairs']} and {other['pairs']} pairs)")
     report["gt_track_frames"] = next(iter(pooled.values()))["gtf"]
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))

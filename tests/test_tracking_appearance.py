@@ -166,8 +166,16 @@ def test_a_describe_of_the_wrong_shape_is_named():
     tracker = Tracker(describe=lambda image, points, skeleton: np.zeros((5, 3)))
     with pytest.raises(ValueError, match="describe must give"):
         tracker.update([person(100)], 0.0, np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(ValueError, match="image must be"):
-        Tracker().update([person(100)], 0.0, np.zeros(5, np.uint8))
+    for shape in [(5,), (10, 10, 2)]:
+        with pytest.raises(ValueError, match="image must be"):
+            Tracker().update([person(100)], 0.0, np.zeros(shape, np.uint8))
+
+
+def test_a_grey_frame_is_read_as_grey():
+    grey = np.full((*SIZE, 1), 90, np.uint8)
+    looks = appearance.read_looks(grey, person(320).keypoints[None, :, :2], COCO18)
+    assert np.abs(looks - lab((90, 90, 90))).max() <= 1
+    assert len(Tracker().update([person(320)], 0.0, grey)) == 1
 
 
 def test_without_appearance_the_frame_is_not_read():

@@ -167,10 +167,9 @@ class OfflineTracker(SequenceTracker):
             if on._look.shape[1] and (on.ids == new).any():  # what they wear: as in the online matching
                 dist = appearance.distance(on._look[on.ids == new], on._look, np.zeros(len(lost), np.int64), lost)
                 wide = similarity(points[None], guess, sigmas, areas * c.appearance_reach ** 2, c.shared_prior)[0]
-                alike = np.where(np.isnan(dist), c.appearance_unknown, np.exp(-0.5 * (dist / c.appearance_scale) ** 2))
                 with np.errstate(invalid="ignore"):
                     sim = np.where(dist <= c.appearance_scale, np.maximum(sim, wide), sim)
-                sim = sim * (1.0 - c.appearance * (1.0 - alike))
+                sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
             j = int(np.argmax(sim))
             if sim[j] < c.relink_similarity:
                 continue

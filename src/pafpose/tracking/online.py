@@ -468,8 +468,9 @@ class Tracker(SequenceTracker):
             return None
         if self.describe is appearance.read_looks:
             image = np.asarray(image)
-            if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
-                raise ValueError(f"image must be an (H, W) or (H, W, C) array, got shape {image.shape}")
+            if (image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1
+                    or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
+                raise ValueError(f"image must be an (H, W) or (H, W, 1, 3 or 4) array, got shape {image.shape}")
         shape = getattr(image, "shape", ())
         if size and size[0] > 0 and size[1] > 0 and len(shape) >= 2 and (shape[1], shape[0]) != tuple(size):
             points = points * np.array([shape[1] / size[0], shape[0] / size[1]])  # the keypoints in its pixels
@@ -528,8 +529,7 @@ class Tracker(SequenceTracker):
         if looks is not None:  # what they wear weighs the pairs the keypoints allow; it opens no gate
             d_ok, t_ok = d_idx[ok], t_idx[ok]
             dist = appearance.distance(looks, self._look, d_ok, t_ok)
-            alike = np.where(np.isnan(dist), c.appearance_unknown, np.exp(-0.5 * (dist / c.appearance_scale) ** 2))
-            cost = 1.0 - sim[ok] * (1.0 - c.appearance * (1.0 - alike))
+            cost = 1.0 - sim[ok] * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
         else:
             d_ok, t_ok, cost = d_idx[ok], t_idx[ok], 1.0 - sim[ok]
         _solve(rows, d_ok, t_ok, cost, len(people), len(self.ids))
@@ -583,10 +583,8 @@ class Tracker(SequenceTracker):
         c = self.config
         if looks is not None:  # a running mean of each limb's colour; a limb first seen is taken as read
             had = self._look[rows]
-            read = np.isfinite(looks[..., :1])
-            if c.appearance_keep < 1e6:
-                far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
-                read = read & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
+            far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)  # NaN: too little to tell
+            read = np.isfinite(looks[..., :1]) & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
             mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
             self._look[rows] = np.where(read, mixed, had)
         old, vel = self._points[rows], self._velocity[rows]
