@@ -377,14 +377,24 @@ def test_the_service_returns_freed_memory_and_results_stay_exactly_predicts(est,
             assert np.array_equal(a.keypoints, b.keypoints, equal_nan=True) and a.score == b.score
 
 
-def test_a_session_keeps_track_ids_across_requests(client, dance):
+def test_a_session_keeps_track_ids_across_requests(client, dance, monkeypatch):
+    from pafpose.tracking import Tracker
+
     headers = {"content-type": "image/png"}
+    given, real = [], Tracker._looks
+
+    def spy(self, people, points, image, size=None):  # what people wear is read from the upload
+        given.append((None if image is None else image.shape[:2], size))
+        return real(self, people, points, image, size)
+
+    monkeypatch.setattr(Tracker, "_looks", spy)
     seen = []
     for _ in range(3):
         r = client.post("/v1/poses?session=cam-1", content=dance, headers=headers)
         assert r.status_code == 200, r.text
         seen.append(sorted(p["track_id"] for p in r.json()["people"]))
     assert seen == [[0, 1, 2]] * 3
+    assert len(given) == 3 and all(shape is not None and size is not None for shape, size in given)
     other = client.post("/v1/poses?session=cam-2&format=openpose", content=dance, headers=headers).json()
     assert sorted(p["person_id"] for p in other["people"]) == [[0], [1], [2]]  # its own ids, OpenPose's field
     plain = client.post("/v1/poses", content=dance, headers=headers).json()

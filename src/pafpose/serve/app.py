@@ -261,7 +261,7 @@ def create_app(estimator: Estimator, settings: ServeSettings | None = None, mode
         upload, outcome, timing = await run(request, scales, flip)
         people = outcome.value.thresholded(threshold) if threshold else outcome.value
         if session is not None:
-            people = sessions.update(session, people)
+            people = sessions.update(session, people, image=upload.image)  # its pixels: scaled by image_size
         body = poses_document(people, fmt, upload.width, upload.height, estimator.skeleton, image_id,
                               {"model": service.model_name, "batch_size": outcome.batch_size, "timing_ms": timing})
         return JSONResponse(body, headers={"Server-Timing": _server_timing(timing)})

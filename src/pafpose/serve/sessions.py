@@ -29,8 +29,10 @@ class Sessions:
     def __len__(self) -> int:
         return len(self._trackers)
 
-    def update(self, session: str, poses: Sequence[Pose], now: float | None = None) -> Poses:
-        """The session's next frame's people, with their track ids (frames in the order they arrive).
+    def update(self, session: str, poses: Sequence[Pose], now: float | None = None,
+               image: np.ndarray | None = None) -> Poses:
+        """The session's next frame's people, with their track ids (frames in the order they arrive;
+        ``image``: the decoded upload, from which what people wear is read to tell them apart).
 
         Every person given comes back, in their place: one with no keypoint (all under the
         request's threshold) has nothing to track by, and stays untracked (``track_id`` None),
@@ -43,7 +45,7 @@ class Sessions:
             self._trackers[session] = (tracker, now)
             while len(self._trackers) > self.max_sessions:
                 self._trackers.popitem(last=False)
-            tracked = tracker.update(poses)
+            tracked = tracker.update(poses, None, image)
         # the tracker answers the people it can follow, in order, then those it passes through unchanged
         # (a face alone); the people it leaves out (no keypoint at all) go back in their places
         followed = iter(tracked[:sum(1 for p in poses if np.isfinite(p.keypoints[:, :2]).any())])
