@@ -25,9 +25,11 @@ _LINES = (
     ("neck", "right_hip"), ("neck", "left_hip"),
     ("right_shoulder", "left_hip"), ("left_shoulder", "right_hip"),
 )
-_ALONG = np.array([0.2, 0.35, 0.5, 0.65, 0.8])  # where along each line it is read
+_ALONG = np.array([0.2, 0.35, 0.5, 0.65, 0.8])  # where along each line it is read (five: see _median5)
 # the pixels averaged around each point: 3 x 3, 2 apart (a 5 x 5 patch's span at a third of the reads)
 _BOX = np.stack(np.meshgrid(np.arange(-2, 3, 2), np.arange(-2, 3, 2))).reshape(2, -1)
+_BOX_F = _BOX.astype(np.float32)
+_MAP = 32000  # the longest map OpenCV's remap takes (under SHRT_MAX)
 
 
 def lines(skeleton: Skeleton) -> np.ndarray:
@@ -56,21 +58,33 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
         image = np.clip(image, 0, 255).astype(np.uint8)
     h, w = image.shape[:2]
     p, q = points[:, pairs[:, 0]], points[:, pairs[:, 1]]  # (D, S, 2)
-    at = p[:, :, None] + (q - p)[:, :, None] * _ALONG[None, None, :, None]  # (D, S, A, 2)
-    known = np.isfinite(at).all(axis=(-1, -2))  # (D, S)
+    known = np.isfinite(p).all(axis=-1) & np.isfinite(q).all(axis=-1)  # (D, S)
     if not known.any():
         return out
-    x = np.clip(np.rint(np.nan_to_num(at[..., 0])), 0, w - 1).astype(np.int64)[known]  # (N, A)
-    y = np.clip(np.rint(np.nan_to_num(at[..., 1])), 0, h - 1).astype(np.int64)[known]
-    # only the pixels read are averaged and converted (a frame-wide filter would cost more than the tracker):
-    # the mean of 9 pixels around each point (clipped at the border), then Lab
-    xs = np.clip(x[None] + _BOX[0][:, None, None], 0, w - 1)  # (9, N, A): summed over the first axis, which is
-    ys = np.clip(y[None] + _BOX[1][:, None, None], 0, h - 1)  # a few times faster than over an inner one
-    pixels = np.take(np.ascontiguousarray(image).reshape(-1, 3), ys * w + xs, axis=0)  # (9, N, A, 3)
+    p, q = p[known], q[known]  # (N, 2)
+    # the points along each line, rounded to a pixel and held inside the image: (2, N, A)
+    at = np.rint(p.T[:, :, None] + (q - p).T[:, :, None] * _ALONG)
+    at = np.minimum(np.maximum(at, 0.0, out=at), np.array([w - 1.0, h - 1.0])[:, None, None], out=at)
+    # the 9 pixels around each point, read by OpenCV's remap (the border repeated: the box is clipped at the
+    # image's edge), a few times faster than numpy's take; a map is at most 32767 wide, so long ones go in pieces
+    at = at.astype(np.float32).reshape(2, -1)
+    mx, my = np.add.outer(_BOX_F[0], at[0]), np.add.outer(_BOX_F[1], at[1])  # (9, N * A)
+    image = np.ascontiguousarray(image)
+    pieces = [cv2.remap(image, mx[:, i:i + _MAP], my[:, i:i + _MAP], cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_REPLICATE).reshape(len(mx), -1, 3) for i in range(0, mx.shape[1], _MAP)]
+    pixels = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)  # (9, N * A, 3)
     mean = (pixels.sum(axis=0, dtype=np.uint16) + _BOX.shape[1] // 2) // _BOX.shape[1]
-    lab = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2LAB)
-    out[known] = np.sort(lab.reshape(*x.shape, 3), axis=1)[:, len(_ALONG) // 2]  # the median (an odd count)
+    lab = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2LAB).reshape(len(p), -1, 3)
+    out[known] = _median5(*lab.transpose(1, 0, 2))  # each line's median over its points
     return out
+
+
+def _median5(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The element-wise median of five arrays by minima and maxima: a few times faster than
+    sorting thousands of rows of five (numpy's sort has a cost per row)."""
+    low = np.maximum(np.minimum(a, b), np.minimum(c, d))  # neither is the largest of the five ...
+    high = np.minimum(np.maximum(a, b), np.maximum(c, d))  # ... nor the smallest: the median is theirs with e's
+    return np.maximum(np.minimum(low, high), np.minimum(np.maximum(low, high), e))
 
 
 def read_looks(image: np.ndarray, points: np.ndarray, skeleton: Skeleton) -> np.ndarray:
@@ -84,17 +98,19 @@ def distance(looks: np.ndarray, tracks: np.ndarray, d_idx: np.ndarray, t_idx: np
     """``(P,)`` the median colour distance over the limbs both of each pair ``(d_idx[i],
     t_idx[i])`` have (``looks``: ``(D, S, 3)``, ``tracks``: ``(T, S, 3)``); NaN where they
     share fewer than ``min_shared`` limbs."""
-    diff = np.linalg.norm(looks[d_idx] - tracks[t_idx], axis=-1)  # (P, S), NaN where either lacks the limb
-    shared = np.isfinite(diff).sum(axis=1)
-    ordered = np.sort(diff, axis=1)  # NaN last: the median of the first ``shared`` (numpy's nanmedian costs more)
+    diff = looks[d_idx] - tracks[t_idx]
+    diff = np.sqrt(np.einsum("psf,psf->ps", diff, diff))  # (P, S), NaN where either lacks the limb
+    shared = np.count_nonzero(diff == diff, axis=1)
+    diff.sort(axis=1)  # NaN last: the median of the first ``shared`` (numpy's nanmedian costs more)
     row = np.arange(len(diff))
-    middle = 0.5 * (ordered[row, np.maximum(shared - 1, 0) // 2] + ordered[row, np.maximum(shared, 1) // 2])
-    return np.where(shared >= min_shared, middle, np.nan)
+    middle = 0.5 * (diff[row, np.maximum(shared - 1, 0) // 2] + diff[row, np.maximum(shared, 1) // 2])
+    middle[shared < min_shared] = np.nan
+    return middle
 
 
 def alike(dist: np.ndarray, weight: float, scale: float, unknown: float) -> np.ndarray:
     """The factor a pair's keypoint similarity is taken by, from their colour distance
     ``dist`` (:func:`distance`): ``1 - weight * (1 - a)``, ``a`` a Gaussian of ``dist / scale``
     (``unknown`` where the distance is NaN: too few limbs shared)."""
-    a = np.where(np.isnan(dist), unknown, np.exp(-0.5 * (np.nan_to_num(dist) / scale) ** 2))
+    a = np.where(np.isnan(dist), unknown, np.exp(-0.5 * (dist / scale) ** 2))  # exp(NaN) is NaN, quietly
     return 1.0 - weight * (1.0 - a)
