@@ -159,6 +159,44 @@ def come_back(jump, colour):
     return frames + [[(person(250 + 4 * t + jump), colour, "red")] for t in range(5)]
 
 
+def pass_in_front(hidden=6):
+    """Blue stands at x = 320. Red walks in from the left and stops at x = 250, is not found
+    for ``hidden`` frames (a sign in front of them), then is found in front of blue, where blue
+    stands (blue now hidden), and walks on to the right while blue is seen again. Frames of
+    ``[(pose, colour, name)]``, painted nearer last."""
+    frames = []
+    for x in [200, 215, 230, 240, 246, 250, 250, 250, 250]:
+        frames.append([(person(320), BLUE, "blue"), (person(x), RED, "red")])
+    frames += [[(person(320), BLUE, "blue")] for _ in range(hidden)]
+    for t in range(4):  # red in front, where blue stands
+        frames.append([(person(320 + 2 * t), RED, "red")])
+    for t in range(10):  # red walks on, blue seen again
+        frames.append([(person(320), BLUE, "blue"), (person(340 + 8 * t), RED, "red")])
+    return frames
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_person_who_comes_out_in_front_of_a_neighbour_takes_their_own_id_not_the_neighbours(offline):
+    """Where red reappears the nearest track is blue's, seen the frame before; red's own track
+    stayed 70 px short of it. The keypoints give red blue's id; the colours (``appearance_doubt``)
+    give red their own back, and blue keeps theirs when seen again."""
+    frames = pass_in_front()
+
+    def seen(config):
+        tracker = OfflineTracker(config) if offline else Tracker(config)
+        got = []
+        for t, people in enumerate(frames):
+            image = paint([(p, c) for p, c, _ in people])
+            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
+        got += [q for _, q in tracker.flush()]
+        return names_of(frames, got)
+
+    ids = seen(TrackerConfig(smooth=False))
+    assert len(set(ids["red"])) == 1 and len(set(ids["blue"])) == 1 and ids["red"][0] != ids["blue"][0], ids
+    undoubted = seen(TrackerConfig(smooth=False, appearance_doubt=1e6))  # only a person left over takes a lost track
+    assert undoubted["blue"][0] in undoubted["red"], undoubted
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_a_person_who_returns_beyond_the_keypoints_reach_takes_their_id_back_by_what_they_wear(offline):
     def ids(frames, with_image):

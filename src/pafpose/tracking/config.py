@@ -56,6 +56,10 @@ class TrackerConfig:
         appearance_reach: how many times wider a lost track's tolerance is for a person left
             over who looks like its person: a person who returns farther from where their
             track coasted than the keypoints allow keeps their id (offline: re-linked).
+        appearance_doubt: a person matched to a track whose colours lie farther than this
+            many ``appearance_scale`` from theirs may still take a lost track that looks like
+            them, as a person left over may (one who comes out from behind a neighbour, whose
+            track is nearer than their own coasting one, takes their own back).
         appearance_rate: weight of the newest frame in a track's running mean of colours.
         appearance_unknown: ``alike`` for a pair that shares fewer than two limbs.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
@@ -98,6 +102,7 @@ class TrackerConfig:
     appearance_reach: float = 2.0
     appearance_rate: float = 0.2
     appearance_unknown: float = 0.5
+    appearance_doubt: float = 1.0
     min_area: float = 32.0 * 32.0
     smooth: bool = True
     min_cutoff: float = 3.0
@@ -126,6 +131,7 @@ class TrackerConfig:
         check_number("appearance_unknown", self.appearance_unknown, 0.0, 1.0)
         check_number("appearance_rate", self.appearance_rate, 0.0, 1.0, lo_open=True)
         check_number("appearance_reach", self.appearance_reach, 1.0, 1e3)
+        check_number("appearance_doubt", self.appearance_doubt, 1.0, 1e6)
         check_number("appearance_keep", self.appearance_keep, 0.0, 1e6, lo_open=True)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)

@@ -547,11 +547,22 @@ class Tracker(SequenceTracker):
         """A person left without a track takes back a lost, confirmed track that looks like
         them (what they wear within ``appearance_scale``) and is near enough with its tolerance
         widened ``appearance_reach`` times: a person who returns farther from where their
-        track coasted than the keypoints' gate allows keeps their id."""
+        track coasted than the keypoints' gate allows keeps their id. So may a person matched
+        to a track whose colours are more than ``appearance_doubt`` scales from theirs: someone
+        who comes out from behind a neighbour, where the neighbour's track is nearer than their
+        own coasting one, goes back to their own (the neighbour's track is then unmatched, as
+        the neighbour is now hidden)."""
         c = self.config
-        left = np.flatnonzero(rows == -1)
         free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits))
-        if not len(left) or not len(free):
+        if not len(free):
+            return
+        left = rows == -1
+        matched = np.flatnonzero(rows >= 0)
+        if len(matched):  # (appearance_doubt >= 1: a lost track taken instead looks more like them)
+            far = appearance.distance(looks, self._look, matched, rows[matched])
+            left[matched[far > c.appearance_doubt * c.appearance_scale]] = True
+        left = np.flatnonzero(left)
+        if not len(left):
             return
         d_idx, t_idx = np.repeat(left, len(free)), np.tile(free, len(left))
         dist = appearance.distance(looks, self._look, d_idx, t_idx)
