@@ -59,7 +59,8 @@ class TrackerConfig:
         appearance_doubt: a person matched to a track whose colours lie farther than this
             many ``appearance_scale`` from theirs may still take a lost track that looks like
             them, as a person left over may (one who comes out from behind a neighbour, whose
-            track is nearer than their own coasting one, takes their own back).
+            track is nearer than their own coasting one, takes their own back); 1 to 1e6,
+            1e6: only people left over.
         appearance_rate: weight of the newest frame in a track's running mean of colours.
         appearance_unknown: ``alike`` for a pair that shares fewer than two limbs.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
