@@ -29,7 +29,8 @@ _ALONG = np.array([0.2, 0.35, 0.5, 0.65, 0.8])  # where along each line it is re
 # the pixels averaged around each point: 3 x 3, 2 apart (a 5 x 5 patch's span at a third of the reads)
 _BOX = np.stack(np.meshgrid(np.arange(-2, 3, 2), np.arange(-2, 3, 2))).reshape(2, -1)
 _BOX_F = _BOX.astype(np.float32)
-_MAP = 32000  # the longest map OpenCV's remap takes (under SHRT_MAX)
+_MAP_LIMIT = 32767  # OpenCV's remap takes maps and images under this a side (SHRT_MAX)
+_MAP = 32000  # the pieces a long map is read in
 
 
 def lines(skeleton: Skeleton) -> np.ndarray:
@@ -59,24 +60,41 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
     h, w = image.shape[:2]
     p, q = points[:, pairs[:, 0]], points[:, pairs[:, 1]]  # (D, S, 2)
     known = np.isfinite(p).all(axis=-1) & np.isfinite(q).all(axis=-1)  # (D, S)
+    # the points along each line (2, N, A); a line whose points overflow (ends near the float limit) is not read
+    p, q = p[known], q[known]  # (N, 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        at = p.T[:, :, None] + (q - p).T[:, :, None] * _ALONG
+    inside = np.isfinite(at).all(axis=(0, 2))
+    if not inside.all():
+        known[known] = inside
+        at = at[:, inside]
     if not known.any():
         return out
-    p, q = p[known], q[known]  # (N, 2)
-    # the points along each line, rounded to a pixel and held inside the image: (2, N, A)
-    at = np.rint(p.T[:, :, None] + (q - p).T[:, :, None] * _ALONG)
+    # rounded to a pixel and held inside the image
+    at = np.rint(at, out=at)
     at = np.minimum(np.maximum(at, 0.0, out=at), np.array([w - 1.0, h - 1.0])[:, None, None], out=at)
-    # the 9 pixels around each point, read by OpenCV's remap (the border repeated: the box is clipped at the
-    # image's edge), a few times faster than numpy's take; a map is at most 32767 wide, so long ones go in pieces
-    at = at.astype(np.float32).reshape(2, -1)
-    mx, my = np.add.outer(_BOX_F[0], at[0]), np.add.outer(_BOX_F[1], at[1])  # (9, N * A)
-    image = np.ascontiguousarray(image)
-    pieces = [cv2.remap(image, mx[:, i:i + _MAP], my[:, i:i + _MAP], cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_REPLICATE).reshape(len(mx), -1, 3) for i in range(0, mx.shape[1], _MAP)]
-    pixels = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)  # (9, N * A, 3)
+    pixels = _box_pixels(np.ascontiguousarray(image), at.reshape(2, -1))  # (9, N * A, 3)
     mean = (pixels.sum(axis=0, dtype=np.uint16) + _BOX.shape[1] // 2) // _BOX.shape[1]
-    lab = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2LAB).reshape(len(p), -1, 3)
+    lab = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2LAB).reshape(at.shape[1], -1, 3)
     out[known] = _median5(*lab.transpose(1, 0, 2))  # each line's median over its points
     return out
+
+
+def _box_pixels(image: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``(9, N, 3)`` the pixels of the 3 x 3 box, 2 apart, around each point ``at`` (``(2, N)``
+    x, y, whole pixels inside the image), clipped at the image's edge. OpenCV's remap reads
+    them a few times faster than numpy's take (its border repeated is the clipping); it takes
+    maps and images under 32,767 a side, so long maps go in pieces, and larger images by take."""
+    h, w = image.shape[:2]
+    if max(h, w) >= _MAP_LIMIT:
+        xs = np.clip(at[0].astype(np.int64)[None] + _BOX[0][:, None], 0, w - 1)
+        ys = np.clip(at[1].astype(np.int64)[None] + _BOX[1][:, None], 0, h - 1)
+        return np.take(image.reshape(-1, 3), ys * w + xs, axis=0)
+    at = at.astype(np.float32)
+    mx, my = np.add.outer(_BOX_F[0], at[0]), np.add.outer(_BOX_F[1], at[1])  # (9, N)
+    pieces = [cv2.remap(image, mx[:, i:i + _MAP], my[:, i:i + _MAP], cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_REPLICATE).reshape(len(mx), -1, 3) for i in range(0, mx.shape[1], _MAP)]
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
 
 
 def _median5(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -100,7 +118,7 @@ def distance(looks: np.ndarray, tracks: np.ndarray, d_idx: np.ndarray, t_idx: np
     share fewer than ``min_shared`` limbs."""
     diff = looks[d_idx] - tracks[t_idx]
     diff = np.sqrt(np.einsum("psf,psf->ps", diff, diff))  # (P, S), NaN where either lacks the limb
-    shared = np.count_nonzero(diff == diff, axis=1)
+    shared = np.isfinite(diff).sum(axis=1)
     diff.sort(axis=1)  # NaN last: the median of the first ``shared`` (numpy's nanmedian costs more)
     row = np.arange(len(diff))
     middle = 0.5 * (diff[row, np.maximum(shared - 1, 0) // 2] + diff[row, np.maximum(shared, 1) // 2])

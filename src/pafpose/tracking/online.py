@@ -539,11 +539,19 @@ class Tracker(SequenceTracker):
         frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
         rows[d_idx[frag]] = _FRAGMENT
         if looks is not None:
-            self._reclaim(rows, points, looks, predicted, areas, absent, taken, sigmas)
+            freed = self._reclaim(rows, points, looks, predicted, areas, absent, taken, sigmas)
+            if len(freed):  # a track a person left for their own: the people left over may take it after all
+                left = (rows[d_ok] < 0) & np.isin(t_ok, freed)
+                rows[rows == _FRAGMENT] = -1
+                _solve(rows, d_ok[left], t_ok[left], cost[left], len(people), len(self.ids))
+                taken[:] = False
+                taken[rows[rows >= 0]] = True
+                frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
+                rows[d_idx[frag]] = _FRAGMENT
         return rows
 
     def _reclaim(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, predicted: np.ndarray,
-                 areas: np.ndarray, absent: np.ndarray, taken: np.ndarray, sigmas: np.ndarray) -> None:
+                 areas: np.ndarray, absent: np.ndarray, taken: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
         """A person left without a track takes back a lost, confirmed track that looks like
         them (what they wear within ``appearance_scale``) and is near enough with its tolerance
         widened ``appearance_reach`` times: a person who returns farther from where their
@@ -551,11 +559,12 @@ class Tracker(SequenceTracker):
         to a track whose colours are more than ``appearance_doubt`` scales from theirs: someone
         who comes out from behind a neighbour, where the neighbour's track is nearer than their
         own coasting one, goes back to their own (the neighbour's track is then unmatched, as
-        the neighbour is now hidden)."""
+        the neighbour is now hidden). The tracks people left so: the caller offers them again."""
         c = self.config
+        none = np.zeros(0, np.int64)
         free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits))
         if not len(free):
-            return
+            return none
         left = rows == -1
         matched = np.flatnonzero(rows >= 0)
         if len(matched):  # (appearance_doubt >= 1: a lost track taken instead looks more like them)
@@ -563,14 +572,17 @@ class Tracker(SequenceTracker):
             left[matched[far > c.appearance_doubt * c.appearance_scale]] = True
         left = np.flatnonzero(left)
         if not len(left):
-            return
+            return none
         d_idx, t_idx = np.repeat(left, len(free)), np.tile(free, len(left))
         dist = appearance.distance(looks, self._look, d_idx, t_idx)
         wide = _pair_similarity(points, predicted, sigmas, areas * c.appearance_reach ** 2, d_idx, t_idx,
                                 c.shared_prior)
         ok = (dist <= c.appearance_scale) & (wide >= c.min_similarity)
-        if ok.any():
-            _solve(rows, d_idx[ok], t_idx[ok], dist[ok] / c.appearance_scale - wide[ok], len(rows), len(self.ids))
+        if not ok.any():
+            return none
+        before = rows.copy()
+        _solve(rows, d_idx[ok], t_idx[ok], dist[ok] / c.appearance_scale - wide[ok], len(rows), len(self.ids))
+        return before[(before >= 0) & (rows != before)]
 
     def _start(self, n: int) -> np.ndarray:
         k = self._k
