@@ -133,7 +133,8 @@ def test_one_euro_filter_and_config_checks():
     assert f(np.array([5.0]), 1 / 30)[0] == 5.0  # seen again: starts from the new value
     for bad in ({"min_similarity": 2}, {"max_lost": -1}, {"coast": float("inf")}, {"confirm_hits": 0},
                 {"fps": 0}, {"beta": float("nan")}, {"smooth": 1}, {"appearance_doubt": 0.5},
-                {"appearance_doubt": float("inf")}, {"appearance_reach": 0.5}, {"appearance_scale": 0}):
+                {"appearance_doubt": float("inf")}, {"appearance_reach": 0.5}, {"appearance_scale": 0},
+                {"appearance_min_height": -1}):
         with pytest.raises(PafposeError):
             TrackerConfig(**bad)
 

@@ -211,6 +211,9 @@ def test_a_person_who_comes_out_in_front_of_a_neighbour_takes_their_own_id_not_t
     assert len(set(ids["red"])) == 1 and len(set(ids["blue"])) == 1 and ids["red"][0] != ids["blue"][0], ids
     undoubted = seen(TrackerConfig(smooth=False, appearance_doubt=1e6))  # only a person left over takes a lost track
     assert undoubted["blue"][0] in undoubted["red"], undoubted
+    # people under appearance_min_height (here 195 px tall) are not moved by their colours: too few pixels
+    small = seen(TrackerConfig(smooth=False, appearance_min_height=200))
+    assert small["blue"][0] in small["red"], small
 
 
 def test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame():

@@ -61,6 +61,10 @@ class TrackerConfig:
             them, as a person left over may (one who comes out from behind a neighbour, whose
             track is nearer than their own coasting one, takes their own back); 1 to 1e6,
             1e6: only people left over.
+        appearance_min_height: the smallest person (pixels, their keypoints' height in the
+            frame given) whose colours may move them off the track the keypoints gave them
+            (``appearance_doubt``): a smaller person's limbs are a few pixels wide and read
+            mostly what lies around them.
         appearance_rate: weight of the newest frame in a track's running mean of colours.
         appearance_unknown: ``alike`` for a pair that shares fewer than two limbs.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or
@@ -104,6 +108,7 @@ class TrackerConfig:
     appearance_rate: float = 0.2
     appearance_unknown: float = 0.5
     appearance_doubt: float = 1.0
+    appearance_min_height: float = 130.0
     min_area: float = 32.0 * 32.0
     smooth: bool = True
     min_cutoff: float = 3.0
@@ -133,6 +138,7 @@ class TrackerConfig:
         check_number("appearance_rate", self.appearance_rate, 0.0, 1.0, lo_open=True)
         check_number("appearance_reach", self.appearance_reach, 1.0, 1e3)
         check_number("appearance_doubt", self.appearance_doubt, 1.0, 1e6)
+        check_number("appearance_min_height", self.appearance_min_height, 0.0, 1e5)
         check_number("appearance_keep", self.appearance_keep, 0.0, 1e6, lo_open=True)
         check_number("min_area", self.min_area, 0.0, 1e12, lo_open=True)
         check_number("min_cutoff", self.min_cutoff, 0.0, 1e6, lo_open=True)

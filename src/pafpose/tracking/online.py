@@ -303,6 +303,7 @@ class Tracker(SequenceTracker):
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
         self._look = np.zeros((0, 0, 3))  # (T, S, 3) what each track's person wears (:mod:`appearance`; NaN: unknown)
+        self._tall = np.zeros(0, bool)  # (D,) the frame's people tall enough for their colours to overrule a match
         self._parts = PartSlots()
 
     def update(self, poses: Any, time_s: float | None = None, image: np.ndarray | None = None) -> Poses:
@@ -477,6 +478,9 @@ class Tracker(SequenceTracker):
         looks = np.asarray(self.describe(image, points, people[0].skeleton), dtype=np.float32)
         if looks.ndim != 3 or len(looks) != len(people):
             raise ValueError(f"describe must give ({len(people)}, limbs, features) looks, got shape {looks.shape}")
+        box = _boxes(points)  # the people's heights in the frame's pixels
+        with np.errstate(invalid="ignore"):
+            self._tall = (box[:, 3] - box[:, 1]) >= self.config.appearance_min_height
         if self._look.shape[1:] != looks.shape[1:]:
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
         return looks
@@ -559,7 +563,9 @@ class Tracker(SequenceTracker):
         to a track whose colours are more than ``appearance_doubt`` scales from theirs: someone
         who comes out from behind a neighbour, where the neighbour's track is nearer than their
         own coasting one, goes back to their own (the neighbour's track is then unmatched, as
-        the neighbour is now hidden). The tracks people left so: the caller offers them again."""
+        the neighbour is now hidden), if they are at least ``appearance_min_height`` pixels tall
+        in the frame (a smaller person's limbs are a few pixels wide: their colours are mostly
+        what lies around them). The tracks people left so: the caller offers them again."""
         c = self.config
         none = np.zeros(0, np.int64)
         free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits))
@@ -569,7 +575,7 @@ class Tracker(SequenceTracker):
         matched = np.flatnonzero(rows >= 0)
         if len(matched):  # (appearance_doubt >= 1: a lost track taken instead looks more like them)
             far = appearance.distance(looks, self._look, matched, rows[matched])
-            left[matched[far > c.appearance_doubt * c.appearance_scale]] = True
+            left[matched[(far > c.appearance_doubt * c.appearance_scale) & self._tall[matched]]] = True
         left = np.flatnonzero(left)
         if not len(left):
             return none
