@@ -231,6 +231,22 @@ def test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_
     assert set(ids["blue"]) == {0} and set(ids["red"]) == {1}, ids
 
 
+def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():
+    """As above, but blue is hidden and the detector also finds red's upper body apart: the
+    piece is a fragment, and the track red leaves (blue's) stays free for blue, whose colours
+    the piece does not have."""
+    upper = person(328).keypoints.copy()
+    upper[[8, 9, 10, 11, 12, 13], :2] = np.nan
+    frames = pass_in_front()[:15]
+    frames.append([(person(328), RED, "red"), (Pose(upper, 0.5, COCO18), RED, "piece")])
+    frames += [[(person(320), BLUE, "blue"), (person(340 + 8 * t), RED, "red")] for t in range(5)]
+    tracker = Tracker(TrackerConfig(smooth=False))
+    got = [tracker.update(Poses(p for p, _, _ in people), t / 30.0, paint([(p, c) for p, c, _ in people]))
+           for t, people in enumerate(frames)]
+    assert [q.track_id for q in got[15]] == [1, None]
+    assert {q.track_id for q in got[16]} == {0, 1} and got[16][0].track_id == 0  # blue, seen again, is still 0
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_a_person_who_returns_beyond_the_keypoints_reach_takes_their_id_back_by_what_they_wear(offline):
     def ids(frames, with_image):

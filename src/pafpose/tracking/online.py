@@ -303,7 +303,6 @@ class Tracker(SequenceTracker):
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
         self._look = np.zeros((0, 0, 3))  # (T, S, 3) what each track's person wears (:mod:`appearance`; NaN: unknown)
-        self._tall = np.zeros(0, bool)  # (D,) the frame's people tall enough for their colours to overrule a match
         self._parts = PartSlots()
 
     def update(self, poses: Any, time_s: float | None = None, image: np.ndarray | None = None) -> Poses:
@@ -364,8 +363,8 @@ class Tracker(SequenceTracker):
         out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        looks = self._looks(people, xy, image, getattr(poses, "image_size", None))
-        rows = self._assign(people, xy, now, step, looks) if people else np.zeros(0, np.int64)
+        looks, tall = self._looks(people, xy, image, getattr(poses, "image_size", None))
+        rows = self._assign(people, xy, now, step, looks, tall) if people else np.zeros(0, np.int64)
         tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
@@ -461,12 +460,14 @@ class Tracker(SequenceTracker):
         return self._points + moved, absent
 
     def _looks(self, people: list[Pose], points: np.ndarray, image: np.ndarray | None,
-               size: tuple[int, int] | None = None) -> np.ndarray | None:
-        """``(D, S, 3)`` what the people wear (:func:`appearance.describe`), None without an image or
-        with ``config.appearance`` 0; the tracks' looks are widened to the limbs read. ``size``:
-        the ``(width, height)`` the keypoints are in, where the image given may be another size."""
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(looks, tall)``: ``(D, S, 3)`` what the people wear (:func:`appearance.describe`)
+        and ``(D,)`` whether each is at least ``config.appearance_min_height`` tall in the
+        image's pixels; None, None without an image or with ``config.appearance`` 0. The tracks'
+        looks are widened to the limbs read. ``size``: the ``(width, height)`` the keypoints
+        are in, where the image given may be another size."""
         if image is None or not self.config.appearance or not people:
-            return None
+            return None, None
         if self.describe is appearance.read_looks:
             image = np.asarray(image)
             if (image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1
@@ -479,14 +480,14 @@ class Tracker(SequenceTracker):
         if looks.ndim != 3 or len(looks) != len(people):
             raise ValueError(f"describe must give ({len(people)}, limbs, features) looks, got shape {looks.shape}")
         box = _boxes(points)  # the people's heights in the frame's pixels
-        with np.errstate(invalid="ignore"):
-            self._tall = (box[:, 3] - box[:, 1]) >= self.config.appearance_min_height
+        with np.errstate(invalid="ignore", over="ignore"):
+            tall = (box[:, 3] - box[:, 1]) >= self.config.appearance_min_height
         if self._look.shape[1:] != looks.shape[1:]:
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
-        return looks
+        return looks, tall
 
     def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float,
-                looks: np.ndarray | None = None) -> np.ndarray:
+                looks: np.ndarray | None = None, tall: np.ndarray | None = None) -> np.ndarray:
         """``(D,)`` the track row of each person: -1 for a new track, :data:`_FRAGMENT` for a
         fragment of a person matched this frame (no track).
 
@@ -543,19 +544,20 @@ class Tracker(SequenceTracker):
         frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
         rows[d_idx[frag]] = _FRAGMENT
         if looks is not None:
-            freed = self._reclaim(rows, points, looks, predicted, areas, absent, taken, sigmas)
+            tall = np.ones(len(people), bool) if tall is None else tall
+            freed = self._reclaim(rows, points, looks, tall, predicted, areas, absent, taken, sigmas)
             if len(freed):  # a track a person left for their own: the people left over may take it after all
-                left = (rows[d_ok] < 0) & np.isin(t_ok, freed)
-                rows[rows == _FRAGMENT] = -1
+                # (not the fragments: a piece found overlapping the person who left is likelier theirs)
+                left = (rows[d_ok] == -1) & np.isin(t_ok, freed)
                 _solve(rows, d_ok[left], t_ok[left], cost[left], len(people), len(self.ids))
-                taken[:] = False
-                taken[rows[rows >= 0]] = True
-                frag = (rows[d_idx] < 0) & taken[t_idx] & (raw >= c.fragment_similarity)
+                taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
+                frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
         return rows
 
-    def _reclaim(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, predicted: np.ndarray,
-                 areas: np.ndarray, absent: np.ndarray, taken: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    def _reclaim(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
+                 predicted: np.ndarray, areas: np.ndarray, absent: np.ndarray, taken: np.ndarray,
+                 sigmas: np.ndarray) -> np.ndarray:
         """A person left without a track takes back a lost, confirmed track that looks like
         them (what they wear within ``appearance_scale``) and is near enough with its tolerance
         widened ``appearance_reach`` times: a person who returns farther from where their
@@ -563,8 +565,8 @@ class Tracker(SequenceTracker):
         to a track whose colours are more than ``appearance_doubt`` scales from theirs: someone
         who comes out from behind a neighbour, where the neighbour's track is nearer than their
         own coasting one, goes back to their own (the neighbour's track is then unmatched, as
-        the neighbour is now hidden), if they are at least ``appearance_min_height`` pixels tall
-        in the frame (a smaller person's limbs are a few pixels wide: their colours are mostly
+        the neighbour is now hidden), if they are ``tall`` (at least ``appearance_min_height``
+        pixels in the frame: a smaller person's limbs are a few pixels wide, their colours mostly
         what lies around them). The tracks people left so: the caller offers them again."""
         c = self.config
         none = np.zeros(0, np.int64)
@@ -575,7 +577,7 @@ class Tracker(SequenceTracker):
         matched = np.flatnonzero(rows >= 0)
         if len(matched):  # (appearance_doubt >= 1: a lost track taken instead looks more like them)
             far = appearance.distance(looks, self._look, matched, rows[matched])
-            left[matched[(far > c.appearance_doubt * c.appearance_scale) & self._tall[matched]]] = True
+            left[matched[(far > c.appearance_doubt * c.appearance_scale) & tall[matched]]] = True
         left = np.flatnonzero(left)
         if not len(left):
             return none
