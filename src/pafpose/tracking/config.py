@@ -46,7 +46,8 @@ class TrackerConfig:
             limb found): a pair's similarity is taken ``1 - appearance * (1 - alike)`` times,
             ``alike`` falling from 1 for the same colours as a Gaussian of their distance. It
             weighs the pairs the keypoints' gate lets through and opens none, except for a
-            person left without a track who looks like a lost track's person (below).
+            person who looks like a lost track's person, left without a track or matched to
+            one that does not look like them (``appearance_reach``, ``appearance_doubt``).
         appearance_scale: the colour distance (CIELAB units, 0..255 as OpenCV's) at which two
             looks are one standard deviation apart; also the most a person left over may
             differ from a lost track to take it back.
