@@ -288,11 +288,21 @@ def test_a_describe_of_the_wrong_shape_is_named():
             Tracker().update([person(100)], 0.0, np.zeros(shape, np.uint8))
 
 
-def test_a_grey_frame_is_read_as_grey():
+def test_grey_bgra_and_float_frames_read_as_their_bgr_would():
+    points = person(320).keypoints[None, :, :2]
     grey = np.full((*SIZE, 1), 90, np.uint8)
-    looks = appearance.read_looks(grey, person(320).keypoints[None, :, :2], COCO18)
+    looks = appearance.read_looks(grey, points, COCO18)
     assert np.abs(looks - lab((90, 90, 90))).max() <= 1
     assert len(Tracker().update([person(320)], 0.0, grey)) == 1
+    noise = np.random.default_rng(5).integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+    bgr = appearance.read_looks(noise, points, COCO18)
+    alpha = np.dstack([noise, np.full(SIZE, 7, np.uint8)])
+    assert np.array_equal(appearance.read_looks(alpha, points, COCO18), bgr, equal_nan=True)
+    assert np.array_equal(appearance.read_looks(noise.astype(np.float64) + 0.2, points, COCO18), bgr, equal_nan=True)
+    plain = noise[..., 1]
+    as_bgr = appearance.read_looks(np.dstack([plain] * 3), points, COCO18)
+    for frame in (plain, plain[..., None], plain.astype(np.float64)):  # grey, as it comes, read as BGR
+        assert np.array_equal(appearance.read_looks(frame, points, COCO18), as_bgr, equal_nan=True)
 
 
 def test_without_appearance_the_frame_is_not_read():

@@ -49,12 +49,8 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
     if not len(points) or not len(pairs):
         return out
     image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
     if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        image = image[..., None]  # grey: read as one channel, made BGR after (no frame-wide conversion)
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     h, w = image.shape[:2]
@@ -73,27 +69,29 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
     # rounded to a pixel and held inside the image
     at = np.rint(at, out=at)
     at = np.minimum(np.maximum(at, 0.0, out=at), np.array([w - 1.0, h - 1.0])[:, None, None], out=at)
-    pixels = _box_pixels(np.ascontiguousarray(image), at.reshape(2, -1))  # (9, N * A, 3)
+    pixels = _box_pixels(np.ascontiguousarray(image), at.reshape(2, -1))  # (9, N * A, channels)
     mean = (pixels.sum(axis=0, dtype=np.uint16) + _BOX.shape[1] // 2) // _BOX.shape[1]
+    mean = np.repeat(mean, 3, axis=1) if mean.shape[1] == 1 else mean[:, :3]  # grey as BGR; BGRA's alpha left out
     lab = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2LAB).reshape(at.shape[1], -1, 3)
     out[known] = _median5(*lab.transpose(1, 0, 2))  # each line's median over its points
     return out
 
 
 def _box_pixels(image: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """``(9, N, 3)`` the pixels of the 3 x 3 box, 2 apart, around each point ``at`` (``(2, N)``
-    x, y, whole pixels inside the image), clipped at the image's edge. OpenCV's remap reads
+    """``(9, N, C)`` the pixels of the 3 x 3 box, 2 apart, around each point ``at`` (``(2, N)``
+    x, y, whole pixels inside the image ``(H, W, C)``), clipped at the image's edge. OpenCV's remap reads
     them a few times faster than numpy's take (its border repeated is the clipping); it takes
     maps and images under 32,767 a side, so long maps go in pieces, and larger images by take."""
     h, w = image.shape[:2]
     if max(h, w) >= _MAP_LIMIT:
         xs = np.clip(at[0].astype(np.int64)[None] + _BOX[0][:, None], 0, w - 1)
         ys = np.clip(at[1].astype(np.int64)[None] + _BOX[1][:, None], 0, h - 1)
-        return np.take(image.reshape(-1, 3), ys * w + xs, axis=0)
+        return np.take(image.reshape(h * w, -1), ys * w + xs, axis=0)
     at = at.astype(np.float32)
     mx, my = np.add.outer(_BOX_F[0], at[0]), np.add.outer(_BOX_F[1], at[1])  # (9, N)
     pieces = [cv2.remap(image, mx[:, i:i + _MAP], my[:, i:i + _MAP], cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_REPLICATE).reshape(len(mx), -1, 3) for i in range(0, mx.shape[1], _MAP)]
+                        borderMode=cv2.BORDER_REPLICATE).reshape(len(mx), -1, image.shape[2])
+              for i in range(0, mx.shape[1], _MAP)]
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
 
 
