@@ -85,9 +85,10 @@ def plain_looks(image, points, pairs, people):
 
 
 def test_looks_match_a_plain_reading_point_by_point_at_the_border_in_a_crowd_and_on_a_panorama():
-    """The vectorised reading (OpenCV's remap, in pieces of at most 32,000 points, numpy's take
-    on images of 32,767 px a side or more, which remap refuses; the median of five by minima
-    and maxima) against the definition read one point at a time."""
+    """The vectorised reading (OpenCV's remap, in one row for a few people and in pieces of at
+    most 32,000 points for a crowd, numpy's take on images of 32,767 px a side or more, which
+    remap refuses; the median of five by minima and maxima) against the definition read one
+    point at a time."""
     rng = np.random.default_rng(3)
     image = cv2.GaussianBlur(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), (0, 0), 2)
     pairs = appearance.lines(COCO18)
@@ -99,6 +100,8 @@ def test_looks_match_a_plain_reading_point_by_point_at_the_border_in_a_crowd_and
     for (d, s), want in plain_looks(image, points, pairs, [0, 1, 2, *rng.choice(1000, 40, replace=False)]).items():
         assert np.array_equal(looks[d, s], want, equal_nan=True), (d, s)
     assert np.isnan(looks[3, 0]).all()
+    # a few people (under 32,000 pixels read: one row of remap, on the calling thread) read the same
+    assert np.array_equal(appearance.describe(image, points[:30], pairs), looks[:30], equal_nan=True)
     wide = rng.integers(0, 256, (60, 33000, 3), dtype=np.uint8)  # a panorama
     at = np.stack([rng.uniform(-10, 33010, (5, 18)), rng.uniform(-5, 65, (5, 18))], axis=-1)
     looks = appearance.describe(wide, at, pairs)
