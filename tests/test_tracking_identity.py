@@ -2,6 +2,8 @@
 tracker used to lose a person, each with an exact answer, and the crowd pruning that must
 change no assignment."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -274,6 +276,43 @@ def test_offline_relinks_a_returning_person_to_the_track_that_ended_within_the_w
     assert online_a == {0, 1}  # online: a new id on return
     assert offline_a == {0}, runs[True]  # offline: re-linked
     assert len(offline_b) == 1 and offline_b != {0}
+
+
+def test_offline_gives_a_person_back_their_own_id_for_the_frame_online_gave_them_a_new_one():
+    """Hindsight: a person whose pose in one frame lies 12 px off (a poor detection) fits
+    their track's prediction too little for the online gate (``min_similarity`` 0.6 here) and
+    gets a new id for that frame; their track takes them back the frame after. Offline, the
+    track's pose interpolated between the frames on both sides fits them well enough
+    (``relink_similarity``), and they keep their id. A stranger seen in that frame only, far
+    away, keeps a new id, and so does everyone with ``relink_similarity`` 1."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        who = [pose(a, (150 + 3 * t + (12 if t == 20 else 0), 220), rng=rng), pose(b, (560, 200), rng=rng)]
+        if t == 20:
+            who.append(pose(template(10), (400, 150), rng=rng))
+        frames.append(Poses(who))
+
+    def ids(config, offline):
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
+        out = {"a": [], "b": [], "stranger": []}
+        for _, people in tracked:
+            for p in people:
+                x = float(np.nanmean(p.keypoints[:, 0]))
+                out["a" if x < 350 else "stranger" if x < 480 else "b"].append(p.track_id)
+        return out
+
+    config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
+    online_ids, offline_ids = ids(config, False), ids(config, True)
+    assert len(set(online_ids["a"])) == 2 and online_ids["a"][20] != online_ids["a"][19] == online_ids["a"][21]
+    assert set(offline_ids["a"]) == {online_ids["a"][0]}  # the one frame's id given back
+    assert offline_ids["b"] == online_ids["b"] and len(set(offline_ids["b"])) == 1
+    assert len(offline_ids["stranger"]) == 1 and offline_ids["stranger"][0] not in offline_ids["a"] + offline_ids["b"]
+    off = ids(replace(config, relink_similarity=1.0), True)
+    assert off["a"] == online_ids["a"]  # hindsight off: as online
 
 
 def test_the_grouped_solver_of_big_crowds_equals_one_matrix():

@@ -39,8 +39,11 @@ class TrackerConfig:
             person split in two): it starts no track and comes back untracked.
         relink_similarity: offline, a new id whose best pose of the ``window`` frames after
             its birth fits an id that ended within ``max_lost`` at least this well (the same
-            similarity, the ended track moved on by its decaying velocity) takes that id
-            (1: never).
+            similarity, the ended track moved on by its decaying velocity) takes that id; and
+            a person whose id is not seen on both sides of their frame (a new id for a frame
+            or two) takes the id of a track missing from that frame but seen on both sides
+            within ``window``, if the track's pose interpolated between them fits at least
+            this well (1: neither).
         appearance: how much what people wear counts, where the tracker is given the frame
             (0: not at all; :mod:`~pafpose.tracking.appearance` reads the colour along each
             limb found): a pair's similarity is taken ``1 - appearance * (1 - alike)`` times,

@@ -3,7 +3,9 @@ smoothing without lag, short gaps filled and returning people re-linked.
 
 The online :class:`~pafpose.tracking.Tracker` gives the ids (unsmoothed), and a new id that
 continues a track ended within ``max_lost`` is re-linked to it from hindsight (its best pose
-of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); each frame is then
+of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); a person given a
+new id for a frame or two, whose own track the online tracker found again after, gets that
+track's id back (:meth:`OfflineTracker._bridge`). Each frame is
 held back ``window`` frames, until the frames after it have been seen. Its keypoints are
 replaced by a local quadratic fit over the same person's keypoints in the frames on both
 sides (Gaussian weights in time, a Savitzky-Golay-like smoother that handles uneven frame
@@ -20,6 +22,7 @@ of the sequence.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -46,6 +49,7 @@ class _Frame:
     parts: np.ndarray  # (P, columns, 3) the people's parts in PartSlots' columns of this frame's time
     obs: np.ndarray  # (P, K, 4) the keypoints as the fit reads them (:func:`_observations`)
     part_obs: np.ndarray  # (P, columns, 4) the parts likewise
+    looks: np.ndarray | None = None  # (P, S, 3) what each wears (:mod:`appearance`; None: not read)
 
 
 @dataclass
@@ -90,7 +94,7 @@ class OfflineTracker(SequenceTracker):
         """Add the next frame; the frames now final, in order."""
         c = self.config
         on = self.online
-        empty, people, rows, _, _, _, rest, _now = on._track(poses, time_s, image)
+        empty, people, rows, _, _, _, rest, _now, looks = on._track(poses, time_s, image)
         ids = np.concatenate([on.ids[rows], np.full(len(rest), -1, np.int64)])
         on._expire(_now)
         tracked = empty.derive(people + rest)  # as given: each gets its id once, when given out
@@ -109,11 +113,14 @@ class OfflineTracker(SequenceTracker):
         keypoints = np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
         parts = self._parts.gather(list(tracked)) if c.smooth or c.max_gap else np.zeros((len(tracked), 0, 3))
         scores = np.array([p.score for p in tracked], dtype=np.float64)
+        if looks is not None and len(rest):
+            looks = np.concatenate([looks, np.full((len(rest), *looks.shape[1:]), np.nan, looks.dtype)])
         self._frames.append(_Frame(self.online.frame_time, tracked, payload, ids.astype(np.int64), keypoints, scores,
-                                   parts, _observations(keypoints), _observations(parts)))
+                                   parts, _observations(keypoints), _observations(parts), looks))
         self._remember(self._frames[-1])
         while len(self._frames) - 1 - self._next >= self.config.window:
             self._relink()
+            self._bridge()
             out.append(self._give())
         return out
 
@@ -185,6 +192,70 @@ class OfflineTracker(SequenceTracker):
                     f.ids[hit] = old
             if not len(lost):
                 return
+
+    def _bridge(self) -> None:
+        """Hindsight within the window: a person of the frame about to be given out whose id
+        is not seen on both sides of it (a new id for a frame or two, an id that ends here)
+        takes the id of a track missing from this frame but seen both before it and after it
+        (within the window), where the track's pose interpolated between the two sides fits
+        them (its similarity, weighed by what they wear as in the online matching, at least
+        ``relink_similarity``). This is a person given a new id for a frame or two (a poor
+        pose, a turn the prediction missed) whose own track the online tracker found again
+        after: :meth:`_relink` cannot give them that track, as it is seen again later. Only this
+        frame's id changes; the online tracker's state is left as it is."""
+        c = self.config
+        frames = list(self._frames)
+        centre = frames[self._next]
+        past, ahead = frames[:self._next], frames[self._next + 1:]
+        if not past or not ahead or c.relink_similarity >= 1.0 or not (centre.ids >= 0).any():
+            return
+        seen_before = set().union(*(f.ids.tolist() for f in past))
+        seen_after = set().union(*(f.ids.tolist() for f in ahead))
+        ids = centre.ids.tolist()
+        loose = np.array([r for r, i in enumerate(ids) if i >= 0 and not (i in seen_before and i in seen_after)],
+                         np.int64)
+        free = np.array(sorted((seen_before & seen_after) - set(ids) - {-1}), np.int64)
+        if not len(loose) or not len(free):
+            return
+        # each free track's latest frame before and earliest after (an index in ``frames``), and its row there
+        side = np.full((2, len(free)), -1, np.int64)
+        row = np.zeros((2, len(free)), np.int64)
+        for which, indices in ((0, range(self._next)), (1, range(len(frames) - 1, self._next, -1))):
+            for index in indices:  # in time order before, backwards after: the nearest is written last
+                f = frames[index]
+                pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
+                hit = free[pos] == f.ids
+                side[which, pos[hit]] = index
+                row[which, pos[hit]] = np.flatnonzero(hit)
+        t0 = np.array([frames[i].time for i in side[0]])
+        t1 = np.array([frames[i].time for i in side[1]])
+        p0 = np.stack([frames[i].keypoints[r, :, :2] for i, r in zip(side[0], row[0], strict=True)])
+        p1 = np.stack([frames[i].keypoints[r, :, :2] for i, r in zip(side[1], row[1], strict=True)])
+        w = ((centre.time - t0) / np.maximum(t1 - t0, 1e-9))[:, None, None]
+        both = np.isfinite(p0) & np.isfinite(p1)
+        guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
+        gone = (np.minimum(centre.time - t0, t1 - centre.time) - 1.0) / c.fps  # seconds from the nearer side
+        areas = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
+        sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
+        sim = similarity(centre.keypoints[loose, :, :2], guess, sigmas, areas, c.shared_prior)  # (L, F)
+        if centre.looks is not None and c.appearance:  # what the track's person wore in the frames before
+            held = [f for f in past if f.looks is not None and f.looks.shape[1:] == centre.looks.shape[1:]]
+            worn = np.full((max(len(held), 1), len(free), *centre.looks.shape[1:]), np.nan, np.float32)
+            for j, f in enumerate(held):
+                pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
+                hit = free[pos] == f.ids
+                worn[j, pos[hit]] = f.looks[hit]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a limb never seen: NaN, quietly
+                look = np.nanmedian(worn, axis=0)
+            d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
+            dist = appearance.distance(centre.looks[loose], look, d_idx, t_idx).reshape(sim.shape)
+            sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
+        from scipy.optimize import linear_sum_assignment
+
+        r, k = linear_sum_assignment(-sim)
+        ok = sim[r, k] >= c.relink_similarity
+        centre.ids[loose[r[ok]]] = free[k[ok]]
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order. The ids go on if more frames follow (a new

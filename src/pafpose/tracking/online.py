@@ -319,7 +319,7 @@ class Tracker(SequenceTracker):
         person split in two, a limb found apart) starts no track: it comes back untracked
         (``track_id`` None)."""
         c = self.config
-        out, people_t, rows, points, gaps, new, rest, now = self._track(poses, time_s, image)
+        out, people_t, rows, points, gaps, new, rest, now, _ = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
@@ -344,14 +344,15 @@ class Tracker(SequenceTracker):
         return out
 
     def _track(self, poses: Any, time_s: float | None, image: np.ndarray | None = None
-               ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float]:
+               ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float,
+                          np.ndarray | None]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
-        gaps, new, rest, now)``: ``out`` the empty result of the frame; ``people`` the tracked
+        gaps, new, rest, now, looks)``: ``out`` the empty result of the frame; ``people`` the tracked
         people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
         NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
-        tracks they start; ``rest`` the people that stay untracked, as given. :meth:`_expire`
-        with ``now`` ends the step (it drops rows)."""
+        tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
+        tracked people wear (None: not read). :meth:`_expire` with ``now`` ends the step (it drops rows)."""
         given = check_frame(poses, time_s)
         now, step = self._advance(time_s)
         xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
@@ -383,7 +384,7 @@ class Tracker(SequenceTracker):
         rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
         rest.extend(p for p, b in zip(given, body, strict=True)
                     if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
-        return out, people_t, rows, points, gaps, new, rest, now
+        return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked]
 
     def _expire(self, now: float) -> None:
         """Drop the tracks lost for too long: confirmed ones after ``max_lost``, tentative ones
