@@ -55,14 +55,14 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
         image = np.clip(image, 0, 255).astype(np.uint8)
     h, w = image.shape[:2]
     points = np.asarray(points, dtype=np.float64)
-    seen = np.isfinite(points).all(axis=-1)  # (D, K)
+    seen = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])  # (D, K)
     person, limb = np.nonzero(seen[:, pairs[:, 0]] & seen[:, pairs[:, 1]])  # the limbs whose two ends are known
     p, q = points[person, pairs[limb, 0]], points[person, pairs[limb, 1]]  # (N, 2)
     # the points along each line (2, A, N); a line whose points overflow (ends near the float limit) is not read
     with np.errstate(over="ignore", invalid="ignore"):
         at = p.T[:, None, :] + (q - p).T[:, None, :] * _ALONG[:, None]
-    inside = np.isfinite(at).all(axis=(0, 1))
-    if not inside.all():
+    if not np.isfinite(at).all():
+        inside = np.isfinite(at).all(axis=(0, 1))
         person, limb, at = person[inside], limb[inside], at[:, :, inside]
     if not len(person):
         return out
