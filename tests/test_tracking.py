@@ -183,3 +183,17 @@ def test_results_are_bit_identical_to_the_old_modules():
         # and the direct APIs agree to the bit
         direct = Tracker(config) if mode == "online" else OfflineTracker(config)
         same(pushed(direct, frames)[1], tracked)
+
+
+@pytest.mark.parametrize("max_gap", [0, 3])
+def test_the_offline_fit_is_the_same_gathered_at_once_or_frame_by_frame(monkeypatch, max_gap):
+    """The fit reads the held frames in one gather for a few people and frame by frame for more
+    (``offline._GATHER_MAX``): either way, the same bits (people put back by ``max_gap`` too)."""
+    import pafpose.tracking.offline as offline
+
+    runs = []
+    for most in (0, 1000):
+        monkeypatch.setattr(offline, "_GATHER_MAX", most)
+        runs.append(pushed(OfflineTracker(TrackerConfig(max_gap=max_gap)), scene())[1])
+    same(*runs)
+    assert (fingerprint(runs[0])[3] > 0) == bool(max_gap)  # with max_gap, people were put back

@@ -37,6 +37,8 @@ from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
 
+_GATHER_MAX = 16  # :func:`_fit` gathers the frames of up to this many people at once, and writes more frame by frame
+
 
 @dataclass
 class _Frame:
@@ -358,19 +360,29 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     parts = np.zeros((f_count, n, width, 4))
     full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
     body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
-    if n and full:  # every frame's people's rows looked up at once, then each frame's written in place
-        # (a frame at a time: a gather from all the frames stacked copied each row twice and cost 3x this at 50 people)
+    if n and full:  # every frame's people's rows looked up at once
         all_ids = np.concatenate([f.ids for _, f in full])
         pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
         hit = ids[pos] == all_ids
         bounds = np.cumsum([0] + [len(f.ids) for _, f in full])
-        for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-            mine, rows = hit[a:b], pos[a:b][hit[a:b]]
-            body[i, rows] = f.obs[mine]
-            scores[i, rows] = f.scores[mine]
-            present[i, rows] = True
-            if width:  # each frame's parts fill its first columns (the columns only grow)
-                parts[i, rows, :f.part_obs.shape[1]] = f.part_obs[mine]
+        if n <= _GATHER_MAX:  # a few people: one gather from the frames stacked (a few calls in all)
+            frame_of = np.repeat([i for i, _ in full], np.diff(bounds))
+            source = np.zeros(f_count * n, np.int64)  # the row of each (frame, person) in the stack; 0: absent
+            source[frame_of[hit] * n + pos[hit]] = np.flatnonzero(hit) + 1
+            body = np.concatenate([np.zeros((1, k, 4))] + [f.obs for _, f in full]).take(source, axis=0)
+            body = body.reshape(f_count, n, k, 4)
+            scores = np.concatenate([np.zeros(1)] + [f.scores for _, f in full]).take(source).reshape(f_count, n)
+            present = (source > 0).reshape(f_count, n)
+        else:  # more: each frame written in place (the gather's two copies of every row, each over 200 kB from
+            # about 20 people on, cost twice this at 20 people and three times at 50, here)
+            for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
+                mine, rows = hit[a:b], pos[a:b][hit[a:b]]
+                body[i, rows] = f.obs[mine]
+                scores[i, rows] = f.scores[mine]
+                present[i, rows] = True
+        if width:  # each frame's parts fill its first columns (the columns only grow)
+            for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
+                parts[i, pos[a:b][hit[a:b]], :f.part_obs.shape[1]] = f.part_obs[hit[a:b]]
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
     points, conf = _local_fit(body, t, g, both_sides)
