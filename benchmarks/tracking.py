@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, os.environ.get("PAFPOSE_SRC") or str(REPO / "src"))  # PAFPOSE_SRC: another checkout's src/
 
 from pafpose.pose import Pose  # noqa: E402
 from pafpose.skeleton import COCO17, COCO18  # noqa: E402
@@ -771,6 +771,22 @@ def _per_frame(step: Callable[[list[Pose]], Any], seq: list[list[Pose]]) -> dict
     return {"median_ms": 1e3 * statistics.median(times), "p10_ms": 1e3 * times[len(times) // 10], "mean_ms": mean}
 
 
+def print_timing(timing: dict, repeats: int) -> dict:
+    """:func:`time_trackers`' figures as a table, and offline against online; ``timing`` back."""
+    print(f"\n## Tracker time per frame (fake detections, 300 frames, 120 for 200 people, after 20 warm-up; "
+          f"best of {repeats} runs)\n")
+    print("| tracker | 10 people median ms | p10 | 50 people median ms | p10 | 200 people median ms | p10 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, t in timing.items():
+        print(f"| {name} | " + " | ".join(f"{t[n]['median_ms']:.3f} | {t[n]['p10_ms']:.3f}" if n in t else "- | -"
+                                          for n in (10, 50, 200)) + " |")
+    on, off = timing.get("pafpose", {}), timing.get("pafpose-offline", {})
+    print(f"\noffline / online, whole-sequence ms per frame (best of {repeats} each): "
+          + ", ".join(f"{n} people {off[n]['mean_ms']:.3f} / {on[n]['mean_ms']:.3f} = "
+                      f"{off[n]['mean_ms'] / on[n]['mean_ms']:.2f}x" for n in (10, 50, 200) if n in on and n in off))
+    return timing
+
+
 # ============================================================================ main
 LOOKS_VERSION = "limb colours 1"
 
@@ -1023,13 +1039,28 @@ def main() -> int:
     p.add_argument("--tuned", type=str, default="0-4", metavar="A-B",
                    help="with --seeds: the seeds the settings were tuned on (marked in the table)")
     p.add_argument("--json", type=Path)
+    p.add_argument("--time-only", action="store_true",
+                   help="only the trackers' time per frame (fake detections, no detector, a few minutes): to set "
+                        "two checkouts side by side, PAFPOSE_SRC=<other checkout>/src times the other, runs in turn")
+    p.add_argument("--repeats", type=int, default=3, help="runs per timing, the best kept")
     p.add_argument("--detections", type=Path,
                    help="cache of the generated ground truth and the detections (pickle): read when it exists "
                         "and was made with the same options, else written; to compare trackers without the detector")
     args = p.parse_args()
     os.environ.setdefault("PAFPOSE_WEIGHTS_PATH", str(SHARED / "weights"))
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     if args.seeds:
         return many_seeds(args)
+    if args.time_only:
+        import pafpose
+
+        print(f"# .venv/bin/python benchmarks/tracking.py --time-only --repeats {args.repeats}  "
+              f"(pafpose from {Path(pafpose.__file__).parent})")
+        report = {"timing": print_timing(time_trackers(seed=args.seed, repeats=args.repeats), args.repeats)}
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1, default=str))
+        return 0
     command = (f".venv/bin/python benchmarks/tracking.py --seed {args.seed} --sequences {args.sequences} "
                f"--frames {args.frames} --people {args.people[0]} {args.people[1]} --drop {args.drop}"
                + (" --no-camera" if args.no_camera else "")
@@ -1093,19 +1124,7 @@ def main() -> int:
     else:
         print(f"no {args.video}: no video")
 
-    timing = time_trackers(seed=args.seed)
-    report["timing"] = timing
-    print("\n## Tracker time per frame (fake detections, 300 frames, 120 for 200 people, after 20 warm-up; "
-          "best of 3 runs)\n")
-    print("| tracker | 10 people median ms | p10 | 50 people median ms | p10 | 200 people median ms | p10 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, t in timing.items():
-        print(f"| {name} | " + " | ".join(f"{t[n]['median_ms']:.3f} | {t[n]['p10_ms']:.3f}" if n in t else "- | -"
-                                          for n in (10, 50, 200)) + " |")
-    on, off = timing.get("pafpose", {}), timing.get("pafpose-offline", {})
-    print("\noffline / online, whole-sequence ms per frame (best of 3 each): "
-          + ", ".join(f"{n} people {off[n]['mean_ms']:.3f} / {on[n]['mean_ms']:.3f} = "
-                      f"{off[n]['mean_ms'] / on[n]['mean_ms']:.2f}x" for n in (10, 50, 200) if n in on and n in off))
+    report["timing"] = print_timing(time_trackers(seed=args.seed, repeats=args.repeats), args.repeats)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     return 0

@@ -211,9 +211,12 @@ class OfflineTracker(SequenceTracker):
         past, ahead = frames[:self._next], frames[self._next + 1:]
         if not past or not ahead or c.relink_similarity >= 1.0 or not (centre.ids >= 0).any():
             return
+        ids = centre.ids.tolist()
+        beside = set(past[-1].ids.tolist()) & set(ahead[0].ids.tolist())
+        if all(i < 0 or i in beside for i in ids):  # everyone seen in the frames just before and after: the usual case
+            return
         seen_before = set().union(*(f.ids.tolist() for f in past))
         seen_after = set().union(*(f.ids.tolist() for f in ahead))
-        ids = centre.ids.tolist()
         loose = np.array([r for r, i in enumerate(ids) if i >= 0 and not (i in seen_before and i in seen_after)],
                          np.int64)
         free = np.array(sorted((seen_before & seen_after) - set(ids) - {-1}), np.int64)
@@ -359,14 +362,16 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     n, f_count = len(ids), len(near)
     parts = np.zeros((f_count, n, width, 4))
     full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
-    body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
-    if n and full:  # every frame's people's rows looked up at once
+    if not (n and full):
+        body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
+    else:  # every frame's people's rows looked up at once
+        sizes = [len(f.ids) for _, f in full]
         all_ids = np.concatenate([f.ids for _, f in full])
         pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
         hit = ids[pos] == all_ids
-        bounds = np.cumsum([0] + [len(f.ids) for _, f in full])
+        bounds = np.cumsum([0, *sizes]) if n > _GATHER_MAX or width else None
         if n <= _GATHER_MAX:  # a few people: one gather from the frames stacked (a few calls in all)
-            frame_of = np.repeat([i for i, _ in full], np.diff(bounds))
+            frame_of = np.repeat([i for i, _ in full], sizes)
             source = np.zeros(f_count * n, np.int64)  # the row of each (frame, person) in the stack; 0: absent
             source[frame_of[hit] * n + pos[hit]] = np.flatnonzero(hit) + 1
             body = np.concatenate([np.zeros((1, k, 4))] + [f.obs for _, f in full]).take(source, axis=0)
@@ -375,6 +380,7 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
             present = (source > 0).reshape(f_count, n)
         else:  # more: each frame written in place (the gather's two copies of every row, each over 200 kB from
             # about 20 people on, cost twice this at 20 people and three times at 50, here)
+            body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
                 mine, rows = hit[a:b], pos[a:b][hit[a:b]]
                 body[i, rows] = f.obs[mine]
