@@ -263,9 +263,14 @@ class OfflineTracker(SequenceTracker):
         centre.ids[loose[r[ok]]] = free[k[ok]]
 
     def flush(self) -> list[tuple[Any, Poses]]:
-        """The frames still held, in order. The ids go on if more frames follow (a new
+        """The frames still held, in order, with the same hindsight as the others from the
+        frames after them that there are. The ids go on if more frames follow (a new
         sequence needs :meth:`reset`)."""
-        out = [self._give() for _ in range(len(self._frames) - self._next)]
+        out = []
+        for _ in range(len(self._frames) - self._next):
+            self._relink()
+            self._bridge()
+            out.append(self._give())
         self._frames.clear()
         self._next = 0
         return out
