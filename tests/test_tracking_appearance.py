@@ -234,6 +234,27 @@ def test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_
     assert set(ids["blue"]) == {0} and set(ids["red"]) == {1}, ids
 
 
+def test_the_colour_distance_kept_from_the_matching_is_the_one_to_the_track_each_person_took(monkeypatch):
+    """``_assign`` keeps each person's colour distance to the track they took (the track's
+    colour update reads it): after red is moved from blue's track to their own and blue takes
+    theirs back, it is still the distance to the track each has, computed afresh."""
+    from pafpose.tracking import online
+
+    checked = []
+    real = online.Tracker._continue
+
+    def spy(self, rows, new, gaps, fresh, now, looks=None, far=None):
+        if looks is not None:
+            fresh_far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
+            assert np.array_equal(far, fresh_far, equal_nan=True), (far, fresh_far)
+            checked.append(int(np.isfinite(far).sum()))
+        return real(self, rows, new, gaps, fresh, now, looks, far)
+
+    monkeypatch.setattr(online.Tracker, "_continue", spy)
+    test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame()
+    assert len(checked) == 21 and sum(checked) > 20  # every frame, most people with a distance
+
+
 def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():
     """As above, but blue is hidden and the detector also finds red's upper body apart: the
     piece is a fragment, and the track red leaves (blue's) stays free for blue, whose colours

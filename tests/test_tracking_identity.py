@@ -318,6 +318,48 @@ def test_offline_gives_a_person_back_their_own_id_for_the_frame_online_gave_them
     assert off["a"] == online_ids["a"]  # hindsight off: as online
 
 
+def test_offline_bridging_reads_a_keypoint_missing_in_one_coordinate_as_missing():
+    """A keypoint with x found and y NaN is missing, as in the online matching: the bridging
+    compares the person without it (it once made the similarity NaN and the assignment fail)."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        glitched = pose(a, (150 + 3 * t + (12 if t == 20 else 0), 220), rng=rng)
+        if t == 20:
+            glitched.keypoints[3, 1] = np.nan
+        frames.append(Poses([glitched, pose(b, (560, 200), rng=rng)]))
+    config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
+    tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, True)
+    ids = [{p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450} for _, people in tracked]
+    assert all(i == ids[0] for i in ids) and len(ids[0]) == 1
+
+
+def test_offline_relinks_two_people_back_in_one_frame_each_to_their_own_id():
+    """Two of four people alike, hidden for 5 frames, come back 40 px right in the same frame
+    (new ids online): each is re-linked to their own id and no id is given twice in a frame,
+    also when the frame is among the last ones, given out by the flush (the second re-linking
+    once read the id of the wrong track)."""
+    from pafpose.tracking import track_frames
+
+    shape = template(9)
+    xs = [150, 450, 750, 1050]
+    config = TrackerConfig(smooth=False, min_similarity=0.6, relink_similarity=0.3, tentative_weight=1.0)
+    for n in (40, 25):
+        rng = np.random.default_rng(0)
+        frames = []
+        for t in range(n):
+            back = t >= 20
+            frames.append(Poses(pose(shape, (x + (40 if i in (0, 2) and back else 0), 300), rng=rng)
+                                for i, x in enumerate(xs) if not (i in (0, 2) and 15 <= t < 20)))
+        tracked = [[p.track_id for p in people]
+                   for _, people in track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, True)]
+        assert all(len(ids) == len(set(ids)) for ids in tracked), tracked
+        assert tracked[20] == tracked[0], (n, tracked[0], tracked[20])
+
+
 def test_the_grouped_solver_of_big_crowds_equals_one_matrix():
     """Over 300 x 300 candidates the assignment is solved group by group (connected
     components): the same matches as one matrix of all, on a random sparse problem."""

@@ -103,7 +103,9 @@ class OfflineTracker(SequenceTracker):
         k = len(tracked[0].keypoints) if tracked else 0
         out = []
         if k and self._k and k != self._k:  # another skeleton: the held frames end their sequence, as online
-            out = [self._give() for _ in range(len(self._frames) - self._next)]
+            for _ in range(len(self._frames) - self._next):  # (no re-linking: the online tracker has restarted)
+                self._bridge()
+                out.append(self._give())
             self._frames.clear()
             self._next = 0
             self._parts.clear()
@@ -166,7 +168,7 @@ class OfflineTracker(SequenceTracker):
         for new in born:
             best = max((f for f in frames[self._next:] if (f.ids == new).any()),
                        key=lambda f: int(np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()))
-            points = best.keypoints[best.ids == new][0, :, :2]
+            points = _seen(best, np.flatnonzero(best.ids == new))[0]
             ahead = np.maximum(best.time / c.fps - on._last_seen[lost], 0.0)  # seconds
             guess = on._points[lost] + (on._body[lost] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
             speed = np.hypot(on._body[lost, 0], on._body[lost, 1])
@@ -186,6 +188,7 @@ class OfflineTracker(SequenceTracker):
             old = int(shown[row])
             self._alias[new] = old
             on.forget(int(on.ids[row]))
+            shown = np.delete(shown, row)  # the online rows after it move up, and so do their ids
             lost = np.delete(lost, j)
             lost = lost - (lost > row)  # the rows after the one dropped move up
             for f in frames[self._next:]:
@@ -234,15 +237,15 @@ class OfflineTracker(SequenceTracker):
                 row[which, pos[hit]] = np.flatnonzero(hit)
         t0 = np.array([frames[i].time for i in side[0]])
         t1 = np.array([frames[i].time for i in side[1]])
-        p0 = np.stack([frames[i].keypoints[r, :, :2] for i, r in zip(side[0], row[0], strict=True)])
-        p1 = np.stack([frames[i].keypoints[r, :, :2] for i, r in zip(side[1], row[1], strict=True)])
+        p0 = np.concatenate([_seen(frames[i], [r]) for i, r in zip(side[0], row[0], strict=True)])
+        p1 = np.concatenate([_seen(frames[i], [r]) for i, r in zip(side[1], row[1], strict=True)])
         w = ((centre.time - t0) / np.maximum(t1 - t0, 1e-9))[:, None, None]
         both = np.isfinite(p0) & np.isfinite(p1)
         guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
-        gone = (np.minimum(centre.time - t0, t1 - centre.time) - 1.0) / c.fps  # seconds from the nearer side
+        gone = np.maximum(np.minimum(centre.time - t0, t1 - centre.time) - 1.0, 0.0) / c.fps  # s from the nearer side
         areas = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
-        sim = similarity(centre.keypoints[loose, :, :2], guess, sigmas, areas, c.shared_prior)  # (L, F)
+        sim = similarity(_seen(centre, loose), guess, sigmas, areas, c.shared_prior)  # (L, F)
         if centre.looks is not None and c.appearance:  # what the track's person wore in the frames before
             held = [f for f in past if f.looks is not None and f.looks.shape[1:] == centre.looks.shape[1:]]
             worn = np.full((max(len(held), 1), len(free), *centre.looks.shape[1:]), np.nan, np.float32)
@@ -343,6 +346,12 @@ class OfflineTracker(SequenceTracker):
         here = set(centre.ids.tolist())
         return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
+
+
+def _seen(frame: _Frame, rows: Any) -> np.ndarray:
+    """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
+    coordinates where either is not finite (as the online matching takes them)."""
+    return np.where(frame.obs[rows, :, :1] > 0, frame.keypoints[rows, :, :2], np.nan)
 
 
 def _observations(points: np.ndarray) -> np.ndarray:
