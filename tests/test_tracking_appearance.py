@@ -1,6 +1,8 @@
 """What people wear (issue 25): the colour along each limb, read from the frame, tells apart
 people whose keypoints and motion do not; each test paints its people and has an exact answer."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -194,6 +196,17 @@ def pass_in_front(hidden=6):
     return frames
 
 
+def painted_ids(frames, tracker):
+    """``{name: ids}`` of frames of ``[(pose, colour, name)]`` pushed through ``tracker`` (and
+    flushed), each with the frame its people are painted in."""
+    got = []
+    for t, people in enumerate(frames):
+        image = paint([(p, c) for p, c, _ in people])
+        got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
+    got += [q for _, q in tracker.flush()]
+    return names_of(frames, got)
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_a_person_who_comes_out_in_front_of_a_neighbour_takes_their_own_id_not_the_neighbours(offline):
     """Where red reappears the nearest track is blue's, seen the frame before; red's own track
@@ -202,13 +215,7 @@ def test_a_person_who_comes_out_in_front_of_a_neighbour_takes_their_own_id_not_t
     frames = pass_in_front()
 
     def seen(config):
-        tracker = OfflineTracker(config) if offline else Tracker(config)
-        got = []
-        for t, people in enumerate(frames):
-            image = paint([(p, c) for p, c, _ in people])
-            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
-        got += [q for _, q in tracker.flush()]
-        return names_of(frames, got)
+        return painted_ids(frames, OfflineTracker(config) if offline else Tracker(config))
 
     ids = seen(TrackerConfig(smooth=False))
     assert len(set(ids["red"])) == 1 and len(set(ids["blue"])) == 1 and ids["red"][0] != ids["blue"][0], ids
@@ -285,20 +292,10 @@ def test_offline_gives_a_one_frame_id_to_the_track_that_looks_like_the_person_no
             frames.append([(person(298), RED, "red")])
         else:
             frames.append([(person(312), BLUE, "blue"), (person(280), RED, "red")])  # red in front
-
-    def seen(config):
-        tracker = OfflineTracker(config)
-        got = []
-        for t, people in enumerate(frames):
-            image = paint([(p, c) for p, c, _ in people])
-            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
-        got += [q for _, q in tracker.flush()]
-        return names_of(frames, got)
-
     config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
-    ids = seen(config)
+    ids = painted_ids(frames, OfflineTracker(config))
     assert len(set(ids["red"])) == 1 and ids["red"][0] not in ids["blue"], ids
-    plain = seen(TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0, appearance=0.0))
+    plain = painted_ids(frames, OfflineTracker(replace(config, appearance=0.0)))
     assert plain["red"][glitch] == plain["blue"][0] != plain["red"][0], plain
 
 @pytest.mark.parametrize("offline", [False, True])
