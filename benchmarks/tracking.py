@@ -1040,7 +1040,7 @@ def main() -> int:
                    help="with --seeds: the seeds the settings were tuned on (marked in the table)")
     p.add_argument("--json", type=Path)
     p.add_argument("--time-only", action="store_true",
-                   help="only the trackers' time per frame (fake detections, no detector, a few minutes): to set "
+                   help="only the trackers' time per frame (fake detections, no detector, about half a minute): to set "
                         "two checkouts side by side, PAFPOSE_SRC=<other checkout>/src times the other, runs in turn")
     p.add_argument("--repeats", type=int, default=3, help="runs per timing, the best kept")
     p.add_argument("--detections", type=Path,

@@ -624,12 +624,11 @@ class Tracker(SequenceTracker):
     def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float,
                   looks: np.ndarray | None = None, far: np.ndarray | None = None) -> None:
         """Move each track ``rows`` on to its person's keypoints ``new`` (and with ``looks``,
-        what they wear: ``far`` their colour distance to the track, :meth:`_assign`'s)."""
+        what they wear: ``far`` their colour distance to the track, :meth:`_assign`'s; NaN: too
+        little to tell)."""
         c = self.config
         if looks is not None:  # a running mean of each limb's colour; a limb first seen is taken as read
             had = self._look[rows]
-            if far is None:  # NaN: too little to tell
-                far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
             read = np.isfinite(looks[..., :1]) & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
             mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
             self._look[rows] = np.where(read, mixed, had)
