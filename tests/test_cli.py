@@ -23,6 +23,15 @@ def test_version_and_help():
     assert r.returncode == 0 and "skeleton" in r.stdout
 
 
+def test_building_the_command_line_loads_no_network_runtime():
+    """Every command builds the whole parser first: it must not load torch, OpenVINO, ONNX
+    Runtime or Ray (torch alone took 1.9 s of each call, ``pafpose --help`` included)."""
+    code = ("import sys; from pafpose.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'openvino', 'onnxruntime', 'ray'}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 @pytest.mark.parametrize(("name", "count"), [("coco18", 18), ("body25", 25), ("coco17", 17)])
 def test_skeleton_command(name, count):
     r = run("skeleton", name)

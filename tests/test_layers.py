@@ -25,8 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("pafpose.pose",),  # the result type
     ("pafpose.decoder", "pafpose.encoder", "pafpose.synthetic", "pafpose.formats", "pafpose.models",
      "pafpose.controlnet", "pafpose.tracking", "pafpose.tracker", "pafpose.offline"),
-    ("pafpose.estimator_config", "pafpose.openpose", "pafpose.evaluate", "pafpose.data", "pafpose.export",
-     "pafpose.weights", "pafpose.backends", "pafpose.wholebody"),
+    ("pafpose.estimator_config", "pafpose.train_config", "pafpose.openpose", "pafpose.evaluate", "pafpose.data",
+     "pafpose.export", "pafpose.weights", "pafpose.backends", "pafpose.wholebody"),
     ("pafpose.predict", "pafpose.viz"),  # the Estimator
     ("pafpose.outputs", "pafpose.train"),
     ("pafpose.loops",),

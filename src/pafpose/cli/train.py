@@ -21,7 +21,7 @@ from typing import Any
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pafpose.checks import number
-    from pafpose.train import NUMBERS, TrainConfig
+    from pafpose.train_config import NUMBERS, TrainConfig
 
     p = sub.add_parser("train", help="train a network on a COCO-format dataset",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +48,7 @@ def resolve(args: argparse.Namespace) -> Any:
     import yaml
 
     from pafpose.errors import PafposeError
-    from pafpose.train import TrainConfig
+    from pafpose.train_config import TrainConfig
 
     values: dict[str, Any] = {}
     if args.config is not None:
