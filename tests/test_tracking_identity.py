@@ -81,6 +81,20 @@ def test_a_returning_person_takes_their_own_lost_track_not_a_neighbours():
     assert len(a_ids) == 1 and len(b_ids) == 1 and a_ids != b_ids, ids
 
 
+def test_a_person_keeps_their_own_track_rather_than_free_it_for_a_newcomer():
+    """A stands still beside a neighbour hidden for a third of a second (their track lost, still
+    alive); a stranger appears on A's other side. The assignment maximises the similarity
+    matched, not the number of pairs: A keeping their own track (a perfect fit) beats A taking
+    the lost neighbour's poorly so that the stranger can take A's (who gets a new id)."""
+    shape = template(0)
+    frames = [{"A": pose(shape, (200, 200)), "P": pose(shape, (250, 200))} for _ in range(10)]
+    frames += [{"A": pose(shape, (200, 200))} for _ in range(10)]
+    frames.append({"A": pose(shape, (200, 200)), "B": pose(shape, (155, 200))})
+    ids = track(raw(), frames)
+    assert ids[-1]["A"] == ids[0]["A"]
+    assert ids[-1]["B"] not in {ids[0]["A"], ids[0]["P"]}
+
+
 def test_a_person_split_in_two_starts_no_track_and_keeps_their_id():
     """Fragments: for 12 frames the detector finds one person as two poses (upper and lower
     body). The track keeps its person (one half, the one that fits best) and the other half starts no track: it
@@ -316,6 +330,17 @@ def test_offline_gives_a_person_back_their_own_id_for_the_frame_online_gave_them
     assert len(offline_ids["stranger"]) == 1 and offline_ids["stranger"][0] not in offline_ids["a"] + offline_ids["b"]
     off = ids(replace(config, relink_similarity=1.0), True)
     assert off["a"] == online_ids["a"]  # hindsight off: as online
+
+
+def test_offline_bridging_pairs_maximise_what_is_taken_not_the_sum_of_everything():
+    """Two pairs below ``relink_similarity`` sum to more than one above it: the one above is
+    taken (solving on every similarity would pick the two, then refuse both); NaN is nothing."""
+    from pafpose.tracking.offline import _best_pairs
+
+    r, k = _best_pairs(np.array([[0.5, 0.25], [0.28, 0.0]]), 0.3)
+    assert r.tolist() == [0] and k.tolist() == [0]
+    r, k = _best_pairs(np.array([[np.nan, 0.4], [0.6, 0.9]]), 0.3)
+    assert sorted(zip(r.tolist(), k.tolist(), strict=True)) == [(0, 1), (1, 0)]
 
 
 def test_offline_bridging_reads_a_keypoint_missing_in_one_coordinate_as_missing():

@@ -259,11 +259,8 @@ class OfflineTracker(SequenceTracker):
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
             dist = appearance.distance(centre.looks[loose], look, d_idx, t_idx).reshape(sim.shape)
             sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
-        from scipy.optimize import linear_sum_assignment
-
-        r, k = linear_sum_assignment(-sim)
-        ok = sim[r, k] >= c.relink_similarity
-        centre.ids[loose[r[ok]]] = free[k[ok]]
+        r, k = _best_pairs(sim, c.relink_similarity)
+        centre.ids[loose[r]] = free[k]
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order, with the same hindsight as the others from the
@@ -346,6 +343,18 @@ class OfflineTracker(SequenceTracker):
         here = set(centre.ids.tolist())
         return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
+
+
+def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, columns)`` of the pairs that maximise the similarity ``sim`` summed over the
+    pairs of at least ``threshold`` (each row and column once). A pair below it counts nothing,
+    so two that would be refused cannot together outweigh one that would be taken."""
+    from scipy.optimize import linear_sum_assignment
+
+    gain = np.where(sim >= threshold, sim, 0.0)  # NaN compares False: nothing
+    r, k = linear_sum_assignment(-gain)
+    ok = sim[r, k] >= threshold
+    return r[ok], k[ok]
 
 
 def _seen(frame: _Frame, rows: Any) -> np.ndarray:

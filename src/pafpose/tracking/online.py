@@ -63,7 +63,7 @@ from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
-_BIG = 1e6  # cost of a pair that the gate forbids
+_BIG = 1.0  # cost of a pair that the gate forbids: no more than leaving both unmatched (every cost is under 1)
 _FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
 # A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
 # (a variable-rate video's fastest frames come about half a nominal frame apart)
@@ -701,7 +701,11 @@ def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
 def _solve(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, cost: np.ndarray, n_det: int,
            n_trk: int) -> None:
     """The minimum-cost assignment of the candidate pairs ``(d_idx, t_idx)`` written into
-    ``rows`` (detection -> track). The pairs split into groups that share no detection or
+    ``rows`` (detection -> track). Every cost is under 1 and a pair the gate forbids costs 1
+    (:data:`_BIG`), as much as leaving both unmatched: the assignment maximises the similarity
+    matched, never buys one more pair with a worse fit (with a forbidding cost far above the
+    rest, a person would leave their own track for a poor lost one, so that a newcomer could
+    take theirs). The pairs split into groups that share no detection or
     track (connected components); a group of one pair is matched at once, the rest by
     scipy's ``linear_sum_assignment`` each, on a matrix the size of the group. Up to a few
     hundred people one matrix of all is cheaper (its gated entries cost the solver little)."""
