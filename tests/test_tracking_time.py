@@ -60,6 +60,40 @@ def test_glitched_frame_times_keep_every_id(kind, offline):
         assert np.nanmax(np.abs(np.stack([p.keypoints[:, :2] for p in poses]))) < 2000
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_one_frame_stamped_a_second_early_moves_no_later_frame(offline):
+    """Frame 20 of 40 stamped a second early (an out-of-order timestamp): it counts as one
+    frame after the last, and the frames after keep the source's own clock (kept as a shift,
+    the next frame would be a second-long step, and the walkers' predictions fly off)."""
+    frames = walkers(3, 40)
+    times = [t / 30 for t in range(40)]
+    times[20] -= 1.0
+    tracker = OfflineTracker() if offline else Tracker()
+    out = []
+    for poses, t in zip(frames, times, strict=True):
+        out += [people for _, people in tracker.push(poses, None, t)]
+    out += [people for _, people in tracker.flush()]
+    assert ids_of(out) == {0, 1, 2}
+    online = tracker.online if offline else tracker
+    assert online.time_s == pytest.approx(39 / 30)
+
+
+def test_a_clock_that_goes_back_for_good_is_followed_at_its_own_pace():
+    """The timestamps go back 10 s at frame 20 and go on from there (a stream restarted): the
+    shift is kept from the second frame behind, and every later step is the source's own."""
+    frames = walkers(3, 40)
+    times = [t / 30 - (10.0 if t >= 20 else 0.0) for t in range(40)]
+    tracker = Tracker()
+    steps, out = [], []
+    for poses, t in zip(frames, times, strict=True):
+        before = tracker.time_s
+        out.append(tracker.update(poses, t))
+        steps.append(None if before is None else tracker.time_s - before)
+    assert ids_of(out) == {0, 1, 2}
+    assert steps[20] == pytest.approx(1 / 30) and steps[21] == pytest.approx(1 / 30)
+    assert steps[22:] == pytest.approx([1 / 30] * 18)
+
+
 def test_frame_time_always_moves_forward():
     tracker = Tracker()
     for t in [0.0, 1 / 30, 1 / 30, 0.0, 1 / 30 + 1e-6, float("nan"), 2 / 30]:

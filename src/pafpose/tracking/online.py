@@ -293,7 +293,8 @@ class Tracker(SequenceTracker):
         self._next_id = 0
         self._started = False
         self._now = -1.0 / self.config.fps  # seconds of the last frame (the first comes one frame after)
-        self._offset = 0.0  # seconds added to the timestamps given, where they failed to move on
+        self._offset = 0.0  # seconds added to the timestamps given, where their clock went back
+        self._held = 0.0  # the correction of the last timestamp, held until the next says whether it was one-off
         self._k = 0  # keypoints per person (set by the first person seen)
         self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
         self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
@@ -401,30 +402,41 @@ class Tracker(SequenceTracker):
         A timestamp that repeats or goes back counts as one frame (of ``config.fps``) after
         the last, one that comes implausibly soon (under :data:`MIN_STEP` frames) as
         ``MIN_STEP`` frames after: a glitch of the source's clock, whose tiny step would
-        otherwise make velocities huge and every person a new id. The correction is kept as an
-        offset to later timestamps, so their steps stay the source's own and the next one
-        cannot collide again.
+        otherwise make velocities huge and every person a new id. The next timestamp says
+        which glitch it was: if it is on time, a single frame was stamped out of order and
+        the source's clock goes on as it was; if it is behind too, the clock went back (a
+        stream restarted, a camera's clock reset), and the correction is kept as an offset to
+        later timestamps, so their steps stay the source's own and the next one cannot
+        collide again. (Kept at once, one early stamp would move every later frame: the next
+        step a second long, every prediction flying off.)
         """
         period = 1.0 / self.config.fps
-        now = self._now + period if time_s is None else float(time_s) + self._offset
+        given = time_s is not None and math.isfinite(float(time_s))
+        now = float(time_s) + self._offset if given else self._now + period
         if not math.isfinite(now):
-            now = self._now + period
+            now, given = self._now + period, False
         if not self._started:
             self._started, self._now = True, now
             return now, period
         step = now - self._now
+        held, self._held = self._held, 0.0
+        if held and given and step < MIN_STEP * period:  # behind again: the clock went back, keep the shift
+            self._offset += held
+            now += held
+            step = now - self._now
         if step < MIN_STEP * period:
             fixed = period if step < 1e-3 * period else MIN_STEP * period
-            if time_s is not None and math.isfinite(float(time_s)):
-                self._offset += fixed - step
+            if given:
+                self._held = fixed - step
             now, step = self._now + fixed, fixed
         self._now = now
         return now, step
 
     def _restart(self, k: int) -> None:
-        next_id, now, started, offset = self._next_id, self._now, self._started, self._offset
+        next_id, now, started, offset, held = self._next_id, self._now, self._started, self._offset, self._held
         self.reset()
-        self._next_id, self._now, self._started, self._offset, self._k = next_id, now, started, offset, k
+        self._next_id, self._now, self._started, self._offset, self._held = next_id, now, started, offset, held
+        self._k = k
         self._points = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
         self._fx = np.zeros((0, k, 2))
