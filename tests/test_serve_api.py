@@ -469,3 +469,31 @@ def test_a_session_keeps_people_without_a_keypoint_in_their_place():
     unseen = Pose(np.c_[np.full((18, 2), np.nan), np.zeros(18)], 0.8, "coco18")
     out = Sessions().update("a", [unseen, seen, unseen], now=0.0)
     assert [p.score for p in out] == [0.8, 0.9, 0.8] and [p.track_id for p in out] == [None, 0, None]
+
+
+def test_a_session_keeps_fragments_and_half_found_people_in_their_place():
+    """A piece of a tracked person (untracked: the tracker answers it after the people it
+    follows) given between two people, and a person found in one coordinate only (nothing to
+    track by): each comes back where it was given, as the tracker answered it."""
+    from pafpose.serve.sessions import Sessions
+
+    rng = np.random.default_rng(0)
+    shape = rng.uniform(-60, 60, (18, 2))
+
+    def person(x, keep=None):
+        k = np.ones((18, 3))
+        k[:, :2] = shape + np.array([x, 200.0])
+        if keep is not None:
+            k[np.setdiff1d(np.arange(18), keep)] = (np.nan, np.nan, 0.0)
+        return Pose(k, 0.9, "coco18")
+
+    sessions = Sessions()
+    for t in range(3):
+        sessions.update("cam", [person(100), person(400)], now=t / 30)
+    piece = person(100, keep=[0, 1, 2, 3, 4, 14, 15, 16, 17])
+    half = person(250)
+    half.keypoints[:, 1] = np.nan
+    out = sessions.update("cam", [person(100), piece, half, person(400)], now=3 / 30)
+    counts = [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out]
+    assert counts == [18, 9, 18, 18] and [p.track_id for p in out] == [0, None, None, 1]
+    assert np.isnan(out[2].keypoints[:, 1]).all()

@@ -95,6 +95,21 @@ def test_a_person_keeps_their_own_track_rather_than_free_it_for_a_newcomer():
     assert ids[-1]["B"] not in {ids[0]["A"], ids[0]["P"]}
 
 
+def test_the_people_come_back_in_the_order_given_fragments_too():
+    """A piece of A (untracked, a fragment) given first, a person with nothing to track by in
+    the middle (left out): the answer keeps the order given, less the one left out."""
+    shape = template(0)
+    tracker = raw()
+    for t in range(3):
+        tracker.update([pose(shape, (100, 200)), pose(shape, (400, 200))], time_s=t / 30)
+    piece = pose(shape, (100, 200), keep=[0, 1, 2, 3, 4, 14, 15, 16, 17])
+    empty = pose(shape, (250, 200), keep=[])
+    out = tracker.update([piece, pose(shape, (400, 200)), empty, pose(shape, (100, 200))], time_s=3 / 30)
+    assert [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out] == [9, 18, 18]
+    assert [p.track_id for p in out] == [None, 1, 0]
+    assert [online.answered(p) for p in (piece, empty)] == [True, False]
+
+
 def test_a_person_split_in_two_starts_no_track_and_keeps_their_id():
     """Fragments: for 12 frames the detector finds one person as two poses (upper and lower
     body). The track keeps its person (one half, the one that fits best) and the other half starts no track: it

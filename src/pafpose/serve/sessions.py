@@ -15,6 +15,7 @@ import numpy as np
 
 from pafpose.pose import Pose, Poses
 from pafpose.tracking import Tracker, TrackerConfig
+from pafpose.tracking.online import answered
 
 
 class Sessions:
@@ -46,7 +47,7 @@ class Sessions:
             while len(self._trackers) > self.max_sessions:
                 self._trackers.popitem(last=False)
             tracked = tracker.update(poses, None, image)
-        # the tracker answers the people it can follow, in order, then those it passes through unchanged
-        # (a face alone); the people it leaves out (no keypoint at all) go back in their places
-        followed = iter(tracked[:sum(1 for p in poses if np.isfinite(p.keypoints[:, :2]).any())])
-        return tracked.derive(next(followed) if np.isfinite(p.keypoints[:, :2]).any() else p for p in poses)
+        # the tracker answers its people in the order given; those it leaves out (nothing to track by) go back
+        # in their places, as given
+        answers = iter(tracked)
+        return tracked.derive(next(answers) if answered(p) else p for p in poses)

@@ -318,7 +318,8 @@ class Tracker(SequenceTracker):
 
         A person found as a fragment of someone a track already follows this frame (half of a
         person split in two, a limb found apart) starts no track: it comes back untracked
-        (``track_id`` None)."""
+        (``track_id`` None). The people come back in the order given, less those with nothing
+        to track by (:func:`answered`)."""
         c = self.config
         out, people_t, rows, points, gaps, new, rest, now, _ = self._track(poses, time_s, image)
         if people_t:
@@ -341,6 +342,12 @@ class Tracker(SequenceTracker):
                     kp[:, :2] = k[:self._k]
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
+        if rest and people_t:  # the untracked came last: each back in its place (people_t are in order)
+            place: dict[int, list[int]] = {}
+            for i, p in enumerate(poses):
+                place.setdefault(id(p), []).append(i)
+            at = [place[id(p)].pop(0) for p in [*people_t, *rest]]
+            out = out.derive([out[j] for j in np.argsort(at, kind="stable")])
         self._expire(now)
         return out
 
@@ -693,6 +700,14 @@ class Tracker(SequenceTracker):
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
         self._look = self._look[alive]
+
+
+def answered(person: Pose) -> bool:
+    """Whether :meth:`Tracker.update` gives ``person`` back, tracked or not: a keypoint known in
+    both coordinates (what a track follows), or a point of a part (a face found alone, passed
+    through untracked). A person with neither is left out."""
+    seen = np.isfinite(person.keypoints[:, :2]).all(axis=1).any()
+    return bool(seen or any(np.isfinite(k[:, :2]).any() for k in person.parts.values()))
 
 
 def _matched(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
