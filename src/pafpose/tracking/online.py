@@ -63,7 +63,7 @@ from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 
-_BIG = 1.0  # cost of a pair that the gate forbids: no more than leaving both unmatched (every cost is under 1)
+_BIG = 1.3  # cost of a pair that the gate forbids: every match is worth its similarity and 0.3 (see _solve)
 _FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
 # A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
 # (a variable-rate video's fastest frames come about half a nominal frame apart)
@@ -728,14 +728,18 @@ def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
 def _solve(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, cost: np.ndarray, n_det: int,
            n_trk: int) -> None:
     """The minimum-cost assignment of the candidate pairs ``(d_idx, t_idx)`` written into
-    ``rows`` (detection -> track). Every cost is under 1 and a pair the gate forbids costs 1
-    (:data:`_BIG`), as much as leaving both unmatched: the assignment maximises the similarity
-    matched, never buys one more pair with a worse fit (with a forbidding cost far above the
-    rest, a person would leave their own track for a poor lost one, so that a newcomer could
-    take theirs). The pairs split into groups that share no detection or
-    track (connected components); a group of one pair is matched at once, the rest by
-    scipy's ``linear_sum_assignment`` each, on a matrix the size of the group. Up to a few
-    hundred people one matrix of all is cheaper (its gated entries cost the solver little)."""
+    ``rows`` (detection -> track). Every cost is under 1 (``1 - similarity``) and a pair the
+    gate forbids costs :data:`_BIG`, 1.3: the assignment maximises the sum over the pairs
+    matched of their similarity and 0.3. So a match is worth more than starting a new id, but
+    not at any price: with a forbidding cost far above the rest (the number of pairs first), a
+    person would leave their own track for a poor lost one so that a newcomer could take theirs;
+    with 1 (the similarity alone), a person whose only fit is a track that fits a neighbour
+    better would start a new id rather than let the neighbour take a poorer one (on street.avi
+    41 ids became 51; from 1.25 up it is 41 again, BENCHMARKS.md). The pairs split into
+    groups that share no detection or track (connected components); a group of one pair is
+    matched at once, the rest by scipy's ``linear_sum_assignment`` each, on a matrix the size
+    of the group. Up to a few hundred people one matrix of all is cheaper (its gated entries
+    cost the solver little)."""
     if not len(d_idx):
         return
     from scipy.optimize import linear_sum_assignment
