@@ -104,7 +104,8 @@ def test_the_people_come_back_in_the_order_given_fragments_too():
         tracker.update([pose(shape, (100, 200)), pose(shape, (400, 200))], time_s=t / 30)
     piece = pose(shape, (100, 200), keep=[0, 1, 2, 3, 4, 14, 15, 16, 17])
     empty = pose(shape, (250, 200), keep=[])
-    out = tracker.update([piece, pose(shape, (400, 200)), empty, pose(shape, (100, 200))], time_s=3 / 30)
+    given = [piece, pose(shape, (400, 200)), empty, pose(shape, (100, 200))]
+    out = tracker.update(iter(given), time_s=3 / 30)  # an iterator too: read once
     assert [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out] == [9, 18, 18]
     assert [p.track_id for p in out] == [None, 1, 0]
     assert [online.answered(p) for p in (piece, empty)] == [True, False]

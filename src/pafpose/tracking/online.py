@@ -51,7 +51,7 @@ the number of people.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,6 +321,8 @@ class Tracker(SequenceTracker):
         (``track_id`` None). The people come back in the order given, less those with nothing
         to track by (:func:`answered`)."""
         c = self.config
+        if isinstance(poses, Iterator):  # read once here: the order given is read again below
+            poses = list(poses)
         out, people_t, rows, points, gaps, new, rest, now, _ = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
