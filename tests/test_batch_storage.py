@@ -290,5 +290,7 @@ def test_the_lock_in_object_storage_stops_a_second_run_and_frees_a_dead_ones(s3,
     monkeypatch.setattr(ledger, "LOCK_BEAT", 0.2)
     with ledger.exclusive(out):
         first = json.loads(fs.open_input_stream(lock).read())["beat"]
-        time.sleep(1.0)
+        until = time.monotonic() + 15.0  # a beat every 0.2 s; a busy machine's object store may take seconds
+        while json.loads(fs.open_input_stream(lock).read())["beat"] <= first and time.monotonic() < until:
+            time.sleep(0.2)
         assert json.loads(fs.open_input_stream(lock).read())["beat"] > first
