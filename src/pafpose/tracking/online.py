@@ -392,8 +392,7 @@ class Tracker(SequenceTracker):
         # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
         # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
         rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
-        rest.extend(p for p, b in zip(given, body, strict=True)
-                    if not b and any(np.isfinite(k[:, :2]).any() for k in p.parts.values()))
+        rest.extend(p for p, b in zip(given, body, strict=True) if not b and answered(p))  # (a part's point, then)
         return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked]
 
     def _expire(self, now: float) -> None:
