@@ -95,6 +95,44 @@ def test_a_person_keeps_their_own_track_rather_than_free_it_for_a_newcomer():
     assert ids[-1]["B"] not in {ids[0]["A"], ids[0]["P"]}
 
 
+@pytest.mark.parametrize("piece_first", [False, True])
+def test_a_person_found_twice_keeps_their_track_and_the_piece_stays_untracked(piece_first):
+    """A stands still beside a neighbour hidden for a third of a second (their track lost, still
+    alive); then the detector gives A twice, whole and as a duplicate of their upper body (a box
+    found twice by a top-down detector). Matched as two people, the piece fit A's track nearly as
+    well as A, and A fit the lost neighbour's track better than the piece: the piece kept A's
+    track and A took the neighbour's. A person repeated by another of the frame's people is
+    matched once: A keeps their id, the piece comes back untracked, whatever the order."""
+    shape = template(0)
+    tracker = raw()
+    for t in range(10):
+        tracker.update([pose(shape, (200, 200)), pose(shape, (250, 200))], time_s=t / 30)
+    for t in range(10, 20):
+        (a,) = tracker.update([pose(shape, (200, 200))], time_s=t / 30)
+    people = [pose(shape, (200, 200)), pose(shape, (200, 200), keep=UPPER)]
+    if piece_first:
+        people = people[::-1]
+    out = tracker.update(people, time_s=20 / 30)
+    got = {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in out}
+    assert got == {18: a.track_id, 12: None}
+    assert tracker._next_id == 2
+
+
+def test_people_overlapping_are_no_duplicates_of_each_other():
+    """Two people crossing, each found whole, one in the same posture 20 px beside the first, and
+    a lone lower body overlapping them but not where their legs are: none repeats another."""
+    a, b = template(2), template(3)
+    legs = pose(a, (260, 260), keep=LOWER)
+    people = [pose(a, (200, 200)), pose(b, (230, 205)), legs, pose(a, (212, 216))]
+    xy = np.array([p.keypoints[:, :2] for p in people])
+    sigmas = np.asarray(COCO18.sigmas, dtype=np.float64)
+    assert not online._duplicates(xy, sigmas, 32.0 ** 2).any()
+    xy[2] = np.where(np.isfinite(xy[2]), xy[0], np.nan)  # the legs moved onto person a's: a duplicate now
+    assert online._duplicates(xy, sigmas, 32.0 ** 2).tolist() == [False, False, True, False]
+    xy[1] = xy[0] + 2.0  # person b, posed as a, two pixels off: one of the two is a duplicate
+    assert online._duplicates(xy, sigmas, 32.0 ** 2).tolist() == [False, True, True, False]
+
+
 def test_the_people_come_back_in_the_order_given_fragments_too():
     """A piece of A (untracked, a fragment) given first, a person with nothing to track by in
     the middle (left out): the answer keeps the order given, less the one left out."""

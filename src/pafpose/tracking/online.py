@@ -16,7 +16,9 @@ been matched ``confirm_hits`` times: it counts less in the assignment and dies w
 unmatched for ``tentative_lost`` seconds (a false or split detection never takes an
 established person; a far person the detector finds in some frames only keeps one). A person
 left over who closely fits a track matched this frame is a fragment of that person (a person
-found as two halves): it starts no track and is given back untracked. Pairs less similar
+found as two halves): it starts no track and is given back untracked; so is a person found
+twice (a duplicate piece on top of them, from a box found twice or a merge of detectors'
+people), before the matching, so that the piece cannot keep the track. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
 the gate lets through, and a person left over who looks like a lost track's person takes it
@@ -65,6 +67,7 @@ from pafpose.tracking.config import TrackerConfig
 
 _BIG = 1.3  # cost of a pair that the gate forbids: every match is worth its similarity and 0.3 (see _solve)
 _FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
+_DUPLICATE = 0.9  # OKS from which a person repeats another of the same frame (top-down pipelines' pose NMS: 0.9)
 # A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
 # (a variable-rate video's fastest frames come about half a nominal frame apart)
 MIN_STEP = 0.25
@@ -558,6 +561,14 @@ class Tracker(SequenceTracker):
                           np.where(absent > 1e-9, c.lost_weight, 1.0))
         sim = raw * weight[t_idx]
         ok = sim >= c.min_similarity
+        # a person found twice (a piece of them on top of them) is matched once: the piece stays out, untracked.
+        # Only people who closely fit a track that another fits closely too can be (most frames have none)
+        close = raw >= c.fragment_similarity
+        shared = np.bincount(t_idx[close], minlength=len(self.ids)) >= 2
+        if shared.any():
+            suspects = np.unique(d_idx[close & shared[t_idx]])
+            rows[suspects[_duplicates(points[suspects], sigmas, c.min_area)]] = _FRAGMENT
+            ok &= rows[d_idx] != _FRAGMENT
         if looks is not None:  # what they wear weighs the pairs the keypoints allow; it opens no gate
             d_ok, t_ok = d_idx[ok], t_idx[ok]
             dist = appearance.distance(looks, self._look, d_ok, t_ok)
@@ -709,6 +720,28 @@ def answered(person: Pose) -> bool:
     through untracked). A person with neither is left out."""
     seen = np.isfinite(person.keypoints[:, :2]).all(axis=1).any()
     return bool(seen or any(np.isfinite(k[:, :2]).any() for k in person.parts.values()))
+
+
+def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float) -> np.ndarray:
+    """``(D,)`` which of a frame's people repeat another of them: a person whose keypoints are
+    where another's are, an OKS of at least :data:`_DUPLICATE` over the keypoints both have
+    (scaled by the other's size), the other having more keypoints (of two with as many, the
+    later repeats the earlier). A bottom-up decoder gives each keypoint to one person, but a
+    top-down one (a box found twice) or a merge of two detectors' people can give the same
+    person twice: matched as two, the piece could keep the person's track while the person
+    took a lost neighbour's. Two people in the same posture one behind the other are not
+    duplicates: 200 px tall and 10 px apart, their OKS is about 0.85 (20 px: 0.6).
+    ``points``: ``(D, K, 2)``, NaN where missing."""
+    count = len(points)
+    n = np.isfinite(points[..., 0]).sum(axis=1)
+    order = np.arange(count)
+    more = (n[None, :] > n[:, None]) | ((n[None, :] == n[:, None]) & (order[None, :] < order[:, None]))
+    piece, whole = np.nonzero(more)
+    out = np.zeros(count, bool)
+    if len(piece):
+        oks = _pair_similarity(points, points, sigmas, _areas(points, floor), piece, whole, 0.0)
+        out[piece[oks >= _DUPLICATE]] = True
+    return out
 
 
 def _matched(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
