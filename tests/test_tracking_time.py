@@ -94,6 +94,29 @@ def test_a_clock_that_goes_back_for_good_is_followed_at_its_own_pace():
     assert steps[22:] == pytest.approx([1 / 30] * 18)
 
 
+@pytest.mark.parametrize("fps", [120.0, 240.0])
+def test_a_fast_camera_is_followed_at_its_own_rate_whatever_config_fps_says(fps):
+    """A 120 or 240 fps camera's timestamps with the default ``config.fps`` of 30: its frames
+    come a quarter or an eighth of a nominal frame apart, which alone looks like a glitch of
+    the clock. The source's own steps tell its rate: after a few frames every step is the
+    camera's (stretched to a quarter frame, the clock ran up to twice too fast), and a
+    timestamp repeated once counts as one of the camera's frames, not one of 30 fps."""
+    frames = walkers(3, 60)
+    times = [t / fps for t in range(60)]
+    times[40] = times[39]  # repeated once
+    tracker = Tracker()
+    steps, out = [], []
+    for poses, t in zip(frames, times, strict=True):
+        before = tracker.time_s
+        out.append(tracker.update(poses, t))
+        steps.append(None if before is None else tracker.time_s - before)
+    assert ids_of(out) == {0, 1, 2}
+    assert steps[4:40] == pytest.approx([1 / fps] * 36)
+    assert steps[40] == pytest.approx(1 / fps)  # the repeat: one frame on
+    assert steps[42:] == pytest.approx([1 / fps] * 18)
+    assert tracker.time_s == pytest.approx(60 / fps, abs=3 / fps)
+
+
 def test_frame_time_always_moves_forward():
     tracker = Tracker()
     for t in [0.0, 1 / 30, 1 / 30, 0.0, 1 / 30 + 1e-6, float("nan"), 2 / 30]:

@@ -53,6 +53,8 @@ the number of people.
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -298,6 +300,8 @@ class Tracker(SequenceTracker):
         self._now = -1.0 / self.config.fps  # seconds of the last frame (the first comes one frame after)
         self._offset = 0.0  # seconds added to the timestamps given, where their clock went back
         self._held = 0.0  # the correction of the last timestamp, held until the next says whether it was one-off
+        self._stamp: float | None = None  # the last timestamp given, as given
+        self._steps: deque[float] = deque(maxlen=9)  # the source's last steps forward, as stamped
         self._k = 0  # keypoints per person (set by the first person seen)
         self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
         self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
@@ -313,8 +317,9 @@ class Tracker(SequenceTracker):
     def update(self, poses: Any, time_s: float | None = None, image: np.ndarray | None = None) -> Poses:
         """The people of the next frame, each with its ``track_id`` (and, with ``smooth``, its
         keypoints and parts filtered). ``time_s``: the frame's timestamp in seconds (default: one frame
-        of ``config.fps`` after the last; one that repeats, goes back or comes implausibly soon is
-        taken as a glitch, see :meth:`_advance`). ``image``: the frame the people were found in
+        after the last, of the source's own rate where its timestamps showed it, else of
+        ``config.fps``; one that repeats, goes back or comes implausibly soon is taken as a
+        glitch, see :meth:`_advance`). ``image``: the frame the people were found in
         (BGR; another size than the keypoints' pixels is scaled by ``poses.image_size``), from
         which what they wear is read to tell them apart (``config.appearance``). ``poses`` that
         are no Pose list, or mix keypoint layouts, are a TypeError or ValueError, and change nothing.
@@ -410,8 +415,10 @@ class Tracker(SequenceTracker):
     def _advance(self, time_s: float | None) -> tuple[float, float]:
         """``(time, step)`` of the next frame, in seconds; the time always moves on.
 
-        A timestamp that repeats or goes back counts as one frame (of ``config.fps``) after
-        the last, one that comes implausibly soon (under :data:`MIN_STEP` frames) as
+        A frame is the source's own period where its timestamps show it (the median of its
+        last steps: a 240 fps camera's frames are a 240th of a second, whatever ``config.fps``
+        says), else ``config.fps``'s. A timestamp that repeats or goes back counts as one frame
+        after the last, one that comes implausibly soon (under :data:`MIN_STEP` frames) as
         ``MIN_STEP`` frames after: a glitch of the source's clock, whose tiny step would
         otherwise make velocities huge and every person a new id. The next timestamp says
         which glitch it was: if it is on time, a single frame was stamped out of order and
@@ -421,8 +428,13 @@ class Tracker(SequenceTracker):
         collide again. (Kept at once, one early stamp would move every later frame: the next
         step a second long, every prediction flying off.)
         """
-        period = 1.0 / self.config.fps
         given = time_s is not None and math.isfinite(float(time_s))
+        if given:  # the source's own steps, as stamped
+            if self._stamp is not None and float(time_s) > self._stamp:
+                self._steps.append(float(time_s) - self._stamp)
+            self._stamp = float(time_s)
+        # a few steps tell the source's rate; a one-off glitch's step is far from their median
+        period = statistics.median(self._steps) if len(self._steps) >= 3 else 1.0 / self.config.fps
         now = float(time_s) + self._offset if given else self._now + period
         if not math.isfinite(now):
             now, given = self._now + period, False
@@ -444,9 +456,9 @@ class Tracker(SequenceTracker):
         return now, step
 
     def _restart(self, k: int) -> None:
-        next_id, now, started, offset, held = self._next_id, self._now, self._started, self._offset, self._held
+        clock = self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._steps
         self.reset()
-        self._next_id, self._now, self._started, self._offset, self._held = next_id, now, started, offset, held
+        self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._steps = clock
         self._k = k
         self._points = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
