@@ -354,6 +354,9 @@ def test_grey_bgra_and_float_frames_read_as_their_bgr_would():
     as_bgr = appearance.read_looks(np.dstack([plain] * 3), points, COCO18)
     for frame in (plain, plain[..., None], plain.astype(np.float64)):  # grey, as it comes, read as BGR
         assert np.array_equal(appearance.read_looks(frame, points, COCO18), as_bgr, equal_nan=True)
+    # 16-bit and 0..1 frames as the Estimator reads them (clipped to 0..255, both read all white or all black)
+    for frame in (noise.astype(np.uint16) * 257, noise.astype(np.float32) / 255.0):
+        assert np.array_equal(appearance.read_looks(frame, points, COCO18), bgr, equal_nan=True)
 
 
 def test_without_appearance_the_frame_is_not_read():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pafpose.images import to_bgr8
 from pafpose.skeleton import Skeleton
 
 # the limbs read, by keypoint names; those a skeleton lacks (COCO-17 has no neck) are left out
@@ -43,16 +44,17 @@ def lines(skeleton: Skeleton) -> np.ndarray:
 def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """``(D, S, 3)`` the CIELAB colour (0..255 as OpenCV's 8-bit Lab) of each limb ``pairs``
     of each person (``points``: ``(D, K, 2)`` in the image's pixels, NaN where missing); NaN
-    where a limb's end is missing. ``image``: BGR, BGRA or grey, uint8 (other types are clipped
-    to 0..255)."""
+    where a limb's end is missing. ``image``: BGR, BGRA or grey, uint8; other types are read as
+    the Estimator reads them (:func:`pafpose.images.to_bgr8`: 16-bit, floats in 0..1 or 0..255),
+    so a 16-bit camera's people are told apart as an 8-bit one's."""
     out = np.full((len(points), len(pairs), 3), np.nan, np.float32)
     if not len(points) or not len(pairs):
         return out
     image = np.asarray(image)
+    if image.dtype != np.uint8:  # (clipped to 0..255, a 16-bit frame was all white, everyone alike)
+        image = to_bgr8(image)
     if image.ndim == 2:
         image = image[..., None]  # grey: read as one channel, made BGR after (no frame-wide conversion)
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
     h, w = image.shape[:2]
     points = np.asarray(points, dtype=np.float64)
     seen = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])  # (D, K)
