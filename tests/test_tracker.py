@@ -117,6 +117,26 @@ def test_bad_input_never_crashes_or_collides():
     assert tracker.update(Poses(), time_s=float("nan")) == []
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_point_given_as_inf_or_in_one_coordinate_comes_back_as_given(offline):
+    """Such a point is missing to the tracker, and smoothing has nothing of it: it comes back as
+    given, score too (the online smoothing gave NaN with the score kept; offline kept it)."""
+    from pafpose.tracking import OfflineTracker
+
+    k = np.ones((18, 3)) * 100
+    k[:, :2] += np.arange(18)[:, None] * 5
+    k[3], k[4], k[5] = (np.inf, 5, 0.7), (np.nan, np.nan, 0.0), (7, np.nan, 0.6)
+    tracker = OfflineTracker() if offline else Tracker()
+    out = []
+    for t in range(4):
+        out += [p for _, p in tracker.push([Pose(k.copy(), 0.9, COCO18)], None, t / 30)]
+    out += [p for _, p in tracker.flush()]
+    assert len(out) == 4
+    for poses in out:
+        np.testing.assert_array_equal(poses[0].keypoints[3:6], k[3:6])
+        assert np.isfinite(poses[0].keypoints[6:, :2]).all()
+
+
 def test_ids_reach_openpose_json_and_tracking_off_is_todays_output():
     shape = template(0)
     people = frame([np.array([200.0, 200.0])], [shape])

@@ -339,7 +339,7 @@ class Tracker(SequenceTracker):
                     smoothed = self._smooth(rows, points, gaps, new)
                     for person, row, k in zip(people_t, rows, smoothed, strict=True):
                         kp = person.keypoints.copy()
-                        kp[:, :2] = k
+                        kp[:, :2] = np.where(np.isfinite(k), k, kp[:, :2])  # a point missing stays as given
                         out.append(person.replace(kp, track_id=int(self.ids[row])))
                 else:  # the keypoints as found
                     out.extend(person.replace(track_id=int(self.ids[row])) for person, row in zip(people_t, rows,
@@ -349,7 +349,7 @@ class Tracker(SequenceTracker):
                 merged = self._parts.scatter(people_t, parts, smoothed[:, self._k:])
                 for person, row, k, person_parts in zip(people_t, rows, smoothed, merged, strict=True):
                     kp = person.keypoints.copy()
-                    kp[:, :2] = k[:self._k]
+                    kp[:, :2] = np.where(np.isfinite(k[:self._k]), k[:self._k], kp[:, :2])
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
         if rest and people_t:  # the untracked came last: each back in its place (people_t are in order)
