@@ -412,7 +412,8 @@ def test_sessions_are_bounded_in_number_and_time():
     sessions.update("b", [], now=1.0)
     sessions.update("c", [], now=2.0)  # a, the least recently used, goes
     assert len(sessions) == 2
-    assert sessions.update("a", [person, person], now=3.0)[1].track_id == 1  # a new tracker: ids from 0 again
+    other = Pose(np.ones((18, 3)) * 300, 0.9, "coco18")
+    assert sessions.update("a", [person, other], now=3.0)[1].track_id == 1  # a new tracker: ids from 0 again
     sessions.update("d", [], now=20.0)  # every other session unused for over 10 s: forgotten
     assert len(sessions) == 1
 

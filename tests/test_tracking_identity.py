@@ -118,6 +118,24 @@ def test_a_person_found_twice_keeps_their_track_and_the_piece_stays_untracked(pi
     assert tracker._next_id == 2
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_newcomer_found_twice_spends_one_id(offline):
+    """In the first frame (no track yet to fit) a person comes whole and as a duplicate of their
+    upper body: the piece comes back untracked from the first frame on, and one id is spent."""
+    from pafpose.tracking import OfflineTracker
+
+    shape = template(0)
+    tracker = OfflineTracker(TrackerConfig(smooth=False)) if offline else raw()
+    out = []
+    for t in range(3):
+        out += [p for _, p in tracker.push([pose(shape, (200, 200)), pose(shape, (200, 200), keep=UPPER)], None,
+                                           t / 30)]
+    out += [p for _, p in tracker.flush()]
+    for poses in out:
+        assert {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in poses} == {18: 0, 12: None}
+    assert (tracker.online if offline else tracker)._next_id == 1
+
+
 def test_people_overlapping_are_no_duplicates_of_each_other():
     """Two people crossing, each found whole, one in the same posture 20 px beside the first, and
     a lone lower body overlapping them but not where their legs are: none repeats another."""

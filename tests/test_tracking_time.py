@@ -117,6 +117,59 @@ def test_a_fast_camera_is_followed_at_its_own_rate_whatever_config_fps_says(fps)
     assert tracker.time_s == pytest.approx(60 / fps, abs=3 / fps)
 
 
+def clock(times, frames=None):
+    """The tracker's step after each frame given ``times`` (None: no stamp), and the tracker."""
+    frames = frames or walkers(3, len(times))
+    tracker, steps = Tracker(), []
+    for poses, t in zip(frames, times, strict=True):
+        before = tracker.time_s
+        tracker.update(poses, t)
+        steps.append(None if before is None else tracker.time_s - before)
+    return steps, tracker
+
+
+def test_frames_without_a_stamp_between_stamped_ones_count_one_frame_each():
+    """Every other frame stamped (a reader that gives no time for some frames): a step between
+    two stamps spans two frames, not one of the source's; learned as one, it had the clock run
+    twice too fast."""
+    steps, tracker = clock([t / 30 if t % 2 == 0 else None for t in range(90)])
+    assert steps[1:] == pytest.approx([1 / 30] * 89)
+    assert tracker.time_s == pytest.approx(89 / 30)
+
+
+@pytest.mark.parametrize("pattern", ["burst", "pairs"])
+def test_glitches_are_never_learned_as_the_sources_rate(pattern):
+    """Four stamps a millisecond apart, then none ("burst"); or frames stamped in pairs, a
+    millisecond and then 65.7 ms apart ("pairs"): learned as the source's rate, a millisecond
+    step was taken as real (velocities 30 times too high) and frames without a stamp moved
+    the clock a millisecond each (``max_lost`` 30 times too long)."""
+    if pattern == "burst":
+        times = [0.001 * t if t < 4 else None for t in range(90)]
+    else:
+        times = [t // 2 * (2 / 30) + (0.001 if t % 2 else 0.0) for t in range(90)]
+    steps, tracker = clock(times)
+    assert min(steps[1:]) >= 0.25 / 30 - 1e-9  # no step under MIN_STEP frames
+    assert tracker.time_s == pytest.approx(89 / 30, abs=0.1)
+
+
+def test_a_source_that_speeds_up_is_followed_at_its_new_rate():
+    """A source at 1 fps that goes on at 30 fps: its past rate (a second) makes no real frame a
+    glitch, and the clock ends on the last stamp."""
+    times = [float(t) for t in range(5)] + [4 + t / 30 for t in range(1, 31)]
+    steps, tracker = clock(times)
+    assert steps[5:] == pytest.approx([1 / 30] * 30)
+    assert tracker.time_s == pytest.approx(times[-1])
+
+
+def test_the_rate_is_learned_again_after_the_clock_goes_back():
+    """A 240 fps camera whose clock goes back 10 s (restarted), then runs at 60 fps, then gives
+    no stamps: the frames without one are a 60th of a second each (measured from the stamp
+    before the restart, no step moved on again and the rate was never learned anew)."""
+    times = [10 + t / 240 for t in range(20)] + [t / 60 for t in range(30)] + [None] * 10
+    steps, _ = clock(times)
+    assert steps[-10:] == pytest.approx([1 / 60] * 10)
+
+
 def test_frame_time_always_moves_forward():
     tracker = Tracker()
     for t in [0.0, 1 / 30, 1 / 30, 0.0, 1 / 30 + 1e-6, float("nan"), 2 / 30]:
@@ -221,8 +274,13 @@ def test_bad_frames_are_named_and_change_nothing(make):
 
     with pytest.raises(ValueError, match=r"poses.*18 and 25 keypoints"):
         tracker.push(Poses([people[0], Pose(k, 0.9, BODY25)]), None, 0.0)
+    for frame, match in [(np.zeros((4, 4, 5), np.uint8), "image must be"),
+                         (np.full((4, 4, 3), -5, np.int16), "image values")]:  # (read only to tell people apart)
+        with pytest.raises(ValueError, match=match):
+            tracker.push(people, None, 0.0, frame)
     out = tracker.push(people, "first", 0.0) + tracker.flush()  # none of that changed a thing
     assert [payload for payload, _ in out] == ["first"] and {p.track_id for p in out[0][1]} == {0, 1}
+    assert getattr(tracker, "online", tracker).time_s == 0.0  # the clock neither
 
 
 def test_the_offline_tracker_restarts_when_the_keypoint_layout_changes():

@@ -54,7 +54,7 @@ def describe(image: np.ndarray, points: np.ndarray, pairs: np.ndarray) -> np.nda
     if image.dtype != np.uint8:  # (clipped to 0..255, a 16-bit frame was all white, everyone alike)
         image = to_bgr8(image)
     if image.ndim == 2:
-        image = image[..., None]  # grey: read as one channel, made BGR after (no frame-wide conversion)
+        image = image[..., None]  # 8-bit grey: read as one channel, made BGR after (no frame-wide conversion)
     h, w = image.shape[:2]
     points = np.asarray(points, dtype=np.float64)
     seen = np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])  # (D, K)

@@ -36,7 +36,9 @@ class TrackerConfig:
             ``n / (n + shared_prior)`` for ``n`` shared keypoints.
         fragment_similarity: a person left over after the matching whose similarity to a
             track matched this frame is at least this is a fragment of that person (half of a
-            person split in two): it starts no track and comes back untracked.
+            person split in two): it starts no track and comes back untracked. Two people
+            who fit the same track this well are compared with each other, and one whose
+            keypoints repeat the other's (a duplicate) comes back untracked too.
         relink_similarity: offline, a new id whose best pose of the ``window`` frames after
             its birth fits an id that ended within ``max_lost`` at least this well (the same
             similarity, the ended track moved on by its decaying velocity) takes that id; and
@@ -80,7 +82,9 @@ class TrackerConfig:
             sizes, the square root of the keypoints' box area, per second): higher, less lag.
         d_cutoff: cut-off frequency of the speed estimate (Hz).
         fps: frame rate assumed when :meth:`~pafpose.tracking.Tracker.update` is given no
-            timestamp.
+            timestamp, until the timestamps given show the source's own (a few regular steps:
+            a frame without one is then one of the source's; a 240 fps camera is followed at
+            240 fps whatever this says).
         window: frames the offline mode (:class:`~pafpose.tracking.OfflineTracker`, for
             recordings) looks ahead and back to smooth each frame; also how long it holds frames.
         max_gap: frames missing from a person's track that the offline mode fills in

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from pafpose.images import to_bgr8
 from pafpose.pose import Pose, Poses, as_poses
 from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
@@ -301,7 +302,8 @@ class Tracker(SequenceTracker):
         self._offset = 0.0  # seconds added to the timestamps given, where their clock went back
         self._held = 0.0  # the correction of the last timestamp, held until the next says whether it was one-off
         self._stamp: float | None = None  # the last timestamp given, as given
-        self._steps: deque[float] = deque(maxlen=9)  # the source's last steps forward, as stamped
+        self._since = 1  # frames since that one
+        self._steps: deque[float] = deque(maxlen=9)  # the source's last steps per frame, as stamped
         self._k = 0  # keypoints per person (set by the first person seen)
         self.ids = np.zeros(0, np.int64)  # (T,) the live tracks' ids
         self._points = np.zeros((0, 0, 2))  # (T, K, 2) last known position (NaN: never seen)
@@ -372,6 +374,7 @@ class Tracker(SequenceTracker):
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
         tracked people wear (None: not read). :meth:`_expire` with ``now`` ends the step (it drops rows)."""
         given = check_frame(poses, time_s)
+        image = self._frame_image(image)  # a bad frame is named before anything changes
         now, step = self._advance(time_s)
         xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
         seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
@@ -385,6 +388,16 @@ class Tracker(SequenceTracker):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         looks, tall = self._looks(people, xy, image, getattr(poses, "image_size", None))
         rows, far = self._assign(people, xy, now, step, looks, tall) if people else (np.zeros(0, np.int64), None)
+        new = np.flatnonzero(rows == -1)
+        if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
+            sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
+            box = _boxes(xy)
+            with np.errstate(invalid="ignore"):
+                near = ((box[new, None, 0] <= box[None, :, 2]) & (box[new, None, 2] >= box[None, :, 0])
+                        & (box[new, None, 1] <= box[None, :, 3]) & (box[new, None, 3] >= box[None, :, 1]))
+            near[np.arange(len(new)), new] = False
+            a, b = np.nonzero(near)
+            rows[_duplicates(xy, sigmas, self.config.min_area, new[a], b) & (rows == -1)] = _FRAGMENT
         tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
@@ -415,26 +428,33 @@ class Tracker(SequenceTracker):
     def _advance(self, time_s: float | None) -> tuple[float, float]:
         """``(time, step)`` of the next frame, in seconds; the time always moves on.
 
-        A frame is the source's own period where its timestamps show it (the median of its
-        last steps: a 240 fps camera's frames are a 240th of a second, whatever ``config.fps``
-        says), else ``config.fps``'s. A timestamp that repeats or goes back counts as one frame
-        after the last, one that comes implausibly soon (under :data:`MIN_STEP` frames) as
-        ``MIN_STEP`` frames after: a glitch of the source's clock, whose tiny step would
-        otherwise make velocities huge and every person a new id. The next timestamp says
-        which glitch it was: if it is on time, a single frame was stamped out of order and
-        the source's clock goes on as it was; if it is behind too, the clock went back (a
-        stream restarted, a camera's clock reset), and the correction is kept as an offset to
-        later timestamps, so their steps stay the source's own and the next one cannot
-        collide again. (Kept at once, one early stamp would move every later frame: the next
-        step a second long, every prediction flying off.)
+        A frame is the source's own period where its timestamps show it (:meth:`_period`, from
+        the steps before this frame, each divided by the frames it spans: a 240 fps camera's
+        frames are a 240th of a second, whatever ``config.fps`` says), else ``config.fps``'s.
+        A timestamp that repeats or goes back counts as one frame after the last, one that
+        comes implausibly soon (under :data:`MIN_STEP` frames, of the source's rate or
+        ``config.fps``'s, whichever is faster) as ``MIN_STEP`` frames after: a glitch of the
+        source's clock, whose tiny step would otherwise make velocities huge and every person
+        a new id. The next timestamp says which glitch it was: if it is on time, a single
+        frame was stamped out of order and the source's clock goes on as it was; if it is
+        behind too, the clock went back (a stream restarted, a camera's clock reset), and the
+        correction is kept as an offset to later timestamps, so their steps stay the source's
+        own and the next one cannot collide again. (Kept at once, one early stamp would move
+        every later frame: the next step a second long, every prediction flying off.)
         """
         given = time_s is not None and math.isfinite(float(time_s))
-        if given:  # the source's own steps, as stamped
-            if self._stamp is not None and float(time_s) > self._stamp:
-                self._steps.append(float(time_s) - self._stamp)
-            self._stamp = float(time_s)
-        # a few steps tell the source's rate; a one-off glitch's step is far from their median
-        period = statistics.median(self._steps) if len(self._steps) >= 3 else 1.0 / self.config.fps
+        nominal = 1.0 / self.config.fps
+        period = self._period(nominal)  # from the steps before this one: a glitch cannot judge itself
+        # the source's own step, as stamped, per frame since the last stamp that moved on; one under a 16th of
+        # a nominal frame (repeated, a millisecond on) is a glitch, never a rate (up to 480 fps at 30); a stamp
+        # that went back is where later ones are measured from (a restarted clock), no rate either
+        step = (float(time_s) - self._stamp) / self._since if given and self._stamp is not None else 0.0
+        if step >= nominal / 16:
+            self._steps.append(step)
+        if given and (self._stamp is None or step >= nominal / 16 or step < 0):
+            self._stamp, self._since = float(time_s), 1
+        else:
+            self._since += 1
         now = float(time_s) + self._offset if given else self._now + period
         if not math.isfinite(now):
             now, given = self._now + period, False
@@ -443,22 +463,36 @@ class Tracker(SequenceTracker):
             return now, period
         step = now - self._now
         held, self._held = self._held, 0.0
-        if held and given and step < MIN_STEP * period:  # behind again: the clock went back, keep the shift
+        soon = MIN_STEP * min(period, nominal)  # a slower source's (1 fps) rate never makes a faster frame a glitch
+        if held and given and step < soon:  # behind again: the clock went back, keep the shift
             self._offset += held
             now += held
             step = now - self._now
-        if step < MIN_STEP * period:
-            fixed = period if step < 1e-3 * period else MIN_STEP * period
+        if step < soon:
+            fixed = period if step < 1e-3 * period else soon
             if given:
                 self._held = fixed - step
             now, step = self._now + fixed, fixed
         self._now = now
         return now, step
 
+    def _period(self, nominal: float) -> float:
+        """The source's frame period, seconds: the median of its last steps where they are a few
+        (3) and few of them short (the lower quartile at least half the median: a camera's rate,
+        a dropped frame's long step aside, not a clock stamping frames in bursts), else
+        ``nominal``."""
+        if len(self._steps) < 3:
+            return nominal
+        ordered = sorted(self._steps)
+        middle = statistics.median(ordered)
+        return middle if ordered[len(ordered) // 4] >= 0.5 * middle else nominal
+
     def _restart(self, k: int) -> None:
-        clock = self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._steps
+        clock = (self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._since,
+                 self._steps)
         self.reset()
-        self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._steps = clock
+        (self._next_id, self._now, self._started, self._offset, self._held, self._stamp, self._since,
+         self._steps) = clock
         self._k = k
         self._points = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
@@ -497,6 +531,20 @@ class Tracker(SequenceTracker):
                          self._velocity * ahead[:, None, None])
         return self._points + moved, absent
 
+    def _frame_image(self, image: Any) -> Any:
+        """The frame as what people wear is read from it (None where it is not read): with the
+        own reader, an array of an image's shape, 8-bit as the Estimator reads it (16-bit,
+        floats: :func:`pafpose.images.to_bgr8`), or a ValueError."""
+        if image is None or not self.config.appearance:
+            return None
+        if self.describe is not appearance.read_looks:  # another reader takes the frame as it is
+            return image
+        image = np.asarray(image)
+        if (image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1
+                or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
+            raise ValueError(f"image must be an (H, W) or (H, W, 1, 3 or 4) array, got shape {image.shape}")
+        return image if image.dtype == np.uint8 else to_bgr8(image)  # (a PafposeError is a ValueError)
+
     def _looks(self, people: list[Pose], points: np.ndarray, image: np.ndarray | None,
                size: tuple[int, int] | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(looks, tall)``: ``(D, S, 3)`` what the people wear (:func:`appearance.describe`)
@@ -506,11 +554,6 @@ class Tracker(SequenceTracker):
         are in, where the image given may be another size."""
         if image is None or not self.config.appearance or not people:
             return None, None
-        if self.describe is appearance.read_looks:
-            image = np.asarray(image)
-            if (image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1
-                    or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
-                raise ValueError(f"image must be an (H, W) or (H, W, 1, 3 or 4) array, got shape {image.shape}")
         shape = getattr(image, "shape", ())
         if size and size[0] > 0 and size[1] > 0 and len(shape) >= 2 and (shape[1], shape[0]) != tuple(size):
             points = points * np.array([shape[1] / size[0], shape[0] / size[1]])  # the keypoints in its pixels
@@ -574,12 +617,17 @@ class Tracker(SequenceTracker):
         sim = raw * weight[t_idx]
         ok = sim >= c.min_similarity
         # a person found twice (a piece of them on top of them) is matched once: the piece stays out, untracked.
-        # Only people who closely fit a track that another fits closely too can be (most frames have none)
+        # Only two people who closely fit the same track are compared (most frames have none)
         close = raw >= c.fragment_similarity
         shared = np.bincount(t_idx[close], minlength=len(self.ids)) >= 2
         if shared.any():
-            suspects = np.unique(d_idx[close & shared[t_idx]])
-            rows[suspects[_duplicates(points[suspects], sigmas, c.min_area)]] = _FRAGMENT
+            d_s, t_s = d_idx[close & shared[t_idx]], t_idx[close & shared[t_idx]]
+            who, d_s = np.unique(d_s, return_inverse=True)
+            _, t_s = np.unique(t_s, return_inverse=True)
+            fits = np.zeros((len(who), t_s.max() + 1), np.float32)
+            fits[d_s, t_s] = 1.0
+            a, b = np.nonzero(fits @ fits.T)  # the pairs of people who fit one track (each way, and themselves)
+            rows[_duplicates(points, sigmas, c.min_area, who[a[a != b]], who[b[a != b]])] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
         if looks is not None:  # what they wear weighs the pairs the keypoints allow; it opens no gate
             d_ok, t_ok = d_idx[ok], t_idx[ok]
@@ -734,22 +782,34 @@ def answered(person: Pose) -> bool:
     return bool(seen or any(np.isfinite(k[:, :2]).any() for k in person.parts.values()))
 
 
-def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float) -> np.ndarray:
+def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.ndarray | None = None,
+                second: np.ndarray | None = None) -> np.ndarray:
     """``(D,)`` which of a frame's people repeat another of them: a person whose keypoints are
     where another's are, an OKS of at least :data:`_DUPLICATE` over the keypoints both have
     (scaled by the other's size), the other having more keypoints (of two with as many, the
     later repeats the earlier). A bottom-up decoder gives each keypoint to one person, but a
     top-down one (a box found twice) or a merge of two detectors' people can give the same
     person twice: matched as two, the piece could keep the person's track while the person
-    took a lost neighbour's. Two people in the same posture one behind the other are not
-    duplicates: 200 px tall and 10 px apart, their OKS is about 0.85 (20 px: 0.6).
-    ``points``: ``(D, K, 2)``, NaN where missing."""
+    took a lost neighbour's. Two people in the same posture one behind the other are seldom
+    duplicates: 200 px tall and 10 px apart, their OKS is 0.65-0.95 by posture (median 0.85;
+    about 1 in 20 at 0.9 or more); 20 px apart, about 0.6. ``points``: ``(D, K, 2)``, NaN where
+    missing; ``first``, ``second``: the pairs of people that may be compared (either way;
+    default: every two whose boxes overlap)."""
     count = len(points)
-    n = np.isfinite(points[..., 0]).sum(axis=1)
-    order = np.arange(count)
-    more = (n[None, :] > n[:, None]) | ((n[None, :] == n[:, None]) & (order[None, :] < order[:, None]))
-    piece, whole = np.nonzero(more)
     out = np.zeros(count, bool)
+    if first is None or second is None:
+        box = _boxes(points)
+        with np.errstate(invalid="ignore"):
+            overlap = ((box[:, None, 0] <= box[None, :, 2]) & (box[:, None, 2] >= box[None, :, 0])
+                       & (box[:, None, 1] <= box[None, :, 3]) & (box[:, None, 3] >= box[None, :, 1]))
+        np.fill_diagonal(overlap, False)
+        first, second = np.nonzero(overlap)
+    if not len(first):
+        return out
+    n = np.isfinite(points[..., 0]).sum(axis=1)
+    # each pair once, as (piece, whole): the whole has more keypoints, or as many and comes first
+    whole_second = (n[second] > n[first]) | ((n[second] == n[first]) & (second < first))
+    piece, whole = first[whole_second], second[whole_second]
     if len(piece):
         oks = _pair_similarity(points, points, sigmas, _areas(points, floor), piece, whole, 0.0)
         out[piece[oks >= _DUPLICATE]] = True
