@@ -339,9 +339,7 @@ class Tracker(SequenceTracker):
             if parts is None:
                 if c.smooth:
                     smoothed = self._smooth(rows, points, gaps, new)
-                    for person, row, k in zip(people_t, rows, smoothed, strict=True):
-                        kp = person.keypoints.copy()
-                        kp[:, :2] = np.where(np.isfinite(k), k, kp[:, :2])  # a point missing stays as given
+                    for person, row, kp in zip(people_t, rows, _filtered(people_t, smoothed), strict=True):
                         out.append(person.replace(kp, track_id=int(self.ids[row])))
                 else:  # the keypoints as found
                     out.extend(person.replace(track_id=int(self.ids[row])) for person, row in zip(people_t, rows,
@@ -349,9 +347,8 @@ class Tracker(SequenceTracker):
             else:  # the parts filtered with the body, as more keypoints
                 smoothed = self._smooth(rows, np.concatenate([points, parts[..., :2]], axis=1), gaps, new)
                 merged = self._parts.scatter(people_t, parts, smoothed[:, self._k:])
-                for person, row, k, person_parts in zip(people_t, rows, smoothed, merged, strict=True):
-                    kp = person.keypoints.copy()
-                    kp[:, :2] = np.where(np.isfinite(k[:self._k]), k[:self._k], kp[:, :2])
+                body = _filtered(people_t, smoothed[:, :self._k])
+                for person, row, kp, person_parts in zip(people_t, rows, body, merged, strict=True):
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
         if rest and people_t:  # the untracked came last: each back in its place (people_t are in order)
@@ -772,6 +769,14 @@ class Tracker(SequenceTracker):
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
         self._look = self._look[alive]
+
+
+def _filtered(people: list[Pose], xy: np.ndarray) -> np.ndarray:
+    """``(P, K, 3)`` the people's keypoints with the filtered ``xy`` (``(P, K, 2)``) where it is
+    known: a point the tracker could not read (missing, inf, one coordinate) stays as given."""
+    out = np.array([p.keypoints for p in people], dtype=np.float64)
+    out[..., :2] = np.where(np.isfinite(xy), xy, out[..., :2])
+    return out
 
 
 def answered(person: Pose) -> bool:
