@@ -262,6 +262,26 @@ def test_the_colour_distance_kept_from_the_matching_is_the_one_to_the_track_each
     assert len(checked) == 21 and sum(checked) > 20  # every frame, most people with a distance
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_two_people_on_each_others_tracks_swap_back_by_what_they_wear(offline):
+    """Red and blue stand 60 px apart; then each is found where the other stood (as two
+    people come out of a crossing on each other's tracks, the tracks having followed the
+    detector's merged poses). The keypoints give each the other's track; the colours of both
+    say otherwise, and each is within the widened reach of their own: they swap back. Dressed
+    alike, nothing tells them apart, and the keypoints' answer stands."""
+
+    def seen(colours):
+        frames = [[(person(250), colours[0], "red"), (person(310), colours[1], "blue")] for _ in range(10)]
+        frames += [[(person(310), colours[0], "red"), (person(250), colours[1], "blue")] for _ in range(3)]
+        return painted_ids(frames, OfflineTracker(TrackerConfig(smooth=False)) if offline
+                           else Tracker(TrackerConfig(smooth=False)))
+
+    ids = seen((RED, BLUE))
+    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
+    alike = seen((RED, RED))
+    assert alike["red"][-1] == 1 and alike["blue"][-1] == 0, alike
+
+
 def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():
     """As above, but blue is hidden and the detector also finds red's upper body apart: the
     piece is a fragment, and the track red leaves (blue's) stays free for blue, whose colours

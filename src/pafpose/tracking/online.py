@@ -22,7 +22,9 @@ people), before the matching, so that the piece cannot keep the track. Pairs les
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
 the gate lets through, and a person left over who looks like a lost track's person takes it
-back within ``appearance_reach`` times its tolerance. A track survives ``max_lost`` seconds
+back within ``appearance_reach`` times its tolerance; two people who each look like the
+other's track rather than their own swap (out of a crossing the detector merged them in). A
+track survives ``max_lost`` seconds
 without a match, from the frames' own timestamps, and takes its id back when the person
 reappears; a person no track explains starts a new id. Ids are never reused within a
 sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are
@@ -641,6 +643,7 @@ class Tracker(SequenceTracker):
         if looks is not None:
             _matched(rows, d_ok, t_ok, dist, far)
             tall = np.ones(len(people), bool) if tall is None else tall
+            self._swap(rows, points, looks, tall, predicted, areas, sigmas, far)
             freed = self._reclaim(rows, points, looks, tall, predicted, areas, absent, taken, sigmas, far)
             if len(freed):  # a track a person left for their own: the people left over may take it after all
                 # (not the fragments: a piece found overlapping the person who left is likelier theirs)
@@ -651,6 +654,39 @@ class Tracker(SequenceTracker):
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
         return rows, far
+
+    def _swap(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
+              predicted: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, far: np.ndarray) -> None:
+        """Two people matched to each other's tracks take their own back: each ``tall`` and
+        matched to a track whose colours are more than ``appearance_doubt`` scales from theirs,
+        each looking like the other's track (within ``appearance_scale``) and near enough to it
+        with its tolerance widened ``appearance_reach`` times (as :meth:`_reclaim` lets a person
+        take a lost track). Through a crossing the detector often finds the two as one merged
+        pose or as halves of each, and the tracks, following those, come out on the wrong
+        people; the keypoints then hold them there, the colours of both say otherwise. The
+        pairs that fit best (the colours' distance summed) swap first, each person once."""
+        c = self.config
+        matched = np.flatnonzero(rows >= 0)
+        doubted = matched[(far[matched] > c.appearance_doubt * c.appearance_scale) & tall[matched]]
+        if len(doubted) < 2:
+            return
+        a, b = np.nonzero(~np.eye(len(doubted), dtype=bool))  # person a of the doubted on b's track
+        d_idx, t_idx = doubted[a], rows[doubted[b]]
+        dist = appearance.distance(looks, self._look, d_idx, t_idx)
+        wide = _pair_similarity(points, predicted, sigmas, areas * c.appearance_reach ** 2, d_idx, t_idx,
+                                c.shared_prior)
+        fits = np.full((len(doubted), len(doubted)), np.nan)
+        good = (dist <= c.appearance_scale) & (wide >= c.min_similarity)
+        fits[a[good], b[good]] = dist[good]
+        both = fits + fits.T  # NaN unless each fits the other's track
+        done = np.zeros(len(doubted), bool)
+        for k in np.argsort(both, axis=None)[:int(np.isfinite(both).sum())]:
+            i, j = divmod(int(k), len(doubted))
+            if i < j and not (done[i] or done[j]):
+                pi, pj = doubted[i], doubted[j]
+                rows[pi], rows[pj] = rows[pj], rows[pi]
+                far[pi], far[pj] = fits[i, j], fits[j, i]
+                done[[i, j]] = True
 
     def _reclaim(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
                  predicted: np.ndarray, areas: np.ndarray, absent: np.ndarray, taken: np.ndarray,
