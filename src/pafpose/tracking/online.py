@@ -24,11 +24,11 @@ wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) wei
 the gate lets through, and a person left over who looks like a lost track's person takes it
 back within ``appearance_reach`` times its tolerance; two people who each look like the
 other's track rather than their own swap (out of a crossing the detector merged them in). A
-track survives ``max_lost`` seconds
-without a match, from the frames' own timestamps, and takes its id back when the person
-reappears; a person no track explains starts a new id. Ids are never reused within a
-sequence. In a crowd, only pairs whose boxes, widened by the tolerance, overlap are
-compared (and beyond a few hundred people each group that could match is solved on its own).
+track survives ``max_lost`` seconds without a match, from the frames' own timestamps, and
+takes its id back when the person reappears; a person no track explains starts a new id.
+Ids are never reused within a sequence. In a crowd, only pairs whose boxes, widened by the
+tolerance, overlap are compared (and beyond a few hundred people each group that could
+match is solved on its own).
 
 The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
 2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
