@@ -352,8 +352,10 @@ def test_the_keypoints_may_be_in_another_size_than_the_frame_given():
 
 def test_a_describe_of_the_wrong_shape_is_named():
     tracker = Tracker(describe=lambda image, points, skeleton: np.zeros((5, 3)))
+    tracker.update([person(100)], 0.0)
     with pytest.raises(ValueError, match="describe must give"):
-        tracker.update([person(100)], 0.0, np.zeros((10, 10, 3), np.uint8))
+        tracker.update([person(100)], 1 / 30, np.zeros((10, 10, 3), np.uint8))
+    assert tracker.time_s == 0.0 and len(tracker.ids) == 1  # the reader's mistake changed nothing
     for shape in [(5,), (10, 10, 2)]:
         with pytest.raises(ValueError, match="image must be"):
             Tracker().update([person(100)], 0.0, np.zeros(shape, np.uint8))
@@ -377,6 +379,12 @@ def test_grey_bgra_and_float_frames_read_as_their_bgr_would():
     # 16-bit and 0..1 frames as the Estimator reads them (clipped to 0..255, both read all white or all black)
     for frame in (noise.astype(np.uint16) * 257, noise.astype(np.float32) / 255.0):
         assert np.array_equal(appearance.read_looks(frame, points, COCO18), bgr, equal_nan=True)
+    # the tracker reads a PIL image (RGB) as the Estimator does; as an array, red was read as blue
+    from PIL import Image
+
+    rgb = Image.fromarray(np.ascontiguousarray(noise[..., ::-1]))
+    assert np.array_equal(Tracker()._frame_image(rgb, [person(320)]), noise)
+    assert len(Tracker().update([person(320)], 0.0, rgb)) == 1
 
 
 def test_without_appearance_the_frame_is_not_read():

@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from pafpose.images import to_bgr8
+from pafpose.images import as_bgr, to_bgr8
 from pafpose.pose import Pose, Poses, as_poses
 from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
@@ -373,19 +373,21 @@ class Tracker(SequenceTracker):
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
         tracked people wear (None: not read). :meth:`_expire` with ``now`` ends the step (it drops rows)."""
         given = check_frame(poses, time_s)
-        image = self._frame_image(image)  # a bad frame is named before anything changes
-        now, step = self._advance(time_s)
         xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
         seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
         body = seen.any(axis=1).tolist()
         people = [p for p, b in zip(given, body, strict=True) if b]
         # a keypoint is known in both coordinates or missing in both (NaN): inf or a lone coordinate is missing
         xy = np.where(seen[..., None], xy, np.nan)[seen.any(axis=1)]
+        # what they wear, before anything changes: a bad frame (or a reader's bad answer) changes nothing
+        looks, tall = self._looks(people, xy, self._frame_image(image, people), getattr(poses, "image_size", None))
+        now, step = self._advance(time_s)
         # the frame's image, geometry and fields: tracking moves no pixel grid
         out = (poses if isinstance(poses, Poses) else as_poses(given)).derive([])
         if people and self._k != len(people[0].keypoints):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
-        looks, tall = self._looks(people, xy, image, getattr(poses, "image_size", None))
+        if looks is not None and self._look.shape[1:] != looks.shape[1:]:  # the tracks' looks widened to the limbs read
+            self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
         rows, far = self._assign(people, xy, now, step, looks, tall) if people else (np.zeros(0, np.int64), None)
         new = np.flatnonzero(rows == -1)
         if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
@@ -445,12 +447,13 @@ class Tracker(SequenceTracker):
         nominal = 1.0 / self.config.fps
         period = self._period(nominal)  # from the steps before this one: a glitch cannot judge itself
         # the source's own step, as stamped, per frame since the last stamp that moved on; one under a 16th of
-        # a nominal frame (repeated, a millisecond on) is a glitch, never a rate (up to 480 fps at 30); a stamp
-        # that went back is where later ones are measured from (a restarted clock), no rate either
+        # a nominal frame or 1.5 ms (repeated, a millisecond on) is a glitch, never a rate (so sources up to 660 fps
+        # are learned); a stamp that went back is where later ones are measured from (a restarted clock), no rate
         step = (float(time_s) - self._stamp) / self._since if given and self._stamp is not None else 0.0
-        if step >= nominal / 16:
+        floor = min(nominal / 16, 0.0015)
+        if step >= floor:
             self._steps.append(step)
-        if given and (self._stamp is None or step >= nominal / 16 or step < 0):
+        if given and (self._stamp is None or step >= floor or step < 0):
             self._stamp, self._since = float(time_s), 1
         else:
             self._since += 1
@@ -530,27 +533,30 @@ class Tracker(SequenceTracker):
                          self._velocity * ahead[:, None, None])
         return self._points + moved, absent
 
-    def _frame_image(self, image: Any) -> Any:
+    def _frame_image(self, image: Any, people: list[Pose]) -> Any:
         """The frame as what people wear is read from it (None where it is not read): with the
-        own reader, an array of an image's shape, 8-bit as the Estimator reads it (16-bit,
-        floats: :func:`pafpose.images.to_bgr8`), or a ValueError."""
+        own reader, an array of an image's shape, 8-bit BGR as the Estimator reads it (16-bit,
+        floats: :func:`pafpose.images.to_bgr8`; a PIL image: :func:`pafpose.images.as_bgr`),
+        converted only when someone is there to read, or a ValueError."""
         if image is None or not self.config.appearance:
             return None
         if self.describe is not appearance.read_looks:  # another reader takes the frame as it is
             return image
+        if type(image).__module__.startswith("PIL."):  # RGB, palettes, grey with alpha: as the Estimator reads them
+            return as_bgr(image) if people else image
         image = np.asarray(image)
         if (image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1
                 or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
             raise ValueError(f"image must be an (H, W) or (H, W, 1, 3 or 4) array, got shape {image.shape}")
-        return image if image.dtype == np.uint8 else to_bgr8(image)  # (a PafposeError is a ValueError)
+        return image if image.dtype == np.uint8 or not people else to_bgr8(image)  # (a PafposeError: ValueError)
 
     def _looks(self, people: list[Pose], points: np.ndarray, image: np.ndarray | None,
                size: tuple[int, int] | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(looks, tall)``: ``(D, S, 3)`` what the people wear (:func:`appearance.describe`)
         and ``(D,)`` whether each is at least ``config.appearance_min_height`` tall in the
-        image's pixels; None, None without an image or with ``config.appearance`` 0. The tracks'
-        looks are widened to the limbs read. ``size``: the ``(width, height)`` the keypoints
-        are in, where the image given may be another size."""
+        image's pixels; None, None without an image or with ``config.appearance`` 0. Nothing of
+        the tracker's changes. ``size``: the ``(width, height)`` the keypoints are in, where the
+        image given may be another size."""
         if image is None or not self.config.appearance or not people:
             return None, None
         shape = getattr(image, "shape", ())
@@ -562,8 +568,6 @@ class Tracker(SequenceTracker):
         box = _boxes(points)  # the people's heights in the frame's pixels
         with np.errstate(invalid="ignore", over="ignore"):
             tall = (box[:, 3] - box[:, 1]) >= self.config.appearance_min_height
-        if self._look.shape[1:] != looks.shape[1:]:
-            self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
         return looks, tall
 
     def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float,
@@ -670,7 +674,17 @@ class Tracker(SequenceTracker):
         doubted = matched[(far[matched] > c.appearance_doubt * c.appearance_scale) & tall[matched]]
         if len(doubted) < 2:
             return
-        a, b = np.nonzero(~np.eye(len(doubted), dtype=bool))  # person a of the doubted on b's track
+        # only neighbours, as _assign prunes: a person's box against the other's track's, widened by the reach
+        reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas[rows[doubted]]) * c.appearance_reach
+        det, trk = _boxes(points[doubted]), _boxes(predicted[rows[doubted]])
+        trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
+        with np.errstate(invalid="ignore"):
+            near = ((det[:, None, 0] <= trk[None, :, 2]) & (det[:, None, 2] >= trk[None, :, 0])
+                    & (det[:, None, 1] <= trk[None, :, 3]) & (det[:, None, 3] >= trk[None, :, 1]))
+        np.fill_diagonal(near, False)
+        a, b = np.nonzero(near & near.T)  # person a of the doubted on b's track, each near the other's
+        if not len(a):
+            return
         d_idx, t_idx = doubted[a], rows[doubted[b]]
         dist = appearance.distance(looks, self._look, d_idx, t_idx)
         wide = _pair_similarity(points, predicted, sigmas, areas * c.appearance_reach ** 2, d_idx, t_idx,
