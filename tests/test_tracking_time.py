@@ -78,17 +78,22 @@ def test_one_frame_stamped_a_second_early_moves_no_later_frame(offline):
     assert online.time_s == pytest.approx(39 / 30)
 
 
-def test_a_clock_that_goes_back_for_good_is_followed_at_its_own_pace():
-    """The timestamps go back 10 s at frame 20 and go on from there (a stream restarted): the
-    shift is kept from the second frame behind, and every later step is the source's own."""
-    frames = walkers(3, 40)
-    times = [t / 30 - (10.0 if t >= 20 else 0.0) for t in range(40)]
-    tracker = Tracker()
-    steps, out = [], []
+def clock(times, frames=None, config=None):
+    """The tracker's step after each frame given ``times`` (None: no stamp), its answers and the
+    tracker."""
+    frames = frames or walkers(3, len(times))
+    tracker, steps, out = Tracker(config), [], []
     for poses, t in zip(frames, times, strict=True):
         before = tracker.time_s
         out.append(tracker.update(poses, t))
         steps.append(None if before is None else tracker.time_s - before)
+    return steps, out, tracker
+
+
+def test_a_clock_that_goes_back_for_good_is_followed_at_its_own_pace():
+    """The timestamps go back 10 s at frame 20 and go on from there (a stream restarted): the
+    shift is kept from the second frame behind, and every later step is the source's own."""
+    steps, out, _ = clock([t / 30 - (10.0 if t >= 20 else 0.0) for t in range(40)])
     assert ids_of(out) == {0, 1, 2}
     assert steps[20] == pytest.approx(1 / 30) and steps[21] == pytest.approx(1 / 30)
     assert steps[22:] == pytest.approx([1 / 30] * 18)
@@ -103,15 +108,9 @@ def test_a_fast_camera_is_followed_at_its_own_rate_whatever_config_fps_says(fps,
     frame, the clock ran up to twice too fast; more than 16 times faster, the rate was never
     learned and it ran several times too fast), and a timestamp repeated once counts as one of
     the camera's frames, not one of the nominal rate."""
-    frames = walkers(3, 60)
     times = [t / fps for t in range(60)]
     times[40] = times[39]  # repeated once
-    tracker = Tracker(TrackerConfig(fps=nominal))
-    steps, out = [], []
-    for poses, t in zip(frames, times, strict=True):
-        before = tracker.time_s
-        out.append(tracker.update(poses, t))
-        steps.append(None if before is None else tracker.time_s - before)
+    steps, out, _ = clock(times, config=TrackerConfig(fps=nominal))
     assert ids_of(out) == {0, 1, 2}
     assert steps[4:40] == pytest.approx([1 / fps] * 36)
     assert steps[40] == pytest.approx(1 / fps)  # the repeat: one frame on
@@ -119,22 +118,11 @@ def test_a_fast_camera_is_followed_at_its_own_rate_whatever_config_fps_says(fps,
     assert sum(steps[4:]) == pytest.approx(56 / fps)  # (the first few, before the rate is known, run long)
 
 
-def clock(times, frames=None):
-    """The tracker's step after each frame given ``times`` (None: no stamp), and the tracker."""
-    frames = frames or walkers(3, len(times))
-    tracker, steps = Tracker(), []
-    for poses, t in zip(frames, times, strict=True):
-        before = tracker.time_s
-        tracker.update(poses, t)
-        steps.append(None if before is None else tracker.time_s - before)
-    return steps, tracker
-
-
 def test_frames_without_a_stamp_between_stamped_ones_count_one_frame_each():
     """Every other frame stamped (a reader that gives no time for some frames): a step between
     two stamps spans two frames, not one of the source's; learned as one, it had the clock run
     twice too fast."""
-    steps, tracker = clock([t / 30 if t % 2 == 0 else None for t in range(90)])
+    steps, _, tracker = clock([t / 30 if t % 2 == 0 else None for t in range(90)])
     assert steps[1:] == pytest.approx([1 / 30] * 89)
     assert tracker.time_s == pytest.approx(89 / 30)
 
@@ -149,7 +137,7 @@ def test_glitches_are_never_learned_as_the_sources_rate(pattern):
         times = [0.001 * t if t < 4 else None for t in range(90)]
     else:
         times = [t // 2 * (2 / 30) + (0.001 if t % 2 else 0.0) for t in range(90)]
-    steps, tracker = clock(times)
+    steps, _, tracker = clock(times)
     assert min(steps[1:]) >= 0.25 / 30 - 1e-9  # no step under MIN_STEP frames
     assert tracker.time_s == pytest.approx(89 / 30, abs=0.1)
 
@@ -158,7 +146,7 @@ def test_a_source_that_speeds_up_is_followed_at_its_new_rate():
     """A source at 1 fps that goes on at 30 fps: its past rate (a second) makes no real frame a
     glitch, and the clock ends on the last stamp."""
     times = [float(t) for t in range(5)] + [4 + t / 30 for t in range(1, 31)]
-    steps, tracker = clock(times)
+    steps, _, tracker = clock(times)
     assert steps[5:] == pytest.approx([1 / 30] * 30)
     assert tracker.time_s == pytest.approx(times[-1])
 
@@ -168,7 +156,7 @@ def test_the_rate_is_learned_again_after_the_clock_goes_back():
     no stamps: the frames without one are a 60th of a second each (measured from the stamp
     before the restart, no step moved on again and the rate was never learned anew)."""
     times = [10 + t / 240 for t in range(20)] + [t / 60 for t in range(30)] + [None] * 10
-    steps, _ = clock(times)
+    steps, _, _ = clock(times)
     assert steps[-10:] == pytest.approx([1 / 60] * 10)
 
 
