@@ -333,6 +333,35 @@ def _dense_solve(rows, d_idx, t_idx, cost, n_det, n_trk):
     rows[r[good]] = k[good]
 
 
+def test_offline_chains_a_head_alone_moving_half_its_width_a_frame_into_one_id():
+    """A head alone (above a crowd) moving 15 px a frame, beside a person standing still: too
+    small for its speed, it gets a new online id every frame (a new track has no velocity, and
+    the next pose is outside its tolerance). Offline, three frames at a time show one head
+    moving on at a steady velocity: one id, but for the last frame (no frame after it to tell);
+    the person beside keeps theirs. A head zigzagging (each step turned a right angle from the
+    one before) is no such chain: every frame keeps its own id."""
+    from pafpose.tracking import OfflineTracker
+
+    head = [0, 14, 15, 16, 17]
+    shape, other = template(0), template(1)
+
+    def ids(dy):
+        frames = [[pose(shape, (100 + 15 * t, 200 + dy(t)), keep=head, rng=np.random.default_rng(t), noise=0.5),
+                   pose(other, (300, 300))] for t in range(30)]
+        online = Tracker(TrackerConfig(smooth=False))
+        assert len({p.track_id for t, f in enumerate(frames) for p in online.update(f, t / 30)[:1]}) == 30
+        tracker, out = OfflineTracker(TrackerConfig(smooth=False)), []
+        for t, f in enumerate(frames):
+            out += [[p.track_id for p in x] for _, x in tracker.push(f, None, t / 30)]
+        out += [[p.track_id for p in x] for _, x in tracker.flush()]
+        return [f[0] for f in out], {f[1] for f in out}
+
+    heads, beside = ids(lambda t: 0)
+    assert set(heads[:-1]) == {heads[0]} and heads[-1] != heads[0] and beside == {1}
+    heads, beside = ids(lambda t: 15 * (t % 2))  # steps (15, 15), (15, -15), (15, 15)...
+    assert len(set(heads)) == 30 and beside == {1}
+
+
 def test_offline_relinks_a_returning_person_to_the_track_that_ended_within_the_window():
     """Hindsight: with lost tracks never matched online (``lost_weight`` 0), a person back from
     0.5 s behind an occluder gets a new id online; the offline tracker compares their best

@@ -5,7 +5,9 @@ The online :class:`~pafpose.tracking.Tracker` gives the ids (unsmoothed), and a 
 continues a track ended within ``max_lost`` is re-linked to it from hindsight (its best pose
 of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); a person given a
 new id for a frame or two, whose own track the online tracker found again after, gets that
-track's id back (:meth:`OfflineTracker._bridge`). Each frame is
+track's id back (:meth:`OfflineTracker._bridge`); a person given a new id every frame (too
+small for their speed: a new track has no velocity) keeps one where three frames show them
+moving on steadily (:meth:`OfflineTracker._chain`). Each frame is
 held back ``window`` frames, until the frames after it have been seen. Its keypoints are
 replaced by a local quadratic fit over the same person's keypoints in the frames on both
 sides (Gaussian weights in time, a Savitzky-Golay-like smoother that handles uneven frame
@@ -37,6 +39,9 @@ from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
 from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
 
+# how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
+# rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
+_STEADY = 0.2
 _GATHER_MAX = 16  # :func:`_fit` gathers the frames of up to this many people at once, and writes more frame by frame
 
 
@@ -124,6 +129,7 @@ class OfflineTracker(SequenceTracker):
         self._remember(self._frames[-1])
         while len(self._frames) - 1 - self._next >= self.config.window:
             self._relink()
+            self._chain()
             self._bridge()
             out.append(self._give())
         return out
@@ -198,6 +204,59 @@ class OfflineTracker(SequenceTracker):
             if not len(lost):
                 return
 
+    def _chain(self) -> None:
+        """Hindsight over three frames: an id born in the frame about to be given out takes the
+        id that ended in the frame before it, where the two poses and the next frame's show one
+        person moving on at a steady velocity: over the keypoints each two share (three or
+        more), the step from the ended pose to the born one and the step from the born one to
+        a pose of the next frame agree within :data:`_STEADY` of the person's size (or a
+        quarter of the step), and each pose is the one before it moved rigidly, within as much.
+        A person too small for their speed (a head alone above a crowd, moving half its width
+        a frame) gets a new online id every frame: a new track has no velocity yet, and the
+        next pose is outside its tolerance. The ended id's online track, if still held, is
+        dropped, as :meth:`_relink` drops the track it re-links to."""
+        frames = list(self._frames)
+        n = self._next
+        if n < 1 or n + 1 >= len(frames):
+            return
+        before, centre, after = frames[n - 1], frames[n], frames[n + 1]
+        born = [r for r, i in enumerate(centre.ids.tolist()) if i >= 0 and self._first.get(i) == centre.time]
+        if not born:
+            return
+        later = set().union(*(f.ids.tolist() for f in frames[n:]))
+        ended = [r for r, i in enumerate(before.ids.tolist()) if i >= 0 and i not in later]
+        if not ended:
+            return
+        nexts = np.flatnonzero(after.ids >= 0)
+        for row in born:
+            new = int(centre.ids[row])
+            here = _seen(centre, [row])[0]
+            tol = _STEADY * float(np.sqrt(_areas(here[None], 1.0)[0]))
+            best, pick = np.inf, -1
+            for j, r in enumerate(ended):
+                step, off = _rigid_step(_seen(before, [r])[0], here)
+                if off is None or off > tol:
+                    continue
+                for q in nexts:  # someone in the next frame moved on by the same step
+                    step2, off2 = _rigid_step(here, _seen(after, [q])[0])
+                    if (off2 is not None and off2 <= tol
+                            and np.hypot(*(step2 - step)) <= max(tol, 0.25 * float(np.hypot(*step)))):
+                        if off < best:
+                            best, pick = off, j
+                        break
+            if pick < 0:
+                continue
+            old = int(before.ids[ended.pop(pick)])
+            on = self.online
+            held = [int(i) for i in on.ids.tolist() if self._alias.get(i, i) == old and i != new]
+            for i in held:  # the ended id's own online track never takes anyone again
+                on.forget(i)
+            self._alias[new] = old
+            for f in frames[n:]:
+                f.ids[f.ids == new] = old
+            if not ended:
+                return
+
     def _bridge(self) -> None:
         """Hindsight within the window: a person of the frame about to be given out whose id
         is not seen on both sides of it (a new id for a frame or two, an id that ends here)
@@ -269,6 +328,7 @@ class OfflineTracker(SequenceTracker):
         out = []
         for _ in range(len(self._frames) - self._next):
             self._relink()
+            self._chain()
             self._bridge()
             out.append(self._give())
         self._frames.clear()
@@ -343,6 +403,18 @@ class OfflineTracker(SequenceTracker):
         here = set(centre.ids.tolist())
         return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
+
+
+def _rigid_step(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """``(step, off)``: the median step from ``first`` to ``second`` (``(K, 2)`` poses, NaN
+    where missing) over the keypoints both have, and the median distance of those keypoints
+    from where that step alone puts them (None where they share fewer than three)."""
+    both = np.isfinite(first[:, 0]) & np.isfinite(second[:, 0])
+    if both.sum() < 3:
+        return np.zeros(2), None
+    moves = second[both] - first[both]
+    step = np.median(moves, axis=0)
+    return step, float(np.median(np.hypot(*(moves - step).T)))
 
 
 def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
