@@ -362,6 +362,27 @@ def test_offline_chains_a_head_alone_moving_half_its_width_a_frame_into_one_id()
     assert len(set(heads)) == 30 and beside == {1}
 
 
+def test_offline_chains_no_one_into_another_walking_in_step():
+    """A row of people in the same posture walking in step, 160 px apart: the first leaves for
+    good (behind something) and another appears one place ahead. Someone else's pose in the
+    next frame (the neighbour ahead, one step on) must not confirm a chain: the newcomer's own
+    next pose must, and no one covers 160 px a frame at 3 px a frame's pace."""
+    from pafpose.tracking import OfflineTracker
+
+    shape = template(0)
+    rng = np.random.default_rng(0)
+    frames = []
+    for t in range(30):
+        people = [pose(shape, (100 + 3 * t, 250), rng=rng)] if t < 15 else [pose(shape, (260 + 3 * t, 250), rng=rng)]
+        frames.append(people + [pose(shape, (x + 3 * t, 250), rng=rng) for x in (420, 580)])
+    tracker, out = OfflineTracker(TrackerConfig(smooth=False)), []
+    for t, f in enumerate(frames):
+        out += [[p.track_id for p in x] for _, x in tracker.push(f, None, t / 30)]
+    out += [[p.track_id for p in x] for _, x in tracker.flush()]
+    assert {f[0] for f in out[:15]} == {0} and 0 not in {f[0] for f in out[15:]}
+    assert {f[1] for f in out} == {1} and {f[2] for f in out} == {2}
+
+
 def test_offline_relinks_a_returning_person_to_the_track_that_ended_within_the_window():
     """Hindsight: with lost tracks never matched online (``lost_weight`` 0), a person back from
     0.5 s behind an occluder gets a new id online; the offline tracker compares their best

@@ -37,11 +37,12 @@ from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, similarity
+from pafpose.tracking.online import PartSlots, Tracker, _areas, _median, similarity
 
 # how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
 _STEADY = 0.2
+_CHAIN_REACH = 4.0  # ... and how far a step may go, in the same sizes (a person does not cover four a frame)
 _GATHER_MAX = 16  # :func:`_fit` gathers the frames of up to this many people at once, and writes more frame by frame
 
 
@@ -206,56 +207,67 @@ class OfflineTracker(SequenceTracker):
 
     def _chain(self) -> None:
         """Hindsight over three frames: an id born in the frame about to be given out takes the
-        id that ended in the frame before it, where the two poses and the next frame's show one
-        person moving on at a steady velocity: over the keypoints each two share (three or
-        more), the step from the ended pose to the born one and the step from the born one to
-        a pose of the next frame agree within :data:`_STEADY` of the person's size (or a
-        quarter of the step), and each pose is the one before it moved rigidly, within as much.
-        A person too small for their speed (a head alone above a crowd, moving half its width
-        a frame) gets a new online id every frame: a new track has no velocity yet, and the
-        next pose is outside its tolerance. The ended id's online track, if still held, is
-        dropped, as :meth:`_relink` drops the track it re-links to."""
+        id that ended in the frame before it, where the ended pose, the born one and the born
+        person's own pose in the next frame (their id there, or an id born there) show one
+        person moving on steadily: over the keypoints each two share (three or more), each pose
+        is the one before it shifted, within :data:`_STEADY` of the person's size, by a step of
+        at most :data:`_CHAIN_REACH` sizes, and the two steps agree within as much. A person
+        too small for their speed (a head alone above a crowd, moving half its width a frame)
+        gets a new online id every frame: a new track has no velocity yet, and the next pose
+        is outside its tolerance. The born and the ended are paired by one assignment (the
+        best fits first); the ended id's online track, if still held, is dropped, as
+        :meth:`_relink` drops the track it re-links to."""
         frames = list(self._frames)
         n = self._next
         if n < 1 or n + 1 >= len(frames):
             return
         before, centre, after = frames[n - 1], frames[n], frames[n + 1]
-        born = [r for r, i in enumerate(centre.ids.tolist()) if i >= 0 and self._first.get(i) == centre.time]
-        if not born:
+        born = np.array([r for r, i in enumerate(centre.ids.tolist()) if i >= 0 and self._first.get(i) == centre.time],
+                        np.int64)
+        if not len(born):
             return
         later = set().union(*(f.ids.tolist() for f in frames[n:]))
-        ended = [r for r, i in enumerate(before.ids.tolist()) if i >= 0 and i not in later]
-        if not ended:
+        ended = np.array([r for r, i in enumerate(before.ids.tolist()) if i >= 0 and i not in later], np.int64)
+        born_ids = set(centre.ids[born].tolist())
+        nexts = np.array([q for q, i in enumerate(after.ids.tolist())
+                          if i in born_ids or (i >= 0 and self._first.get(i) == after.time)], np.int64)
+        if not len(ended) or not len(nexts):
             return
-        nexts = np.flatnonzero(after.ids >= 0)
-        for row in born:
-            new = int(centre.ids[row])
-            here = _seen(centre, [row])[0]
-            tol = _STEADY * float(np.sqrt(_areas(here[None], 1.0)[0]))
-            best, pick = np.inf, -1
-            for j, r in enumerate(ended):
-                step, off = _rigid_step(_seen(before, [r])[0], here)
-                if off is None or off > tol:
-                    continue
-                for q in nexts:  # someone in the next frame moved on by the same step
-                    step2, off2 = _rigid_step(here, _seen(after, [q])[0])
-                    if (off2 is not None and off2 <= tol
-                            and np.hypot(*(step2 - step)) <= max(tol, 0.25 * float(np.hypot(*step)))):
-                        if off < best:
-                            best, pick = off, j
-                        break
-            if pick < 0:
-                continue
-            old = int(before.ids[ended.pop(pick)])
-            on = self.online
-            held = [int(i) for i in on.ids.tolist() if self._alias.get(i, i) == old and i != new]
-            for i in held:  # the ended id's own online track never takes anyone again
-                on.forget(i)
+        here = _seen(centre, born)  # (B, K, 2)
+        size = np.sqrt(_areas(here, 1.0))
+        tol, reach = _STEADY * size, _CHAIN_REACH * size
+        # the ended and the born within reach of each other (their keypoints' centres), then their steps
+        e, b = _within(_seen(before, ended), here, reach[None, :])
+        step, off = _rigid_steps(_seen(before, ended)[e], here[b])
+        good = (off <= tol[b]) & (np.hypot(*step.T) <= reach[b])
+        e, b, step = e[good], b[good], step[good]
+        # each born person's own pose next: their id in the next frame if they have one there, else a born one
+        b2, q = _within(here, _seen(after, nexts), reach[:, None])
+        own = centre.ids[born][b2] == after.ids[nexts][q]
+        has_own = np.zeros(len(born), bool)
+        has_own[b2[own]] = True
+        keep = own | ~has_own[b2]
+        b2, q = b2[keep], q[keep]
+        step2, off2 = _rigid_steps(here[b2], _seen(after, nexts)[q])
+        ok2 = (off2 <= tol[b2]) & (np.hypot(*step2.T) <= reach[b2])
+        b2, step2 = b2[ok2], step2[ok2]
+        if not len(e) or not len(b2):
+            return
+        # a pair (ended, born) is confirmed by a next pose whose step agrees with theirs
+        pe, pq = np.nonzero(b[:, None] == b2[None, :])
+        agree = np.hypot(*(step2[pq] - step[pe]).T) <= tol[b[pe]]
+        fit = np.full((len(ended), len(born)), np.nan)
+        confirmed = np.unique(pe[agree])
+        fit[e[confirmed], b[confirmed]] = 1.0 - off[good][confirmed] / np.maximum(tol[b[confirmed]], 1e-9)
+        rows, cols = _best_pairs(fit, 0.0)
+        on = self.online
+        for r, k in zip(rows.tolist(), cols.tolist(), strict=True):
+            old, new = int(before.ids[ended[r]]), int(centre.ids[born[k]])
+            for i in [int(i) for i in on.ids.tolist() if self._alias.get(i, i) == old and i != new]:
+                on.forget(i)  # the ended id's own online track never takes anyone again
             self._alias[new] = old
             for f in frames[n:]:
                 f.ids[f.ids == new] = old
-            if not ended:
-                return
 
     def _bridge(self) -> None:
         """Hindsight within the window: a person of the frame about to be given out whose id
@@ -405,16 +417,29 @@ class OfflineTracker(SequenceTracker):
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
 
 
-def _rigid_step(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, float | None]:
-    """``(step, off)``: the median step from ``first`` to ``second`` (``(K, 2)`` poses, NaN
-    where missing) over the keypoints both have, and the median distance of those keypoints
-    from where that step alone puts them (None where they share fewer than three)."""
-    both = np.isfinite(first[:, 0]) & np.isfinite(second[:, 0])
-    if both.sum() < 3:
-        return np.zeros(2), None
-    moves = second[both] - first[both]
-    step = np.median(moves, axis=0)
-    return step, float(np.median(np.hypot(*(moves - step).T)))
+def _within(first: np.ndarray, second: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)``: the pairs of poses ``first[i]``, ``second[j]`` (``(N, K, 2)``, NaN where
+    missing) whose keypoints' centres lie within ``reach`` (``(len(first), len(second))`` or
+    broadcast to it; and a half more) of each other."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pose without a keypoint: NaN, quietly
+        a, b = np.nanmean(first, axis=1), np.nanmean(second, axis=1)
+    near = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1]) <= 1.5 * reach
+    return np.nonzero(near)
+
+
+def _rigid_steps(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps (P, 2), off (P,))``: for each pair of poses ``first[p]``, ``second[p]``
+    (``(P, K, 2)``, NaN where missing), the median step over the keypoints both have, and the
+    median distance of those keypoints from where that step alone puts them (inf where they
+    share fewer than three)."""
+    moves = second - first
+    have = np.isfinite(moves[..., 0])
+    count = have.sum(axis=1)
+    step = _median(np.where(have[..., None], moves, np.nan), np.maximum(count, 1))
+    dev = np.hypot(moves[..., 0] - step[:, None, 0], moves[..., 1] - step[:, None, 1])
+    off = _median(np.stack([dev, dev], axis=-1), np.maximum(count, 1))[:, 0]
+    return np.nan_to_num(step), np.where(count >= 3, off, np.inf)
 
 
 def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
