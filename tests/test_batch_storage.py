@@ -256,6 +256,7 @@ def test_the_lock_in_object_storage_stops_a_second_run_and_frees_a_dead_ones(s3,
     host, or not renewed for LOCK_STALE seconds, it is taken over; a run removes its own."""
     import pyarrow.fs as pafs
 
+    from pafpose import storage
     from pafpose.batch import ledger
     from pafpose.errors import PafposeError
 
@@ -288,9 +289,26 @@ def test_the_lock_in_object_storage_stops_a_second_run_and_frees_a_dead_ones(s3,
         assert fs.get_file_info(lock).type == pafs.FileType.NotFound  # a run removes its own lock
     # renewed while held
     monkeypatch.setattr(ledger, "LOCK_BEAT", 0.2)
+
+    def beat():  # the lock as it is now; read as its renewal replaces it, a stream can mix two versions: again
+        for _ in range(20):
+            with contextlib.suppress(ValueError):
+                return json.loads(fs.open_input_stream(lock).read())["beat"]
+            time.sleep(0.05)
+        raise AssertionError("the lock never read whole")
+
     with ledger.exclusive(out):
-        first = json.loads(fs.open_input_stream(lock).read())["beat"]
+        first = beat()
         until = time.monotonic() + 15.0  # a beat every 0.2 s; a busy machine's object store may take seconds
-        while json.loads(fs.open_input_stream(lock).read())["beat"] <= first and time.monotonic() < until:
+        while beat() <= first and time.monotonic() < until:
             time.sleep(0.2)
-        assert json.loads(fs.open_input_stream(lock).read())["beat"] > first
+        assert beat() > first
+    # a lock read half renewed (two versions mixed) is read again, not taken for none and taken over
+    real = storage.read_bytes
+    torn = [json.dumps({"run": "other", "host": "elsewhere", "pid": 1, "beat": time.time()}).encode() + b"}"]
+    monkeypatch.setattr(storage, "read_bytes", lambda url, n: torn.pop() if torn else real(url, n))
+    left(host="elsewhere", pid=1, beat=time.time())
+    with pytest.raises(PafposeError, match="another pafpose batch is writing there"):
+        with ledger.exclusive(out):
+            pass
+    assert not torn

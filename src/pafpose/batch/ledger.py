@@ -267,10 +267,16 @@ def _object_lock(out: str) -> Iterator[None]:
     me = {"run": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
 
     def held() -> dict | None:
-        try:
-            return json.loads(read_bytes(url, 1 << 16))
-        except Exception:  # none (or unreadable: a lock is a courtesy, taken over)
-            return None
+        for _ in range(3):
+            try:
+                data = read_bytes(url, 1 << 16)
+            except Exception:  # none (or unreadable: a lock is a courtesy, taken over)
+                return None
+            try:
+                return json.loads(data)
+            except ValueError:  # read while its run renewed it (a stream's ranges across two versions): again
+                time.sleep(0.05)
+        return None
 
     other = held()
     if other is not None and other.get("run") != me["run"]:
