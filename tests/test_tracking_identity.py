@@ -345,19 +345,22 @@ def test_offline_chains_a_head_alone_moving_half_its_width_a_frame_into_one_id()
     head = [0, 14, 15, 16, 17]
     shape, other = template(0), template(1)
 
-    def ids(dy):
+    def ids(dy, dropped=None):
+        times = [t for t in range(31) if t != dropped][:30]  # the frames' times, in frames
         frames = [[pose(shape, (100 + 15 * t, 200 + dy(t)), keep=head, rng=np.random.default_rng(t), noise=0.5),
-                   pose(other, (300, 300))] for t in range(30)]
+                   pose(other, (300, 300))] for t in times]
         online = Tracker(TrackerConfig(smooth=False))
-        assert len({p.track_id for t, f in enumerate(frames) for p in online.update(f, t / 30)[:1]}) == 30
+        assert len({p.track_id for t, f in zip(times, frames, strict=True) for p in online.update(f, t / 30)[:1]}) == 30
         tracker, out = OfflineTracker(TrackerConfig(smooth=False)), []
-        for t, f in enumerate(frames):
+        for t, f in zip(times, frames, strict=True):
             out += [[p.track_id for p in x] for _, x in tracker.push(f, None, t / 30)]
         out += [[p.track_id for p in x] for _, x in tracker.flush()]
         return [f[0] for f in out], {f[1] for f in out}
 
     heads, beside = ids(lambda t: 0)
     assert set(heads[:-1]) == {heads[0]} and heads[-1] != heads[0] and beside == {1}
+    heads, _ = ids(lambda t: 0, dropped=12)  # a frame dropped: that step spans two frames of the clock
+    assert set(heads[:-1]) == {heads[0]}
     heads, beside = ids(lambda t: 15 * (t % 2))  # steps (15, 15), (15, -15), (15, 15)...
     assert len(set(heads)) == 30 and beside == {1}
 

@@ -211,7 +211,8 @@ class OfflineTracker(SequenceTracker):
         person's own pose in the next frame (their id there, or an id born there) show one
         person moving on steadily: over the keypoints each two share (three or more), each pose
         is the one before it shifted, within :data:`_STEADY` of the person's size, by a step of
-        at most :data:`_CHAIN_REACH` sizes, and the two steps agree within as much. A person
+        at most :data:`_CHAIN_REACH` sizes a frame, and the two steps, per frame of the clock
+        (a frame dropped between two doubles a step), agree within as much. A person
         too small for their speed (a head alone above a crowd, moving half its width a frame)
         gets a new online id every frame: a new track has no velocity yet, and the next pose
         is outside its tolerance. The born and the ended are paired by one assignment (the
@@ -235,20 +236,24 @@ class OfflineTracker(SequenceTracker):
             return
         here = _seen(centre, born)  # (B, K, 2)
         size = np.sqrt(_areas(here, 1.0))
+        # steps are per frame of the tracker's clock (a frame dropped between two makes that step twice as long)
+        dt1, dt2 = max(centre.time - before.time, 1e-9), max(after.time - centre.time, 1e-9)
         tol, reach = _STEADY * size, _CHAIN_REACH * size
         # the ended and the born within reach of each other (their keypoints' centres), then their steps
-        e, b = _within(_seen(before, ended), here, reach[None, :])
+        e, b = _within(_seen(before, ended), here, dt1 * reach[None, :])
         step, off = _rigid_steps(_seen(before, ended)[e], here[b])
+        step = step / dt1
         good = (off <= tol[b]) & (np.hypot(*step.T) <= reach[b])
         e, b, step = e[good], b[good], step[good]
         # each born person's own pose next: their id in the next frame if they have one there, else a born one
-        b2, q = _within(here, _seen(after, nexts), reach[:, None])
+        b2, q = _within(here, _seen(after, nexts), dt2 * reach[:, None])
         own = centre.ids[born][b2] == after.ids[nexts][q]
         has_own = np.zeros(len(born), bool)
         has_own[b2[own]] = True
         keep = own | ~has_own[b2]
         b2, q = b2[keep], q[keep]
         step2, off2 = _rigid_steps(here[b2], _seen(after, nexts)[q])
+        step2 = step2 / dt2
         ok2 = (off2 <= tol[b2]) & (np.hypot(*step2.T) <= reach[b2])
         b2, step2 = b2[ok2], step2[ok2]
         if not len(e) or not len(b2):
