@@ -254,6 +254,23 @@ def _areas(points: np.ndarray, floor: float) -> np.ndarray:
     return np.fmax((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), floor)
 
 
+def _overlap(first: np.ndarray, second: np.ndarray, widen: np.ndarray | None = None) -> np.ndarray:
+    """``(N, M)`` whether each box of ``first`` (``(N, 4)``, :func:`_boxes`) overlaps each of
+    ``second`` (``(M, 4)``) widened by ``widen`` (``(M,)`` pixels each side; NaN boxes overlap
+    nothing)."""
+    if widen is not None:
+        second = second + np.stack([-widen, -widen, widen, widen], axis=1)
+    with np.errstate(invalid="ignore"):
+        return ((first[:, None, 0] <= second[None, :, 2]) & (first[:, None, 2] >= second[None, :, 0])
+                & (first[:, None, 1] <= second[None, :, 3]) & (first[:, None, 3] >= second[None, :, 1]))
+
+
+def _reach(sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """``(T,)`` how far from its prediction (pixels) a keypoint still adds 1 % to the similarity
+    to a track of ``areas``: pairs whose boxes, widened by it, do not overlap cannot pass the gate."""
+    return 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas)
+
+
 class Tracker(SequenceTracker):
     """Gives every person a stable id through the frames of one sequence.
 
@@ -393,9 +410,7 @@ class Tracker(SequenceTracker):
         if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
             sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
             box = _boxes(xy)
-            with np.errstate(invalid="ignore"):
-                near = ((box[new, None, 0] <= box[None, :, 2]) & (box[new, None, 2] >= box[None, :, 0])
-                        & (box[new, None, 1] <= box[None, :, 3]) & (box[new, None, 3] >= box[None, :, 1]))
+            near = _overlap(box[new], box)
             near[np.arange(len(new)), new] = False
             a, b = np.nonzero(near)
             rows[_duplicates(xy, sigmas, self.config.min_area, new[a], b) & (rows == -1)] = _FRAGMENT
@@ -603,14 +618,7 @@ class Tracker(SequenceTracker):
             every = True
         else:
             every = False
-            # a keypoint farther than this from its prediction adds under 1 % to the similarity
-            reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas)
-            det, trk = _boxes(points), _boxes(predicted)
-            trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
-            with np.errstate(invalid="ignore"):
-                near = ((det[:, None, 0] <= trk[None, :, 2]) & (det[:, None, 2] >= trk[None, :, 0])
-                        & (det[:, None, 1] <= trk[None, :, 3]) & (det[:, None, 3] >= trk[None, :, 1]))
-            d_idx, t_idx = np.nonzero(near)
+            d_idx, t_idx = np.nonzero(_overlap(_boxes(points), _boxes(predicted), _reach(sigmas, areas)))
         if not len(d_idx):
             return rows, far
         raw = _pair_similarity(points, predicted, sigmas, areas, None if every else d_idx, None if every else t_idx,
@@ -675,12 +683,8 @@ class Tracker(SequenceTracker):
         if len(doubted) < 2:
             return
         # only neighbours, as _assign prunes: a person's box against the other's track's, widened by the reach
-        reach = 3.04 * 2.0 * float(sigmas.max()) * np.sqrt(areas[rows[doubted]]) * c.appearance_reach
-        det, trk = _boxes(points[doubted]), _boxes(predicted[rows[doubted]])
-        trk = trk + np.stack([-reach, -reach, reach, reach], axis=1)
-        with np.errstate(invalid="ignore"):
-            near = ((det[:, None, 0] <= trk[None, :, 2]) & (det[:, None, 2] >= trk[None, :, 0])
-                    & (det[:, None, 1] <= trk[None, :, 3]) & (det[:, None, 3] >= trk[None, :, 1]))
+        near = _overlap(_boxes(points[doubted]), _boxes(predicted[rows[doubted]]),
+                        _reach(sigmas, areas[rows[doubted]]) * c.appearance_reach)
         np.fill_diagonal(near, False)
         a, b = np.nonzero(near & near.T)  # person a of the doubted on b's track, each near the other's
         if not len(a):
@@ -854,9 +858,7 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     out = np.zeros(count, bool)
     if first is None or second is None:
         box = _boxes(points)
-        with np.errstate(invalid="ignore"):
-            overlap = ((box[:, None, 0] <= box[None, :, 2]) & (box[:, None, 2] >= box[None, :, 0])
-                       & (box[:, None, 1] <= box[None, :, 3]) & (box[:, None, 3] >= box[None, :, 1]))
+        overlap = _overlap(box, box)
         np.fill_diagonal(overlap, False)
         first, second = np.nonzero(overlap)
     if not len(first):
