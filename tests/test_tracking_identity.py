@@ -530,3 +530,50 @@ def test_the_grouped_solver_of_big_crowds_equals_one_matrix():
 
     assert total(grouped)[1] == total(dense)[1]
     assert total(grouped)[0] == pytest.approx(total(dense)[0])
+
+
+@pytest.mark.parametrize("b_seen_at_20", [False, True])
+def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbours_for_a_frame(monkeypatch,
+                                                                                            b_seen_at_20):
+    """A walker passes in front of a neighbour, who is hidden from frame 15 to 23; the online
+    tracker gives the walker the neighbour's track for frame 20 only (forced here; in a
+    crossing, a merged or poor pose does it), and the neighbour takes it back when seen again.
+    Hindsight sees the walker's own track just before and just after that frame, and the
+    neighbour's id there for one frame between gaps: the walker keeps their own id. Where it is
+    the neighbour who shows for that one frame (and the walker is missed), their own last pose
+    fits them better than the walker's interpolated one: they keep their id."""
+    from pafpose.tracking import track_frames
+
+    a = template(8)  # the two alike: only where they are tells them apart
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        who = []
+        if not (b_seen_at_20 and t == 20):
+            who.append(pose(a, (150 + 12 * t, 220), rng=rng))
+        if not 15 <= t < 24 or (b_seen_at_20 and t == 20):
+            who.append(pose(a, (410, 210), rng=rng))
+        frames.append(Poses(who))
+    real, calls = online.Tracker._assign, []
+
+    def forced(self, people, points, *args, **kwargs):
+        rows, far = real(self, people, points, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 21 and not b_seen_at_20:  # frame 20: the walker on the hidden neighbour's track
+            rows[:] = np.flatnonzero(self.ids == 1)[0]
+        return rows, far
+
+    monkeypatch.setattr(online.Tracker, "_assign", forced)
+    runs = {}
+    for offline in (False, True):
+        calls.clear()
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), TrackerConfig(smooth=False), offline)
+        runs[offline] = [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 else "a": p.track_id for p in people}
+                         for _, people in tracked]  # (the neighbour stands 10 px higher)
+    assert all(r.get("b", 1) == 1 for r in runs[False]), runs[False]  # the neighbour back on their own track
+    if b_seen_at_20:
+        assert runs[True][20] == runs[False][20] == {"b": 1}
+    else:
+        assert runs[False][20] == {"a": 1}  # online: the neighbour's id for that frame
+        assert runs[True][20] == {"a": 0}, runs[True][18:23]
+    assert all(r.get("a", 0) == 0 and r.get("b", 1) == 1 for r in runs[True]), runs[True]

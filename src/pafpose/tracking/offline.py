@@ -5,7 +5,8 @@ The online :class:`~pafpose.tracking.Tracker` gives the ids (unsmoothed), and a 
 continues a track ended within ``max_lost`` is re-linked to it from hindsight (its best pose
 of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); a person given a
 new id for a frame or two, whose own track the online tracker found again after, gets that
-track's id back (:meth:`OfflineTracker._bridge`); a person given a new id every frame (too
+track's id back, and so does a person given a hidden neighbour's id for a frame or two
+(:meth:`OfflineTracker._bridge`); a person given a new id every frame (too
 small for their speed: a new track has no velocity) keeps one where three frames show them
 moving on steadily (:meth:`OfflineTracker._chain`). Each frame is
 held back ``window`` frames, until the frames after it have been seen. Its keypoints are
@@ -282,8 +283,15 @@ class OfflineTracker(SequenceTracker):
         them (its similarity, weighed by what they wear as in the online matching, at least
         ``relink_similarity``). This is a person given a new id for a frame or two (a poor
         pose, a turn the prediction missed) whose own track the online tracker found again
-        after: :meth:`_relink` cannot give them that track, as it is seen again later. Only this
-        frame's id changes; the online tracker's state is left as it is."""
+        after: :meth:`_relink` cannot give them that track, as it is seen again later.
+
+        So does a person on an id seen before and after, but not in the frame just before (a
+        run of that id between gaps: a person given a hidden neighbour's track for a frame or
+        two, out of a merged or poor pose), for the whole run, where the free track is seen just
+        before the run and just after it and fits them better than the id's own last pose (its
+        tolerance grown with the frames since, weighed by what they wear): a neighbour back for
+        a frame keeps their id. Only the held frames' ids change; the online tracker's state is
+        left as it is."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
@@ -296,8 +304,9 @@ class OfflineTracker(SequenceTracker):
             return
         seen_before = set().union(*(f.ids.tolist() for f in past))
         seen_after = set().union(*(f.ids.tolist() for f in ahead))
-        loose = np.array([r for r, i in enumerate(ids) if i >= 0 and not (i in seen_before and i in seen_after)],
-                         np.int64)
+        just_before = set(past[-1].ids.tolist())
+        loose = np.array([r for r, i in enumerate(ids) if i >= 0 and not (
+            i in seen_before and i in seen_after and i in just_before)], np.int64)
         free = np.array(sorted((seen_before & seen_after) - set(ids) - {-1}), np.int64)
         if not len(loose) or not len(free):
             return
@@ -322,21 +331,40 @@ class OfflineTracker(SequenceTracker):
         areas = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
         sim = similarity(_seen(centre, loose), guess, sigmas, areas, c.shared_prior)  # (L, F)
-        if centre.looks is not None and c.appearance:  # what the track's person wore in the frames before
-            held = [f for f in past if f.looks is not None and f.looks.shape[1:] == centre.looks.shape[1:]]
-            worn = np.full((max(len(held), 1), len(free), *centre.looks.shape[1:]), np.nan, np.float32)
-            for j, f in enumerate(held):
-                pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
-                hit = free[pos] == f.ids
-                worn[j, pos[hit]] = f.looks[hit]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a limb never seen: NaN, quietly
-                look = np.nanmedian(worn, axis=0)
+        looked = centre.looks is not None and bool(c.appearance)
+        if looked:  # what the track's person wore in the frames before
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
-            dist = appearance.distance(centre.looks[loose], look, d_idx, t_idx).reshape(sim.shape)
-            sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
+            dist = appearance.distance(centre.looks[loose], _worn(past, free, centre.looks.shape[1:]), d_idx, t_idx)
+            sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale,
+                                         c.appearance_unknown).reshape(sim.shape)
+        runs: dict[int, list[_Frame]] = {}  # by row of ``loose``: the frames of a run between gaps
+        for j, r in enumerate(loose.tolist()):
+            i = ids[r]
+            if not (i in seen_before and i in seen_after):
+                continue
+            end = self._next
+            while end < len(frames) and (frames[end].ids == i).any():
+                end += 1
+            run = frames[self._next:end]  # the id's run from here; the free tracks seen just before and just after it
+            allowed = (np.isin(free, past[-1].ids) & np.isin(free, frames[end].ids) if end < len(frames)
+                       else np.zeros(len(free), bool)) & ~np.isin(free, np.concatenate([f.ids for f in run]))
+            # the id's own last pose, its tolerance grown with the time since, and what its person wore
+            last = next(f for f in reversed(past) if (f.ids == i).any())
+            points = _seen(last, np.flatnonzero(last.ids == i)[:1])
+            grown = (np.sqrt(_areas(points, c.min_area))
+                     * (1.0 + c.lost_growth * max(centre.time - last.time - 1.0, 0.0) / c.fps)) ** 2
+            own = similarity(_seen(centre, [r]), points, sigmas, grown, c.shared_prior)[0, 0]
+            if looked:
+                worn = _worn(past, np.array([i]), centre.looks.shape[1:])
+                own *= appearance.alike(appearance.distance(centre.looks[[r]], worn, np.zeros(1, np.int64),
+                                                            np.zeros(1, np.int64)),
+                                        c.appearance, c.appearance_scale, c.appearance_unknown)[0]
+            sim[j] = np.where(allowed & (sim[j] > own), sim[j], np.nan)
+            runs[j] = run
         r, k = _best_pairs(sim, c.relink_similarity)
-        centre.ids[loose[r]] = free[k]
+        for j, track in zip(r.tolist(), k.tolist(), strict=True):
+            for f in runs.get(j, [centre]):
+                f.ids[f.ids == ids[loose[j]]] = free[track]
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order, with the same hindsight as the others from the
@@ -463,6 +491,20 @@ def _seen(frame: _Frame, rows: Any) -> np.ndarray:
     """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
     coordinates where either is not finite (as the online matching takes them)."""
     return np.where(frame.obs[rows, :, :1] > 0, frame.keypoints[rows, :, :2], np.nan)
+
+
+def _worn(frames: list[_Frame], ids: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(len(ids), *shape)`` the median over ``frames`` of what each of the people ``ids``
+    (sorted) wore (:mod:`appearance`; NaN where never read)."""
+    held = [f for f in frames if f.looks is not None and f.looks.shape[1:] == shape]
+    worn = np.full((max(len(held), 1), len(ids), *shape), np.nan, np.float32)
+    for j, f in enumerate(held):
+        pos = np.minimum(np.searchsorted(ids, f.ids), len(ids) - 1)
+        hit = ids[pos] == f.ids
+        worn[j, pos[hit]] = f.looks[hit]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a limb never seen: NaN, quietly
+        return np.nanmedian(worn, axis=0)
 
 
 def _observations(points: np.ndarray) -> np.ndarray:
