@@ -211,7 +211,8 @@ class OfflineTracker(SequenceTracker):
         id that ended in the frame before it, where the ended pose, the born one and the born
         person's own pose in the next frame (their id there, or an id born there) show one
         person moving on steadily: over the keypoints each two share (three or more), each pose
-        is the one before it shifted, within :data:`_STEADY` of the person's size, by a step of
+        is the one before it shifted, within :data:`_STEADY` of the person's size (at least
+        that of ``min_area``: a far head's few pixels jitter as much as a near one's), by a step of
         at most :data:`_CHAIN_REACH` sizes a frame, and the two steps, per frame of the clock
         (a frame dropped between two doubles a step), agree within as much. A person
         too small for their speed (a head alone above a crowd, moving half its width a frame)
@@ -236,7 +237,7 @@ class OfflineTracker(SequenceTracker):
         if not len(ended) or not len(nexts):
             return
         here = _seen(centre, born)  # (B, K, 2)
-        size = np.sqrt(_areas(here, 1.0))
+        size = np.sqrt(_areas(here, self.config.min_area))
         # steps are per frame of the tracker's clock (a frame dropped between two makes that step twice as long)
         dt1, dt2 = max(centre.time - before.time, 1e-9), max(after.time - centre.time, 1e-9)
         tol, reach = _STEADY * size, _CHAIN_REACH * size
