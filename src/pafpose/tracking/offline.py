@@ -38,7 +38,7 @@ from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, _median, similarity
+from pafpose.tracking.online import PartSlots, Tracker, _areas, _boxes, _median, _overlap, _reach, similarity
 
 # how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
@@ -289,10 +289,12 @@ class OfflineTracker(SequenceTracker):
         So does a person on an id seen before and after, but not in the frame just before (a
         run of that id between gaps: a person given a hidden neighbour's track for a frame or
         two, out of a merged or poor pose), for the whole run, where the free track is seen just
-        before the run and just after it and fits them better than the id's own last pose (its
-        tolerance grown with the frames since, weighed by what they wear): a neighbour back for
-        a frame keeps their id. Only the held frames' ids change; the online tracker's state is
-        left as it is."""
+        before the run and just after it, in none of its frames, and fits the person on the id
+        in every frame of the run better than the id's own last pose (its tolerance grown with
+        the frames since, each weighed by what they wear; :meth:`_continues`): a neighbour back
+        for a frame keeps their id. Only the held frames' ids change; the online tracker's
+        state is left as it is. Only people and tracks within reach of each other are compared
+        (in a crowd with missed detections, many come back after a gap)."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
@@ -305,11 +307,26 @@ class OfflineTracker(SequenceTracker):
             return
         seen_before = set().union(*(f.ids.tolist() for f in past))
         seen_after = set().union(*(f.ids.tolist() for f in ahead))
-        just_before = set(past[-1].ids.tolist())
-        loose = np.array([r for r, i in enumerate(ids) if i >= 0 and not (
-            i in seen_before and i in seen_after and i in just_before)], np.int64)
         free = np.array(sorted((seen_before & seen_after) - set(ids) - {-1}), np.int64)
-        if not len(loose) or not len(free):
+        if not len(free):
+            return
+        just_before = set(past[-1].ids.tolist())
+        back = [r for r, i in enumerate(ids) if i not in just_before and i in seen_before
+                and i in seen_after]  # on an id seen around, after a gap: a run between gaps
+        sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
+        if back:  # ... worth a look only near a free track seen just before (in a crowd with missed detections,
+            # most people coming back after a gap are near none)
+            near = np.flatnonzero(np.isin(past[-1].ids, free))
+            if len(near):
+                last = _seen(past[-1], near)
+                close = _overlap(_boxes(_seen(centre, back)), _boxes(last),
+                                 _reach(sigmas, _areas(last, c.min_area))).any(axis=1)
+                back = [r for r, ok in zip(back, close.tolist(), strict=True) if ok]
+            else:
+                back = []
+        loose = np.array(sorted({r for r, i in enumerate(ids) if i >= 0 and not (i in seen_before and i in seen_after)}
+                                | set(back)), np.int64)
+        if not len(loose):
             return
         # each free track's latest frame before and earliest after (an index in ``frames``), and its row there
         side = np.full((2, len(free)), -1, np.int64)
@@ -323,49 +340,105 @@ class OfflineTracker(SequenceTracker):
                 row[which, pos[hit]] = np.flatnonzero(hit)
         t0 = np.array([frames[i].time for i in side[0]])
         t1 = np.array([frames[i].time for i in side[1]])
-        p0 = np.concatenate([_seen(frames[i], [r]) for i, r in zip(side[0], row[0], strict=True)])
-        p1 = np.concatenate([_seen(frames[i], [r]) for i, r in zip(side[1], row[1], strict=True)])
+        p0, p1 = (np.full((len(free), centre.keypoints.shape[1], 2), np.nan) for _ in range(2))
+        for which, out in ((0, p0), (1, p1)):  # gathered frame by frame (a few frames, many tracks)
+            for index in np.unique(side[which]).tolist():
+                pick = side[which] == index
+                out[pick] = _seen(frames[index], row[which, pick])
         w = ((centre.time - t0) / np.maximum(t1 - t0, 1e-9))[:, None, None]
         both = np.isfinite(p0) & np.isfinite(p1)
         guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
         gone = np.maximum(np.minimum(centre.time - t0, t1 - centre.time) - 1.0, 0.0) / c.fps  # s from the nearer side
         areas = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
-        sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
+        # only the free tracks within reach of someone loose (the others cannot pass relink_similarity) go on
+        keep = _overlap(_boxes(_seen(centre, loose)), _boxes(guess), _reach(sigmas, areas)).any(axis=0)
+        if not keep.any():
+            return
+        free, side, row, guess, areas = free[keep], side[:, keep], row[:, keep], guess[keep], areas[keep]
         sim = similarity(_seen(centre, loose), guess, sigmas, areas, c.shared_prior)  # (L, F)
+        keep = (sim >= c.relink_similarity).any(axis=0)  # what they wear only lowers a fit: the others are out
+        if not keep.any():
+            return
+        free, side, row, sim = free[keep], side[:, keep], row[:, keep], sim[:, keep]
         looked = centre.looks is not None and bool(c.appearance)
         if looked:  # what the track's person wore in the frames before
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
-            dist = appearance.distance(centre.looks[loose], _worn(past, free, centre.looks.shape[1:]), d_idx, t_idx)
+            free_looks = _worn(past, free, centre.looks.shape[1:])
+            dist = appearance.distance(centre.looks[loose], free_looks, d_idx, t_idx)
             sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale,
                                          c.appearance_unknown).reshape(sim.shape)
         runs: dict[int, list[_Frame]] = {}  # by row of ``loose``: the frames of a run between gaps
         for j, r in enumerate(loose.tolist()):
             i = ids[r]
-            if not (i in seen_before and i in seen_after):
+            if r not in back:
+                continue
+            # a run between gaps: only a free track seen just before it may take it (most loose people in a crowd
+            # with missed detections fit none: nothing more is computed for them)
+            candidates = (sim[j] >= c.relink_similarity) & np.isin(free, past[-1].ids)
+            if not candidates.any():
+                sim[j] = np.nan
                 continue
             end = self._next
             while end < len(frames) and (frames[end].ids == i).any():
                 end += 1
-            run = frames[self._next:end]  # the id's run from here; the free tracks seen just before and just after it
-            allowed = (np.isin(free, past[-1].ids) & np.isin(free, frames[end].ids) if end < len(frames)
-                       else np.zeros(len(free), bool)) & ~np.isin(free, np.concatenate([f.ids for f in run]))
-            # the id's own last pose, its tolerance grown with the time since, and what its person wore
-            last = next(f for f in reversed(past) if (f.ids == i).any())
-            points = _seen(last, np.flatnonzero(last.ids == i)[:1])
-            grown = (np.sqrt(_areas(points, c.min_area))
-                     * (1.0 + c.lost_growth * max(centre.time - last.time - 1.0, 0.0) / c.fps)) ** 2
-            own = similarity(_seen(centre, [r]), points, sigmas, grown, c.shared_prior)[0, 0]
-            if looked:
-                worn = _worn(past, np.array([i]), centre.looks.shape[1:])
-                own *= appearance.alike(appearance.distance(centre.looks[[r]], worn, np.zeros(1, np.int64),
-                                                            np.zeros(1, np.int64)),
-                                        c.appearance, c.appearance_scale, c.appearance_unknown)[0]
-            sim[j] = np.where(allowed & (sim[j] > own), sim[j], np.nan)
+            run = frames[self._next:end]  # ... and seen just after it, and in none of its frames
+            if end < len(frames):
+                candidates &= np.isin(free, frames[end].ids) & ~np.isin(free, np.concatenate([f.ids for f in run]))
+            else:
+                candidates[:] = False
+            last = next(f for f in reversed(past) if (f.ids == i).any())  # the id's own last pose before the run
+            mine = _seen(last, np.flatnonzero(last.ids == i)[:1])
+            if candidates.any():
+                worn = _worn(past, np.array([i]), centre.looks.shape[1:]) if looked else None
+                for t in np.flatnonzero(candidates).tolist():  # the run's person, frame by frame, fits this
+                    free_worn = free_looks[t:t + 1] if looked else None
+                    candidates[t] = all(self._continues(f, i, (last, mine, worn), (frames[side[0, t]], row[0, t],
+                                                        frames[side[1, t]], row[1, t], free_worn), sigmas,
+                                                        sim[j, t] if f is centre else None) for f in run)
+            sim[j] = np.where(candidates, sim[j], np.nan)
             runs[j] = run
         r, k = _best_pairs(sim, c.relink_similarity)
         for j, track in zip(r.tolist(), k.tolist(), strict=True):
             for f in runs.get(j, [centre]):
                 f.ids[f.ids == ids[loose[j]]] = free[track]
+
+    def _continues(self, frame: _Frame, i: int, own: tuple[_Frame, np.ndarray, np.ndarray | None],
+                   free: tuple[_Frame, int, _Frame, int, np.ndarray | None], sigmas: np.ndarray,
+                   free_fit: float | None) -> bool:
+        """Whether the person on id ``i`` in ``frame`` (of a run of that id between gaps) is
+        rather a free track's than the person ``i`` followed: the track's pose, seen in the
+        frames and rows ``free`` on both sides of the run, interpolated to the frame, fits them
+        (at least ``relink_similarity``; ``free_fit``: that fit already computed) better than
+        ``i``'s own last pose (``own``: its frame, its points, its tolerance grown with the time
+        since); each weighed by what its person wore (the last of ``own`` and of ``free``:
+        :func:`_worn`; None: not read)."""
+        c = self.config
+        person = np.flatnonzero(frame.ids == i)[:1]
+        here = _seen(frame, person)
+        read = frame.looks is not None and bool(c.appearance)
+
+        def alike(worn: np.ndarray | None) -> float:
+            if not read or worn is None or frame.looks.shape[1:] != worn.shape[1:]:
+                return 1.0
+            zero = np.zeros(1, np.int64)
+            return float(appearance.alike(appearance.distance(frame.looks[person], worn, zero, zero), c.appearance,
+                                          c.appearance_scale, c.appearance_unknown)[0])
+
+        if free_fit is None:
+            before, row_before, after, row_after, free_worn = free
+            w = (frame.time - before.time) / max(after.time - before.time, 1e-9)
+            p0, p1 = _seen(before, [row_before]), _seen(after, [row_after])
+            both = np.isfinite(p0) & np.isfinite(p1)
+            guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
+            gone = max(min(frame.time - before.time, after.time - frame.time) - 1.0, 0.0) / c.fps
+            area = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
+            free_fit = float(similarity(here, guess, sigmas, area, c.shared_prior)[0, 0]) * alike(free_worn)
+            if free_fit < c.relink_similarity:
+                return False
+        last, mine, worn = own
+        grown = (np.sqrt(_areas(mine, c.min_area))
+                 * (1.0 + c.lost_growth * max(frame.time - last.time - 1.0, 0.0) / c.fps)) ** 2
+        return free_fit > float(similarity(here, mine, sigmas, grown, c.shared_prior)[0, 0]) * alike(worn)
 
     def flush(self) -> list[tuple[Any, Poses]]:
         """The frames still held, in order, with the same hindsight as the others from the
