@@ -333,6 +333,7 @@ class Tracker(SequenceTracker):
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
         self._look = np.zeros((0, 0, 3))  # (T, S, 3) what each track's person wears (:mod:`appearance`; NaN: unknown)
+        self._tall = np.zeros(0, bool)  # (T,) whether the track's person was ever tall enough to read their colours
         self._parts = PartSlots()
 
     def update(self, poses: Any, time_s: float | None = None, image: np.ndarray | None = None) -> Poses:
@@ -426,6 +427,8 @@ class Tracker(SequenceTracker):
             gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
             self._continue(rows, points, gaps, new, now, None if looks is None else looks[tracked],
                            None if far is None else far[tracked])
+            if tall is not None:
+                self._tall[rows] |= tall[tracked]
         # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
         # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
         rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
@@ -718,11 +721,15 @@ class Tracker(SequenceTracker):
         own coasting one, goes back to their own (the neighbour's track is then unmatched, as
         the neighbour is now hidden), if they are ``tall`` (at least ``appearance_min_height``
         pixels in the frame: a smaller person's limbs are a few pixels wide, their colours mostly
-        what lies around them). ``far``: each person's colour distance to their track, kept
+        what lies around them). Either way, a track is taken back so only where its person was
+        seen that tall at some time (one that only ever followed a small or partial pose, a piece
+        of someone in a crowd, has colours read from a few pixels: in val2017-dev 7 people were
+        moved onto such tracks). ``far``: each person's colour distance to their track, kept
         true for those who change track. The tracks people left so: the caller offers them again."""
         c = self.config
         none = np.zeros(0, np.int64)
-        free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits))
+        # a lost track whose person was never seen tall has colours read from a few pixels: none to go by
+        free = np.flatnonzero(~taken & (absent > 1e-9) & (self._hits >= c.confirm_hits) & self._tall)
         if not len(free):
             return none
         left = rows == -1
@@ -761,6 +768,7 @@ class Tracker(SequenceTracker):
         self._fx = np.concatenate([self._fx, np.full((n, width, 2), np.nan)])
         self._fdx = np.concatenate([self._fdx, np.zeros((n, width, 2))])
         self._look = np.concatenate([self._look, np.full((n, *self._look.shape[1:]), np.nan, np.float32)])
+        self._tall = np.concatenate([self._tall, np.zeros(n, bool)])
         return np.arange(first, first + n)
 
     def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float,
@@ -823,6 +831,7 @@ class Tracker(SequenceTracker):
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
         self._look = self._look[alive]
+        self._tall = self._tall[alive]
 
 
 def _filtered(people: list[Pose], xy: np.ndarray) -> np.ndarray:
