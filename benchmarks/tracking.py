@@ -503,7 +503,8 @@ def switch_causes(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) ->
       track, born on a partial or split pose, won a person who never left);
     * re-entry: ``b`` never covered anyone and the person was unmatched for a while (a
       returning person got a new id: the lost track coasted away or died);
-    * recovered: ``b`` is the person's own earlier id (a switch back after a swap).
+    * recovered: ``b`` is the person's own earlier id (a switch back after a swap: also where
+      ``b`` covered someone else since, as when two people who had swapped ids swap back).
 
     ``brief takeover`` counts the takeovers undone within 3 frames (the person back on ``a``):
     mostly a person with a few visible keypoints behind another, whom the OKS matching of the
@@ -516,6 +517,7 @@ def switch_causes(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) ->
         last_frame: dict[int, int] = {}  # gt -> frame of its last match
         covered: dict[int, int] = {}  # hypothesis id -> gt it last covered
         taken: dict[int, tuple[int, int]] = {}  # gt -> (frame, id before) of its last takeover
+        had: dict[int, set[int]] = {}  # gt -> every hypothesis id it was matched to
         for f, (truth, poses) in enumerate(zip(truths, frames, strict=True)):
             if truth is None:
                 continue
@@ -526,15 +528,17 @@ def switch_causes(sequences: list[list[Truth]], hyps: list[list[list[Pose]]]) ->
                     owner = covered.get(b)
                     if owner is None:
                         out["fragment" if last_frame[g] == f - 1 else "re-entry"] += 1
+                    elif b in had[g]:
+                        out["recovered"] += 1
                     else:
-                        out["recovered" if owner == g else "takeover"] += 1
-                        if owner != g:
-                            taken[g] = (f, a)
+                        out["takeover"] += 1
+                        taken[g] = (f, a)
                     if g in taken and taken[g][1] == b and 0 < f - taken[g][0] <= 3:
                         out["brief takeover"] += 1
                         del taken[g]
             for g, b in now:
                 last_id[g], last_frame[g], covered[b] = b, f, g
+                had.setdefault(g, set()).add(b)
     return out
 
 

@@ -52,6 +52,29 @@ def test_generated_sequence_scores_every_tracker() -> None:
     assert stats["ids"] >= len({int(i) for t in truths for i in t.ids})
 
 
+def test_switch_causes_name_a_swap_and_the_swap_back() -> None:
+    """Two people swap ids (two takeovers) and swap back (two switches to each one's own
+    earlier id: recovered, though each id covered the other person in between); a third gets a
+    new id after a gap (a re-entry) and a fourth in the next frame (a fragment)."""
+    box = np.stack([np.stack([np.linspace(0, 60, 17), np.linspace(0, 160, 17), np.full(17, 2.0)], axis=1)])
+
+    def truth(*xs):
+        k = np.concatenate([box + np.array([x, 0.0, 0.0]) for x in xs])
+        return tracking.Truth(np.arange(len(xs)), k, np.full(len(xs), 60 * 160.0), np.zeros(len(xs), bool))
+
+    def poses(ids, xs):
+        return [Pose(np.concatenate([box[0, :, :2] + [x, 0], np.ones((17, 1))], axis=1), 0.9, COCO17, i)
+                for i, x in zip(ids, xs, strict=True)]
+
+    xs = (0, 200, 400, 600)
+    truths = [truth(*xs)] * 10
+    ids = [[0, 1, 2, 3]] * 3 + [[1, 0, 2, 3]] * 3 + [[0, 1, 2, 3]] * 2 + [[0, 1, 5, 6]] * 2
+    hyps = [poses(i, xs) for i in ids]
+    hyps[7] = [p for p in hyps[7] if p.track_id != 2]  # the third unmatched for a frame before their new id
+    assert tracking.switch_causes([truths], [hyps]) == {"takeover": 2, "fragment": 1, "re-entry": 1,
+                                                       "recovered": 2, "brief takeover": 2}
+
+
 def test_posetrack_output_of_pafpose_predict_scores_against_posetrack_ground_truth(env, tmp_path) -> None:
     """A generated sequence written as frames + a PoseTrack ground-truth file; `pafpose predict
     --json posetrack` on the frames; its file read back and scored by motmetrics."""
