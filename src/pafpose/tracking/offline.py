@@ -368,9 +368,10 @@ class OfflineTracker(SequenceTracker):
             sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale,
                                          c.appearance_unknown).reshape(sim.shape)
         runs: dict[int, list[_Frame]] = {}  # by row of ``loose``: the frames of a run between gaps
+        returning = set(back)
         for j, r in enumerate(loose.tolist()):
             i = ids[r]
-            if r not in back:
+            if r not in returning:
                 continue
             # a run between gaps: only a free track seen just before it may take it (most loose people in a crowd
             # with missed detections fit none: nothing more is computed for them)
