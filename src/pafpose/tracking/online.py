@@ -21,9 +21,10 @@ twice (a duplicate piece on top of them, from a box found twice or a merge of de
 people), before the matching, so that the piece cannot keep the track. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
-the gate lets through, and a person left over who looks like a lost track's person takes it
-back within ``appearance_reach`` times its tolerance; two people who each look like the
-other's track rather than their own swap (out of a crossing the detector merged them in). A
+the gate lets through, and a person left over who looks like a lost track's person (one once
+seen tall enough to read) takes it back within ``appearance_reach`` times its tolerance; two
+people who each look like the other's track rather than their own swap (out of a crossing the
+detector merged them in). A
 track survives ``max_lost`` seconds without a match, from the frames' own timestamps, and
 takes its id back when the person reappears; a person no track explains starts a new id.
 Ids are never reused within a sequence. In a crowd, only pairs whose boxes, widened by the
