@@ -120,8 +120,10 @@ def test_the_estimator_says_what_the_image_was(est, photo):
     by_file = est.predict(open_image(photo))
     by_array = est.predict(image)
     assert by_array.source is None and by_file.source == str(photo)
-    for other in (by_file, by_array):
-        assert np.array_equal(other.keypoints, by_path.keypoints, equal_nan=True)
+    for other in (by_file, by_array):  # the same people (OpenVINO's first inference on an AVX2-only CPU differs from
+        # the later ones in the last bits: 4e-5 px, so not bit for bit)
+        assert np.array_equal(np.isnan(other.keypoints), np.isnan(by_path.keypoints))
+        assert np.allclose(other.keypoints, by_path.keypoints, rtol=0.0, atol=1e-3, equal_nan=True)
     blank = est.predict(np.zeros((64, 64, 3), np.uint8))
     assert len(blank) == 0 and blank.keypoints.shape == (0, 18, 3)
 
