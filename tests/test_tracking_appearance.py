@@ -320,8 +320,10 @@ def test_offline_gives_a_one_frame_id_to_the_track_that_looks_like_the_person_no
 
 @pytest.mark.parametrize("offline", [False, True])
 def test_a_person_who_returns_beyond_the_keypoints_reach_takes_their_id_back_by_what_they_wear(offline):
-    """... and online, only where the track's person was ever seen ``appearance_min_height``
-    tall: colours read from a person only ever smaller (here 195 px against 250) take nobody back."""
+    """A person back farther than the keypoints' gate reaches takes their id back by what they
+    wear (a new id without the frame, and for someone dressed otherwise); online, only where the
+    track's person was ever seen ``appearance_min_height`` tall: colours read from a person only
+    ever smaller (here 195 px against 250) take nobody back."""
     def ids(frames, with_image, min_height=130.0):
         config = TrackerConfig(smooth=False, appearance_min_height=min_height)
         tracker = OfflineTracker(config) if offline else Tracker(config)
