@@ -345,11 +345,7 @@ class OfflineTracker(SequenceTracker):
             for index in np.unique(side[which]).tolist():
                 pick = side[which] == index
                 out[pick] = _seen(frames[index], row[which, pick])
-        w = ((centre.time - t0) / np.maximum(t1 - t0, 1e-9))[:, None, None]
-        both = np.isfinite(p0) & np.isfinite(p1)
-        guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
-        gone = np.maximum(np.minimum(centre.time - t0, t1 - centre.time) - 1.0, 0.0) / c.fps  # s from the nearer side
-        areas = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
+        guess, areas = _between(p0, p1, t0, t1, centre.time, c)
         # only the free tracks within reach of someone loose (the others cannot pass relink_similarity) go on
         keep = _overlap(_boxes(_seen(centre, loose)), _boxes(guess), _reach(sigmas, areas)).any(axis=0)
         if not keep.any():
@@ -427,12 +423,8 @@ class OfflineTracker(SequenceTracker):
 
         if free_fit is None:
             before, row_before, after, row_after, free_worn = free
-            w = (frame.time - before.time) / max(after.time - before.time, 1e-9)
-            p0, p1 = _seen(before, [row_before]), _seen(after, [row_after])
-            both = np.isfinite(p0) & np.isfinite(p1)
-            guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
-            gone = max(min(frame.time - before.time, after.time - frame.time) - 1.0, 0.0) / c.fps
-            area = (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
+            guess, area = _between(_seen(before, [row_before]), _seen(after, [row_after]), np.array([before.time]),
+                                   np.array([after.time]), frame.time, c)
             free_fit = float(similarity(here, guess, sigmas, area, c.shared_prior)[0, 0]) * alike(free_worn)
             if free_fit < c.relink_similarity:
                 return False
@@ -566,6 +558,18 @@ def _seen(frame: _Frame, rows: Any) -> np.ndarray:
     """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
     coordinates where either is not finite (as the online matching takes them)."""
     return np.where(frame.obs[rows, :, :1] > 0, frame.keypoints[rows, :, :2], np.nan)
+
+
+def _between(p0: np.ndarray, p1: np.ndarray, t0: np.ndarray, t1: np.ndarray, at: float,
+             c: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(points (N, K, 2), areas (N,))``: tracks seen as ``p0`` at times ``t0`` and ``p1`` at
+    ``t1`` (frames), interpolated to ``at`` (a keypoint one side lacks: the other side's), and
+    their areas, the tolerance grown with the seconds from the nearer side, as for a lost track."""
+    w = ((at - t0) / np.maximum(t1 - t0, 1e-9))[:, None, None]
+    both = np.isfinite(p0) & np.isfinite(p1)
+    guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
+    gone = np.maximum(np.minimum(at - t0, t1 - at) - 1.0, 0.0) / c.fps
+    return guess, (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
 
 
 def _worn(frames: list[_Frame], ids: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
