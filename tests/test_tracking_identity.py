@@ -194,6 +194,52 @@ def test_a_person_split_in_two_starts_no_track_and_keeps_their_id():
 
 
 
+@pytest.mark.parametrize("head_first", [False, True])
+def test_a_person_whose_head_is_found_apart_keeps_their_track_on_the_body(head_first):
+    """A stands beside a neighbour hidden for a third of a second (their track lost, still
+    alive); then the detector finds A's head apart from their body, the two sharing no keypoint.
+    Matched as two people, the head fit A's track and the body the lost neighbour's well enough
+    that two matches beat one: the head kept A's id, the body took the neighbour's, and the two
+    traded ids from frame to frame (train2017-mini 18). Both fit A's track best, closely: the
+    body, the larger piece, keeps A's id and the head comes back untracked, whatever the order."""
+    shape = template(0)
+    head = [0, 14, 15, 16, 17]  # nose, eyes, ears
+    body = np.setdiff1d(np.arange(18), head)
+    tracker = raw()
+    for t in range(10):
+        tracker.update([pose(shape, (200, 200)), pose(shape, (250, 200))], time_s=t / 30)
+    for t in range(10, 20):
+        (a,) = tracker.update([pose(shape, (200, 200))], time_s=t / 30)
+    for t in range(20, 26):
+        people = [pose(shape, (200, 200), keep=body), pose(shape, (200, 200), keep=head)]
+        out = tracker.update(people[::-1] if head_first else people, time_s=t / 30)
+        assert {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in out} == {13: a.track_id, 5: None}
+    assert tracker._next_id == 2
+
+
+def test_pieces_are_two_people_one_track_fits_best_with_hardly_a_keypoint_in_common():
+    """:func:`online._pieces` on its own: two people who share their best track, each fitting it
+    closely, are pieces where they share at most three keypoints (the smaller one is the piece;
+    of two as large, the later); sharing more (two people overlapping), fitting it loosely or
+    fitting other tracks best, they are not."""
+    xy = np.full((3, 18, 2), np.nan)
+    xy[0, :10], xy[1, 10:], xy[2, 7:11] = 1.0, 1.0, 1.0  # 10, 8 and 4 keypoints (where, the raw says)
+    d_idx, t_idx = np.array([0, 1, 2, 0, 1]), np.array([0, 0, 0, 1, 1])
+
+    def pieces(raw, people=(0, 1, 2)):
+        keep = np.isin(d_idx, people)
+        return online._pieces(xy, d_idx[keep], t_idx[keep], np.asarray(raw, float)[keep], 0.5).tolist()
+
+    assert pieces([0.9, 0.8, 0.2, 0.1, 0.1]) == [1]  # 0 and 1 share none: 1 (fewer) is the piece
+    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1]) == [1, 2]  # 2 shares 3 with 0 and 1 with 1
+    assert pieces([0.9, 0.4, 0.2, 0.1, 0.1]) == []  # 1 fits the track loosely
+    assert pieces([0.9, 0.8, 0.2, 0.1, 0.85]) == []  # 1 fits another track best
+    xy[2, 7:] = 1.0  # now 11 keypoints, 3 shared with person 0
+    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1], people=(0, 2)) == [0]  # 0 (10) is smaller than 2 (11)
+    xy[2, 6] = 1.0  # 4 shared: two people overlapping, neither a piece
+    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1], people=(0, 2)) == []
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_poses_that_carry_ids_from_elsewhere_come_back_with_this_trackers_ids_only(offline):
     """People read back from a file already carry ids: a tracked person gets this tracker's
