@@ -218,26 +218,31 @@ def test_a_person_whose_head_is_found_apart_keeps_their_track_on_the_body(head_f
 
 
 def test_pieces_are_two_people_one_track_fits_best_with_hardly_a_keypoint_in_common():
-    """:func:`online._pieces` on its own: two people who share their best track, each fitting it
-    closely, are pieces where they share at most three keypoints (the smaller one is the piece;
-    of two as large, the later); sharing more (two people overlapping), fitting it loosely or
-    fitting other tracks best, they are not."""
+    """:func:`online._pieces` on its own: of two people who share their best track, the smaller
+    is a piece where they share at most three keypoints, the larger fits it closely and the
+    smaller passes the gate (of two as large, the later is the piece); sharing more (two people
+    overlapping), the larger fitting loosely, or either fitting another track best, none is. The
+    pairs listed or read as a matrix (every pair) give the same."""
     xy = np.full((3, 18, 2), np.nan)
     xy[0, :10], xy[1, 10:], xy[2, 7:11] = 1.0, 1.0, 1.0  # 10, 8 and 4 keypoints (where, the raw says)
-    d_idx, t_idx = np.array([0, 1, 2, 0, 1]), np.array([0, 0, 0, 1, 1])
 
-    def pieces(raw, people=(0, 1, 2)):
-        keep = np.isin(d_idx, people)
-        return online._pieces(xy, d_idx[keep], t_idx[keep], np.asarray(raw, float)[keep], 0.5).tolist()
+    def pieces(raw, people=(0, 1, 2)):  # raw: every pair of the 3 people and 2 tracks, detection-major
+        raw = np.asarray(raw, float).reshape(3, 2)[list(people)].ravel()
+        d, t = np.divmod(np.arange(len(raw)), 2)
+        listed = online._pieces(xy[list(people)], d, t, raw, 0.5, 0.1)
+        assert listed.tolist() == online._pieces(xy[list(people)], d, t, raw, 0.5, 0.1, (len(people), 2)).tolist()
+        return [people[i] for i in listed]
 
-    assert pieces([0.9, 0.8, 0.2, 0.1, 0.1]) == [1]  # 0 and 1 share none: 1 (fewer) is the piece
-    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1]) == [1, 2]  # 2 shares 3 with 0 and 1 with 1
-    assert pieces([0.9, 0.4, 0.2, 0.1, 0.1]) == []  # 1 fits the track loosely
-    assert pieces([0.9, 0.8, 0.2, 0.1, 0.85]) == []  # 1 fits another track best
+    assert pieces([0.9, 0.1, 0.8, 0.1, 0.05, 0.0]) == [1]  # 0 and 1 share none: 1 (fewer) is the piece
+    assert pieces([0.9, 0.1, 0.2, 0.1, 0.0, 0.0]) == [1]  # the piece need only pass the gate
+    assert pieces([0.9, 0.1, 0.8, 0.1, 0.7, 0.1]) == [1, 2]  # 2 shares 3 with 0 and 1 with 1
+    assert pieces([0.4, 0.1, 0.3, 0.1, 0.0, 0.0]) == []  # the larger fits loosely
+    assert pieces([0.9, 0.1, 0.08, 0.0, 0.0, 0.0]) == []  # the smaller fails the gate
+    assert pieces([0.9, 0.1, 0.6, 0.85, 0.0, 0.0]) == []  # 1 fits the other track best
     xy[2, 7:] = 1.0  # now 11 keypoints, 3 shared with person 0
-    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1], people=(0, 2)) == [0]  # 0 (10) is smaller than 2 (11)
+    assert pieces([0.9, 0.1, 0.0, 0.0, 0.8, 0.1], people=(0, 2)) == [0]  # 0 (10) is smaller than 2 (11)
     xy[2, 6] = 1.0  # 4 shared: two people overlapping, neither a piece
-    assert pieces([0.9, 0.8, 0.7, 0.1, 0.1], people=(0, 2)) == []
+    assert pieces([0.9, 0.1, 0.0, 0.0, 0.8, 0.1], people=(0, 2)) == []
 
 
 @pytest.mark.parametrize("offline", [False, True])

@@ -644,9 +644,13 @@ class Tracker(SequenceTracker):
             fits[d_s, t_s] = 1.0
             a, b = np.nonzero(fits @ fits.T)  # the pairs of people who fit one track (each way, and themselves)
             rows[_duplicates(points, sigmas, c.min_area, who[a[a != b]], who[b[a != b]])] = _FRAGMENT
-            # a person split in two (the head found apart from the body, upper and lower halves): two people
-            # whom the same track fits best, closely, with hardly a keypoint in common are its pieces
-            rows[_pieces(points, d_idx, t_idx, raw, c.fragment_similarity)] = _FRAGMENT
+            ok &= rows[d_idx] != _FRAGMENT
+        # a person split in two (the head found apart from the body, upper and lower halves): two people whom
+        # the same track fits best, with hardly a keypoint in common, the larger closely, are its pieces
+        pieces = _pieces(points, d_idx, t_idx, raw, c.fragment_similarity, c.min_similarity,
+                         (len(people), len(self.ids)) if every else None)
+        if len(pieces):
+            rows[pieces] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
         if looks is not None:  # what they wear weighs the pairs the keypoints allow; it opens no gate
             d_ok, t_ok = d_idx[ok], t_idx[ok]
@@ -887,36 +891,44 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     return out
 
 
-def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, close: float
-            ) -> np.ndarray:
-    """The people who are a piece of another person of the frame: each of two people whose best
-    track (highest ``raw`` similarity over the pairs ``(d_idx, t_idx)``) is the same, each fitting
-    it at least ``close``, with at most :data:`_PIECE_SHARED` keypoints in common, is a piece of
-    the one with more keypoints (of two with as many, the later of the earlier). A decoder that
-    finds a person's head apart from their body, or their halves apart, gives two such people:
-    matched as two, the head kept the person's track and the body took a lost neighbour's
-    (train2017-mini 18 of ``benchmarks/tracking.py --seeds 10-19``: the two ids traded every
-    frame). Two people who overlap share keypoints, and each fits their own track best.
-    ``points``: ``(D, K, 2)``, NaN where missing. The indices of the pieces. (Called only where
-    a track fits two people closely: most frames have none.)"""
+def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, close: float,
+            gate: float, every: tuple[int, int] | None = None) -> np.ndarray:
+    """The people who are a piece of another person of the frame: of two people whose best track
+    (highest ``raw`` similarity over the pairs ``(d_idx, t_idx)``) is the same, with at most
+    :data:`_PIECE_SHARED` keypoints in common, the one with fewer keypoints (of two with as many,
+    the later) is a piece of the other where the other fits it at least ``close`` and the piece
+    at least ``gate``. A decoder that finds a person's head apart from their body, or their
+    halves apart, gives two such people: matched as two, the head kept the person's track and
+    the body took a lost neighbour's, two matches being worth more than one (train2017-mini 18
+    of ``benchmarks/tracking.py --seeds 10-19``: the two ids traded every frame, the head's
+    keypoints on the track going stale while the body had it). Two people who overlap share
+    keypoints, and each fits their own track best. ``points``: ``(D, K, 2)``, NaN where missing;
+    ``every``: ``(D, T)`` where the pairs are every pair, detection-major (read as a matrix: the
+    few-people case, most frames). The indices of the pieces."""
     none = np.zeros(0, np.int64)
     if not len(raw):
         return none
-    order = np.argsort(raw, kind="stable")  # ascending: each person's last write is their best pair
-    best = np.full(len(points), -1, np.int64)
-    best_raw = np.zeros(len(points))
-    best[d_idx[order]], best_raw[d_idx[order]] = t_idx[order], raw[order]
-    fit = np.flatnonzero(best_raw >= close)
+    if every is not None:
+        by_person = raw.reshape(every)
+        best = by_person.argmax(axis=1)
+        best_raw = by_person[np.arange(every[0]), best]
+    else:
+        order = np.argsort(raw, kind="stable")  # ascending: each person's last write is their best pair
+        best = np.full(len(points), -1, np.int64)
+        best_raw = np.zeros(len(points))
+        best[d_idx[order]], best_raw[d_idx[order]] = t_idx[order], raw[order]
+    fit = np.flatnonzero(best_raw >= gate)
     count = np.bincount(best[fit], minlength=int(t_idx.max()) + 1)
-    fit = fit[count[best[fit]] >= 2]  # people who share their best track with another
-    if not len(fit):
+    if count.max(initial=0) < 2:  # most frames: every track is at most one person's best
         return none
+    fit = fit[count[best[fit]] >= 2]  # people who share their best track with another
     have = np.isfinite(points[fit, :, 0]).astype(np.int32)
     n = have.sum(axis=1)
     common = have @ have.T
     smaller = (n[:, None] < n[None, :]) | ((n[:, None] == n[None, :]) & (fit[:, None] > fit[None, :]))
     same = best[fit][:, None] == best[fit][None, :]
-    return fit[(same & smaller & (common <= _PIECE_SHARED)).any(axis=1)]
+    larger_close = best_raw[fit][None, :] >= close
+    return fit[(same & smaller & larger_close & (common <= _PIECE_SHARED)).any(axis=1)]
 
 
 def _matched(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
