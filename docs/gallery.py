@@ -55,7 +55,9 @@ def save(image: np.ndarray, path: Path) -> None:
 
 
 def close_up(drawn: np.ndarray, people: list[dict]) -> np.ndarray:
-    """The drawn photo cut around the hands and face of the person nearest its middle."""
+    """The drawn photo cut around the hands and face of the person with the most of them found
+    (of those, the nearest its middle): the one nearest the middle may have only a hand, a
+    picture of a few pixels."""
     h, w = drawn.shape[:2]
 
     def points(person: dict) -> np.ndarray:
@@ -68,7 +70,7 @@ def close_up(drawn: np.ndarray, people: list[dict]) -> np.ndarray:
     found = [(p, k) for p, k in found if len(k)]
     if not found:
         raise SystemExit("gallery: no hands or face found for the close-up")
-    _, k = min(found, key=lambda pk: abs(pk[1][:, 0].mean() - w / 2))
+    _, k = min(found, key=lambda pk: (-len(pk[1]), abs(pk[1][:, 0].mean() - w / 2)))
     (x0, y0), (x1, y1) = k.min(axis=0), k.max(axis=0)
     m = 0.25 * max(x1 - x0, y1 - y0)
     x0, y0, x1, y1 = (int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(w, x1 + m)), int(min(h, y1 + m)))

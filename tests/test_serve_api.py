@@ -472,10 +472,10 @@ def test_a_session_keeps_people_without_a_keypoint_in_their_place():
     assert [p.score for p in out] == [0.8, 0.9, 0.8] and [p.track_id for p in out] == [None, 0, None]
 
 
-def test_a_session_keeps_fragments_and_half_found_people_in_their_place():
-    """A piece of a tracked person (untracked: the tracker answers it after the people it
-    follows) given between two people, and a person found in one coordinate only (nothing to
-    track by): each comes back where it was given, as the tracker answered it."""
+def test_a_session_keeps_half_found_people_in_their_place_and_pieces_in_their_person():
+    """A piece of a tracked person given between two people (merged into that person: it does
+    not come back apart), and a person found in one coordinate only (nothing to track by, given
+    back as it came): each comes back where it was given, as the tracker answered it."""
     from pafpose.serve.sessions import Sessions
 
     rng = np.random.default_rng(0)
@@ -496,5 +496,9 @@ def test_a_session_keeps_fragments_and_half_found_people_in_their_place():
     half.keypoints[:, 1] = np.nan
     out = sessions.update("cam", [person(100), piece, half, person(400)], now=3 / 30)
     counts = [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out]
-    assert counts == [18, 9, 18, 18] and [p.track_id for p in out] == [0, None, None, 1]
-    assert np.isnan(out[2].keypoints[:, 1]).all()
+    assert counts == [18, 18, 18] and [p.track_id for p in out] == [0, None, 1]
+    assert np.isnan(out[1].keypoints[:, 1]).all()
+    out = sessions.update("cam", [piece, person(400), half, person(100, keep=list(range(2, 14)))],
+                          now=4 / 30)  # the person's head first, their body last: one person, in the body's place
+    assert [p.track_id for p in out] == [1, None, 0]
+    assert int(np.isfinite(out[2].keypoints[:, 0]).sum()) == 18

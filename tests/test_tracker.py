@@ -112,8 +112,8 @@ def test_bad_input_never_crashes_or_collides():
     out = tracker.update([nothing, lonely, Pose(nans, 0.5, COCO18)])
     assert len(out) == 2 and len({p.track_id for p in out}) == 2  # a person with no keypoint is no one
     for _ in range(3):
-        out = tracker.update([lonely, lonely])  # two identical detections: one person, the repeat untracked
-        assert len(out) == 2 and [p.track_id is None for p in out] == [False, True]
+        out = tracker.update([lonely, lonely])  # two identical detections: one person (the repeat merged)
+        assert len(out) == 1 and out[0].track_id is not None
     assert tracker.update(Poses(), time_s=float("nan")) == []
 
 

@@ -96,13 +96,14 @@ def test_a_person_keeps_their_own_track_rather_than_free_it_for_a_newcomer():
 
 
 @pytest.mark.parametrize("piece_first", [False, True])
-def test_a_person_found_twice_keeps_their_track_and_the_piece_stays_untracked(piece_first):
+def test_a_person_found_twice_keeps_their_track_and_the_piece_is_merged_into_them(piece_first):
     """A stands still beside a neighbour hidden for a third of a second (their track lost, still
     alive); then the detector gives A twice, whole and as a duplicate of their upper body (a box
     found twice by a top-down detector). Matched as two people, the piece fit A's track nearly as
     well as A, and A fit the lost neighbour's track better than the piece: the piece kept A's
     track and A took the neighbour's. A person repeated by another of the frame's people is
-    matched once: A keeps their id, the piece comes back untracked, whatever the order."""
+    matched once: A keeps their id and the piece is one with them (one pose comes back),
+    whatever the order."""
     shape = template(0)
     tracker = raw()
     for t in range(10):
@@ -112,16 +113,17 @@ def test_a_person_found_twice_keeps_their_track_and_the_piece_stays_untracked(pi
     people = [pose(shape, (200, 200)), pose(shape, (200, 200), keep=UPPER)]
     if piece_first:
         people = people[::-1]
-    out = tracker.update(people, time_s=20 / 30)
-    got = {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in out}
-    assert got == {18: a.track_id, 12: None}
+    (out,) = tracker.update(people, time_s=20 / 30)
+    assert out.track_id == a.track_id
+    np.testing.assert_array_equal(out.keypoints, pose(shape, (200, 200)).keypoints)
     assert tracker._next_id == 2
 
 
 @pytest.mark.parametrize("offline", [False, True])
 def test_a_newcomer_found_twice_spends_one_id(offline):
     """In the first frame (no track yet to fit) a person comes whole and as a duplicate of their
-    upper body: the piece comes back untracked from the first frame on, and one id is spent."""
+    upper body: the piece is one with them from the first frame on (one pose comes back), and
+    one id is spent."""
     from pafpose.tracking import OfflineTracker
 
     shape = template(0)
@@ -132,7 +134,7 @@ def test_a_newcomer_found_twice_spends_one_id(offline):
                                            t / 30)]
     out += [p for _, p in tracker.flush()]
     for poses in out:
-        assert {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in poses} == {18: 0, 12: None}
+        assert [(int(np.isfinite(p.keypoints[:, 0]).sum()), p.track_id) for p in poses] == [(18, 0)]
     assert (tracker.online if offline else tracker)._next_id == 1
 
 
@@ -152,46 +154,43 @@ def test_people_overlapping_are_no_duplicates_of_each_other():
 
 
 def test_the_people_come_back_in_the_order_given_fragments_too():
-    """A piece of A (untracked, a fragment) given first, a person with nothing to track by in
-    the middle (left out): the answer keeps the order given, less the one left out."""
+    """A piece of A given first (merged into A: it does not come back apart), a person with
+    nothing to track by in the middle (left out), one with only a face (a part's points,
+    untracked): the answer keeps the order given, less those two."""
     shape = template(0)
     tracker = raw()
     for t in range(3):
         tracker.update([pose(shape, (100, 200)), pose(shape, (400, 200))], time_s=t / 30)
     piece = pose(shape, (100, 200), keep=[0, 1, 2, 3, 4, 14, 15, 16, 17])
     empty = pose(shape, (250, 200), keep=[])
-    given = [piece, pose(shape, (400, 200)), empty, pose(shape, (100, 200))]
+    face = empty.replace(parts={"face": np.array([[260.0, 150.0, 0.9], [262.0, 152.0, 0.8]])})
+    given = [piece, pose(shape, (400, 200)), empty, face, pose(shape, (100, 200))]
     out = tracker.update(iter(given), time_s=3 / 30)  # an iterator too: read once
-    assert [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out] == [9, 18, 18]
-    assert [p.track_id for p in out] == [None, 1, 0]
-    assert [online.answered(p) for p in (piece, empty)] == [True, False]
+    assert [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out] == [18, 0, 18]
+    assert [p.track_id for p in out] == [1, None, 0]
+    assert "face" in out[1].parts
+    assert [online.answered(p) for p in (piece, empty, face)] == [True, False, True]
 
 
 def test_a_person_split_in_two_starts_no_track_and_keeps_their_id():
     """Fragments: for 12 frames the detector finds one person as two poses (upper and lower
-    body). The track keeps its person (one half, the one that fits best) and the other half starts no track: it
-    comes back untracked, so it can never win the whole person later; after the split the
-    person is whole again under their first id, and the person beside them keeps theirs."""
+    body). The two halves are one person: one pose comes back, whole, under the person's first
+    id (the halves merged), so a half can never start a track and win the whole person later;
+    the person beside them keeps theirs, and no id is spent on a half."""
     a, b = template(2), template(3)
     rng = np.random.default_rng(2)
-    frames = []
+    tracker = raw()
+    ids = []
     for t in range(45):
         at = np.array([120 + 2 * t, 220.0])
-        if 15 <= t < 27:
-            who = {"a": pose(a, at, UPPER, rng), "a-legs": pose(a, at, LOWER, rng)}
-        else:
-            who = {"a": pose(a, at, rng=rng)}
-        who["b"] = pose(b, (450, 210), rng=rng)
-        frames.append(who)
-    tracker = raw()
-    ids = track(tracker, frames)
-    whole = [f["a"] for t, f in enumerate(ids) if not 15 <= t < 27]
-    assert set(whole) == {whole[0]}, ids
-    for f in ids[15:27]:  # one half follows the person (the one that fits best), the other is untracked
-        assert sorted((f["a"], f["a-legs"]), key=str) == [whole[0], None], f
-    assert {f["b"] for f in ids} == {1 - whole[0]}
+        people = [pose(a, at, UPPER, rng), pose(a, at, LOWER, rng)] if 15 <= t < 27 else [pose(a, at, rng=rng)]
+        people.append(pose(b, (450, 210), rng=rng))
+        out = tracker.update(Poses(people[i] for i in rng.permutation(len(people))), time_s=t / 30)
+        assert len(out) == 2 and all(np.isfinite(p.keypoints[:, :2]).all() for p in out), t
+        ids.append({("a" if np.nanmean(p.keypoints[:, 0]) < 300 else "b"): p.track_id for p in out})
+    assert {f["a"] for f in ids} == {ids[0]["a"]}, ids
+    assert {f["b"] for f in ids} == {1 - ids[0]["a"]}
     assert tracker._next_id == 2  # no id was ever spent on a fragment
-
 
 
 @pytest.mark.parametrize("head_first", [False, True])
@@ -200,8 +199,9 @@ def test_a_person_whose_head_is_found_apart_keeps_their_track_on_the_body(head_f
     alive); then the detector finds A's head apart from their body, the two sharing no keypoint.
     Matched as two people, the head fit A's track and the body the lost neighbour's well enough
     that two matches beat one: the head kept A's id, the body took the neighbour's, and the two
-    traded ids from frame to frame (train2017-mini 18). Both fit A's track best, closely: the
-    body, the larger piece, keeps A's id and the head comes back untracked, whatever the order."""
+    traded ids from frame to frame (train2017-mini 18). Both fit A's track best: the body, the
+    larger piece, keeps A's id and the head is one with it (one whole pose comes back),
+    whatever the order."""
     shape = template(0)
     head = [0, 14, 15, 16, 17]  # nose, eyes, ears
     body = np.setdiff1d(np.arange(18), head)
@@ -213,7 +213,7 @@ def test_a_person_whose_head_is_found_apart_keeps_their_track_on_the_body(head_f
     for t in range(20, 26):
         people = [pose(shape, (200, 200), keep=body), pose(shape, (200, 200), keep=head)]
         out = tracker.update(people[::-1] if head_first else people, time_s=t / 30)
-        assert {int(np.isfinite(p.keypoints[:, 0]).sum()): p.track_id for p in out} == {13: a.track_id, 5: None}
+        assert [(int(np.isfinite(p.keypoints[:, 0]).sum()), p.track_id) for p in out] == [(18, a.track_id)]
     assert tracker._next_id == 2
 
 
@@ -245,10 +245,37 @@ def test_pieces_are_two_people_one_track_fits_best_with_hardly_a_keypoint_in_com
     assert pieces([0.9, 0.1, 0.0, 0.0, 0.8, 0.1], people=(0, 2)) == []
 
 
+def test_a_piece_merged_gives_what_the_person_lacks_and_takes_nothing_they_have():
+    """:func:`online._merge`: the keypoints the person lacks come from the piece, scores too;
+    where both have one, the person's stays; a part the person lacks is taken whole, one both
+    have gets the piece's points where the person's are missing; neither input changes."""
+    k = np.full((18, 3), np.nan)
+    k[:, 2] = 0.0
+    body, head = k.copy(), k.copy()
+    body[:14] = np.column_stack([np.arange(14.0), np.arange(14.0), np.full(14, 0.9)])
+    head[[0, 14, 15, 16, 17]] = [(100.0, 100.0, 0.5), (1, 2, 0.6), (3, 4, 0.7), (5, 6, 0.8), (7, 8, 0.4)]
+    hand = np.full((21, 3), np.nan)
+    hand[:10] = 1.0
+    other_hand = np.full((21, 3), 2.0)
+    face = np.full((70, 3), 3.0)
+    whole = Pose(body, 0.8, COCO18, parts={"hand_left": hand})
+    piece = Pose(head, 0.3, COCO18, parts={"hand_left": other_hand, "face": face})
+    out = online._merge(whole, piece)
+    np.testing.assert_array_equal(out.keypoints[:14], body[:14])  # the nose stays the person's
+    np.testing.assert_array_equal(out.keypoints[14:], head[14:])
+    assert out.score == 0.8
+    np.testing.assert_array_equal(out.parts["hand_left"][:10], 1.0)
+    np.testing.assert_array_equal(out.parts["hand_left"][10:], 2.0)
+    np.testing.assert_array_equal(out.parts["face"], face)
+    assert np.isnan(whole.keypoints[14:, 0]).all() and np.isnan(whole.parts["hand_left"][10:, 0]).all()
+    assert "face" not in whole.parts
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_poses_that_carry_ids_from_elsewhere_come_back_with_this_trackers_ids_only(offline):
-    """People read back from a file already carry ids: a tracked person gets this tracker's
-    id and a fragment (left untracked) gets None, never the id it came with."""
+    """People read back from a file already carry ids: a tracked person (whole, or in halves
+    merged into one) gets this tracker's id and one left untracked (a face found alone) gets
+    None, never the id it came with."""
     from pafpose.tracking import OfflineTracker
 
     a = template(2)
@@ -258,7 +285,8 @@ def test_poses_that_carry_ids_from_elsewhere_come_back_with_this_trackers_ids_on
     for t in range(12):
         at = np.array([120 + 2 * t, 220.0])
         given = [pose(a, at, rng=rng)] if t < 4 else [pose(a, at, UPPER, rng), pose(a, at, LOWER, rng)]
-        given = Poses(p.replace(track_id=77) for p in given)
+        face = pose(a, at + 300, keep=[]).replace(parts={"face": np.array([[500.0, 150.0, 0.9]])})
+        given = Poses(p.replace(track_id=77) for p in [*given, face])
         if offline:
             out.extend(people for _, people in tracker.push(given, time_s=t / 30))
         else:
@@ -266,8 +294,8 @@ def test_poses_that_carry_ids_from_elsewhere_come_back_with_this_trackers_ids_on
     if offline:
         out.extend(people for _, people in tracker.flush())
     assert len(out) == 12
-    assert all(sorted((p.track_id for p in people), key=str) == ([0] if t < 4 else [0, None])
-               for t, people in enumerate(out)), [[p.track_id for p in f] for f in out]
+    assert all(sorted((p.track_id for p in people), key=str) == [0, None]
+               for people in out), [[p.track_id for p in f] for f in out]
 
 def test_a_person_returning_after_coasting_on_a_bad_velocity_takes_their_id_back():
     """Lost tracks drift: a slow walker's last poses before she goes behind someone are partial
@@ -635,11 +663,11 @@ def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbour
     real, calls = online.Tracker._assign, []
 
     def forced(self, people, points, *args, **kwargs):
-        rows, far = real(self, people, points, *args, **kwargs)
+        rows, far, owner = real(self, people, points, *args, **kwargs)
         calls.append(1)
         if len(calls) - 1 in {"walker": (20,), "neighbour": (), "both": (20, 21)}[case]:
             rows[:] = np.flatnonzero(self.ids == 1)[0]  # the one person of the frame on the neighbour's track
-        return rows, far
+        return rows, far, owner
 
     monkeypatch.setattr(online.Tracker, "_assign", forced)
     runs = {}

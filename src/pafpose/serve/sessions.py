@@ -37,7 +37,9 @@ class Sessions:
 
         Every person given comes back, in their place: one with no keypoint (all under the
         request's threshold) has nothing to track by, and stays untracked (``track_id`` None),
-        as a sessionless request lists them."""
+        as a sessionless request lists them; but a piece of another person (a head or a limb
+        found apart, a repeat) comes back as part of that person, not apart
+        (:meth:`~pafpose.tracking.Tracker.update`)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             for key in [k for k, (_, seen) in self._trackers.items() if now - seen > self.ttl_s]:
@@ -46,8 +48,10 @@ class Sessions:
             self._trackers[session] = (tracker, now)
             while len(self._trackers) > self.max_sessions:
                 self._trackers.popitem(last=False)
-            tracked = tracker.update(poses, None, image)
-        # the tracker answers its people in the order given; those it leaves out (nothing to track by) go back
-        # in their places, as given
-        answers = iter(tracked)
-        return tracked.derive(next(answers) if answered(p) else p for p in poses)
+            tracked, places = tracker.update_placed(poses, None, image)  # (poses keeps its image_size)
+        given = list(poses)
+        # the tracker answers its people in the order given; those with nothing to track by go back in their
+        # places, as given (the pieces it merged into their person are no one of their own)
+        back = dict(zip(places.tolist(), tracked, strict=True))
+        return tracked.derive(back[i] if i in back else p for i, p in enumerate(given)
+                              if i in back or not answered(p))

@@ -36,9 +36,11 @@ class TrackerConfig:
             ``n / (n + shared_prior)`` for ``n`` shared keypoints.
         fragment_similarity: a person left over after the matching whose similarity to a
             track matched this frame is at least this is a fragment of that person (half of a
-            person split in two): it starts no track and comes back untracked. Two people
-            who fit the same track this well are compared with each other, and one whose
-            keypoints repeat the other's (a duplicate) comes back untracked too.
+            person split in two): it starts no track and is merged into that person (the
+            keypoints they lack taken from it). Two people who fit the same track this well
+            are compared with each other, and one whose keypoints repeat the other's (a
+            duplicate) is merged too; so is the smaller of two that share at most 3 keypoints
+            and fit the same track best, the larger at least this well (a head found apart).
         relink_similarity: offline, a new id whose best pose of the ``window`` frames after
             its birth fits an id that ended within ``max_lost`` at least this well (the same
             similarity, the ended track moved on by its decaying velocity) takes that id; and

@@ -103,7 +103,7 @@ class OfflineTracker(SequenceTracker):
         """Add the next frame; the frames now final, in order."""
         c = self.config
         on = self.online
-        empty, people, rows, _, _, _, rest, _now, looks = on._track(poses, time_s, image)
+        empty, people, rows, _, _, _, rest, _now, looks, _ = on._track(poses, time_s, image)
         ids = np.concatenate([on.ids[rows], np.full(len(rest), -1, np.int64)])
         on._expire(_now)
         tracked = empty.derive(people + rest)  # as given: each gets its id once, when given out

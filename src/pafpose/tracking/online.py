@@ -16,9 +16,12 @@ been matched ``confirm_hits`` times: it counts less in the assignment and dies w
 unmatched for ``tentative_lost`` seconds (a false or split detection never takes an
 established person; a far person the detector finds in some frames only keeps one). A person
 left over who closely fits a track matched this frame is a fragment of that person (a person
-found as two halves): it starts no track and is given back untracked; so is a person found
-twice (a duplicate piece on top of them, from a box found twice or a merge of detectors'
-people), before the matching, so that the piece cannot keep the track. Pairs less similar
+found as two halves); so is a person found twice (a duplicate piece on top of them, from a
+box found twice or a merge of detectors' people), and the smaller of two pieces with hardly a
+keypoint in common that fit the same track best (a head or an arm found apart from the body),
+both before the matching, so that the piece cannot keep the track. A fragment starts no track:
+it is merged into the person it is a piece of (the keypoints and parts they lack taken from
+it), one person, one pose. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
 the gate lets through, and a person left over who looks like a lost track's person (one once
@@ -348,14 +351,25 @@ class Tracker(SequenceTracker):
         which what they wear is read to tell them apart (``config.appearance``). ``poses`` that
         are no Pose list, or mix keypoint layouts, are a TypeError or ValueError, and change nothing.
 
-        A person found as a fragment of someone a track already follows this frame (half of a
-        person split in two, a limb found apart) starts no track: it comes back untracked
-        (``track_id`` None). The people come back in the order given, less those with nothing
-        to track by (:func:`answered`)."""
+        A person found as a fragment of someone a track follows this frame (half of a person
+        split in two, a head or a limb found apart, a repeat) starts no track and does not come
+        back apart: the keypoints (and parts' points) that person lacks are taken from it
+        (:func:`_merge`). One whose person is not found comes back untracked (``track_id``
+        None), as does one with a part but no keypoint (a face found alone). The people come
+        back in the order given, less the fragments merged and those with nothing to track by
+        (:func:`answered`): :meth:`update_placed` tells where each was given."""
+        return self.update_placed(poses, time_s, image)[0]
+
+    def update_placed(self, poses: Any, time_s: float | None = None,
+                      image: np.ndarray | None = None) -> tuple[Poses, np.ndarray]:
+        """:meth:`update`, and for each person it gives back their index in ``poses``: the
+        people it leaves out (fragments merged into their person, people with nothing to track
+        by) are the indices missing, for a caller that gives every person back in their place
+        (the server's sessions)."""
         c = self.config
-        if isinstance(poses, Iterator):  # read once here: the order given is read again below
+        if isinstance(poses, Iterator):  # read once: the places are indices into this list
             poses = list(poses)
-        out, people_t, rows, points, gaps, new, rest, now, _ = self._track(poses, time_s, image)
+        out, people_t, rows, points, gaps, new, rest, now, _, at = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
@@ -374,24 +388,24 @@ class Tracker(SequenceTracker):
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
         if rest and people_t:  # the untracked came last: each back in its place (people_t are in order)
-            place: dict[int, list[int]] = {}
-            for i, p in enumerate(poses):
-                place.setdefault(id(p), []).append(i)
-            at = [place[id(p)].pop(0) for p in [*people_t, *rest]]
-            out = out.derive([out[j] for j in np.argsort(at, kind="stable")])
+            order = np.argsort(at, kind="stable")
+            out, at = out.derive([out[j] for j in order]), at[order]
         self._expire(now)
-        return out
+        return out, at
 
     def _track(self, poses: Any, time_s: float | None, image: np.ndarray | None = None
                ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float,
-                          np.ndarray | None]:
+                          np.ndarray | None, np.ndarray]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
         gaps, new, rest, now, looks)``: ``out`` the empty result of the frame; ``people`` the tracked
         people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
         NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
-        tracked people wear (None: not read). :meth:`_expire` with ``now`` ends the step (it drops rows)."""
+        tracked people wear (None: not read); ``at`` the place in the frame given of each of
+        ``people`` then ``rest``. A fragment of a person matched this frame is merged into them
+        (:func:`_merge`: ``people`` holds them merged) and is in neither list. :meth:`_expire`
+        with ``now`` ends the step (it drops rows)."""
         given = check_frame(poses, time_s)
         xy = np.array([p.keypoints for p in given])[..., :2] if given else np.zeros((0, 0, 2))
         seen = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
@@ -408,7 +422,8 @@ class Tracker(SequenceTracker):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         if looks is not None and self._look.shape[1:] != looks.shape[1:]:  # the tracks' looks widened to the limbs read
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
-        rows, far = self._assign(people, xy, now, step, looks, tall) if people else (np.zeros(0, np.int64), None)
+        rows, far, owner = (self._assign(people, xy, now, step, looks, tall) if people
+                            else (np.zeros(0, np.int64), None, np.zeros(0, np.int64)))
         new = np.flatnonzero(rows == -1)
         if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
             sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
@@ -416,7 +431,24 @@ class Tracker(SequenceTracker):
             near = _overlap(box[new], box)
             near[np.arange(len(new)), new] = False
             a, b = np.nonzero(near)
-            rows[_duplicates(xy, sigmas, self.config.min_area, new[a], b) & (rows == -1)] = _FRAGMENT
+            partner = np.full(len(people), -1, np.int64)
+            repeat = _duplicates(xy, sigmas, self.config.min_area, new[a], b, partner) & (rows == -1)
+            rows[repeat] = _FRAGMENT
+            owner[repeat] = partner[repeat]
+        # a piece of a person matched this frame is one with them: its keypoints (and parts) fill theirs
+        for piece in np.flatnonzero(owner >= 0):  # a repeat of a repeat is one of the person that stays
+            for _ in range(len(rows)):
+                if rows[owner[piece]] != _FRAGMENT or owner[owner[piece]] < 0:
+                    break
+                owner[piece] = owner[owner[piece]]
+        owner[(rows != _FRAGMENT) | (rows[np.maximum(owner, 0)] == _FRAGMENT)] = -1  # (a loop: left untracked)
+        at = np.flatnonzero(body)  # each person's place in the frame given
+        if (owner >= 0).any():
+            people = list(people)
+            for piece in np.flatnonzero(owner >= 0):
+                whole = owner[piece]
+                people[whole] = _merge(people[whole], people[piece])
+                xy[whole] = np.where(np.isfinite(xy[whole]), xy[whole], xy[piece])
         tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
@@ -431,11 +463,14 @@ class Tracker(SequenceTracker):
                            None if far is None else far[tracked])
             if tall is not None:
                 self._tall[rows] |= tall[tracked]
-        # fragments of a tracked person stay as found, untracked; and a person without a body keypoint but with a
-        # part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
-        rest = [p for p, keep in zip(people, tracked, strict=True) if not keep]
-        rest.extend(p for p, b in zip(given, body, strict=True) if not b and answered(p))  # (a part's point, then)
-        return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked]
+        # fragments whose person was not found stay as found, untracked; and a person without a body keypoint but
+        # with a part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
+        alone = ~tracked & (owner < 0)
+        rest = [p for p, keep in zip(people, alone, strict=True) if keep]
+        nobody = [i for i, (p, b) in enumerate(zip(given, body, strict=True)) if not b and answered(p)]
+        rest.extend(given[i] for i in nobody)  # (a part's point, then)
+        at = np.concatenate([at[tracked], at[alone], np.array(nobody, np.int64)])
+        return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked], at
 
     def _expire(self, now: float) -> None:
         """Drop the tracks lost for too long: confirmed ones after ``max_lost``, tentative ones
@@ -592,11 +627,12 @@ class Tracker(SequenceTracker):
 
     def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float,
                 looks: np.ndarray | None = None, tall: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(rows, far)``: ``(D,)`` the track row of each person, -1 for a new track,
-        :data:`_FRAGMENT` for a fragment of a person matched this frame (no track); and with
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``(rows, far, owner)``: ``(D,)`` the track row of each person, -1 for a new track,
+        :data:`_FRAGMENT` for a fragment of a person matched this frame (no track); with
         ``looks``, ``(D,)`` each person's colour distance to the track they took
-        (:func:`appearance.distance`; NaN: too little to tell, or no track), else None.
+        (:func:`appearance.distance`; NaN: too little to tell, or no track), else None; and
+        ``(D,)`` the person each fragment is a piece of (:func:`_owners`; -1: none, or no fragment).
 
         One optimal assignment over every track, seen or lost: a lost track's tolerance
         widens with the time it has been gone (its prediction grows uncertain) and its
@@ -611,8 +647,9 @@ class Tracker(SequenceTracker):
         c = self.config
         rows = np.full(len(people), -1, np.int64)
         far = None if looks is None else np.full(len(people), np.nan, np.float32)
+        owner = np.full(len(people), -1, np.int64)
         if not len(self.ids):
-            return rows, far
+            return rows, far, owner
         sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
         predicted, absent = self.predicted(now, step)
         speed = np.hypot(self._body[:, 0], self._body[:, 1])
@@ -625,14 +662,14 @@ class Tracker(SequenceTracker):
             every = False
             d_idx, t_idx = np.nonzero(_overlap(_boxes(points), _boxes(predicted), _reach(sigmas, areas)))
         if not len(d_idx):
-            return rows, far
+            return rows, far, owner
         raw = _pair_similarity(points, predicted, sigmas, areas, None if every else d_idx, None if every else t_idx,
                                c.shared_prior)
         weight = np.where(self._hits < c.confirm_hits, c.tentative_weight,
                           np.where(absent > 1e-9, c.lost_weight, 1.0))
         sim = raw * weight[t_idx]
         ok = sim >= c.min_similarity
-        # a person found twice (a piece of them on top of them) is matched once: the piece stays out, untracked.
+        # a person found twice (a piece of them on top of them) is matched once: the piece stays out (merged).
         # Only two people who closely fit the same track are compared (most frames have none)
         close = raw >= c.fragment_similarity
         shared = np.bincount(t_idx[close], minlength=len(self.ids)) >= 2
@@ -677,7 +714,7 @@ class Tracker(SequenceTracker):
                 taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
-        return rows, far
+        return rows, far, _owners(rows, d_idx, t_idx, raw, c.min_similarity)
 
     def _swap(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
               predicted: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, far: np.ndarray) -> None:
@@ -860,7 +897,7 @@ def answered(person: Pose) -> bool:
 
 
 def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.ndarray | None = None,
-                second: np.ndarray | None = None) -> np.ndarray:
+                second: np.ndarray | None = None, partner: np.ndarray | None = None) -> np.ndarray:
     """``(D,)`` which of a frame's people repeat another of them: a person whose keypoints are
     where another's are, an OKS of at least :data:`_DUPLICATE` over the keypoints both have
     (scaled by the other's size), the other having more keypoints (of two with as many, the
@@ -871,7 +908,8 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     duplicates: 200 px tall and 10 px apart, their OKS is 0.65-0.95 by posture (median 0.85;
     about 1 in 20 at 0.9 or more); 20 px apart, about 0.6. ``points``: ``(D, K, 2)``, NaN where
     missing; ``first``, ``second``: the pairs of people that may be compared (either way;
-    default: every two whose boxes overlap)."""
+    default: every two whose boxes overlap); ``partner``: where given, ``(D,)`` set for each
+    repeat to the person it repeats (the closest, where it repeats several)."""
     count = len(points)
     out = np.zeros(count, bool)
     if first is None or second is None:
@@ -888,6 +926,10 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     if len(piece):
         oks = _pair_similarity(points, points, sigmas, _areas(points, floor), piece, whole, 0.0)
         out[piece[oks >= _DUPLICATE]] = True
+        if partner is not None:
+            order = np.argsort(oks, kind="stable")  # ascending: each repeat's closest is written last
+            keep = oks[order] >= _DUPLICATE
+            partner[piece[order][keep]] = whole[order][keep]
     return out
 
 
@@ -929,6 +971,39 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     same = best[fit][:, None] == best[fit][None, :]
     larger_close = best_raw[fit][None, :] >= close
     return fit[(same & smaller & larger_close & (common <= _PIECE_SHARED)).any(axis=1)]
+
+
+def _owners(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, gate: float) -> np.ndarray:
+    """``(D,)`` for each fragment (``rows`` :data:`_FRAGMENT`), the person it is a piece of: the
+    one matched to the track that fits the fragment best (highest ``raw`` over the pairs
+    ``(d_idx, t_idx)``), where it passes the ``gate``; -1 elsewhere."""
+    owner = np.full(len(rows), -1, np.int64)
+    if not len(raw) or not (rows == _FRAGMENT).any():
+        return owner
+    person = np.full(int(t_idx.max()) + 1, -1, np.int64)  # track row -> the person matched to it
+    matched = np.flatnonzero((rows >= 0) & (rows < len(person)))
+    person[rows[matched]] = matched
+    pick = (rows[d_idx] == _FRAGMENT) & (person[t_idx] >= 0) & (raw >= gate)
+    order = np.argsort(raw[pick], kind="stable")  # ascending: each fragment's best pair is written last
+    owner[d_idx[pick][order]] = person[t_idx[pick][order]]
+    return owner
+
+
+def _merge(whole: Pose, piece: Pose) -> Pose:
+    """``whole`` with the keypoints it lacks (and the parts' points) taken from ``piece``, a
+    piece of the same person found apart (its head, an arm, a half, a repeat): one person, one
+    pose, nothing found lost. Where both have a point, ``whole``'s stays."""
+    kp = whole.keypoints.copy()
+    lacks = ~(np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1]))
+    kp[lacks] = piece.keypoints[lacks]
+    parts = {name: k.copy() for name, k in whole.parts.items()}
+    for name, k in piece.parts.items():
+        if name not in parts:
+            parts[name] = k.copy()
+        elif parts[name].shape == k.shape:
+            gone = ~(np.isfinite(parts[name][:, 0]) & np.isfinite(parts[name][:, 1]))
+            parts[name][gone] = k[gone]
+    return whole.replace(kp, parts=parts)
 
 
 def _matched(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
