@@ -387,7 +387,7 @@ class Tracker(SequenceTracker):
                 for person, row, kp, person_parts in zip(people_t, rows, body, merged, strict=True):
                     out.append(person.replace(kp, track_id=int(self.ids[row]), parts=person_parts))
         out.extend(p if p.track_id is None else p.replace(track_id=None) for p in rest)
-        if rest and people_t:  # the untracked came last: each back in its place (people_t are in order)
+        if rest:  # the untracked came last (fragments, then those with a part only): each back in its place
             order = np.argsort(at, kind="stable")
             out, at = out.derive([out[j] for j in order]), at[order]
         self._expire(now)
@@ -398,7 +398,7 @@ class Tracker(SequenceTracker):
                           np.ndarray | None, np.ndarray]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
-        gaps, new, rest, now, looks)``: ``out`` the empty result of the frame; ``people`` the tracked
+        gaps, new, rest, now, looks, at)``: ``out`` the empty result of the frame; ``people`` the tracked
         people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
         NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
@@ -974,9 +974,9 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
 
 
 def _owners(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, gate: float) -> np.ndarray:
-    """``(D,)`` for each fragment (``rows`` :data:`_FRAGMENT`), the person it is a piece of: the
-    one matched to the track that fits the fragment best (highest ``raw`` over the pairs
-    ``(d_idx, t_idx)``), where it passes the ``gate``; -1 elsewhere."""
+    """``(D,)`` for each fragment (``rows`` :data:`_FRAGMENT`), the person it is a piece of: of
+    the tracks matched this frame, the one that fits the fragment best (highest ``raw`` over the
+    pairs ``(d_idx, t_idx)``) gives its person, where it passes the ``gate``; -1 elsewhere."""
     owner = np.full(len(rows), -1, np.int64)
     if not len(raw) or not (rows == _FRAGMENT).any():
         return owner
