@@ -433,9 +433,8 @@ class Pafpose:
         self.tracker = Tracker(TrackerConfig(smooth=smooth, fps=fps), _cached)
 
     def __call__(self, poses: list[Pose], looks: np.ndarray | None = None) -> list[Pose]:
-        out = self.tracker.update(poses, None, None if self.keypoints_only or not poses else looks)
-        assert len(out) == len(poses)  # detections are filtered to finite ones beforehand
-        return list(out)
+        # the people as given, less the pieces merged into their person (a head found apart from its body)
+        return list(self.tracker.update(poses, None, None if self.keypoints_only or not poses else looks))
 
 
 class PafposeOffline:
