@@ -269,6 +269,50 @@ def test_a_piece_merged_gives_what_the_person_lacks_and_takes_nothing_they_have(
     np.testing.assert_array_equal(out.parts["face"], face)
     assert np.isnan(whole.keypoints[14:, 0]).all() and np.isnan(whole.parts["hand_left"][10:, 0]).all()
     assert "face" not in whole.parts
+    body[14], body[15] = (np.inf, 123.0, 0.7), (321.0, np.nan, 0.6)  # points the person has, unreadable
+    head[15] = (np.nan, np.nan, 0.0)  # and one the piece lacks too
+    out = online._merge(Pose(body, 0.8, COCO18), Pose(head, 0.3, COCO18))
+    np.testing.assert_array_equal(out.keypoints[14], head[14])  # the piece's readable point fills it
+    np.testing.assert_array_equal(out.keypoints[15], body[15])  # kept as given: the piece has none
+
+
+def test_nobody_is_merged_into_a_person_they_do_not_fit_or_are_larger_than():
+    """A is tracked whole. Then their upper body comes with another person's legs 60 px to the
+    side: the legs are kept apart, not put on A (they fit A's track loosely). And when only A's
+    legs are found with a whole newcomer standing in front of them, the newcomer, more keypoints
+    than A's pose, is nobody's piece: both come back, nothing lost."""
+    a, w = template(0), template(1)
+
+    def tracked_a():
+        tracker = raw()
+        for t in range(5):
+            tracker.update([pose(a, (200, 200))], time_s=t / 30)
+        return tracker
+
+    legs = pose(a, (260, 200), keep=LOWER)
+    out, places = tracked_a().update_placed([pose(a, (200, 200), keep=UPPER), legs], time_s=5 / 30)
+    assert [(int(np.isfinite(p.keypoints[:, 0]).sum()), p.track_id is None) for p in out] == [(12, False), (6, True)]
+    assert places.tolist() == [0, 1]
+    np.testing.assert_array_equal(out[1].keypoints, legs.keypoints)
+    newcomer = pose(w, (210, 190))
+    out = tracked_a().update([pose(a, (200, 200), keep=LOWER), newcomer], time_s=5 / 30)
+    assert [int(np.isfinite(p.keypoints[:, 0]).sum()) for p in out] == [6, 18]
+    np.testing.assert_array_equal(out[1].keypoints, newcomer.keypoints)
+
+
+def test_a_crowd_with_no_gate_never_fails_on_a_person_no_track_is_near():
+    """``min_similarity`` 0 (no gate) in a crowd (the pruned pairs): a person far from every
+    track has no pair at all, and is no piece of anyone (it failed: a track index of -1)."""
+    rng = np.random.default_rng(5)
+    shape = template(0)
+    spots = [(200.0 + 300 * (i % 5), 200.0 + 400 * (i // 5)) for i in range(25)]
+    tracker = Tracker(TrackerConfig(smooth=False, min_similarity=0.0))
+    for t in range(3):
+        tracker.update([pose(shape, xy, rng=rng) for xy in spots], time_s=t / 30)
+    far = pose(shape, (5000, 5000), keep=[0, 1, 2])
+    out = tracker.update([*(pose(shape, xy, rng=rng) for xy in spots), far], time_s=3 / 30)
+    assert len(out) == 26 and sorted(p.track_id for p in out[:25]) == list(range(25))
+    assert out[25].track_id == 25
 
 
 @pytest.mark.parametrize("offline", [False, True])

@@ -35,11 +35,11 @@ class Sessions:
         """The session's next frame's people, with their track ids (frames in the order they arrive;
         ``image``: the decoded upload, from which what people wear is read to tell them apart).
 
-        Every person given comes back, in their place: one with no keypoint (all under the
+        The people come back in their places, each person given but for a piece of another
+        (a head or a limb found apart, a repeat), which comes back as part of that person
+        (:meth:`~pafpose.tracking.Tracker.update`): one with no keypoint (all under the
         request's threshold) has nothing to track by, and stays untracked (``track_id`` None),
-        as a sessionless request lists them; but a piece of another person (a head or a limb
-        found apart, a repeat) comes back as part of that person, not apart
-        (:meth:`~pafpose.tracking.Tracker.update`)."""
+        as a sessionless request lists them."""
         now = time.monotonic() if now is None else now
         with self._lock:
             for key in [k for k, (_, seen) in self._trackers.items() if now - seen > self.ttl_s]:
@@ -48,8 +48,9 @@ class Sessions:
             self._trackers[session] = (tracker, now)
             while len(self._trackers) > self.max_sessions:
                 self._trackers.popitem(last=False)
-            tracked, places = tracker.update_placed(poses, None, image)  # (poses keeps its image_size)
-        given = list(poses)
+            given = poses if isinstance(poses, Poses) else list(poses)  # (a Poses keeps its image_size)
+            tracked, places = tracker.update_placed(given, None, image)
+        given = list(given)
         # the tracker answers its people in the order given; those with nothing to track by go back in their
         # places, as given (the pieces it merged into their person are no one of their own)
         back = dict(zip(places.tolist(), tracked, strict=True))

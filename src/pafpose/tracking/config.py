@@ -41,6 +41,8 @@ class TrackerConfig:
             are compared with each other, and one whose keypoints repeat the other's (a
             duplicate) is merged too; so is the smaller of two that share at most 3 keypoints
             and fit the same track best, the larger at least this well (a head found apart).
+            A fragment is merged only where it fits its person's track at least this well
+            and has no more keypoints than them; else it comes back untracked.
         relink_similarity: offline, a new id whose best pose of the ``window`` frames after
             its birth fits an id that ended within ``max_lost`` at least this well (the same
             similarity, the ended track moved on by its decaying velocity) takes that id; and

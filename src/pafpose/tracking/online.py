@@ -20,8 +20,9 @@ found as two halves); so is a person found twice (a duplicate piece on top of th
 box found twice or a merge of detectors' people), and the smaller of two pieces with hardly a
 keypoint in common that fit the same track best (a head or an arm found apart from the body),
 both before the matching, so that the piece cannot keep the track. A fragment starts no track:
-it is merged into the person it is a piece of (the keypoints and parts they lack taken from
-it), one person, one pose. Pairs less similar
+where it closely fits the track of the person it is a piece of, and has no more keypoints
+than them, it is merged into them (the keypoints and parts they lack taken from it), one
+person, one pose; else it comes back untracked. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
 the gate lets through, and a person left over who looks like a lost track's person (one once
@@ -354,8 +355,9 @@ class Tracker(SequenceTracker):
         A person found as a fragment of someone a track follows this frame (half of a person
         split in two, a head or a limb found apart, a repeat) starts no track and does not come
         back apart: the keypoints (and parts' points) that person lacks are taken from it
-        (:func:`_merge`). One whose person is not found comes back untracked (``track_id``
-        None), as does one with a part but no keypoint (a face found alone). The people come
+        (:func:`_merge`), where it closely fits their track (``config.fragment_similarity``)
+        and has no more keypoints than them. Another comes back untracked (``track_id`` None),
+        as does one with a part but no keypoint (a face found alone). The people come
         back in the order given, less the fragments merged and those with nothing to track by
         (:func:`answered`): :meth:`update_placed` tells where each was given."""
         return self.update_placed(poses, time_s, image)[0]
@@ -714,7 +716,10 @@ class Tracker(SequenceTracker):
                 taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
-        return rows, far, _owners(rows, d_idx, t_idx, raw, c.min_similarity)
+        owner = _owners(rows, d_idx, t_idx, raw, c.fragment_similarity)
+        n = np.isfinite(points[..., 0]).sum(axis=1)
+        owner[(owner >= 0) & (n > n[np.maximum(owner, 0)])] = -1  # a whole person is no one's piece: kept apart
+        return rows, far, owner
 
     def _swap(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
               predicted: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, far: np.ndarray) -> None:
@@ -959,7 +964,7 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
         best = np.full(len(points), -1, np.int64)
         best_raw = np.zeros(len(points))
         best[d_idx[order]], best_raw[d_idx[order]] = t_idx[order], raw[order]
-    fit = np.flatnonzero(best_raw >= gate)
+    fit = np.flatnonzero((best >= 0) & (best_raw >= gate) & (best_raw > 0))  # (a person no pair has: none)
     count = np.bincount(best[fit], minlength=int(t_idx.max()) + 1)
     if count.max(initial=0) < 2:  # most frames: every track is at most one person's best
         return none
@@ -983,7 +988,7 @@ def _owners(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndar
     person = np.full(int(t_idx.max()) + 1, -1, np.int64)  # track row -> the person matched to it
     matched = np.flatnonzero((rows >= 0) & (rows < len(person)))
     person[rows[matched]] = matched
-    pick = (rows[d_idx] == _FRAGMENT) & (person[t_idx] >= 0) & (raw >= gate)
+    pick = (rows[d_idx] == _FRAGMENT) & (person[t_idx] >= 0) & (raw >= gate) & (raw > 0)
     order = np.argsort(raw[pick], kind="stable")  # ascending: each fragment's best pair is written last
     owner[d_idx[pick][order]] = person[t_idx[pick][order]]
     return owner
@@ -993,16 +998,20 @@ def _merge(whole: Pose, piece: Pose) -> Pose:
     """``whole`` with the keypoints it lacks (and the parts' points) taken from ``piece``, a
     piece of the same person found apart (its head, an arm, a half, a repeat): one person, one
     pose, nothing found lost. Where both have a point, ``whole``'s stays."""
+
+    def known(k: np.ndarray) -> np.ndarray:
+        return np.isfinite(k[:, 0]) & np.isfinite(k[:, 1])
+
     kp = whole.keypoints.copy()
-    lacks = ~(np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1]))
-    kp[lacks] = piece.keypoints[lacks]
+    take = ~known(kp) & known(piece.keypoints)  # (a point the person has unreadable, inf, stays as given)
+    kp[take] = piece.keypoints[take]
     parts = {name: k.copy() for name, k in whole.parts.items()}
     for name, k in piece.parts.items():
         if name not in parts:
             parts[name] = k.copy()
         elif parts[name].shape == k.shape:
-            gone = ~(np.isfinite(parts[name][:, 0]) & np.isfinite(parts[name][:, 1]))
-            parts[name][gone] = k[gone]
+            take = ~known(parts[name]) & known(k)
+            parts[name][take] = k[take]
     return whole.replace(kp, parts=parts)
 
 
