@@ -35,9 +35,9 @@ class Sessions:
         """The session's next frame's people, with their track ids (frames in the order they arrive;
         ``image``: the decoded upload, from which what people wear is read to tell them apart).
 
-        The people come back in their places, each person given but for a piece of another
-        (a head or a limb found apart, a repeat), which comes back as part of that person
-        (:meth:`~pafpose.tracking.Tracker.update`): one with no keypoint (all under the
+        Each person given comes back in their place, but for a piece of another person (a
+        head or a limb found apart, a repeat), which comes back as part of that person
+        (:meth:`~pafpose.tracking.Tracker.update`). One with no keypoint (all under the
         request's threshold) has nothing to track by, and stays untracked (``track_id`` None),
         as a sessionless request lists them."""
         now = time.monotonic() if now is None else now
