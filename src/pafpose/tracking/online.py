@@ -437,21 +437,20 @@ class Tracker(SequenceTracker):
             repeat = _duplicates(xy, sigmas, self.config.min_area, new[a], b, partner) & (rows == -1)
             rows[repeat] = _FRAGMENT
             owner[repeat] = partner[repeat]
-        # a piece of a person matched this frame is one with them: its keypoints (and parts) fill theirs
-        for piece in np.flatnonzero(owner >= 0):  # a repeat of a repeat is one of the person that stays
-            for _ in range(len(rows)):
-                if rows[owner[piece]] != _FRAGMENT or owner[owner[piece]] < 0:
-                    break
-                owner[piece] = owner[owner[piece]]
-        owner[(rows != _FRAGMENT) | (rows[np.maximum(owner, 0)] == _FRAGMENT)] = -1  # (a loop: left untracked)
-        at = np.flatnonzero(body)  # each person's place in the frame given
-        if (owner >= 0).any():
+        tracked = rows != _FRAGMENT
+        fragments = not tracked.all()
+        if fragments:  # a piece of a person matched this frame is one with them: its keypoints (and parts) fill theirs
+            for piece in np.flatnonzero(owner >= 0):  # a repeat of a repeat is one of the person that stays
+                for _ in range(len(rows)):
+                    if rows[owner[piece]] != _FRAGMENT or owner[owner[piece]] < 0:
+                        break
+                    owner[piece] = owner[owner[piece]]
+            owner[tracked | (rows[np.maximum(owner, 0)] == _FRAGMENT)] = -1  # (a loop: left untracked)
             people = list(people)
             for piece in np.flatnonzero(owner >= 0):
                 whole = owner[piece]
                 people[whole] = _merge(people[whole], people[piece])
                 xy[whole] = np.where(np.isfinite(xy[whole]), xy[whole], xy[piece])
-        tracked = rows != _FRAGMENT
         people_t = [p for p, keep in zip(people, tracked, strict=True) if keep]
         rows = rows[tracked]
         points = xy[tracked] if people_t else np.zeros((0, self._k, 2))
@@ -467,11 +466,16 @@ class Tracker(SequenceTracker):
                 self._tall[rows] |= tall[tracked]
         # fragments whose person was not found stay as found, untracked; and a person without a body keypoint but
         # with a part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
-        alone = ~tracked & (owner < 0)
-        rest = [p for p, keep in zip(people, alone, strict=True) if keep]
-        nobody = [i for i, (p, b) in enumerate(zip(given, body, strict=True)) if not b and answered(p)]
-        rest.extend(given[i] for i in nobody)  # (a part's point, then)
-        at = np.concatenate([at[tracked], at[alone], np.array(nobody, np.int64)])
+        at = np.flatnonzero(body)  # each person's place in the frame given
+        rest: list[Pose] = []
+        if fragments:
+            alone = ~tracked & (owner < 0)
+            rest = [p for p, keep in zip(people, alone, strict=True) if keep]
+            at = np.concatenate([at[tracked], at[alone]])
+        if not all(body):
+            nobody = [i for i, (p, b) in enumerate(zip(given, body, strict=True)) if not b and answered(p)]
+            rest.extend(given[i] for i in nobody)  # (a part's point, then)
+            at = np.concatenate([at, np.array(nobody, np.int64)])
         return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked], at
 
     def _expire(self, now: float) -> None:
@@ -716,9 +720,10 @@ class Tracker(SequenceTracker):
                 taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
-        owner = _owners(rows, d_idx, t_idx, raw, c.fragment_similarity)
-        n = np.isfinite(points[..., 0]).sum(axis=1)
-        owner[(owner >= 0) & (n > n[np.maximum(owner, 0)])] = -1  # a whole person is no one's piece: kept apart
+        if (rows == _FRAGMENT).any():  # (most frames have none)
+            owner = _owners(rows, d_idx, t_idx, raw, c.fragment_similarity)
+            n = np.isfinite(points[..., 0]).sum(axis=1)
+            owner[(owner >= 0) & (n > n[np.maximum(owner, 0)])] = -1  # a whole person is no one's piece: kept apart
         return rows, far, owner
 
     def _swap(self, rows: np.ndarray, points: np.ndarray, looks: np.ndarray, tall: np.ndarray,
@@ -958,17 +963,21 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     if every is not None:
         by_person = raw.reshape(every)
         best = by_person.argmax(axis=1)
+        fit = np.flatnonzero(by_person.max(axis=1) >= max(gate, 1e-12))
+        tracks = best[fit].tolist()
+        if len(set(tracks)) == len(tracks):  # most frames: every track is at most one person's best
+            return none
         best_raw = by_person[np.arange(every[0]), best]
     else:
         order = np.argsort(raw, kind="stable")  # ascending: each person's last write is their best pair
         best = np.full(len(points), -1, np.int64)
         best_raw = np.zeros(len(points))
         best[d_idx[order]], best_raw[d_idx[order]] = t_idx[order], raw[order]
-    fit = np.flatnonzero((best >= 0) & (best_raw >= gate) & (best_raw > 0))  # (a person no pair has: none)
+        fit = np.flatnonzero((best >= 0) & (best_raw >= max(gate, 1e-12)))  # (a person no pair has: none)
     count = np.bincount(best[fit], minlength=int(t_idx.max()) + 1)
-    if count.max(initial=0) < 2:  # most frames: every track is at most one person's best
-        return none
     fit = fit[count[best[fit]] >= 2]  # people who share their best track with another
+    if not len(fit):
+        return none
     have = np.isfinite(points[fit, :, 0]).astype(np.int32)
     n = have.sum(axis=1)
     common = have @ have.T
