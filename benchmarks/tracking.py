@@ -1079,6 +1079,8 @@ def main() -> int:
         p.error("--repeats must be at least 1")
     if not (math.isfinite(args.perturb) and 0.0 <= args.perturb <= 100.0):
         p.error("--perturb must be a number of pixels from 0 to 100")
+    if args.perturb and not args.seeds:
+        p.error("--perturb moves the detections of --seeds runs: give --seeds too")
     if args.seeds:
         return many_seeds(args)
     if args.time_only:

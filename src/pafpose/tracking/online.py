@@ -440,12 +440,7 @@ class Tracker(SequenceTracker):
         tracked = rows != _FRAGMENT
         fragments = not tracked.all()
         if fragments:  # a piece of a person matched this frame is one with them: its keypoints (and parts) fill theirs
-            for piece in np.flatnonzero(owner >= 0):  # a repeat of a repeat is one of the person that stays
-                for _ in range(len(rows)):
-                    if rows[owner[piece]] != _FRAGMENT or owner[owner[piece]] < 0:
-                        break
-                    owner[piece] = owner[owner[piece]]
-            owner[tracked | (rows[np.maximum(owner, 0)] == _FRAGMENT)] = -1  # (a loop: left untracked)
+            owner[tracked | (rows[np.maximum(owner, 0)] == _FRAGMENT)] = -1  # (a repeat of a repeat: left untracked)
             people = list(people)
             for piece in np.flatnonzero(owner >= 0):
                 whole = owner[piece]
