@@ -604,6 +604,42 @@ def test_offline_gives_a_person_back_their_own_id_for_the_frame_online_gave_them
     assert off["a"] == online_ids["a"]  # hindsight off: as online
 
 
+@pytest.mark.parametrize("first", [[0, 1, 2, 3, 4, 5], UPPER])
+def test_offline_gives_a_run_of_new_ids_back_to_the_person_judged_on_its_best_pose(first):
+    """A person hidden for two frames comes back 15 px off for three frames, first with a
+    few keypoints only (the head and a shoulder, or the upper body): online, a new id for
+    the three frames, then their own. The first pose back fits their track's interpolated
+    pose too little (``relink_similarity``), the later ones enough: offline, the whole run
+    gets their id. With hindsight off (``relink_similarity`` 1) it stays as online; a run 60
+    px off is somebody else and keeps its id."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+
+    def ids(shift, config, offline):
+        rng = np.random.default_rng(4)
+        frames = []
+        for t in range(40):
+            who = [pose(b, (560, 200), rng=rng)]
+            if not 8 <= t < 10:
+                off = shift if 10 <= t <= 12 else 0
+                who.append(pose(a, (150 + 3 * t + off, 220 + off), keep=first if t == 10 else None, rng=rng))
+            frames.append(Poses(who))
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
+        return [next((p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450), None)
+                for _, people in tracked]
+
+    config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
+    online_ids = ids(15, config, False)
+    own = online_ids[0]
+    assert online_ids[10] == online_ids[11] == online_ids[12] != own
+    assert set(online_ids[:8] + online_ids[13:]) == {own}
+    assert set(ids(15, config, True)) - {None} == {own}
+    assert ids(15, replace(config, relink_similarity=1.0), True) == online_ids
+    far = ids(60, config, True)
+    assert far[10] == far[11] == far[12] != own
+
+
 def test_offline_bridging_pairs_maximise_what_is_taken_not_the_sum_of_everything():
     """Two pairs below ``relink_similarity`` sum to more than one above it: the one above is
     taken (solving on every similarity would pick the two, then refuse both); NaN is nothing."""

@@ -284,7 +284,10 @@ class OfflineTracker(SequenceTracker):
         them (its similarity, weighed by what they wear as in the online matching, at least
         ``relink_similarity``). This is a person given a new id for a frame or two (a poor
         pose, a turn the prediction missed) whose own track the online tracker found again
-        after: :meth:`_relink` cannot give them that track, as it is seen again later.
+        after: :meth:`_relink` cannot give them that track, as it is seen again later. A
+        person on an id born here, whose run of frames ends before the free track comes back,
+        is judged on the run's best fit, and the whole run takes the track
+        (:meth:`_born_runs`): a person back from behind someone on a poor first pose.
 
         So does a person on an id seen before and after, but not in the frame just before (a
         run of that id between gaps: a person given a hidden neighbour's track for a frame or
@@ -351,7 +354,9 @@ class OfflineTracker(SequenceTracker):
         if not keep.any():
             return
         free, side, row, guess, areas = free[keep], side[:, keep], row[:, keep], guess[keep], areas[keep]
+        p0, p1, t0, t1 = p0[keep], p1[keep], t0[keep], t1[keep]
         sim = similarity(_seen(centre, loose), guess, sigmas, areas, c.shared_prior)  # (L, F)
+        born = self._born_runs(loose, ids, seen_before, seen_after, free, (p0, p1, t0, t1), sim, sigmas)
         keep = (sim >= c.relink_similarity).any(axis=0)  # what they wear only lowers a fit: the others are out
         if not keep.any():
             return
@@ -396,8 +401,46 @@ class OfflineTracker(SequenceTracker):
             runs[j] = run
         r, k = _best_pairs(sim, c.relink_similarity)
         for j, track in zip(r.tolist(), k.tolist(), strict=True):
+            if j in born and int(free[track]) in born[j][1]:
+                runs[j] = born[j][0]
             for f in runs.get(j, [centre]):
                 f.ids[f.ids == ids[loose[j]]] = free[track]
+
+    def _born_runs(self, loose: np.ndarray, ids: list[int], seen_before: set[int], seen_after: set[int],
+                   free: np.ndarray, sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], sim: np.ndarray,
+                   sigmas: np.ndarray) -> dict[int, tuple[list[_Frame], set[int]]]:
+        """For :meth:`_bridge`: the loose people on an id born in the frame about to be given
+        out whose whole life in the held frames is a run of frames from here that ends before
+        their free tracks come back (``{row of loose: (the run's frames, the free ids seen in
+        none of them)}``); ``sim`` (loose by free) is raised, for those free tracks, to the best
+        fit of the track's interpolated pose over the frames of the run (``sides``: each free
+        track's points and times on both sides, as :func:`_between` takes them). The online
+        tracker had to judge the person on their first pose back, often the poorest (a few
+        keypoints, half hidden); the run is judged on its best, as :meth:`_relink` judges a new
+        id on its best pose."""
+        c = self.config
+        frames = list(self._frames)
+        out: dict[int, tuple[list[_Frame], set[int]]] = {}
+        p0, p1, t0, t1 = sides
+        for j, r in enumerate(loose.tolist()):
+            i = ids[r]
+            if i in seen_before or i not in seen_after:
+                continue
+            end = self._next + 1
+            while end < len(frames) and (frames[end].ids == i).any():
+                end += 1
+            if end >= len(frames) or any((f.ids == i).any() for f in frames[end:]):
+                continue  # the run goes on past the frames held, or the id comes back after a gap
+            run = frames[self._next:end]
+            apart = ~np.isin(free, np.concatenate([f.ids for f in run]))  # a free track seen in the run is not them
+            if not apart.any():
+                continue
+            for f in run[1:]:
+                guess, areas = _between(p0[apart], p1[apart], t0[apart], t1[apart], f.time, c)
+                fit = similarity(_seen(f, np.flatnonzero(f.ids == i)[:1]), guess, sigmas, areas, c.shared_prior)[0]
+                sim[j, apart] = np.fmax(sim[j, apart], fit)
+            out[j] = (run, set(free[apart].tolist()))
+        return out
 
     def _continues(self, frame: _Frame, i: int, own: tuple[_Frame, np.ndarray, np.ndarray | None],
                    free: tuple[_Frame, int, _Frame, int, np.ndarray | None], sigmas: np.ndarray,
