@@ -226,6 +226,34 @@ def test_a_person_who_comes_out_in_front_of_a_neighbour_takes_their_own_id_not_t
     assert small["blue"][0] in small["red"], small
 
 
+def test_a_person_whose_colours_drift_does_not_leave_their_track_for_one_hardly_nearer():
+    """Red walks on their track while blue, beside them, is hidden from frame 10; at frame 13
+    red steps into shade: their colours now lie 21 units from their track's (past
+    ``appearance_doubt``) and 18 from blue's lost track's. Three units is one person's
+    frame-to-frame noise, not evidence: red keeps their id (a doubted person moves only to a
+    lost track that looks nearer by :data:`online._DOUBT_MARGIN` scales; with a margin of 0
+    red takes blue's id for a frame)."""
+    from pafpose.tracking import online
+
+    grey = [(g, g, g) for g in (40, 58, 74)]  # red, red in shade, blue
+    assert round(np.linalg.norm(lab(grey[1]) - lab(grey[0]))) == 21
+    assert round(np.linalg.norm(lab(grey[1]) - lab(grey[2]))) == 18
+    frames = [[(person(250 + t), grey[0] if t < 13 else grey[1], "red")]
+              + ([(person(330), grey[2], "blue")] if t < 10 else []) for t in range(25)]
+
+    def ids():
+        tracker = Tracker(TrackerConfig(smooth=False))
+        got = [tracker.update(Poses(p for p, _, _ in people), t / 30.0, paint([(p, c) for p, c, _ in people]))
+               for t, people in enumerate(frames)]
+        return names_of(frames, got)
+
+    got = ids()
+    assert set(got["red"]) == {0} and set(got["blue"]) == {1}, got
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(online, "_DOUBT_MARGIN", 0.0)
+        assert 1 in ids()["red"]
+
+
 def test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame():
     """Red comes out 8 px from where blue stood while blue, found too, has stepped 20 px aside:
     the keypoints give red blue's track and leave blue over; the colours move red to their
