@@ -286,8 +286,9 @@ class OfflineTracker(SequenceTracker):
         pose, a turn the prediction missed) whose own track the online tracker found again
         after: :meth:`_relink` cannot give them that track, as it is seen again later. A
         person on an id born here, whose run of frames ends before the free track comes back,
-        is judged on the run's best fit, and the whole run takes the track
-        (:meth:`_born_runs`): a person back from behind someone on a poor first pose.
+        is judged on the run's frames after the first, and where each fits, the whole run
+        takes the track (:meth:`_born_runs`, also for an id back after longer than the
+        window): a person back from behind someone on a poor first pose.
 
         So does a person on an id seen before and after, but not in the frame just before (a
         run of that id between gaps: a person given a hidden neighbour's track for a frame or
@@ -409,15 +410,17 @@ class OfflineTracker(SequenceTracker):
     def _born_runs(self, loose: np.ndarray, ids: list[int], seen_before: set[int], seen_after: set[int],
                    free: np.ndarray, sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], sim: np.ndarray,
                    sigmas: np.ndarray) -> dict[int, tuple[list[_Frame], set[int]]]:
-        """For :meth:`_bridge`: the loose people on an id born in the frame about to be given
-        out whose whole life in the held frames is a run of frames from here that ends before
-        their free tracks come back (``{row of loose: (the run's frames, the free ids seen in
-        none of them)}``); ``sim`` (loose by free) is raised, for those free tracks, to the best
-        fit of the track's interpolated pose over the frames of the run (``sides``: each free
-        track's points and times on both sides, as :func:`_between` takes them). The online
-        tracker had to judge the person on their first pose back, often the poorest (a few
-        keypoints, half hidden); the run is judged on its best, as :meth:`_relink` judges a new
-        id on its best pose."""
+        """For :meth:`_bridge`: the loose people on an id not seen in the held frames before
+        the one about to be given out (new, or back after longer than the window), whose whole
+        life in the held frames is a run of two frames or more from here that ends before a
+        free track comes back, and who fit that track's interpolated pose
+        (``sides``: each free track's points and times on both sides, as :func:`_between`
+        takes them) at least ``relink_similarity`` in every frame of the run after the first:
+        ``{row of loose: (the run's frames, those free ids)}``, and ``sim`` (loose by free) is
+        raised for them to the poorest of those fits. The online tracker had to judge the
+        person on their first pose back, often the poorest (a few keypoints, half hidden); the
+        run is judged on the rest, every frame of it (someone else crossing the hidden
+        person's path fits for a frame or two, not all along)."""
         c = self.config
         frames = list(self._frames)
         out: dict[int, tuple[list[_Frame], set[int]]] = {}
@@ -435,11 +438,16 @@ class OfflineTracker(SequenceTracker):
             apart = ~np.isin(free, np.concatenate([f.ids for f in run]))  # a free track seen in the run is not them
             if not apart.any():
                 continue
+            poorest = np.full(int(apart.sum()), np.inf)
             for f in run[1:]:
                 guess, areas = _between(p0[apart], p1[apart], t0[apart], t1[apart], f.time, c)
                 fit = similarity(_seen(f, np.flatnonzero(f.ids == i)[:1]), guess, sigmas, areas, c.shared_prior)[0]
-                sim[j, apart] = np.fmax(sim[j, apart], fit)
-            out[j] = (run, set(free[apart].tolist()))
+                poorest = np.minimum(poorest, fit)
+            fits = poorest >= c.relink_similarity
+            if fits.any():
+                columns = np.flatnonzero(apart)[fits]
+                sim[j, columns] = np.fmax(sim[j, columns], poorest[fits])
+                out[j] = (run, set(free[columns].tolist()))
         return out
 
     def _continues(self, frame: _Frame, i: int, own: tuple[_Frame, np.ndarray, np.ndarray | None],

@@ -772,7 +772,7 @@ class Tracker(SequenceTracker):
         widened ``appearance_reach`` times: a person who returns farther from where their
         track coasted than the keypoints' gate allows keeps their id. So may a person matched
         to a track whose colours are more than ``appearance_doubt`` scales from theirs, where
-        the lost track's lie nearer by more than :data:`_DOUBT_MARGIN` scales: someone
+        the lost track's lie nearer by at least :data:`_DOUBT_MARGIN` scales: someone
         who comes out from behind a neighbour, where the neighbour's track is nearer than their
         own coasting one, goes back to their own (the neighbour's track is then unmatched, as
         the neighbour is now hidden), if they are ``tall`` (at least ``appearance_min_height``
