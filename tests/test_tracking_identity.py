@@ -640,6 +640,45 @@ def test_offline_gives_a_run_of_new_ids_back_to_the_person_judged_on_its_poses_a
     assert far[10] == far[11] == far[12] != own
 
 
+def test_offline_reads_what_a_runs_person_wears_over_the_run(monkeypatch):
+    """The run above with the frames painted (each person's limbs in their colour): the
+    run's person is weighed by what they wore over its three frames (the first pose back is
+    often too poor to read), and the run still gets their id."""
+    import cv2
+
+    import pafpose.tracking.offline as offline
+    from pafpose.tracking import OfflineTracker
+
+    a, b = template(8), template(9)
+    read = []
+    real = offline._worn
+
+    def spy(frames, ids, shape):
+        read.append((len(frames), ids.tolist()))
+        return real(frames, ids, shape)
+
+    monkeypatch.setattr(offline, "_worn", spy)
+    rng = np.random.default_rng(4)
+    tracker, got = OfflineTracker(TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)), []
+    for t in range(40):
+        people = [(pose(b, (560, 200), rng=rng), (220, 60, 40))]
+        if not 8 <= t < 10:
+            off = 14 if 10 <= t <= 12 else 0
+            people.append((pose(a, (150 + 3 * t + off, 220 + off), keep=UPPER if t == 10 else None, rng=rng),
+                           (40, 40, 220)))
+        image = np.full((480, 720, 3), 128, np.uint8)
+        for p, colour in people:
+            for i, j in COCO18.limb_indices():
+                if np.isfinite(p.keypoints[[i, j], 0]).all():
+                    cv2.line(image, tuple(map(round, p.keypoints[i, :2])), tuple(map(round, p.keypoints[j, :2])),
+                             colour, 12)
+        got += [q for _, q in tracker.push(Poses(p for p, _ in people), None, t / 30, image)]
+    got += [q for _, q in tracker.flush()]
+    ids = [{q.track_id for q in people if np.nanmean(q.keypoints[:, 0]) < 450} for people in got]
+    assert all(i == ids[0] for i in ids if i) and len(ids[0]) == 1, ids  # (frames 8 and 9: nobody)
+    assert any(n == 3 for n, _ in read), read  # the run's three frames
+
+
 def test_offline_gives_no_hidden_persons_id_to_someone_crossing_their_path():
     """B is hidden in frames 10-18; C, someone else, is seen in frames 10-17 only, walking
     down across the path B takes meanwhile (70 px from B's interpolated pose at first, 0 at

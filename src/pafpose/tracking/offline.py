@@ -366,7 +366,12 @@ class OfflineTracker(SequenceTracker):
         if looked:  # what the track's person wore in the frames before
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
             free_looks = _worn(past, free, centre.looks.shape[1:])
-            dist = appearance.distance(centre.looks[loose], free_looks, d_idx, t_idx)
+            worn = centre.looks[loose]
+            if born:  # a run's person: what they wore over the run (its first pose is often too poor to read)
+                worn = worn.copy()
+                for j, (run, _) in born.items():
+                    worn[j] = _worn(run, np.array([ids[loose[j]]]), centre.looks.shape[1:])[0]
+            dist = appearance.distance(worn, free_looks, d_idx, t_idx)
             sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale,
                                          c.appearance_unknown).reshape(sim.shape)
         runs: dict[int, list[_Frame]] = {}  # by row of ``loose``: the frames of a run between gaps
@@ -417,7 +422,8 @@ class OfflineTracker(SequenceTracker):
         (``sides``: each free track's points and times on both sides, as :func:`_between`
         takes them) at least ``relink_similarity`` in every frame of the run after the first:
         ``{row of loose: (the run's frames, those free ids)}``, and ``sim`` (loose by free) is
-        raised for them to the poorest of those fits. The online tracker had to judge the
+        raised for them to the poorest of those fits (what they wear is then read over the
+        run, by :meth:`_bridge`). The online tracker had to judge the
         person on their first pose back, often the poorest (a few keypoints, half hidden); the
         run is judged on the rest, every frame of it (someone else crossing the hidden
         person's path fits for a frame or two, not all along)."""
