@@ -679,6 +679,41 @@ def test_offline_reads_what_a_runs_person_wears_over_the_run(monkeypatch):
     assert any(n == 3 for n, _ in read), read  # the run's three frames
 
 
+def test_a_runs_tracks_are_those_seen_in_none_of_its_frames_and_fitting_all_along():
+    """``_born_runs`` on its own: id 9 is born in frame 2 and seen in frames 2-4; three free
+    tracks: 5 (seen in frame 3, so not the run's person), 6 (on the run's path) and 7 (far
+    off). Only 6 is the run's, and only its similarity is raised (a track seen in the run
+    would put one id twice in a frame)."""
+    from types import SimpleNamespace
+
+    from pafpose.tracking.offline import OfflineTracker, _Frame, _observations
+
+    shape = np.random.default_rng(0).normal(0, 30, (18, 2))
+
+    def people(*at):
+        k = np.ones((len(at), 18, 3))
+        k[..., :2] = shape + np.array(at, float)[:, None, :]
+        return k
+
+    def frame(t, ids, *at):
+        k = people(*at)
+        return _Frame(float(t), Poses(), None, np.array(ids), k, np.ones(len(ids)), np.zeros((len(ids), 0, 3)),
+                      _observations(k), np.zeros((len(ids), 0, 4)))
+
+    frames = [frame(0, [5, 6, 7], (100, 100), (300, 100), (500, 100)),
+              frame(1, [5, 6, 7], (100, 100), (303, 100), (500, 100)),
+              frame(2, [9], (306, 100)), frame(3, [9, 5], (309, 100), (100, 100)), frame(4, [9], (312, 100)),
+              frame(5, [5, 6, 7], (100, 100), (315, 100), (500, 100))]
+    tracker = SimpleNamespace(config=TrackerConfig(smooth=False), _frames=frames, _next=2)
+    sides = (people((100, 100), (303, 100), (500, 100))[..., :2], people((100, 100), (315, 100), (500, 100))[..., :2],
+             np.full(3, 1.0), np.full(3, 5.0))
+    sim = np.zeros((1, 3))
+    runs = OfflineTracker._born_runs(tracker, np.array([0]), [9], {5, 6, 7}, {5, 6, 7, 9}, np.array([5, 6, 7]),
+                                     sides, sim, np.full(18, 0.05))
+    assert list(runs) == [0] and runs[0][1] == {6} and [f.time for f in runs[0][0]] == [2, 3, 4]
+    assert sim[0, 1] >= TrackerConfig().relink_similarity and sim[0, 0] == sim[0, 2] == 0
+
+
 def test_offline_gives_no_hidden_persons_id_to_someone_crossing_their_path():
     """B is hidden in frames 10-18; C, someone else, is seen in frames 10-17 only, walking
     down across the path B takes meanwhile (70 px from B's interpolated pose at first, 0 at

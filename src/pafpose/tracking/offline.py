@@ -366,9 +366,8 @@ class OfflineTracker(SequenceTracker):
         if looked:  # what the track's person wore in the frames before
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
             free_looks = _worn(past, free, centre.looks.shape[1:])
-            worn = centre.looks[loose]
+            worn = centre.looks[loose]  # (a copy: indexed by an array)
             if born:  # a run's person: what they wore over the run (its first pose is often too poor to read)
-                worn = worn.copy()
                 for j, (run, _) in born.items():
                     worn[j] = _worn(run, np.array([ids[loose[j]]]), centre.looks.shape[1:])[0]
             dist = appearance.distance(worn, free_looks, d_idx, t_idx)
@@ -426,7 +425,9 @@ class OfflineTracker(SequenceTracker):
         run, by :meth:`_bridge`). The online tracker had to judge the
         person on their first pose back, often the poorest (a few keypoints, half hidden); the
         run is judged on the rest, every frame of it (someone else crossing the hidden
-        person's path fits for a frame or two, not all along)."""
+        person's path fits for a frame or two, not all along). A run that does not fit all
+        along is left to the frame-by-frame judgement of :meth:`_bridge`, as before: each
+        frame, when given out, on its own pose."""
         c = self.config
         frames = list(self._frames)
         out: dict[int, tuple[list[_Frame], set[int]]] = {}
