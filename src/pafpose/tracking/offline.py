@@ -422,12 +422,12 @@ class OfflineTracker(SequenceTracker):
         takes them) at least ``relink_similarity`` in every frame of the run after the first:
         ``{row of loose: (the run's frames, those free ids)}``, and ``sim`` (loose by free) is
         raised for them to the poorest of those fits (what they wear is then read over the
-        run, by :meth:`_bridge`). The online tracker had to judge the
-        person on their first pose back, often the poorest (a few keypoints, half hidden); the
-        run is judged on the rest, every frame of it (someone else crossing the hidden
-        person's path fits for a frame or two, not all along). A run that does not fit all
-        along is left to the frame-by-frame judgement of :meth:`_bridge`, as before: each
-        frame, when given out, on its own pose."""
+        run, by :meth:`_bridge`). The online tracker had to judge the person on their first
+        pose back, often the poorest (a few keypoints, half hidden); the run is judged on the
+        rest, every frame of it (someone else crossing the hidden person's path fits for a
+        frame or two, not all along). A run that does not fit all along is left to the
+        frame-by-frame judgement of :meth:`_bridge`, as before: each frame, when given out,
+        on its own pose."""
         c = self.config
         frames = list(self._frames)
         out: dict[int, tuple[list[_Frame], set[int]]] = {}
