@@ -81,7 +81,7 @@ _DUPLICATE = 0.9  # OKS from which a person repeats another of the same frame (t
 _PIECE_SHARED = 3  # at most this many keypoints in common: two people found where one track is are its pieces
 # a person matched to their track but in doubt (``appearance_doubt``) moves to a lost track only where it looks more
 # like them than their own by this many ``appearance_scale``: one person's colours a frame apart vary by a median 3
-# units and within 6 three times in four (--seeds 0-9), so a 21 against an 18 says nothing
+# units and within 6 three times in four (train2017-mini, --seeds 0-9), so a 21 against an 18 says nothing
 _DOUBT_MARGIN = 0.25
 # A frame's time step below this many frames is no real camera's: a repeated, backwards or near-equal timestamp
 # (a variable-rate video's fastest frames come about half a nominal frame apart)
@@ -1014,7 +1014,8 @@ def _merge(whole: Pose, piece: Pose) -> Pose:
         return np.isfinite(k[:, 0]) & np.isfinite(k[:, 1])
 
     kp = whole.keypoints.copy()
-    take = ~known(kp) & known(piece.keypoints)  # (a point the person has unreadable, inf, stays as given)
+    take = ~known(kp) & known(piece.keypoints)  # (a point of theirs that cannot be read, inf, stays as given
+    # only where the piece cannot read it either)
     kp[take] = piece.keypoints[take]
     parts = {name: k.copy() for name, k in whole.parts.items()}
     for name, k in piece.parts.items():
