@@ -245,6 +245,38 @@ def test_pieces_are_two_people_one_track_fits_best_with_hardly_a_keypoint_in_com
     assert pieces([0.9, 0.1, 0.0, 0.0, 0.8, 0.1], people=(0, 2)) == []
 
 
+def test_pieces_may_share_more_where_the_larger_has_all_of_the_smallers_keypoints_and_wears_the_track():
+    """:func:`online._pieces` with ``worn``: a face (5 keypoints) beside a pose of 18 that has
+    them all is a piece where the pose wears the track's colours (``worn`` asked of the pose and
+    the track they share, and only then), not where it does not, nor without ``worn``; nor
+    where the pose has fewer than twice the face's keypoints, or lacks one of the face's."""
+    head = [0, 14, 15, 16, 17]
+    xy = np.full((2, 18, 2), np.nan)
+    xy[0], xy[1, head] = 1.0, 1.0  # a pose of 18 keypoints and a face of 5 (where, the raw says)
+    raw = np.array([0.7, 0.1, 0.85, 0.05])  # both fit track 0 best, the face more closely
+    d, t = np.divmod(np.arange(4), 2)
+    asked = []
+
+    def worn(answer):
+        def ask(who, track):
+            asked.append((who.tolist(), track.tolist()))
+            return np.full(len(who), answer)
+        return ask
+
+    for every in (None, (2, 2)):
+        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every).tolist() == []  # no colours: two people
+        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every, worn(True)).tolist() == [1]
+        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every, worn(False)).tolist() == []
+    assert asked == [([0], [0])] * 4
+    few = xy.copy()
+    few[0, 5:14] = np.nan  # 9 keypoints: under twice the face's five
+    assert online._pieces(few, d, t, raw, 0.5, 0.1, None, worn(True)).tolist() == []
+    lacking = xy.copy()
+    lacking[0, 17] = np.nan  # the pose lacks one of the face's: four shared
+    assert online._pieces(lacking, d, t, raw, 0.5, 0.1, None, worn(True)).tolist() == []
+    assert len(asked) == 4  # neither asked about colours
+
+
 def test_a_piece_merged_gives_what_the_person_lacks_and_takes_nothing_they_have():
     """:func:`online._merge`: the keypoints the person lacks come from the piece, scores too;
     where both have one, the person's stays; a part the person lacks is taken whole, one both

@@ -18,8 +18,9 @@ established person; a far person the detector finds in some frames only keeps on
 left over who closely fits a track matched this frame is a fragment of that person (a person
 found as two halves); so is a person found twice (a duplicate piece on top of them, from a
 box found twice or a merge of detectors' people), and the smaller of two pieces with hardly a
-keypoint in common that fit the same track best (a head or an arm found apart from the body),
-both before the matching, so that the piece cannot keep the track. A fragment starts no track:
+keypoint in common that fit the same track best (a head or an arm found apart from the body,
+or, given the frame, a face found alone beside a pose that has its keypoints and wears the
+track's colours), both before the matching, so that the piece cannot keep the track. A fragment starts no track:
 where it closely fits the track of the person it is a piece of, and has no more keypoints
 than them, it is merged into them (the keypoints and parts they lack taken from it), one
 person, one pose; else it comes back untracked. Pairs less similar
@@ -79,6 +80,11 @@ _BIG = 1.3  # cost of a pair that the gate forbids: every match is worth its sim
 _FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
 _DUPLICATE = 0.9  # OKS from which a person repeats another of the same frame (top-down pipelines' pose NMS: 0.9)
 _PIECE_SHARED = 3  # at most this many keypoints in common: two people found where one track is are its pieces
+# ... or more, where the smaller's every keypoint is also the larger's, who has this many times as many and wears the
+# track's colours within this many ``appearance_scale``: a face found alone and a pose of the same person (its head
+# another's: train2017-mini 10 of --seeds 10-19, where the two traded the track frame after frame)
+_PIECE_TWICE = 2
+_PIECE_WORN = 0.5
 # a person matched to their track but in doubt (``appearance_doubt``) moves to a lost track only where it looks more
 # like them than their own by this many ``appearance_scale``: one person's colours a frame apart vary by a median 3
 # units and within 6 three times in four (train2017-mini, --seeds 0-9), so a 21 against an 18 says nothing
@@ -688,9 +694,14 @@ class Tracker(SequenceTracker):
             rows[_duplicates(points, sigmas, c.min_area, who[a[a != b]], who[b[a != b]])] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
         # a person split in two (the head found apart from the body, upper and lower halves): two people whom
-        # the same track fits best, with hardly a keypoint in common, the larger closely, are its pieces
+        # the same track fits best, with hardly a keypoint in common, the larger closely, are its pieces; so are a
+        # face found alone and a pose that has its keypoints too, where the pose wears the track's colours
+        worn = None
+        if looks is not None:
+            def worn(who: np.ndarray, track: np.ndarray) -> np.ndarray:  # (NaN, too little to tell: not worn)
+                return appearance.distance(looks, self._look, who, track) <= _PIECE_WORN * c.appearance_scale
         pieces = _pieces(points, d_idx, t_idx, raw, c.fragment_similarity, c.min_similarity,
-                         (len(people), len(self.ids)) if every else None)
+                         (len(people), len(self.ids)) if every else None, worn)
         if len(pieces):
             rows[pieces] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
@@ -946,7 +957,8 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
 
 
 def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, close: float,
-            gate: float, every: tuple[int, int] | None = None) -> np.ndarray:
+            gate: float, every: tuple[int, int] | None = None,
+            worn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """The people who are a piece of another person of the frame: of two people whose best track
     (highest ``raw`` similarity over the pairs ``(d_idx, t_idx)``) is the same, with at most
     :data:`_PIECE_SHARED` keypoints in common, the one with fewer keypoints (of two with as many,
@@ -956,9 +968,19 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     the body took a lost neighbour's, two matches being worth more than one (train2017-mini 18
     of ``benchmarks/tracking.py --seeds 10-19``: the two ids traded every frame, the head's
     keypoints on the track going stale while the body had it). Two people who overlap share
-    keypoints, and each fits their own track best. ``points``: ``(D, K, 2)``, NaN where missing;
-    ``every``: ``(D, T)`` where the pairs are every pair, detection-major (read as a matrix: the
-    few-people case, most frames). The indices of the pieces."""
+    keypoints, and each fits their own track best.
+
+    With ``worn`` (``worn(people, tracks)``: whether each of those people wears the colours of
+    the track beside them, within :data:`_PIECE_WORN` scales), a piece may share more keypoints
+    where all of its keypoints are the other's too, the other has :data:`_PIECE_TWICE` times as
+    many and wears the track's colours: a face found alone and a pose of the same body whose
+    head is a neighbour's (or was found twice). The body is the track's person; the face took
+    the track, the body a lost neighbour's (train2017-mini 10 of ``--seeds 10-19``). Without
+    colours two people in a crowd, one's head before the other's body, look the same.
+
+    ``points``: ``(D, K, 2)``, NaN where missing; ``every``: ``(D, T)`` where the pairs are
+    every pair, detection-major (read as a matrix: the few-people case, most frames). The
+    indices of the pieces."""
     none = np.zeros(0, np.int64)
     if not len(raw):
         return none
@@ -986,7 +1008,14 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     smaller = (n[:, None] < n[None, :]) | ((n[:, None] == n[None, :]) & (fit[:, None] > fit[None, :]))
     same = best[fit][:, None] == best[fit][None, :]
     larger_close = best_raw[fit][None, :] >= close
-    return fit[(same & smaller & larger_close & (common <= _PIECE_SHARED)).any(axis=1)]
+    pair = same & smaller & larger_close
+    allowed = common <= _PIECE_SHARED
+    if worn is not None:  # the same parts found twice, the larger wearing the track's colours
+        inside = (common == n[:, None]) & (n[None, :] >= _PIECE_TWICE * n[:, None])
+        p, w = np.nonzero(pair & inside & ~allowed)
+        if len(p):
+            allowed[p, w] = worn(fit[w], best[fit[w]])
+    return fit[(pair & allowed).any(axis=1)]
 
 
 def _owners(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, gate: float) -> np.ndarray:
