@@ -94,25 +94,21 @@ _DOUBT_MARGIN = 0.25
 MIN_STEP = 0.25
 
 
-def _alpha(cutoff: np.ndarray | float, dt: np.ndarray | float) -> np.ndarray | float:
-    tau = 1.0 / (2.0 * math.pi * cutoff)
-    return 1.0 / (1.0 + tau / dt)
-
-
 def one_euro_step(x: np.ndarray, dx: np.ndarray, value: np.ndarray, dt: np.ndarray | float, min_cutoff: float,
                   beta: float, d_cutoff: float, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """One step of the One Euro filter, elementwise: ``(filtered, speed)`` from the previous
     ``(x, dx)`` and the new ``value`` after ``dt`` seconds. The speed is divided by ``scale``
     before it raises the cut-off. NaN is "not seen": it passes through and resets that value."""
-    fresh = np.isnan(x) & ~np.isnan(value)  # seen again: start from the new value
-    d = (value - x) / dt
-    dx_hat = dx + _alpha(d_cutoff, dt) * (d - dx)
-    cutoff = min_cutoff + beta * np.abs(dx_hat) / scale
-    x_hat = x + _alpha(cutoff, dt) * (value - x)
-    x_hat = np.where(fresh, value, x_hat)
-    dx_hat = np.where(fresh | np.isnan(dx_hat), 0.0, dx_hat)
-    gone = np.isnan(value)
-    return np.where(gone, np.nan, x_hat), np.where(gone, 0.0, dx_hat)
+    # alpha = 1 / (1 + tau / dt), tau = 1 / (2 pi cutoff): r / (1 + r) with r = 2 pi dt cutoff, the factors that do
+    # not vary per value (dt, scale: per person) folded first (the tracker's hot path: each op is a pass)
+    w = 2.0 * math.pi * np.asarray(dt, dtype=np.float64)
+    step = value - x  # NaN where either is (not seen now, or seen again)
+    r = w * d_cutoff
+    dx_hat = dx + r / (1.0 + r) * (step / dt - dx)
+    r = np.abs(dx_hat) * (w * beta / scale) + w * min_cutoff
+    x_hat = x + r / (1.0 + r) * step  # NaN where the value is: not seen passes through
+    x_hat = np.where(np.isnan(x), value, x_hat)  # seen again: start from the new value
+    return x_hat, np.where(np.isnan(dx_hat), 0.0, dx_hat)  # (a speed unknown, or not seen, starts again at 0)
 
 
 @dataclass
@@ -881,7 +877,8 @@ class Tracker(SequenceTracker):
         c = self.config
         k = self._k
         x, dx = self._fx[rows], self._fdx[rows]
-        x = np.where(fresh[:, None, None], np.nan, x)  # a new track starts from its first pose
+        if fresh.any():
+            x[fresh] = np.nan  # a new track starts from its first pose (x: a copy, read by row)
         carried = x + (self._body[rows] * gaps[:, None])[:, None, :]  # the body's velocity, as just updated
         size = np.sqrt(_areas(points[:, :k], c.min_area))[:, None, None]  # the person's scale, pixels
         dt = gaps[:, None, None]
