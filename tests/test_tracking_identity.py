@@ -247,14 +247,17 @@ def test_pieces_are_two_people_one_track_fits_best_with_hardly_a_keypoint_in_com
 
 def test_pieces_may_share_more_where_the_larger_has_all_of_the_smallers_keypoints_and_wears_the_track():
     """:func:`online._pieces` with ``worn``: a face (5 keypoints) beside a pose of 18 that has
-    them all is a piece where the pose wears the track's colours (``worn`` asked of the pose and
-    the track they share, and only then), not where it does not, nor without ``worn``; nor
-    where the pose has fewer than twice the face's keypoints, or lacks one of the face's."""
+    them all, both fitting the same track closely, is a piece where the pose wears the track's
+    colours (``worn`` asked of the pose and that track, and only then), not where it does not,
+    nor without ``worn``; nor where the face fits the track loosely (a stranger's legs beside a
+    person's), the pose has fewer than twice the face's keypoints, or lacks one of the face's.
+    A third person, on a track of their own, comes first: the indices are the frame's and the
+    tracks'."""
     head = [0, 14, 15, 16, 17]
-    xy = np.full((2, 18, 2), np.nan)
-    xy[0], xy[1, head] = 1.0, 1.0  # a pose of 18 keypoints and a face of 5 (where, the raw says)
-    raw = np.array([0.7, 0.1, 0.85, 0.05])  # both fit track 0 best, the face more closely
-    d, t = np.divmod(np.arange(4), 2)
+    xy = np.full((3, 18, 2), np.nan)
+    xy[0], xy[1, head], xy[2] = 1.0, 1.0, 1.0  # someone else, the face and the pose (where, the raw says)
+    raw = np.array([0.9, 0.0, 0.05, 0.85, 0.1, 0.7])  # the face and the pose fit track 1 best, the face more closely
+    d, t = np.divmod(np.arange(6), 2)
     asked = []
 
     def worn(answer):
@@ -263,18 +266,24 @@ def test_pieces_may_share_more_where_the_larger_has_all_of_the_smallers_keypoint
             return np.full(len(who), answer)
         return ask
 
-    for every in (None, (2, 2)):
-        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every).tolist() == []  # no colours: two people
-        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every, worn(True)).tolist() == [1]
-        assert online._pieces(xy, d, t, raw, 0.5, 0.1, every, worn(False)).tolist() == []
-    assert asked == [([0], [0])] * 4
+    def pieces(points=xy, fits=raw, every=None, answer=None):
+        return online._pieces(points, d, t, fits, 0.5, 0.1, every, None if answer is None else worn(answer)).tolist()
+
+    for every in (None, (3, 2)):
+        assert pieces(every=every) == []  # no colours: two people
+        assert pieces(every=every, answer=True) == [1]
+        assert pieces(every=every, answer=False) == []
+    assert asked == [([2], [1])] * 4
+    loose = raw.copy()
+    loose[3] = 0.45  # the face fits the track loosely
+    assert pieces(fits=loose, answer=True) == []
     few = xy.copy()
-    few[0, 5:14] = np.nan  # 9 keypoints: under twice the face's five
-    assert online._pieces(few, d, t, raw, 0.5, 0.1, None, worn(True)).tolist() == []
+    few[2, 5:14] = np.nan  # 9 keypoints: under twice the face's five
+    assert pieces(few, answer=True) == []
     lacking = xy.copy()
-    lacking[0, 17] = np.nan  # the pose lacks one of the face's: four shared
-    assert online._pieces(lacking, d, t, raw, 0.5, 0.1, None, worn(True)).tolist() == []
-    assert len(asked) == 4  # neither asked about colours
+    lacking[2, 17] = np.nan  # the pose lacks one of the face's: four shared
+    assert pieces(lacking, answer=True) == []
+    assert len(asked) == 4  # none of them asked about colours
 
 
 def test_a_piece_merged_gives_what_the_person_lacks_and_takes_nothing_they_have():

@@ -20,9 +20,10 @@ found as two halves); so is a person found twice (a duplicate piece on top of th
 box found twice or a merge of detectors' people), and the smaller of two pieces with hardly a
 keypoint in common that fit the same track best (a head or an arm found apart from the body,
 or, given the frame, a face found alone beside a pose that has its keypoints and wears the
-track's colours), both before the matching, so that the piece cannot keep the track. A fragment starts no track:
-where it closely fits the track of the person it is a piece of, and has no more keypoints
-than them, it is merged into them (the keypoints and parts they lack taken from it), one
+track's colours, both close to the track), both before the matching, so that the piece
+cannot keep the track. A fragment starts no track: where it closely fits the track of the
+person it is a piece of, and has no more keypoints than them, it is merged into them (the
+keypoints and parts they lack taken from it), one
 person, one pose; else it comes back untracked. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
@@ -81,8 +82,8 @@ _FRAGMENT = -2  # the row of a person found as a fragment of a tracked one
 _DUPLICATE = 0.9  # OKS from which a person repeats another of the same frame (top-down pipelines' pose NMS: 0.9)
 _PIECE_SHARED = 3  # at most this many keypoints in common: two people found where one track is are its pieces
 # ... or more, where the smaller's every keypoint is also the larger's, who has this many times as many and wears the
-# track's colours within this many ``appearance_scale``: a face found alone and a pose of the same person (its head
-# another's: train2017-mini 10 of --seeds 10-19, where the two traded the track frame after frame)
+# track's colours within this many ``appearance_scale``, both fitting the track closely: a face found alone and a pose
+# of the same person (its head another's: train2017-mini 10 of --seeds 10-19, the two traded the track every frame)
 _PIECE_TWICE = 2
 _PIECE_WORN = 0.5
 # a person matched to their track but in doubt (``appearance_doubt``) moves to a lost track only where it looks more
@@ -691,11 +692,14 @@ class Tracker(SequenceTracker):
             ok &= rows[d_idx] != _FRAGMENT
         # a person split in two (the head found apart from the body, upper and lower halves): two people whom
         # the same track fits best, with hardly a keypoint in common, the larger closely, are its pieces; so are a
-        # face found alone and a pose that has its keypoints too, where the pose wears the track's colours
+        # face found alone and a pose that has its keypoints too, both close to the track, the pose wearing its colours
         worn = None
-        if looks is not None:
-            def worn(who: np.ndarray, track: np.ndarray) -> np.ndarray:  # (NaN, too little to tell: not worn)
-                return appearance.distance(looks, self._look, who, track) <= _PIECE_WORN * c.appearance_scale
+        if looks is not None:  # (NaN, too little to tell, or a person under appearance_min_height: not worn)
+            read = np.ones(len(people), bool) if tall is None else tall
+
+            def worn(who: np.ndarray, track: np.ndarray) -> np.ndarray:
+                near = appearance.distance(looks, self._look, who, track) <= _PIECE_WORN * c.appearance_scale
+                return near & read[who]
         pieces = _pieces(points, d_idx, t_idx, raw, c.fragment_similarity, c.min_similarity,
                          (len(people), len(self.ids)) if every else None, worn)
         if len(pieces):
@@ -970,9 +974,12 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     With ``worn`` (``worn(people, tracks)``: whether each of those people wears the colours of
     the track beside them, within :data:`_PIECE_WORN` scales), a piece may share more keypoints
     where all of its keypoints are the other's too, the other has :data:`_PIECE_TWICE` times as
-    many and wears the track's colours: a face found alone and a pose of the same body whose
-    head is a neighbour's (or was found twice). The body is the track's person; the face took
-    the track, the body a lost neighbour's (train2017-mini 10 of ``--seeds 10-19``). Without
+    many and wears the track's colours, and the piece too fits the track at least ``close``: a
+    face found alone and a pose of the same body whose head is a neighbour's (or was found
+    twice). The body is the track's person; the face took the track, the body a lost
+    neighbour's (train2017-mini 10 of ``--seeds 10-19``). The piece's own colours say nothing
+    (a face has no limb to read); its close fit is what makes it this person's and not a
+    stranger's beside them (a neighbour's legs 30 px from the person's fit loosely). Without
     colours two people in a crowd, one's head before the other's body, look the same.
 
     ``points``: ``(D, K, 2)``, NaN where missing; ``every``: ``(D, T)`` where the pairs are
@@ -1007,8 +1014,8 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     larger_close = best_raw[fit][None, :] >= close
     pair = same & smaller & larger_close
     allowed = common <= _PIECE_SHARED
-    if worn is not None:  # the same parts found twice, the larger wearing the track's colours
-        inside = (common == n[:, None]) & (n[None, :] >= _PIECE_TWICE * n[:, None])
+    if worn is not None:  # the same parts found twice, both fitting the track closely, the larger wearing its colours
+        inside = (common == n[:, None]) & (n[None, :] >= _PIECE_TWICE * n[:, None]) & (best_raw[fit] >= close)[:, None]
         p, w = np.nonzero(pair & inside & ~allowed)
         if len(p):
             allowed[p, w] = worn(fit[w], best[fit[w]])
