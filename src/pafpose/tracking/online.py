@@ -61,6 +61,7 @@ the number of people.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import deque
@@ -251,6 +252,15 @@ def _pair_similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray,
         n = (have_p[d_idx] & have_q[t_idx]).sum(axis=1)
     total = np.exp(-(dx * dx + dy * dy) * scale).sum(axis=1, dtype=np.float64)
     return total / np.maximum(n, 1) * (n / np.maximum(n + prior, 1e-9))
+
+
+@functools.lru_cache(maxsize=64)
+def _every_pair(n_det: int, n_trk: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(d_idx, t_idx)`` of every pair, detection-major (read-only: kept for the next frames of
+    as many people, most frames of a video)."""
+    d_idx, t_idx = np.divmod(np.arange(n_det * n_trk), n_trk)
+    d_idx.flags.writeable = t_idx.flags.writeable = False
+    return d_idx, t_idx
 
 
 def _boxes(points: np.ndarray) -> np.ndarray:
@@ -589,11 +599,12 @@ class Tracker(SequenceTracker):
         c = self.config
         ahead = now - self._last_seen
         absent = np.maximum(ahead - step, 0.0)
-        lost = absent > 1e-9
-        tau = max(c.coast, 1e-9)
-        coast = tau * (1.0 - np.exp(-ahead / tau))  # distance factor of a decaying velocity
-        moved = np.where(lost[:, None, None], (self._body * coast[:, None])[:, None, :],
-                         self._velocity * ahead[:, None, None])
+        moved = self._velocity * ahead[:, None, None]
+        lost = np.flatnonzero(absent > 1e-9)
+        if len(lost):
+            tau = max(c.coast, 1e-9)
+            coast = tau * (1.0 - np.exp(-ahead[lost] / tau))  # distance factor of a decaying velocity
+            moved[lost] = (self._body[lost] * coast[:, None])[:, None, :]
         return self._points + moved, absent
 
     def _frame_image(self, image: Any, people: list[Pose]) -> Any:
@@ -664,7 +675,7 @@ class Tracker(SequenceTracker):
         areas = (np.sqrt(_areas(self._points, c.min_area)) * (1.0 + c.lost_growth * absent)
                  + c.speed_growth * speed * absent) ** 2
         if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
-            d_idx, t_idx = np.divmod(np.arange(len(people) * len(self.ids)), len(self.ids))
+            d_idx, t_idx = _every_pair(len(people), len(self.ids))
             every = True
         else:
             every = False
