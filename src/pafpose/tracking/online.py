@@ -101,14 +101,14 @@ def one_euro_step(x: np.ndarray, dx: np.ndarray, value: np.ndarray, dt: np.ndarr
     """One step of the One Euro filter, elementwise: ``(filtered, speed)`` from the previous
     ``(x, dx)`` and the new ``value`` after ``dt`` seconds. The speed is divided by ``scale``
     before it raises the cut-off. NaN is "not seen": it passes through and resets that value."""
-    # alpha = 1 / (1 + tau / dt), tau = 1 / (2 pi cutoff): r / (1 + r) with r = 2 pi dt cutoff, the factors that do
-    # not vary per value (dt, scale: per person) folded first (the tracker's hot path: each op is a pass)
+    # alpha = 1 / (1 + tau / dt), tau = 1 / (2 pi cutoff): 1 / (1 + 1 / r) with r = 2 pi dt cutoff (an infinite
+    # cut-off, a scale of 0, gives 1). The factors that do not vary per value (dt, scale: per person) are folded first:
+    # the tracker's hot path, where each operation over the people's points is a pass
     w = 2.0 * math.pi * np.asarray(dt, dtype=np.float64)
     step = value - x  # NaN where either is (not seen now, or seen again)
-    r = w * d_cutoff
-    dx_hat = dx + r / (1.0 + r) * (step / dt - dx)
+    dx_hat = dx + (step / dt - dx) / (1.0 + 1.0 / (w * d_cutoff))
     r = np.abs(dx_hat) * (w * beta / scale) + w * min_cutoff
-    x_hat = x + r / (1.0 + r) * step  # NaN where the value is: not seen passes through
+    x_hat = x + step / (1.0 + 1.0 / r)  # NaN where the value is: not seen passes through
     x_hat = np.where(np.isnan(x), value, x_hat)  # seen again: start from the new value
     return x_hat, np.where(np.isnan(dx_hat), 0.0, dx_hat)  # (a speed unknown, or not seen, starts again at 0)
 
