@@ -330,10 +330,10 @@ def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():
 
 def face_and_body(offline=False, image=True):
     """Red stands at x = 250 beside blue at x = 300 (dressed in a red 19 units from red's: within
-    ``appearance_scale``); blue is hidden from frame 10. In every
-    other frame from 13 to 19 the detector finds red's face alone and red's pose whose head
-    keypoints lie 30 px off (another's head put on red's body), as in train2017-mini 10. The
-    ids of each, per frame (None: not given back), and of blue seen again from frame 20."""
+    ``appearance_scale``); blue is hidden from frame 10. In every other frame from 13 to 19 the
+    detector finds red's face alone and red's pose whose head keypoints lie 30 px off (another's
+    head put on red's body), as in train2017-mini 10. The ids of each, per frame (None: not
+    given back), and of blue seen again from frame 20."""
     head = [0, 14, 15, 16, 17]
     frames = [[(person(250), RED, "red"), (person(300), DARK_RED, "blue")] for _ in range(10)]
     frames += [[(person(250), RED, "red")] for _ in range(3)]
