@@ -239,18 +239,19 @@ def _pair_similarity(points: np.ndarray, tracks: np.ndarray, sigmas: np.ndarray,
     have_p, have_q = np.isfinite(points[..., 0]), np.isfinite(tracks[..., 0])
     p = np.where(have_p[..., None], points, 1e7).astype(np.float32)
     q = np.where(have_q[..., None], tracks, -1e7).astype(np.float32)
-    inv = (1.0 / (2.0 * areas[:, None] * (2.0 * np.asarray(sigmas, dtype=np.float64)[None, :]) ** 2)).astype(np.float32)
-    if d_idx is None:  # every pair, by broadcasting: (D * T,) in row order
-        dx = (p[:, None, :, 0] - q[None, :, :, 0]).reshape(-1, p.shape[1])
-        dy = (p[:, None, :, 1] - q[None, :, :, 1]).reshape(-1, p.shape[1])
-        scale = np.broadcast_to(inv[None], (len(p), *inv.shape)).reshape(-1, p.shape[1])
-        n = (have_p[:, None] & have_q[None]).reshape(-1, p.shape[1]).sum(axis=1)
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    # 1 / (2 area (2 sigma)²), as 1 / (area 8 sigma²): the same float64 (scaling by powers of two is exact)
+    inv = (1.0 / (areas[:, None] * (8.0 * sigmas * sigmas)[None, :])).astype(np.float32)
+    if d_idx is None:  # every pair, by broadcasting: (D, T, K), then (D * T,) in row order
+        dx = p[:, None, :, 0] - q[None, :, :, 0]
+        dy = p[:, None, :, 1] - q[None, :, :, 1]
+        total = np.exp(-(dx * dx + dy * dy) * inv[None]).sum(axis=2, dtype=np.float64).ravel()
+        n = (have_p.astype(np.float64) @ have_q.T.astype(np.float64)).ravel()  # the keypoints both have (exact)
     else:
         dx = p[d_idx, :, 0] - q[t_idx, :, 0]
         dy = p[d_idx, :, 1] - q[t_idx, :, 1]
-        scale = inv[t_idx]
+        total = np.exp(-(dx * dx + dy * dy) * inv[t_idx]).sum(axis=1, dtype=np.float64)
         n = (have_p[d_idx] & have_q[t_idx]).sum(axis=1)
-    total = np.exp(-(dx * dx + dy * dy) * scale).sum(axis=1, dtype=np.float64)
     return total / np.maximum(n, 1) * (n / np.maximum(n + prior, 1e-9))
 
 
