@@ -686,9 +686,13 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
             # about 20 people on, cost twice this at 20 people and three times at 50, here)
             body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-                mine, rows = hit[a:b], pos[a:b][hit[a:b]]
-                body[i, rows] = f.obs[mine]
-                scores[i, rows] = f.scores[mine]
+                mine = hit[a:b]
+                if mine.all():  # (most frames: everyone wanted, no copy of the frame's rows first)
+                    rows, obs, sc = pos[a:b], f.obs, f.scores
+                else:
+                    rows, obs, sc = pos[a:b][mine], f.obs[mine], f.scores[mine]
+                body[i, rows] = obs
+                scores[i, rows] = sc
                 present[i, rows] = True
         if width:  # each frame's parts fill its first columns (the columns only grow)
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
