@@ -718,13 +718,13 @@ def _local_fit(obs: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.nda
     the value at time 0, from the cofactors of its first row: a few array operations for every
     point, whatever their number."""
     powers = g[:, None] * t[:, None] ** np.arange(5)[None, :]  # (F, 5): g, g t, g t², g t³, g t⁴
-    sums = np.moveaxis((powers.T @ obs.reshape(len(t), -1)).reshape(5, *obs.shape[1:]), 0, -1)  # (N, K, 4, 5)
-    m = sums[..., 0, :]  # moments of the frames seen
-    b = sums[..., 1:3, :3]  # (N, K, 2, 3)
-    m0 = m[..., 0]
+    sums = (powers.T @ obs.reshape(len(t), -1)).reshape(5, *obs.shape[1:])  # (5, N, K, 4): the power first
+    m = sums[..., 0]  # moments of the frames seen, (5, N, K)
+    b = sums[:3, ..., 1:3]  # (3, N, K, 2): the right-hand sides of x and y
+    m0 = m[0]
     ridge = 1e-3 * np.maximum(m0, 1e-9)  # short runs stay near linear
-    a00, a01, a02 = m0 + 1e-9 * np.maximum(m0, 1e-9), m[..., 1], m[..., 2]
-    a11, a12, a22 = m[..., 2] + ridge, m[..., 3], m[..., 4] + ridge
+    a00, a01, a02 = m0 + 1e-9 * np.maximum(m0, 1e-9), m[1], m[2]
+    a11, a12, a22 = m[2] + ridge, m[3], m[4] + ridge
     c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a11 * a02
     have = obs[..., 0]
     count = have.sum(axis=0)  # (N, K)
@@ -733,12 +733,12 @@ def _local_fit(obs: np.ndarray, t: np.ndarray, g: np.ndarray, both_sides: np.nda
         sides = (have[t < 0] > 0).any(axis=0) & (have[t > 0] > 0).any(axis=0)
         ok &= sides | ~both_sides[:, None]
     det = np.where(ok, a00 * c00 + a01 * c01 + a02 * c02, 1.0)  # the systems not ok are dropped
-    value = (b[..., 0] * c00[..., None] + b[..., 1] * c01[..., None] + b[..., 2] * c02[..., None]) / det[..., None]
+    value = (b[0] * c00[..., None] + b[1] * c01[..., None] + b[2] * c02[..., None]) / det[..., None]
     points = np.where(ok[..., None], value, np.nan)
     one = (count == 1) & ~both_sides[:, None]
     if one.any():  # seen once: itself
-        points[one] = b[one][..., 0] / m0[one][:, None]
-    conf = sums[..., 3, 0] / np.maximum(m0, 1e-12)
+        points[one] = b[0][one] / m0[one][:, None]
+    conf = sums[0, ..., 3] / np.maximum(m0, 1e-12)
     return points, conf
 
 
