@@ -8,34 +8,32 @@ keypoints both have and weighted by how many they share (a partial pose is judge
 shows). Tracks seen in the last frame and tracks that lost their person (an occlusion, a
 missed detection) compete in the same assignment: a lost track is predicted by its body's
 velocity (the median of its keypoints'), which decays while it is lost, and its tolerance
-widens with the seconds it has been gone, the more the faster it moved (a walker hidden for
-a second may be a few steps from where the model puts them, someone standing still is where
+widens with the seconds it has been gone, the more the faster it moved (a walker hidden for a
+second may be a few steps from where the model puts them, someone standing still is where
 they were), so a returning person takes their own track back even when a neighbour's track,
-seen a frame ago, is near enough to pass the gate. A new track is tentative until it has
-been matched ``confirm_hits`` times: it counts less in the assignment and dies when
-unmatched for ``tentative_lost`` seconds (a false or split detection never takes an
-established person; a far person the detector finds in some frames only keeps one). A person
-left over who closely fits a track matched this frame is a fragment of that person (a person
-found as two halves); so is a person found twice (a duplicate piece on top of them, from a
-box found twice or a merge of detectors' people), and the smaller of two pieces with hardly a
-keypoint in common that fit the same track best (a head or an arm found apart from the body,
-or, given the frame, a face found alone beside a pose that has its keypoints and wears the
-track's colours, both close to the track), both before the matching, so that the piece
-cannot keep the track. A fragment starts no track: where it closely fits the track of the
-person it is a piece of, and has no more keypoints than them, it is merged into them (the
-keypoints and parts they lack taken from it), one
-person, one pose; else it comes back untracked. Pairs less similar
+seen a frame ago, is near enough to pass the gate. A new track is tentative until it has been
+matched ``confirm_hits`` times: it counts less in the assignment and dies when unmatched for
+``tentative_lost`` seconds (a false or split detection never takes an established person; a
+far person the detector finds in some frames only keeps one). A person left over who closely
+fits a track matched this frame is a fragment of that person (a person found as two halves);
+so is a person found twice (a duplicate piece on top of them, from a box found twice or a
+merge of detectors' people), and the smaller of two pieces with hardly a keypoint in common
+that fit the same track best (a head or an arm found apart from the body, or, given the
+frame, a face found alone beside a pose that has its keypoints and wears the track's colours,
+both close to the track), both before the matching, so that the piece cannot keep the track.
+A fragment starts no track: where it closely fits the track of the person it is a piece of,
+and has no more keypoints than them, it is merged into them (the keypoints and parts they
+lack taken from it), one person, one pose; else it comes back untracked. Pairs less similar
 than ``min_similarity`` are never matched (gating). Given the frame (``image``), what people
 wear (:mod:`~pafpose.tracking.appearance`: the colour along each limb found) weighs the pairs
 the gate lets through, and a person left over who looks like a lost track's person (one once
 seen tall enough to read) takes it back within ``appearance_reach`` times its tolerance; two
 people who each look like the other's track rather than their own swap (out of a crossing the
-detector merged them in). A
-track survives ``max_lost`` seconds without a match, from the frames' own timestamps, and
-takes its id back when the person reappears; a person no track explains starts a new id.
-Ids are never reused within a sequence. In a crowd, only pairs whose boxes, widened by the
-tolerance, overlap are compared (and beyond a few hundred people each group that could
-match is solved on its own).
+detector merged them in). A track survives ``max_lost`` seconds without a match, from the
+frames' own timestamps, and takes its id back when the person reappears; a person no track
+explains starts a new id. Ids are never reused within a sequence. In a crowd, only pairs
+whose boxes, widened by the tolerance, overlap are compared (and beyond a few hundred people
+each group that could match is solved on its own).
 
 The kept keypoints are smoothed by a One Euro filter per coordinate (Casiez et al., CHI
 2012: a low-pass filter whose cut-off rises with speed, so a still person stops shaking and
