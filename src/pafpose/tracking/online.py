@@ -387,7 +387,7 @@ class Tracker(SequenceTracker):
         c = self.config
         if isinstance(poses, Iterator):  # read once: the places are indices into this list
             poses = list(poses)
-        out, people_t, rows, points, gaps, new, rest, now, _, at = self._track(poses, time_s, image)
+        out, people_t, rows, points, gaps, new, rest, now, _, _, at = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
@@ -413,14 +413,15 @@ class Tracker(SequenceTracker):
 
     def _track(self, poses: Any, time_s: float | None, image: np.ndarray | None = None
                ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float,
-                          np.ndarray | None, np.ndarray]:
+                          np.ndarray | None, np.ndarray | None, np.ndarray]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
-        gaps, new, rest, now, looks, at)``: ``out`` the empty result of the frame; ``people`` the tracked
+        gaps, new, rest, now, looks, tall, at)``: ``out`` the empty result of the frame; ``people`` the tracked
         people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
         NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
-        tracked people wear (None: not read); ``at`` the place in the frame given of each of
+        tracked people wear and ``tall`` whether each is tall enough to read it
+        (``appearance_min_height``; both None: not read); ``at`` the place in the frame given of each of
         ``people`` then ``rest``. A fragment of a person matched this frame is merged into them
         (:func:`_merge`: ``people`` holds them merged) and is in neither list. :meth:`_expire`
         with ``now`` ends the step (it drops rows)."""
@@ -487,7 +488,9 @@ class Tracker(SequenceTracker):
             nobody = [i for i, (p, b) in enumerate(zip(given, body, strict=True)) if not b and answered(p)]
             rest.extend(given[i] for i in nobody)  # (a part's point, then)
             at = np.concatenate([at, np.array(nobody, np.int64)])
-        return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked], at
+        if looks is not None:
+            looks, tall = looks[tracked], tall[tracked]
+        return out, people_t, rows, points, gaps, new, rest, now, looks, tall, at
 
     def _expire(self, now: float) -> None:
         """Drop the tracks lost for too long: confirmed ones after ``max_lost``, tentative ones
