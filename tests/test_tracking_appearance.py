@@ -315,18 +315,27 @@ def test_two_people_on_each_others_tracks_swap_back_by_what_they_wear(offline):
 TEAL = (220, 90, 40)  # 28 units from blue: within appearance_keep of them, beyond appearance_scale
 
 
-def crossed(flash: bool = False) -> list:
-    """Red stands at x = 240, blue at x = 340 (each 195 px tall). For eight frames blue is
-    found only down to the hips (95 px, under ``appearance_min_height``), in teal (the colours
-    of a partial pose read off whoever stands around it); then the two are found on each
-    other's places, full height, for ten frames (``flash``: for one frame, then back)."""
-    frames = [[(person(240), RED, "red"), (person(340), BLUE, "blue")] for _ in range(10)]
-    upper = person(340).keypoints.copy()
+def crossed(after: str = "swapped", left: float = 240.0, right: float = 340.0) -> list:
+    """Red stands at x = ``left``, blue at ``right`` (each 195 px tall). For eight frames blue
+    is found only down to the hips (95 px, under ``appearance_min_height``), in teal (the
+    colours of a partial pose read off whoever stands around it); then the two are found on
+    each other's places, full height, for ten frames (``after``: "swapped"); for one frame,
+    then back ("flash"), or then blue not found at all ("flash, hidden"); for eight frames,
+    then back in their places ("back"); or for twelve frames, then fifteen more with blue's
+    colours read teal again ("teal again")."""
+    frames = [[(person(left), RED, "red"), (person(right), BLUE, "blue")] for _ in range(10)]
+    upper = person(right).keypoints.copy()
     upper[[9, 10, 12, 13]] = np.nan  # knees and ankles not found
-    frames += [[(person(240), RED, "red"), (Pose(upper, 0.9, COCO18), TEAL, "blue")] for _ in range(8)]
-    swapped = [(person(240), BLUE, "blue"), (person(340), RED, "red")]
-    if flash:
-        return frames + [swapped] + [[(person(240), RED, "red"), (person(340), BLUE, "blue")] for _ in range(10)]
+    frames += [[(person(left), RED, "red"), (Pose(upper, 0.9, COCO18), TEAL, "blue")] for _ in range(8)]
+    swapped = [(person(left), BLUE, "blue"), (person(right), RED, "red")]
+    if after == "flash":
+        return frames + [swapped] + [[(person(left), RED, "red"), (person(right), BLUE, "blue")] for _ in range(10)]
+    if after == "flash, hidden":
+        return frames + [swapped] + [[(person(left), RED, "red")] for _ in range(10)]
+    if after == "back":
+        return frames + [swapped] * 8 + [[(person(left), RED, "red"), (person(right), BLUE, "blue")]] * 4
+    if after == "teal again":
+        return frames + [swapped] * 12 + [[(person(left), TEAL, "blue"), (person(right), RED, "red")]] * 15
     return frames + [swapped for _ in range(10)]
 
 
@@ -336,14 +345,58 @@ def test_offline_two_people_on_each_others_ids_swap_back_by_what_they_wore_befor
     is farther than ``appearance_scale`` from their own track's: the online swap does not
     happen. Offline, what each id's person wore is read from the frames given out, from tall
     people only, and all the frames ahead agree: the two swap back. One frame of swapped
-    colours, with the frames ahead saying otherwise, swaps nothing."""
+    colours, with the frames ahead saying otherwise, swaps nothing; nor does it where no frame
+    ahead can tell (the other hidden after it, or no frame held ahead: ``window`` 0). Where the
+    two are back in their places within the window, only the frames before are swapped."""
     config = TrackerConfig(smooth=False)
     online = painted_ids(crossed(), Tracker(config))
     assert online["red"][-1] == 1 and online["blue"][-1] == 0, online  # (why the offline step is needed)
     ids = painted_ids(crossed(), OfflineTracker(config))
     assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-    flash = painted_ids(crossed(flash=True), OfflineTracker(config))
+    flash = painted_ids(crossed("flash"), OfflineTracker(config))
     assert flash["red"][19:] == [0] * 10 and flash["blue"][19:] == [1] * 10, flash
+    hidden = painted_ids(crossed("flash, hidden"), OfflineTracker(config))
+    assert hidden["red"][19:] == [0] * 10 and hidden["blue"][18] == 0, hidden  # (a flash of light reads so too)
+    blind = painted_ids(crossed("flash"), OfflineTracker(replace(config, window=0)))
+    assert blind["red"][19:] == [0] * 10, blind
+    assert blind["blue"][18] == 0, blind
+    # eight frames on each other's places, then back in their own: those eight frames swap, and only those
+    back = painted_ids(crossed("back"), OfflineTracker(config))
+    assert set(back["red"]) == {0} and set(back["blue"]) == {1}, back
+
+
+def test_offline_swapped_back_ids_stay_when_the_online_tracker_would_swap_its_tracks_later():
+    """After the swap back, blue's colours read teal again (beyond ``appearance_scale`` of
+    blue's own): the online tracks, had they kept their colours, would swap once more (the
+    online tracker's own swap back), and the ids shown, swapped offline, would follow them
+    onto the wrong people. The two online tracks trade their colours with the swap."""
+    ids = painted_ids(crossed("teal again", 250, 310), OfflineTracker(TrackerConfig(smooth=False)))
+    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
+
+
+def test_offline_two_people_dressed_alike_do_not_swap_when_the_light_moves_from_one_to_the_other():
+    """Two dancers in one grey costume, 100 px apart, the light on the left one: the light
+    moves to the right one. Their colours trade places (45 units apart), as a swap's would.
+    Found whole in every frame, they were never mixed up: nothing is swapped. Crouched (found
+    in part) while the light moves slowly, the online tracks' colours follow the light, and
+    nothing is swapped either."""
+    lit, shade = (150, 150, 150), (105, 105, 105)
+    frames = [[(person(240), lit, "red"), (person(340), shade, "blue")] for _ in range(10)]
+    frames += [[(person(240), shade, "red"), (person(340), lit, "blue")] for _ in range(15)]
+    ids = painted_ids(frames, OfflineTracker(TrackerConfig(smooth=False)))
+    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
+    crouched = [person(x).keypoints.copy() for x in (240, 340)]
+    for k in crouched:
+        k[[9, 10, 12, 13]] = np.nan
+    left, right = (Pose(k, 0.9, COCO18) for k in crouched)
+    frames = [[(person(240), lit, "red"), (person(340), shade, "blue")] for _ in range(10)]
+    for t in range(21):  # the light moves over two thirds of a second
+        dim, brighten = (tuple(round(v + (w - v) * t / 20) for v, w in zip(a, b, strict=True))
+                         for a, b in ((lit, shade), (shade, lit)))
+        frames.append([(left, dim, "red"), (right, brighten, "blue")])
+    frames += [[(person(240), shade, "red"), (person(340), lit, "blue")] for _ in range(15)]
+    ids = painted_ids(frames, OfflineTracker(TrackerConfig(smooth=False)))
+    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
 
 
 def test_offline_memory_of_what_ids_wore_stays_bounded_as_people_come_and_go():

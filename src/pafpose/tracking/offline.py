@@ -21,7 +21,8 @@ keypoints (:class:`~pafpose.tracking.online.PartSlots`): a point is smoothed whe
 person has it in that frame, never invented where the detector missed it, and a person put
 back gets the parts' points that both sides have. Memory holds ``2 window + 1`` frames of
 people, ``window + 1`` payloads (the frames still to be given out) and the colours of the
-ids alive or held, whatever the length of the sequence.
+ids alive or held (and of as many more at most, forgotten in batches), whatever the length
+of the sequence.
 """
 
 from __future__ import annotations
@@ -39,7 +40,17 @@ from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, _boxes, _median, _overlap, _reach, similarity
+from pafpose.tracking.online import (
+    _DOUBT_MARGIN,
+    PartSlots,
+    Tracker,
+    _areas,
+    _boxes,
+    _median,
+    _overlap,
+    _reach,
+    similarity,
+)
 
 # how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
@@ -564,19 +575,33 @@ class OfflineTracker(SequenceTracker):
 
     def _swap_back(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Hindsight over the window: two people of the frame about to be given out, each on
-        the other's id, take their own back. Each is tall, wears colours farther than
-        ``appearance_doubt`` scales from what their id's person wore in the frames given out
-        (:class:`_Wore`) and within ``appearance_scale`` of what the other's wore, and in at
-        least two thirds of the frames ahead in which both ids are read, the two look more like
-        each other's person than their own (the distances of the pair summed). Through a
-        crossing the detector often finds the two as one merged pose or as halves of each; the
-        online tracker's colours of a track follow whoever it took (and :meth:`Tracker._swap
-        <pafpose.tracking.online.Tracker._swap>` needs both tracks' colours right in one frame),
-        while these are of the frames given out, kept where a person did not look like their
-        id's. Only neighbours are compared (boxes within each other's reach, widened
-        ``appearance_reach`` times). The two ids are swapped in the frames held from here on,
-        and in the online tracker's ids as shown (its tracks go on as they are). Returns what
-        it read (:meth:`_Wore.read`, the ids as they now are; None: the frame not read)."""
+        the other's id, take their own back. Through a crossing the detector often finds the
+        two as one merged pose, or one of them in part or not at all, and the tracks come out
+        on the wrong people; the online tracker's colours of a track follow whoever it took
+        (and :meth:`Tracker._swap <pafpose.tracking.online.Tracker._swap>` needs both tracks'
+        colours right in one frame). What each id's person wore in the frames given out
+        (:class:`_Wore`: tall people only, kept where a person did not look like their id's)
+        is steadier. The two swap where:
+
+        - in this frame each is tall and wears colours farther than ``appearance_doubt``
+          scales from what their id's person wore, and from the online track's colours of the
+          id (colours that drift slowly, as light does, follow there), and within
+          ``appearance_scale`` of what the other's wore, nearer by :data:`_DOUBT_MARGIN
+          <pafpose.tracking.online._DOUBT_MARGIN>` scales at least;
+        - they are neighbours (boxes within each other's reach widened ``appearance_reach``
+          times), and in one of the held frames before it one of the two was not found, or not
+          tall (how tracks get swapped: two people found whole in every frame are not);
+        - in at least two thirds of the frames ahead in which both are tall and read, the two
+          look more like each other's person than their own (the pair's distances summed).
+          With no such frame (``window`` 0, the sequence's end) nothing is swapped.
+
+        Where the last of those frames says so too, the ids are swapped in the frames held
+        from here on and in the online tracker's ids as shown, and the two online tracks trade
+        their colours, so that the online tracker, now agreeing, does not swap them again.
+        Where it does not (the two found on their own ids again: back in their places, or the
+        online tracker's own swap), only the frames up to the last that says so are swapped.
+        Returns what it read (:meth:`_Wore.read`, the ids as they now are; None: the frame not
+        read)."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
@@ -586,6 +611,18 @@ class OfflineTracker(SequenceTracker):
         doubt = np.flatnonzero(own > c.appearance_doubt * c.appearance_scale)  # (NaN compares False)
         if len(doubt) < 2:
             return read
+        on = self.online
+        shown = np.array([self._alias.get(i, i) for i in on.ids.tolist()], np.int64)
+        if on._look.shape[1:] == centre.looks.shape[1:] and len(shown):  # the online colours of the id too
+            order = np.argsort(shown, kind="stable")
+            pos = order[np.minimum(np.searchsorted(shown, centre.ids[rows[doubt]], sorter=order), len(order) - 1)]
+            has = shown[pos] == centre.ids[rows[doubt]]
+            online = np.full(len(doubt), np.inf)
+            online[has] = appearance.distance(centre.looks[rows[doubt[has]]], on._look[pos[has]],
+                                              np.arange(int(has.sum())), np.arange(int(has.sum())))
+            doubt = doubt[~(online <= c.appearance_doubt * c.appearance_scale)]
+            if len(doubt) < 2:
+                return read
         shape, worn = centre.looks.shape[1:], self._wore.looks[at]
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
         points = _seen(centre, rows[doubt])
@@ -598,20 +635,27 @@ class OfflineTracker(SequenceTracker):
         pair = np.arange(len(a))
         cross = np.stack([appearance.distance(centre.looks[ra], wb, pair, pair),
                           appearance.distance(centre.looks[rb], wa, pair, pair)])
-        good = (cross <= c.appearance_scale).all(axis=0)
+        margin = _DOUBT_MARGIN * c.appearance_scale
+        good = ((cross <= c.appearance_scale) & (cross <= own[np.stack([doubt[a], doubt[b]])] - margin)).all(axis=0)
         if not good.any():
             return read
         a, b, cross = doubt[a[good]], doubt[b[good]], cross[:, good]  # (places in rows)
         ia, ib = centre.ids[rows[a]], centre.ids[rows[b]]
         wa, wb = wa[good], wb[good]
-        fit = cross.sum(axis=0)
+        # one of the two not found, or found in part, in a held frame before this one
+        broken = np.zeros(len(ia), bool)
+        for f in frames[:self._next]:
+            whole = f.ids if f.tall is None else f.ids[f.tall]  # (a frame not read: found is whole)
+            broken |= ~(np.isin(ia, whole) & np.isin(ib, whole))
         votes = np.zeros((2, len(ia)), np.int64)  # (the frames ahead that say swap, that can tell)
-        for f in frames[self._next + 1:]:
+        last = np.zeros(len(ia), bool)  # whether the last frame that can tell says swap
+        upto = np.full(len(ia), self._next)  # the last frame that says swap (an index in ``frames``)
+        for index_f, f in enumerate(frames[self._next + 1:], self._next + 1):
             if f.looks is None or f.looks.shape[1:] != shape or not len(f.ids):
                 continue
-            order = np.argsort(f.ids)
+            order = np.argsort(f.ids, kind="stable")
             px, py = (order[np.minimum(np.searchsorted(f.ids, i, sorter=order), len(order) - 1)] for i in (ia, ib))
-            both = np.flatnonzero((f.ids[px] == ia) & (f.ids[py] == ib))
+            both = np.flatnonzero((f.ids[px] == ia) & (f.ids[py] == ib) & f.tall[px] & f.tall[py])
             if not len(both):
                 continue
             lx, ly = f.looks[px[both]], f.looks[py[both]]
@@ -622,21 +666,29 @@ class OfflineTracker(SequenceTracker):
             told = np.isfinite(keep) & np.isfinite(swap)
             votes[0, both] += told & (swap < keep)
             votes[1, both] += told
+            last[both[told]] = (swap < keep)[told]
+            upto[both[told & (swap < keep)]] = index_f
+        agree = broken & (votes[1] > 0) & (3 * votes[0] >= 2 * votes[1])
         done: set[int] = set()
-        for j in np.argsort(fit, kind="stable").tolist():  # the pairs that fit best first, each id once
+        for j in np.argsort(cross.sum(axis=0), kind="stable").tolist():  # the pairs that fit best first, each id once
             x, y = int(ia[j]), int(ib[j])
-            if x in done or y in done or 3 * votes[0, j] < 2 * votes[1, j]:
+            if not agree[j] or x in done or y in done:
                 continue
             done.update((x, y))
             at[[a[j], b[j]]] = at[[b[j], a[j]]]
             own[[a[j], b[j]]] = cross[:, j]
-            for f in frames[self._next:]:
+            for f in frames[self._next:] if last[j] else frames[self._next:upto[j] + 1]:
                 hx, hy = f.ids == x, f.ids == y
                 f.ids[hx], f.ids[hy] = y, x
-            for i in self.online.ids.tolist():
-                shown = self._alias.get(i, i)
-                if shown in (x, y):
-                    self._alias[i] = x + y - shown
+            if not last[j]:  # the frames after say the two are on their own ids again (found so, or put back)
+                continue
+            tracks = np.flatnonzero(np.isin(shown, (x, y)))
+            for i in tracks.tolist():
+                shown[i] = x + y - shown[i]
+                self._alias[int(on.ids[i])] = int(shown[i])
+            if len(tracks) == 2 and on._look.shape[1:] == shape:  # the online tracks trade their colours
+                on._look[tracks] = on._look[tracks[::-1]]
+                on._tall[tracks] = on._tall[tracks[::-1]]
         return read
 
     def _smoothed_parts(self, frame: _Frame, wanted: np.ndarray, fitted: _Fit) -> list[dict[str, np.ndarray]]:
