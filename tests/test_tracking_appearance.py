@@ -280,12 +280,12 @@ def test_the_colour_distance_kept_from_the_matching_is_the_one_to_the_track_each
     checked = []
     real = online.Tracker._continue
 
-    def spy(self, rows, new, gaps, fresh, now, looks=None, far=None):
+    def spy(self, rows, new, gaps, fresh, now, looks=None, far=None, tall=None):
         if looks is not None:
             fresh_far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
             assert np.array_equal(far, fresh_far, equal_nan=True), (far, fresh_far)
             checked.append(int(np.isfinite(far).sum()))
-        return real(self, rows, new, gaps, fresh, now, looks, far)
+        return real(self, rows, new, gaps, fresh, now, looks, far, tall)
 
     monkeypatch.setattr(online.Tracker, "_continue", spy)
     test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame()
@@ -315,101 +315,29 @@ def test_two_people_on_each_others_tracks_swap_back_by_what_they_wear(offline):
 TEAL = (220, 90, 40)  # 28 units from blue: within appearance_keep of them, beyond appearance_scale
 
 
-def crossed(after: str = "swapped", left: float = 240.0, right: float = 340.0) -> list:
-    """Red stands at x = ``left``, blue at ``right`` (each 195 px tall). For eight frames blue
-    is found only down to the hips (95 px, under ``appearance_min_height``), in teal (the
-    colours of a partial pose read off whoever stands around it); then the two are found on
-    each other's places, full height, for ten frames (``after``: "swapped"); for one frame,
-    then back ("flash"), or then blue not found at all ("flash, hidden"); for eight frames,
-    then back in their places ("back"); or for twelve frames, then fifteen more with blue's
-    colours read teal again ("teal again")."""
-    frames = [[(person(left), RED, "red"), (person(right), BLUE, "blue")] for _ in range(10)]
-    upper = person(right).keypoints.copy()
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_tracks_colours_are_not_drawn_off_by_its_persons_partial_poses(offline):
+    """Red stands at x = 250, blue at 310 (195 px tall). For eight frames blue is found only
+    down to the hips (95 px, under ``appearance_min_height``), in teal: the colours of a
+    partial pose, read off whoever stands around it. Then the two are found on each other's
+    places, full height: each takes the other's track by the keypoints, and swaps back by what
+    they wear. Blue's track took its colours from blue seen tall only; had it taken the teal
+    ones in (each within ``appearance_keep``), blue would lie beyond ``appearance_scale`` of
+    their own track's colours, and the two would keep each other's ids."""
+    frames = [[(person(250), RED, "red"), (person(310), BLUE, "blue")] for _ in range(10)]
+    upper = person(310).keypoints.copy()
     upper[[9, 10, 12, 13]] = np.nan  # knees and ankles not found
-    frames += [[(person(left), RED, "red"), (Pose(upper, 0.9, COCO18), TEAL, "blue")] for _ in range(8)]
-    swapped = [(person(left), BLUE, "blue"), (person(right), RED, "red")]
-    if after == "flash":
-        return frames + [swapped] + [[(person(left), RED, "red"), (person(right), BLUE, "blue")] for _ in range(10)]
-    if after == "flash, hidden":
-        return frames + [swapped] + [[(person(left), RED, "red")] for _ in range(10)]
-    if after == "back":
-        return frames + [swapped] * 8 + [[(person(left), RED, "red"), (person(right), BLUE, "blue")]] * 4
-    if after == "teal again":
-        return frames + [swapped] * 12 + [[(person(left), TEAL, "blue"), (person(right), RED, "red")]] * 15
-    return frames + [swapped for _ in range(10)]
-
-
-def test_offline_two_people_on_each_others_ids_swap_back_by_what_they_wore_before():
-    """The online tracker's colours of blue's track drift towards teal with each partial pose
-    (each within ``appearance_keep``), and when the two come out on each other's places, blue
-    is farther than ``appearance_scale`` from their own track's: the online swap does not
-    happen. Offline, what each id's person wore is read from the frames given out, from tall
-    people only, and all the frames ahead agree: the two swap back. One frame of swapped
-    colours, with the frames ahead saying otherwise, swaps nothing; nor does it where no frame
-    ahead can tell (the other hidden after it, or no frame held ahead: ``window`` 0). Where the
-    two are back in their places within the window, only the frames before are swapped."""
+    frames += [[(person(250), RED, "red"), (Pose(upper, 0.9, COCO18), TEAL, "blue")] for _ in range(8)]
+    frames += [[(person(250), BLUE, "blue"), (person(310), RED, "red")] for _ in range(10)]
     config = TrackerConfig(smooth=False)
-    online = painted_ids(crossed(), Tracker(config))
-    assert online["red"][-1] == 1 and online["blue"][-1] == 0, online  # (why the offline step is needed)
-    ids = painted_ids(crossed(), OfflineTracker(config))
+    ids = painted_ids(frames, OfflineTracker(config) if offline else Tracker(config))
     assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-    flash = painted_ids(crossed("flash"), OfflineTracker(config))
-    assert flash["red"][19:] == [0] * 10 and flash["blue"][19:] == [1] * 10, flash
-    hidden = painted_ids(crossed("flash, hidden"), OfflineTracker(config))
-    assert hidden["red"][19:] == [0] * 10 and hidden["blue"][18] == 0, hidden  # (a flash of light reads so too)
-    blind = painted_ids(crossed("flash"), OfflineTracker(replace(config, window=0)))
-    assert blind["red"][19:] == [0] * 10, blind
-    assert blind["blue"][18] == 0, blind
-    # eight frames on each other's places, then back in their own: those eight frames swap, and only those
-    back = painted_ids(crossed("back"), OfflineTracker(config))
-    assert set(back["red"]) == {0} and set(back["blue"]) == {1}, back
-
-
-def test_offline_swapped_back_ids_stay_when_the_online_tracker_would_swap_its_tracks_later():
-    """After the swap back, blue's colours read teal again (beyond ``appearance_scale`` of
-    blue's own): the online tracks, had they kept their colours, would swap once more (the
-    online tracker's own swap back), and the ids shown, swapped offline, would follow them
-    onto the wrong people. The two online tracks trade their colours with the swap."""
-    ids = painted_ids(crossed("teal again", 250, 310), OfflineTracker(TrackerConfig(smooth=False)))
-    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-
-
-def test_offline_two_people_dressed_alike_do_not_swap_when_the_light_moves_from_one_to_the_other():
-    """Two dancers in one grey costume, 100 px apart, the light on the left one: the light
-    moves to the right one. Their colours trade places (45 units apart), as a swap's would.
-    Found whole in every frame, they were never mixed up: nothing is swapped. Crouched (found
-    in part) while the light moves slowly, the online tracks' colours follow the light, and
-    nothing is swapped either."""
-    lit, shade = (150, 150, 150), (105, 105, 105)
-    frames = [[(person(240), lit, "red"), (person(340), shade, "blue")] for _ in range(10)]
-    frames += [[(person(240), shade, "red"), (person(340), lit, "blue")] for _ in range(15)]
-    ids = painted_ids(frames, OfflineTracker(TrackerConfig(smooth=False)))
-    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-    crouched = [person(x).keypoints.copy() for x in (240, 340)]
-    for k in crouched:
-        k[[9, 10, 12, 13]] = np.nan
-    left, right = (Pose(k, 0.9, COCO18) for k in crouched)
-    frames = [[(person(240), lit, "red"), (person(340), shade, "blue")] for _ in range(10)]
-    for t in range(21):  # the light moves over two thirds of a second
-        dim, brighten = (tuple(round(v + (w - v) * t / 20) for v, w in zip(a, b, strict=True))
-                         for a, b in ((lit, shade), (shade, lit)))
-        frames.append([(left, dim, "red"), (right, brighten, "blue")])
-    frames += [[(person(240), shade, "red"), (person(340), lit, "blue")] for _ in range(15)]
-    ids = painted_ids(frames, OfflineTracker(TrackerConfig(smooth=False)))
-    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-
-
-def test_offline_memory_of_what_ids_wore_stays_bounded_as_people_come_and_go():
-    """A person a few frames each, 150 of them, one after another, far apart: what each id's
-    person wore is forgotten once the id is neither alive nor held."""
-    tracker, most = OfflineTracker(TrackerConfig(smooth=False, max_lost=0.1)), 0
-    for t in range(300):
-        x = 80 + 240 * ((t // 2) % 3)
-        tracker.push(Poses([person(x)]), None, t / 30.0, paint([(person(x), RED if t % 4 < 2 else BLUE)]))
-        most = max(most, len(tracker._wore.ids))
-    got = [q for _, q in tracker.flush()]
-    assert got and got[-1][0].track_id >= 100  # many ids came and went ...
-    assert 0 < most <= 64, most  # ... and few were remembered at once
+    # a track never seen tall takes what it can: blue short from the start keeps teal's colours
+    tracker = Tracker(config)
+    for t, people in enumerate(frames[10:18]):
+        tracker.update(Poses(p for p, _, _ in people), t / 30.0, paint([(p, c) for p, c, _ in people]))
+    teal = appearance.read_looks(paint([(p, c) for p, c, _ in frames[10]]), upper[None, :, :2], COCO18)
+    assert appearance.distance(tracker._look[1:2], teal, np.zeros(1, np.int64), np.zeros(1, np.int64))[0] < 1.0
 
 
 def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():

@@ -6,10 +6,9 @@ continues a track ended within ``max_lost`` is re-linked to it from hindsight (i
 of the ``window`` frames after its birth, see :meth:`OfflineTracker._relink`); a person given a
 new id for a frame or two, whose own track the online tracker found again after, gets that
 track's id back, and so does a person given a hidden neighbour's id for a frame or two
-(:meth:`OfflineTracker._bridge`); two people each on the other's id, by what they wear,
-swap back where the frames ahead agree (:meth:`OfflineTracker._swap_back`); a person given
-a new id every frame (too small for their speed: a new track has no velocity) keeps one
-where three frames show them moving on steadily (:meth:`OfflineTracker._chain`). Each frame is
+(:meth:`OfflineTracker._bridge`); a person given a new id every frame (too
+small for their speed: a new track has no velocity) keeps one where three frames show them
+moving on steadily (:meth:`OfflineTracker._chain`). Each frame is
 held back ``window`` frames, until the frames after it have been seen. Its keypoints are
 replaced by a local quadratic fit over the same person's keypoints in the frames on both
 sides (Gaussian weights in time, a Savitzky-Golay-like smoother that handles uneven frame
@@ -20,8 +19,7 @@ them. A person's whole-body parts (hands, face, feet) are fitted the same way, a
 keypoints (:class:`~pafpose.tracking.online.PartSlots`): a point is smoothed where the
 person has it in that frame, never invented where the detector missed it, and a person put
 back gets the parts' points that both sides have. Memory holds ``2 window + 1`` frames of
-people, ``window + 1`` payloads (the frames still to be given out) and the colours of the
-ids alive or held (and of as many more at most, forgotten in batches), whatever the length
+people and ``window + 1`` payloads (the frames still to be given out), whatever the length
 of the sequence.
 """
 
@@ -40,17 +38,7 @@ from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import (
-    _DOUBT_MARGIN,
-    PartSlots,
-    Tracker,
-    _areas,
-    _boxes,
-    _median,
-    _overlap,
-    _reach,
-    similarity,
-)
+from pafpose.tracking.online import PartSlots, Tracker, _areas, _boxes, _median, _overlap, _reach, similarity
 
 # how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
@@ -71,7 +59,6 @@ class _Frame:
     obs: np.ndarray  # (P, K, 4) the keypoints as the fit reads them (:func:`_observations`)
     part_obs: np.ndarray  # (P, columns, 4) the parts likewise
     looks: np.ndarray | None = None  # (P, S, 3) what each wears (:mod:`appearance`; None: not read)
-    tall: np.ndarray | None = None  # (P,) whether each is tall enough to read it (``appearance_min_height``)
 
 
 @dataclass
@@ -110,14 +97,13 @@ class OfflineTracker(SequenceTracker):
         self._k = 0  # keypoints per person of the frames held (0: none seen yet)
         self._first: dict[int, float] = {}  # id -> the time it was first seen
         self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
-        self._wore = _Wore()  # what each id's person wore in the frames given out
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None,
              image: np.ndarray | None = None) -> list[tuple[Any, Poses]]:
         """Add the next frame; the frames now final, in order."""
         c = self.config
         on = self.online
-        empty, people, rows, _, _, _, rest, _now, looks, tall, _ = on._track(poses, time_s, image)
+        empty, people, rows, _, _, _, rest, _now, looks, _ = on._track(poses, time_s, image)
         ids = np.concatenate([on.ids[rows], np.full(len(rest), -1, np.int64)])
         on._expire(_now)
         tracked = empty.derive(people + rest)  # as given: each gets its id once, when given out
@@ -132,7 +118,6 @@ class OfflineTracker(SequenceTracker):
             self._parts.clear()
             self._first.clear()  # nobody of the old layout can be re-linked to
             self._alias.clear()
-            self._wore.clear()
         self._k = k or self._k
         if self._alias:
             ids = np.array([self._alias.get(i, i) for i in ids.tolist()], np.int64)
@@ -141,15 +126,14 @@ class OfflineTracker(SequenceTracker):
         scores = np.array([p.score for p in tracked], dtype=np.float64)
         if looks is not None and len(rest):
             looks = np.concatenate([looks, np.full((len(rest), *looks.shape[1:]), np.nan, looks.dtype)])
-            tall = np.concatenate([tall, np.zeros(len(rest), bool)])
         self._frames.append(_Frame(self.online.frame_time, tracked, payload, ids.astype(np.int64), keypoints, scores,
-                                   parts, _observations(keypoints), _observations(parts), looks, tall))
+                                   parts, _observations(keypoints), _observations(parts), looks))
         self._remember(self._frames[-1])
         while len(self._frames) - 1 - self._next >= self.config.window:
             self._relink()
             self._chain()
             self._bridge()
-            out.append(self._give(self._swap_back()))
+            out.append(self._give())
         return out
 
     def _remember(self, frame: _Frame) -> None:
@@ -162,7 +146,6 @@ class OfflineTracker(SequenceTracker):
         keep = {self._alias.get(i, i) for i in alive}.union(*(f.ids.tolist() for f in self._frames))
         for gone in [i for i in self._first if i not in keep]:
             del self._first[gone]
-        self._wore.keep(keep)
         for track_id in frame.ids.tolist():
             if track_id >= 0:
                 self._first.setdefault(track_id, frame.time)
@@ -517,7 +500,7 @@ class OfflineTracker(SequenceTracker):
             self._relink()
             self._chain()
             self._bridge()
-            out.append(self._give(self._swap_back()))
+            out.append(self._give())
         self._frames.clear()
         self._next = 0
         return out
@@ -531,11 +514,8 @@ class OfflineTracker(SequenceTracker):
         self._k = 0
         self._first.clear()
         self._alias.clear()
-        self._wore.clear()
 
-    def _give(self, read: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[Any, Poses]:
-        """The frame about to be given out, final (``read``: :meth:`_swap_back`'s reading of
-        what its people wear, taken into :class:`_Wore`)."""
+    def _give(self) -> tuple[Any, Poses]:
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
@@ -563,8 +543,6 @@ class OfflineTracker(SequenceTracker):
             if np.isfinite(k[:, 0]).any():
                 parts = self._parts.build(fitted.part_points[j], fitted.part_conf[j])
                 out.append(Pose(k, float(score), skeleton, track_id, interpolated=True, parts=parts))
-        if centre.looks is not None and c.appearance:
-            self._wore.add(centre, c, read)
         payload = centre.payload
         centre.payload = None
         self._next += 1
@@ -572,124 +550,6 @@ class OfflineTracker(SequenceTracker):
             self._frames.popleft()
             self._next -= 1
         return payload, out
-
-    def _swap_back(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Hindsight over the window: two people of the frame about to be given out, each on
-        the other's id, take their own back. Through a crossing the detector often finds the
-        two as one merged pose, or one of them in part or not at all, and the tracks come out
-        on the wrong people; the online tracker's colours of a track follow whoever it took
-        (and :meth:`Tracker._swap <pafpose.tracking.online.Tracker._swap>` needs both tracks'
-        colours right in one frame). What each id's person wore in the frames given out
-        (:class:`_Wore`: tall people only, kept where a person did not look like their id's)
-        is steadier. The two swap where:
-
-        - in this frame each is tall and wears colours farther than ``appearance_doubt``
-          scales from what their id's person wore, and from the online track's colours of the
-          id (colours that drift slowly, as light does, follow there), and within
-          ``appearance_scale`` of what the other's wore, nearer by :data:`_DOUBT_MARGIN
-          <pafpose.tracking.online._DOUBT_MARGIN>` scales at least;
-        - they are neighbours (boxes within each other's reach widened ``appearance_reach``
-          times), and in one of the held frames before it one of the two was not found, or not
-          tall (how tracks get swapped: two people found whole in every frame are not);
-        - in at least two thirds of the frames ahead in which both are tall and read, the two
-          look more like each other's person than their own (the pair's distances summed).
-          With no such frame (``window`` 0, the sequence's end) nothing is swapped.
-
-        Where the last of those frames says so too, the ids are swapped in the frames held
-        from here on and in the online tracker's ids as shown, and the two online tracks trade
-        their colours, so that the online tracker, now agreeing, does not swap them again.
-        Where it does not (the two found on their own ids again: back in their places, or the
-        online tracker's own swap), only the frames up to the last that says so are swapped.
-        Returns what it read (:meth:`_Wore.read`, the ids as they now are; None: the frame not
-        read)."""
-        c = self.config
-        frames = list(self._frames)
-        centre = frames[self._next]
-        if centre.looks is None or not c.appearance:
-            return None
-        read = rows, at, own = self._wore.read(centre)
-        doubt = np.flatnonzero(own > c.appearance_doubt * c.appearance_scale)  # (NaN compares False)
-        if len(doubt) < 2:
-            return read
-        on = self.online
-        shown = np.array([self._alias.get(i, i) for i in on.ids.tolist()], np.int64)
-        if on._look.shape[1:] == centre.looks.shape[1:] and len(shown):  # the online colours of the id too
-            order = np.argsort(shown, kind="stable")
-            pos = order[np.minimum(np.searchsorted(shown, centre.ids[rows[doubt]], sorter=order), len(order) - 1)]
-            has = shown[pos] == centre.ids[rows[doubt]]
-            online = np.full(len(doubt), np.inf)
-            online[has] = appearance.distance(centre.looks[rows[doubt[has]]], on._look[pos[has]],
-                                              np.arange(int(has.sum())), np.arange(int(has.sum())))
-            doubt = doubt[~(online <= c.appearance_doubt * c.appearance_scale)]
-            if len(doubt) < 2:
-                return read
-        shape, worn = centre.looks.shape[1:], self._wore.looks[at]
-        sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
-        points = _seen(centre, rows[doubt])
-        near = _overlap(_boxes(points), _boxes(points), _reach(sigmas, _areas(points, c.min_area)) * c.appearance_reach)
-        a, b = np.nonzero(np.triu(near & near.T, 1))
-        if not len(a):
-            return read
-        ra, rb = rows[doubt[a]], rows[doubt[b]]
-        wa, wb = worn[doubt[a]], worn[doubt[b]]
-        pair = np.arange(len(a))
-        cross = np.stack([appearance.distance(centre.looks[ra], wb, pair, pair),
-                          appearance.distance(centre.looks[rb], wa, pair, pair)])
-        margin = _DOUBT_MARGIN * c.appearance_scale
-        good = ((cross <= c.appearance_scale) & (cross <= own[np.stack([doubt[a], doubt[b]])] - margin)).all(axis=0)
-        if not good.any():
-            return read
-        a, b, cross = doubt[a[good]], doubt[b[good]], cross[:, good]  # (places in rows)
-        ia, ib = centre.ids[rows[a]], centre.ids[rows[b]]
-        wa, wb = wa[good], wb[good]
-        # one of the two not found, or found in part, in a held frame before this one
-        broken = np.zeros(len(ia), bool)
-        for f in frames[:self._next]:
-            whole = f.ids if f.tall is None else f.ids[f.tall]  # (a frame not read: found is whole)
-            broken |= ~(np.isin(ia, whole) & np.isin(ib, whole))
-        votes = np.zeros((2, len(ia)), np.int64)  # (the frames ahead that say swap, that can tell)
-        last = np.zeros(len(ia), bool)  # whether the last frame that can tell says swap
-        upto = np.full(len(ia), self._next)  # the last frame that says swap (an index in ``frames``)
-        for index_f, f in enumerate(frames[self._next + 1:], self._next + 1):
-            if f.looks is None or f.looks.shape[1:] != shape or not len(f.ids):
-                continue
-            order = np.argsort(f.ids, kind="stable")
-            px, py = (order[np.minimum(np.searchsorted(f.ids, i, sorter=order), len(order) - 1)] for i in (ia, ib))
-            both = np.flatnonzero((f.ids[px] == ia) & (f.ids[py] == ib) & f.tall[px] & f.tall[py])
-            if not len(both):
-                continue
-            lx, ly = f.looks[px[both]], f.looks[py[both]]
-            index = np.arange(4 * len(both))  # (each with their own id's colours, then with the other's)
-            worn_by = np.concatenate([wa[both], wb[both], wb[both], wa[both]])
-            d = appearance.distance(np.concatenate([lx, ly, lx, ly]), worn_by, index, index).reshape(4, len(both))
-            keep, swap = d[0] + d[1], d[2] + d[3]
-            told = np.isfinite(keep) & np.isfinite(swap)
-            votes[0, both] += told & (swap < keep)
-            votes[1, both] += told
-            last[both[told]] = (swap < keep)[told]
-            upto[both[told & (swap < keep)]] = index_f
-        agree = broken & (votes[1] > 0) & (3 * votes[0] >= 2 * votes[1])
-        done: set[int] = set()
-        for j in np.argsort(cross.sum(axis=0), kind="stable").tolist():  # the pairs that fit best first, each id once
-            x, y = int(ia[j]), int(ib[j])
-            if not agree[j] or x in done or y in done:
-                continue
-            done.update((x, y))
-            at[[a[j], b[j]]] = at[[b[j], a[j]]]
-            own[[a[j], b[j]]] = cross[:, j]
-            for f in frames[self._next:] if last[j] else frames[self._next:upto[j] + 1]:
-                hx, hy = f.ids == x, f.ids == y
-                f.ids[hx], f.ids[hy] = y, x
-            if not last[j]:  # the frames after say the two are on their own ids again (found so, or put back)
-                continue
-            tracks = np.flatnonzero(np.isin(shown, (x, y)))
-            for i in tracks.tolist():
-                shown[i] = x + y - shown[i]
-                self._alias[int(on.ids[i])] = int(shown[i])
-            if len(tracks) == 2 and on._look.shape[1:] == shape:  # the online tracks trade their colours
-                on._look[tracks] = on._look[tracks[::-1]]
-                on._tall[tracks] = on._tall[tracks[::-1]]
-        return read
 
     def _smoothed_parts(self, frame: _Frame, wanted: np.ndarray, fitted: _Fit) -> list[dict[str, np.ndarray]]:
         """The parts of ``frame``'s people with the fitted points where both are known (an
@@ -713,61 +573,6 @@ class OfflineTracker(SequenceTracker):
         here = set(centre.ids.tolist())
         return np.array(sorted(i for i, t0 in before.items() if i >= 0 and i not in here and i in after
                                and after[i] - t0 - 1 <= self.config.max_gap), dtype=np.int64)
-
-
-class _Wore:
-    """What each id's person wore in the frames given out (:mod:`appearance`): a running mean
-    of each limb's colour, ``appearance_rate`` for the newest frame, from people tall enough
-    to read it; a person farther than ``appearance_keep`` scales from their id's colours (a
-    neighbour on the id, a merged pose) leaves them as they were, as the online tracker keeps
-    its tracks'. Ids sorted, a row each."""
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.ids = np.zeros(0, np.int64)
-        self.looks = np.zeros((0, 0, 3), np.float32)
-
-    def keep(self, ids: set[int]) -> None:
-        """Forget the ids not in ``ids``, once there are twice as many forgotten as kept
-        (memory stays bounded, and the check costs little a frame)."""
-        if len(self.ids) > 2 * len(ids) + 32:
-            alive = np.isin(self.ids, list(ids))
-            self.ids, self.looks = self.ids[alive], self.looks[alive]
-
-    def read(self, frame: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, at, dist)``: the tall people of ``frame`` (its looks read) whose id is
-        here, their places in :attr:`ids`, and their colour distance to it (NaN: too little to tell)."""
-        none = np.zeros(0, np.int64)
-        if self.looks.shape[1:] != frame.looks.shape[1:] or not len(self.ids):
-            return none, none, np.zeros(0)
-        pos = np.minimum(np.searchsorted(self.ids, frame.ids), len(self.ids) - 1)
-        rows = np.flatnonzero(frame.tall & (self.ids[pos] == frame.ids) & (frame.ids >= 0))
-        at = pos[rows]
-        index = np.arange(len(rows))
-        return rows, at, appearance.distance(frame.looks[rows], self.looks[at], index, index)
-
-    def add(self, frame: _Frame, c: TrackerConfig, read: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
-        """Take in what the tall people of ``frame`` (its ids final) wear (``read``:
-        :meth:`read` of it with its ids as they are, if already done)."""
-        shape = frame.looks.shape[1:]
-        if self.looks.shape[1:] != shape:  # another layout of limbs: nothing carries over
-            self.clear()
-            self.looks = np.zeros((0, *shape), np.float32)
-        rows, at, dist = self.read(frame) if read is None else read
-        if len(rows):
-            looks, had = frame.looks[rows], self.looks[at]
-            keep = np.isfinite(looks[..., :1]) & ~(dist > c.appearance_keep * c.appearance_scale)[:, None, None]
-            mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
-            self.looks[at] = np.where(keep, mixed, had)
-        new = frame.tall & (frame.ids >= 0)
-        new[rows] = False
-        if new.any():
-            ids = np.concatenate([self.ids, frame.ids[new]])
-            order = np.argsort(ids, kind="stable")
-            self.ids = ids[order]
-            self.looks = np.concatenate([self.looks, frame.looks[new]])[order]
 
 
 def _within(first: np.ndarray, second: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -387,7 +387,7 @@ class Tracker(SequenceTracker):
         c = self.config
         if isinstance(poses, Iterator):  # read once: the places are indices into this list
             poses = list(poses)
-        out, people_t, rows, points, gaps, new, rest, now, _, _, at = self._track(poses, time_s, image)
+        out, people_t, rows, points, gaps, new, rest, now, _, at = self._track(poses, time_s, image)
         if people_t:
             parts = self._gather_parts(people_t) if c.smooth else None
             if parts is None:
@@ -413,15 +413,14 @@ class Tracker(SequenceTracker):
 
     def _track(self, poses: Any, time_s: float | None, image: np.ndarray | None = None
                ) -> tuple[Poses, list[Pose], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Pose], float,
-                          np.ndarray | None, np.ndarray | None, np.ndarray]:
+                          np.ndarray | None, np.ndarray]:
         """The matching half of :meth:`update`, which the offline tracker shares: the frame's
         people matched and the tracks moved on, no Pose made. ``(out, people, rows, points,
-        gaps, new, rest, now, looks, tall, at)``: ``out`` the empty result of the frame; ``people`` the tracked
+        gaps, new, rest, now, looks, at)``: ``out`` the empty result of the frame; ``people`` the tracked
         people as given, ``rows`` their tracks' rows, ``points`` their keypoints (``(P, K, 2)``,
         NaN where missing), ``gaps`` the seconds since each track was seen and ``new`` which
         tracks they start; ``rest`` the people that stay untracked, as given; ``looks`` what the
-        tracked people wear and ``tall`` whether each is tall enough to read it
-        (``appearance_min_height``; both None: not read); ``at`` the place in the frame given of each of
+        tracked people wear (None: not read); ``at`` the place in the frame given of each of
         ``people`` then ``rest``. A fragment of a person matched this frame is merged into them
         (:func:`_merge`: ``people`` holds them merged) and is in neither list. :meth:`_expire`
         with ``now`` ends the step (it drops rows)."""
@@ -473,9 +472,7 @@ class Tracker(SequenceTracker):
                 rows[new] = self._start(int(new.sum()))
             gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
             self._continue(rows, points, gaps, new, now, None if looks is None else looks[tracked],
-                           None if far is None else far[tracked])
-            if tall is not None:
-                self._tall[rows] |= tall[tracked]
+                           None if far is None else far[tracked], None if tall is None else tall[tracked])
         # fragments whose person was not found stay as found, untracked; and a person without a body keypoint but
         # with a part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
         at = np.flatnonzero(body)  # each person's place in the frame given
@@ -488,9 +485,7 @@ class Tracker(SequenceTracker):
             nobody = [i for i, (p, b) in enumerate(zip(given, body, strict=True)) if not b and answered(p)]
             rest.extend(given[i] for i in nobody)  # (a part's point, then)
             at = np.concatenate([at, np.array(nobody, np.int64)])
-        if looks is not None:
-            looks, tall = looks[tracked], tall[tracked]
-        return out, people_t, rows, points, gaps, new, rest, now, looks, tall, at
+        return out, people_t, rows, points, gaps, new, rest, now, None if looks is None else looks[tracked], at
 
     def _expire(self, now: float) -> None:
         """Drop the tracks lost for too long: confirmed ones after ``max_lost``, tentative ones
@@ -854,16 +849,24 @@ class Tracker(SequenceTracker):
         return np.arange(first, first + n)
 
     def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float,
-                  looks: np.ndarray | None = None, far: np.ndarray | None = None) -> None:
+                  looks: np.ndarray | None = None, far: np.ndarray | None = None,
+                  tall: np.ndarray | None = None) -> None:
         """Move each track ``rows`` on to its person's keypoints ``new`` (and with ``looks``,
         what they wear: ``far`` their colour distance to the track, :meth:`_assign`'s; NaN: too
-        little to tell)."""
+        little to tell; ``tall``: whether each is at least ``appearance_min_height`` tall). A
+        track whose person was once seen that tall takes colours only from their tall
+        sightings: a smaller pose (a half-hidden person, a far one) has limbs a few pixels
+        wide, read mostly from what lies around them, and would draw the colours off."""
         c = self.config
         if looks is not None:  # a running mean of each limb's colour; a limb first seen is taken as read
             had = self._look[rows]
             read = np.isfinite(looks[..., :1]) & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
+            if tall is not None:
+                read &= (tall | ~self._tall[rows])[:, None, None]
             mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
             self._look[rows] = np.where(read, mixed, had)
+        if tall is not None:
+            self._tall[rows] |= tall
         old, vel = self._points[rows], self._velocity[rows]
         seen = np.isfinite(new[..., 0])
         known = seen & np.isfinite(old[..., 0]) & ~fresh[:, None]
