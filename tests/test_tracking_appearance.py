@@ -280,12 +280,12 @@ def test_the_colour_distance_kept_from_the_matching_is_the_one_to_the_track_each
     checked = []
     real = online.Tracker._continue
 
-    def spy(self, rows, new, gaps, fresh, now, looks=None, far=None, tall=None):
+    def spy(self, rows, new, gaps, fresh, now, looks=None, far=None):
         if looks is not None:
             fresh_far = appearance.distance(looks, self._look, np.arange(len(rows)), rows)
             assert np.array_equal(far, fresh_far, equal_nan=True), (far, fresh_far)
             checked.append(int(np.isfinite(far).sum()))
-        return real(self, rows, new, gaps, fresh, now, looks, far, tall)
+        return real(self, rows, new, gaps, fresh, now, looks, far)
 
     monkeypatch.setattr(online.Tracker, "_continue", spy)
     test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame()
@@ -310,34 +310,6 @@ def test_two_people_on_each_others_tracks_swap_back_by_what_they_wear(offline):
     assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
     alike = seen((RED, RED))
     assert alike["red"][-1] == 1 and alike["blue"][-1] == 0, alike
-
-
-TEAL = (220, 90, 40)  # 28 units from blue: within appearance_keep of them, beyond appearance_scale
-
-
-@pytest.mark.parametrize("offline", [False, True])
-def test_a_tracks_colours_are_not_drawn_off_by_its_persons_partial_poses(offline):
-    """Red stands at x = 250, blue at 310 (195 px tall). For eight frames blue is found only
-    down to the hips (95 px, under ``appearance_min_height``), in teal: the colours of a
-    partial pose, read off whoever stands around it. Then the two are found on each other's
-    places, full height: each takes the other's track by the keypoints, and swaps back by what
-    they wear. Blue's track took its colours from blue seen tall only; had it taken the teal
-    ones in (each within ``appearance_keep``), blue would lie beyond ``appearance_scale`` of
-    their own track's colours, and the two would keep each other's ids."""
-    frames = [[(person(250), RED, "red"), (person(310), BLUE, "blue")] for _ in range(10)]
-    upper = person(310).keypoints.copy()
-    upper[[9, 10, 12, 13]] = np.nan  # knees and ankles not found
-    frames += [[(person(250), RED, "red"), (Pose(upper, 0.9, COCO18), TEAL, "blue")] for _ in range(8)]
-    frames += [[(person(250), BLUE, "blue"), (person(310), RED, "red")] for _ in range(10)]
-    config = TrackerConfig(smooth=False)
-    ids = painted_ids(frames, OfflineTracker(config) if offline else Tracker(config))
-    assert set(ids["red"]) == {0} and set(ids["blue"]) == {1}, ids
-    # a track never seen tall takes what it can: blue short from the start keeps teal's colours
-    tracker = Tracker(config)
-    for t, people in enumerate(frames[10:18]):
-        tracker.update(Poses(p for p, _, _ in people), t / 30.0, paint([(p, c) for p, c, _ in people]))
-    teal = appearance.read_looks(paint([(p, c) for p, c, _ in frames[10]]), upper[None, :, :2], COCO18)
-    assert appearance.distance(tracker._look[1:2], teal, np.zeros(1, np.int64), np.zeros(1, np.int64))[0] < 1.0
 
 
 def test_a_piece_of_the_person_who_leaves_a_track_does_not_take_it():

@@ -75,9 +75,8 @@ class TrackerConfig:
         appearance_min_height: the smallest person (pixels, their keypoints' height in the
             frame given) whose colours may move them off the track the keypoints gave them
             (``appearance_doubt``), and that a track's person must have been seen at some time
-            for anyone to take the track back by their colours (a track seen so takes colours
-            from their sightings this tall only): a smaller person's limbs are a few pixels
-            wide and read mostly what lies around them; 0 to 1e5, 0: everyone.
+            for anyone to take the track back by their colours: a smaller person's limbs are a
+            few pixels wide and read mostly what lies around them; 0 to 1e5, 0: everyone.
         appearance_rate: weight of the newest frame in a track's running mean of colours.
         appearance_unknown: ``alike`` for a pair that shares fewer than two limbs.
         min_area: smallest person area (pixels²) the similarity scale assumes (tiny or

@@ -472,7 +472,9 @@ class Tracker(SequenceTracker):
                 rows[new] = self._start(int(new.sum()))
             gaps = np.where(new, step, np.maximum(now - self._last_seen[rows], 1e-9))
             self._continue(rows, points, gaps, new, now, None if looks is None else looks[tracked],
-                           None if far is None else far[tracked], None if tall is None else tall[tracked])
+                           None if far is None else far[tracked])
+            if tall is not None:
+                self._tall[rows] |= tall[tracked]
         # fragments whose person was not found stay as found, untracked; and a person without a body keypoint but
         # with a part (a face the face detector found alone) has nothing to track by: kept, untracked, as found
         at = np.flatnonzero(body)  # each person's place in the frame given
@@ -849,24 +851,16 @@ class Tracker(SequenceTracker):
         return np.arange(first, first + n)
 
     def _continue(self, rows: np.ndarray, new: np.ndarray, gaps: np.ndarray, fresh: np.ndarray, now: float,
-                  looks: np.ndarray | None = None, far: np.ndarray | None = None,
-                  tall: np.ndarray | None = None) -> None:
+                  looks: np.ndarray | None = None, far: np.ndarray | None = None) -> None:
         """Move each track ``rows`` on to its person's keypoints ``new`` (and with ``looks``,
         what they wear: ``far`` their colour distance to the track, :meth:`_assign`'s; NaN: too
-        little to tell; ``tall``: whether each is at least ``appearance_min_height`` tall). A
-        track whose person was once seen that tall takes colours only from their tall
-        sightings: a smaller pose (a half-hidden person, a far one) has limbs a few pixels
-        wide, read mostly from what lies around them, and would draw the colours off."""
+        little to tell)."""
         c = self.config
         if looks is not None:  # a running mean of each limb's colour; a limb first seen is taken as read
             had = self._look[rows]
             read = np.isfinite(looks[..., :1]) & ~(far > c.appearance_keep * c.appearance_scale)[:, None, None]
-            if tall is not None:
-                read &= (tall | ~self._tall[rows])[:, None, None]
             mixed = np.where(np.isfinite(had[..., :1]), had + c.appearance_rate * (looks - had), looks)
             self._look[rows] = np.where(read, mixed, had)
-        if tall is not None:
-            self._tall[rows] |= tall
         old, vel = self._points[rows], self._velocity[rows]
         seen = np.isfinite(new[..., 0])
         known = seen & np.isfinite(old[..., 0]) & ~fresh[:, None]
