@@ -161,9 +161,14 @@ def smooth_path(rng: np.random.Generator, frames: int, lo: np.ndarray, hi: np.nd
 
 def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng: np.random.Generator,
              frames: int = 80, n_people: tuple[int, int] = (3, 6), size: tuple[int, int] = (640, 480),
-             camera: bool = True, drop: float = 0.03, still: float = 0.25) -> Iterator[tuple[np.ndarray, Truth]]:
+             camera: bool = True, drop: float = 0.03, still: float = 0.25,
+             light: float = 0.0) -> Iterator[tuple[np.ndarray, Truth]]:
     """One sequence, frame by frame: ``(BGR image, ground truth)``; each person stands still
-    with probability ``still`` (where jitter is measured)."""
+    with probability ``still`` (where jitter is measured). ``light`` > 0: the light on each
+    person drifts, their pixels taken a gain that wanders smoothly within ``1 +- light`` (a
+    cut-out's colours otherwise never change, and a tracker's colour rules would be seen only
+    where they help); drawn from a child of ``rng``'s seed, so the sequence is otherwise the
+    same as without it."""
     fw, fh = size
     bg = background(coco, backgrounds[rng.integers(len(backgrounds))], images, size)
     count = int(rng.integers(n_people[0], n_people[1] + 1))
@@ -181,6 +186,13 @@ def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng
     if camera:
         zoom = smooth_path(rng, span, np.array([1.0, 1.0]), np.array([1.15, 1.15]), 60.0)[:, 0]
         pan = smooth_path(rng, span, np.array([-25.0, -15.0]), np.array([25.0, 15.0]), 50.0)
+    gains = np.ones((count, span + 2))
+    if light > 0:
+        lit = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # (rng itself is not advanced)
+        for i in range(count):  # a change over one to two seconds
+            gains[i] = smooth_path(lit, span, np.full(2, 1.0 - light), np.full(2, 1.0 + light),
+                                   float(lit.uniform(30, 60)))[:, 0]
+        gains = np.clip(gains, 0.1, 3.0)
     t = 0
     for _ in range(frames):
         canvas = bg.copy()
@@ -196,8 +208,10 @@ def generate(coco, people: list[dict], backgrounds: list[int], images: Path, rng
             if cx1 > cx0 and cy1 > cy0:
                 a = sp.alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, None]
                 region = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
-                canvas[cy0:cy1, cx0:cx1] = (region * (1 - a) + sp.image[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] * a
-                                            ).astype(np.uint8)
+                pixels = sp.image[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+                if light > 0:
+                    pixels = np.minimum(pixels * gains[i, t], 255.0)
+                canvas[cy0:cy1, cx0:cx1] = (region * (1 - a) + pixels * a).astype(np.uint8)
                 owner[cy0:cy1, cx0:cx1][a[..., 0] > 0.5] = depth
             kp = sp.keypoints.copy()
             kp[:, 0] += x0
@@ -852,6 +866,8 @@ def collect(args: argparse.Namespace) -> dict:
     key = {k: str(getattr(args, k)) for k in ("annotations", "images", "video", "seed", "sequences", "frames",
                                               "people", "drop", "no_camera", "posetrack", "posetrack_root")}
     key["looks"] = LOOKS_VERSION  # a cache made before the looks were kept (or read otherwise) is made again
+    if args.light:  # (only then: the caches made before the option stay valid)
+        key["light"] = str(args.light)
     if args.detections and args.detections.is_file():
         with args.detections.open("rb") as f:
             cached = pickle.load(f)
@@ -868,7 +884,8 @@ def collect(args: argparse.Namespace) -> dict:
             seq_truth, seq_det = [], []
             seq_looks = []
             for image, truth in generate(coco, people, backgrounds, args.images, rng, args.frames,
-                                         tuple(args.people), camera=not args.no_camera, drop=args.drop):
+                                         tuple(args.people), camera=not args.no_camera, drop=args.drop,
+                                         light=args.light):
                 t1 = time.perf_counter()
                 seq_det.append(finite(estimator.predict(image)))
                 det_time += time.perf_counter() - t1
@@ -954,7 +971,8 @@ def many_seeds(args: argparse.Namespace) -> int:
     seeds, tuned = _span(args.seeds), set(_span(args.tuned))
     command = (f".venv/bin/python benchmarks/tracking.py --seeds {args.seeds} --sets {' '.join(args.sets)} "
                f"--sequences {args.sequences} --frames {args.frames}"
-               + (f" --perturb {args.perturb:g}" if args.perturb else ""))
+               + (f" --perturb {args.perturb:g}" if args.perturb else "")
+               + (f" --light {args.light:g}" if args.light else ""))
     print(f"# {command}\n# settings tuned on seeds {args.tuned} (marked *), the others held out")
     cache = args.detections
     if cache:
@@ -1064,6 +1082,9 @@ def main() -> int:
     p.add_argument("--people", type=int, nargs=2, default=(3, 6), metavar=("MIN", "MAX"))
     p.add_argument("--drop", type=float, default=0.03, help="chance a frame is dropped")
     p.add_argument("--no-camera", action="store_true", help="no pan / zoom")
+    p.add_argument("--light", type=float, default=0.0, metavar="A",
+                   help="the light on each generated person drifts: their pixels' gain wanders within 1 +- A over "
+                        "one to two seconds (0 to 0.9; 0: off, cut-outs whose colours never change)")
     p.add_argument("--posetrack", type=Path, nargs="*", default=[], metavar="FILE_OR_DIR",
                    help="real annotated videos: PoseTrack 2018 ground-truth files (or folders of them), scored "
                    "like the generated sequences")
@@ -1094,6 +1115,8 @@ def main() -> int:
         p.error("--repeats must be at least 1")
     if not (math.isfinite(args.perturb) and 0.0 <= args.perturb <= 100.0):
         p.error("--perturb must be a number of pixels from 0 to 100")
+    if not (math.isfinite(args.light) and 0.0 <= args.light <= 0.9):
+        p.error("--light must be a number from 0 to 0.9")
     if args.perturb and not args.seeds:
         p.error("--perturb moves the detections of --seeds runs: give --seeds too")
     if args.seeds:

@@ -52,6 +52,26 @@ def test_generated_sequence_scores_every_tracker() -> None:
     assert stats["ids"] >= len({int(i) for t in truths for i in t.ids})
 
 
+def test_generated_light_drifts_on_the_people_and_leaves_the_sequence_as_it_was() -> None:
+    """``light``: each person's pixels brighten and darken over the sequence; the people, their
+    paths, the frames dropped and the background are those of the same seed without it."""
+    coco, people, backgrounds = tracking.load_set(DEV / "person_keypoints.json", DEV / "images")
+
+    def frames(light):
+        return list(tracking.generate(coco, people, backgrounds, DEV / "images", np.random.default_rng(5),
+                                      frames=40, n_people=(2, 2), size=(320, 240), light=light))
+
+    plain, lit = frames(0.0), frames(0.4)
+    for (_, truth), (_, lit_truth) in zip(plain, lit, strict=True):
+        assert np.array_equal(truth.ids, lit_truth.ids) and np.array_equal(truth.keypoints, lit_truth.keypoints)
+    moved = np.stack([np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0
+                      for (a, _), (b, _) in zip(plain, lit, strict=True)])
+    assert moved.any(axis=(1, 2)).mean() > 0.8  # most frames: the people's pixels changed
+    assert 0 < moved.mean() < 0.5  # ... and only theirs (the background is as it was)
+    for (image, _), (again, _) in zip(plain, frames(0.0), strict=True):
+        assert np.array_equal(image, again)
+
+
 def test_switch_causes_name_a_swap_and_the_swap_back() -> None:
     """Two people swap ids (two takeovers) and swap back (two switches to each one's own
     earlier id: recovered, though each id covered the other person in between); a third gets a
