@@ -1132,7 +1132,7 @@ def main() -> int:
         return 0
     command = (f".venv/bin/python benchmarks/tracking.py --seed {args.seed} --sequences {args.sequences} "
                f"--frames {args.frames} --people {args.people[0]} {args.people[1]} --drop {args.drop}"
-               + (" --no-camera" if args.no_camera else "")
+               + (" --no-camera" if args.no_camera else "") + (f" --light {args.light:g}" if args.light else "")
                + (" --posetrack " + " ".join(map(str, args.posetrack)) if args.posetrack else ""))
     report: dict = {"command": command}
     data = collect(args)
