@@ -185,7 +185,9 @@ def test_predict_and_batch_write_the_same_files(env, images, dance_frame, tmp_pa
               "--controlnet-mode", "openpose_full"]  # whole body (issue 23) through the same writer
     r = pafpose(env, "predict", data, "--out", tmp_path / "p", *common)
     assert r.returncode == 0, r.stderr
-    r = pafpose(env, "batch", data, "--out", tmp_path / "b", "--json", "openpose", "--workers", "1", *common)
+    # (in this process, the default: its worker writes with the same code as Ray's actors, as
+    # test_workers_0_runs_in_this_process... checks, and the COCO part below runs on two; a Ray start saved)
+    r = pafpose(env, "batch", data, "--out", tmp_path / "b", "--json", "openpose", *common)
     assert r.returncode == 0, r.stderr
     files = _files(tmp_path / "p")
     assert files == _files(tmp_path / "b")
@@ -836,8 +838,8 @@ def test_an_image_controlnet_cannot_take_is_an_error_row_the_others_done(env, da
     data.mkdir()
     cv2.imwrite(str(data / "a_wide.png"), np.full((100, 5000, 3), 90, np.uint8))  # 51200 x 1024 at 1024
     cv2.imwrite(str(data / "b_dance.png"), dance_frame)
-    r = pafpose(env, "batch", data, "--out", tmp_path / "out", "--workers", "1", "--height", "256", "--render",
-                "controlnet", "--detect-resolution", "128", "--image-resolution", "1024")
+    r = pafpose(env, "batch", data, "--out", tmp_path / "out", "--height", "256", "--render", "controlnet",
+                "--detect-resolution", "128", "--image-resolution", "1024")  # in this process: the worker's code
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     rows = {Path(row["source"]).name: row for row in read_results(tmp_path / "out").to_pylist()}
     assert "Mpixel" in rows["a_wide.png"]["error"] and rows["b_dance.png"]["error"] is None
