@@ -827,7 +827,7 @@ class Tracker(SequenceTracker):
         # like them than their own on the limbs the two tracks and they all have; where those are too few, on each
         # track's own (train2017-mini 13 of --seeds 10-19 --light 0.3: a person back on their own track shared one
         # limb with both; NaN far: left over, no track)
-        doubt = np.flatnonzero(ok & np.isfinite(far[d_idx]))
+        doubt = np.flatnonzero(ok & np.isfinite(far[d_idx]) & (rows[d_idx] >= 0))
         if len(doubt):
             d = d_idx[doubt]
             own, other = appearance.distances_alike(looks, self._look, d, rows[d], t_idx[doubt])
