@@ -301,6 +301,37 @@ def test_limbs_misread_that_the_lost_track_never_had_do_not_move_a_person_onto_i
     assert 1 in ids()["red"]
 
 
+def test_tracks_with_no_limb_in_common_are_each_compared_on_their_own(monkeypatch):
+    """As red comes out in front of blue, red's own track has seen only their legs (found
+    without shoulders and arms) and blue's only blue's upper body (found without legs): the
+    two tracks share no limb, so there is no fair comparison; each is compared on its own
+    limbs, as a person left over would be, and red takes their own track back."""
+    from pafpose.tracking import online
+
+    frames = []
+    for t, people in enumerate(pass_in_front()):
+        row = []
+        for p, colour, name in people:
+            p = Pose(p.keypoints.copy(), p.score, p.skeleton)
+            if name == "blue":
+                p.keypoints[[9, 10, 12, 13], :] = np.nan  # COCO-18 knees and ankles
+            elif t < 9:  # red before hiding: no neck, shoulders, elbows or wrists
+                p.keypoints[1:8, :] = np.nan
+            row.append((p, colour, name))
+        frames.append(row)
+    asked = []
+    real = appearance.distances_alike
+
+    def spy(*args, **kwargs):
+        asked.append(real(*args, **kwargs))
+        return asked[-1]
+
+    monkeypatch.setattr(online.appearance, "distances_alike", spy)
+    ids = painted_ids(frames, Tracker(TrackerConfig(smooth=False)))
+    assert len(set(ids["red"])) == 1 and len(set(ids["blue"])) == 1 and ids["red"][0] != ids["blue"][0], ids
+    assert asked and all(np.isnan(own).all() and np.isnan(other).all() for own, other in asked)
+
+
 def test_the_track_a_person_leaves_for_their_own_is_the_neighbours_again_in_the_same_frame():
     """Red comes out 8 px from where blue stood while blue, found too, has stepped 20 px aside:
     the keypoints give red blue's track and leave blue over; the colours move red to their

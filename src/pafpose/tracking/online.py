@@ -832,7 +832,7 @@ class Tracker(SequenceTracker):
             d = d_idx[doubt]
             own, other = appearance.distances_alike(looks, self._look, d, rows[d], t_idx[doubt])
             unfair = np.isnan(own)  # (both NaN or neither: the same limbs)
-            own[unfair], other[unfair] = far[d[unfair]], dist[doubt[unfair]]
+            own, other = np.where(unfair, far[d], own), np.where(unfair, dist[doubt], other)
             ok[doubt] = other <= own - _DOUBT_MARGIN * c.appearance_scale
         if not ok.any():
             return none
