@@ -68,10 +68,11 @@ class TrackerConfig:
             track coasted than the keypoints allow keeps their id (offline: re-linked).
         appearance_doubt: a person matched to a track whose colours lie farther than this
             many ``appearance_scale`` from theirs may still take a lost track that looks like
-            them (nearer than their own by a quarter scale at least, on the limbs both tracks
-            have: less is one person's frame-to-frame noise), as a person left over may (one who comes out from behind
-            a neighbour, whose track is nearer than their own coasting one, takes their own
-            back); 1 to 1e6, 1e6: only people left over.
+            them (nearer than their own by a quarter scale at least, less being one person's
+            frame-to-frame noise: on the limbs the person and both tracks have, or on each
+            track's own in two frames running), as a person left over may (one who comes out
+            from behind a neighbour, whose track is nearer than their own coasting one, takes
+            their own back); 1 to 1e6, 1e6: only people left over.
         appearance_min_height: the smallest person (pixels, their keypoints' height in the
             frame given) whose colours may move them off the track the keypoints gave them
             (``appearance_doubt``), and that a track's person must have been seen at some time
