@@ -798,15 +798,16 @@ class Tracker(SequenceTracker):
         the person and both tracks have (:func:`appearance.distances_alike`), or else on each
         track's own limbs in this frame and the track's last too (a limb only one track has
         may be misread for a frame), or at once where the person shares fewer than two limbs
-        with both: someone who comes out from behind a neighbour, where the neighbour's track is nearer than their
-        own coasting one, goes back to their own (the neighbour's track is then unmatched, as
-        the neighbour is now hidden), if they are ``tall`` (at least ``appearance_min_height``
-        pixels in the frame: a smaller person's limbs are a few pixels wide, their colours mostly
-        what lies around them). Either way, a track is taken back so only where its person was
-        seen that tall at some time (one that only ever followed a small or partial pose, a piece
-        of someone in a crowd, has colours read from a few pixels: in val2017-dev 7 people were
-        moved onto such tracks). ``far``: each person's colour distance to their track, kept
-        true for those who change track. The tracks people left so: the caller offers them again."""
+        with both: someone who comes out from behind a neighbour, where the neighbour's track
+        is nearer than their own coasting one, goes back to their own (the neighbour's track is
+        then unmatched, as the neighbour is now hidden), if they are ``tall`` (at least
+        ``appearance_min_height`` pixels in the frame: a smaller person's limbs are a few
+        pixels wide, their colours mostly what lies around them). Either way, a track is taken
+        back so only where its person was seen that tall at some time (one that only ever
+        followed a small or partial pose, a piece of someone in a crowd, has colours read from
+        a few pixels: in val2017-dev 7 people were moved onto such tracks). ``far``: each
+        person's colour distance to their track, kept true for those who change track; ``now``:
+        this frame's time. The tracks people left so: the caller offers them again."""
         c = self.config
         none = np.zeros(0, np.int64)
         # a lost track whose person was never seen tall has colours read from a few pixels: none to go by
