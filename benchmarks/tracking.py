@@ -964,6 +964,25 @@ def perturbed(detections: list[list[list[Pose]]], sigma: float, rng: np.random.G
     return out
 
 
+def shuffled(detections: list[list[list[Pose]]], looks: list[list[np.ndarray | None]] | None,
+             rng: np.random.Generator) -> tuple[list[list[list[Pose]]], list[list[np.ndarray | None]] | None]:
+    """Each frame's people (and their looks, row by row) in a random order: the order a
+    detector lists people in says nothing about them, and the trackers' figures should not
+    change with it."""
+    people, worn = [], None if looks is None else []
+    for s, frames in enumerate(detections):
+        seq, seq_looks = [], []
+        for f, poses in enumerate(frames):
+            order = rng.permutation(len(poses))
+            seq.append([poses[i] for i in order])
+            if looks is not None:
+                seq_looks.append(None if looks[s][f] is None else looks[s][f][order])
+        people.append(seq)
+        if worn is not None:
+            worn.append(seq_looks)
+    return people, worn
+
+
 def many_seeds(args: argparse.Namespace) -> int:
     """Issue 25's measurement: every tracker on ``args.sequences`` generated sequences for each
     seed and photo set; IDF1 / bound per run, HOTA, switches and their causes per 1,000 GT
@@ -972,7 +991,8 @@ def many_seeds(args: argparse.Namespace) -> int:
     command = (f".venv/bin/python benchmarks/tracking.py --seeds {args.seeds} --sets {' '.join(args.sets)} "
                f"--sequences {args.sequences} --frames {args.frames}"
                + (f" --perturb {args.perturb:g}" if args.perturb else "")
-               + (f" --light {args.light:g}" if args.light else ""))
+               + (f" --light {args.light:g}" if args.light else "")
+               + (" --shuffle" if args.shuffle else ""))
     print(f"# {command}\n# settings tuned on seeds {args.tuned} (marked *), the others held out")
     cache = args.detections
     if cache:
@@ -993,9 +1013,12 @@ def many_seeds(args: argparse.Namespace) -> int:
             truths, detections = data["truths"], data["detections"]
             if args.perturb:
                 detections = perturbed(detections, args.perturb, np.random.default_rng(seed))
+            looks = data["looks"]
+            if args.shuffle:
+                detections, looks = shuffled(detections, looks, np.random.default_rng([seed, 1]))
             bound = score(truths, oracle(truths, detections))
             row = {"set": set_name, "seed": seed, "oracle_idf1": bound["idf1"], "trackers": {}}
-            for name, hyp in run_trackers(detections, names=names, looks=data["looks"]).items():
+            for name, hyp in run_trackers(detections, names=names, looks=looks).items():
                 s, causes, h = score(truths, hyp), switch_causes(truths, hyp), hota(truths, hyp)
                 ratio = s["idf1"] / bound["idf1"]
                 row["trackers"][name] = {"idf1_ratio": ratio, "hota": h, "switches": s["id_switches"], **causes}
@@ -1011,7 +1034,7 @@ def many_seeds(args: argparse.Namespace) -> int:
                     q["hota"].append(h)
             rows.append(row)
             report["runs"].append(row)
-            for kind, counts in separability(truths, detections, data["looks"]).items():
+            for kind, counts in separability(truths, detections, looks).items():
                 for k, v in counts.items():
                     looks_apart.setdefault(kind, {}).setdefault(k, 0)
                     looks_apart[kind][k] += v
@@ -1099,6 +1122,9 @@ def main() -> int:
     p.add_argument("--perturb", type=float, default=0.0, metavar="PX",
                    help="with --seeds: move every detected keypoint by Gaussian noise of PX pixels (seeded per run), "
                         "to see how much the figures hang on the detector's exact output")
+    p.add_argument("--shuffle", action="store_true",
+                   help="with --seeds: give each frame's people to the trackers in a random order (seeded per run): "
+                        "the figures should be the same as without")
     p.add_argument("--tuned", type=str, default="0-4", metavar="A-B",
                    help="with --seeds: the seeds the settings were tuned on (marked in the table)")
     p.add_argument("--json", type=Path)
@@ -1119,6 +1145,8 @@ def main() -> int:
         p.error("--light must be a number from 0 to 0.9")
     if args.perturb and not args.seeds:
         p.error("--perturb moves the detections of --seeds runs: give --seeds too")
+    if args.shuffle and not args.seeds:
+        p.error("--shuffle reorders the detections of --seeds runs: give --seeds too")
     if args.seeds:
         return many_seeds(args)
     if args.time_only:
