@@ -156,8 +156,9 @@ class OfflineTracker(SequenceTracker):
         decide on the returning person's first, often partial pose; here their best pose of
         the next ``window`` frames is compared with the lost track as the online tracker keeps
         it (its last pose moved on by its decaying body velocity, its tolerance grown as in
-        the matching). The lost track is then dropped from the online tracker, so the two
-        never meet again."""
+        the matching). Of several born in one frame, one assignment pairs them with the lost
+        tracks (the best fits first, whichever was numbered first). The lost track is then
+        dropped from the online tracker, so the two never meet again."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]
@@ -173,7 +174,8 @@ class OfflineTracker(SequenceTracker):
             return
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
         tau = max(c.coast, 1e-9)
-        for new in born:
+        sim = np.full((len(born), len(lost)), np.nan)
+        for b, new in enumerate(born):
             best = max((f for f in frames[self._next:] if (f.ids == new).any()),
                        key=lambda f: int(np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()))
             points = _seen(best, np.flatnonzero(best.ids == new))[0]
@@ -182,29 +184,22 @@ class OfflineTracker(SequenceTracker):
             speed = np.hypot(on._body[lost, 0], on._body[lost, 1])
             areas = (np.sqrt(_areas(on._points[lost], c.min_area)) * (1.0 + c.lost_growth * ahead)
                      + c.speed_growth * speed * ahead) ** 2
-            sim = similarity(points[None], guess, sigmas, areas, c.shared_prior)[0]
+            sim[b] = similarity(points[None], guess, sigmas, areas, c.shared_prior)[0]
             if on._look.shape[1] and (on.ids == new).any():  # what they wear: as in the online matching
                 dist = appearance.distance(on._look[on.ids == new], on._look, np.zeros(len(lost), np.int64), lost)
                 wide = similarity(points[None], guess, sigmas, areas * c.appearance_reach ** 2, c.shared_prior)[0]
                 with np.errstate(invalid="ignore"):
-                    sim = np.where(dist <= c.appearance_scale, np.maximum(sim, wide), sim)
-                sim = sim * appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
-            j = int(np.argmax(sim))
-            if sim[j] < c.relink_similarity:
-                continue
-            row = lost[j]
-            old = int(shown[row])
+                    sim[b] = np.where(dist <= c.appearance_scale, np.maximum(sim[b], wide), sim[b])
+                sim[b] *= appearance.alike(dist, c.appearance, c.appearance_scale, c.appearance_unknown)
+        # one assignment (two newcomers after one lost track: the better fit takes it, whichever was numbered first)
+        r, k = _best_pairs(sim, c.relink_similarity)
+        gone = on.ids[lost[k]].tolist()  # (read before any is dropped: the rows move up as they go)
+        for b, j, track_id in zip(r.tolist(), k.tolist(), gone, strict=True):
+            new, old = born[b], int(shown[lost[j]])
             self._alias[new] = old
-            on.forget(int(on.ids[row]))
-            shown = np.delete(shown, row)  # the online rows after it move up, and so do their ids
-            lost = np.delete(lost, j)
-            lost = lost - (lost > row)  # the rows after the one dropped move up
+            on.forget(int(track_id))
             for f in frames[self._next:]:
-                hit = f.ids == new
-                if hit.any():
-                    f.ids[hit] = old
-            if not len(lost):
-                return
+                f.ids[f.ids == new] = old
 
     def _chain(self) -> None:
         """Hindsight over three frames: an id born in the frame about to be given out takes the

@@ -433,10 +433,10 @@ class Tracker(SequenceTracker):
         people = [p for p, b in zip(given, body, strict=True) if b]
         # a keypoint is known in both coordinates or missing in both (NaN): inf or a lone coordinate is missing
         xy = np.where(seen[..., None], xy, np.nan)[seen.any(axis=1)]
-        # of two people alike in all else (as many keypoints), the surer is the person and the other their piece or
-        # repeat, whatever order the detector listed them in
-        with np.errstate(invalid="ignore"):
-            rank = np.where(seen & np.isfinite(found[..., 2]), found[..., 2], 0.0)[seen.any(axis=1)].sum(axis=1)
+        # of two people alike in all else (as many keypoints), which is the person and which their piece or repeat
+        # is told by who they are, not by the order the detector listed them in (:func:`_ranking`)
+        sure = _lazy(lambda: _sure(found, seen))
+        order = _lazy(lambda: _ranking(xy, sure()))
         # what they wear, before anything changes: a bad frame (or a reader's bad answer) changes nothing
         looks, tall = self._looks(people, xy, self._frame_image(image, people), getattr(poses, "image_size", None))
         now, step = self._advance(time_s)
@@ -446,7 +446,7 @@ class Tracker(SequenceTracker):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         if looks is not None and self._look.shape[1:] != looks.shape[1:]:  # the tracks' looks widened to the limbs read
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
-        rows, far, owner = (self._assign(people, xy, now, step, looks, tall, rank) if people
+        rows, far, owner = (self._assign(people, xy, now, step, looks, tall, sure) if people
                             else (np.zeros(0, np.int64), None, np.zeros(0, np.int64)))
         new = np.flatnonzero(rows == -1)
         if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
@@ -456,7 +456,7 @@ class Tracker(SequenceTracker):
             near[np.arange(len(new)), new] = False
             a, b = np.nonzero(near)
             partner = np.full(len(people), -1, np.int64)
-            repeat = _duplicates(xy, sigmas, self.config.min_area, new[a], b, partner, rank) & (rows == -1)
+            repeat = _duplicates(xy, sigmas, self.config.min_area, new[a], b, partner, order) & (rows == -1)
             rows[repeat] = _FRAGMENT
             owner[repeat] = partner[repeat]
         tracked = rows != _FRAGMENT
@@ -466,7 +466,7 @@ class Tracker(SequenceTracker):
             people = list(people)
             pieces = np.flatnonzero(owner >= 0)
             n = seen.sum(axis=1)[np.array(body)]  # each person's keypoints as found: the largest piece fills first
-            for piece in pieces[np.lexsort((pieces, -rank[pieces], -n[pieces]))]:
+            for piece in pieces[np.lexsort((order()[pieces], -n[pieces]))]:
                 whole = owner[piece]
                 people[whole] = _merge(people[whole], people[piece])
                 xy[whole] = np.where(np.isfinite(xy[whole]), xy[whole], xy[piece])
@@ -652,8 +652,8 @@ class Tracker(SequenceTracker):
         return looks, tall
 
     def _assign(self, people: list[Pose], points: np.ndarray, now: float, step: float,
-                looks: np.ndarray | None = None, tall: np.ndarray | None = None, rank: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                looks: np.ndarray | None = None, tall: np.ndarray | None = None,
+                sure: Callable[[], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """``(rows, far, owner)``: ``(D,)`` the track row of each person, -1 for a new track,
         :data:`_FRAGMENT` for a fragment of a person matched this frame (no track); with
         ``looks``, ``(D,)`` each person's colour distance to the track they took
@@ -691,6 +691,15 @@ class Tracker(SequenceTracker):
             return rows, far, owner
         raw = _pair_similarity(points, predicted, sigmas, areas, None if every else d_idx, None if every else t_idx,
                                c.shared_prior)
+
+        def best_fit() -> np.ndarray:  # each person's similarity to the track that fits them best (0: none near)
+            fit = np.zeros(len(people))
+            np.maximum.at(fit, d_idx, raw)
+            return fit
+
+        # of two alike in size, the one a track fits better is the person (then the surer, ...): the same in both
+        # rules below, so that neither drops the one the other keeps
+        order = _lazy(lambda: _ranking(points, np.zeros(len(people)) if sure is None else sure(), best_fit()))
         weight = np.where(self._hits < c.confirm_hits, c.tentative_weight,
                           np.where(absent > 1e-9, c.lost_weight, 1.0))
         sim = raw * weight[t_idx]
@@ -706,7 +715,7 @@ class Tracker(SequenceTracker):
             fits = np.zeros((len(who), t_s.max() + 1), np.float32)
             fits[d_s, t_s] = 1.0
             a, b = np.nonzero(fits @ fits.T)  # the pairs of people who fit one track (each way, and themselves)
-            rows[_duplicates(points, sigmas, c.min_area, who[a[a != b]], who[b[a != b]], rank=rank)] = _FRAGMENT
+            rows[_duplicates(points, sigmas, c.min_area, who[a[a != b]], who[b[a != b]], order=order)] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
         # a person split in two (the head found apart from the body, upper and lower halves): two people whom
         # the same track fits best, with hardly a keypoint in common, the larger closely, are its pieces; so are a
@@ -719,7 +728,7 @@ class Tracker(SequenceTracker):
                 near = appearance.distance(looks, self._look, who, track) <= _PIECE_WORN * c.appearance_scale
                 return near & read[who]
         pieces = _pieces(points, d_idx, t_idx, raw, c.fragment_similarity, c.min_similarity,
-                         (len(people), len(self.ids)) if every else None, worn, rank)
+                         (len(people), len(self.ids)) if every else None, worn, order)
         if len(pieces):
             rows[pieces] = _FRAGMENT
             ok &= rows[d_idx] != _FRAGMENT
@@ -963,14 +972,12 @@ def answered(person: Pose) -> bool:
 
 def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.ndarray | None = None,
                 second: np.ndarray | None = None, partner: np.ndarray | None = None,
-                rank: np.ndarray | None = None) -> np.ndarray:
+                order: Callable[[], np.ndarray] | None = None) -> np.ndarray:
     """``(D,)`` which of a frame's people repeat another of them: a person whose keypoints are
-    where another's are, an OKS of at least :data:`_DUPLICATE` over their keypoints (scaled by
-    the other's size; a keypoint the other lacks counts 0: two halves that share a neck repeat
-    nothing), the other having more keypoints (of two with as many, the one with the lower
-    ``rank``, ``(D,)``, e.g. the keypoints' summed confidence, repeats the other; of two ranked
-    alike or without ``rank``, the later repeats the earlier: so the detector's order decides
-    nothing where ``rank`` tells). A bottom-up decoder gives each keypoint to one person, but a
+    where another's are, an OKS of at least :data:`_DUPLICATE` over the keypoints both have
+    (scaled by the other's size), the other having more keypoints (of two with as many, the
+    later in ``order()``, each person's place as :func:`_ranking` gives it, repeats the other;
+    without ``order``, the later listed). A bottom-up decoder gives each keypoint to one person, but a
     top-down one (a box found twice) or a merge of two detectors' people can give the same
     person twice: matched as two, the piece could keep the person's track while the person
     took a lost neighbour's. Two people in the same posture one behind the other are seldom
@@ -989,13 +996,14 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     if not len(first):
         return out
     n = np.isfinite(points[..., 0]).sum(axis=1)
-    # each pair once, as (piece, whole): the whole has more keypoints, or as many and a higher rank, or comes first
-    whole_second = (n[second] > n[first]) | ((n[second] == n[first]) & _before(second, first, rank))
+    # each pair once, as (piece, whole): the whole has more keypoints, or as many and comes first in the order
+    whole_second = n[second] > n[first]
+    tie = n[second] == n[first]
+    if tie.any():
+        whole_second |= tie & _before(second, first, order)
     piece, whole = first[whole_second], second[whole_second]
     if len(piece):
         oks = _pair_similarity(points, points, sigmas, _areas(points, floor), piece, whole, 0.0)
-        have = np.isfinite(points[..., 0])
-        oks = oks * ((have[piece] & have[whole]).sum(axis=1) / np.maximum(n[piece], 1))
         out[piece[oks >= _DUPLICATE]] = True
         if partner is not None:
             order = np.argsort(oks, kind="stable")  # ascending: each repeat's closest is written last
@@ -1007,18 +1015,18 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
 def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, close: float,
             gate: float, every: tuple[int, int] | None = None,
             worn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-            rank: np.ndarray | None = None) -> np.ndarray:
+            order: Callable[[], np.ndarray] | None = None) -> np.ndarray:
     """The people who are a piece of another person of the frame: of two people whose best track
     (highest ``raw`` similarity over the pairs ``(d_idx, t_idx)``) is the same, with at most
     :data:`_PIECE_SHARED` keypoints in common, the one with fewer keypoints (of two with as many,
-    the one that fits the track less, then the lower ``rank`` as :func:`_duplicates` takes it,
-    then the later) is a piece of the other where the other fits it at least ``close`` and the
-    piece at least ``gate``. A decoder that finds a person's head apart from their body, or their
-    halves apart, gives two such people: matched as two, the head kept the person's track and
-    the body took a lost neighbour's, two matches being worth more than one (train2017-mini 18
-    of ``benchmarks/tracking.py --seeds 10-19``: the two ids traded every frame, the head's
-    keypoints on the track going stale while the body had it). Two people who overlap share
-    keypoints, and each fits their own track best.
+    the later in ``order()`` as :func:`_duplicates` takes it: the one the track fits less, where
+    :func:`_ranking` was given the fits) is a piece of the other where the other fits it at
+    least ``close`` and the piece at least ``gate``. A decoder that finds a person's head apart
+    from their body, or their halves apart, gives two such people: matched as two, the head kept
+    the person's track and the body took a lost neighbour's, two matches being worth more than
+    one (train2017-mini 18 of ``benchmarks/tracking.py --seeds 10-19``: the two ids traded every
+    frame, the head's keypoints on the track going stale while the body had it). Two people who
+    overlap share keypoints, and each fits their own track best.
 
     With ``worn`` (``worn(people, tracks)``: whether each of those people wears the colours of
     the track beside them, within :data:`_PIECE_WORN` scales), a piece may share more keypoints
@@ -1058,9 +1066,10 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     have = np.isfinite(points[fit, :, 0]).astype(np.int32)
     n = have.sum(axis=1)
     common = have @ have.T
-    fits = best_raw[fit][:, None]  # (each row against each column)
-    behind = (fits < fits.T) | ((fits == fits.T) & _before(fit[None, :], fit[:, None], rank))
-    smaller = (n[:, None] < n[None, :]) | ((n[:, None] == n[None, :]) & behind)
+    smaller = n[:, None] < n[None, :]
+    tie = n[:, None] == n[None, :]
+    if (tie.sum() > len(fit)):  # (beyond each with themselves)
+        smaller |= tie & _before(fit[None, :], fit[:, None], order)
     same = best[fit][:, None] == best[fit][None, :]
     larger_close = best_raw[fit][None, :] >= close
     pair = same & smaller & larger_close
@@ -1073,12 +1082,51 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     return fit[(pair & allowed).any(axis=1)]
 
 
-def _before(a: np.ndarray, b: np.ndarray, rank: np.ndarray | None) -> np.ndarray:
-    """Whether each person ``a`` comes before ``b`` (broadcast) where all else is alike: the
-    higher ``rank``, then the earlier index; so the answer does not hang on the order given."""
-    if rank is None:
+def _before(a: np.ndarray, b: np.ndarray, order: Callable[[], np.ndarray] | None) -> np.ndarray:
+    """Whether each person ``a`` comes before ``b`` (broadcast) in ``order()`` (their places,
+    :func:`_ranking`); without ``order``, in the order given."""
+    if order is None:
         return a < b
-    return (rank[a] > rank[b]) | ((rank[a] == rank[b]) & (a < b))
+    place = order()
+    return place[a] < place[b]
+
+
+def _sure(found: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``(D,)`` the summed confidence of the keypoints each person with a body keypoint was
+    found with (``found``: ``(N, K, 3)`` as given, ``seen``: ``(N, K)`` which are known; an
+    unreadable or negative confidence counts 0)."""
+    conf = found[..., 2]
+    with np.errstate(invalid="ignore"):
+        conf = np.where(seen & np.isfinite(conf), np.maximum(conf, 0.0), 0.0)
+    return conf[seen.any(axis=1)].sum(axis=1)
+
+
+def _ranking(points: np.ndarray, sure: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
+    """``(D,)`` each person's place in an order of a frame's people that does not hang on the
+    order they were listed in: the one a track fits better first (``fit``, where given), then
+    the surer (``sure``: their keypoints' summed confidence), then by where they are (their
+    keypoints' mean x, then y; only two poses alike to the last bit tie, and then which is
+    which changes nothing). Which of two people alike in size is the person and which their
+    piece or repeat is read from it: the same people, listed in another order, get the same
+    ids and poses."""
+    counts = np.isfinite(points[..., 0]).sum(axis=1)  # (a point is known in both coordinates or in neither)
+    centre = np.nan_to_num(points).sum(axis=1) / np.maximum(counts, 1)[:, None]
+    keys = (np.arange(len(points)), centre[:, 1], centre[:, 0], -sure) + (() if fit is None else (-fit,))
+    place = np.empty(len(points), np.int64)
+    place[np.lexsort(keys)] = np.arange(len(points))
+    return place
+
+
+def _lazy(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """``make``, called once, when first asked (most frames never ask)."""
+    made: list[np.ndarray] = []
+
+    def get() -> np.ndarray:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return get
 
 
 def _owners(rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray, gate: float) -> np.ndarray:
