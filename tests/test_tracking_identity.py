@@ -919,36 +919,39 @@ def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbour
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_of_two_pieces_alike_in_size_the_one_that_fits_the_track_is_the_person(reverse):
-    """A walker is found as two pieces of six keypoints each that share the neck, one piece's
-    neck 6 px off. They are one person (merged), and the neck that comes back is the one of the
-    piece that fits the walker's track better, whichever the detector listed first (it was the
-    first listed: a top-down detector's order, or a bottom-up one's, decided the pose)."""
+    """A walker is found as two pieces of six keypoints each that share the neck, the upper
+    piece's neck 6 px off. They are one person (merged), and the neck that comes back is the one
+    of the piece that fits the walker's track better (the lower, though the upper is surer and
+    further left), whichever the detector listed first (it was the first listed: a top-down
+    detector's order, or a bottom-up one's, decided the pose)."""
     shape = template(0)
     tracker = raw()
     for t in range(8):
         (a,) = tracker.update([pose(shape, (200 + 2 * t, 200))], time_s=t / 30)
     at = (216, 200)
-    head = pose(shape, at, keep=[0, 1, 2, 3, 5, 6])
+    head_k = pose(shape, at, keep=[0, 1, 2, 3, 5, 6]).keypoints.copy()
+    head_k[1, :2] += (-6.0, 0.0)
+    head = Pose(head_k, 0.9, COCO18)
     legs_k = pose(shape, at, keep=[1, 8, 9, 10, 11, 12]).keypoints.copy()
-    legs_k[1, :2] += (6.0, 0.0)
-    legs = Pose(legs_k, 0.9, COCO18)
+    legs_k[[1, 8, 9, 10, 11, 12], 2] = 0.5
+    legs = Pose(legs_k, 0.5, COCO18)
     given = [legs, head] if reverse else [head, legs]
     (out,) = tracker.update(given, time_s=8 / 30)
     assert out.track_id == a.track_id
-    np.testing.assert_array_equal(out.keypoints[1], head.keypoints[1])
+    np.testing.assert_array_equal(out.keypoints[1], legs.keypoints[1])
     assert np.isfinite(out.keypoints[[0, 2, 3, 5, 6, 8, 9, 10, 11, 12], 0]).all()
 
 
 @pytest.mark.parametrize("offline", [False, True])
 def test_of_two_repeats_alike_in_size_the_surer_is_the_person(offline):
     """A newcomer found twice with every keypoint (a box found twice by a top-down detector),
-    the repeat 2 px off and less sure of its keypoints: the surer pose is the one that comes
-    back, with one id, in either order (it was the first listed)."""
+    the repeat 2 px up and left and less sure of its keypoints: the surer pose is the one that
+    comes back, with one id, in either order (it was the first listed)."""
     from pafpose.tracking import OfflineTracker
 
     shape = template(0)
     sure = pose(shape, (200, 200))
-    unsure_k = pose(shape, (202, 201)).keypoints.copy()
+    unsure_k = pose(shape, (198, 199)).keypoints.copy()
     unsure_k[:, 2] = 0.4
     unsure = Pose(unsure_k, 0.4, COCO18)
     for given in ([sure, unsure], [unsure, sure]):
@@ -1111,3 +1114,58 @@ def test_repeats_and_pieces_are_told_apart_the_same_way_in_either_order(reverse)
     (out,) = raw().update(given([first, second]), time_s=0.0)
     np.testing.assert_array_equal(out.keypoints, first.keypoints)  # (the one further up and left: any rule
     # that does not read the order given would do)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_pieces_fill_a_person_largest_first(reverse):
+    """A tracked person found as their body without the head, and the head twice more: once
+    with five keypoints, once with the nose and an eye, their noses 3 px apart. Both are merged
+    into the body; where both have a point the body lacks (the nose, the eye), the larger
+    piece's comes back, in either order (the first listed filled it)."""
+    s = template(0)
+    tracker = raw()
+    for t in range(8):
+        (a,) = tracker.update([pose(s, (200 + t, 200))], time_s=t / 30)
+    at = (208, 200)
+    body = pose(s, at, keep=list(range(1, 14)))
+    large = pose(s, at, keep=[0, 14, 15, 16, 17])
+    small_k = pose(s, at, keep=[0, 14]).keypoints.copy()
+    small_k[[0, 14], :2] += (3.0, 0.0)
+    small = Pose(small_k, 0.9, COCO18)
+    people = [body, small, large]
+    (out,) = tracker.update(people[::-1] if reverse else people, time_s=8 / 30)
+    assert out.track_id == a.track_id
+    np.testing.assert_array_equal(out.keypoints[[0, 14]], large.keypoints[[0, 14]])
+    assert np.isfinite(out.keypoints[:, 0]).all()
+
+
+def test_a_crowd_that_is_pruned_tells_two_pieces_alike_in_size_apart():
+    """Twenty people beyond the walker (more pairs than are all compared: the pruned matching)
+    and the walker found as two pieces of six keypoints that share the neck: one person, their
+    id, the others theirs (a review found the pruned path failing on such a tie)."""
+    s = template(0)
+    others = [pose(template(i), (100 + 300 * (i % 10), 600 + 400 * (i // 10))) for i in range(1, 21)]
+    tracker = raw()
+    for t in range(8):
+        first = tracker.update([pose(s, (200 + 2 * t, 200)), *others], time_s=t / 30)
+    head, legs = pose(s, (216, 200), keep=[0, 1, 2, 3, 5, 6]), pose(s, (216, 200), keep=[1, 8, 9, 10, 11, 12])
+    out = tracker.update([head, legs, *others], time_s=8 / 30)
+    assert [p.track_id for p in out] == [p.track_id for p in first]
+    assert np.isfinite(out[0].keypoints[[0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 12], 0]).all()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_surer_repeat_of_a_tracked_person_that_their_track_fits_less_is_merged_not_a_new_id(reverse):
+    """A walker 20 px off their track's prediction, found twice: the repeat 2 px further on
+    and surer. The walker takes their track; the repeat, fitting the track less, is one with
+    them: one pose, one id, in either order (the repeat, ranked first by its confidence alone,
+    started a track)."""
+    s = template(0)
+    tracker = raw()
+    for t in range(8):
+        (a,) = tracker.update([pose(s, (200 + 2 * t, 200))], time_s=t / 30)
+    near_k = pose(s, (237, 200)).keypoints.copy()
+    near_k[:, 2] = 0.6
+    near, far = Pose(near_k, 0.6, COCO18), pose(s, (239, 200))
+    out = tracker.update([far, near] if reverse else [near, far], time_s=8 / 30)
+    assert [p.track_id for p in out] == [a.track_id]

@@ -157,8 +157,8 @@ class OfflineTracker(SequenceTracker):
         the next ``window`` frames is compared with the lost track as the online tracker keeps
         it (its last pose moved on by its decaying body velocity, its tolerance grown as in
         the matching). Of several born in one frame, one assignment pairs them with the lost
-        tracks (the best fits first, whichever was numbered first). The lost track is then
-        dropped from the online tracker, so the two never meet again."""
+        tracks (the pairs that fit best in all, whichever was numbered first). The lost track
+        is then dropped from the online tracker, so the two never meet again."""
         c = self.config
         frames = list(self._frames)
         centre = frames[self._next]

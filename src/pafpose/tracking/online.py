@@ -436,7 +436,6 @@ class Tracker(SequenceTracker):
         # of two people alike in all else (as many keypoints), which is the person and which their piece or repeat
         # is told by who they are, not by the order the detector listed them in (:func:`_ranking`)
         sure = _lazy(lambda: _sure(found, seen))
-        order = _lazy(lambda: _ranking(xy, sure()))
         # what they wear, before anything changes: a bad frame (or a reader's bad answer) changes nothing
         looks, tall = self._looks(people, xy, self._frame_image(image, people), getattr(poses, "image_size", None))
         now, step = self._advance(time_s)
@@ -448,6 +447,8 @@ class Tracker(SequenceTracker):
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
         rows, far, owner = (self._assign(people, xy, now, step, looks, tall, sure) if people
                             else (np.zeros(0, np.int64), None, np.zeros(0, np.int64)))
+        # (a person matched to a track first: a surer repeat of them that the track fits less is a newcomer)
+        order = _lazy(lambda matched=rows >= 0: _ranking(xy, sure(), matched.astype(np.float64)))
         new = np.flatnonzero(rows == -1)
         if len(new) and len(people) > 1:  # a newcomer found twice (no track to fit yet) starts one track
             sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
@@ -1054,10 +1055,10 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
             return none
         best_raw = by_person[np.arange(every[0]), best]
     else:
-        order = np.argsort(raw, kind="stable")  # ascending: each person's last write is their best pair
+        by = np.argsort(raw, kind="stable")  # ascending: each person's last write is their best pair
         best = np.full(len(points), -1, np.int64)
         best_raw = np.zeros(len(points))
-        best[d_idx[order]], best_raw[d_idx[order]] = t_idx[order], raw[order]
+        best[d_idx[by]], best_raw[d_idx[by]] = t_idx[by], raw[by]
         fit = np.flatnonzero((best >= 0) & (best_raw >= max(gate, 1e-12)))  # (a person no pair has: none)
     count = np.bincount(best[fit], minlength=int(t_idx.max()) + 1)
     fit = fit[count[best[fit]] >= 2]  # people who share their best track with another
