@@ -1106,10 +1106,10 @@ def _ranking(points: np.ndarray, sure: np.ndarray, fit: np.ndarray | None = None
     """``(D,)`` each person's place in an order of a frame's people that does not hang on the
     order they were listed in: the one a track fits better first (``fit``, where given), then
     the surer (``sure``: their keypoints' summed confidence), then by where they are (their
-    keypoints' mean x, then y; only two poses alike to the last bit tie, and then which is
-    which changes nothing). Which of two people alike in size is the person and which their
-    piece or repeat is read from it: the same people, listed in another order, get the same
-    ids and poses."""
+    keypoints' mean x, then y; only two poses whose keypoints are alike to the last bit tie,
+    and then the order given decides only whose parts and score come back). Which of two
+    people alike in size is the person and which their piece or repeat is read from it: the
+    same people, listed in another order, get the same ids and poses."""
     counts = np.isfinite(points[..., 0]).sum(axis=1)  # (a point is known in both coordinates or in neither)
     centre = np.nan_to_num(points).sum(axis=1) / np.maximum(counts, 1)[:, None]
     keys = (np.arange(len(points)), centre[:, 1], centre[:, 0], -sure) + (() if fit is None else (-fit,))
