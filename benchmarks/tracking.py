@@ -983,6 +983,23 @@ def shuffled(detections: list[list[list[Pose]]], looks: list[list[np.ndarray | N
     return people, worn
 
 
+def same_answer(first: list[list[Pose]], second: list[list[Pose]]) -> bool:
+    """Whether a tracker gave the same answer for a sequence twice (each frame's people the
+    same poses, to the last bit, under ids that map one to one): its ids numbered apart,
+    as a new track's number follows the order its people came in."""
+    ids: dict = {}
+    back: dict = {}
+    for a, b in zip(first, second, strict=True):
+        there = {p.keypoints.tobytes(): p.track_id for p in b}
+        if len(there) != len(b) or set(there) != {p.keypoints.tobytes() for p in a}:
+            return False
+        for p in a:
+            q = there[p.keypoints.tobytes()]
+            if ids.setdefault(p.track_id, q) != q or back.setdefault(q, p.track_id) != p.track_id:
+                return False
+    return True
+
+
 def many_seeds(args: argparse.Namespace) -> int:
     """Issue 25's measurement: every tracker on ``args.sequences`` generated sequences for each
     seed and photo set; IDF1 / bound per run, HOTA, switches and their causes per 1,000 GT
@@ -992,7 +1009,7 @@ def many_seeds(args: argparse.Namespace) -> int:
                f"--sequences {args.sequences} --frames {args.frames}"
                + (f" --perturb {args.perturb:g}" if args.perturb else "")
                + (f" --light {args.light:g}" if args.light else "")
-               + (" --shuffle" if args.shuffle else ""))
+               + (f" --shuffle {args.shuffle}" if args.shuffle else ""))
     print(f"# {command}\n# settings tuned on seeds {args.tuned} (marked *), the others held out")
     cache = args.detections
     if cache:
@@ -1002,6 +1019,7 @@ def many_seeds(args: argparse.Namespace) -> int:
               for n in names}
     rows, report = [], {"command": command, "runs": []}
     looks_apart: dict = {}  # separability, pooled over the runs
+    order_changed, order_tried = dict.fromkeys(names, 0), dict.fromkeys(names, 0)  # --shuffle
     for set_name in args.sets:
         folder = SHARED / "coco" / set_name
         for seed in seeds:
@@ -1014,11 +1032,15 @@ def many_seeds(args: argparse.Namespace) -> int:
             if args.perturb:
                 detections = perturbed(detections, args.perturb, np.random.default_rng(seed))
             looks = data["looks"]
-            if args.shuffle:
-                detections, looks = shuffled(detections, looks, np.random.default_rng([seed, 1]))
             bound = score(truths, oracle(truths, detections))
             row = {"set": set_name, "seed": seed, "oracle_idf1": bound["idf1"], "trackers": {}}
-            for name, hyp in run_trackers(detections, names=names, looks=looks).items():
+            hyps = run_trackers(detections, names=names, looks=looks)
+            for k in range(args.shuffle):  # the same frames, each frame's people in another order
+                people, worn = shuffled(detections, looks, np.random.default_rng([seed, k]))
+                for name, again in run_trackers(people, names=names, looks=worn).items():
+                    order_changed[name] += sum(not same_answer(a, b) for a, b in zip(hyps[name], again, strict=True))
+                    order_tried[name] += len(again)
+            for name, hyp in hyps.items():
                 s, causes, h = score(truths, hyp), switch_causes(truths, hyp), hota(truths, hyp)
                 ratio = s["idf1"] / bound["idf1"]
                 row["trackers"][name] = {"idf1_ratio": ratio, "hota": h, "switches": s["id_switches"], **causes}
@@ -1063,6 +1085,12 @@ def many_seeds(args: argparse.Namespace) -> int:
               f"{len(q['ratios'])} | {fmt(None if m['hota'] is None else 100 * m['hota'])} | {m['switches']:.2f} | "
               + " | ".join(f"{m[c]:.2f}" for c in CAUSES) + " |")
     report["pooled"] = summary
+    if args.shuffle:
+        print(f"\n## The order people are listed in: each frame's people given in {args.shuffle} random orders "
+              "(--shuffle)\n\n| tracker | sequences whose ids or poses changed |\n| --- | --- |")
+        for n in names:
+            print(f"| {n} | {order_changed[n]} of {order_tried[n]} |")
+        report["order_changed"] = {n: [order_changed[n], order_tried[n]] for n in names}
     report["looks_apart"] = looks_apart
     same, other = looks_apart.get("same", {}), looks_apart.get("other", {})
     if same.get("pairs") and other.get("pairs"):
@@ -1122,9 +1150,10 @@ def main() -> int:
     p.add_argument("--perturb", type=float, default=0.0, metavar="PX",
                    help="with --seeds: move every detected keypoint by Gaussian noise of PX pixels (seeded per run), "
                         "to see how much the figures hang on the detector's exact output")
-    p.add_argument("--shuffle", action="store_true",
-                   help="with --seeds: give each frame's people to the trackers in a random order (seeded per run): "
-                        "the figures should be the same as without")
+    p.add_argument("--shuffle", type=int, default=0, metavar="N",
+                   help="with --seeds: also give each frame's people to the trackers in N random orders (seeded per "
+                        "run) and count the sequences whose answer changed (the order a detector lists people in "
+                        "says nothing about them)")
     p.add_argument("--tuned", type=str, default="0-4", metavar="A-B",
                    help="with --seeds: the seeds the settings were tuned on (marked in the table)")
     p.add_argument("--json", type=Path)
@@ -1145,6 +1174,8 @@ def main() -> int:
         p.error("--light must be a number from 0 to 0.9")
     if args.perturb and not args.seeds:
         p.error("--perturb moves the detections of --seeds runs: give --seeds too")
+    if not 0 <= args.shuffle <= 100:
+        p.error("--shuffle must be a number of orders from 0 to 100")
     if args.shuffle and not args.seeds:
         p.error("--shuffle reorders the detections of --seeds runs: give --seeds too")
     if args.seeds:
