@@ -978,10 +978,10 @@ def _duplicates(points: np.ndarray, sigmas: np.ndarray, floor: float, first: np.
     where another's are, an OKS of at least :data:`_DUPLICATE` over the keypoints both have
     (scaled by the other's size), the other having more keypoints (of two with as many, the
     later in ``order()``, each person's place as :func:`_ranking` gives it, repeats the other;
-    without ``order``, the later listed). A bottom-up decoder gives each keypoint to one person, but a
-    top-down one (a box found twice) or a merge of two detectors' people can give the same
-    person twice: matched as two, the piece could keep the person's track while the person
-    took a lost neighbour's. Two people in the same posture one behind the other are seldom
+    without ``order``, the later listed). A bottom-up decoder gives each keypoint to one person,
+    but a top-down one (a box found twice) or a merge of two detectors' people can give the same
+    person twice: matched as two, the piece could keep the person's track while the person took
+    a lost neighbour's. Two people in the same posture one behind the other are seldom
     duplicates: 200 px tall and 10 px apart, their OKS is 0.65-0.95 by posture (median 0.85;
     about 1 in 20 at 0.9 or more); 20 px apart, about 0.6. ``points``: ``(D, K, 2)``, NaN where
     missing; ``first``, ``second``: the pairs of people that may be compared (either way;
@@ -1069,7 +1069,7 @@ def _pieces(points: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.nd
     common = have @ have.T
     smaller = n[:, None] < n[None, :]
     tie = n[:, None] == n[None, :]
-    if (tie.sum() > len(fit)):  # (beyond each with themselves)
+    if tie.sum() > len(fit):  # (beyond each with themselves)
         smaller |= tie & _before(fit[None, :], fit[:, None], order)
     same = best[fit][:, None] == best[fit][None, :]
     larger_close = best_raw[fit][None, :] >= close
