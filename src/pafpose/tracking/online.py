@@ -1119,7 +1119,9 @@ def _ranking(points: np.ndarray, sure: np.ndarray, fit: np.ndarray | None = None
 
 
 def _lazy(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """``make``, called once, when first asked (most frames never ask)."""
+    """``make``, called once, when first asked (most frames never ask). Made three times a
+    frame: a closure costs about 0.2 us to make, ``functools.cache`` about 2 us (three of
+    them, some 3 % of a ten-person update)."""
     made: list[np.ndarray] = []
 
     def get() -> np.ndarray:
