@@ -30,9 +30,12 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(DEMO_ENV) $(VENV)/bin/pafpose predict "$(DEMO_IMAGE)" --out $(DEMO_OUT) --save-images --whole-body
 
+# two processes (pytest-xdist): each test file whole on one, the Ray files on the same one (tests/conftest.py)
+TEST_JOBS ?= 2
+
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks docs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

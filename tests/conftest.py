@@ -5,6 +5,24 @@ import cv2
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# `make test` runs the suite in two processes (pytest-xdist). Each test file goes whole to one of
+# them, so its module fixtures (a Ray run, the docs site) are built once; the files that start a
+# local Ray go to the same one, one after the other, so two Ray instances never share the machine.
+_RAY_FILES = {"test_batch.py", "test_batch_storage.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """By file, as ``--dist loadfile``, the Ray files one unit. (Not ``--dist loadgroup``:
+    xdist 3.8 groups by renaming each test's node id, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFile(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return "ray" if Path(file).name in _RAY_FILES else file
+
+    return ByFile(config, log)
 
 
 def shared_dir() -> Path | None:
@@ -87,3 +105,4 @@ def images(env):
 @pytest.fixture(scope="module")
 def dance_frame(images):
     return cv2.resize(cv2.imread(str(images / "p3_dance.png")), (456, 256), interpolation=cv2.INTER_AREA)
+
