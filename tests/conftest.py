@@ -105,4 +105,3 @@ def images(env):
 @pytest.fixture(scope="module")
 def dance_frame(images):
     return cv2.resize(cv2.imread(str(images / "p3_dance.png")), (456, 256), interpolation=cv2.INTER_AREA)
-
