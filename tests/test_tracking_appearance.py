@@ -559,6 +559,35 @@ def test_a_person_who_returns_beyond_the_keypoints_reach_takes_their_id_back_by_
         assert len(ids(come_back(180, RED), with_image=True, min_height=250.0)) == 2
 
 
+GREY = (90, 90, 90)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_the_new_id_of_a_returning_person_ends_when_their_own_track_takes_them_back(offline):
+    """Red comes back beyond the keypoints' reach, in shade for the first ``shaded`` frames (grey:
+    not red's colours), so takes a new id; once seen in red, their own track takes them back
+    (:meth:`Tracker._reclaim`). The new id then ends, with the id that took its person
+    (``retired``), rather than staying beside them lost a frame, to take them back in the next;
+    offline, its frames are red's too: one id throughout."""
+    for shaded in (1, 3):
+        frames = [[(person(150 + 4 * t), RED, "red")] for t in range(10)] + [[] for _ in range(15)]
+        frames += [[(person(430 + 4 * t), GREY if t < shaded else RED, "red")] for t in range(8)]
+        tracker = OfflineTracker(TrackerConfig(smooth=False)) if offline else Tracker(TrackerConfig(smooth=False))
+        got, retired = [], []
+        for t, people in enumerate(frames):
+            image = paint([(p, c) for p, c, _ in people])
+            got += [q for _, q in tracker.push(Poses(p for p, _, _ in people), None, t / 30.0, image)]
+            online = tracker.online if offline else tracker
+            retired += online.retired
+        got += [q for _, q in tracker.flush()]
+        ids = names_of(frames, got)["red"]
+        if offline:
+            assert set(ids) == {0}, ids
+        else:
+            assert ids == [0] * 10 + [1] * shaded + [0] * (8 - shaded), ids
+            assert retired == [(1, 0)] and tracker.ids.tolist() == [0], (retired, tracker.ids)
+
+
 def test_the_keypoints_may_be_in_another_size_than_the_frame_given():
     """``Poses.image_size`` says the pixels the keypoints are in; a frame given smaller (a
     preview) is read at the keypoints scaled to it."""

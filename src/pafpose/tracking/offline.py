@@ -121,6 +121,11 @@ class OfflineTracker(SequenceTracker):
         self._k = k or self._k
         if self._alias:
             ids = np.array([self._alias.get(i, i) for i in ids.tolist()], np.int64)
+        for ended, took in on.retired:  # a track the online tracker ended as the interim one of the person
+            ended, took = self._alias.get(ended, ended), self._alias.get(took, took)  # its track took back: its
+            for f in list(self._frames)[self._next:]:  # frames not given out yet are that person's
+                if not (f.ids == took).any():
+                    f.ids[f.ids == ended] = took
         keypoints = np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
         parts = self._parts.gather(list(tracked)) if c.smooth or c.max_gap else np.zeros((len(tracked), 0, 3))
         scores = np.array([p.score for p in tracked], dtype=np.float64)

@@ -352,6 +352,8 @@ class Tracker(SequenceTracker):
         self._body = np.zeros((0, 2))  # (T, 2) the body's velocity (median of its keypoints'), pixels per second
         self._last_seen = np.zeros(0)  # (T,) seconds of the last match
         self._hits = np.zeros(0, np.int64)  # (T,) frames matched
+        self._born = np.zeros(0)  # (T,) seconds of the first match
+        self.retired: list[tuple[int, int]] = []  # (id ended, id of their person) in the last frame: :meth:`_retire`
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
         self._look = np.zeros((0, 0, 3))  # (T, S, 3) what each track's person wears (:mod:`appearance`; NaN: unknown)
@@ -445,6 +447,7 @@ class Tracker(SequenceTracker):
             self._restart(len(people[0].keypoints))  # another skeleton: nothing carries over
         if looks is not None and self._look.shape[1:] != looks.shape[1:]:  # the tracks' looks widened to the limbs read
             self._look = np.full((len(self.ids), *looks.shape[1:]), np.nan, np.float32)
+        self.retired = []
         rows, far, owner = (self._assign(people, xy, now, step, looks, tall, sure) if people
                             else (np.zeros(0, np.int64), None, np.zeros(0, np.int64)))
         # (a person matched to a track first: a surer repeat of them that the track fits less is a newcomer)
@@ -758,6 +761,7 @@ class Tracker(SequenceTracker):
                 taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
+        self._retire(rows, d_idx, t_idx, raw, absent, step)
         if (rows == _FRAGMENT).any():  # (most frames have none)
             owner = _owners(rows, d_idx, t_idx, raw, c.fragment_similarity)
             n = np.isfinite(points[..., 0]).sum(axis=1)
@@ -871,6 +875,39 @@ class Tracker(SequenceTracker):
         _matched(rows, d_idx[ok], t_idx[ok], dist[ok], far)
         return before[(before >= 0) & moved]
 
+    def _retire(self, rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray,
+                absent: np.ndarray, step: float) -> None:
+        """End the track a person had while their own was lost, when their own takes them back.
+
+        A person back from behind someone is often given a new id on a poor first pose, until
+        their own lost track takes them again (by what they wear, or by the keypoints). The
+        new track, then lost for a frame right where they are and its tolerance grown with
+        that frame, takes them back in the next, and so on: a person flickering between two
+        ids (on the 40 runs of ``benchmarks/tracking.py --seeds 0-19``, 61 one-frame
+        excursions of the raw tracker). Such a track, born after the track that takes the
+        person was last seen, seen in the last frame, not matched in this one and fitting the
+        person closely (``raw``, each pair ``d_idx``, ``t_idx``'s similarity, at least
+        ``fragment_similarity``), is that person's: it ends (:meth:`_expire` drops it), and
+        :attr:`retired` names it with the id that took its person (the offline tracker gives
+        its frames that id)."""
+        c = self.config
+        back = np.zeros(len(self.ids), bool)  # a track lost before this frame that takes its person again
+        matched = rows[rows >= 0]
+        back[matched] = absent[matched] > 1.5 * step
+        if not back.any():
+            return
+        taken = np.zeros(len(self.ids), bool)
+        taken[matched] = True
+        own = np.where(rows >= 0, rows, 0)[d_idx]  # each pair's person's track
+        ends = ((rows[d_idx] >= 0) & back[own] & ~taken[t_idx] & (absent[t_idx] <= 1.5 * step)
+                & (raw >= c.fragment_similarity) & (self._born[t_idx] > self._last_seen[own]))
+        if ends.any():
+            pairs = np.flatnonzero(ends)
+            pairs = pairs[np.argsort(-raw[pairs], kind="stable")]  # the person it fits best (two may fit it) first
+            track, first = np.unique(t_idx[pairs], return_index=True)
+            self.retired = list(zip(self.ids[track].tolist(), self.ids[own[pairs[first]]].tolist(), strict=True))
+            self._last_seen[track] = -np.inf  # (seen before any time: dropped as lost too long)
+
     def _start(self, n: int) -> np.ndarray:
         k = self._k
         first = len(self.ids)
@@ -882,6 +919,7 @@ class Tracker(SequenceTracker):
         self._body = np.concatenate([self._body, np.zeros((n, 2))])
         self._last_seen = np.concatenate([self._last_seen, np.full(n, self._now)])
         self._hits = np.concatenate([self._hits, np.zeros(n, np.int64)])
+        self._born = np.concatenate([self._born, np.full(n, self._now)])
         width = self._fx.shape[1]  # the body's keypoints and the parts' columns
         self._fx = np.concatenate([self._fx, np.full((n, width, 2), np.nan)])
         self._fdx = np.concatenate([self._fdx, np.zeros((n, width, 2))])
@@ -949,6 +987,7 @@ class Tracker(SequenceTracker):
             return
         self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
+        self._born = self._born[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
         self._look = self._look[alive]
         self._tall = self._tall[alive]
