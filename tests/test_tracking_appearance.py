@@ -588,6 +588,50 @@ def test_the_new_id_of_a_returning_person_ends_when_their_own_track_takes_them_b
             assert retired == [(1, 0)] and tracker.ids.tolist() == [0], (retired, tracker.ids)
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_newcomer_hidden_behind_a_returning_person_keeps_their_track(offline):
+    """Red is hidden at x = 250; meanwhile blue walks in from the right and stops at x = 320,
+    where red comes out, in front of blue (blue not found), and red's own track takes them back
+    by what they wear. Blue's track, born while red was away, seen the frame before and fitting
+    red closely, is not red's interim one: it was born far from where red's track coasted. Blue
+    keeps their id (a review's case)."""
+    frames = [[(person(x), RED, "red")] for x in [200, 215, 230, 240, 246, 250]]
+    frames += [[(person(x), BLUE, "blue")] for x in [420, 400, 380, 360, 340, 320, 320, 320, 320]]
+    frames += [[(person(320 + 2 * t), RED, "red")] for t in range(4)]
+    frames += [[(person(320), BLUE, "blue"), (person(340 + 8 * t), RED, "red")] for t in range(10)]
+    config = TrackerConfig(smooth=False)
+    ids = painted_ids(frames, OfflineTracker(config) if offline else Tracker(config))
+    assert set(ids["blue"]) == {1} and set(ids["red"]) == {0}, ids
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_an_interim_track_two_returning_people_fit_is_nobodys(offline):
+    """Red and green walk side by side, are hidden, and a grey-looking pose (a new track) stands
+    where both come back, one on each side of it; each is taken back by their own track (what
+    they wear, read by a ``describe`` that knows their names). The grey track fits both: it is
+    not ended as either's, whichever order the detector lists them in (a review's case)."""
+    lab = {"red": (60, 170, 160), "green": (60, 80, 170), "grey": (150, 128, 128)}
+    limbs = len(appearance.lines(COCO18))
+
+    def describe(names, points, skeleton):
+        return np.array([np.tile(lab[n], (limbs, 1)) for n in names], np.float32).reshape(len(names), limbs, 3)
+
+    frames = [[(person(150 + 4 * t), "red"), (person(210 + 4 * t), "green")] for t in range(10)]
+    frames += [[] for _ in range(15)] + [[(person(430), "grey")]] * 3
+    both = [(person(422), "red"), (person(438), "green")]
+    answers = []
+    for listed in (both, both[::-1]):
+        config = TrackerConfig(smooth=False)
+        tracker = OfflineTracker(config, describe=describe) if offline else Tracker(config, describe=describe)
+        got, retired = [], []
+        for t, people in enumerate(frames + [listed] * 4):
+            got += [q for _, q in tracker.push(Poses(p for p, _ in people), None, t / 30.0, [n for _, n in people])]
+            retired += (tracker.online if offline else tracker).retired
+        got += [q for _, q in tracker.flush()]
+        answers.append((retired, [q.track_id for frame in got[25:28] for q in frame]))  # the grey track's frames
+    assert answers[0] == answers[1] and answers[0][0] == [], answers
+
+
 def test_the_keypoints_may_be_in_another_size_than_the_frame_given():
     """``Poses.image_size`` says the pixels the keypoints are in; a frame given smaller (a
     preview) is read at the keypoints scaled to it."""

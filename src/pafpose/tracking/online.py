@@ -353,6 +353,7 @@ class Tracker(SequenceTracker):
         self._last_seen = np.zeros(0)  # (T,) seconds of the last match
         self._hits = np.zeros(0, np.int64)  # (T,) frames matched
         self._born = np.zeros(0)  # (T,) seconds of the first match
+        self._origin = np.zeros((0, 0, 2))  # (T, K, 2) the pose of the first match
         self.retired: list[tuple[int, int]] = []  # (id ended, id of their person) in the last frame: :meth:`_retire`
         self._fx = np.zeros((0, 0, 2))  # (T, K + parts, 2) One Euro state: filtered values ...
         self._fdx = np.zeros((0, 0, 2))  # ... and their speeds (the body's K, then the parts' columns)
@@ -581,6 +582,7 @@ class Tracker(SequenceTracker):
          self._steps) = clock
         self._k = k
         self._points = np.zeros((0, k, 2))
+        self._origin = np.zeros((0, k, 2))
         self._velocity = np.zeros((0, k, 2))
         self._fx = np.zeros((0, k, 2))
         self._fdx = np.zeros((0, k, 2))
@@ -761,7 +763,7 @@ class Tracker(SequenceTracker):
                 taken[rows[rows >= 0]] = True  # and the people still left over may be fragments of who took it
                 frag = (rows[d_idx] == -1) & taken[t_idx] & (raw >= c.fragment_similarity)
                 rows[d_idx[frag]] = _FRAGMENT
-        self._retire(rows, d_idx, t_idx, raw, absent, step)
+        self._retire(rows, d_idx, t_idx, raw, absent, sigmas)
         if (rows == _FRAGMENT).any():  # (most frames have none)
             owner = _owners(rows, d_idx, t_idx, raw, c.fragment_similarity)
             n = np.isfinite(points[..., 0]).sum(axis=1)
@@ -876,37 +878,52 @@ class Tracker(SequenceTracker):
         return before[(before >= 0) & moved]
 
     def _retire(self, rows: np.ndarray, d_idx: np.ndarray, t_idx: np.ndarray, raw: np.ndarray,
-                absent: np.ndarray, step: float) -> None:
+                absent: np.ndarray, sigmas: np.ndarray) -> None:
         """End the track a person had while their own was lost, when their own takes them back.
 
         A person back from behind someone is often given a new id on a poor first pose, until
         their own lost track takes them again (by what they wear, or by the keypoints). The
-        new track, then lost for a frame right where they are and its tolerance grown with
-        that frame, takes them back in the next, and so on: a person flickering between two
-        ids (on the 40 runs of ``benchmarks/tracking.py --seeds 0-19``, 61 one-frame
-        excursions of the raw tracker). Such a track, born after the track that takes the
-        person was last seen, seen in the last frame, not matched in this one and fitting the
-        person closely (``raw``, each pair ``d_idx``, ``t_idx``'s similarity, at least
-        ``fragment_similarity``), is that person's: it ends (:meth:`_expire` drops it), and
-        :attr:`retired` names it with the id that took its person (the offline tracker gives
-        its frames that id)."""
+        new track, then lost for a frame right where they are, its tolerance grown with that
+        frame, takes them back in the next, and so on: a person flickering between two ids.
+        Such a track is seen in the frame before, not matched in this one, and fits the person
+        closely (``raw``, each pair ``d_idx``, ``t_idx``'s similarity, at least
+        ``fragment_similarity``); it was born after the track that takes the person was last
+        seen, where that track's pose, coasting, could have been then (its tolerance widened
+        ``appearance_reach`` times, as for a person who takes a lost track back by what they
+        wear): a newcomer who walked in from elsewhere while the person was away, now hidden
+        behind them, keeps their track. A track that another person of the frame fits too (its
+        gate, ``min_similarity``) is left alone: whose it was, nothing tells. It ends
+        (:meth:`_expire` drops it), and :attr:`retired` names it with the id that took its
+        person (the offline tracker gives its frames that id where that id is not in them)."""
         c = self.config
-        back = np.zeros(len(self.ids), bool)  # a track lost before this frame that takes its person again
         matched = rows[rows >= 0]
-        back[matched] = absent[matched] > 1.5 * step
+        back = np.zeros(len(self.ids), bool)  # a track lost before this frame that takes its person again
+        back[matched] = absent[matched] > 1e-9
         if not back.any():
             return
         taken = np.zeros(len(self.ids), bool)
         taken[matched] = True
         own = np.where(rows >= 0, rows, 0)[d_idx]  # each pair's person's track
-        ends = ((rows[d_idx] >= 0) & back[own] & ~taken[t_idx] & (absent[t_idx] <= 1.5 * step)
-                & (raw >= c.fragment_similarity) & (self._born[t_idx] > self._last_seen[own]))
-        if ends.any():
-            pairs = np.flatnonzero(ends)
-            pairs = pairs[np.argsort(-raw[pairs], kind="stable")]  # the person it fits best (two may fit it) first
-            track, first = np.unique(t_idx[pairs], return_index=True)
-            self.retired = list(zip(self.ids[track].tolist(), self.ids[own[pairs[first]]].tolist(), strict=True))
-            self._last_seen[track] = -np.inf  # (seen before any time: dropped as lost too long)
+        ends = np.flatnonzero((rows[d_idx] >= 0) & back[own] & ~taken[t_idx] & (absent[t_idx] <= 1e-9)
+                              & (raw >= c.fragment_similarity) & (self._born[t_idx] > self._last_seen[own]))
+        if not len(ends):
+            return
+        near = np.bincount(t_idx[raw >= c.min_similarity], minlength=len(self.ids))
+        ends = ends[near[t_idx[ends]] == 1]  # a track two people of the frame could be: whose, nothing tells
+        new, old = t_idx[ends], own[ends]
+        ahead = self._born[new] - self._last_seen[old]  # where the old track's pose coasted to at the birth
+        tau = max(c.coast, 1e-9)
+        then = self._points[old] + (self._body[old] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
+        speed = np.hypot(self._body[old, 0], self._body[old, 1])
+        areas = (np.sqrt(_areas(self._points[old], c.min_area)) * (1.0 + c.lost_growth * ahead)
+                 + c.speed_growth * speed * ahead) ** 2 * c.appearance_reach ** 2
+        pairs = np.arange(len(ends))
+        born_there = _pair_similarity(self._origin[new], then, sigmas, areas, pairs, pairs,
+                                      c.shared_prior) >= c.min_similarity
+        new, old = new[born_there], old[born_there]
+        if len(new):
+            self.retired = list(zip(self.ids[new].tolist(), self.ids[old].tolist(), strict=True))
+            self._last_seen[new] = -np.inf  # (seen before any time: dropped as lost too long)
 
     def _start(self, n: int) -> np.ndarray:
         k = self._k
@@ -920,6 +937,7 @@ class Tracker(SequenceTracker):
         self._last_seen = np.concatenate([self._last_seen, np.full(n, self._now)])
         self._hits = np.concatenate([self._hits, np.zeros(n, np.int64)])
         self._born = np.concatenate([self._born, np.full(n, self._now)])
+        self._origin = np.concatenate([self._origin, nan])
         width = self._fx.shape[1]  # the body's keypoints and the parts' columns
         self._fx = np.concatenate([self._fx, np.full((n, width, 2), np.nan)])
         self._fdx = np.concatenate([self._fdx, np.zeros((n, width, 2))])
@@ -955,6 +973,8 @@ class Tracker(SequenceTracker):
         tau = max(c.coast, 1e-9)
         carried = old + (body * (tau * (1.0 - np.exp(-gaps / tau)))[:, None])[:, None, :]
         self._points[rows] = np.where(seen[..., None], new, carried)
+        if fresh.any():
+            self._origin[rows[fresh]] = new[fresh]
         self._velocity[rows] = vel
         self._body[rows] = body
         self._last_seen[rows] = now
@@ -987,7 +1007,7 @@ class Tracker(SequenceTracker):
             return
         self.ids, self._points, self._velocity = self.ids[alive], self._points[alive], self._velocity[alive]
         self._body, self._last_seen, self._hits = self._body[alive], self._last_seen[alive], self._hits[alive]
-        self._born = self._born[alive]
+        self._born, self._origin = self._born[alive], self._origin[alive]
         self._fx, self._fdx = self._fx[alive], self._fdx[alive]
         self._look = self._look[alive]
         self._tall = self._tall[alive]
