@@ -49,7 +49,8 @@ class TrackerConfig:
             a person whose id is not seen on both sides of their frame (a new id for a frame
             or two) takes the id of a track missing from that frame but seen on both sides
             within ``window``, if the track's pose interpolated between them fits at least
-            this well (1: neither).
+            this well; and the frames of a new id the online tracker ended when the person's own
+            track took them back (``Tracker.retired``) take that track's id (1: none of these).
         appearance: how much what people wear counts, where the tracker is given the frame
             (0: not at all; :mod:`~pafpose.tracking.appearance` reads the colour along each
             limb found): a pair's similarity is taken ``1 - appearance * (1 - alike)`` times,

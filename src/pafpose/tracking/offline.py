@@ -121,9 +121,11 @@ class OfflineTracker(SequenceTracker):
         self._k = k or self._k
         if self._alias:
             ids = np.array([self._alias.get(i, i) for i in ids.tolist()], np.int64)
-        for ended, took in on.retired:  # a track the online tracker ended as the interim one of the person
-            ended, took = self._alias.get(ended, ended), self._alias.get(took, took)  # its track took back: its
-            for f in list(self._frames)[self._next:]:  # frames not given out yet are that person's
+        for ended, took in on.retired if c.relink_similarity < 1.0 else ():  # (1: no hindsight)
+            # a track the online tracker ended as the person's interim one when their own took them back: its
+            # frames not given out yet are that person's
+            ended, took = self._alias.get(ended, ended), self._alias.get(took, took)
+            for f in list(self._frames)[self._next:]:
                 if not (f.ids == took).any():
                     f.ids[f.ids == ended] = took
         keypoints = np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
