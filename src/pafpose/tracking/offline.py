@@ -180,17 +180,12 @@ class OfflineTracker(SequenceTracker):
         if not len(lost):
             return
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
-        tau = max(c.coast, 1e-9)
         sim = np.full((len(born), len(lost)), np.nan)
         for b, new in enumerate(born):
             best = max((f for f in frames[self._next:] if (f.ids == new).any()),
                        key=lambda f: int(np.isfinite(f.keypoints[f.ids == new][0, :, 0]).sum()))
             points = _seen(best, np.flatnonzero(best.ids == new))[0]
-            ahead = np.maximum(best.time / c.fps - on._last_seen[lost], 0.0)  # seconds
-            guess = on._points[lost] + (on._body[lost] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
-            speed = np.hypot(on._body[lost, 0], on._body[lost, 1])
-            areas = (np.sqrt(_areas(on._points[lost], c.min_area)) * (1.0 + c.lost_growth * ahead)
-                     + c.speed_growth * speed * ahead) ** 2
+            guess, areas = on._coasted(lost, np.maximum(best.time / c.fps - on._last_seen[lost], 0.0))
             sim[b] = similarity(points[None], guess, sigmas, areas, c.shared_prior)[0]
             if on._look.shape[1] and (on.ids == new).any():  # what they wear: as in the online matching
                 dist = appearance.distance(on._look[on.ids == new], on._look, np.zeros(len(lost), np.int64), lost)

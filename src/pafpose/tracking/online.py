@@ -911,19 +911,26 @@ class Tracker(SequenceTracker):
         near = np.bincount(t_idx[raw >= c.min_similarity], minlength=len(self.ids))
         ends = ends[near[t_idx[ends]] == 1]  # a track two people of the frame could be: whose, nothing tells
         new, old = t_idx[ends], own[ends]
-        ahead = self._born[new] - self._last_seen[old]  # where the old track's pose coasted to at the birth
-        tau = max(c.coast, 1e-9)
-        then = self._points[old] + (self._body[old] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
-        speed = np.hypot(self._body[old, 0], self._body[old, 1])
-        areas = (np.sqrt(_areas(self._points[old], c.min_area)) * (1.0 + c.lost_growth * ahead)
-                 + c.speed_growth * speed * ahead) ** 2 * c.appearance_reach ** 2
+        then, areas = self._coasted(old, self._born[new] - self._last_seen[old])  # the old track at the birth
         pairs = np.arange(len(ends))
-        born_there = _pair_similarity(self._origin[new], then, sigmas, areas, pairs, pairs,
+        born_there = _pair_similarity(self._origin[new], then, sigmas, areas * c.appearance_reach ** 2, pairs, pairs,
                                       c.shared_prior) >= c.min_similarity
         new, old = new[born_there], old[born_there]
         if len(new):
             self.retired = list(zip(self.ids[new].tolist(), self.ids[old].tolist(), strict=True))
             self._last_seen[new] = -np.inf  # (seen before any time: dropped as lost too long)
+
+    def _coasted(self, rows: np.ndarray, ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(points (R, K, 2), areas (R,))``: each lost track ``rows`` ``ahead`` seconds after it
+        was last seen, its last pose moved on by its decaying body velocity, and the area its
+        tolerance has grown to by then (``lost_growth``, ``speed_growth``, as in the matching)."""
+        c = self.config
+        tau = max(c.coast, 1e-9)
+        points = self._points[rows] + (self._body[rows] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
+        speed = np.hypot(self._body[rows, 0], self._body[rows, 1])
+        areas = (np.sqrt(_areas(self._points[rows], c.min_area)) * (1.0 + c.lost_growth * ahead)
+                 + c.speed_growth * speed * ahead) ** 2
+        return points, areas
 
     def _start(self, n: int) -> np.ndarray:
         k = self._k
