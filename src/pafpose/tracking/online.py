@@ -897,10 +897,11 @@ class Tracker(SequenceTracker):
         person (the offline tracker gives its frames that id where that id is not in them)."""
         c = self.config
         matched = rows[rows >= 0]
-        back = np.zeros(len(self.ids), bool)  # a track lost before this frame that takes its person again
-        back[matched] = absent[matched] > 1e-9
-        if not back.any():
+        again = absent[matched] > 1e-9
+        if not again.any():  # (most frames: nobody taken back)
             return
+        back = np.zeros(len(self.ids), bool)  # a track lost before this frame that takes its person again
+        back[matched] = again
         taken = np.zeros(len(self.ids), bool)
         taken[matched] = True
         own = np.where(rows >= 0, rows, 0)[d_idx]  # each pair's person's track
