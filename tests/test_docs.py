@@ -173,6 +173,8 @@ def test_the_pages_render_in_headless_chromium_and_the_search_finds(served, site
             page.keyboard.press("/")  # Material's shortcut to the search box
             page.fill("input.md-search__input", term)
             results = page.locator(".md-search-result__list li")
-            sync_api.expect(results.first).to_be_visible(timeout=30_000)
+            # (each page loaded builds the search index again, the whole site's; with `make test`'s other process
+            # busy, a query took over 30 s to answer)
+            sync_api.expect(results.first).to_be_visible(timeout=120_000)
             assert expected in page.locator(".md-search-result__list").inner_text(), term
     assert not problems, problems
