@@ -681,6 +681,42 @@ def test_offline_gives_a_run_of_new_ids_back_to_the_person_judged_on_its_poses_a
     assert far[10] == far[11] == far[12] != own
 
 
+@pytest.mark.parametrize("shift", [10, 12])
+def test_offline_judges_a_run_of_upper_halves_against_the_whole_person_not_the_lower_half_seen_beside_it(shift):
+    """The person of the test above is found as a lower half in the two frames before they
+    are hidden and in the first frame after, and as an upper half only in the three frames
+    of the run (10-12 px off: a new online id). The track's poses on both sides of the run
+    share no keypoint with the run's; its whole pose (the upper half taken from its frames
+    farther out, moved with the legs) fits it: offline, the run gets the person's id. A
+    run 60 px off keeps its own."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+
+    def ids(shift, offline):
+        rng = np.random.default_rng(4)
+        frames = []
+        for t in range(40):
+            who = [pose(b, (560, 200), rng=rng)]
+            if not 8 <= t < 10:
+                off = shift if 10 <= t <= 12 else 0
+                keep = LOWER if t in (6, 7, 13) else UPPER if 10 <= t <= 12 else None
+                who.append(pose(a, (150 + 3 * t + off, 220 + off), keep=keep, rng=rng))
+            frames.append(Poses(who))
+        config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
+        return [next((p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450), None)
+                for _, people in tracked]
+
+    online_ids = ids(shift, False)
+    own = online_ids[0]
+    assert online_ids[10] == online_ids[11] == online_ids[12] != own
+    assert set(online_ids[:8] + online_ids[13:]) == {own}
+    assert set(ids(shift, True)) - {None} == {own}
+    far = ids(60, True)
+    assert far[10] == far[11] == far[12] != own
+
+
 def test_offline_reads_what_a_runs_person_wears_over_the_run(monkeypatch):
     """The run above with the frames painted (each person's limbs in their colour): the
     run's person is weighed by what they wore over its three frames (the first pose back is

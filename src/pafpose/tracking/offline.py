@@ -44,6 +44,9 @@ from pafpose.tracking.online import PartSlots, Tracker, _areas, _boxes, _median,
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
 _STEADY = 0.2
 _CHAIN_REACH = 4.0  # ... and how far a step may go, in the same sizes (a person does not cover four a frame)
+# a pose missing more than this share of its layout's keypoints is a part of its person (a half, a head alone), which
+# :func:`_complete` makes whole from the same track's other poses (a few keypoints missed at random need nothing)
+_PART = 0.25
 _GATHER_MAX = 16  # :func:`_fit` gathers the frames of up to this many people at once, and writes more frame by frame
 
 
@@ -346,19 +349,21 @@ class OfflineTracker(SequenceTracker):
             for index in np.unique(side[which]).tolist():
                 pick = side[which] == index
                 out[pick] = _seen(frames[index], row[which, pick])
+        _complete(frames, free, side[0], p0, range(self._next - 1, -1, -1), before=True)
+        _complete(frames, free, side[1], p1, range(self._next + 1, len(frames)), before=False)
         guess, areas = _between(p0, p1, t0, t1, centre.time, c)
         # only the free tracks within reach of someone loose (the others cannot pass relink_similarity) go on
         keep = _overlap(_boxes(_seen(centre, loose)), _boxes(guess), _reach(sigmas, areas)).any(axis=0)
         if not keep.any():
             return
-        free, side, row, guess, areas = free[keep], side[:, keep], row[:, keep], guess[keep], areas[keep]
+        free, guess, areas = free[keep], guess[keep], areas[keep]
         p0, p1, t0, t1 = p0[keep], p1[keep], t0[keep], t1[keep]
         sim = similarity(_seen(centre, loose), guess, sigmas, areas, c.shared_prior)  # (L, F)
         born = self._born_runs(loose, ids, seen_before, seen_after, free, (p0, p1, t0, t1), sim, sigmas)
         keep = (sim >= c.relink_similarity).any(axis=0)  # what they wear only lowers a fit: the others are out
         if not keep.any():
             return
-        free, side, row, sim = free[keep], side[:, keep], row[:, keep], sim[:, keep]
+        free, sim, p0, p1, t0, t1 = free[keep], sim[:, keep], p0[keep], p1[keep], t0[keep], t1[keep]
         looked = centre.looks is not None and bool(c.appearance)
         if looked:  # what the track's person wore in the frames before
             d_idx, t_idx = np.divmod(np.arange(len(loose) * len(free)), len(free))
@@ -396,8 +401,8 @@ class OfflineTracker(SequenceTracker):
                 worn = _worn(past, np.array([i]), centre.looks.shape[1:]) if looked else None
                 for t in np.flatnonzero(candidates).tolist():  # the run's person, frame by frame, fits this
                     free_worn = free_looks[t:t + 1] if looked else None
-                    candidates[t] = all(self._continues(f, i, (last, mine, worn), (frames[side[0, t]], row[0, t],
-                                                        frames[side[1, t]], row[1, t], free_worn), sigmas,
+                    sides = (p0[t:t + 1], p1[t:t + 1], t0[t:t + 1], t1[t:t + 1], free_worn)
+                    candidates[t] = all(self._continues(f, i, (last, mine, worn), sides, sigmas,
                                                         sim[j, t] if f is centre else None) for f in run)
             sim[j] = np.where(candidates, sim[j], np.nan)
             runs[j] = run
@@ -455,11 +460,12 @@ class OfflineTracker(SequenceTracker):
         return out
 
     def _continues(self, frame: _Frame, i: int, own: tuple[_Frame, np.ndarray, np.ndarray | None],
-                   free: tuple[_Frame, int, _Frame, int, np.ndarray | None], sigmas: np.ndarray,
+                   free: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], sigmas: np.ndarray,
                    free_fit: float | None) -> bool:
         """Whether the person on id ``i`` in ``frame`` (of a run of that id between gaps) is
-        rather a free track's than the person ``i`` followed: the track's pose, seen in the
-        frames and rows ``free`` on both sides of the run, interpolated to the frame, fits them
+        rather a free track's than the person ``i`` followed: the track's pose, seen as ``free``
+        on both sides of the run (its points and times as :func:`_between` takes them, and
+        what its person wore), interpolated to the frame, fits them
         (at least ``relink_similarity``; ``free_fit``: that fit already computed) better than
         ``i``'s own last pose (``own``: its frame, its points, its tolerance grown with the time
         since); each weighed by what its person wore (the last of ``own`` and of ``free``:
@@ -477,9 +483,8 @@ class OfflineTracker(SequenceTracker):
                                           c.appearance_scale, c.appearance_unknown)[0])
 
         if free_fit is None:
-            before, row_before, after, row_after, free_worn = free
-            guess, area = _between(_seen(before, [row_before]), _seen(after, [row_after]), np.array([before.time]),
-                                   np.array([after.time]), frame.time, c)
+            p0, p1, t0, t1, free_worn = free
+            guess, area = _between(p0, p1, t0, t1, frame.time, c)
             free_fit = float(similarity(here, guess, sigmas, area, c.shared_prior)[0, 0]) * alike(free_worn)
             if free_fit < c.relink_similarity:
                 return False
@@ -625,6 +630,35 @@ def _between(p0: np.ndarray, p1: np.ndarray, t0: np.ndarray, t1: np.ndarray, at:
     guess = np.where(both, p0 + w * (p1 - p0), np.where(np.isfinite(p0), p0, p1))
     gone = np.maximum(np.minimum(at - t0, t1 - at) - 1.0, 0.0) / c.fps
     return guess, (np.sqrt(_areas(guess, c.min_area)) * (1.0 + c.lost_growth * gone)) ** 2
+
+
+def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: np.ndarray,
+              order: Iterable[int], before: bool) -> None:
+    """Fill in place the keypoints each track ``ids`` (sorted) lacks in ``points`` (``(N, K,
+    2)``, its pose in the frame ``start``, an index in ``frames``), where that pose is a part of
+    the person (:data:`_PART`), from its poses in the frames farther from the centre
+    (``order``: the indices away from it; ``before``: the frames before ``start``, else after),
+    each moved by the median shift of the keypoints the two share: a track is its whole
+    person, as the online tracker keeps it, not the part the detector found in one frame. A
+    person found as a lower half on one side of a gap and as an upper half in it share no
+    keypoint, and no similarity could tell them one person."""
+    part = np.isnan(points[..., 0]).sum(axis=1) > _PART * points.shape[1]
+    for index in order:
+        open_ = part & np.isnan(points[..., 0]).any(axis=1) & ((index < start) if before else (index > start))
+        if not open_.any():
+            continue
+        f = frames[index]
+        pos = np.minimum(np.searchsorted(ids, f.ids), len(ids) - 1)
+        hit = (ids[pos] == f.ids) & open_[pos]
+        if not hit.any():
+            continue
+        rows, tracks = np.flatnonzero(hit), pos[hit]
+        there = _seen(f, rows)  # (H, K, 2)
+        apart = points[tracks] - there
+        shared = np.isfinite(apart[..., 0]).sum(axis=1)
+        shift = np.where((shared > 0)[:, None], _median(apart, shared), np.nan)  # none in common: nothing filled
+        fill = np.isnan(points[tracks]) & np.isfinite(there + shift[:, None])
+        points[tracks] = np.where(fill, there + shift[:, None], points[tracks])
 
 
 def _worn(frames: list[_Frame], ids: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
