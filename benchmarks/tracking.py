@@ -782,6 +782,22 @@ def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, se
             per.append(1e3 * (time.perf_counter() - t0) / len(seq))
         out.setdefault("pafpose-offline, frame given", {})[n] = {"median_ms": min(per), "p10_ms": min(per),
                                                                  "mean_ms": min(per), "mean": True}
+        # a crowd whose people the detector misses now and then (a fifth of them in each frame, seeded): the offline
+        # hindsight (a person back after a gap on their id, a free track beside them) works in most frames
+        pick = np.random.default_rng(seed + 1)
+        missed = [[p for p in poses if pick.random() >= 0.2] for poses in seq]
+        runs = [_per_frame(partial(Tracker(TrackerConfig()).update, time_s=None), missed) for _ in range(repeats)]
+        out.setdefault("pafpose, a fifth missed", {})[n] = min(runs, key=lambda got: got["median_ms"])
+        per = []
+        for _ in range(repeats):
+            tracker = OfflineTracker(TrackerConfig())
+            t0 = time.perf_counter()
+            for poses in missed:
+                tracker.push(poses)
+            tracker.flush()
+            per.append(1e3 * (time.perf_counter() - t0) / len(missed))
+        out.setdefault("pafpose-offline, a fifth missed", {})[n] = {"median_ms": min(per), "p10_ms": min(per),
+                                                                    "mean_ms": min(per), "mean": True}
     return out
 
 
@@ -808,7 +824,8 @@ def print_timing(timing: dict, repeats: int) -> dict:
         print(f"| {name} | " + " | ".join(f"{t[n]['median_ms']:.3f} | {t[n]['p10_ms']:.3f}" if n in t else "- | -"
                                           for n in (10, 50, 200)) + " |")
     for what, online, offline in (("", "pafpose", "pafpose-offline"),
-                                  (", frame given", "pafpose, frame given", "pafpose-offline, frame given")):
+                                  (", frame given", "pafpose, frame given", "pafpose-offline, frame given"),
+                                  (", a fifth missed", "pafpose, a fifth missed", "pafpose-offline, a fifth missed")):
         on, off = timing.get(online, {}), timing.get(offline, {})
         both = [n for n in (10, 50, 200) if n in on and n in off]
         if not both:

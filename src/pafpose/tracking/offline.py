@@ -320,7 +320,7 @@ class OfflineTracker(SequenceTracker):
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
         if back:  # ... worth a look only near a free track seen just before (in a crowd with missed detections,
             # most people coming back after a gap are near none)
-            near = np.flatnonzero(np.isin(past[-1].ids, free))
+            near = np.flatnonzero(free[np.minimum(np.searchsorted(free, past[-1].ids), len(free) - 1)] == past[-1].ids)
             if len(near):
                 last = _seen(past[-1], near)
                 close = _overlap(_boxes(_seen(centre, back)), _boxes(last),
@@ -335,13 +335,15 @@ class OfflineTracker(SequenceTracker):
         # each free track's latest frame before and earliest after (an index in ``frames``), and its row there
         side = np.full((2, len(free)), -1, np.int64)
         row = np.zeros((2, len(free)), np.int64)
-        for which, indices in ((0, range(self._next)), (1, range(len(frames) - 1, self._next, -1))):
-            for index in indices:  # in time order before, backwards after: the nearest is written last
+        for which, indices in ((0, range(self._next - 1, -1, -1)), (1, range(self._next + 1, len(frames)))):
+            for index in indices:  # the nearest first, until each track has its side (most, in the next frame)
                 f = frames[index]
                 pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
-                hit = free[pos] == f.ids
+                hit = (free[pos] == f.ids) & (side[which, pos] < 0)
                 side[which, pos[hit]] = index
                 row[which, pos[hit]] = np.flatnonzero(hit)
+                if (side[which] >= 0).all():
+                    break
         t0 = np.array([frames[i].time for i in side[0]])
         t1 = np.array([frames[i].time for i in side[1]])
         p0, p1 = (np.full((len(free), centre.keypoints.shape[1], 2), np.nan) for _ in range(2))
@@ -643,6 +645,8 @@ def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: 
     person found as a lower half on one side of a gap and as an upper half in it share no
     keypoint, and no similarity could tell them one person."""
     part = np.isnan(points[..., 0]).sum(axis=1) > _PART * points.shape[1]
+    if not part.any():
+        return
     for index in order:
         open_ = part & np.isnan(points[..., 0]).any(axis=1) & ((index < start) if before else (index > start))
         if not open_.any():
