@@ -717,6 +717,47 @@ def test_offline_judges_a_run_of_upper_halves_against_the_whole_person_not_the_l
     assert far[10] == far[11] == far[12] != own
 
 
+def test_a_part_is_made_whole_from_the_tracks_frames_farther_out_moved_with_it():
+    """``_complete`` on its own: track 4's pose in frame 2 is a lower half; frame 1 (farther
+    from the centre, frame 3) has the whole person 10 px to the left, frame 0 a whole
+    person far off. The upper half comes from frame 1, moved by the lower half's shift, and
+    frame 0 is never read. Track 6's pose misses one keypoint (not a part): left as it is.
+    After the centre the same holds the other way."""
+    from pafpose.tracking.offline import _complete, _Frame, _observations
+
+    shape = np.random.default_rng(0).normal(0, 30, (18, 2))
+
+    def frame(t, people):
+        k = np.full((len(people), 18, 3), np.nan)
+        for j, (at, keep) in enumerate(people.values()):
+            k[j, keep, :2] = shape[keep] + at
+            k[j, keep, 2] = 1.0
+        return _Frame(float(t), Poses(), None, np.array(list(people)), k, np.ones(len(people)),
+                      np.zeros((len(people), 0, 3)), _observations(k), np.zeros((len(people), 0, 4)))
+
+    def moved(x, y):
+        return shape + np.array([x, y], float)
+
+    every, most = list(range(18)), list(range(1, 18))
+    frames = [frame(0, {4: ((900, 900), every), 6: ((0, 0), every)}),
+              frame(1, {4: ((90, 100), every), 6: ((0, 0), every)}),
+              frame(2, {4: ((100, 100), LOWER), 6: ((3, 0), most)}),
+              frame(3, {}),
+              frame(4, {4: ((120, 100), LOWER)}),
+              frame(5, {4: ((130, 104), every)})]
+    ids = np.array([4, 6])
+    points = np.stack([moved(100, 100), moved(3, 0)])
+    points[0, UPPER] = np.nan
+    points[1, 0] = np.nan
+    _complete(frames, ids, np.array([2, 2]), points, range(2, -1, -1), before=True)
+    np.testing.assert_allclose(points[0], moved(100, 100))  # the upper half moved with the legs, not frame 0's
+    assert np.isnan(points[1, 0]).all() and np.isfinite(points[1, 1:]).all()  # a keypoint missed at random: not a part
+    after = moved(120, 100)[None]
+    after[0, UPPER] = np.nan
+    _complete(frames, ids[:1], np.array([4]), after, range(4, 6), before=False)
+    np.testing.assert_allclose(after[0], moved(120, 100))  # frame 5's upper half, moved back 10 px and up 4
+
+
 def test_offline_reads_what_a_runs_person_wears_over_the_run(monkeypatch):
     """The run above with the frames painted (each person's limbs in their colour): the
     run's person is weighed by what they wore over its three frames (the first pose back is
