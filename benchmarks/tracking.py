@@ -772,33 +772,29 @@ def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, se
                 for _ in range(repeats)]
         out.setdefault("pafpose, frame given", {})[n] = min(runs, key=lambda got: got["median_ms"])
         # ... and the offline one given it too (the whole sequence's time per frame, as offline above)
-        per = []
-        for _ in range(repeats):
-            tracker = OfflineTracker(TrackerConfig())
-            t0 = time.perf_counter()
-            for poses in seq:
-                tracker.push(poses, None, None, frame)
-            tracker.flush()
-            per.append(1e3 * (time.perf_counter() - t0) / len(seq))
-        out.setdefault("pafpose-offline, frame given", {})[n] = {"median_ms": min(per), "p10_ms": min(per),
-                                                                 "mean_ms": min(per), "mean": True}
+        out.setdefault("pafpose-offline, frame given", {})[n] = _offline_time(seq, repeats, frame)
         # a crowd whose people the detector misses now and then (a fifth of them in each frame, seeded): the offline
         # hindsight (a person back after a gap on their id, a free track beside them) works in most frames
         pick = np.random.default_rng(seed + 1)
         missed = [[p for p in poses if pick.random() >= 0.2] for poses in seq]
         runs = [_per_frame(partial(Tracker(TrackerConfig()).update, time_s=None), missed) for _ in range(repeats)]
         out.setdefault("pafpose, a fifth missed", {})[n] = min(runs, key=lambda got: got["median_ms"])
-        per = []
-        for _ in range(repeats):
-            tracker = OfflineTracker(TrackerConfig())
-            t0 = time.perf_counter()
-            for poses in missed:
-                tracker.push(poses)
-            tracker.flush()
-            per.append(1e3 * (time.perf_counter() - t0) / len(missed))
-        out.setdefault("pafpose-offline, a fifth missed", {})[n] = {"median_ms": min(per), "p10_ms": min(per),
-                                                                    "mean_ms": min(per), "mean": True}
+        out.setdefault("pafpose-offline, a fifth missed", {})[n] = _offline_time(missed, repeats)
     return out
+
+
+def _offline_time(seq: list[list[Pose]], repeats: int, image: np.ndarray | None = None) -> dict:
+    """The offline tracker's whole-sequence time per frame over ``seq`` (``image``: given
+    with every frame), the best of ``repeats`` runs, as :func:`_per_frame`'s figures."""
+    per = []
+    for _ in range(repeats):
+        tracker = OfflineTracker(TrackerConfig())
+        t0 = time.perf_counter()
+        for poses in seq:
+            tracker.push(poses, None, None, image)
+        tracker.flush()
+        per.append(1e3 * (time.perf_counter() - t0) / len(seq))
+    return {"median_ms": min(per), "p10_ms": min(per), "mean_ms": min(per), "mean": True}
 
 
 def _per_frame(step: Callable[[list[Pose]], Any], seq: list[list[Pose]]) -> dict:

@@ -645,6 +645,25 @@ def test_offline_gives_a_person_back_their_own_id_for_the_frame_online_gave_them
     assert off["a"] == online_ids["a"]  # hindsight off: as online
 
 
+def _returning_run(shift, config, offline, keep):
+    """The track id of the person walking right (40 frames, hidden in frames 8-9, back
+    ``shift`` px off in frames 10-12) in each frame (None: not there), with a bystander far
+    off; ``keep(t)``: the keypoints found of them in frame ``t`` (None: all)."""
+    from pafpose.tracking import track_frames
+
+    a, b = template(8), template(9)
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        who = [pose(b, (560, 200), rng=rng)]
+        if not 8 <= t < 10:
+            off = shift if 10 <= t <= 12 else 0
+            who.append(pose(a, (150 + 3 * t + off, 220 + off), keep=keep(t), rng=rng))
+        frames.append(Poses(who))
+    tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
+    return [next((p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450), None) for _, people in tracked]
+
+
 @pytest.mark.parametrize("shift", [13, 14])
 def test_offline_gives_a_run_of_new_ids_back_to_the_person_judged_on_its_poses_after_the_first(shift):
     """A person hidden for two frames comes back 13-14 px off for three frames, first with
@@ -653,22 +672,8 @@ def test_offline_gives_a_run_of_new_ids_back_to_the_person_judged_on_its_poses_a
     later one enough: offline, the whole run gets their id. With hindsight off
     (``relink_similarity`` 1) it stays as online; a run 60 px off is somebody else and keeps
     its id."""
-    from pafpose.tracking import track_frames
-
-    a, b = template(8), template(9)
-
     def ids(shift, config, offline):
-        rng = np.random.default_rng(4)
-        frames = []
-        for t in range(40):
-            who = [pose(b, (560, 200), rng=rng)]
-            if not 8 <= t < 10:
-                off = shift if 10 <= t <= 12 else 0
-                who.append(pose(a, (150 + 3 * t + off, 220 + off), keep=UPPER if t == 10 else None, rng=rng))
-            frames.append(Poses(who))
-        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
-        return [next((p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450), None)
-                for _, people in tracked]
+        return _returning_run(shift, config, offline, lambda t: UPPER if t == 10 else None)
 
     config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
     online_ids = ids(shift, config, False)
@@ -689,24 +694,10 @@ def test_offline_judges_a_run_of_upper_halves_against_the_whole_person_not_the_l
     share no keypoint with the run's; its whole pose (the upper half taken from its frames
     farther out, moved with the legs) fits it: offline, the run gets the person's id. A
     run 60 px off keeps its own."""
-    from pafpose.tracking import track_frames
-
-    a, b = template(8), template(9)
-
     def ids(shift, offline):
-        rng = np.random.default_rng(4)
-        frames = []
-        for t in range(40):
-            who = [pose(b, (560, 200), rng=rng)]
-            if not 8 <= t < 10:
-                off = shift if 10 <= t <= 12 else 0
-                keep = LOWER if t in (6, 7, 13) else UPPER if 10 <= t <= 12 else None
-                who.append(pose(a, (150 + 3 * t + off, 220 + off), keep=keep, rng=rng))
-            frames.append(Poses(who))
         config = TrackerConfig(smooth=False, min_similarity=0.6, tentative_weight=1.0)
-        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config, offline)
-        return [next((p.track_id for p in people if np.nanmean(p.keypoints[:, 0]) < 450), None)
-                for _, people in tracked]
+        return _returning_run(shift, config, offline,
+                              lambda t: LOWER if t in (6, 7, 13) else UPPER if 10 <= t <= 12 else None)
 
     online_ids = ids(shift, False)
     own = online_ids[0]
