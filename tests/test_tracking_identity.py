@@ -985,6 +985,44 @@ def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbour
         assert runs[True] == runs[False]
 
 
+def test_offline_gives_back_their_own_id_to_a_walker_found_in_halves_who_held_a_hidden_neighbours_for_two_frames(
+        monkeypatch):
+    """The crossing above, the walker given the hidden neighbour's track for frames 20 and 21
+    and found there as an upper half only, as a lower half only in frames 19 and 22: their
+    own track's poses beside the run share no keypoint with the run's. Hindsight compares the
+    run, frame by frame, with the walker's whole pose (its upper half from the frames farther
+    out, moved with the legs) and with the neighbour's last pose: the walker keeps their id."""
+    from pafpose.tracking import track_frames
+
+    a = template(8)
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        keep = UPPER if t in (20, 21) else LOWER if t in (19, 22) else None
+        who = [pose(a, (150 + 12 * t, 220), keep=keep, rng=rng)]
+        if not 15 <= t < 24:
+            who.append(pose(a, (410, 210), rng=rng))
+        frames.append(Poses(who))
+    real, calls = online.Tracker._assign, []
+
+    def forced(self, people, points, *args, **kwargs):
+        rows, far, owner = real(self, people, points, *args, **kwargs)
+        calls.append(1)
+        if len(calls) - 1 in (20, 21):
+            rows[:] = np.flatnonzero(self.ids == 1)[0]  # the one person of the frame on the neighbour's track
+        return rows, far, owner
+
+    monkeypatch.setattr(online.Tracker, "_assign", forced)
+    runs = {}
+    for offline in (False, True):
+        calls.clear()
+        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), TrackerConfig(smooth=False), offline)
+        runs[offline] = [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 and len(people) > 1 else "a": p.track_id
+                          for p in people} for _, people in tracked]
+    assert runs[False][20] == runs[False][21] == {"a": 1}  # online: the neighbour's id for the two frames
+    assert all(r.get("a", 0) == 0 and r.get("b", 1) == 1 for r in runs[True]), runs[True][17:25]
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_of_two_pieces_alike_in_size_the_one_that_fits_the_track_is_the_person(reverse):
     """A walker is found as two pieces of six keypoints each that share the neck, the upper

@@ -280,7 +280,8 @@ class OfflineTracker(SequenceTracker):
         """Hindsight within the window: a person of the frame about to be given out whose id
         is not seen on both sides of it (a new id for a frame or two, an id that ends here)
         takes the id of a track missing from this frame but seen both before it and after it
-        (within the window), where the track's pose interpolated between the two sides fits
+        (within the window), where the track's pose interpolated between the two sides (its
+        whole pose, where a side found a part of the person: :func:`_complete`) fits
         them (its similarity, weighed by what they wear as in the online matching, at least
         ``relink_similarity``). This is a person given a new id for a frame or two (a poor
         pose, a turn the prediction missed) whose own track the online tracker found again
@@ -465,9 +466,9 @@ class OfflineTracker(SequenceTracker):
                    free: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], sigmas: np.ndarray,
                    free_fit: float | None) -> bool:
         """Whether the person on id ``i`` in ``frame`` (of a run of that id between gaps) is
-        rather a free track's than the person ``i`` followed: the track's pose, seen as ``free``
-        on both sides of the run (its points and times as :func:`_between` takes them, and
-        what its person wore), interpolated to the frame, fits them
+        rather a free track's than the person ``i`` followed: the track's pose, known as ``free``
+        on both sides of the run (its points, made whole by :func:`_complete`, and times as
+        :func:`_between` takes them, and what its person wore), interpolated to the frame, fits them
         (at least ``relink_similarity``; ``free_fit``: that fit already computed) better than
         ``i``'s own last pose (``own``: its frame, its points, its tolerance grown with the time
         since); each weighed by what its person wore (the last of ``own`` and of ``free``:
@@ -648,7 +649,10 @@ def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: 
     if not part.any():
         return
     for index in order:
-        open_ = part & np.isnan(points[..., 0]).any(axis=1) & ((index < start) if before else (index > start))
+        lacking = part & np.isnan(points[..., 0]).any(axis=1)
+        if not lacking.any():
+            break
+        open_ = lacking & ((index < start) if before else (index > start))
         if not open_.any():
             continue
         f = frames[index]
