@@ -171,10 +171,14 @@ def test_the_pages_render_in_headless_chromium_and_the_search_finds(served, site
                                ("retry-errors", "Data sets on Ray")):
             page.goto(f"{served}/")
             page.keyboard.press("/")  # Material's shortcut to the search box
-            page.fill("input.md-search__input", term)
+            # each page loaded builds the whole site's search index again, in a worker, which says "Type to start
+            # searching" once built; Material reads the query on each key released (keyup) and when the index is
+            # ready. So the test waits for the index and then types key by key, as a reader does (a filled-in value
+            # with no key events was read only if the index came after it: with `make test`'s other process busy, it
+            # came first and the query was never answered)
+            sync_api.expect(page.locator(".md-search-result__meta")).to_have_text(re.compile(r"\S"), timeout=180_000)
+            page.locator("input.md-search__input").press_sequentially(term)
             results = page.locator(".md-search-result__list li")
-            # (each page loaded builds the search index again, the whole site's; with `make test`'s other process
-            # busy, a query took over 30 s to answer)
-            sync_api.expect(results.first).to_be_visible(timeout=120_000)
+            sync_api.expect(results.first).to_be_visible(timeout=60_000)
             assert expected in page.locator(".md-search-result__list").inner_text(), term
     assert not problems, problems
