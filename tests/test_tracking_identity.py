@@ -935,6 +935,31 @@ def test_the_grouped_solver_of_big_crowds_equals_one_matrix():
     assert total(grouped)[0] == pytest.approx(total(dense)[0])
 
 
+def _forced_onto_the_neighbour(monkeypatch, frames, forced):
+    """Each frame's people as the online (``False``) and the offline (``True``) tracker give
+    them, the online tracker made to put the one person of each frame in ``forced`` on the
+    neighbour's track (id 1): in a crossing, a merged or poor pose does it."""
+    from pafpose.tracking import track_frames
+
+    real, calls = online.Tracker._assign, []
+
+    def assign(self, people, points, *args, **kwargs):
+        rows, far, owner = real(self, people, points, *args, **kwargs)
+        calls.append(1)
+        if len(calls) - 1 in forced:
+            rows[:] = np.flatnonzero(self.ids == 1)[0]
+        return rows, far, owner
+
+    monkeypatch.setattr(online.Tracker, "_assign", assign)
+    out = {}
+    for offline in (False, True):
+        calls.clear()
+        config = TrackerConfig(smooth=False)
+        out[offline] = [people for _, people in track_frames(((t, f, t / 30) for t, f in enumerate(frames)), config,
+                                                             offline)]
+    return out
+
+
 @pytest.mark.parametrize("case", ["walker", "neighbour", "both"])
 def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbours_for_a_frame(monkeypatch, case):
     """A walker passes in front of a neighbour, who is hidden from frame 15 to 23; the online
@@ -947,8 +972,6 @@ def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbour
     goes on with the neighbour (the walker on their track at frame 20, the neighbour glimpsed
     on it at 21, the walker missed there), the run is not the walker's throughout: it is left
     as it is, and the neighbour keeps their id (a review found the neighbour given the walker's)."""
-    from pafpose.tracking import track_frames
-
     a = template(8)  # the two alike: only where they are tells them apart
     rng = np.random.default_rng(4)
     glimpse = {"walker": None, "neighbour": 20, "both": 21}[case]  # the frame the neighbour shows, the walker missed
@@ -960,22 +983,10 @@ def test_offline_gives_back_their_own_id_to_a_person_who_held_a_hidden_neighbour
         if not 15 <= t < 24 or t == glimpse:
             who.append(pose(a, (410, 210), rng=rng))
         frames.append(Poses(who))
-    real, calls = online.Tracker._assign, []
-
-    def forced(self, people, points, *args, **kwargs):
-        rows, far, owner = real(self, people, points, *args, **kwargs)
-        calls.append(1)
-        if len(calls) - 1 in {"walker": (20,), "neighbour": (), "both": (20, 21)}[case]:
-            rows[:] = np.flatnonzero(self.ids == 1)[0]  # the one person of the frame on the neighbour's track
-        return rows, far, owner
-
-    monkeypatch.setattr(online.Tracker, "_assign", forced)
-    runs = {}
-    for offline in (False, True):
-        calls.clear()
-        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), TrackerConfig(smooth=False), offline)
-        runs[offline] = [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 else "a": p.track_id for p in people}
-                         for _, people in tracked]  # (the neighbour stands 10 px higher)
+    forced = {"walker": (20,), "neighbour": (), "both": (20, 21)}[case]
+    tracked = _forced_onto_the_neighbour(monkeypatch, frames, forced)
+    runs = {offline: [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 else "a": p.track_id for p in people}
+                      for people in got] for offline, got in tracked.items()}  # (the neighbour stands 10 px higher)
     assert all(r.get("b", 1) == 1 for r in runs[False]), runs[False]  # the neighbour back on their own track
     if case == "walker":
         assert runs[False][20] == {"a": 1}  # online: the neighbour's id for that frame
@@ -992,8 +1003,6 @@ def test_offline_gives_back_their_own_id_to_a_walker_found_in_halves_who_held_a_
     own track's poses beside the run share no keypoint with the run's. Hindsight compares the
     run, frame by frame, with the walker's whole pose (its upper half from the frames farther
     out, moved with the legs) and with the neighbour's last pose: the walker keeps their id."""
-    from pafpose.tracking import track_frames
-
     a = template(8)
     rng = np.random.default_rng(4)
     frames = []
@@ -1003,22 +1012,9 @@ def test_offline_gives_back_their_own_id_to_a_walker_found_in_halves_who_held_a_
         if not 15 <= t < 24:
             who.append(pose(a, (410, 210), rng=rng))
         frames.append(Poses(who))
-    real, calls = online.Tracker._assign, []
-
-    def forced(self, people, points, *args, **kwargs):
-        rows, far, owner = real(self, people, points, *args, **kwargs)
-        calls.append(1)
-        if len(calls) - 1 in (20, 21):
-            rows[:] = np.flatnonzero(self.ids == 1)[0]  # the one person of the frame on the neighbour's track
-        return rows, far, owner
-
-    monkeypatch.setattr(online.Tracker, "_assign", forced)
-    runs = {}
-    for offline in (False, True):
-        calls.clear()
-        tracked = track_frames(((t, f, t / 30) for t, f in enumerate(frames)), TrackerConfig(smooth=False), offline)
-        runs[offline] = [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 and len(people) > 1 else "a": p.track_id
-                          for p in people} for _, people in tracked]
+    tracked = _forced_onto_the_neighbour(monkeypatch, frames, (20, 21))
+    runs = {offline: [{"b" if np.nanmean(p.keypoints[:, 1]) < 215 and len(people) > 1 else "a": p.track_id
+                       for p in people} for people in got] for offline, got in tracked.items()}
     assert runs[False][20] == runs[False][21] == {"a": 1}  # online: the neighbour's id for the two frames
     assert all(r.get("a", 0) == 0 and r.get("b", 1) == 1 for r in runs[True]), runs[True][17:25]
 
