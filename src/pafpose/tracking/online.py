@@ -287,6 +287,13 @@ def _overlap(first: np.ndarray, second: np.ndarray, widen: np.ndarray | None = N
                 & (first[:, None, 1] <= second[None, :, 3]) & (first[:, None, 3] >= second[None, :, 1]))
 
 
+def _coast(body: np.ndarray, seconds: np.ndarray, coast: float) -> np.ndarray:
+    """``(R, 2)`` how far each body moves in ``seconds`` at its velocity ``body`` (pixels per
+    second) decaying with the time constant ``coast``: a lost track's drift."""
+    tau = max(coast, 1e-9)
+    return body * (tau * (1.0 - np.exp(-seconds / tau)))[:, None]
+
+
 def _reach(sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """``(T,)`` how far from its prediction (pixels) a keypoint still adds 1 % to the similarity
     to a track of ``areas``: pairs whose boxes, widened by it, do not overlap cannot pass the gate."""
@@ -615,9 +622,7 @@ class Tracker(SequenceTracker):
         moved = self._velocity * ahead[:, None, None]
         lost = np.flatnonzero(absent > 1e-9)
         if len(lost):
-            tau = max(c.coast, 1e-9)
-            coast = tau * (1.0 - np.exp(-ahead[lost] / tau))  # distance factor of a decaying velocity
-            moved[lost] = (self._body[lost] * coast[:, None])[:, None, :]
+            moved[lost] = _coast(self._body[lost], ahead[lost], c.coast)[:, None, :]
         return self._points + moved, absent
 
     def _frame_image(self, image: Any, people: list[Pose]) -> Any:
@@ -684,9 +689,7 @@ class Tracker(SequenceTracker):
             return rows, far, owner
         sigmas = np.asarray(people[0].skeleton.sigmas, dtype=np.float64)
         predicted, absent = self.predicted(now, step)
-        speed = np.hypot(self._body[:, 0], self._body[:, 1])
-        areas = (np.sqrt(_areas(self._points, c.min_area)) * (1.0 + c.lost_growth * absent)
-                 + c.speed_growth * speed * absent) ** 2
+        areas = self._grown(slice(None), absent)
         if len(people) * len(self.ids) <= 400:  # a few people: comparing all is cheaper than pruning
             d_idx, t_idx = _every_pair(len(people), len(self.ids))
             every = True
@@ -925,13 +928,17 @@ class Tracker(SequenceTracker):
         """``(points (R, K, 2), areas (R,))``: each lost track ``rows`` ``ahead`` seconds after it
         was last seen, its last pose moved on by its decaying body velocity, and the area its
         tolerance has grown to by then (``lost_growth``, ``speed_growth``, as in the matching)."""
+        points = self._points[rows] + _coast(self._body[rows], ahead, self.config.coast)[:, None, :]
+        return points, self._grown(rows, ahead)
+
+    def _grown(self, rows: Any, gone: np.ndarray) -> np.ndarray:
+        """``(R,)`` the area each track ``rows`` (indices or a slice) is compared with after
+        ``gone`` seconds unseen: its size grown ``lost_growth`` per second, plus ``speed_growth``
+        times the distance its speed covers (the matching's tolerance)."""
         c = self.config
-        tau = max(c.coast, 1e-9)
-        points = self._points[rows] + (self._body[rows] * (tau * (1.0 - np.exp(-ahead / tau)))[:, None])[:, None, :]
         speed = np.hypot(self._body[rows, 0], self._body[rows, 1])
-        areas = (np.sqrt(_areas(self._points[rows], c.min_area)) * (1.0 + c.lost_growth * ahead)
-                 + c.speed_growth * speed * ahead) ** 2
-        return points, areas
+        return (np.sqrt(_areas(self._points[rows], c.min_area)) * (1.0 + c.lost_growth * gone)
+                + c.speed_growth * speed * gone) ** 2
 
     def _start(self, n: int) -> np.ndarray:
         k = self._k
@@ -978,8 +985,7 @@ class Tracker(SequenceTracker):
                         self._body[rows])
         # keypoints not seen now move with the body
         vel = np.where(~known[..., None] & (n_known > 0)[:, None, None], body[:, None, :], vel)
-        tau = max(c.coast, 1e-9)
-        carried = old + (body * (tau * (1.0 - np.exp(-gaps / tau)))[:, None])[:, None, :]
+        carried = old + _coast(body, gaps, c.coast)[:, None, :]
         self._points[rows] = np.where(seen[..., None], new, carried)
         if fresh.any():
             self._origin[rows[fresh]] = new[fresh]
