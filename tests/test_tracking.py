@@ -185,6 +185,27 @@ def test_results_are_bit_identical_to_the_old_modules():
         same(pushed(direct, frames)[1], tracked)
 
 
+def test_the_offline_tracker_forgets_the_ids_of_people_long_gone():
+    """A street where people pass for a few frames each, over 1,000 frames (200 ids): what the
+    offline tracker remembers of ids (their first times, the re-linked ones' aliases) stays
+    bounded by the people around, not the ids ever seen, though it is forgotten in batches."""
+    shape = np.random.default_rng(0).normal(0, 30, (18, 2))
+    tracker, held = OfflineTracker(), []
+    for t in range(1000):
+        people = Poses()
+        for j in range(t // 5 - 2, t // 5 + 1):  # each person 15 frames, walking right, 500 px from the one before
+            if j >= 0:
+                k = np.ones((18, 3))
+                k[:, :2] = shape + np.array([500.0 * j + 5.0 * (t - 5 * j), 300.0])
+                people.append(Pose(k, 0.9, COCO18))
+        tracker.push(people, time_s=t / 30)
+        held.append(len(tracker._first) + len(tracker._alias))
+    assert max(p.track_id for p in tracker.flush()[-1][1]) >= 190  # new ids all along
+    # about 8 ids in the 21 frames held and the online tracker: forgotten on reaching twice them and 64
+    assert max(held) <= 100
+    assert min(held[500:]) < max(held[500:])  # ... in batches
+
+
 @pytest.mark.parametrize("max_gap", [0, 3])
 def test_the_offline_fit_is_the_same_gathered_at_once_or_frame_by_frame(monkeypatch, max_gap):
     """The fit reads the held frames in one gather for a few people and frame by frame for more

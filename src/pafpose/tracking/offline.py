@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,17 @@ from pafpose.skeleton import Skeleton
 from pafpose.tracking import appearance
 from pafpose.tracking.base import SequenceTracker
 from pafpose.tracking.config import TrackerConfig
-from pafpose.tracking.online import PartSlots, Tracker, _areas, _boxes, _median, _overlap, _reach, similarity
+from pafpose.tracking.online import (
+    PartSlots,
+    Tracker,
+    _areas,
+    _box_areas,
+    _boxes,
+    _median,
+    _overlap,
+    _reach,
+    similarity,
+)
 
 # how far (in person sizes, the square root of the keypoints' box area) a pose may be from the one before it moved
 # rigidly, and two steps from each other, for :meth:`OfflineTracker._chain` to take them for one person moving on
@@ -62,6 +72,13 @@ class _Frame:
     obs: np.ndarray  # (P, K, 4) the keypoints as the fit reads them (:func:`_observations`)
     part_obs: np.ndarray  # (P, columns, 4) the parts likewise
     looks: np.ndarray | None = None  # (P, S, 3) what each wears (:mod:`appearance`; None: not read)
+    # read once, when the frame comes, for the comparisons of every frame that holds it (each costs numpy's call)
+    seen: np.ndarray = field(init=False)  # (P, K, 2) the keypoints as the matching takes them (:func:`_seen`)
+    boxes: np.ndarray = field(init=False)  # (P, 4) their boxes (NaN: none seen)
+
+    def __post_init__(self) -> None:
+        self.seen = np.where(self.obs[..., :1] > 0, self.keypoints[..., :2], np.nan)
+        self.boxes = _boxes(self.seen) if self.seen.size else np.zeros((len(self.seen), 4))
 
 
 @dataclass
@@ -100,6 +117,7 @@ class OfflineTracker(SequenceTracker):
         self._k = 0  # keypoints per person of the frames held (0: none seen yet)
         self._first: dict[int, float] = {}  # id -> the time it was first seen
         self._alias: dict[int, int] = {}  # online id -> the earlier id it was re-linked to
+        self._forget_at = 64  # the two's size at which :meth:`_remember` next forgets
 
     def push(self, poses: Any, payload: Any = None, time_s: float | None = None,
              image: np.ndarray | None = None) -> list[tuple[Any, Poses]]:
@@ -121,6 +139,7 @@ class OfflineTracker(SequenceTracker):
             self._parts.clear()
             self._first.clear()  # nobody of the old layout can be re-linked to
             self._alias.clear()
+            self._forget_at = 64
         self._k = k or self._k
         if self._alias:
             ids = np.array([self._alias.get(i, i) for i in ids.tolist()], np.int64)
@@ -131,7 +150,7 @@ class OfflineTracker(SequenceTracker):
             for f in list(self._frames)[self._next:]:
                 if not (f.ids == took).any():
                     f.ids[f.ids == ended] = took
-        keypoints = np.stack([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
+        keypoints = np.array([p.keypoints for p in tracked]) if tracked else np.zeros((0, k, 3))
         parts = self._parts.gather(list(tracked)) if c.smooth or c.max_gap else np.zeros((len(tracked), 0, 3))
         scores = np.array([p.score for p in tracked], dtype=np.float64)
         if looks is not None and len(rest):
@@ -149,13 +168,17 @@ class OfflineTracker(SequenceTracker):
     def _remember(self, frame: _Frame) -> None:
         """Each id's first time (births are what :meth:`_relink` looks at); ids neither alive
         in the online tracker nor in a held frame are forgotten, and so are the aliases of
-        online ids no longer alive: memory stays bounded."""
-        alive = set(self.online.ids.tolist())
-        for gone in [i for i in self._alias if i not in alive]:
-            del self._alias[gone]
-        keep = {self._alias.get(i, i) for i in alive}.union(*(f.ids.tolist() for f in self._frames))
-        for gone in [i for i in self._first if i not in keep]:
-            del self._first[gone]
+        online ids no longer alive: memory stays bounded. They are forgotten when the two
+        have doubled since the last time (ids are never given again, so one forgotten late
+        is never read): a crowd's ids are not all gathered every frame."""
+        if len(self._first) + len(self._alias) > self._forget_at:
+            alive = set(self.online.ids.tolist())
+            for gone in [i for i in self._alias if i not in alive]:
+                del self._alias[gone]
+            keep = {self._alias.get(i, i) for i in alive}.union(*(f.ids.tolist() for f in self._frames))
+            for gone in [i for i in self._first if i not in keep]:
+                del self._first[gone]
+            self._forget_at = 2 * (len(self._first) + len(self._alias)) + 64
         for track_id in frame.ids.tolist():
             if track_id >= 0:
                 self._first.setdefault(track_id, frame.time)
@@ -323,9 +346,8 @@ class OfflineTracker(SequenceTracker):
             # most people coming back after a gap are near none)
             near = np.flatnonzero(free[np.minimum(np.searchsorted(free, past[-1].ids), len(free) - 1)] == past[-1].ids)
             if len(near):
-                last = _seen(past[-1], near)
-                close = _overlap(_boxes(_seen(centre, back)), _boxes(last),
-                                 _reach(sigmas, _areas(last, c.min_area))).any(axis=1)
+                last = past[-1].boxes[near]
+                close = _overlap(centre.boxes[back], last, _reach(sigmas, _box_areas(last, c.min_area))).any(axis=1)
                 back = [r for r, ok in zip(back, close.tolist(), strict=True) if ok]
             else:
                 back = []
@@ -333,30 +355,26 @@ class OfflineTracker(SequenceTracker):
                                 | set(back)), np.int64)
         if not len(loose):
             return
-        # each free track's latest frame before and earliest after (an index in ``frames``), and its row there
+        # each free track's latest frame before and earliest after (an index in ``frames``), and its pose there
         side = np.full((2, len(free)), -1, np.int64)
-        row = np.zeros((2, len(free)), np.int64)
-        for which, indices in ((0, range(self._next - 1, -1, -1)), (1, range(self._next + 1, len(frames)))):
+        p0, p1 = (np.full((len(free), centre.keypoints.shape[1], 2), np.nan) for _ in range(2))
+        for which, indices, out in ((0, range(self._next - 1, -1, -1), p0),
+                                    (1, range(self._next + 1, len(frames)), p1)):
             for index in indices:  # the nearest first, until each track has its side (most, in the next frame)
                 f = frames[index]
                 pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
                 hit = (free[pos] == f.ids) & (side[which, pos] < 0)
                 side[which, pos[hit]] = index
-                row[which, pos[hit]] = np.flatnonzero(hit)
+                out[pos[hit]] = f.seen[hit]
                 if (side[which] >= 0).all():
                     break
-        t0 = np.array([frames[i].time for i in side[0]])
-        t1 = np.array([frames[i].time for i in side[1]])
-        p0, p1 = (np.full((len(free), centre.keypoints.shape[1], 2), np.nan) for _ in range(2))
-        for which, out in ((0, p0), (1, p1)):  # gathered frame by frame (a few frames, many tracks)
-            for index in np.unique(side[which]).tolist():
-                pick = side[which] == index
-                out[pick] = _seen(frames[index], row[which, pick])
+        times = np.array([f.time for f in frames])
+        t0, t1 = times[side[0]], times[side[1]]
         _complete(frames, free, side[0], p0, range(self._next - 1, -1, -1), before=True)
         _complete(frames, free, side[1], p1, range(self._next + 1, len(frames)), before=False)
         guess, areas = _between(p0, p1, t0, t1, centre.time, c)
         # only the free tracks within reach of someone loose (the others cannot pass relink_similarity) go on
-        keep = _overlap(_boxes(_seen(centre, loose)), _boxes(guess), _reach(sigmas, areas)).any(axis=0)
+        keep = _overlap(centre.boxes[loose], _boxes(guess), _reach(sigmas, areas)).any(axis=0)
         if not keep.any():
             return
         free, guess, areas = free[keep], guess[keep], areas[keep]
@@ -519,6 +537,7 @@ class OfflineTracker(SequenceTracker):
         self._k = 0
         self._first.clear()
         self._alias.clear()
+        self._forget_at = 64
 
     def _give(self) -> tuple[Any, Poses]:
         c = self.config
@@ -619,8 +638,8 @@ def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarr
 
 def _seen(frame: _Frame, rows: Any) -> np.ndarray:
     """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
-    coordinates where either is not finite (as the online matching takes them)."""
-    return np.where(frame.obs[rows, :, :1] > 0, frame.keypoints[rows, :, :2], np.nan)
+    coordinates where either is not finite (as the online matching takes them); a copy."""
+    return frame.seen[rows]
 
 
 def _between(p0: np.ndarray, p1: np.ndarray, t0: np.ndarray, t1: np.ndarray, at: float,
@@ -703,44 +722,40 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     k = next((f.keypoints.shape[1] for f in near if len(f.ids)), 0)
     width = max((f.parts.shape[1] for f in near), default=0)  # the latest frame's parts' columns
     n, f_count = len(ids), len(near)
-    parts = np.zeros((f_count, n, width, 4))
     full = [(i, f) for i, f in enumerate(near) if len(f.ids)]
     if not (n and full):
         body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
+        parts = np.zeros((f_count, n, width, 4))
     else:  # every frame's people's rows looked up at once
         sizes = [len(f.ids) for _, f in full]
         all_ids = np.concatenate([f.ids for _, f in full])
         pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
         hit = ids[pos] == all_ids
-        bounds = np.cumsum([0, *sizes]) if n > _GATHER_MAX or width else None
-        if n <= _GATHER_MAX:  # a few people: one gather from the frames stacked (a few calls in all)
-            frame_of = np.repeat([i for i, _ in full], sizes)
+        frame_of = np.repeat([i for i, _ in full], sizes)
+        present, scores = np.zeros((f_count, n), bool), np.zeros((f_count, n))
+        present[frame_of[hit], pos[hit]] = True
+        scores[frame_of[hit], pos[hit]] = np.concatenate([f.scores for _, f in full])[hit]
+        if n <= _GATHER_MAX and not width:  # a few people: one gather from the frames stacked (a few calls in all)
             source = np.zeros(f_count * n, np.int64)  # the row of each (frame, person) in the stack; 0: absent
             source[frame_of[hit] * n + pos[hit]] = np.flatnonzero(hit) + 1
             body = np.concatenate([np.zeros((1, k, 4))] + [f.obs for _, f in full]).take(source, axis=0)
             body = body.reshape(f_count, n, k, 4)
-            scores = np.concatenate([np.zeros(1)] + [f.scores for _, f in full]).take(source).reshape(f_count, n)
-            present = (source > 0).reshape(f_count, n)
-        else:  # more: each frame written in place (the gather's two copies of every row, each over 200 kB from
-            # about 20 people on, cost twice this at 20 people and three times at 50, here)
-            body, present, scores = np.zeros((f_count, n, k, 4)), np.zeros((f_count, n), bool), np.zeros((f_count, n))
+        else:  # more: each frame's rows written in place (the gather's two copies of every row, each over 200 kB
+            # from about 20 people on, cost twice this at 20 people and three times at 50), the rows of people not
+            # wanted onto one spare row, fitted and dropped (picking the wanted rows first copies each frame's)
+            dest = np.where(hit, pos, n)
+            body, parts = np.zeros((f_count, n + 1, k, 4)), np.zeros((f_count, n + 1, width, 4))
+            bounds = np.cumsum([0, *sizes])
             for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-                mine = hit[a:b]
-                if mine.all():  # (most frames: everyone wanted, no copy of the frame's rows first)
-                    rows, obs, sc = pos[a:b], f.obs, f.scores
-                else:
-                    rows, obs, sc = pos[a:b][mine], f.obs[mine], f.scores[mine]
-                body[i, rows] = obs
-                scores[i, rows] = sc
-                present[i, rows] = True
-        if width:  # each frame's parts fill its first columns (the columns only grow)
-            for (i, f), a, b in zip(full, bounds[:-1], bounds[1:], strict=True):
-                parts[i, pos[a:b][hit[a:b]], :f.part_obs.shape[1]] = f.part_obs[hit[a:b]]
+                body[i, dest[a:b]] = f.obs
+                if width:  # each frame's parts fill its first columns (the columns only grow)
+                    parts[i, dest[a:b], :f.part_obs.shape[1]] = f.part_obs
+            both_sides = np.append(both_sides, False)
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
-    points, conf = _local_fit(body, t, g, both_sides)
+    points, conf = (a[:n] for a in _local_fit(body, t, g, both_sides))
     if width:
-        part_points, part_conf = _local_fit(parts, t, g, both_sides)
+        part_points, part_conf = (a[:n] for a in _local_fit(parts, t, g, both_sides))
     else:
         part_points, part_conf = np.zeros((n, 0, 2)), np.zeros((n, 0))
     seen = g[:, None] * present

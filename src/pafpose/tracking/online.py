@@ -272,8 +272,15 @@ def _boxes(points: np.ndarray) -> np.ndarray:
 def _areas(points: np.ndarray, floor: float) -> np.ndarray:
     """``(N,)`` box area of each pose's known keypoints (at least ``floor``); ``points``:
     missing keypoints NaN in both coordinates (``fmin``/``fmax`` skip them)."""
-    box = _boxes(points)
+    return _box_areas(_boxes(points), floor)
+
+
+def _box_areas(box: np.ndarray, floor: float) -> np.ndarray:
+    """``(N,)`` the area of each box (``(N, 4)``, :func:`_boxes`), at least ``floor``."""
     return np.fmax((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), floor)
+
+
+_OUTWARD = np.array([-1.0, -1.0, 1.0, 1.0])  # a box's x0, y0, x1, y1 widened: each moved out
 
 
 def _overlap(first: np.ndarray, second: np.ndarray, widen: np.ndarray | None = None) -> np.ndarray:
@@ -281,7 +288,7 @@ def _overlap(first: np.ndarray, second: np.ndarray, widen: np.ndarray | None = N
     ``second`` (``(M, 4)``) widened by ``widen`` (``(M,)`` pixels each side; NaN boxes overlap
     nothing)."""
     if widen is not None:
-        second = second + np.stack([-widen, -widen, widen, widen], axis=1)
+        second = second + widen[:, None] * _OUTWARD
     with np.errstate(invalid="ignore"):
         return ((first[:, None, 0] <= second[None, :, 2]) & (first[:, None, 2] >= second[None, :, 0])
                 & (first[:, None, 1] <= second[None, :, 3]) & (first[:, None, 3] >= second[None, :, 1]))
