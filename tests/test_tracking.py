@@ -206,10 +206,34 @@ def test_the_offline_tracker_forgets_the_ids_of_people_long_gone():
     assert min(held[500:]) < max(held[500:])  # ... in batches
 
 
+def test_the_offline_bridging_passes_over_a_frame_with_nobody_in_it():
+    """A frame where the detector found nobody, held between a person's last sighting and a
+    frame in which that person is missed while a stranger shows for a frame: the bridging looks
+    past the empty frame for the missed person's sides (it once read the empty frame's
+    keypoints, of no layout, and failed)."""
+    shape = np.random.default_rng(0).normal(0, 20, (18, 2))
+
+    def person(x, y):
+        k = np.ones((18, 3))
+        k[:, :2] = shape + np.array([x, y], float)
+        return Pose(k, 0.9, COCO18)
+
+    frames = []
+    for t in range(30):
+        people = Poses()
+        if t != 10:  # nobody found in frame 10
+            people.append(person(100 + 2 * t, 200))
+            people.append(person(900, 400) if t == 11 else person(500 + 2 * t, 200))  # B missed in 11, a stranger
+        frames.append((people, t / 30))
+    ids = [[p.track_id for p in people] for _, people in pushed(OfflineTracker(), frames)[1]]
+    assert ids[10] == [] and ids[9] == ids[12] == [0, 1] and ids[11][0] == 0 and ids[11][1] not in (0, 1)
+
+
 @pytest.mark.parametrize("max_gap", [0, 3])
 def test_the_offline_fit_is_the_same_gathered_at_once_or_frame_by_frame(monkeypatch, max_gap):
     """The fit reads the held frames in one gather for a few people and frame by frame for more
-    (``offline._GATHER_MAX``): either way, the same bits (people put back by ``max_gap`` too)."""
+    (``offline._GATHER_MAX``; and whenever they have parts): either way, the same bits (people
+    put back by ``max_gap`` too)."""
     import pafpose.tracking.offline as offline
 
     runs = []

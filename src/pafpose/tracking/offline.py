@@ -57,7 +57,8 @@ _CHAIN_REACH = 4.0  # ... and how far a step may go, in the same sizes (a person
 # a pose missing more than this share of its layout's keypoints is a part of its person (a half, a head alone), which
 # :func:`_complete` makes whole from the same track's other poses (a few keypoints missed at random need nothing)
 _PART = 0.25
-_GATHER_MAX = 16  # :func:`_fit` gathers the frames of up to this many people at once, and writes more frame by frame
+# :func:`_fit` gathers the frames of up to this many people at once (without parts), and writes more frame by frame
+_GATHER_MAX = 16
 
 
 @dataclass
@@ -362,6 +363,8 @@ class OfflineTracker(SequenceTracker):
                                     (1, range(self._next + 1, len(frames)), p1)):
             for index in indices:  # the nearest first, until each track has its side (most, in the next frame)
                 f = frames[index]
+                if not len(f.ids):  # (a frame without people holds no keypoints' layout)
+                    continue
                 pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
                 hit = (free[pos] == f.ids) & (side[which, pos] < 0)
                 side[which, pos[hit]] = index
@@ -638,7 +641,8 @@ def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarr
 
 def _seen(frame: _Frame, rows: Any) -> np.ndarray:
     """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
-    coordinates where either is not finite (as the online matching takes them); a copy."""
+    coordinates where either is not finite (as the online matching takes them); ``rows`` an
+    array of rows, so a copy."""
     return frame.seen[rows]
 
 
@@ -742,7 +746,7 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
             body = body.reshape(f_count, n, k, 4)
         else:  # more: each frame's rows written in place (the gather's two copies of every row, each over 200 kB
             # from about 20 people on, cost twice this at 20 people and three times at 50), the rows of people not
-            # wanted onto one spare row, fitted and dropped (picking the wanted rows first copies each frame's)
+            # wanted onto one spare row left out of the fit (picking the wanted rows first copies each frame's)
             dest = np.where(hit, pos, n)
             body, parts = np.zeros((f_count, n + 1, k, 4)), np.zeros((f_count, n + 1, width, 4))
             bounds = np.cumsum([0, *sizes])
@@ -750,12 +754,13 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
                 body[i, dest[a:b]] = f.obs
                 if width:  # each frame's parts fill its first columns (the columns only grow)
                     parts[i, dest[a:b], :f.part_obs.shape[1]] = f.part_obs
-            both_sides = np.append(both_sides, False)
+            # the spare row left out of the view the fit reads (a wider product could round differently in BLAS)
+            body, parts = body[:, :n], parts[:, :n]
     t = np.array([f.time - at for f in near])
     g = np.exp(-0.5 * (t / max(window / 2.0, 1.0)) ** 2)  # (F,)
-    points, conf = (a[:n] for a in _local_fit(body, t, g, both_sides))
+    points, conf = _local_fit(body, t, g, both_sides)
     if width:
-        part_points, part_conf = (a[:n] for a in _local_fit(parts, t, g, both_sides))
+        part_points, part_conf = _local_fit(parts, t, g, both_sides)
     else:
         part_points, part_conf = np.zeros((n, 0, 2)), np.zeros((n, 0))
     seen = g[:, None] * present
