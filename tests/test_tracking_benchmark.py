@@ -92,7 +92,27 @@ def test_switch_causes_name_a_swap_and_the_swap_back() -> None:
     hyps = [poses(i, xs) for i in ids]
     hyps[7] = [p for p in hyps[7] if p.track_id != 2]  # the third unmatched for a frame before their new id
     assert tracking.switch_causes([truths], [hyps]) == {"takeover": 2, "fragment": 1, "re-entry": 1,
-                                                       "recovered": 2, "brief takeover": 2}
+                                                       "recovered": 2, "brief takeover": 2, "shared takeover": 0}
+
+
+def test_switch_causes_name_a_takeover_on_a_pose_two_people_share() -> None:
+    """Two people 20 px apart swap ids. A pose found 5 px off the first, towards the second,
+    fits both (OKS 0.87 and 0.46, over half): its takeover is a shared one; the second's own
+    pose (OKS 1 and 0.32) and a pose at the first's own place (1 and 0.32) are not."""
+    box = np.stack([np.linspace(0, 60, 17), np.linspace(0, 160, 17), np.full(17, 2.0)], axis=1)
+
+    def run(found_at):
+        people = np.stack([box, box + np.array([20.0, 0.0, 0.0])])
+        truths = [tracking.Truth(np.arange(2), people, np.full(2, 60 * 160.0), np.zeros(2, bool))] * 4
+        hyps = []
+        for ids in ([0, 1], [0, 1], [1, 0], [1, 0]):
+            hyps.append([Pose(np.concatenate([box[:, :2] + [x, 0], np.ones((17, 1))], axis=1), 0.9, COCO17, i)
+                         for i, x in zip(ids, (found_at, 20.0), strict=True)])
+        return tracking.switch_causes([truths], [hyps])
+
+    between, own = run(5.0), run(0.0)
+    assert between["takeover"] == own["takeover"] == 2
+    assert between["shared takeover"] == 1 and own["shared takeover"] == 0
 
 
 def test_perturbed_detections_move_each_keypoint_by_the_noise_asked_and_keep_the_rest() -> None:
