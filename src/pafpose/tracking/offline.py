@@ -671,8 +671,18 @@ def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: 
     part = np.isnan(points[..., 0]).sum(axis=1) > _PART * points.shape[1]
     if not part.any():
         return
+    order = [i for i in order if len(frames[i].ids)]  # (a frame without people holds no keypoints' layout)
+    if not order:
+        return
+    # the keypoints any of those frames has of each track: a track stops when it lacks none of them (a person
+    # whose legs are never seen would read every frame held, in every frame given out)
+    all_ids = np.concatenate([frames[i].ids for i in order])
+    pos = np.minimum(np.searchsorted(ids, all_ids), len(ids) - 1)
+    hit = ids[pos] == all_ids
+    have = np.concatenate([frames[i].obs[:, :, 0] for i in order])[hit]  # (H, K), 1 where seen
+    can = (pos[hit][None, :] == np.arange(len(ids))[:, None]).astype(np.float64) @ have > 0  # (N, K)
     for index in order:
-        lacking = part & np.isnan(points[..., 0]).any(axis=1)
+        lacking = part & (np.isnan(points[..., 0]) & can).any(axis=1)
         if not lacking.any():
             break
         open_ = lacking & ((index < start) if before else (index > start))
