@@ -788,7 +788,8 @@ def time_trackers(counts: tuple[int, ...] = (10, 50, 200), frames: int = 300, se
         out.setdefault("pafpose, a fifth missed", {})[n] = min(runs, key=lambda got: got["median_ms"])
         out.setdefault("pafpose-offline, a fifth missed", {})[n] = _offline_time(missed, repeats)
         # ... and the same people with their hips and legs never found (cut off by the frame's bottom edge, behind a
-        # counter): every pose a part of its person, which the offline bridging makes whole from the frames held
+        # counter): every pose a part of its person, which no frame held can make whole (the offline bridging
+        # fills only each pose's random holes)
         legless = [[p.replace(np.where(np.isin(np.arange(len(p.keypoints)), _LEGS)[:, None], [np.nan, np.nan, 0.0],
                                        p.keypoints)) for p in poses] for poses in missed]
         runs = [_per_frame(partial(Tracker(TrackerConfig()).update, time_s=None), legless) for _ in range(repeats)]

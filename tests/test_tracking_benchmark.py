@@ -98,21 +98,24 @@ def test_switch_causes_name_a_swap_and_the_swap_back() -> None:
 def test_switch_causes_name_a_takeover_on_a_pose_two_people_share() -> None:
     """Two people 20 px apart swap ids. A pose found 5 px off the first, towards the second,
     fits both (OKS 0.87 and 0.46, over half): its takeover is a shared one; the second's own
-    pose (OKS 1 and 0.32) and a pose at the first's own place (1 and 0.32) are not."""
+    pose (OKS 1 and 0.32) and a pose at the first's own place (1 and 0.32) are not. Whatever
+    the people's ids and the order the poses are listed in."""
     box = np.stack([np.linspace(0, 60, 17), np.linspace(0, 160, 17), np.full(17, 2.0)], axis=1)
 
-    def run(found_at):
+    def run(found_at, reverse):
         people = np.stack([box, box + np.array([20.0, 0.0, 0.0])])
-        truths = [tracking.Truth(np.arange(2), people, np.full(2, 60 * 160.0), np.zeros(2, bool))] * 4
+        truths = [tracking.Truth(np.array([4, 2]), people, np.full(2, 60 * 160.0), np.zeros(2, bool))] * 4
         hyps = []
         for ids in ([0, 1], [0, 1], [1, 0], [1, 0]):
-            hyps.append([Pose(np.concatenate([box[:, :2] + [x, 0], np.ones((17, 1))], axis=1), 0.9, COCO17, i)
-                         for i, x in zip(ids, (found_at, 20.0), strict=True)])
+            poses = [Pose(np.concatenate([box[:, :2] + [x, 0], np.ones((17, 1))], axis=1), 0.9, COCO17, i)
+                     for i, x in zip(ids, (found_at, 20.0), strict=True)]
+            hyps.append(poses[::-1] if reverse else poses)
         return tracking.switch_causes([truths], [hyps])
 
-    between, own = run(5.0), run(0.0)
-    assert between["takeover"] == own["takeover"] == 2
-    assert between["shared takeover"] == 1 and own["shared takeover"] == 0
+    for reverse in (False, True):
+        between, own = run(5.0, reverse), run(0.0, reverse)
+        assert between["takeover"] == own["takeover"] == 2
+        assert between["shared takeover"] == 1 and own["shared takeover"] == 0
 
 
 def test_perturbed_detections_move_each_keypoint_by_the_noise_asked_and_keep_the_rest() -> None:
