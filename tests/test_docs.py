@@ -176,7 +176,9 @@ def test_the_pages_render_in_headless_chromium_and_the_search_finds(served, site
             # ready. So the test waits for the index and then types key by key, as a reader does (a filled-in value
             # with no key events was read only if the index came after it: with `make test`'s other process busy, it
             # came first and the query was never answered)
-            sync_api.expect(page.locator(".md-search-result__meta")).to_have_text(re.compile(r"\S"), timeout=180_000)
+            # (the meta says "Initializing search" from the page's start: any text at all would not wait)
+            sync_api.expect(page.locator(".md-search-result__meta")).to_have_text("Type to start searching",
+                                                                                  timeout=180_000)
             page.locator("input.md-search__input").press_sequentially(term)
             results = page.locator(".md-search-result__list li")
             sync_api.expect(results.first).to_be_visible(timeout=60_000)
