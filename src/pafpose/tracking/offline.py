@@ -345,7 +345,7 @@ class OfflineTracker(SequenceTracker):
         sigmas = np.asarray(centre.poses[0].skeleton.sigmas, dtype=np.float64)
         if back:  # ... worth a look only near a free track seen just before (in a crowd with missed detections,
             # most people coming back after a gap are near none)
-            near = np.flatnonzero(free[np.minimum(np.searchsorted(free, past[-1].ids), len(free) - 1)] == past[-1].ids)
+            near = np.flatnonzero(_lookup(free, past[-1].ids)[1])
             if len(near):
                 last = past[-1].boxes[near]
                 close = _overlap(centre.boxes[back], last, _reach(sigmas, _box_areas(last, c.min_area))).any(axis=1)
@@ -365,8 +365,8 @@ class OfflineTracker(SequenceTracker):
                 f = frames[index]
                 if not len(f.ids):  # (a frame without people holds no keypoints' layout)
                     continue
-                pos = np.minimum(np.searchsorted(free, f.ids), len(free) - 1)
-                hit = (free[pos] == f.ids) & (side[which, pos] < 0)
+                pos, hit = _lookup(free, f.ids)
+                hit &= side[which, pos] < 0
                 side[which, pos[hit]] = index
                 out[pos[hit]] = f.seen[hit]
                 if (side[which] >= 0).all():
@@ -639,6 +639,13 @@ def _best_pairs(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarr
     return r[ok], k[ok]
 
 
+def _lookup(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pos, hit)``: where each of ``values`` lies in ``ids`` (sorted, not empty), and whether
+    it is there (``ids[pos] == values``)."""
+    pos = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return pos, ids[pos] == values
+
+
 def _seen(frame: _Frame, rows: Any) -> np.ndarray:
     """``(len(rows), K, 2)`` the keypoints of the people ``rows`` of ``frame``, NaN in both
     coordinates where either is not finite (as the online matching takes them); ``rows`` an
@@ -676,12 +683,11 @@ def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: 
         return
     # the keypoints any of those frames has of each track: a track stops when it lacks none of them (a person
     # whose legs are never seen would read every frame held, in every frame given out)
-    all_ids = np.concatenate([frames[i].ids for i in order])
-    pos = np.minimum(np.searchsorted(ids, all_ids), len(ids) - 1)
-    hit = ids[pos] == all_ids
+    pos, hit = _lookup(ids, np.concatenate([frames[i].ids for i in order]))  # every frame's rows at once
     have = np.concatenate([frames[i].obs[:, :, 0] for i in order])[hit]  # (H, K), 1 where seen
     can = (pos[hit][None, :] == np.arange(len(ids))[:, None]).astype(np.float64) @ have > 0  # (N, K)
-    for index in order:
+    bounds = np.cumsum([0, *(len(frames[i].ids) for i in order)])
+    for index, a, b in zip(order, bounds[:-1], bounds[1:], strict=True):
         lacking = part & (np.isnan(points[..., 0]) & can).any(axis=1)
         if not lacking.any():
             break
@@ -689,11 +695,10 @@ def _complete(frames: list[_Frame], ids: np.ndarray, start: np.ndarray, points: 
         if not open_.any():
             continue
         f = frames[index]
-        pos = np.minimum(np.searchsorted(ids, f.ids), len(ids) - 1)
-        hit = (ids[pos] == f.ids) & open_[pos]
-        if not hit.any():
+        mine = hit[a:b] & open_[pos[a:b]]
+        if not mine.any():
             continue
-        rows, tracks = np.flatnonzero(hit), pos[hit]
+        rows, tracks = np.flatnonzero(mine), pos[a:b][mine]
         there = _seen(f, rows)  # (H, K, 2)
         apart = points[tracks] - there
         shared = np.isfinite(apart[..., 0]).sum(axis=1)
@@ -708,8 +713,7 @@ def _worn(frames: list[_Frame], ids: np.ndarray, shape: tuple[int, ...]) -> np.n
     held = [f for f in frames if f.looks is not None and f.looks.shape[1:] == shape]
     worn = np.full((max(len(held), 1), len(ids), *shape), np.nan, np.float32)
     for j, f in enumerate(held):
-        pos = np.minimum(np.searchsorted(ids, f.ids), len(ids) - 1)
-        hit = ids[pos] == f.ids
+        pos, hit = _lookup(ids, f.ids)
         worn[j, pos[hit]] = f.looks[hit]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a limb never seen: NaN, quietly
@@ -743,8 +747,7 @@ def _fit(frames: list[_Frame], ids: np.ndarray, at: float, window: int, both_sid
     else:  # every frame's people's rows looked up at once
         sizes = [len(f.ids) for _, f in full]
         all_ids = np.concatenate([f.ids for _, f in full])
-        pos = np.minimum(np.searchsorted(ids, all_ids), n - 1)
-        hit = ids[pos] == all_ids
+        pos, hit = _lookup(ids, all_ids)
         frame_of = np.repeat([i for i, _ in full], sizes)
         present, scores = np.zeros((f_count, n), bool), np.zeros((f_count, n))
         present[frame_of[hit], pos[hit]] = True
